@@ -1,0 +1,60 @@
+"""Shared fixtures: a real HTTP receiver, hook builders, service markers."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from django.db import connection
+
+from http_hooks.api import create_hook
+
+from .receiver import Receiver
+
+# In CI the services are there, so a test that would skip for want of one fails instead.
+REQUIRE_SERVICES = os.environ.get("HTTP_HOOKS_REQUIRE_SERVICES") == "1"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"HTTP_HOOKS_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        skip_or_fail("needs PostgreSQL: run with HTTP_HOOKS_DB=postgres (make test-postgres)")
+    if item.get_closest_marker("celery"):
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            skip_or_fail("needs the celery extra installed")
+        if not _port_open(6379):
+            skip_or_fail("needs Redis on 127.0.0.1:6379 for the Celery broker")
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_hook(receiver):
+    """Create a hook through the Python API, aimed at the receiver by default."""
+
+    def make(**kwargs):
+        kwargs.setdefault("signals", ["django.db.models.signals.post_save"])
+        kwargs.setdefault("model", "shop.order")
+        kwargs.setdefault("target_url", receiver.url())
+        return create_hook(**kwargs)
+
+    return make

@@ -1,0 +1,153 @@
+"""A real HTTP server on 127.0.0.1 that records what it receives.
+
+Tests point hooks at ``receiver.url(path)`` and tell the server how to answer:
+a status, a delay, a redirect, a connection reset, an endless or oversized
+body. Each request is recorded with its method, path, headers and body.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    delay: float = 0.0
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    redirect_to: str | None = None
+    reset: bool = False
+    endless: bool = False
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self._behaviours: dict[str, Behaviour] = {}
+        self._default = Behaviour()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?", 1)[0]
+                receiver._record(
+                    ReceivedRequest(
+                        self.command, path, {k.lower(): v for k, v in self.headers.items()}, body
+                    )
+                )
+                behaviour = receiver.behaviour_for(path)
+                if behaviour.delay:
+                    time.sleep(behaviour.delay)
+                if behaviour.reset:
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if behaviour.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", behaviour.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(behaviour.status)
+                for name, value in behaviour.headers.items():
+                    self.send_header(name, value)
+                if behaviour.endless:
+                    self.send_header("Content-Type", "text/plain")
+                    self.end_headers()
+                    chunk = b"x" * 65536
+                    try:
+                        deadline = time.monotonic() + 30
+                        while time.monotonic() < deadline:
+                            self.wfile.write(chunk)
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
+                self.send_header("Content-Length", str(len(behaviour.body)))
+                self.end_headers()
+                self.wfile.write(behaviour.body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def respond(self, path: str | None = None, **behaviour: Any) -> None:
+        """Answer requests to ``path`` (to every path when None) like ``behaviour`` says."""
+        if path is None:
+            self._default = Behaviour(**behaviour)
+        else:
+            self._behaviours[path] = Behaviour(**behaviour)
+
+    def behaviour_for(self, path: str) -> Behaviour:
+        return self._behaviours.get(path, self._default)
+
+    def _record(self, request: ReceivedRequest) -> None:
+        with self._cond:
+            self.requests.append(request)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
+        """Wait until at least ``count`` requests arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.requests) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"expected {count} requests, received {len(self.requests)}"
+                    )
+                self._cond.wait(remaining)
+            return list(self.requests)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.requests.clear()

@@ -1,0 +1,53 @@
+"""The demo's own models: what a project would put hooks on."""
+
+import uuid
+
+from django.db import models
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    is_vip = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def shout(self) -> str:
+        """A method: templates may not call it."""
+        return self.name.upper()
+
+
+class Order(models.Model):
+    name = models.CharField(max_length=200)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL)
+    total = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    reference = models.UUIDField(default=uuid.uuid4)
+    placed_on = models.DateField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    paid = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def discount_rate(self):
+        """A property that fails for orders without a customer."""
+        return 0.1 if self.customer.is_vip else 0.0
+
+
+class Parcel(models.Model):
+    """Shaped like the old package's example template (``instance.nested_attribute.name``)."""
+
+    name = models.CharField(max_length=200)
+    nested_attribute = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="parcels"
+    )
+
+    def __str__(self) -> str:
+        return self.name

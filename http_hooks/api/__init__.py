@@ -1,0 +1,36 @@
+"""The Python API: ``from http_hooks.api import create_hook, create_signal``.
+
+The REST API lives in the submodules of this package (``serializers``,
+``views``, ...); this module only re-exports the service functions.
+"""
+
+from ..delivery import DeliveryReport, send_callbacks
+from ..services import (
+    MonitorResult,
+    create_hook,
+    create_signal,
+    delete_hook,
+    delete_old_callbacks,
+    delete_signal,
+    generate_secret,
+    monitor_callbacks,
+    resend_callbacks,
+    rotate_secret,
+    update_hook,
+)
+
+__all__ = [
+    "DeliveryReport",
+    "MonitorResult",
+    "create_hook",
+    "create_signal",
+    "delete_hook",
+    "delete_old_callbacks",
+    "delete_signal",
+    "generate_secret",
+    "monitor_callbacks",
+    "resend_callbacks",
+    "rotate_secret",
+    "send_callbacks",
+    "update_hook",
+]

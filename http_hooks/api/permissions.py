@@ -1,0 +1,26 @@
+"""Who may use the REST API (``HTTP_HOOKS['PERMISSION_CLASSES']``)."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import DjangoModelPermissions
+
+
+class IsStaffOrModelPermission(DjangoModelPermissions):
+    """Staff users may do everything; other users need the model permission of the
+    action (``view_`` to read, ``add_``/``change_``/``delete_`` to write).
+    Anonymous users get nothing."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        if user.is_staff:
+            return True
+        return super().has_permission(request, view)

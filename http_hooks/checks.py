@@ -1,0 +1,131 @@
+"""System checks for the ``HTTP_HOOKS`` settings and for hooks that would loop.
+
+Settings are checked at startup; the hook check needs the database and so is
+only run with ``check --database default`` (Django's ``databases`` argument).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+from django.utils.module_loading import import_string
+
+from .settings import DEFAULTS, LEGACY, hooks_settings
+
+
+def _positive_number(value: Any, *, integer: bool = False) -> bool:
+    kinds = (int,) if integer else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and value > 0
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
+    errors: list[Error] = []
+    user = getattr(settings, "HTTP_HOOKS", {})
+    if not isinstance(user, dict):
+        return [Error("HTTP_HOOKS must be a dict.", id="http_hooks.E001")]
+    for name in sorted(set(user) - set(DEFAULTS)):
+        errors.append(
+            Error(
+                f"HTTP_HOOKS has an unknown setting {name!r}.",
+                hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                id="http_hooks.E002",
+            )
+        )
+    if errors:
+        return errors
+    s = hooks_settings
+
+    def bad(name: str, hint: str, code: str) -> None:
+        errors.append(Error(f"HTTP_HOOKS[{name!r}] is invalid.", hint=hint, id=code))
+
+    timeout = s.TIMEOUT
+    if not (
+        _positive_number(timeout)
+        or (
+            isinstance(timeout, list | tuple)
+            and len(timeout) == 2
+            and all(_positive_number(t) for t in timeout)
+        )
+    ):
+        bad("TIMEOUT", "Use seconds > 0, or a (connect, read) pair of them.", "http_hooks.E003")
+    for name in ("MAX_ATTEMPTS", "CONCURRENCY", "BATCH_SIZE", "LEASE_SECONDS"):
+        if not _positive_number(getattr(s, name), integer=True):
+            bad(name, "Use a whole number >= 1.", "http_hooks.E004")
+    if not _positive_number(s.RESPONSE_BODY_LIMIT, integer=True):
+        bad("RESPONSE_BODY_LIMIT", "Use a number of bytes >= 1.", "http_hooks.E004")
+    schedule = s.RETRY_SCHEDULE
+    if (
+        not isinstance(schedule, list | tuple)
+        or not schedule
+        or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in schedule
+        )
+    ):
+        bad("RETRY_SCHEDULE", "Use a non-empty list of seconds >= 0.", "http_hooks.E005")
+    jitter = s.RETRY_JITTER
+    if not isinstance(jitter, int | float) or isinstance(jitter, bool) or not 0 <= jitter < 1:
+        bad("RETRY_JITTER", "Use a fraction from 0 up to (not including) 1.", "http_hooks.E006")
+    if not isinstance(s.REGISTRY_TTL, int | float) or s.REGISTRY_TTL < 0:
+        bad("REGISTRY_TTL", "Use seconds >= 0.", "http_hooks.E007")
+    if s.DISPATCH not in ("command", "celery"):
+        bad("DISPATCH", "Use 'command' or 'celery'.", "http_hooks.E008")
+    elif s.DISPATCH == "celery":
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            bad(
+                "DISPATCH",
+                "Install the 'celery' extra: pip install http_hooks[celery].",
+                "http_hooks.E009",
+            )
+    if not isinstance(s.BLOCK_PRIVATE_NETWORKS, bool):
+        bad("BLOCK_PRIVATE_NETWORKS", "Use True or False.", "http_hooks.E010")
+    classes = s.PERMISSION_CLASSES
+    if not isinstance(classes, list | tuple):
+        bad("PERMISSION_CLASSES", "Use a list of dotted paths.", "http_hooks.E011")
+    else:
+        for path in classes:
+            try:
+                import_string(path)
+            except ImportError as exc:
+                bad("PERMISSION_CLASSES", f"Cannot import {path!r}: {exc}.", "http_hooks.E011")
+    if not _positive_number(s.SECRET_ROTATION_GRACE) and s.SECRET_ROTATION_GRACE != 0:
+        bad("SECRET_ROTATION_GRACE", "Use seconds >= 0.", "http_hooks.E012")
+    reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
+    if reload_command is not None and (
+        not isinstance(reload_command, list | tuple)
+        or not reload_command
+        or not all(isinstance(part, str) for part in reload_command)
+    ):
+        errors.append(
+            Error(
+                "DJANGO_HTTP_HOOKS_RELOAD must be a command as a list of strings.",
+                hint="For example ['touch', 'demo/wsgi.py'].",
+                id="http_hooks.E013",
+            )
+        )
+    return errors
+
+
+@register(Tags.database)
+def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[Error]:
+    """Stored hooks on http_hooks' own models would loop; report each one."""
+    if not databases:
+        return []
+    from .models import Hook
+
+    errors = []
+    for hook in Hook.objects.filter(model__app_label="http_hooks").select_related("model"):
+        errors.append(
+            Error(
+                f"Hook {hook.pk} is on {hook.model.app_label}.{hook.model.model}, one of "
+                "http_hooks' own models: every callback would fire it again.",
+                hint="Delete the hook or point it at another model.",
+                obj=hook,
+                id="http_hooks.E020",
+            )
+        )
+    return errors

@@ -1,0 +1,68 @@
+"""The errors of http_hooks, all under one base class.
+
+Each error names the field it concerns, so that the REST API turns it into a
+field-level 400 and the admin into a form error without guessing.
+"""
+
+from __future__ import annotations
+
+
+class HttpHooksError(Exception):
+    """Base class of every error this app raises on purpose."""
+
+    field: str | None = None
+    code: str = "invalid"
+    default_message = "Invalid input."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or self.default_message
+        if field is not None:
+            self.field = field
+        super().__init__(self.message)
+
+
+class InvalidSignalError(HttpHooksError):
+    field = "signals"
+    code = "invalid_signal"
+    default_message = "Invalid signal."
+
+
+class InvalidHeadersError(HttpHooksError):
+    field = "headers"
+    code = "invalid_headers"
+    default_message = "Invalid headers."
+
+
+class InvalidPayloadError(HttpHooksError):
+    field = "payload_template"
+    code = "invalid_payload"
+    default_message = "Invalid payload."
+
+
+class InvalidModelError(HttpHooksError):
+    field = "model"
+    code = "invalid_model"
+    default_message = "Invalid model."
+
+
+class InvalidTargetURLError(HttpHooksError):
+    field = "target_url"
+    code = "invalid_target_url"
+    default_message = "Invalid target URL."
+
+
+class BlockedNetworkError(InvalidTargetURLError):
+    code = "blocked_network"
+    default_message = "The target address is not allowed by the network policy."
+
+
+class InvalidHookError(HttpHooksError):
+    """Any other field of a hook (name, http_method, content_type, ...)."""
+
+    code = "invalid_hook"
+
+
+class InvalidFilterError(HttpHooksError):
+    """A bad argument to a service call (unknown status, negative days, ...)."""
+
+    code = "invalid_argument"

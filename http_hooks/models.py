@@ -1,0 +1,184 @@
+"""Signal, Hook, Callback and Attempt."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class HttpMethod(models.TextChoices):
+    POST = "POST", "POST"
+    PUT = "PUT", "PUT"
+    PATCH = "PATCH", "PATCH"
+    GET = "GET", "GET"
+    DELETE = "DELETE", "DELETE"
+
+
+class ContentTypeChoice(models.TextChoices):
+    JSON = "application/json", "application/json"
+    XML = "application/xml", "application/xml"
+    TEXT_XML = "text/xml", "text/xml"
+    TEXT = "text/plain", "text/plain"
+    JAVASCRIPT = "application/javascript", "application/javascript"
+    HTML = "text/html", "text/html"
+    NONE = "", _("(none)")
+
+
+class CallbackStatus(models.TextChoices):
+    WAITING = "waiting", _("waiting")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    ERROR = "error", _("error")
+
+
+class Signal(models.Model):
+    signal = models.CharField(
+        _("signal"),
+        max_length=255,
+        unique=True,
+        help_text=_("Dotted import path of a django.dispatch.Signal instance."),
+    )
+    create_datetime = models.DateTimeField(_("created"), auto_now_add=True)
+    update_datetime = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["signal"]
+        verbose_name = _("signal")
+        verbose_name_plural = _("signals")
+
+    def __str__(self) -> str:
+        return self.signal
+
+
+class Hook(models.Model):
+    name = models.CharField(_("name"), max_length=200, blank=True, default="")
+    model = models.ForeignKey(
+        ContentType,
+        verbose_name=_("model"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    signals = models.ManyToManyField(Signal, verbose_name=_("signals"), related_name="hooks")
+    enabled = models.BooleanField(_("enabled"), default=True)
+    target_url = models.URLField(_("target URL"), max_length=2000)
+    http_method = models.CharField(
+        _("HTTP method"), max_length=6, choices=HttpMethod.choices, default=HttpMethod.POST
+    )
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    content_type = models.CharField(
+        _("content type"),
+        max_length=32,
+        choices=ContentTypeChoice.choices,
+        default=ContentTypeChoice.NONE,
+        blank=True,
+    )
+    payload_template = models.TextField(_("payload template"), blank=True, default="")
+    serializer_class = models.CharField(
+        _("serializer class"), max_length=255, blank=True, default=""
+    )
+    secret = models.CharField(_("signing secret"), max_length=255, blank=True, default="")
+    previous_secret = models.CharField(max_length=255, blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    create_datetime = models.DateTimeField(_("created"), auto_now_add=True)
+    update_datetime = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("hook")
+        verbose_name_plural = _("hooks")
+        indexes = [models.Index(fields=["model", "enabled"], name="hook_model_enabled_idx")]
+
+    def __str__(self) -> str:
+        return self.name or f"Hook {self.pk} → {self.target_url}"
+
+    def signing_secrets(self, now=None) -> list[str]:
+        """The secrets that sign a request now: the current one and, during a
+        rotation's grace period, the previous one."""
+        now = now or timezone.now()
+        secrets = [self.secret] if self.secret else []
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        ):
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+class Callback(models.Model):
+    hook = models.ForeignKey(
+        Hook, verbose_name=_("hook"), on_delete=models.CASCADE, related_name="callbacks"
+    )
+    event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(_("event type"), max_length=255, blank=True, default="")
+    object_type = models.CharField(_("object type"), max_length=200, blank=True, default="")
+    object_id = models.CharField(_("object id"), max_length=255, blank=True, default="")
+    target_url = models.URLField(_("target URL"), max_length=2000)
+    http_method = models.CharField(_("HTTP method"), max_length=6, choices=HttpMethod.choices)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    payload = models.TextField(_("payload"), blank=True, default="")
+    content_type = models.CharField(_("content type"), max_length=32, blank=True, default="")
+    status = models.CharField(
+        _("status"),
+        max_length=8,
+        choices=CallbackStatus.choices,
+        default=CallbackStatus.WAITING,
+    )
+    status_details = models.TextField(_("status details"), blank=True, default="")
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    last_response_status = models.PositiveSmallIntegerField(
+        _("last response status"), null=True, blank=True
+    )
+    claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    create_datetime = models.DateTimeField(_("created"), default=timezone.now, db_index=False)
+    update_datetime = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("callback")
+        verbose_name_plural = _("callbacks")
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="callback_due_idx"),
+            models.Index(fields=["hook", "status", "-id"], name="callback_hook_status_idx"),
+            models.Index(fields=["status", "-id"], name="callback_status_idx"),
+            models.Index(fields=["status", "update_datetime"], name="callback_monitor_idx"),
+            models.Index(fields=["create_datetime"], name="callback_retention_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Callback {self.pk} ({self.status}) → {self.target_url}"
+
+
+class Attempt(models.Model):
+    """One HTTP try of a callback, like GitHub's "recent deliveries"."""
+
+    callback = models.ForeignKey(
+        Callback, verbose_name=_("callback"), on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField(_("number"))
+    attempted_at = models.DateTimeField(_("attempted at"), default=timezone.now)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    request_headers = models.JSONField(_("request headers"), default=dict, blank=True)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_headers = models.JSONField(_("response headers"), default=dict, blank=True)
+    response_body = models.TextField(_("response body"), blank=True, default="")
+    error = models.TextField(_("error"), blank=True, default="")
+
+    class Meta:
+        ordering = ["callback_id", "id"]
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
+        indexes = [models.Index(fields=["callback", "number"], name="attempt_callback_idx")]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of callback {self.callback_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300

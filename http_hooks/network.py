@@ -1,0 +1,65 @@
+"""The address policy: which targets a hook may send to.
+
+Loopback, private, link-local, multicast, reserved and other non-global
+addresses are refused while ``BLOCK_PRIVATE_NETWORKS`` is on. The check runs
+when a hook is saved (on every address the host resolves to) and again at send
+time on the address actually connected to, which defeats DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from .exceptions import BlockedNetworkError, InvalidTargetURLError
+from .settings import hooks_settings
+
+
+def is_blocked_address(address: str) -> bool:
+    """True for any address that is not a public unicast one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+
+
+def check_address(address: str, *, host: str = "") -> None:
+    """Raise ``BlockedNetworkError`` when the policy forbids ``address``."""
+    if hooks_settings.BLOCK_PRIVATE_NETWORKS and is_blocked_address(address):
+        shown = f"{host} ({address})" if host and host != address else address
+        raise BlockedNetworkError(
+            f"{shown} is a loopback, private, link-local or reserved address; "
+            "targets on non-public networks are blocked (BLOCK_PRIVATE_NETWORKS)"
+        )
+
+
+def check_target_url(url: str) -> None:
+    """Validate a hook's target URL: absolute http(s), allowed by the policy.
+
+    A host name that does not resolve now is accepted; the send-time check on
+    the connected address is the one that cannot be fooled.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTargetURLError(f"invalid target URL: {exc}") from exc
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidTargetURLError("the target URL must be an absolute http:// or https:// URL")
+    if parts.username or parts.password:
+        raise InvalidTargetURLError("the target URL must not contain credentials")
+    if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
+        return
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        addresses = [host]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return
+        addresses = sorted({info[4][0] for info in infos})
+    for address in addresses:
+        check_address(address, host=host)

@@ -1,0 +1,108 @@
+"""Turning one signal occurrence into stored Callbacks (the transactional outbox).
+
+The rows are inserted with one ``bulk_create`` on the database of the instance
+that fired the signal, inside whatever transaction the user's change runs in:
+a rolled-back change leaves no callback, a committed one always has its
+callbacks. Anything that must wait for the commit (Celery enqueueing) goes
+through ``transaction.on_commit`` on that same database alias.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from django.db import router, transaction
+from django.utils import timezone
+
+from .exceptions import HttpHooksError
+from .headers import parse_headers
+from .models import Callback, CallbackStatus, Hook
+from .payloads import build_payload
+from .settings import hooks_settings
+
+logger = logging.getLogger(__name__)
+
+SAVE_SIGNALS = frozenset(
+    {"django.db.models.signals.pre_save", "django.db.models.signals.post_save"}
+)
+
+
+def event_type_for(signal_path: str, kwargs: dict[str, Any]) -> str:
+    """``created``/``updated`` for save signals, the signal's path otherwise."""
+    if signal_path in SAVE_SIGNALS:
+        if "created" in kwargs:
+            created = kwargs["created"]
+        else:
+            instance = kwargs.get("instance")
+            created = getattr(getattr(instance, "_state", None), "adding", False)
+        return "created" if created else "updated"
+    return signal_path
+
+
+def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]) -> list[Callback]:
+    """Insert one Callback per hook for this signal occurrence."""
+    instance = kwargs.get("instance")
+    event_type = event_type_for(signal_path, kwargs)
+    context = {key: value for key, value in kwargs.items() if key != "signal"}
+    context["event_type"] = event_type
+    context.setdefault("instance", None)
+    now = timezone.now()
+    callbacks = [build_callback(hook, context, now) for hook in hooks]
+    using = kwargs.get("using") or router.db_for_write(Callback, instance=instance)
+    Callback.objects.using(using).bulk_create(callbacks)
+    if hooks_settings.DISPATCH == "celery":
+        ids = [c.pk for c in callbacks if c.status == CallbackStatus.WAITING and c.pk]
+        if ids:
+            from .tasks import enqueue_callbacks
+
+            transaction.on_commit(partial(enqueue_callbacks, ids), using=using)
+    return callbacks
+
+
+def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
+    """A self-contained request for ``hook``; an ``error`` callback if it cannot be built.
+
+    A failure never reaches the user's ``save()`` unless
+    ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` is set: the event is kept, with the
+    reason in ``status_details``, so that nothing is lost silently.
+    """
+    instance = context.get("instance")
+    model = hook.model.model_class()
+    callback = Callback(
+        hook_id=hook.pk,
+        event_type=context["event_type"],
+        object_type=model._meta.label_lower if model else "",
+        object_id="" if getattr(instance, "pk", None) is None else str(instance.pk),
+        target_url=hook.target_url,
+        http_method=hook.http_method,
+        content_type=hook.content_type,
+        status=CallbackStatus.WAITING,
+        next_attempt_at=now,
+        create_datetime=now,
+        update_datetime=now,
+    )
+    try:
+        callback.headers = parse_headers(hook.headers)
+        callback.payload, callback.content_type = build_payload(
+            template=hook.payload_template,
+            serializer_class=hook.serializer_class,
+            content_type=hook.content_type,
+            model=model,
+            context=context,
+        )
+    except Exception as exc:
+        if hooks_settings.RAISE_EXCEPTIONS:
+            raise
+        reason = str(exc) if isinstance(exc, HttpHooksError) else f"{type(exc).__name__}: {exc}"
+        logger.warning(
+            "hook %s: callback stored as error: %s",
+            hook.pk,
+            reason,
+            exc_info=not isinstance(exc, HttpHooksError),
+        )
+        callback.status = CallbackStatus.ERROR
+        callback.status_details = reason
+    return callback

@@ -1,0 +1,356 @@
+"""Rendering of callback payloads: templates, serializers and the default payload.
+
+Pure functions, no database writes. A template is text with ``{{ path }}``
+placeholders; a path is read with ``read_path``, which allows model fields,
+relations, properties and plain data attributes only, so that a template can
+never call code or change data. Values are escaped for the hook's content type:
+inside a JSON string a value is string-escaped, a bare JSON placeholder becomes
+a JSON literal, XML values are XML-escaped, everything else is plain text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import functools
+import inspect
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+import defusedxml.ElementTree
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db import models
+from django.db.models.fields.files import FieldFile
+from django.utils.module_loading import import_string
+from rest_framework.utils.encoders import JSONEncoder
+
+from .exceptions import InvalidPayloadError
+
+JSON_TYPES = frozenset({"application/json"})
+XML_TYPES = frozenset({"application/xml", "text/xml"})
+
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
+_MISSING = object()
+
+
+class PayloadEncoder(JSONEncoder):
+    """DRF's encoder, plus model instances (as their pk) and files (as their name)."""
+
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, models.Model):
+            return obj.pk
+        if isinstance(obj, FieldFile):
+            return obj.name or None
+        return super().default(obj)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, cls=PayloadEncoder, ensure_ascii=False)
+
+
+# --- templates -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    path: tuple[str, ...]
+    in_json_string: bool
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_template(template: str) -> tuple[str | Placeholder, ...]:
+    """Split a template into literal text and placeholders (cached per text).
+
+    Each placeholder knows whether it stands inside a JSON string, found by
+    following the quotes of the literal text before it.
+    """
+    parts: list[str | Placeholder] = []
+    in_string = escaped = False
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        literal = template[position : match.start()]
+        in_string, escaped = _follow_quotes(literal, in_string, escaped)
+        parts.append(literal)
+        path = _PATH.match(match.group(1))
+        if not path:
+            raise InvalidPayloadError(
+                f"invalid placeholder {match.group(0)!r}: "
+                "use a dotted name like {{instance.id}}"
+            )
+        names = tuple(path.group(1).split("."))
+        private = [name for name in names if name.startswith("_")]
+        if private:
+            raise InvalidPayloadError(
+                f"invalid placeholder {match.group(0)!r}: {private[0]!r} is private"
+            )
+        parts.append(Placeholder(names, in_string))
+        position = match.end()
+    parts.append(template[position:])
+    return tuple(parts)
+
+
+def _follow_quotes(text: str, in_string: bool, escaped: bool) -> tuple[bool, bool]:
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and in_string:
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+    return in_string, escaped
+
+
+def render_template(
+    template: str, content_type: str, lookup: Callable[[tuple[str, ...]], Any]
+) -> str:
+    """Render ``template``, asking ``lookup`` for the value of each placeholder."""
+    out = []
+    for part in parse_template(template):
+        if isinstance(part, str):
+            out.append(part)
+        else:
+            out.append(_format(lookup(part.path), content_type, part.in_json_string))
+    return "".join(out)
+
+
+def _format(value: Any, content_type: str, in_json_string: bool) -> str:
+    if content_type in JSON_TYPES:
+        if in_json_string:
+            return json.dumps(to_text(value), ensure_ascii=False)[1:-1]
+        return to_json(value)
+    if content_type in XML_TYPES:
+        return xml_escape(to_text(value), {'"': "&quot;", "'": "&apos;"})
+    return to_text(value)
+
+
+def to_text(value: Any) -> str:
+    """A value as text, the way DRF would show it in JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time | datetime.timedelta):
+        return PayloadEncoder().default(value)
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    return to_json(value)
+
+
+def context_lookup(context: Mapping[str, Any]) -> Callable[[tuple[str, ...]], Any]:
+    """A ``lookup`` for ``render_template`` over a signal's context."""
+
+    def lookup(path: tuple[str, ...]) -> Any:
+        value = context.get(path[0])
+        return read_path(value, path[1:], root=path[0])
+
+    return lookup
+
+
+def read_path(value: Any, names: tuple[str, ...], *, root: str = "instance") -> Any:
+    """Follow ``names`` from ``value``; ``None`` part-way gives ``None``."""
+    walked = root
+    for name in names:
+        if value is None:
+            return None
+        value = _read_attribute(value, name, walked)
+        walked = f"{walked}.{name}"
+    if callable(value) or isinstance(value, models.Manager | models.QuerySet):
+        raise InvalidPayloadError(f"cannot render {walked}: it is not a data value")
+    return value
+
+
+def _read_attribute(obj: Any, name: str, walked: str) -> Any:
+    where = f"{walked}.{name}"
+    if name.startswith("_"):
+        raise InvalidPayloadError(f"cannot render {where}: private names are not allowed")
+    if isinstance(obj, Mapping):
+        if name in obj:
+            return obj[name]
+        raise InvalidPayloadError(f"cannot render {where}: no such key")
+    try:
+        if isinstance(obj, models.Model):
+            kind = _model_attribute_kind(type(obj), name)
+            if kind == "relation":
+                try:
+                    return getattr(obj, name)
+                except ObjectDoesNotExist:
+                    return None
+            if kind in {"field", "property"}:
+                return getattr(obj, name)
+        else:
+            static = inspect.getattr_static(type(obj), name, _MISSING)
+            if isinstance(static, property | cached_property):
+                return getattr(obj, name)
+            if static is _MISSING and name in getattr(obj, "__dict__", {}):
+                return obj.__dict__[name]
+            if static is not _MISSING and _is_plain_data(static):
+                return static
+    except InvalidPayloadError:
+        raise
+    except Exception as exc:
+        raise InvalidPayloadError(f"cannot render {where}: {type(exc).__name__}: {exc}") from exc
+    raise InvalidPayloadError(
+        f"cannot render {where}: not a field, relation, property or data attribute"
+    )
+
+
+def _is_plain_data(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | decimal.Decimal | uuid.UUID | type(None))
+
+
+def _model_attribute_kind(model: type[models.Model], name: str) -> str | None:
+    """``field``, ``relation``, ``property``, ``many`` or ``None`` for ``name`` on ``model``."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        field = None
+    if field is not None:
+        if field.many_to_many or field.one_to_many:
+            return "many"
+        return "relation" if field.is_relation else "field"
+    if any(f.attname == name for f in model._meta.concrete_fields):
+        return "field"
+    static = inspect.getattr_static(model, name, _MISSING)
+    if isinstance(static, property | cached_property):
+        return "property"
+    return None
+
+
+def check_template_names(template: str, model: type[models.Model] | None) -> None:
+    """Refuse placeholders under ``instance`` that the model cannot provide."""
+    for part in parse_template(template):
+        if isinstance(part, str) or part.path[0] != "instance":
+            continue
+        current: type[models.Model] | None = model
+        walked = "instance"
+        for name in part.path[1:]:
+            if current is None:
+                break
+            kind = _model_attribute_kind(current, name)
+            where = f"{walked}.{name}"
+            if kind == "many":
+                raise InvalidPayloadError(
+                    f"cannot render {where}: to-many relations are not supported in templates"
+                )
+            if kind is None:
+                raise InvalidPayloadError(
+                    f"cannot render {where}: {current._meta.label} has no field, relation "
+                    f"or property {name!r}"
+                )
+            field = _field_or_none(current, name)
+            current = field.related_model if field is not None and field.is_relation else None
+            walked = where
+
+
+def _field_or_none(model: type[models.Model], name: str):
+    try:
+        return model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+
+
+# --- validation ----------------------------------------------------------------
+
+
+def validate_payload(payload: str, content_type: str) -> None:
+    """Raise ``InvalidPayloadError`` unless ``payload`` is valid for ``content_type``."""
+    if content_type in JSON_TYPES:
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            raise InvalidPayloadError(f"invalid JSON: {exc}") from exc
+    elif content_type in XML_TYPES:
+        try:
+            defusedxml.ElementTree.fromstring(payload.encode("utf-8"))
+        except Exception as exc:
+            raise InvalidPayloadError(f"invalid XML: {exc}") from exc
+
+
+def validate_template(template: str, content_type: str, model: type[models.Model] | None) -> None:
+    """Check a template's names against ``model`` and its shape against ``content_type``."""
+    check_template_names(template, model)
+    validate_payload(render_template(template, content_type, lambda path: 1), content_type)
+
+
+# --- serializers and the default payload ---------------------------------------
+
+
+def import_serializer(path: str) -> type:
+    from rest_framework.serializers import BaseSerializer
+
+    try:
+        serializer = import_string(path)
+    except ImportError as exc:
+        raise InvalidPayloadError(
+            f"cannot import serializer class {path!r}: {exc}", field="serializer_class"
+        ) from exc
+    if not (inspect.isclass(serializer) and issubclass(serializer, BaseSerializer)):
+        raise InvalidPayloadError(
+            f"{path!r} is not a DRF serializer class", field="serializer_class"
+        )
+    return serializer
+
+
+def serializer_payload(path: str, instance: Any) -> str:
+    serializer = import_serializer(path)
+    try:
+        return to_json(serializer().to_representation(instance))
+    except InvalidPayloadError:
+        raise
+    except Exception as exc:
+        raise InvalidPayloadError(
+            f"serializer {path!r} failed: {type(exc).__name__}: {exc}", field="serializer_class"
+        ) from exc
+
+
+def default_payload(instance: Any, event_type: str, model: type[models.Model]) -> str:
+    fields = {}
+    if isinstance(instance, models.Model):
+        for field in instance._meta.concrete_fields:
+            fields[field.name] = field.value_from_object(instance)
+    return to_json(
+        {
+            "object_type": model._meta.label_lower,
+            "object_id": getattr(instance, "pk", None),
+            "event_type": event_type,
+            "object_serialization": fields,
+        }
+    )
+
+
+def build_payload(
+    *,
+    template: str,
+    serializer_class: str,
+    content_type: str,
+    model: type[models.Model],
+    context: Mapping[str, Any],
+) -> tuple[str, str]:
+    """Return ``(payload, content_type)`` for one event, from the first source that
+    applies: the template, the serializer, or the default payload."""
+    instance = context.get("instance")
+    if template:
+        payload = render_template(template, content_type, context_lookup(context))
+    elif serializer_class:
+        payload = serializer_payload(serializer_class, instance)
+        content_type = content_type or "application/json"
+    else:
+        payload = default_payload(instance, context.get("event_type", ""), model)
+        content_type = content_type or "application/json"
+    validate_payload(payload, content_type)
+    return payload, content_type

@@ -1,0 +1,299 @@
+"""The live map from (signal, model) to the hooks that fire for it.
+
+Matching a signal to its hooks is one dictionary lookup. The map is loaded
+lazily on first use (never at import or in ``AppConfig.ready()``), rebuilt at
+once in the process that changes a hook or signal, and in every other process
+within ``REGISTRY_TTL`` seconds: a cheap fingerprint query (row counts and
+latest update times) runs at most once per TTL and the map is reloaded only
+when the fingerprint moved, so a steady-state save costs no query.
+
+Changes made inside a transaction are visible at once to the thread that made
+them (its own uncommitted view), and to everybody else only after commit: a
+rolled-back hook never fires anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.signals import request_started
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models import signals as model_signals
+from django.dispatch import Signal as DjangoSignal
+
+from .context import hooks_disabled
+from .exceptions import InvalidSignalError
+from .settings import hooks_settings
+
+logger = logging.getLogger(__name__)
+
+Table = dict[tuple[str, type], tuple[Any, ...]]
+
+WRITE_SIGNALS: dict[str, DjangoSignal] = {
+    "django.db.models.signals.pre_save": model_signals.pre_save,
+    "django.db.models.signals.post_save": model_signals.post_save,
+    "django.db.models.signals.pre_delete": model_signals.pre_delete,
+    "django.db.models.signals.post_delete": model_signals.post_delete,
+    "django.db.models.signals.m2m_changed": model_signals.m2m_changed,
+}
+M2M_CHANGED = "django.db.models.signals.m2m_changed"
+
+
+class HookRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._table: Table = {}
+        self._fingerprint: tuple | None = None
+        self._next_check = 0.0
+        self._connected: dict[tuple[str, type], DjangoSignal] = {}
+        self._started = False
+
+    # --- wiring -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect the receivers; called from ``AppConfig.ready()``, touches no database."""
+        if self._started or hooks_settings.SHUT_DOWN:
+            return
+        self._started = True
+        for path, signal in WRITE_SIGNALS.items():
+            signal.connect(self._receiver(path), weak=False, dispatch_uid=f"http_hooks:{path}")
+        request_started.connect(self._on_request, weak=False, dispatch_uid="http_hooks:request")
+        self._watch_definitions()
+
+    def _receiver(self, path: str) -> Callable[..., None]:
+        def receiver(sender: Any, **kwargs: Any) -> None:
+            self.dispatch(path, sender, kwargs)
+
+        return receiver
+
+    def _on_request(self, **kwargs: Any) -> None:
+        self._refresh_if_due()
+
+    def _watch_definitions(self) -> None:
+        from .models import Hook, Signal
+
+        for model in (Hook, Signal):
+            model_signals.post_save.connect(
+                self._on_definition_saved, sender=model, weak=False, dispatch_uid=f"hh:{model}"
+            )
+            model_signals.post_delete.connect(
+                self._on_definition_saved, sender=model, weak=False, dispatch_uid=f"hh-d:{model}"
+            )
+        model_signals.m2m_changed.connect(
+            self._on_definition_m2m, sender=Hook.signals.through, weak=False, dispatch_uid="hh:m2m"
+        )
+
+    def _on_definition_saved(self, sender: Any, instance: Any, **kwargs: Any) -> None:
+        self.hooks_changed(using=kwargs.get("using") or instance._state.db or "default")
+
+    def _on_definition_m2m(self, sender: Any, action: str, using: str, **kwargs: Any) -> None:
+        if action.startswith("post_"):
+            self.hooks_changed(using=using)
+
+    # --- lookups ------------------------------------------------------------
+
+    def dispatch(self, path: str, sender: Any, kwargs: dict[str, Any]) -> None:
+        """Record a callback for every hook on ``(path, sender)``."""
+        if hooks_disabled() or hooks_settings.SHUT_DOWN:
+            return
+        table = self.table()
+        hooks = table.get((path, sender), ())
+        if path == M2M_CHANGED:
+            instance_model = type(kwargs.get("instance"))
+            if instance_model is not sender:
+                hooks = hooks + table.get((path, instance_model), ())
+        if hooks:
+            from .outbox import record_event
+
+            record_event(hooks, path, kwargs)
+
+    def hooks_for(self, signal_path: str, model: type) -> tuple[Any, ...]:
+        return self.table().get((signal_path, model), ())
+
+    def table(self) -> Table:
+        """The map as this thread should see it now."""
+        if getattr(self._local, "table", None) is not None:
+            local = self._local_table()
+            if local is not None:
+                return local
+        self._refresh_if_due()
+        return self._table
+
+    def _local_table(self) -> Table | None:
+        """This thread's uncommitted view, while its transaction is open.
+
+        The view belongs to the atomic blocks open when it was built. If the
+        outermost one is gone, the transaction ended (a commit published the
+        change; a rollback threw it away). If only inner blocks changed, a
+        savepoint was released or rolled back, so the view is rebuilt.
+        """
+        connection = connections[self._local.alias]
+        blocks, recorded = list(connection.atomic_blocks), self._local.blocks
+        if not blocks or blocks[0] is not recorded[0]:
+            self._local.table = None
+            return None
+        if len(blocks) < len(recorded) or any(
+            a is not b for a, b in zip(blocks, recorded, strict=False)
+        ):
+            self._set_local(self._local.alias)
+        return self._local.table
+
+    def _set_local(self, using: str) -> None:
+        table = self._build(using)
+        self._connect(table)
+        self._local.table, self._local.alias = table, using
+        self._local.blocks = list(connections[using].atomic_blocks)
+
+    # --- loading ------------------------------------------------------------
+
+    def hooks_changed(self, *, using: str) -> None:
+        """A hook or signal changed on ``using``: rebuild now, publish after commit."""
+        connection = connections[using]
+        if not connection.in_atomic_block:
+            self.reload(using=using)
+            run_reload_command()
+            return
+        self._set_local(using)
+        outermost = connection.atomic_blocks[0]
+        if getattr(self._local, "commit_block", None) is not outermost:
+            self._local.commit_block = outermost
+            transaction.on_commit(lambda: self._after_commit(using), using=using)
+
+    def _after_commit(self, using: str) -> None:
+        self._local.commit_block = None
+        self._local.table = None
+        self.reload(using=using)
+        run_reload_command()
+
+    def reload(self, *, using: str | None = None) -> None:
+        """Load the map from the database now, in this process."""
+        using = using or router.db_for_read(_hook_model())
+        with self._lock:
+            fingerprint = self._read_fingerprint(using)
+            table = self._build(using)
+            self._connect(table, prune=True)
+            self._table, self._fingerprint = table, fingerprint
+            self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
+
+    def _refresh_if_due(self) -> None:
+        if time.monotonic() < self._next_check:
+            return
+        with self._lock:
+            if time.monotonic() < self._next_check:
+                return
+            using = router.db_for_read(_hook_model())
+            try:
+                if self._read_fingerprint(using) != self._fingerprint:
+                    self.reload(using=using)
+                else:
+                    self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
+            except DatabaseError:
+                # Tables not migrated yet (migrate itself saves models): retry later.
+                logger.debug("http_hooks registry not loaded: tables missing", exc_info=True)
+                self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
+
+    def _read_fingerprint(self, using: str) -> tuple:
+        from .models import Hook, Signal
+
+        connection = connections[using]
+        q = connection.ops.quote_name
+        hook, through, signal = (
+            q(Hook._meta.db_table),
+            q(Hook.signals.through._meta.db_table),
+            q(Signal._meta.db_table),
+        )
+        sql = (
+            f"SELECT (SELECT COUNT(*) FROM {hook}), (SELECT MAX(update_datetime) FROM {hook}), "
+            f"(SELECT COUNT(*) FROM {through}), (SELECT COUNT(*) FROM {signal}), "
+            f"(SELECT MAX(update_datetime) FROM {signal})"
+        )
+        with _savepoint_if_needed(using), connection.cursor() as cursor:
+            cursor.execute(sql)
+            return tuple(cursor.fetchone())
+
+    def _build(self, using: str) -> Table:
+        from .models import Hook
+
+        table: dict[tuple[str, type], list[Any]] = {}
+        hooks = (
+            Hook.objects.using(using)
+            .filter(enabled=True)
+            .select_related("model")
+            .prefetch_related("signals")
+            .order_by("id")
+        )
+        for hook in hooks:
+            model = hook.model.model_class()
+            if model is None or model._meta.app_label == "http_hooks":
+                logger.warning("hook %s ignored: its model is missing or http_hooks' own", hook.pk)
+                continue
+            for signal in hook.signals.all():
+                table.setdefault((signal.signal, model), []).append(hook)
+        return {key: tuple(hooks) for key, hooks in table.items()}
+
+    def _connect(self, table: Table, *, prune: bool = False) -> None:
+        """Connect a receiver for each (signal, model) outside the write signals.
+
+        Those (pre_init, post_init, custom signals) get a receiver bound to
+        their model only, so that models without hooks pay nothing.
+        """
+        from .validators import import_signal
+
+        with self._lock:
+            for path, model in table:
+                if path in WRITE_SIGNALS or (path, model) in self._connected:
+                    continue
+                try:
+                    signal = import_signal(path)
+                except InvalidSignalError as exc:
+                    logger.warning("signal %s of a hook cannot be connected: %s", path, exc)
+                    continue
+                signal.connect(
+                    self._receiver(path),
+                    sender=model,
+                    weak=False,
+                    dispatch_uid=f"http_hooks:{path}:{model._meta.label}",
+                )
+                self._connected[(path, model)] = signal
+            if prune:
+                for key in [key for key in self._connected if key not in table]:
+                    path, model = key
+                    self._connected.pop(key).disconnect(
+                        sender=model, dispatch_uid=f"http_hooks:{path}:{model._meta.label}"
+                    )
+
+
+def _hook_model():
+    from .models import Hook
+
+    return Hook
+
+
+def _savepoint_if_needed(using: str):
+    if connections[using].in_atomic_block:
+        return transaction.atomic(using=using)
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def run_reload_command() -> None:
+    """Run the legacy ``DJANGO_HTTP_HOOKS_RELOAD`` command after a hook change."""
+    command = hooks_settings.RELOAD
+    if not command:
+        return
+    try:
+        subprocess.run(list(command), check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.error("DJANGO_HTTP_HOOKS_RELOAD command %r failed: %s", command, exc)
+        if hooks_settings.RAISE_EXCEPTIONS:
+            raise
+
+
+registry = HookRegistry()

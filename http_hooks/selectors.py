@@ -1,0 +1,54 @@
+"""Read queries shared by the commands, the REST API and the admin."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from .models import Callback, CallbackStatus, Hook
+
+
+def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> QuerySet[Callback]:
+    """Callbacks with ``status`` updated at or after ``since`` (all of them when None)."""
+    callbacks = Callback.objects.filter(status=status)
+    if since is not None:
+        callbacks = callbacks.filter(update_datetime__gte=since)
+    return callbacks
+
+
+def due_callbacks(
+    *, hook_id: int | None = None, callback_ids: Sequence[int] | None = None, now=None
+) -> QuerySet[Callback]:
+    """Waiting callbacks whose next attempt time has come, oldest first."""
+    callbacks = Callback.objects.filter(
+        status=CallbackStatus.WAITING, next_attempt_at__lte=now or timezone.now()
+    )
+    if hook_id is not None:
+        callbacks = callbacks.filter(hook_id=hook_id)
+    if callback_ids is not None:
+        callbacks = callbacks.filter(pk__in=list(callback_ids))
+    return callbacks.order_by("next_attempt_at", "id")
+
+
+def delivery_overview(*, since: datetime.datetime) -> list[dict]:
+    """Callback counts by hook and status, for callbacks updated since ``since``."""
+    rows = (
+        Callback.objects.filter(update_datetime__gte=since)
+        .values("hook_id", "status")
+        .annotate(count=Count("id"))
+        .order_by("hook_id", "status")
+    )
+    names = dict(Hook.objects.values_list("id", "name"))
+    overview: dict[int, dict] = {}
+    for row in rows:
+        entry = overview.setdefault(
+            row["hook_id"],
+            {"hook_id": row["hook_id"], "hook": names.get(row["hook_id"], ""), "total": 0}
+            | {status: 0 for status in CallbackStatus.values},
+        )
+        entry[row["status"]] = row["count"]
+        entry["total"] += row["count"]
+    return list(overview.values())

@@ -1,0 +1,106 @@
+"""Every setting of the app, read through one object with defaults.
+
+Like DRF's ``api_settings``: ``hooks_settings.TIMEOUT`` looks the name up in
+``settings.HTTP_HOOKS`` and falls back to ``DEFAULTS``. The three legacy
+``DJANGO_HTTP_HOOKS_*`` names of the old package are top-level settings and are
+read here too, so that the rest of the code has one place to ask. The cache is
+dropped when tests override settings (Django's ``setting_changed``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # (connect, read) timeouts of one delivery, in seconds.
+    "TIMEOUT": (5.0, 15.0),
+    # Tries per callback in all; 1 is the old package's "one try, then error".
+    "MAX_ATTEMPTS": 8,
+    # Seconds to wait after try N before try N+1; the last one repeats.
+    "RETRY_SCHEDULE": [5, 300, 1800, 7200, 18000, 36000, 36000],
+    # Each wait is stretched or shrunk at random by up to this fraction.
+    "RETRY_JITTER": 0.1,
+    "CONCURRENCY": 16,
+    "BATCH_SIZE": 500,
+    # How long a sender's claim on a callback lasts before others may take it.
+    "LEASE_SECONDS": 300,
+    "RESPONSE_BODY_LIMIT": 16 * 1024,
+    "BLOCK_PRIVATE_NETWORKS": True,
+    # Seconds after which a process notices hook changes made elsewhere.
+    "REGISTRY_TTL": 2.0,
+    # "command" (send_callbacks / --loop) or "celery".
+    "DISPATCH": "command",
+    # Seconds during which the previous secret still signs after a rotation.
+    "SECRET_ROTATION_GRACE": 24 * 3600,
+    "USER_AGENT": "http_hooks",
+    # Poll interval bounds of ``send_callbacks --loop``, in seconds.
+    "LOOP_MIN_SLEEP": 0.5,
+    "LOOP_MAX_SLEEP": 5.0,
+    "PERMISSION_CLASSES": ["http_hooks.api.permissions.IsStaffOrModelPermission"],
+    "CELERY_QUEUE": None,
+}
+
+LEGACY = {
+    "RELOAD": ("DJANGO_HTTP_HOOKS_RELOAD", None),
+    "RAISE_EXCEPTIONS": ("DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS", False),
+    "SHUT_DOWN": ("DJANGO_HTTP_HOOKS_SHUT_DOWN", False),
+}
+
+
+class HooksSettings:
+    """Attribute access to ``HTTP_HOOKS`` with defaults, cached until settings change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "HTTP_HOOKS", None)
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._cache:
+            return self._cache[name]
+        if name in LEGACY:
+            setting_name, default = LEGACY[name]
+            value = getattr(settings, setting_name, default)
+        elif name in DEFAULTS:
+            value = self.user_settings.get(name, DEFAULTS[name])
+        else:
+            raise AttributeError(f"Invalid http_hooks setting: {name!r}")
+        self._cache[name] = value
+        return value
+
+    @property
+    def connect_timeout(self) -> float:
+        return self._timeouts()[0]
+
+    @property
+    def read_timeout(self) -> float:
+        return self._timeouts()[1]
+
+    def _timeouts(self) -> tuple[float, float]:
+        timeout = self.TIMEOUT
+        if isinstance(timeout, int | float):
+            return float(timeout), float(timeout)
+        connect, read = timeout
+        return float(connect), float(read)
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+hooks_settings = HooksSettings()
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "HTTP_HOOKS" or setting.startswith("DJANGO_HTTP_HOOKS_"):
+        hooks_settings.reload()
+
+
+setting_changed.connect(_reload_on_change)
