@@ -12,6 +12,7 @@ expires and another sender picks them up again (at-least-once delivery).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -27,12 +28,14 @@ from django.db.models import Q
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
-from .models import Attempt, Callback, CallbackStatus
+from .headers import parse_headers
+from .models import Attempt, Callback, CallbackStatus, Hook
 from .settings import hooks_settings
 from .signing import signature_headers
 
 logger = logging.getLogger(__name__)
 
+TEST_EVENT_TYPE = "http_hooks.test"
 MASKED = "********"
 SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "password", "cookie", "signature")
 
@@ -79,9 +82,9 @@ def build_session() -> requests.Session:
     return session
 
 
-def retry_delay(attempts: int) -> float | None:
+def retry_delay(attempts: int, *, max_attempts: int | None = None) -> float | None:
     """Seconds until the next try after ``attempts`` tries, or None when they are used up."""
-    if attempts >= int(hooks_settings.MAX_ATTEMPTS):
+    if attempts >= (max_attempts or int(hooks_settings.MAX_ATTEMPTS)):
         return None
     schedule = list(hooks_settings.RETRY_SCHEDULE)
     base = float(schedule[min(attempts - 1, len(schedule) - 1)])
@@ -204,7 +207,11 @@ def mask_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def record_outcomes(
-    batch: Sequence[Callback], outcomes: Sequence[Outcome], report: DeliveryReport
+    batch: Sequence[Callback],
+    outcomes: Sequence[Outcome],
+    report: DeliveryReport,
+    *,
+    max_attempts: int | None = None,
 ) -> None:
     """Write the attempts and the callbacks' new state, in bulk."""
     now = timezone.now()
@@ -234,7 +241,7 @@ def record_outcomes(
             callback.status_details = f"HTTP {outcome.status_code}"
             report.sent += 1
             continue
-        delay = retry_delay(callback.attempts)
+        delay = retry_delay(callback.attempts, max_attempts=max_attempts)
         if delay is None:
             callback.status = CallbackStatus.ERROR
             callback.status_details = f"{outcome.error} (attempt {callback.attempts}, giving up)"
@@ -265,3 +272,42 @@ def record_outcomes(
                 "update_datetime",
             ],
         )
+
+
+def send_test_event(hook: Hook) -> Attempt:
+    """Send a synthetic ``http_hooks.test`` event to ``hook`` now; return its Attempt.
+
+    The event is a stored callback delivered by the same code as any other
+    (signed, policy-checked, logged), but tried once only: a test answers "does
+    the receiver work now?", and a retry an hour later would answer nothing.
+    """
+    now = timezone.now()
+    payload = {
+        "event_type": TEST_EVENT_TYPE,
+        "hook_id": hook.pk,
+        "hook_name": hook.name,
+        "timestamp": now.isoformat(),
+    }
+    callback = Callback.objects.create(
+        hook=hook,
+        event_type=TEST_EVENT_TYPE,
+        target_url=hook.target_url,
+        http_method=hook.http_method,
+        headers=parse_headers(hook.headers),
+        payload=json.dumps(payload),
+        content_type="application/json",
+        status=CallbackStatus.SENDING,
+        claim_token=uuid.uuid4(),
+        claimed_until=now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
+        next_attempt_at=now,
+        create_datetime=now,
+        update_datetime=now,
+    )
+    callback.hook = hook
+    session = build_session()
+    try:
+        outcome = deliver(session, callback)
+    finally:
+        session.close()
+    record_outcomes([callback], [outcome], DeliveryReport(), max_attempts=1)
+    return callback.attempt_log.latest("id")
