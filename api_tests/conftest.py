@@ -41,6 +41,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
+def same_db_env():
+    """Environment for a child process (``manage.py`` or a script) that must use
+    this test's database; needs a test with ``transactional_db`` to see its rows."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "PYTHONPATH": os.pathsep.join([str(root / "demo"), str(root)]),
+    }
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "postgresql":
+        env["HTTP_HOOKS_DB"], env["HTTP_HOOKS_PG_NAME"] = "postgres", name
+    else:
+        env.pop("HTTP_HOOKS_DB", None)
+        env["HTTP_HOOKS_SQLITE_PATH"] = name
+    return env
+
+
+@pytest.fixture
 def receiver():
     server = Receiver().start()
     yield server

@@ -1,0 +1,292 @@
+"""From a signal to stored Callbacks: which hooks fire, with what, and what never breaks a save."""
+
+import asyncio
+import threading
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from http_hooks import disable_hooks
+from http_hooks.api import create_hook, create_signal
+from http_hooks.exceptions import InvalidPayloadError
+from http_hooks.models import Callback, Hook
+from shop.models import Customer, Order, Parcel
+from shop.signals import order_shipped
+
+pytestmark = pytest.mark.django_db
+
+POST_SAVE = "django.db.models.signals.post_save"
+POST_DELETE = "django.db.models.signals.post_delete"
+
+
+def test_post_save_on_user_creates_one_waiting_callback_created_then_updated(make_hook):
+    hook = make_hook(model="auth.user")
+    user = User.objects.create_user("ada")
+    callback = Callback.objects.get()
+    assert (callback.hook, callback.status, callback.event_type) == (hook, "waiting", "created")
+    assert (callback.object_type, callback.object_id) == ("auth.user", str(user.pk))
+    user.first_name = "Ada"
+    user.save()
+    assert list(Callback.objects.order_by("id").values_list("event_type", flat=True)) == [
+        "created",
+        "updated",
+    ]
+
+
+def test_model_given_by_name_only_or_class(make_hook):
+    make_hook(model="user")
+    make_hook(model=User)
+    User.objects.create_user("ada")
+    assert Callback.objects.count() == 2
+
+
+def test_saving_a_model_without_hooks_creates_nothing(make_hook):
+    make_hook(model="auth.user")
+    Permission.objects.create(
+        codename="x", name="x", content_type=ContentType.objects.get_for_model(Group)
+    )
+    assert Callback.objects.count() == 0
+
+
+def test_post_delete_hook_on_group_fires_with_the_signal_path(make_hook):
+    make_hook(model="auth.group", signals=[POST_DELETE])
+    group = Group.objects.create(name="staff")
+    assert Callback.objects.count() == 0
+    group.delete()
+    callback = Callback.objects.get()
+    assert callback.event_type == POST_DELETE
+
+
+def test_one_hook_with_two_signals_gives_two_callbacks(make_hook):
+    make_hook(model="sessions.session", signals=[POST_SAVE, POST_DELETE])
+    session = Session.objects.create(
+        session_key="k" * 32, session_data="", expire_date=timezone.now()
+    )
+    session.delete()
+    assert list(Callback.objects.order_by("id").values_list("event_type", flat=True)) == [
+        "created",
+        POST_DELETE,
+    ]
+
+
+def test_two_hooks_on_the_same_model_and_signal_both_fire_a_disabled_one_does_not(make_hook):
+    first, second = make_hook(), make_hook()
+    make_hook(enabled=False)
+    Order.objects.create(name="x")
+    assert sorted(Callback.objects.values_list("hook_id", flat=True)) == [first.pk, second.pk]
+
+
+def test_hooks_for_other_models_never_fire(make_hook):
+    make_hook(model="shop.customer")
+    Order.objects.create(name="x")
+    assert Callback.objects.count() == 0
+
+
+def test_pre_save_event_type_comes_from_adding(make_hook):
+    make_hook(signals=["django.db.models.signals.pre_save"])
+    order = Order.objects.create(name="x")
+    order.save()
+    assert list(Callback.objects.order_by("id").values_list("event_type", flat=True)) == [
+        "created",
+        "updated",
+    ]
+
+
+def test_post_init_hook_fires_when_an_instance_is_loaded(make_hook):
+    Order.objects.create(name="x")
+    make_hook(signals=["django.db.models.signals.post_init"])
+    Order.objects.get()
+    assert Callback.objects.get().event_type == "django.db.models.signals.post_init"
+
+
+def test_m2m_changed_hook_on_the_owning_model_fires(make_hook):
+    make_hook(model="auth.user", signals=["django.db.models.signals.m2m_changed"])
+    user = User.objects.create_user("ada")
+    user.groups.add(Group.objects.create(name="g"))
+    actions = [c.payload for c in Callback.objects.all()]
+    assert len(actions) == 2  # pre_add and post_add
+
+
+def test_custom_signal_sent_by_user_code_fires_a_hook(make_hook):
+    make_hook(
+        signals=["shop.signals.order_shipped"],
+        content_type="application/json",
+        payload_template='{"id": {{instance.id}}, "carrier": "{{carrier}}", "e": "{{event_type}}"}',
+    )
+    order = Order.objects.create(name="x")
+    order_shipped.send(sender=Order, instance=order, carrier="DHL")
+    callback = Callback.objects.get()
+    assert callback.event_type == "shop.signals.order_shipped"
+    assert callback.payload == (
+        f'{{"id": {order.pk}, "carrier": "DHL", "e": "shop.signals.order_shipped"}}'
+    )
+
+
+def test_custom_signal_can_be_registered_first(make_hook):
+    signal = create_signal(signal="shop.signals.order_shipped")
+    assert create_signal(signal="shop.signals.order_shipped") == signal
+
+
+def test_a_rolled_back_change_leaves_no_callback(make_hook):
+    make_hook()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Order.objects.create(name="x")
+        assert Callback.objects.count() == 1
+        raise RuntimeError("roll back")
+    assert Callback.objects.count() == 0
+
+
+def test_callback_is_a_self_contained_copy_of_the_request(make_hook):
+    hook = make_hook(
+        headers="test-token: 12345", http_method="PUT", content_type="application/json"
+    )
+    Order.objects.create(name="x")
+    hook.target_url = "http://127.0.0.1:1/elsewhere"
+    hook.save()
+    callback = Callback.objects.get()
+    assert callback.headers == {"test-token": "12345"}
+    assert callback.http_method == "PUT"
+    assert callback.content_type == "application/json"
+    assert callback.target_url != hook.target_url
+
+
+# --- hooks that cannot build their request -------------------------------------
+
+
+def _store_raw(hook, **fields):
+    """Write fields straight through the ORM, as an older version might have."""
+    Hook.objects.filter(pk=hook.pk).update(**fields)
+    Hook.objects.get(pk=hook.pk).save()  # a save tells the registry
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"headers": "token 1234"}, "invalid headers"),
+        (
+            {"content_type": "application/json", "payload_template": '"id": {{instance.id}}}'},
+            "invalid JSON",
+        ),
+        (
+            {"content_type": "application/xml", "payload_template": "<id>{{instance.id}}"},
+            "invalid XML",
+        ),
+        ({"serializer_class": "shop.serializers.Missing"}, "cannot import"),
+        ({"payload_template": "{{instance.delete}}"}, "cannot render"),
+    ],
+    ids=["bad-headers", "bad-json", "bad-xml", "bad-serializer", "callable-in-template"],
+)
+def test_a_broken_hook_in_the_database_stores_an_error_callback_and_the_save_succeeds(
+    make_hook, fields, words
+):
+    hook = make_hook()
+    _store_raw(hook, **fields)
+    order = Order.objects.create(name="x")
+    assert Order.objects.filter(pk=order.pk).exists()
+    callback = Callback.objects.get()
+    assert callback.status == "error"
+    assert words in callback.status_details
+
+
+def test_a_template_failing_on_one_instance_only_gives_an_error_callback(make_hook):
+    make_hook(
+        content_type="application/json",
+        payload_template='{"rate": {{instance.discount_rate}}}',
+    )
+    Order.objects.create(name="vip", customer=Customer.objects.create(name="a", is_vip=True))
+    Order.objects.create(name="no customer")
+    statuses = list(Callback.objects.order_by("id").values_list("status", "status_details"))
+    assert statuses[0] == ("waiting", "")
+    assert statuses[1][0] == "error"
+    assert "cannot render instance.discount_rate" in statuses[1][1]
+
+
+@override_settings(DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS=True)
+def test_raise_exceptions_makes_a_broken_hook_fail_the_save(make_hook):
+    hook = make_hook()
+    _store_raw(hook, payload_template="{{instance.delete}}")
+    with pytest.raises(InvalidPayloadError):
+        Order.objects.create(name="x")
+
+
+@override_settings(DJANGO_HTTP_HOOKS_SHUT_DOWN=True)
+def test_shut_down_creates_no_callbacks(make_hook):
+    make_hook()
+    Order.objects.create(name="x")
+    assert Callback.objects.count() == 0
+
+
+# --- disable_hooks --------------------------------------------------------------
+
+
+def test_disable_hooks_switches_hooks_off_inside_the_block_only(make_hook):
+    make_hook()
+    with disable_hooks():
+        Order.objects.create(name="bulk")
+    assert Callback.objects.count() == 0
+    Order.objects.create(name="normal")
+    assert Callback.objects.count() == 1
+
+
+def test_disable_hooks_is_per_thread(make_hook, django_db_blocker):
+    make_hook()
+    inside = threading.Event()
+    release = threading.Event()
+    seen = {}
+
+    def other_thread():
+        inside.wait(5)
+        seen["disabled_elsewhere"] = __import__("http_hooks.context").context.hooks_disabled()
+        release.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with disable_hooks():
+        inside.set()
+        release.wait(5)
+    thread.join()
+    assert seen == {"disabled_elsewhere": False}
+
+
+def test_disable_hooks_is_per_async_task():
+    from http_hooks.context import hooks_disabled
+
+    async def quiet(started, proceed):
+        with disable_hooks():
+            started.set()
+            await proceed.wait()
+            return hooks_disabled()
+
+    async def loud(started, proceed):
+        await started.wait()
+        state = hooks_disabled()
+        proceed.set()
+        return state
+
+    async def main():
+        started, proceed = asyncio.Event(), asyncio.Event()
+        return await asyncio.gather(quiet(started, proceed), loud(started, proceed))
+
+    assert asyncio.run(main()) == [True, False]
+
+
+def test_parcel_seed_template_end_to_end_callback(make_hook):
+    make_hook(
+        model="shop.parcel",
+        content_type="application/json",
+        payload_template=(
+            '{"instance_id": {{instance.id}}, "event_type": "{{event_type}}", '
+            '"instance_name": "{{instance.name}}", "nested_attribute": '
+            '"{{instance.nested_attribute.name}}"}'
+        ),
+    )
+    parcel = Parcel.objects.create(name="Box", nested_attribute=Customer.objects.create(name="Ada"))
+    assert Callback.objects.get().payload == (
+        f'{{"instance_id": {parcel.pk}, "event_type": "created", "instance_name": "Box", '
+        '"nested_attribute": "Ada"}'
+    )

@@ -1,0 +1,76 @@
+import pytest
+
+from http_hooks.exceptions import InvalidHeadersError
+from http_hooks.headers import format_headers, parse_headers
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("test-token: 12345", {"test-token": "12345"}),
+        ("A: 1\r\nB: 2", {"A": "1", "B": "2"}),
+        ("A: 1\nB: 2\n\n", {"A": "1", "B": "2"}),
+        ("Link: http://example.com:8080/x", {"Link": "http://example.com:8080/x"}),
+        ('{"test-token": "12345"}', {"test-token": "12345"}),
+        ({"X-Count": 3}, {"X-Count": "3"}),
+        ("", {}),
+        (None, {}),
+        ({}, {}),
+    ],
+    ids=[
+        "one-line",
+        "crlf",
+        "lf-trailing-blank",
+        "colon-in-value",
+        "json",
+        "mapping",
+        "empty",
+        "none",
+        "empty-mapping",
+    ],
+)
+def test_valid_headers_are_normalised(value, expected):
+    assert parse_headers(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "token 1234",
+        ": no-name",
+        "bad name: x",
+        "A: 1\nnot a header",
+        {"A": "line\r\nbreak"},
+        {"A": "x\nInjected: 1"},
+        {"": "x"},
+        {"A": None},
+        {"A": True},
+        '{"A": ',
+        "[1, 2]",
+        '["A"]',
+        42,
+    ],
+    ids=[
+        "no-colon",
+        "empty-name",
+        "space-in-name",
+        "second-line-malformed",
+        "crlf-in-value",
+        "lf-in-value",
+        "empty-name-mapping",
+        "null-value",
+        "bool-value",
+        "broken-json",
+        "json-array-text",
+        "json-array",
+        "not-text",
+    ],
+)
+def test_invalid_headers_raise(value):
+    with pytest.raises(InvalidHeadersError, match="invalid headers"):
+        parse_headers(value)
+
+
+def test_format_headers_round_trips_through_parse():
+    headers = {"A": "1", "Link": "http://x:1/y"}
+    assert parse_headers(format_headers(headers)) == headers

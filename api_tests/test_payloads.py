@@ -1,0 +1,304 @@
+"""Rendering of payloads: templates (escaping, types, safety), serializers, the default."""
+
+import datetime
+import decimal
+import json
+import uuid
+from xml.etree import ElementTree
+
+import pytest
+
+from http_hooks.exceptions import InvalidPayloadError
+from http_hooks.payloads import (
+    build_payload,
+    default_payload,
+    parse_template,
+    render_template,
+    validate_template,
+)
+from shop.models import Customer, Order, Parcel
+
+NASTY = 'Quote " back\\slash\nnew line <tag> & ünïcødé ✓'
+SEED_TEMPLATE = (
+    '{"instance_id": {{instance.id}}, "event_type": "{{event_type}}", '
+    '"instance_name": "{{instance.name}}", "nested_attribute": '
+    '"{{instance.nested_attribute.name}}"}'
+)
+
+
+def render(template, content_type, **context):
+    payload, _ = build_payload(
+        template=template,
+        serializer_class="",
+        content_type=content_type,
+        model=type(context.get("instance")),
+        context={"event_type": "created", **context},
+    )
+    return payload
+
+
+def test_seed_example_template_renders_unchanged():
+    parcel = Parcel(pk=7, name="Box", nested_attribute=Customer(name="Ada"))
+    payload = json.loads(render(SEED_TEMPLATE, "application/json", instance=parcel))
+    assert payload == {
+        "instance_id": 7,
+        "event_type": "created",
+        "instance_name": "Box",
+        "nested_attribute": "Ada",
+    }
+
+
+def test_json_string_placeholder_escapes_quotes_backslashes_newlines_and_unicode():
+    order = Order(pk=1, name=NASTY)
+    payload = render('{"name": "{{instance.name}}"}', "application/json", instance=order)
+    assert json.loads(payload) == {"name": NASTY}
+
+
+def test_bare_json_placeholder_becomes_a_literal_of_the_right_type():
+    order = Order(
+        pk=3,
+        name=NASTY,
+        total=decimal.Decimal("12.50"),
+        paid=True,
+        placed_on=datetime.date(2026, 1, 2),
+        shipped_at=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        reference=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    )
+    template = (
+        '{"id": {{instance.id}}, "name": {{instance.name}}, "total": {{instance.total}}, '
+        '"paid": {{instance.paid}}, "customer": {{instance.customer}}, '
+        '"placed_on": {{instance.placed_on}}, "shipped_at": {{instance.shipped_at}}, '
+        '"reference": {{instance.reference}}, "created": {{created}}}'
+    )
+    payload = json.loads(render(template, "application/json", instance=order, created=False))
+    assert payload == {
+        "id": 3,
+        "name": NASTY,
+        "total": 12.5,
+        "paid": True,
+        "customer": None,
+        "placed_on": "2026-01-02",
+        "shipped_at": "2026-01-02T03:04:05Z",
+        "reference": "12345678-1234-5678-1234-567812345678",
+        "created": False,
+    }
+
+
+def test_values_inside_json_strings_render_as_iso_text():
+    order = Order(
+        pk=3, name="x", total=decimal.Decimal("1.10"), placed_on=datetime.date(2026, 5, 6)
+    )
+    template = (
+        '{"s": "{{instance.total}} {{instance.placed_on}} {{instance.paid}} {{instance.customer}}"}'
+    )
+    assert json.loads(render(template, "application/json", instance=order)) == {
+        "s": "1.10 2026-05-06 false "
+    }
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", "text/xml"])
+def test_xml_values_are_escaped(content_type):
+    order = Order(pk=5, name=NASTY)
+    template = (
+        "<?xml version='1.0' encoding='utf-8'?><o id='{{instance.id}}'><n>{{instance.name}}</n></o>"
+    )
+    payload = render(template, content_type, instance=order)
+    root = ElementTree.fromstring(payload.encode())
+    assert root.attrib["id"] == "5"
+    assert root.find("n").text == NASTY
+
+
+def test_plain_text_gets_raw_values():
+    order = Order(pk=5, name='a "b"')
+    assert render("{{instance.name}}!", "text/plain", instance=order) == 'a "b"!'
+
+
+def test_signal_arguments_are_available_by_name():
+    order = Order(pk=1, name="x")
+    payload = render(
+        '{"e": "{{event_type}}", "fields": {{update_fields}}, "created": {{created}}}',
+        "application/json",
+        instance=order,
+        created=True,
+        update_fields=frozenset({"name"}),
+    )
+    assert json.loads(payload) == {"e": "created", "fields": ["name"], "created": True}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"x": "{{instance.delete}}"}',
+        '{"x": "{{instance.save}}"}',
+        '{"x": "{{instance._state}}"}',
+        '{"x": "{{instance._meta}}"}',
+        '{"x": "{{instance.customer.shout}}"}',
+        '{"x": "{{instance.__class__}}"}',
+        '{"x": "{{instance.objects}}"}',
+        '{"x": "{{instance.customer.parcels}}"}',
+        '{"x": "{{instance.no_such_thing}}"}',
+        '{"x": "{{ 1 + 1 }}"}',
+    ],
+    ids=[
+        "delete",
+        "save",
+        "_state",
+        "_meta",
+        "method-via-relation",
+        "dunder",
+        "manager",
+        "to-many-relation",
+        "unknown-name",
+        "expression",
+    ],
+)
+def test_unsafe_or_unknown_names_are_refused_at_validation(template):
+    with pytest.raises(InvalidPayloadError):
+        validate_template(template, "application/json", Order)
+
+
+class Spy:
+    def __init__(self):
+        self.called = False
+
+    def delete(self):
+        self.called = True
+
+
+@pytest.mark.parametrize("name", ["delete", "save", "full_clean", "_state", "refresh_from_db"])
+def test_callables_and_private_names_are_refused_at_render_and_never_run(name):
+    order = Order(pk=1, name="x")
+    with pytest.raises(InvalidPayloadError, match="cannot render|private"):
+        render(f'{{"x": "{{{{instance.{name}}}}}"}}', "application/json", instance=order)
+
+
+def test_a_callable_in_the_context_is_never_called():
+    spy = Spy()
+    with pytest.raises(InvalidPayloadError, match="cannot render"):
+        render('{"x": "{{thing.delete}}"}', "application/json", thing=spy)
+    assert spy.called is False
+
+
+def test_properties_and_relations_are_readable():
+    order = Order(pk=1, name="Tea", customer=Customer(name="Ada", is_vip=True))
+    payload = render(
+        '{"label": "{{instance.label}}", "rate": {{instance.discount_rate}}, '
+        '"who": "{{instance.customer.name}}"}',
+        "application/json",
+        instance=order,
+    )
+    assert json.loads(payload) == {"label": "#1 Tea", "rate": 0.1, "who": "Ada"}
+
+
+def test_a_property_that_fails_on_one_instance_is_a_payload_error():
+    order = Order(pk=1, name="Tea", customer=None)
+    with pytest.raises(InvalidPayloadError, match="cannot render instance.discount_rate"):
+        render('{"rate": {{instance.discount_rate}}}', "application/json", instance=order)
+
+
+def test_missing_relation_in_a_path_renders_empty():
+    parcel = Parcel(pk=1, name="Box", nested_attribute=None)
+    payload = json.loads(render(SEED_TEMPLATE, "application/json", instance=parcel))
+    assert payload["nested_attribute"] == ""
+
+
+@pytest.mark.parametrize(
+    ("template", "content_type", "words"),
+    [
+        ('"id": {{instance.id}}}', "application/json", "invalid JSON"),
+        (
+            "<?xml version='1.0' encoding='utf-8'?><id>{{instance.id}}",
+            "application/xml",
+            "invalid XML",
+        ),
+        ("<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "text/xml", "invalid XML"),
+        ('{"x": {{instance.}}}', "application/json", "invalid placeholder"),
+    ],
+    ids=["json-missing-brace", "xml-missing-closing-tag", "xml-entity", "empty-name"],
+)
+def test_templates_invalid_for_their_content_type_are_refused(template, content_type, words):
+    with pytest.raises(InvalidPayloadError, match=words):
+        validate_template(template, content_type, Order)
+
+
+def test_template_placeholders_know_when_they_are_inside_json_strings():
+    parts = [
+        p for p in parse_template('{"a": "x \\" {{a}}", "b": {{b}}}') if not isinstance(p, str)
+    ]
+    assert [(p.dotted, p.in_json_string) for p in parts] == [("a", True), ("b", False)]
+
+
+def test_render_template_uses_the_lookup_for_each_placeholder():
+    assert render_template("{{a}}-{{b.c}}", "text/plain", lambda path: ".".join(path)) == "a-b.c"
+
+
+def test_serializer_class_gives_its_representation():
+    order = Order(pk=4, name="Tea", total=decimal.Decimal("2.00"), customer=Customer(name="Ada"))
+    payload, content_type = build_payload(
+        template="",
+        serializer_class="shop.serializers.OrderSerializer",
+        content_type="",
+        model=Order,
+        context={"instance": order, "event_type": "updated"},
+    )
+    assert content_type == "application/json"
+    assert json.loads(payload) == {
+        "id": 4,
+        "name": "Tea",
+        "total": "2.00",
+        "reference": str(order.reference),
+        "customer_name": "Ada",
+        "paid": False,
+    }
+
+
+def test_a_template_wins_over_a_serializer():
+    payload, _ = build_payload(
+        template='{"only": "template"}',
+        serializer_class="shop.serializers.OrderSerializer",
+        content_type="application/json",
+        model=Order,
+        context={"instance": Order(pk=1), "event_type": "created"},
+    )
+    assert json.loads(payload) == {"only": "template"}
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("shop.serializers.Nope", "cannot import"),
+        ("nowhere.at.all", "cannot import"),
+        ("shop.models.Order", "not a DRF serializer"),
+    ],
+    ids=["missing-class", "missing-module", "not-a-serializer"],
+)
+def test_bad_serializer_paths_are_payload_errors(path, words):
+    with pytest.raises(InvalidPayloadError, match=words):
+        build_payload(
+            template="",
+            serializer_class=path,
+            content_type="",
+            model=Order,
+            context={"instance": Order(pk=1), "event_type": "created"},
+        )
+
+
+def test_default_payload_has_type_id_event_and_every_field():
+    order = Order(
+        pk=9, name="Tea", total=decimal.Decimal("3.50"), placed_on=datetime.date(2026, 1, 1)
+    )
+    payload = json.loads(default_payload(order, "updated", Order))
+    assert payload["object_type"] == "shop.order"
+    assert payload["object_id"] == 9
+    assert payload["event_type"] == "updated"
+    assert payload["object_serialization"] == {
+        "id": 9,
+        "name": "Tea",
+        "customer": None,
+        "total": 3.5,
+        "reference": str(order.reference),
+        "placed_on": "2026-01-01",
+        "shipped_at": None,
+        "paid": False,
+        "notes": "",
+    }

@@ -1,0 +1,137 @@
+"""create_hook / create_signal / update_hook: validation at once, nothing half-written."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from http_hooks.api import create_hook, create_signal, update_hook
+from http_hooks.exceptions import (
+    BlockedNetworkError,
+    HttpHooksError,
+    InvalidHeadersError,
+    InvalidHookError,
+    InvalidModelError,
+    InvalidPayloadError,
+    InvalidSignalError,
+    InvalidTargetURLError,
+)
+from http_hooks.models import Hook, Signal
+
+pytestmark = pytest.mark.django_db
+
+GOOD = {
+    "signals": ["django.db.models.signals.post_save"],
+    "model": "auth.user",
+    "target_url": "https://example.com/hook",
+}
+
+
+def test_create_hook_stores_every_field():
+    hook = create_hook(
+        **GOOD,
+        name="users",
+        http_method="put",
+        content_type="application/json",
+        headers="test-token: 12345\r\nX-Other: a:b",
+        payload_template='{"id": {{instance.id}}}',
+        serializer_class="shop.serializers.OrderSerializer",
+        enabled=False,
+    )
+    hook.refresh_from_db()
+    assert hook.name == "users"
+    assert hook.model.model_class() is User
+    assert [s.signal for s in hook.signals.all()] == GOOD["signals"]
+    assert hook.http_method == "PUT"
+    assert hook.headers == {"test-token": "12345", "X-Other": "a:b"}
+    assert hook.enabled is False
+
+
+def test_create_signal_validates_the_path():
+    assert create_signal(signal="shop.signals.order_shipped").signal == "shop.signals.order_shipped"
+    with pytest.raises(InvalidSignalError):
+        create_signal(signal="dummy.signal")
+    assert not Signal.objects.filter(signal="dummy.signal").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "words"),
+    [
+        ({"signals": ["dummy.signal"]}, InvalidSignalError, "cannot import"),
+        ({"signals": ["shop.models.Order"]}, InvalidSignalError, "not a django.dispatch.Signal"),
+        ({"signals": ["post_save"]}, InvalidSignalError, "full dotted import path"),
+        ({"signals": []}, InvalidSignalError, "at least one signal"),
+        ({"headers": "token 1234"}, InvalidHeadersError, "invalid headers"),
+        ({"headers": {"X": "a\r\nb"}}, InvalidHeadersError, "line break"),
+        (
+            {"content_type": "application/json", "payload_template": '"id": {{instance.id}}}'},
+            InvalidPayloadError,
+            "invalid JSON",
+        ),
+        (
+            {
+                "content_type": "application/xml",
+                "payload_template": "<?xml version='1.0' encoding='utf-8'?><id>{{instance.id}}",
+            },
+            InvalidPayloadError,
+            "invalid XML",
+        ),
+        ({"payload_template": "{{instance.delete}}"}, InvalidPayloadError, "no field"),
+        ({"payload_template": "{{instance._state}}"}, InvalidPayloadError, "private"),
+        ({"serializer_class": "shop.serializers.Nope"}, InvalidPayloadError, "cannot import"),
+        ({"serializer_class": "shop.models.Order"}, InvalidPayloadError, "not a DRF serializer"),
+        ({"model": "shop.nothing"}, InvalidModelError, "no such model"),
+        ({"model": "nothing"}, InvalidModelError, "no such model"),
+        ({"model": "http_hooks.hook"}, InvalidModelError, "would loop"),
+        ({"model": "http_hooks.callback"}, InvalidModelError, "would loop"),
+        ({"model": 42}, InvalidModelError, "app_label.model"),
+        ({"target_url": "ftp://example.com/x"}, InvalidTargetURLError, "http"),
+        ({"target_url": "/relative"}, InvalidTargetURLError, "absolute"),
+        ({"target_url": "https://u:p@example.com/"}, InvalidTargetURLError, "credentials"),
+        ({"target_url": "http://[::1"}, InvalidTargetURLError, "invalid target URL"),
+        ({"http_method": "TRACE"}, InvalidHookError, "invalid HTTP method"),
+        ({"content_type": "image/png"}, InvalidHookError, "invalid content type"),
+        ({"name": "x" * 201}, InvalidHookError, "at most 200"),
+        ({"secret": "not-a-secret"}, InvalidHookError, "whsec_"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_bad_input_raises_and_writes_nothing(changes, error, words):
+    with pytest.raises(error, match=words):
+        create_hook(**{**GOOD, **changes})
+    assert Hook.objects.count() == 0
+
+
+def test_all_errors_share_one_base_class_and_name_their_field():
+    with pytest.raises(HttpHooksError) as info:
+        create_hook(**{**GOOD, "headers": "token 1234"})
+    assert info.value.field == "headers"
+
+
+def test_blocked_network_is_refused_when_the_policy_is_on(settings):
+    settings.HTTP_HOOKS = {"BLOCK_PRIVATE_NETWORKS": True}
+    for url in (
+        "http://127.0.0.1/x",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/",
+        "http://[::1]/",
+    ):
+        with pytest.raises(BlockedNetworkError):
+            create_hook(**{**GOOD, "target_url": url})
+    assert Hook.objects.count() == 0
+
+
+def test_update_hook_validates_the_whole_hook_and_keeps_it_on_error():
+    hook = create_hook(**GOOD, headers="A: 1")
+    with pytest.raises(InvalidHeadersError):
+        update_hook(hook, headers="broken")
+    hook.refresh_from_db()
+    assert hook.headers == {"A": "1"}
+    update_hook(hook, target_url="https://example.org/new", signals=["shop.signals.order_shipped"])
+    hook.refresh_from_db()
+    assert hook.target_url == "https://example.org/new"
+    assert [s.signal for s in hook.signals.all()] == ["shop.signals.order_shipped"]
+
+
+def test_update_hook_refuses_unknown_fields():
+    hook = create_hook(**GOOD)
+    with pytest.raises(TypeError, match="unknown fields"):
+        update_hook(hook, colour="red")

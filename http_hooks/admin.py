@@ -1,0 +1,197 @@
+"""The Django admin: hooks with validation, signals, callbacks with their attempts."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import delivery, services
+from .forms import HookAdminForm, SignalAdminForm
+from .models import Attempt, Callback, Hook, Signal
+from .selectors import delivery_overview
+
+
+@admin.register(Signal)
+class SignalAdmin(admin.ModelAdmin):
+    form = SignalAdminForm
+    list_display = ["signal", "hook_count", "create_datetime"]
+    search_fields = ["signal"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Signal]:
+        return super().get_queryset(request).annotate(_hook_count=Count("hooks"))
+
+    @admin.display(description=_("hooks"), ordering="_hook_count")
+    def hook_count(self, obj: Signal) -> int:
+        return obj._hook_count
+
+
+@admin.register(Hook)
+class HookAdmin(admin.ModelAdmin):
+    form = HookAdminForm
+    list_display = ["__str__", "model", "signal_list", "target_url", "http_method", "enabled"]
+    list_filter = ["enabled", "http_method", ("model", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "target_url"]
+    filter_horizontal = ["signals"]
+    readonly_fields = ["signing", "create_datetime", "update_datetime"]
+    actions = ["enable_hooks", "disable_hooks", "rotate_secrets", "send_test_events"]
+    fieldsets = [
+        (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
+        (_("Request"), {"fields": ["target_url", "http_method", "headers", "content_type"]}),
+        (
+            _("Payload"),
+            {
+                "fields": ["payload_template", "serializer_class"],
+                "description": _(
+                    "A template wins over a serializer; with neither, the default payload "
+                    "(object type, id, event type and every field) is sent."
+                ),
+            },
+        ),
+        (_("Signing"), {"fields": ["signing", "create_datetime", "update_datetime"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Hook]:
+        return super().get_queryset(request).select_related("model").prefetch_related("signals")
+
+    @admin.display(description=_("signals"))
+    def signal_list(self, obj: Hook) -> str:
+        return ", ".join(s.signal.rsplit(".", 1)[-1] for s in obj.signals.all())
+
+    @admin.display(description=_("signing secret"))
+    def signing(self, obj: Hook) -> str:
+        if not obj.secret:
+            return _("Not signed. Use the 'Rotate signing secret' action to create a secret.")
+        return _("Signed (secret ends in …%(tail)s).") % {"tail": obj.secret[-4:]}
+
+    @admin.action(description=_("Enable selected hooks"))
+    def enable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        for hook in queryset:
+            services.set_hook_enabled(hook, True)
+        self.message_user(request, _("Hooks enabled."))
+
+    @admin.action(description=_("Disable selected hooks"))
+    def disable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        for hook in queryset:
+            services.set_hook_enabled(hook, False)
+        self.message_user(request, _("Hooks disabled."))
+
+    @admin.action(description=_("Rotate signing secret (shown once)"))
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        for hook in queryset:
+            secret = services.rotate_secret(hook)
+            self.message_user(
+                request,
+                _("New secret of %(hook)s (copy it now, it is not shown again): %(secret)s")
+                % {"hook": hook, "secret": secret},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Send a test event now"))
+    def send_test_events(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+        for hook in queryset:
+            attempt = delivery.send_test_event(hook)
+            level = messages.SUCCESS if attempt.succeeded else messages.ERROR
+            outcome = attempt.response_status or attempt.error
+            self.message_user(request, f"{hook}: {outcome}", level)
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = [
+        "number",
+        "attempted_at",
+        "duration_ms",
+        "response_status",
+        "error",
+        "request_headers",
+        "response_headers",
+        "response_body",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Callback)
+class CallbackAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "hook",
+        "event_type",
+        "status",
+        "attempts",
+        "last_response_status",
+        "next_attempt_at",
+        "create_datetime",
+    ]
+    list_filter = ["status", "hook", "hook__model", "hook__enabled", "event_type"]
+    search_fields = ["=event_id", "target_url", "object_id", "status_details"]
+    date_hierarchy = "create_datetime"
+    list_select_related = ["hook"]
+    show_full_result_count = False
+    inlines = [AttemptInline]
+    actions = ["resend_selected", "send_selected_now"]
+    change_list_template = "admin/http_hooks/callback/change_list.html"
+    readonly_fields = [f.name for f in Callback._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Resend selected callbacks"), permissions=["view"])
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
+        count = services.resend_callbacks(queryset=queryset)
+        self.message_user(request, _("%(count)d callbacks queued again.") % {"count": count})
+
+    @admin.action(description=_("Send selected callbacks now"), permissions=["view"])
+    def send_selected_now(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
+        report = delivery.send_callbacks(callback_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            _("Sent %(sent)d, retrying %(retried)d, failed %(failed)d.")
+            % {"sent": report.sent, "retried": report.retried, "failed": report.failed},
+        )
+
+    def get_urls(self):
+        overview = self.admin_site.admin_view(self.overview_view)
+        return [
+            path("overview/", overview, name="http_hooks_callback_overview"),
+            *super().get_urls(),
+        ]
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """Callback counts by hook and status over a recent window."""
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        try:
+            hours = max(1, min(24 * 90, int(request.GET.get("hours", 24))))
+        except ValueError:
+            hours = 24
+        rows = delivery_overview(since=timezone.now() - datetime.timedelta(hours=hours))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Delivery overview"),
+            "rows": rows,
+            "hours": hours,
+            "windows": [1, 24, 24 * 7, 24 * 30],
+            "totals": {
+                key: sum(row[key] for row in rows)
+                for key in ("waiting", "sending", "sent", "error", "total")
+            },
+        }
+        return TemplateResponse(request, "admin/http_hooks/callback/overview.html", context)

@@ -1,0 +1,30 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from http_hooks.exceptions import HttpHooksError
+from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
+
+
+class Command(BaseCommand):
+    help = (
+        "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
+        "updated in the last --minutes_ago minutes (in the whole table without it)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--status", required=True, choices=list(MONITORED_STATUSES))
+        parser.add_argument("--callbacks_limit", type=int, default=10)
+        parser.add_argument("--minutes_ago", type=int, default=None)
+
+    def handle(self, *args, status, callbacks_limit, minutes_ago, **options):
+        try:
+            result = monitor_callbacks(
+                status=status, callbacks_limit=callbacks_limit, minutes_ago=minutes_ago
+            )
+        except HttpHooksError as exc:
+            raise CommandError(exc.message) from exc
+        window = "in all" if minutes_ago is None else f"in the last {minutes_ago} minutes"
+        message = f"{result.count} {status} callbacks updated {window} (limit {callbacks_limit})"
+        if result.exceeded:
+            # Django's CommandError prints the line on stderr and exits with 1.
+            raise CommandError(f"limit reached: {message}", returncode=1)
+        self.stdout.write(f"ok: {message}")
