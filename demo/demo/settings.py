@@ -75,6 +75,8 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("HTTP_HOOKS_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
             "OPTIONS": {"timeout": 20},
+            # A file, not memory, so that tests can start other processes on the same database.
+            "TEST": {"NAME": str(BASE_DIR / "test_db.sqlite3")},
         }
     }
 
