@@ -110,8 +110,16 @@ class Hook(models.Model):
 
 
 class Callback(models.Model):
+    # No database constraint, on purpose: for up to REGISTRY_TTL seconds after a
+    # hook is deleted, another process may still record an event for it, and
+    # that must never make the user's own transaction fail at commit. The
+    # sender deletes such orphans; deleting a hook still cascades in Django.
     hook = models.ForeignKey(
-        Hook, verbose_name=_("hook"), on_delete=models.CASCADE, related_name="callbacks"
+        Hook,
+        verbose_name=_("hook"),
+        on_delete=models.CASCADE,
+        related_name="callbacks",
+        db_constraint=False,
     )
     event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
     event_type = models.CharField(_("event type"), max_length=255, blank=True, default="")
