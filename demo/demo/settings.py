@@ -6,6 +6,7 @@ embedded SQLite file.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -75,8 +76,13 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("HTTP_HOOKS_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
             "OPTIONS": {"timeout": 20},
-            # A file, not memory, so that tests can start other processes on the same database.
-            "TEST": {"NAME": str(BASE_DIR / "test_db.sqlite3")},
+            # A file, not memory, so that tests can start other processes on the same
+            # database; one per test run, so that runs side by side do not collide.
+            "TEST": {
+                "NAME": os.path.join(
+                    tempfile.gettempdir(), f"http_hooks_test_{os.getpid()}.sqlite3"
+                )
+            },
         }
     }
 
