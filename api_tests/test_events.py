@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks import disable_hooks
-from http_hooks.api import create_hook, create_signal
+from http_hooks.api import create_signal
 from http_hooks.exceptions import InvalidPayloadError
 from http_hooks.models import Callback, Hook
 from shop.models import Customer, Order, Parcel

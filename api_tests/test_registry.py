@@ -1,0 +1,227 @@
+"""The live registry: hook changes take effect without a restart, here and elsewhere."""
+
+import json
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from http_hooks.api import create_signal, delete_hook, update_hook
+from http_hooks.models import Callback, Hook
+from http_hooks.services import set_hook_enabled
+from shop.models import Customer, Order
+from shop.signals import order_shipped
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+class TestSameProcess:
+    def test_a_new_hook_fires_at_once(self, make_hook):
+        Order.objects.create(name="before")
+        make_hook()
+        Order.objects.create(name="after")
+        assert Callback.objects.count() == 1
+
+    def test_editing_the_model_moves_the_hook(self, make_hook):
+        hook = make_hook()
+        update_hook(hook, model="shop.customer")
+        Order.objects.create(name="x")
+        Customer.objects.create(name="y")
+        assert list(Callback.objects.values_list("object_type", flat=True)) == ["shop.customer"]
+
+    def test_disabling_and_enabling(self, make_hook):
+        hook = make_hook()
+        set_hook_enabled(hook, False)
+        Order.objects.create(name="off")
+        assert Callback.objects.count() == 0
+        set_hook_enabled(hook, True)
+        Order.objects.create(name="on")
+        assert Callback.objects.count() == 1
+
+    def test_a_deleted_hook_stops_firing(self, make_hook):
+        hook = make_hook()
+        delete_hook(hook)
+        Order.objects.create(name="x")
+        assert Callback.objects.count() == 0
+
+    def test_adding_a_signal_to_a_hook(self, make_hook):
+        hook = make_hook()
+        create_signal(signal="shop.signals.order_shipped")
+        update_hook(hook, signals=["shop.signals.order_shipped"])
+        order = Order.objects.create(name="x")
+        order_shipped.send(sender=Order, instance=order)
+        assert list(Callback.objects.values_list("event_type", flat=True)) == [
+            "shop.signals.order_shipped"
+        ]
+
+    def test_changes_through_the_orm_are_seen_too(self, make_hook):
+        hook = make_hook()
+        hook.enabled = False
+        hook.save()
+        Order.objects.create(name="x")
+        assert Callback.objects.count() == 0
+
+    def test_a_steady_state_save_runs_one_insert_per_hook_event_and_no_lookup(self, make_hook):
+        make_hook()
+        Order.objects.create(name="warm")
+        with CaptureQueriesContext(connection) as queries:
+            Order.objects.create(name="x")
+        statements = [q["sql"].split()[0] for q in queries.captured_queries]
+        assert statements == ["INSERT", "INSERT"]  # the order, then its callback
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_created_in_a_rolled_back_transaction_never_fires(make_hook):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_hook()
+        raise RuntimeError
+    Order.objects.create(name="x")
+    assert Callback.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_hook_fires_for_other_threads_at_once(make_hook):
+    make_hook()
+    done = []
+
+    def save():
+        Order.objects.create(name="from a thread")
+        done.append(Callback.objects.count())
+        connection.close()
+
+    thread = threading.Thread(target=save)
+    thread.start()
+    thread.join()
+    assert done == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_legacy_reload_command_runs_after_commit(make_hook, settings, tmp_path):
+    marker = tmp_path / "reloaded"
+    settings.DJANGO_HTTP_HOOKS_RELOAD = ["touch", str(marker)]
+    with transaction.atomic():
+        make_hook()
+        assert not marker.exists()
+    assert marker.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_reload_command_is_logged_not_raised(make_hook, settings, caplog):
+    settings.DJANGO_HTTP_HOOKS_RELOAD = ["false"]
+    make_hook()
+    assert Hook.objects.count() == 1
+    assert "DJANGO_HTTP_HOOKS_RELOAD command ['false'] failed" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_reload_command_raises_with_raise_exceptions(make_hook, settings):
+    settings.DJANGO_HTTP_HOOKS_RELOAD = ["false"]
+    settings.DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS = True
+    with pytest.raises(subprocess.CalledProcessError):
+        make_hook()
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    import django
+    django.setup()
+    from http_hooks.models import Callback
+    from shop.models import Order
+    deadline = time.monotonic() + 60
+    for line in sys.stdin:
+        wanted = line.strip() == "fires"
+        started = time.monotonic()
+        while time.monotonic() - started < 15:
+            order = Order.objects.create(name="child")
+            fired = Callback.objects.filter(object_id=str(order.pk)).exists()
+            if fired == wanted:
+                break
+            time.sleep(0.05)
+        print(json.dumps({"fired": fired, "seconds": time.monotonic() - started}), flush=True)
+    """
+)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_changes_reach_another_process_within_the_ttl(make_hook, same_db_env):
+    """A real second process, polling with saves: each change shows within REGISTRY_TTL."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD],
+        env=same_db_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
+
+    def ask(wanted: str) -> dict:
+        child.stdin.write(wanted + "\n")
+        child.stdin.flush()
+        return json.loads(lines.get(timeout=30))
+
+    try:
+        assert ask("quiet") == {"fired": False, "seconds": pytest.approx(0, abs=1)}
+        hook = make_hook()
+        created = ask("fires")
+        set_hook_enabled(hook, False)
+        disabled = ask("quiet")
+        set_hook_enabled(hook, True)
+        enabled = ask("fires")
+        delete_hook(hook)
+        deleted = ask("quiet")
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+    ttl = 2.0
+    for step in (created, disabled, enabled, deleted):
+        assert step["fired"] in (True, False)
+        assert step["seconds"] < ttl + 1.0, step
+    assert [created["fired"], disabled["fired"], enabled["fired"], deleted["fired"]] == [
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_import_and_setup_touch_no_database(tmp_path):
+    """``django.setup()`` and importing every module must not connect to a database."""
+    code = textwrap.dedent(
+        """
+        import django, importlib, pkgutil
+        django.setup()
+        import http_hooks
+        for module in pkgutil.walk_packages(http_hooks.__path__, "http_hooks."):
+            if ".migrations." not in module.name:
+                importlib.import_module(module.name)
+        from django.db import connections
+        assert connections["default"].connection is None, "a database connection was opened"
+        print("ok")
+        """
+    )
+    env = {
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "PYTHONPATH": f"{ROOT / 'demo'}:{ROOT}",
+        "HTTP_HOOKS_SQLITE_PATH": str(tmp_path / "missing" / "db.sqlite3"),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
