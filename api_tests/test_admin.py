@@ -1,0 +1,230 @@
+"""The admin, through Django's test client: pages, validation as form errors, actions."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
+from django.urls import reverse
+
+from http_hooks.models import Callback, CallbackStatus, Hook, Signal
+from shop.models import Customer, Order
+
+pytestmark = pytest.mark.django_db
+
+POST_SAVE = "django.db.models.signals.post_save"
+
+
+def hook_form(receiver, **overrides):
+    signal = Signal.objects.get(signal=POST_SAVE)
+    data = {
+        "name": "orders",
+        "model": ContentType.objects.get_for_model(Order).pk,
+        "signals": [signal.pk],
+        "enabled": "on",
+        "target_url": receiver.url(),
+        "http_method": "POST",
+        "headers": "test-token: 12345",
+        "content_type": "application/json",
+        "payload_template": '{"id": {{instance.id}}}',
+        "serializer_class": "",
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "admin:http_hooks_hook_changelist",
+        "admin:http_hooks_hook_add",
+        "admin:http_hooks_signal_changelist",
+        "admin:http_hooks_signal_add",
+        "admin:http_hooks_callback_changelist",
+        "admin:http_hooks_callback_overview",
+    ],
+)
+def test_admin_pages_render(admin_client, make_hook, url):
+    make_hook()
+    Order.objects.create(name="x")
+    response = admin_client.get(reverse(url))
+    assert response.status_code == 200
+
+
+def test_hook_and_callback_change_pages_render(admin_client, make_hook):
+    hook = make_hook(headers="A: 1")
+    Order.objects.create(name="x")
+    callback = Callback.objects.get()
+    response = admin_client.get(reverse("admin:http_hooks_hook_change", args=[hook.pk]))
+    assert response.status_code == 200
+    assert "A: 1" in response.content.decode()
+    response = admin_client.get(reverse("admin:http_hooks_callback_change", args=[callback.pk]))
+    assert response.status_code == 200
+
+
+def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
+    response = admin_client.post(reverse("admin:http_hooks_hook_add"), hook_form(receiver))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    hook = Hook.objects.get()
+    assert hook.headers == {"test-token": "12345"}
+    assert [s.signal for s in hook.signals.all()] == [POST_SAVE]
+    Order.objects.create(name="x")
+    assert Callback.objects.get().hook == hook
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"headers": "token 1234"}, "headers", "invalid headers"),
+        ({"payload_template": '"id": {{instance.id}}}'}, "payload_template", "invalid JSON"),
+        (
+            {"content_type": "application/xml", "payload_template": "<id>{{instance.id}}"},
+            "payload_template",
+            "invalid XML",
+        ),
+        ({"payload_template": "{{instance.delete}}"}, "payload_template", "no field"),
+        (
+            {"payload_template": "", "serializer_class": "shop.serializers.Nope"},
+            "serializer_class",
+            "cannot import",
+        ),
+        ({"target_url": "ftp://x.example/"}, "target_url", "absolute http"),
+        ({"signals": []}, "signals", "This field is required"),
+    ],
+    ids=[
+        "bad-headers",
+        "bad-json",
+        "bad-xml",
+        "callable",
+        "bad-serializer",
+        "bad-url",
+        "no-signal",
+    ],
+)
+def test_bad_hooks_are_refused_with_a_form_error(admin_client, receiver, overrides, field, words):
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), hook_form(receiver, **overrides)
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert words in " ".join(errors[field])
+    assert Hook.objects.count() == 0
+
+
+def test_the_model_list_leaves_out_http_hooks_own_models(admin_client, receiver):
+    own = ContentType.objects.get_for_model(Callback)
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), hook_form(receiver, model=own.pk)
+    )
+    assert "model" in response.context["adminform"].form.errors
+    assert Hook.objects.count() == 0
+
+
+def test_a_bad_signal_path_is_refused_in_the_signal_form(admin_client):
+    response = admin_client.post(reverse("admin:http_hooks_signal_add"), {"signal": "dummy.signal"})
+    assert response.status_code == 200
+    assert "cannot import" in " ".join(response.context["adminform"].form.errors["signal"])
+    response = admin_client.post(
+        reverse("admin:http_hooks_signal_add"), {"signal": "shop.signals.order_shipped"}
+    )
+    assert response.status_code == 302
+    assert Signal.objects.filter(signal="shop.signals.order_shipped").exists()
+
+
+def test_editing_a_hook_in_the_admin_keeps_validation(admin_client, make_hook, receiver):
+    hook = make_hook(content_type="application/json", payload_template='{"a": 1}')
+    url = reverse("admin:http_hooks_hook_change", args=[hook.pk])
+    response = admin_client.post(url, hook_form(receiver, headers="broken"))
+    assert response.status_code == 200
+    hook.refresh_from_db()
+    assert hook.payload_template == '{"a": 1}'
+
+
+def test_resend_selected_action_queues_callbacks_again(admin_client, make_hook):
+    make_hook()
+    Order.objects.create(name="x")
+    Callback.objects.update(status=CallbackStatus.ERROR, attempts=3)
+    response = admin_client.post(
+        reverse("admin:http_hooks_callback_changelist"),
+        {
+            "action": "resend_selected",
+            "_selected_action": list(Callback.objects.values_list("pk", flat=True)),
+        },
+        follow=True,
+    )
+    assert "1 callbacks queued again." in response.content.decode()
+    callback = Callback.objects.get()
+    assert (callback.status, callback.attempts) == ("waiting", 0)
+
+
+def test_disable_and_enable_actions(admin_client, make_hook):
+    hook = make_hook()
+    changelist = reverse("admin:http_hooks_hook_changelist")
+    admin_client.post(changelist, {"action": "disable_hooks", "_selected_action": [hook.pk]})
+    Order.objects.create(name="off")
+    admin_client.post(changelist, {"action": "enable_hooks", "_selected_action": [hook.pk]})
+    Order.objects.create(name="on")
+    assert Callback.objects.count() == 1
+
+
+def test_rotate_secret_action_shows_the_new_secret_once(admin_client, make_hook):
+    hook = make_hook()
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_changelist"),
+        {"action": "rotate_secrets", "_selected_action": [hook.pk]},
+        follow=True,
+    )
+    hook.refresh_from_db()
+    assert hook.secret.startswith("whsec_")
+    assert hook.secret in response.content.decode()
+    page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[hook.pk]))
+    assert hook.secret not in page.content.decode()
+
+
+def test_overview_counts_callbacks_by_hook_and_status(admin_client, make_hook):
+    hook = make_hook(name="orders")
+    for i in range(3):
+        Order.objects.create(name=f"o{i}")
+    Callback.objects.filter(pk=Callback.objects.first().pk).update(status=CallbackStatus.ERROR)
+    response = admin_client.get(reverse("admin:http_hooks_callback_overview"), {"hours": "1"})
+    rows = response.context["rows"]
+    assert rows == [
+        {
+            "hook_id": hook.pk,
+            "hook": "orders",
+            "total": 3,
+            "waiting": 2,
+            "sending": 0,
+            "sent": 0,
+            "error": 1,
+        }
+    ]
+    assert (
+        admin_client.get(
+            reverse("admin:http_hooks_callback_overview"), {"hours": "nope"}
+        ).status_code
+        == 200
+    )
+
+
+def test_users_without_permission_cannot_see_the_overview(client, make_hook):
+    user = User.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(user)
+    response = client.get(reverse("admin:http_hooks_callback_overview"))
+    assert response.status_code == 403
+
+
+def test_callbacks_cannot_be_added_or_edited_in_the_admin(admin_client, make_hook):
+    make_hook()
+    Customer.objects.create(name="c")
+    assert admin_client.get(reverse("admin:http_hooks_callback_add")).status_code == 403
+
+
+def test_send_test_event_action_reports_the_outcome(admin_client, make_hook, receiver):
+    hook = make_hook(name="orders")
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_changelist"),
+        {"action": "send_test_events", "_selected_action": [hook.pk]},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == ["orders: 200"]
+    (request,) = receiver.wait_for(1)
+    assert request.headers["webhook-id"]

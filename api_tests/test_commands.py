@@ -1,0 +1,160 @@
+"""monitor_callbacks and delete_old_callbacks: arguments, output, exit status."""
+
+import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from http_hooks.models import Attempt, Callback, CallbackStatus
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def callbacks(make_hook):
+    """Three error callbacks updated now, two updated an hour ago, one waiting."""
+    make_hook()
+    for i in range(6):
+        Order.objects.create(name=f"o{i}")
+    ids = list(Callback.objects.order_by("id").values_list("id", flat=True))
+    now = timezone.now()
+    Callback.objects.filter(pk__in=ids[:3]).update(status=CallbackStatus.ERROR, update_datetime=now)
+    Callback.objects.filter(pk__in=ids[3:5]).update(
+        status=CallbackStatus.ERROR, update_datetime=now - datetime.timedelta(hours=1)
+    )
+    return ids
+
+
+def monitor(*args):
+    return call_command("monitor_callbacks", *args)
+
+
+def test_monitor_exits_1_when_the_limit_is_reached(callbacks, capsys):
+    with pytest.raises(CommandError, match="limit reached: 5 error callbacks") as info:
+        monitor("--status", "error", "--callbacks_limit", "5")
+    assert info.value.returncode == 1
+
+
+def test_monitor_passes_below_the_limit(callbacks, capsys):
+    monitor("--status", "error", "--callbacks_limit", "6")
+    assert "ok: 5 error callbacks updated in all (limit 6)" in capsys.readouterr().out
+
+
+def test_monitor_window_counts_only_recent_updates(callbacks, capsys):
+    monitor("--status", "error", "--callbacks_limit", "4", "--minutes_ago", "10")
+    assert "ok: 3 error callbacks updated in the last 10 minutes" in capsys.readouterr().out
+    with pytest.raises(CommandError):
+        monitor("--status", "error", "--callbacks_limit", "3", "--minutes_ago", "10")
+
+
+def test_monitor_default_limit_is_10(callbacks, capsys):
+    monitor("--status", "error")
+    assert "(limit 10)" in capsys.readouterr().out
+
+
+def test_monitor_waiting_status(callbacks, capsys):
+    with pytest.raises(CommandError, match="1 waiting"):
+        monitor("--status", "waiting", "--callbacks_limit", "1")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "the following arguments are required: --status"),
+        (["--status", "sent"], "invalid choice: 'sent'"),
+        (["--status", "error", "--callbacks_limit", "0"], "callbacks_limit must be at least 1"),
+        (["--status", "error", "--callbacks_limit", "x"], "invalid int value"),
+        (["--status", "error", "--minutes_ago", "-1"], "minutes_ago must be a whole number"),
+    ],
+    ids=["status-missing", "status-invalid", "limit-zero", "limit-not-a-number", "negative-window"],
+)
+def test_monitor_bad_arguments_are_refused_with_a_clear_message(args, words):
+    with pytest.raises(CommandError, match=words):
+        monitor(*args)
+
+
+def run_manage(*args, env=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_monitor_exit_codes_from_a_real_process(make_hook, same_db_env):
+    make_hook()
+    Order.objects.create(name="x")
+    Callback.objects.update(status=CallbackStatus.ERROR, update_datetime=timezone.now())
+    ok = run_manage(
+        "monitor_callbacks", "--status", "error", "--callbacks_limit", "2", env=same_db_env
+    )
+    assert (ok.returncode, ok.stdout.strip()) == (
+        0,
+        "ok: 1 error callbacks updated in all (limit 2)",
+    )
+    over = run_manage(
+        "monitor_callbacks", "--status", "error", "--callbacks_limit", "1", env=same_db_env
+    )
+    assert over.returncode == 1
+    assert over.stderr.strip() == (
+        "CommandError: limit reached: 1 error callbacks updated in all (limit 1)"
+    )
+    bad = run_manage("monitor_callbacks", "--status", "nope", env=same_db_env)
+    assert bad.returncode == 2
+    assert "invalid choice: 'nope'" in bad.stderr
+
+
+def _age(callback_ids, days):
+    Callback.objects.filter(pk__in=callback_ids).update(
+        create_datetime=timezone.now() - datetime.timedelta(days=days)
+    )
+
+
+def test_delete_old_callbacks_deletes_only_older_ones_and_their_attempts(callbacks, capsys):
+    _age(callbacks[:2], days=40)
+    _age(callbacks[2:4], days=20)
+    Attempt.objects.create(callback_id=callbacks[0], number=1)
+    call_command("delete_old_callbacks", "30", "--batch-size", "1")
+    assert "deleted 2 callbacks created more than 30 days ago" in capsys.readouterr().out
+    assert sorted(Callback.objects.values_list("id", flat=True)) == callbacks[2:]
+    assert not Attempt.objects.exists()
+    call_command("delete_old_callbacks", "10")
+    assert sorted(Callback.objects.values_list("id", flat=True)) == callbacks[4:]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ([], "the following arguments are required: days"),
+        (["-3"], "days must be a whole number >= 0"),
+        (["ten"], "invalid int value"),
+        (["3", "--batch-size", "0"], "--batch-size must be at least 1"),
+    ],
+    ids=["missing", "negative", "not-a-number", "zero-batch"],
+)
+def test_delete_old_callbacks_bad_arguments(callbacks, args, words):
+    with pytest.raises(CommandError, match=words):
+        call_command("delete_old_callbacks", *args)
+    assert Callback.objects.count() == len(callbacks)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delete_old_callbacks_in_a_real_process_reclaims_space(make_hook, same_db_env):
+    """On PostgreSQL this runs VACUUM ANALYZE, which cannot run inside a transaction."""
+    make_hook()
+    for i in range(3):
+        Order.objects.create(name=f"o{i}")
+    _age(list(Callback.objects.values_list("id", flat=True))[:2], days=5)
+    result = run_manage("delete_old_callbacks", "1", env=same_db_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deleted 2 callbacks created more than 1 days ago"
+    assert Callback.objects.count() == 1
