@@ -1,0 +1,73 @@
+"""System checks: wrong settings and hooks on http_hooks' own models are reported."""
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from http_hooks.checks import check_hooks, check_settings
+from http_hooks.models import Callback, Hook, Signal
+
+
+def ids(errors):
+    return [e.id for e in errors]
+
+
+def test_default_settings_pass():
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("not a dict", ["http_hooks.E001"]),
+        ({"TIMEOUTS": 3}, ["http_hooks.E002"]),
+        ({"TIMEOUT": 0}, ["http_hooks.E003"]),
+        ({"TIMEOUT": (5, -1)}, ["http_hooks.E003"]),
+        ({"MAX_ATTEMPTS": 0}, ["http_hooks.E004"]),
+        ({"CONCURRENCY": "16"}, ["http_hooks.E004"]),
+        ({"RETRY_SCHEDULE": []}, ["http_hooks.E005"]),
+        ({"RETRY_SCHEDULE": [5, -1]}, ["http_hooks.E005"]),
+        ({"RETRY_JITTER": 1.5}, ["http_hooks.E006"]),
+        ({"REGISTRY_TTL": -1}, ["http_hooks.E007"]),
+        ({"DISPATCH": "cron"}, ["http_hooks.E008"]),
+        ({"BLOCK_PRIVATE_NETWORKS": "yes"}, ["http_hooks.E010"]),
+        ({"PERMISSION_CLASSES": ["nowhere.Permission"]}, ["http_hooks.E011"]),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_wrong_settings_are_reported_with_an_id(settings, value, expected):
+    settings.HTTP_HOOKS = value
+    assert ids(check_settings()) == expected
+
+
+def test_wrong_legacy_reload_setting_is_reported(settings):
+    settings.DJANGO_HTTP_HOOKS_RELOAD = "touch demo/wsgi.py"
+    assert ids(check_settings()) == ["http_hooks.E013"]
+
+
+def test_wrong_settings_stop_manage_py_check(settings):
+    settings.HTTP_HOOKS = {"DISPATCH": "cron"}
+    with pytest.raises(SystemCheckError, match="HTTP_HOOKS\\['DISPATCH'\\] is invalid"):
+        call_command("check")
+
+
+@pytest.mark.django_db
+def test_a_hook_on_an_own_model_written_around_validation_is_reported():
+    hook = Hook.objects.create(
+        model=ContentType.objects.get_for_model(Callback), target_url="https://example.com/"
+    )
+    errors = check_hooks(databases=["default"])
+    assert ids(errors) == ["http_hooks.E020"]
+    assert errors[0].obj == hook
+    assert check_hooks(databases=None) == []
+
+
+@pytest.mark.django_db
+def test_a_hook_on_an_own_model_never_fires():
+    hook = Hook.objects.create(
+        model=ContentType.objects.get_for_model(Callback), target_url="https://example.com/"
+    )
+    hook.signals.add(Signal.objects.get(signal="django.db.models.signals.post_save"))
+    Callback.objects.create(hook=hook, target_url="https://example.com/", http_method="POST")
+    assert Callback.objects.count() == 1
