@@ -79,3 +79,14 @@ def make_hook(receiver):
         return create_hook(**kwargs)
 
     return make
+
+
+@pytest.fixture
+def staff_client(db):
+    """A REST API client logged in as a staff user."""
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(User.objects.create_user("staff", is_staff=True))
+    return client

@@ -8,7 +8,12 @@ from rest_framework.permissions import DjangoModelPermissions
 class IsStaffOrModelPermission(DjangoModelPermissions):
     """Staff users may do everything; other users need the model permission of the
     action (``view_`` to read, ``add_``/``change_``/``delete_`` to write).
-    Anonymous users get nothing."""
+    Anonymous users get nothing.
+
+    A view's ``action_permissions`` maps an extra action to the permission it needs
+    whatever its HTTP method: ``{"resend": "change"}`` asks for ``change_callback``
+    for ``POST /callbacks/{id}/resend/`` (which would otherwise ask for ``add_``).
+    """
 
     perms_map = {
         **DjangoModelPermissions.perms_map,
@@ -23,4 +28,8 @@ class IsStaffOrModelPermission(DjangoModelPermissions):
             return False
         if user.is_staff:
             return True
-        return super().has_permission(request, view)
+        action_perm = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
+        if action_perm is None:
+            return super().has_permission(request, view)
+        opts = self._queryset(view).model._meta
+        return user.has_perm(f"{opts.app_label}.{action_perm}_{opts.model_name}")

@@ -1,0 +1,457 @@
+"""REST API: /api/callbacks/ (list, filters, retrieve, delete) and its operations:
+resend (one and many), send, monitor, attempts and retention."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from http_hooks.models import Attempt, Callback, CallbackStatus
+from shop.models import Customer, Order
+
+pytestmark = pytest.mark.django_db
+
+ONE_TRY = override_settings(
+    HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "MAX_ATTEMPTS": 1, "RETRY_SCHEDULE": [1]}
+)
+
+
+def orders(count: int) -> list[Callback]:
+    """Save ``count`` orders; return their callbacks, oldest first."""
+    for index in range(count):
+        Order.objects.create(name=f"order {index}")
+    return list(Callback.objects.order_by("id"))
+
+
+def send(client, **data):
+    response = client.post("/api/callbacks/send/", data, format="json")
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+@pytest.fixture
+def sent_and_failed(staff_client, make_hook, receiver):
+    """One sent and one failed (status error, HTTP 500) callback."""
+    make_hook()
+    receiver.respond("/fail", status=500, body=b"boom")
+    failing = make_hook(model="shop.customer", target_url=receiver.url("/fail"))
+    Order.objects.create(name="ok")
+    Customer.objects.create(name="c")
+    with ONE_TRY:
+        send(staff_client)
+    sent = Callback.objects.get(status=CallbackStatus.SENT)
+    failed = Callback.objects.get(status=CallbackStatus.ERROR)
+    assert failed.hook == failing
+    return sent, failed
+
+
+# --- list, retrieve, delete ------------------------------------------------------
+
+
+def test_list_callbacks_newest_first_by_cursor(staff_client, make_hook):
+    make_hook()
+    first, second, third = orders(3)
+    response = staff_client.get("/api/callbacks/", {"page_size": 2})
+    assert response.status_code == 200
+    body = response.json()
+    assert [c["id"] for c in body["results"]] == [third.pk, second.pk]
+    assert body["previous"] is None
+    assert "count" not in body
+    following = staff_client.get(body["next"]).json()
+    assert [c["id"] for c in following["results"]] == [first.pk]
+    assert following["next"] is None
+
+
+def test_list_callbacks_oldest_first(staff_client, make_hook):
+    make_hook()
+    callbacks = orders(3)
+    response = staff_client.get("/api/callbacks/", {"ordering": "id"})
+    assert [c["id"] for c in response.json()["results"]] == [c.pk for c in callbacks]
+
+
+def test_list_callbacks_refuses_a_forged_cursor(staff_client):
+    response = staff_client.get("/api/callbacks/", {"cursor": "garbage"})
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_retrieve_callback(staff_client, make_hook):
+    hook = make_hook(headers={"X-A": "1"}, content_type="application/json")
+    order = Order.objects.create(name="A")
+    callback = Callback.objects.get()
+    response = staff_client.get(f"/api/callbacks/{callback.pk}/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["hook"] == hook.pk
+    assert body["event_id"] == str(callback.event_id)
+    assert body["event_type"] == "created"
+    assert body["object_type"] == "shop.order"
+    assert body["object_id"] == str(order.pk)
+    assert body["status"] == "waiting"
+    assert body["headers"] == callback.headers
+    assert body["payload"] == callback.payload
+    assert body["attempts"] == 0
+    assert body["last_response_status"] is None
+    assert "claim_token" not in body
+
+
+def test_retrieve_unknown_callback_is_404(staff_client):
+    assert staff_client.get("/api/callbacks/12345/").status_code == 404
+
+
+def test_delete_callback(staff_client, make_hook):
+    make_hook()
+    (callback,) = orders(1)
+    assert staff_client.delete(f"/api/callbacks/{callback.pk}/").status_code == 204
+    assert not Callback.objects.exists()
+
+
+def test_callbacks_cannot_be_written(staff_client, make_hook):
+    make_hook()
+    (callback,) = orders(1)
+    response = staff_client.patch(
+        f"/api/callbacks/{callback.pk}/", {"status": "sent"}, format="json"
+    )
+    assert response.status_code == 405
+    assert staff_client.post("/api/callbacks/", {}, format="json").status_code == 405
+    callback.refresh_from_db()
+    assert callback.status == "waiting"
+
+
+# --- filters ---------------------------------------------------------------------
+
+
+def listed(client, **query) -> list[int]:
+    response = client.get("/api/callbacks/", query)
+    assert response.status_code == 200, response.json()
+    return [c["id"] for c in response.json()["results"]]
+
+
+def test_filter_by_status(staff_client, sent_and_failed):
+    sent, failed = sent_and_failed
+    assert listed(staff_client, status="sent") == [sent.pk]
+    assert listed(staff_client, status="error") == [failed.pk]
+    assert listed(staff_client, status="waiting") == []
+
+
+def test_filter_by_hook(staff_client, sent_and_failed):
+    _, failed = sent_and_failed
+    assert listed(staff_client, hook=failed.hook_id) == [failed.pk]
+
+
+def test_filter_by_response_status(staff_client, sent_and_failed):
+    sent, failed = sent_and_failed
+    assert listed(staff_client, response_status=500) == [failed.pk]
+    assert listed(staff_client, response_status=200) == [sent.pk]
+
+
+def test_filter_by_event_type_and_event_id(staff_client, make_hook):
+    make_hook(signals=["django.db.models.signals.post_save"])
+    order = Order.objects.create(name="A")
+    order.save()
+    created, updated = Callback.objects.order_by("id")
+    assert listed(staff_client, event_type="updated") == [updated.pk]
+    assert listed(staff_client, event_id=str(created.event_id)) == [created.pk]
+
+
+def test_filter_by_created_and_updated_ranges(staff_client, make_hook):
+    make_hook()
+    old, new = orders(2)
+    week_ago = timezone.now() - datetime.timedelta(days=7)
+    Callback.objects.filter(pk=old.pk).update(create_datetime=week_ago, update_datetime=week_ago)
+    day_ago = (timezone.now() - datetime.timedelta(days=1)).isoformat()
+    assert listed(staff_client, created_after=day_ago) == [new.pk]
+    assert listed(staff_client, created_before=day_ago) == [old.pk]
+    assert listed(staff_client, updated_after=day_ago) == [new.pk]
+    assert listed(staff_client, updated_before=day_ago) == [old.pk]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        pytest.param({"status": "lost"}, "status", id="unknown-status"),
+        pytest.param({"hook": "abc"}, "hook", id="hook-not-a-number"),
+        pytest.param({"hook": "1.5"}, "hook", id="hook-not-whole"),
+        pytest.param({"hook": "0"}, "hook", id="hook-zero"),
+        pytest.param({"hook": str(2**64)}, "hook", id="hook-too-large"),
+        pytest.param({"created_after": "yesterday"}, "created_after", id="date-unparsable"),
+        pytest.param({"response_status": "99"}, "response_status", id="status-code-too-small"),
+        pytest.param({"event_id": "not-a-uuid"}, "event_id", id="event-id-not-a-uuid"),
+        pytest.param({"page_size": "x", "status": "nope"}, "status", id="with-other-params"),
+    ],
+)
+def test_list_callbacks_refuses_bad_filter_values(staff_client, query, field):
+    response = staff_client.get("/api/callbacks/", query)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+
+
+# --- resend ----------------------------------------------------------------------
+
+
+def test_resend_callback_queues_it_again_with_the_same_event_id(
+    staff_client, sent_and_failed, receiver
+):
+    _, failed = sent_and_failed
+    receiver.respond("/fail", status=200)
+    response = staff_client.post(f"/api/callbacks/{failed.pk}/resend/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == failed.pk
+    assert body["status"] == "waiting"
+    assert body["attempts"] == 0
+    assert send(staff_client)["sent"] == 1
+    failed.refresh_from_db()
+    assert failed.status == "sent"
+    first_try, second_try = [r for r in receiver.requests if r.path == "/fail"]
+    assert first_try.headers["webhook-id"] == second_try.headers["webhook-id"]
+
+
+def test_resend_callback_being_sent_is_a_conflict(staff_client, make_hook):
+    make_hook()
+    (callback,) = orders(1)
+    Callback.objects.filter(pk=callback.pk).update(status=CallbackStatus.SENDING)
+    response = staff_client.post(f"/api/callbacks/{callback.pk}/resend/")
+    assert response.status_code == 409
+    assert response.json()["code"] == "callback_sending"
+    callback.refresh_from_db()
+    assert callback.status == "sending"
+
+
+def test_resend_unknown_callback_is_404(staff_client):
+    assert staff_client.post("/api/callbacks/999/resend/").status_code == 404
+
+
+def test_resend_many_by_filter(staff_client, sent_and_failed):
+    sent, failed = sent_and_failed
+    response = staff_client.post("/api/callbacks/resend/?status=error", {}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"count": 1}
+    failed.refresh_from_db()
+    sent.refresh_from_db()
+    assert failed.status == "waiting"
+    assert sent.status == "sent"
+
+
+def test_resend_many_by_ids(staff_client, sent_and_failed):
+    sent, _ = sent_and_failed
+    response = staff_client.post("/api/callbacks/resend/", {"ids": [sent.pk]}, format="json")
+    assert response.json() == {"count": 1}
+    sent.refresh_from_db()
+    assert sent.status == "waiting"
+
+
+def test_resend_many_by_ids_and_filter_takes_both(staff_client, sent_and_failed):
+    sent, _ = sent_and_failed
+    response = staff_client.post(
+        "/api/callbacks/resend/?status=error", {"ids": [sent.pk]}, format="json"
+    )
+    assert response.json() == {"count": 0}
+    sent.refresh_from_db()
+    assert sent.status == "sent"
+
+
+@pytest.mark.parametrize(
+    ("query", "data", "field"),
+    [
+        pytest.param("", {}, "non_field_errors", id="nothing-selected"),
+        pytest.param("", {"ids": []}, "ids", id="ids-empty"),
+        pytest.param("", {"ids": ["a"]}, "ids.0", id="id-not-a-number"),
+        pytest.param("", {"ids": 5}, "ids", id="ids-not-a-list"),
+        pytest.param("?status=lost", {}, "status", id="bad-filter"),
+    ],
+)
+def test_resend_many_refuses_bad_selection(staff_client, sent_and_failed, query, data, field):
+    response = staff_client.post(f"/api/callbacks/resend/{query}", data, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+    assert not Callback.objects.filter(status="waiting").exists()
+
+
+# --- send ------------------------------------------------------------------------
+
+
+def test_send_delivers_due_callbacks_and_reports(staff_client, make_hook, receiver):
+    make_hook()
+    orders(2)
+    report = send(staff_client)
+    assert report["sent"] == 2
+    assert report["retried"] == report["failed"] == 0
+    assert report["total"] == 2
+    assert report["duration"] >= 0
+    assert len(receiver.wait_for(2)) == 2
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_send_reports_retries(staff_client, make_hook, receiver):
+    receiver.respond(status=500)
+    make_hook()
+    orders(1)
+    assert send(staff_client)["retried"] == 1
+    assert Callback.objects.get().status == "waiting"
+
+
+def test_send_only_one_hook(staff_client, make_hook):
+    make_hook()
+    customers = make_hook(model="shop.customer")
+    Order.objects.create(name="o")
+    Customer.objects.create(name="c")
+    assert send(staff_client, hook_id=customers.pk)["sent"] == 1
+    assert Callback.objects.get(status="sent").hook == customers
+    assert Callback.objects.get(status="waiting").object_type == "shop.order"
+
+
+def test_send_only_listed_callbacks_even_if_not_due(staff_client, make_hook):
+    make_hook()
+    first, second = orders(2)
+    Callback.objects.update(next_attempt_at=timezone.now() + datetime.timedelta(hours=1))
+    assert send(staff_client)["total"] == 0
+    assert send(staff_client, callback_ids=[second.pk])["sent"] == 1
+    assert Callback.objects.get(pk=first.pk).status == "waiting"
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param({"hook_id": 999}, "hook_id", id="unknown-hook"),
+        pytest.param({"hook_id": "x"}, "hook_id", id="hook-not-a-number"),
+        pytest.param({"callback_ids": "1"}, "callback_ids", id="ids-not-a-list"),
+        pytest.param({"callback_ids": [0]}, "callback_ids.0", id="id-zero"),
+    ],
+)
+def test_send_refuses_bad_input(staff_client, data, field):
+    response = staff_client.post("/api/callbacks/send/", data, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+
+
+# --- monitor ---------------------------------------------------------------------
+
+
+def monitor(client, **query):
+    return client.get("/api/callbacks/monitor/", query)
+
+
+def test_monitor_counts_and_says_when_the_limit_is_reached(staff_client, sent_and_failed):
+    response = monitor(staff_client, status="error", callbacks_limit=1)
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "error",
+        "count": 1,
+        "callbacks_limit": 1,
+        "minutes_ago": None,
+        "exceeded": True,
+    }
+    assert monitor(staff_client, status="error", callbacks_limit=2).json()["exceeded"] is False
+
+
+def test_monitor_default_limit_is_ten(staff_client, make_hook):
+    make_hook()
+    orders(10)
+    body = monitor(staff_client, status="waiting").json()
+    assert (body["count"], body["callbacks_limit"], body["exceeded"]) == (10, 10, True)
+
+
+def test_monitor_counts_only_the_window(staff_client, make_hook):
+    make_hook()
+    old, _ = orders(2)
+    Callback.objects.filter(pk=old.pk).update(
+        update_datetime=timezone.now() - datetime.timedelta(minutes=30)
+    )
+    body = monitor(staff_client, status="waiting", minutes_ago=10, callbacks_limit=2).json()
+    assert body == {
+        "status": "waiting",
+        "count": 1,
+        "callbacks_limit": 2,
+        "minutes_ago": 10,
+        "exceeded": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        pytest.param({}, "status", id="status-missing"),
+        pytest.param({"status": "sent"}, "status", id="status-not-monitored"),
+        pytest.param({"status": "error", "callbacks_limit": 0}, "callbacks_limit", id="limit-zero"),
+        pytest.param(
+            {"status": "error", "callbacks_limit": "x"}, "callbacks_limit", id="limit-not-a-number"
+        ),
+        pytest.param({"status": "error", "minutes_ago": -1}, "minutes_ago", id="window-negative"),
+        pytest.param(
+            {"status": "error", "minutes_ago": 10**12}, "minutes_ago", id="window-too-large"
+        ),
+    ],
+)
+def test_monitor_refuses_bad_parameters(staff_client, query, field):
+    response = monitor(staff_client, **query)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+
+
+# --- attempts --------------------------------------------------------------------
+
+
+def test_attempts_of_a_callback_newest_first(staff_client, make_hook, receiver):
+    receiver.respond(status=500, body=b"no")
+    make_hook()
+    (callback,) = orders(1)
+    send(staff_client)
+    receiver.respond(status=200, body=b"yes")
+    send(staff_client, callback_ids=[callback.pk])
+    response = staff_client.get(f"/api/callbacks/{callback.pk}/attempts/")
+    assert response.status_code == 200
+    second, first = response.json()["results"]
+    assert (first["number"], first["response_status"], first["response_body"]) == (1, 500, "no")
+    assert first["succeeded"] is False
+    assert first["error"]
+    assert (second["number"], second["response_status"], second["succeeded"]) == (2, 200, True)
+    assert second["request_headers"]["webhook-id"] == str(callback.event_id)
+    assert Attempt.objects.filter(callback=callback).count() == 2
+
+
+def test_attempts_of_unknown_callback_is_404(staff_client):
+    assert staff_client.get("/api/callbacks/999/attempts/").status_code == 404
+
+
+# --- retention -------------------------------------------------------------------
+
+
+def test_delete_old_callbacks(staff_client, make_hook):
+    make_hook()
+    old, new = orders(2)
+    Callback.objects.filter(pk=old.pk).update(
+        create_datetime=timezone.now() - datetime.timedelta(days=31)
+    )
+    response = staff_client.post("/api/callbacks/delete-old/", {"days": 30}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"deleted": 1}
+    assert list(Callback.objects.values_list("pk", flat=True)) == [new.pk]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({}, id="days-missing"),
+        pytest.param({"days": -1}, id="days-negative"),
+        pytest.param({"days": "many"}, id="days-not-a-number"),
+        pytest.param({"days": 10**9}, id="days-too-large"),
+    ],
+)
+def test_delete_old_callbacks_refuses_bad_days(staff_client, make_hook, data):
+    make_hook()
+    orders(1)
+    response = staff_client.post("/api/callbacks/delete-old/", data, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "days"
+    assert Callback.objects.count() == 1
+
+
+def test_unknown_uuid_filter_matches_nothing(staff_client, make_hook):
+    make_hook()
+    orders(1)
+    assert listed(staff_client, event_id=str(uuid.uuid4())) == []

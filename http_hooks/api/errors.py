@@ -1,0 +1,84 @@
+"""The one place where errors become HTTP answers.
+
+Every view of the REST API uses ``exception_handler`` (through
+``views.HttpHooksAPIMixin``), so the project's ``REST_FRAMEWORK`` settings
+need no change. The service layer's ``HttpHooksError`` becomes a 400 on the
+field it names; every error, DRF's own included, gets the same body::
+
+    {"code": "invalid_headers", "detail": "headers: invalid headers: ...",
+     "errors": [{"field": "headers", "code": "invalid_headers", "message": "..."}]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..exceptions import HttpHooksError
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "The request conflicts with the object's current state."
+    default_code = "conflict"
+
+
+def as_validation_error(error: HttpHooksError) -> exceptions.ValidationError:
+    """A DRF ``ValidationError`` on the field ``error`` concerns, keeping its code."""
+    field = error.field or api_settings.NON_FIELD_ERRORS_KEY
+    return exceptions.ValidationError({field: [error.message]}, code=error.code)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, HttpHooksError):
+        exc = as_validation_error(exc)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    response = drf_exception_handler(exc, context)
+    if response is not None:
+        response.data = error_body(exc)
+    return response
+
+
+def error_body(exc: exceptions.APIException) -> dict[str, Any]:
+    if not isinstance(exc, exceptions.ValidationError):
+        return {"code": _code_of(exc), "detail": str(exc.detail), "errors": []}
+    errors = [
+        {"field": field, "code": getattr(message, "code", "invalid"), "message": str(message)}
+        for field, message in _flatten(exc.detail)
+    ]
+    return {
+        "code": errors[0]["code"],
+        "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+        "errors": errors,
+    }
+
+
+def _code_of(exc: exceptions.APIException) -> str:
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
+
+
+def _flatten(detail: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(field path, message)`` pairs of a nested DRF error detail; list items of a
+    field are ``field.0``, nested fields ``field.name``."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                yield from _flatten(item, f"{prefix}.{index}" if prefix else str(index))
+            else:
+                yield prefix or api_settings.NON_FIELD_ERRORS_KEY, item
+    else:
+        yield prefix or api_settings.NON_FIELD_ERRORS_KEY, detail

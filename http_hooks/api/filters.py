@@ -1,0 +1,145 @@
+"""FilterSets of the list endpoints (and of the bulk resend of callbacks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.contrib.contenttypes.models import ContentType
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import filters
+
+from ..exceptions import HttpHooksError
+from ..models import Callback, CallbackStatus, Hook, HttpMethod, Signal
+from ..validators import resolve_model
+from .serializers import MAX_ID
+
+
+class ModelLabelFormField(forms.CharField):
+    def to_python(self, value: Any) -> ContentType | None:
+        label = super().to_python(value)
+        if not label:
+            return None
+        try:
+            return resolve_model(label)
+        except HttpHooksError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+
+
+class StrictBooleanFormField(forms.NullBooleanField):
+    """``true``/``false`` (or ``1``/``0``); anything else is an error, not "no filter"."""
+
+    widget = forms.TextInput
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError("Enter true or false.", code="invalid") from None
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanFormField
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
+def integer_filter(*, field_name: str, minimum: int, maximum: int, help_text: str) -> IntegerFilter:
+    """A whole-number filter with its bounds and description in the schema."""
+    schema = {"type": "integer", "minimum": minimum, "maximum": maximum, "description": help_text}
+    return extend_schema_field(schema)(
+        IntegerFilter(field_name=field_name, min_value=minimum, max_value=maximum)
+    )
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """DRF's ordering filter, with the allowed values in the schema."""
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        fields = [name for name, _ in self.get_valid_fields(view.get_queryset(), view)]
+        (parameter,) = super().get_schema_operation_parameters(view)
+        parameter["description"] = "Order by this field; prefix it with `-` for descending."
+        parameter["schema"] = {
+            "type": "string",
+            "enum": [value for name in fields for value in (name, f"-{name}")],
+        }
+        return [parameter]
+
+
+@extend_schema_field(
+    {"type": "string", "description": "Hooks on this model, as `app_label.model`."}
+)
+class ModelLabelFilter(django_filters.Filter):
+    field_class = ModelLabelFormField
+
+
+class HookFilter(django_filters.FilterSet):
+    model = ModelLabelFilter()
+    signal = django_filters.CharFilter(
+        field_name="signals__signal", help_text="Hooks fired by this signal (dotted path)."
+    )
+    http_method = django_filters.ChoiceFilter(choices=HttpMethod.choices, help_text="Method.")
+    enabled = BooleanFilter(help_text="Enabled (`true`) or disabled (`false`) hooks.")
+    name = django_filters.CharFilter(help_text="Hooks with exactly this name.")
+    name__icontains = django_filters.CharFilter(
+        field_name="name", lookup_expr="icontains", help_text="Name contains (any case)."
+    )
+    target_url = django_filters.CharFilter(help_text="Hooks sending to exactly this URL.")
+    target_url__icontains = django_filters.CharFilter(
+        field_name="target_url", lookup_expr="icontains", help_text="URL contains (any case)."
+    )
+
+    class Meta:
+        model = Hook
+        fields = ["name", "model", "enabled", "signal", "target_url", "http_method"]
+
+
+class SignalFilter(django_filters.FilterSet):
+    signal = django_filters.CharFilter(help_text="The signal with exactly this path.")
+    signal__icontains = django_filters.CharFilter(
+        field_name="signal", lookup_expr="icontains", help_text="Path contains (any case)."
+    )
+
+    class Meta:
+        model = Signal
+        fields = ["signal"]
+
+
+class CallbackFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=CallbackStatus.choices, help_text="Status.")
+    hook = integer_filter(
+        field_name="hook_id", minimum=1, maximum=MAX_ID, help_text="Callbacks of this hook."
+    )
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="create_datetime", lookup_expr="gte", help_text="Created at or after."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="create_datetime", lookup_expr="lt", help_text="Created before."
+    )
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="update_datetime", lookup_expr="gte", help_text="Updated at or after."
+    )
+    updated_before = django_filters.IsoDateTimeFilter(
+        field_name="update_datetime", lookup_expr="lt", help_text="Updated before."
+    )
+    response_status = integer_filter(
+        field_name="last_response_status",
+        minimum=100,
+        maximum=599,
+        help_text="HTTP status of the last answer.",
+    )
+
+    event_type = django_filters.CharFilter(
+        help_text="`created`, `updated`, `http_hooks.test` or a signal's path."
+    )
+    event_id = django_filters.UUIDFilter(help_text="The callback with this `webhook-id`.")
+
+    class Meta:
+        model = Callback
+        fields = ["status", "hook", "event_type", "event_id"]

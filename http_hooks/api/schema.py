@@ -1,0 +1,80 @@
+"""OpenAPI details drf-spectacular cannot infer: the headers field, and the
+requests this app sends (``webhooks``, so that receivers can generate types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
+from rest_framework import serializers
+
+HEADERS_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+class HeadersFieldExtension(OpenApiSerializerFieldExtension):
+    """Headers are an object in answers; requests may also give the legacy text form."""
+
+    target_class = "http_hooks.api.serializers.HeadersField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        description = self.target.help_text
+        if direction == "response":
+            return {**HEADERS_OBJECT, "description": description}
+        return {
+            "oneOf": [HEADERS_OBJECT, {"type": "string", "maxLength": 16 * 1024}],
+            "description": description,
+        }
+
+
+SIGNING_DESCRIPTION = (
+    "Every request carries the Standard Webhooks headers `webhook-id` (the callback's "
+    "`event_id`, the same on every retry: drop duplicates by it), `webhook-timestamp` "
+    "(unix seconds) and, when the hook has a secret, `webhook-signature` "
+    "(`v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>`, several separated by spaces "
+    "during a secret rotation), plus the hook's own headers. Answer with a 2xx status; "
+    "anything else is retried on the hook's retry schedule. Redirects are not followed."
+)
+
+
+class DefaultPayloadSerializer(serializers.Serializer):
+    object_type = serializers.CharField(help_text="The model, as `app_label.model`.")
+    object_id = serializers.JSONField(help_text="The primary key of the object.")
+    event_type = serializers.CharField(
+        help_text="`created` or `updated` for pre_save/post_save, otherwise the signal's path."
+    )
+    object_serialization = serializers.DictField(help_text="Every field of the object.")
+
+
+class TestEventSerializer(serializers.Serializer):
+    event_type = serializers.CharField(help_text="Always `http_hooks.test`.")
+    hook_id = serializers.IntegerField()
+    hook_name = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+
+
+RECEIVER_RESPONSES = {
+    200: OpenApiResponse(description="Received (any 2xx status)."),
+}
+
+callback_webhook = OpenApiWebhook(
+    name="callback",
+    decorator=extend_schema(
+        summary="A callback: the request sent when a hook fires",
+        description="Sent with the hook's `http_method` to its `target_url`. The body is the "
+        "hook's rendered `payload_template`, its `serializer_class` output, or (shown here) "
+        f"the default payload. {SIGNING_DESCRIPTION}",
+        request=DefaultPayloadSerializer,
+        responses=RECEIVER_RESPONSES,
+    ),
+)
+
+test_event_webhook = OpenApiWebhook(
+    name="test_event",
+    decorator=extend_schema(
+        summary="The test event of `POST /hooks/{id}/test/`",
+        description=f"A POST with a JSON body, sent once. {SIGNING_DESCRIPTION}",
+        request=TestEventSerializer,
+        responses=RECEIVER_RESPONSES,
+    ),
+)

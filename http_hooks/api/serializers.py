@@ -1,0 +1,428 @@
+"""Input shape and output representation of the REST API.
+
+Serializers check types and sizes, reuse ``validators`` for the meaning of a
+value (a model label, a signal path, headers, a URL, a secret) and call
+``services`` to write. The business rules stay in the service layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from rest_framework import serializers
+
+from ..exceptions import HttpHooksError
+from ..headers import parse_headers
+from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
+from ..network import check_target_url
+from ..services import (
+    MONITORED_STATUSES,
+    create_hook,
+    create_signal,
+    generate_secret,
+    update_hook,
+)
+from ..validators import import_signal, resolve_model, validate_secret, validate_signal_paths
+
+MAX_ID = 2**63 - 1
+MAX_HEADERS = 100
+MAX_HEADERS_SIZE = 16 * 1024
+MAX_TEMPLATE_LENGTH = 100_000
+MAX_SIGNALS = 50
+MAX_IDS = 1000
+
+
+@contextmanager
+def field_errors() -> Iterator[None]:
+    """Turn the service layer's errors into a validation error of the current field."""
+    try:
+        yield
+    except HttpHooksError as exc:
+        raise serializers.ValidationError(exc.message, code=exc.code) from exc
+
+
+def id_field(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+# --- fields --------------------------------------------------------------------
+
+
+class ModelLabelField(serializers.CharField):
+    """A model as ``app_label.model`` (e.g. ``shop.order``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault(
+            "help_text",
+            "The model whose signals fire the hook, as `app_label.model` (e.g. `auth.user`).",
+        )
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> ContentType:
+        label = super().run_validation(data)
+        with field_errors():
+            return resolve_model(label)
+
+    def to_representation(self, value: ContentType) -> str:
+        return f"{value.app_label}.{value.model}"
+
+
+class SignalPathsField(serializers.ListField):
+    """The signals of a hook, by dotted path."""
+
+    child = serializers.CharField(max_length=255)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", 1)
+        kwargs.setdefault("max_length", MAX_SIGNALS)
+        kwargs.setdefault(
+            "help_text",
+            "Dotted paths of the `django.dispatch.Signal` instances that fire the hook "
+            "(e.g. `django.db.models.signals.post_save`).",
+        )
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> list[str]:
+        paths = super().run_validation(data)
+        with field_errors():
+            return validate_signal_paths(paths)
+
+    def to_representation(self, value: Any) -> list[str]:
+        return [signal.signal for signal in value.all()]
+
+
+class HeadersField(serializers.Field):
+    """HTTP headers as an object; the legacy ``Key: value`` text is accepted on input."""
+
+    default_error_messages = {
+        "too_large": f"at most {MAX_HEADERS} headers of {MAX_HEADERS_SIZE} bytes in all",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            "Extra HTTP headers of each request, as an object of strings. On input the "
+            "legacy text form (one `Key: value` per line) is accepted too.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, str) and len(data) > MAX_HEADERS_SIZE:
+            self.fail("too_large")
+        with field_errors():
+            headers = parse_headers(data)
+        size = sum(len(name) + len(value) for name, value in headers.items())
+        if len(headers) > MAX_HEADERS or size > MAX_HEADERS_SIZE:
+            self.fail("too_large")
+        return headers
+
+    def to_representation(self, value: dict[str, str]) -> dict[str, str]:
+        return dict(value or {})
+
+
+class TargetURLField(serializers.CharField):
+    """An absolute http(s) URL that the network policy allows."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 2000)
+        kwargs.setdefault(
+            "help_text",
+            "Where the requests go: an absolute http:// or https:// URL. Targets on "
+            "private networks are refused while `BLOCK_PRIVATE_NETWORKS` is on.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        url = super().to_internal_value(data)
+        with field_errors():
+            check_target_url(url)
+        return url
+
+
+class SecretField(serializers.CharField):
+    """A Standard Webhooks signing secret: ``whsec_`` + base64 of 24 to 64 bytes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 255)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        secret = super().to_internal_value(data)
+        with field_errors():
+            return validate_secret(secret)
+
+
+# --- hooks ---------------------------------------------------------------------
+
+
+class HookSerializer(serializers.ModelSerializer):
+    model = ModelLabelField()
+    signals = SignalPathsField()
+    target_url = TargetURLField()
+    headers = HeadersField(required=False)
+    payload_template = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=MAX_TEMPLATE_LENGTH,
+        help_text="Text with `{{ placeholders }}` (`{{instance.name}}`, `{{event_type}}`, ...); "
+        "checked against `content_type`. Takes precedence over `serializer_class`.",
+    )
+    serializer_class = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="Dotted path of a DRF serializer class that renders the payload.",
+    )
+    secret = SecretField(
+        write_only=True,
+        required=False,
+        help_text="The signing secret (`whsec_` + base64). Write-only: generated when not "
+        "given on create, and shown only in the answer of create and rotate-secret.",
+    )
+    has_secret = serializers.SerializerMethodField(
+        help_text="Whether requests of this hook are signed (`webhook-signature`)."
+    )
+
+    class Meta:
+        model = Hook
+        fields = [
+            "id",
+            "name",
+            "model",
+            "signals",
+            "enabled",
+            "target_url",
+            "http_method",
+            "headers",
+            "content_type",
+            "payload_template",
+            "serializer_class",
+            "secret",
+            "has_secret",
+            "create_datetime",
+            "update_datetime",
+        ]
+        read_only_fields = ["create_datetime", "update_datetime"]
+
+    def get_has_secret(self, hook: Hook) -> bool:
+        return bool(hook.secret)
+
+    def create(self, validated_data: dict[str, Any]) -> Hook:
+        validated_data.setdefault("secret", generate_secret())
+        return create_hook(**validated_data)
+
+    def update(self, instance: Hook, validated_data: dict[str, Any]) -> Hook:
+        return update_hook(instance, **validated_data)
+
+
+class HookWithSecretSerializer(HookSerializer):
+    """A hook just created, with its secret: the only time the secret is shown."""
+
+    secret = serializers.CharField(
+        read_only=True, help_text="The signing secret. Store it now: it is not shown again."
+    )
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    secret = SecretField(
+        required=False,
+        help_text="The new secret; a random one is generated when not given.",
+    )
+
+
+class SecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(
+        help_text="The new signing secret. Store it now: it is not shown again."
+    )
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Until when the previous secret still signs requests too (null when the "
+        "hook had no secret).",
+    )
+
+
+# --- signals -------------------------------------------------------------------
+
+
+class SignalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Signal
+        fields = ["id", "signal", "create_datetime", "update_datetime"]
+
+    def validate_signal(self, path: str) -> str:
+        with field_errors():
+            import_signal(path)
+        return path.strip()
+
+    def create(self, validated_data: dict[str, Any]) -> Signal:
+        return create_signal(signal=validated_data["signal"])
+
+
+# --- callbacks and attempts ----------------------------------------------------
+
+
+class CallbackSerializer(serializers.ModelSerializer):
+    headers = serializers.DictField(
+        child=serializers.CharField(), read_only=True, help_text="Headers of the request."
+    )
+
+    class Meta:
+        model = Callback
+        fields = [
+            "id",
+            "hook",
+            "event_id",
+            "event_type",
+            "object_type",
+            "object_id",
+            "target_url",
+            "http_method",
+            "headers",
+            "payload",
+            "content_type",
+            "status",
+            "status_details",
+            "attempts",
+            "next_attempt_at",
+            "last_response_status",
+            "create_datetime",
+            "update_datetime",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "event_id": {"help_text": "Sent as `webhook-id`; receivers drop duplicates by it."},
+            "attempts": {"help_text": "Tries since the callback was created or last resent."},
+        }
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    request_headers = serializers.DictField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Headers sent, with secret values masked.",
+    )
+    response_headers = serializers.DictField(child=serializers.CharField(), read_only=True)
+    succeeded = serializers.BooleanField(read_only=True, help_text="A 2xx answer.")
+
+    class Meta:
+        model = Attempt
+        fields = [
+            "id",
+            "callback",
+            "number",
+            "attempted_at",
+            "duration_ms",
+            "request_headers",
+            "response_status",
+            "response_headers",
+            "response_body",
+            "error",
+            "succeeded",
+        ]
+        read_only_fields = fields
+
+
+class CallbackIdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=id_field(),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_IDS,
+        help_text="Only these callbacks (combined with the query's filters).",
+    )
+
+
+class ResendResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="How many callbacks were queued again.")
+
+
+class SendRequestSerializer(serializers.Serializer):
+    hook_id = serializers.PrimaryKeyRelatedField(
+        queryset=Hook.objects.all(),
+        required=False,
+        help_text="Only the callbacks of this hook.",
+    )
+    callback_ids = serializers.ListField(
+        child=id_field(),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_IDS,
+        help_text="Only these callbacks; they are sent even if their retry time has not come.",
+    )
+
+
+class DeliveryReportSerializer(serializers.Serializer):
+    sent = serializers.IntegerField(help_text="Delivered (2xx).")
+    retried = serializers.IntegerField(help_text="Failed and scheduled for another try.")
+    failed = serializers.IntegerField(help_text="Failed for good (status `error`).")
+    total = serializers.IntegerField(help_text="Tried in all.")
+    duration = serializers.FloatField(help_text="Seconds the run took.")
+    rate = serializers.FloatField(help_text="Callbacks tried per second.")
+
+
+class MonitorQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[(status.value, status.label) for status in MONITORED_STATUSES],
+        help_text="The status to count.",
+    )
+    callbacks_limit = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        default=10,
+        help_text="`exceeded` is true when at least this many callbacks have the status.",
+    )
+    minutes_ago = serializers.IntegerField(
+        min_value=0,
+        max_value=100 * 365 * 24 * 60,
+        required=False,
+        help_text="Count only callbacks updated in the last this many minutes "
+        "(the whole table when absent).",
+    )
+
+
+class MonitorResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=CallbackStatus.choices)
+    count = serializers.IntegerField(help_text="Callbacks with that status in the window.")
+    callbacks_limit = serializers.IntegerField()
+    minutes_ago = serializers.IntegerField(
+        allow_null=True, help_text="The window in minutes; null for the whole table."
+    )
+    exceeded = serializers.BooleanField(help_text="`count >= callbacks_limit`.")
+
+
+class DeleteOldSerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=0,
+        max_value=100 * 365,
+        help_text="Delete callbacks created more than this many days ago.",
+    )
+
+
+class DeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField(help_text="How many callbacks were deleted.")
+
+
+# --- errors --------------------------------------------------------------------
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    field = serializers.CharField(
+        help_text="The input field at fault (`signals.0` for a list item); "
+        "`non_field_errors` when no single field is."
+    )
+    code = serializers.CharField(help_text="A stable code, e.g. `invalid_headers`, `required`.")
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="A stable code: the first field error's code for a 400, otherwise e.g. "
+        "`not_authenticated`, `permission_denied`, `not_found`."
+    )
+    detail = serializers.CharField(help_text="A human-readable summary.")
+    errors = ErrorItemSerializer(many=True, help_text="Field-level errors (400 only).")

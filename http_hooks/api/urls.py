@@ -1,0 +1,13 @@
+"""The REST API's routes; ``http_hooks.urls`` includes them."""
+
+from rest_framework.routers import DefaultRouter
+
+from .views import CallbackViewSet, HookViewSet, SignalViewSet
+
+router = DefaultRouter()
+router.include_format_suffixes = False
+router.register("hooks", HookViewSet, basename="hook")
+router.register("signals", SignalViewSet, basename="signal")
+router.register("callbacks", CallbackViewSet, basename="callback")
+
+urlpatterns = router.urls

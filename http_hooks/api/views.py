@@ -1,0 +1,379 @@
+"""The REST API's ViewSets: thin entry points over ``services`` and ``delivery``.
+
+Each view parses its input with a serializer, calls one service function and
+formats the result. Errors of the service layer become 400s in
+``errors.exception_handler``; permissions come from
+``HTTP_HOOKS['PERMISSION_CLASSES']``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.module_loading import import_string
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import filters, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from .. import delivery, services
+from ..models import Attempt, Callback, Hook, Signal
+from ..settings import hooks_settings
+from . import schema  # noqa: F401  (registers the schema extensions)
+from .errors import Conflict, exception_handler
+from .filters import CallbackFilter, HookFilter, OrderingFilter, SignalFilter
+from .pagination import CallbackCursorPagination, HooksPageNumberPagination
+from .serializers import (
+    AttemptSerializer,
+    CallbackIdsSerializer,
+    CallbackSerializer,
+    DeletedSerializer,
+    DeleteOldSerializer,
+    DeliveryReportSerializer,
+    ErrorSerializer,
+    HookSerializer,
+    HookWithSecretSerializer,
+    MonitorQuerySerializer,
+    MonitorResultSerializer,
+    ResendResultSerializer,
+    RotateSecretSerializer,
+    SecretSerializer,
+    SendRequestSerializer,
+    SignalSerializer,
+)
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input: `errors` lists each field at fault.",
+    401: "Not authenticated.",
+    403: "Not authenticated, or not allowed (staff or the model permission is needed).",
+    404: "No such object.",
+    409: "Conflict with the object's current state.",
+}
+
+
+def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
+    """``ok`` plus the documented error answers: ``errors`` and the auth errors of every
+    endpoint, all with the ``Error`` body."""
+    return ok | {
+        code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
+        for code in (*errors, 401, 403)
+    }
+
+
+class HttpHooksAPIMixin:
+    """What every ViewSet of the app shares: permissions from the app's settings and
+    the one exception handler."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [
+            (import_string(cls) if isinstance(cls, str) else cls)()
+            for cls in hooks_settings.PERMISSION_CLASSES
+        ]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+
+# --- hooks ---------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="list_hooks", summary="List hooks", responses=responses({200: HookSerializer})
+    ),
+    create=extend_schema(
+        operation_id="create_hook",
+        summary="Create a hook",
+        description="Validates every field as the Python API does. The answer carries the "
+        "signing secret (generated when not given): the only time it is shown.",
+        request=HookSerializer,
+        responses=responses({201: HookWithSecretSerializer}, 400),
+    ),
+    retrieve=extend_schema(
+        operation_id="get_hook",
+        summary="Get a hook",
+        responses=responses({200: HookSerializer}, 404),
+    ),
+    update=extend_schema(
+        operation_id="update_hook",
+        summary="Replace a hook",
+        responses=responses({200: HookSerializer}, 400, 404),
+    ),
+    partial_update=extend_schema(
+        operation_id="partial_update_hook",
+        summary="Change some fields of a hook",
+        description="The whole hook is validated again with the changes.",
+        responses=responses({200: HookSerializer}, 400, 404),
+    ),
+    destroy=extend_schema(
+        operation_id="delete_hook",
+        summary="Delete a hook and its callbacks",
+        responses=responses({204: None}, 404),
+    ),
+)
+class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
+    """Hooks: "when model M fires signal S, send an HTTP request to URL U"."""
+
+    queryset = Hook.objects.select_related("model").prefetch_related("signals").order_by("id")
+    serializer_class = HookSerializer
+    pagination_class = HooksPageNumberPagination
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, OrderingFilter]
+    filterset_class = HookFilter
+    search_fields = ["name", "target_url"]
+    ordering_fields = ["id", "name", "create_datetime", "update_datetime"]
+    action_permissions = {"test": "change", "rotate_secret": "change"}
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        hook = serializer.save()
+        return Response(HookWithSecretSerializer(hook).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: Hook) -> None:
+        services.delete_hook(instance)
+
+    @extend_schema(
+        operation_id="test_hook",
+        summary="Send a test event now",
+        description="Sends a synthetic `http_hooks.test` event to the hook's target, once, "
+        "signed like any other request, and returns the attempt (the receiver's answer "
+        "or the error).",
+        request=None,
+        responses=responses({200: AttemptSerializer}, 404),
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        attempt = delivery.send_test_event(self.get_object())
+        return Response(AttemptSerializer(attempt).data)
+
+    @extend_schema(
+        operation_id="rotate_hook_secret",
+        summary="Rotate the signing secret",
+        description="Gives the hook a new secret (the one given, or a random one). The old "
+        "secret keeps signing too during the grace period (`SECRET_ROTATION_GRACE`).",
+        request=RotateSecretSerializer,
+        responses=responses({200: SecretSerializer}, 400, 404),
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        hook = self.get_object()
+        serializer = RotateSecretSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        secret = services.rotate_secret(hook, secret=serializer.validated_data.get("secret"))
+        return Response(
+            SecretSerializer(
+                {"secret": secret, "previous_secret_expires_at": hook.previous_secret_expires_at}
+            ).data
+        )
+
+
+# --- signals -------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="list_signals",
+        summary="List signals",
+        responses=responses({200: SignalSerializer}),
+    ),
+    create=extend_schema(
+        operation_id="create_signal",
+        summary="Register a signal",
+        description="The path must import to a `django.dispatch.Signal` instance.",
+        responses=responses({201: SignalSerializer}, 400),
+    ),
+    retrieve=extend_schema(
+        operation_id="get_signal",
+        summary="Get a signal",
+        responses=responses({200: SignalSerializer}, 404),
+    ),
+    destroy=extend_schema(
+        operation_id="delete_signal",
+        summary="Delete a signal",
+        description="Hooks stop listening to it.",
+        responses=responses({204: None}, 404),
+    ),
+)
+class SignalViewSet(
+    HttpHooksAPIMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Signals that hooks can listen to, by dotted path."""
+
+    queryset = Signal.objects.order_by("signal")
+    serializer_class = SignalSerializer
+    pagination_class = HooksPageNumberPagination
+    filter_backends = [DjangoFilterBackend, filters.SearchFilter, OrderingFilter]
+    filterset_class = SignalFilter
+    search_fields = ["signal"]
+    ordering_fields = ["id", "signal", "create_datetime"]
+
+    def perform_destroy(self, instance: Signal) -> None:
+        services.delete_signal(signal=instance)
+
+
+# --- callbacks -----------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="list_callbacks",
+        summary="List callbacks",
+        description="Newest first, paged by cursor: follow `next`.",
+        responses=responses({200: CallbackSerializer}, 400),
+    ),
+    retrieve=extend_schema(
+        operation_id="get_callback",
+        summary="Get a callback",
+        responses=responses({200: CallbackSerializer}, 404),
+    ),
+    destroy=extend_schema(
+        operation_id="delete_callback",
+        summary="Delete a callback",
+        responses=responses({204: None}, 404),
+    ),
+)
+class CallbackViewSet(
+    HttpHooksAPIMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Callbacks: the stored HTTP requests of events, and their delivery."""
+
+    queryset = Callback.objects.all()
+    serializer_class = CallbackSerializer
+    pagination_class = CallbackCursorPagination
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filterset_class = CallbackFilter
+    ordering_fields = ["id"]
+    ordering = ["-id"]
+    action_permissions = {
+        "resend": "change",
+        "resend_many": "change",
+        "send": "change",
+        "monitor": "view",
+        "attempts": "view",
+        "delete_old": "delete",
+    }
+
+    @extend_schema(
+        operation_id="resend_callback",
+        summary="Resend a callback",
+        description="Queues the callback again, due now, with a fresh retry budget and the "
+        "same event id. The sender (`send_callbacks`, the worker or `POST /callbacks/send/`) "
+        "delivers it.",
+        request=None,
+        responses=responses({200: CallbackSerializer}, 404, 409),
+    )
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str | None = None) -> Response:
+        callback = self.get_object()
+        if not services.resend_callbacks(ids=[callback.pk]):
+            raise Conflict(
+                "the callback is being sent right now; try again later", code="callback_sending"
+            )
+        callback.refresh_from_db()
+        return Response(self.get_serializer(callback).data)
+
+    @extend_schema(
+        operation_id="resend_callbacks",
+        summary="Resend many callbacks",
+        description="Queues again every callback that matches the query's filters and, when "
+        "given, is among `ids`. At least one filter or `ids` is required.",
+        request=CallbackIdsSerializer,
+        responses=responses({200: ResendResultSerializer}, 400),
+        filters=True,
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="resend",
+        url_name="resend-many",
+        filter_backends=[DjangoFilterBackend],
+    )
+    def resend_many(self, request: Request) -> Response:
+        serializer = CallbackIdsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ids = serializer.validated_data.get("ids")
+        if ids is None and not set(request.query_params) & set(CallbackFilter.base_filters):
+            raise ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: ["give ids or at least one filter"]},
+                code="no_selection",
+            )
+        callbacks = self.filter_queryset(self.get_queryset())
+        count = services.resend_callbacks(ids=ids, queryset=callbacks)
+        return Response(ResendResultSerializer({"count": count}).data)
+
+    @extend_schema(
+        operation_id="send_callbacks",
+        summary="Send due callbacks now",
+        description="What `manage.py send_callbacks` does: sends the waiting callbacks that "
+        "are due (all, of one hook, or the listed ones, due or not) and returns the summary.",
+        request=SendRequestSerializer,
+        responses=responses({200: DeliveryReportSerializer}, 400),
+    )
+    @action(detail=False, methods=["post"])
+    def send(self, request: Request) -> Response:
+        serializer = SendRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        hook = serializer.validated_data.get("hook_id")
+        report = delivery.send_callbacks(
+            hook_id=hook.pk if hook else None,
+            callback_ids=serializer.validated_data.get("callback_ids"),
+        )
+        return Response(DeliveryReportSerializer(report).data)
+
+    @extend_schema(
+        operation_id="monitor_callbacks",
+        summary="Count callbacks by status",
+        description="What `manage.py monitor_callbacks` does: counts callbacks with `status` "
+        "updated in the last `minutes_ago` minutes; `exceeded` is true when the count "
+        "reaches `callbacks_limit` (where the command exits 1).",
+        parameters=[MonitorQuerySerializer],
+        responses=responses({200: MonitorResultSerializer}, 400),
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def monitor(self, request: Request) -> Response:
+        query = MonitorQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        result = services.monitor_callbacks(**query.validated_data)
+        return Response(MonitorResultSerializer(result).data)
+
+    @extend_schema(
+        operation_id="list_callback_attempts",
+        summary="List the attempts of a callback",
+        description="One row per HTTP try, newest first: request headers (secrets masked), "
+        "the answer's status, headers and the start of its body, or the error.",
+        responses=responses({200: AttemptSerializer(many=True)}, 404),
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def attempts(self, request: Request, pk: str | None = None) -> Response:
+        callback = self.get_object()
+        page = self.paginate_queryset(Attempt.objects.filter(callback=callback))
+        return self.get_paginated_response(AttemptSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="delete_old_callbacks",
+        summary="Delete old callbacks",
+        description="What `manage.py delete_old_callbacks DAYS` does: deletes callbacks "
+        "created more than `days` days ago, in batches.",
+        request=DeleteOldSerializer,
+        responses=responses({200: DeletedSerializer}, 400),
+    )
+    @action(detail=False, methods=["post"], url_path="delete-old")
+    def delete_old(self, request: Request) -> Response:
+        serializer = DeleteOldSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        deleted = services.delete_old_callbacks(days=serializer.validated_data["days"])
+        return Response(DeletedSerializer({"deleted": deleted}).data)
