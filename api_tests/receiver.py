@@ -1,14 +1,17 @@
 """A real HTTP server on 127.0.0.1 that records what it receives.
 
 Tests point hooks at ``receiver.url(path)`` and tell the server how to answer:
-a status, a delay, a redirect, a connection reset, an endless or oversized
-body. Each request is recorded with its method, path, headers and body.
+a status, a delay, a redirect, a connection reset, an endless, trickling or
+oversized body. Each request is recorded with its method, path, headers, body
+and the client's port (one port per connection, so keep-alive reuse shows).
+``Receiver(tls=context)`` serves HTTPS with that ``ssl.SSLContext``.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -23,6 +26,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -41,10 +45,18 @@ class Behaviour:
     redirect_to: str | None = None
     reset: bool = False
     endless: bool = False
+    # Seconds between the bytes of an endless body sent one byte at a time.
+    trickle: float = 0.0
+
+
+class _Server(ThreadingHTTPServer):
+    # Room for every connection of a sender with many workers (the default is 5).
+    request_queue_size = 128
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.requests: list[ReceivedRequest] = []
         self._behaviours: dict[str, Behaviour] = {}
         self._default = Behaviour()
@@ -64,7 +76,11 @@ class Receiver:
                 path = self.path.split("?", 1)[0]
                 receiver._record(
                     ReceivedRequest(
-                        self.command, path, {k.lower(): v for k, v in self.headers.items()}, body
+                        self.command,
+                        path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                        self.client_address[1],
                     )
                 )
                 behaviour = receiver.behaviour_for(path)
@@ -86,14 +102,16 @@ class Receiver:
                 self.send_response(behaviour.status)
                 for name, value in behaviour.headers.items():
                     self.send_header(name, value)
-                if behaviour.endless:
+                if behaviour.endless or behaviour.trickle:
                     self.send_header("Content-Type", "text/plain")
                     self.end_headers()
-                    chunk = b"x" * 65536
+                    chunk = b"x" if behaviour.trickle else b"x" * 65536
                     try:
                         deadline = time.monotonic() + 30
                         while time.monotonic() < deadline:
                             self.wfile.write(chunk)
+                            self.wfile.flush()
+                            time.sleep(behaviour.trickle)
                     except OSError:
                         pass
                     self.close_connection = True
@@ -104,10 +122,12 @@ class Receiver:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def start(self) -> Receiver:
         self._thread.start()
@@ -118,7 +138,8 @@ class Receiver:
         self.server.server_close()
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def respond(self, path: str | None = None, **behaviour: Any) -> None:
         """Answer requests to ``path`` (to every path when None) like ``behaviour`` says."""

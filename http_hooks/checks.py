@@ -6,6 +6,7 @@ only run with ``check --database default`` (Django's ``databases`` argument).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -83,6 +84,10 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
             )
     if not isinstance(s.BLOCK_PRIVATE_NETWORKS, bool):
         bad("BLOCK_PRIVATE_NETWORKS", "Use True or False.", "http_hooks.E010")
+    if s.CA_BUNDLE is not None and not (
+        isinstance(s.CA_BUNDLE, str) and os.path.isfile(s.CA_BUNDLE)
+    ):
+        bad("CA_BUNDLE", "Use None or the path of a CA bundle file (PEM).", "http_hooks.E014")
     classes = s.PERMISSION_CLASSES
     if not isinstance(classes, list | tuple):
         bad("PERMISSION_CLASSES", "Use a list of dotted paths.", "http_hooks.E011")

@@ -1,35 +1,57 @@
 """Sending callbacks: claim a batch, send it concurrently, record the outcome.
 
-This is the one send function of the app; ``send_callbacks`` (command and
-loop), the admin, the REST API and the Celery tasks all call
-``send_callbacks()`` below.
+This is the one send function of the app: the ``send_callbacks`` command and
+its ``--loop`` worker, the admin, the REST API and the Celery tasks all call
+``send_callbacks()`` (or ``run_loop()``, which calls it over and over).
 
-Why claims with a lease: several senders may run at once. A sender marks the
-callbacks it takes as ``sending`` with its own claim token and a lease time;
-nobody else takes them while the lease runs, and if the sender dies the lease
-expires and another sender picks them up again (at-least-once delivery).
+Why claims with a lease: any number of senders may run at once against one
+database. A sender marks the callbacks it takes as ``sending`` with a claim
+token of its own and a lease time; nobody else takes them while the lease
+runs (the sender renews it while a batch is in flight), and if the sender dies
+the lease expires and another sender takes them again. Delivery is therefore
+at-least-once; the ``webhook-id`` header lets receivers drop duplicates.
+
+Why no redirects: a redirect would send the payload, signed, to an address
+nobody configured, around the network policy; a 3xx is a failed try that says
+where it pointed.
+
+Why a total deadline: ``requests``' read timeout bounds each socket read, so a
+receiver trickling one byte a second would hold a worker for hours. Here a
+try never lasts longer than the connect plus the read timeout, and at most
+``RESPONSE_BODY_LIMIT`` bytes of a response are read. Receivers answer webhooks
+with an acknowledgement, so a body longer than that limit is "too large": the
+try fails (SPEC 7.2) and its first ``RESPONSE_BODY_LIMIT`` bytes are logged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import operator
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import reduce
+from typing import Any
 
 import requests
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
-from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
 
+from .exceptions import BlockedNetworkError, InvalidFilterError
 from .headers import parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook
+from .network import PolicyHTTPAdapter
 from .settings import hooks_settings
 from .signing import signature_headers
 
@@ -38,15 +60,25 @@ logger = logging.getLogger(__name__)
 TEST_EVENT_TYPE = "http_hooks.test"
 MASKED = "********"
 SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "password", "cookie", "signature")
+CALLBACK_RESULT_FIELDS = [
+    "status",
+    "status_details",
+    "attempts",
+    "next_attempt_at",
+    "last_response_status",
+    "claimed_until",
+    "update_datetime",
+]
 
 
 @dataclass
 class DeliveryReport:
+    """What one run did, in counts only: it stays this small however many were sent."""
+
     sent: int = 0
     retried: int = 0
     failed: int = 0
     duration: float = 0.0
-    callback_ids: list[int] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -56,9 +88,17 @@ class DeliveryReport:
     def rate(self) -> float:
         return self.total / self.duration if self.duration > 0 else 0.0
 
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.duration += other.duration
+
 
 @dataclass
 class Outcome:
+    """The result of one HTTP try, as it will be logged in an Attempt."""
+
     status_code: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: str = ""
@@ -71,15 +111,180 @@ class Outcome:
         return not self.error and self.status_code is not None and 200 <= self.status_code < 300
 
 
+# --- the HTTP side ---------------------------------------------------------------
+
+
 def build_session() -> requests.Session:
-    """A keep-alive session with a connection pool as large as the worker pool."""
+    """A keep-alive session with a connection pool as large as the worker pool.
+
+    Its connections check the network policy on the address they connect to.
+    It ignores the environment (proxies, .netrc): what is sent where is
+    decided by the hook alone.
+    """
     session = requests.Session()
     size = int(hooks_settings.CONCURRENCY)
-    adapter = HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0)
+    adapter = PolicyHTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.trust_env = False
+    session.verify = hooks_settings.CA_BUNDLE or True
+    session.headers["User-Agent"] = str(hooks_settings.USER_AGENT)
+    # Bodies are only logged; uncompressed ones keep RESPONSE_BODY_LIMIT a limit on the wire.
+    session.headers["Accept-Encoding"] = "identity"
     return session
+
+
+def request_headers_for(
+    callback: Callback, body: bytes, *, base: Mapping[str, str | bytes] | None = None
+) -> CaseInsensitiveDict:
+    """The ``base`` headers (the session's), the callback's own, its Content-Type and
+    the Standard Webhooks headers: every header the request sends but Host and
+    Content-Length."""
+    headers = CaseInsensitiveDict(base or {})
+    headers.update(callback.headers or {})
+    if callback.content_type:
+        headers["Content-Type"] = callback.content_type
+    headers.update(
+        signature_headers(
+            callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
+        )
+    )
+    return headers
+
+
+def deliver(session: requests.Session, callback: Callback) -> Outcome:
+    """One HTTP try of ``callback``; never raises, never touches the database."""
+    body = (callback.payload or "").encode("utf-8")
+    outcome = Outcome()
+    started = time.monotonic()
+    connect_timeout, read_timeout = hooks_settings.connect_timeout, hooks_settings.read_timeout
+    try:
+        headers = request_headers_for(callback, body, base=session.headers)
+        outcome.request_headers = mask_headers(headers)
+        response = session.request(
+            callback.http_method,
+            callback.target_url,
+            data=body or None,
+            headers=headers,
+            timeout=(connect_timeout, read_timeout),
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            outcome.status_code = response.status_code
+            outcome.response_headers = {k: printable(v) for k, v in response.headers.items()}
+            raw_body, body_error = read_body(
+                response, deadline=started + connect_timeout + read_timeout
+            )
+            outcome.response_body = printable(raw_body.decode("utf-8", errors="replace"))
+            outcome.error = body_error or status_error(response)
+        finally:
+            response.close()
+    except BlockedNetworkError as exc:
+        outcome.error = str(exc)
+    except requests.RequestException as exc:
+        outcome.error = describe_error(exc)
+    except Exception as exc:
+        logger.exception(
+            "callback %s of hook %s: unexpected error while sending", callback.pk, callback.hook_id
+        )
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    return outcome
+
+
+def read_body(response: requests.Response, *, deadline: float) -> tuple[bytes, str]:
+    """Read at most ``RESPONSE_BODY_LIMIT`` bytes of the body before ``deadline``.
+
+    Returns the bytes read and an error ("" when the whole body arrived in
+    time and within the limit). A completely read body hands its connection
+    back to the pool for the next request; any other is closed.
+    """
+    raw = response.raw
+    limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
+    sock = getattr(raw.connection, "sock", None)
+    read_timeout = hooks_settings.read_timeout
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        while received <= limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReadTimeoutError(None, None, "deadline")  # type: ignore[arg-type]
+            if sock is not None:
+                sock.settimeout(min(remaining, read_timeout))
+            chunk = raw.read1(limit + 1 - received, decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    except ReadTimeoutError:
+        timeout = hooks_settings.connect_timeout + read_timeout
+        return b"".join(chunks), f"the response body did not arrive within {timeout:g} s"
+    except (Urllib3Error, OSError) as exc:
+        return b"".join(chunks), f"reading the response body failed: {root_cause(exc)}"
+    data = b"".join(chunks)
+    if received > limit:
+        return data[:limit], f"response body too large (more than {limit} bytes)"
+    raw.release_conn()
+    return data, ""
+
+
+def status_error(response: requests.Response) -> str:
+    """The error of a response that arrived whole: "" for a 2xx."""
+    code = response.status_code
+    if 200 <= code < 300:
+        return ""
+    if 300 <= code < 400:
+        location = response.headers.get("Location", "")
+        return f"HTTP {code}: redirect to {location or '(no Location)'} not followed"
+    return f"HTTP {code}"
+
+
+def describe_error(exc: requests.RequestException) -> str:
+    """A short, readable error for a failed request (the innermost cause)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"connect timeout ({hooks_settings.connect_timeout:g} s)"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"read timeout ({hooks_settings.read_timeout:g} s)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS error: {root_cause(exc)}"
+    if isinstance(exc, requests.ConnectionError):
+        return f"connection error: {root_cause(exc)}"
+    return f"{type(exc).__name__}: {root_cause(exc)}"
+
+
+def root_cause(exc: BaseException) -> str:
+    """The message of the innermost exception in ``requests``'/urllib3's wrappers."""
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in reversed(exc.args) if isinstance(a, BaseException)), None)
+        inner = inner or exc.__cause__
+        if inner is None:
+            break
+        exc = inner
+    return str(exc) or type(exc).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL text and JSON cannot store."""
+    return text.replace("\x00", "\ufffd")
+
+
+def mask_headers(headers: CaseInsensitiveDict | dict[str, str]) -> dict[str, str]:
+    """Headers as logged in an Attempt: values of secret-looking names are masked."""
+    return {
+        name: MASKED
+        if any(word in name.lower() for word in SECRET_HEADER_WORDS)
+        else printable(str(value))
+        for name, value in headers.items()
+    }
+
+
+# --- retries ---------------------------------------------------------------------
 
 
 def retry_delay(attempts: int, *, max_attempts: int | None = None) -> float | None:
@@ -92,118 +297,133 @@ def retry_delay(attempts: int, *, max_attempts: int | None = None) -> float | No
     return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
 
 
-def send_callbacks(
-    *,
-    hook_id: int | None = None,
-    callback_ids: Sequence[int] | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> DeliveryReport:
-    """Send every due callback (of one hook, or the listed ones) and return a summary."""
-    started = time.monotonic()
-    report = DeliveryReport()
-    session = build_session()
-    workers = int(hooks_settings.CONCURRENCY)
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http_hooks") as pool:
-            while True:
-                batch = claim_batch(hook_id=hook_id, callback_ids=callback_ids)
-                if not batch:
-                    break
-                outcomes = list(pool.map(lambda cb: deliver(session, cb), batch))
-                record_outcomes(batch, outcomes, report)
-                if progress:
-                    progress(len(batch))
-    finally:
-        session.close()
-    report.duration = time.monotonic() - started
-    return report
+# --- claims ----------------------------------------------------------------------
+
+
+def _claimable(
+    now: datetime, *, hook_id: int | None, callback_ids: Sequence[int] | None
+) -> list[tuple[Q, str]]:
+    """Where claimable callbacks are, each with the order to take them in.
+
+    First the callbacks of a sender whose lease expired, then the due waiting
+    ones, oldest due first (the ``callback_due_idx`` index serves that order).
+    Listed callbacks are due whatever their retry time.
+    """
+    scope = Q()
+    if hook_id is not None:
+        scope &= Q(hook_id=hook_id)
+    if callback_ids is not None:
+        scope &= Q(pk__in=list(callback_ids))
+    expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    waiting = scope & Q(status=CallbackStatus.WAITING)
+    if callback_ids is None:
+        due = (waiting & Q(next_attempt_at__lte=now), "next_attempt_at")
+    else:
+        due = (waiting, "pk")
+    return [(scope & expired, "claimed_until"), due]
 
 
 def claim_batch(
     *, hook_id: int | None = None, callback_ids: Sequence[int] | None = None
 ) -> list[Callback]:
-    """Take up to ``BATCH_SIZE`` due callbacks for this sender, exclusively."""
-    now = timezone.now()
-    token = uuid.uuid4()
-    lease_until = now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
-    due = Q(status=CallbackStatus.WAITING)
-    if callback_ids is None:
-        due &= Q(next_attempt_at__lte=now)
-    claimable = due | Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
-    candidates = Callback.objects.filter(claimable)
-    if hook_id is not None:
-        candidates = candidates.filter(hook_id=hook_id)
-    if callback_ids is not None:
-        candidates = candidates.filter(pk__in=list(callback_ids))
+    """Take up to ``BATCH_SIZE`` claimable callbacks for this sender, exclusively.
+
+    On databases with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) the
+    candidates are locked, so concurrent senders take different rows without
+    waiting for each other. Elsewhere (SQLite) the claiming ``UPDATE`` repeats
+    the claimable condition in its ``WHERE``: of two senders that picked the
+    same rows only the first one's update matches them, and the other picks
+    again.
+    """
     size = int(hooks_settings.BATCH_SIZE)
-    with transaction.atomic():
-        ids = list(candidates.order_by("next_attempt_at", "id").values_list("pk", flat=True)[:size])
-        if not ids:
-            return []
-        Callback.objects.filter(claimable, pk__in=ids).update(
-            status=CallbackStatus.SENDING, claim_token=token, claimed_until=lease_until
-        )
-    return list(Callback.objects.filter(claim_token=token).select_related("hook").order_by("id"))
+    token = uuid.uuid4()
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    while True:
+        now = timezone.now()
+        conditions = _claimable(now, hook_id=hook_id, callback_ids=callback_ids)
+        with transaction.atomic() if skip_locked else nullcontext():
+            ids: list[int] = []
+            for condition, order in conditions:
+                candidates = Callback.objects.filter(condition).order_by(order)
+                if skip_locked:
+                    candidates = candidates.select_for_update(skip_locked=True)
+                ids += candidates.values_list("pk", flat=True)[: size - len(ids)]
+                if len(ids) >= size:
+                    break
+            if not ids:
+                return []
+            claimable = reduce(operator.or_, (condition for condition, _ in conditions))
+            claimed = Callback.objects.filter(claimable, pk__in=ids).update(
+                status=CallbackStatus.SENDING,
+                claim_token=token,
+                claimed_until=now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
+            )
+        if not claimed:
+            continue
+        claimed_now = Callback.objects.filter(pk__in=ids, claim_token=token)
+        batch = list(claimed_now.select_related("hook").order_by("pk"))
+        if len(batch) < claimed:
+            delete_orphans(claimed_now.exclude(pk__in=[c.pk for c in batch]))
+        if batch:
+            return batch
 
 
-def request_headers_for(callback: Callback, body: bytes) -> dict[str, str]:
-    headers = dict(callback.headers or {})
-    headers.setdefault("User-Agent", str(hooks_settings.USER_AGENT))
-    if callback.content_type:
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        headers["Content-Type"] = callback.content_type
-    headers.update(
-        signature_headers(
-            callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
+def delete_orphans(callbacks: QuerySet[Callback]) -> None:
+    """Delete callbacks whose hook is gone.
+
+    ``Callback.hook`` has no database constraint (an event recorded by a
+    process that has not yet seen the hook's deletion must not fail the
+    user's transaction), so such rows can exist; they have nowhere to go.
+    """
+    orphans = list(callbacks.values_list("pk", "hook_id"))
+    callbacks.delete()
+    for pk, hook_id in orphans:
+        logger.info("callback %s of deleted hook %s: deleted", pk, hook_id)
+
+
+def renew_claims(batch: Sequence[Callback]) -> None:
+    """Push the lease of a batch in flight forward, so that a live sender keeps it."""
+    Callback.objects.filter(
+        pk__in=[c.pk for c in batch],
+        claim_token=batch[0].claim_token,
+        status=CallbackStatus.SENDING,
+    ).update(claimed_until=timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)))
+
+
+# --- recording -------------------------------------------------------------------
+
+
+def apply_outcome(
+    callback: Callback, outcome: Outcome, now: datetime, *, max_attempts: int | None = None
+) -> None:
+    """Set the callback's new state after one more try: sent, waiting for a retry, or error."""
+    callback.attempts += 1
+    callback.last_response_status = outcome.status_code
+    callback.claimed_until = None
+    callback.update_datetime = now
+    if outcome.ok:
+        callback.status = CallbackStatus.SENT
+        callback.status_details = f"HTTP {outcome.status_code}"
+        return
+    limit = max_attempts or int(hooks_settings.MAX_ATTEMPTS)
+    delay = retry_delay(callback.attempts, max_attempts=limit)
+    if delay is None:
+        callback.status = CallbackStatus.ERROR
+        callback.status_details = f"{outcome.error} (attempt {callback.attempts} of {limit})"
+    else:
+        callback.status = CallbackStatus.WAITING
+        callback.next_attempt_at = now + timedelta(seconds=delay)
+        callback.status_details = (
+            f"{outcome.error} (attempt {callback.attempts} of {limit}; "
+            f"next try at {callback.next_attempt_at.isoformat(timespec='seconds')})"
         )
+    logger.info(
+        "callback %s of hook %s: attempt %s failed: %s",
+        callback.pk,
+        callback.hook_id,
+        callback.attempts,
+        outcome.error,
     )
-    return headers
-
-
-def deliver(session: requests.Session, callback: Callback) -> Outcome:
-    """One HTTP try of ``callback``; never raises."""
-    body = (callback.payload or "").encode("utf-8")
-    outcome = Outcome()
-    started = time.monotonic()
-    try:
-        headers = request_headers_for(callback, body)
-        outcome.request_headers = mask_headers(headers)
-        response = session.request(
-            callback.http_method,
-            callback.target_url,
-            data=body if body else None,
-            headers=headers,
-            timeout=(hooks_settings.connect_timeout, hooks_settings.read_timeout),
-            allow_redirects=False,
-            stream=True,
-        )
-        try:
-            outcome.status_code = response.status_code
-            outcome.response_headers = dict(response.headers)
-            limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
-            raw = response.raw.read(limit, decode_content=True) or b""
-            outcome.response_body = raw.decode("utf-8", errors="replace")
-        finally:
-            response.close()
-        if not outcome.ok:
-            outcome.error = f"HTTP {response.status_code}"
-    except requests.RequestException as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:
-        logger.exception("callback %s: unexpected error while sending", callback.pk)
-        outcome.error = f"{type(exc).__name__}: {exc}"
-    outcome.duration_ms = int((time.monotonic() - started) * 1000)
-    return outcome
-
-
-def mask_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Headers as logged in an Attempt: values of secret-looking names are masked."""
-    return {
-        name: MASKED
-        if any(word in name.lower() for word in SECRET_HEADER_WORDS) and name != "webhook-id"
-        else value
-        for name, value in headers.items()
-    }
 
 
 def record_outcomes(
@@ -212,66 +432,185 @@ def record_outcomes(
     report: DeliveryReport,
     *,
     max_attempts: int | None = None,
-) -> None:
-    """Write the attempts and the callbacks' new state, in bulk."""
+) -> list[Attempt]:
+    """Write the callbacks' new state and their attempts, in bulk; count them in ``report``.
+
+    Only callbacks this sender still holds are written. One whose lease ran out
+    while it was being sent (the sender stalled for longer than
+    ``LEASE_SECONDS``) may have been taken by another sender, and that
+    sender's result is the one that counts.
+    """
     now = timezone.now()
-    attempts = []
+    token = batch[0].claim_token
+    attempts = {}
     for callback, outcome in zip(batch, outcomes, strict=True):
-        callback.attempts += 1
-        attempts.append(
-            Attempt(
-                callback_id=callback.pk,
-                number=callback.attempts,
-                attempted_at=now,
-                duration_ms=outcome.duration_ms,
-                request_headers=outcome.request_headers,
-                response_status=outcome.status_code,
-                response_headers=outcome.response_headers,
-                response_body=outcome.response_body,
-                error=outcome.error,
-            )
-        )
-        callback.last_response_status = outcome.status_code
-        callback.claim_token = None
-        callback.claimed_until = None
-        callback.update_datetime = now
-        report.callback_ids.append(callback.pk)
-        if outcome.ok:
-            callback.status = CallbackStatus.SENT
-            callback.status_details = f"HTTP {outcome.status_code}"
-            report.sent += 1
-            continue
-        delay = retry_delay(callback.attempts, max_attempts=max_attempts)
-        if delay is None:
-            callback.status = CallbackStatus.ERROR
-            callback.status_details = f"{outcome.error} (attempt {callback.attempts}, giving up)"
-            report.failed += 1
-        else:
-            callback.status = CallbackStatus.WAITING
-            callback.next_attempt_at = now + timedelta(seconds=delay)
-            callback.status_details = (
-                f"{outcome.error} (attempt {callback.attempts}, "
-                f"next at {callback.next_attempt_at.isoformat()})"
-            )
-            report.retried += 1
-        logger.info(
-            "callback %s of hook %s failed: %s", callback.pk, callback.hook_id, outcome.error
+        apply_outcome(callback, outcome, now, max_attempts=max_attempts)
+        attempts[callback.pk] = Attempt(
+            callback=callback,
+            number=callback.attempts,
+            attempted_at=now,
+            duration_ms=outcome.duration_ms,
+            request_headers=outcome.request_headers,
+            response_status=outcome.status_code,
+            response_headers=outcome.response_headers,
+            response_body=outcome.response_body,
+            error=printable(outcome.error),
         )
     with transaction.atomic():
-        Attempt.objects.bulk_create(attempts)
-        Callback.objects.bulk_update(
-            batch,
-            [
-                "status",
-                "status_details",
-                "attempts",
-                "next_attempt_at",
-                "last_response_status",
-                "claim_token",
-                "claimed_until",
-                "update_datetime",
-            ],
+        updated = Callback.objects.filter(claim_token=token).bulk_update(
+            batch, CALLBACK_RESULT_FIELDS
         )
+        if updated < len(batch):
+            held = set(
+                Callback.objects.filter(pk__in=attempts, claim_token=token).values_list(
+                    "pk", flat=True
+                )
+            )
+            logger.warning(
+                "%s callbacks were taken over by another sender after their lease expired "
+                "(LEASE_SECONDS=%s); their results here are dropped: %s",
+                len(batch) - len(held),
+                hooks_settings.LEASE_SECONDS,
+                sorted(set(attempts) - held),
+            )
+            attempts = {pk: attempt for pk, attempt in attempts.items() if pk in held}
+        created = Attempt.objects.bulk_create(attempts.values())
+    for callback in batch:
+        if callback.pk in attempts:
+            report.sent += callback.status == CallbackStatus.SENT
+            report.retried += callback.status == CallbackStatus.WAITING
+            report.failed += callback.status == CallbackStatus.ERROR
+    return created
+
+
+# --- running ---------------------------------------------------------------------
+
+
+class Sender:
+    """A keep-alive session and ``CONCURRENCY`` workers, reused batch after batch
+    (and poll after poll in loop mode)."""
+
+    def __init__(self) -> None:
+        self.session = build_session()
+        self.pool = ThreadPoolExecutor(
+            max_workers=int(hooks_settings.CONCURRENCY), thread_name_prefix="http_hooks"
+        )
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pool.shutdown(wait=True)
+        self.session.close()
+
+    def send(
+        self,
+        *,
+        hook_id: int | None = None,
+        callback_ids: Sequence[int] | None = None,
+        progress: Callable[[int], Any] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> DeliveryReport:
+        """Claim, send and record batch after batch until none is left or ``stop()``.
+
+        Listed callbacks are due whatever their retry time, so each is tried
+        once per run: a failed one is not claimed again straight away.
+        """
+        started = time.monotonic()
+        report = DeliveryReport()
+        untried = None if callback_ids is None else set(callback_ids)
+        while not (stop and stop()) and untried != set():
+            batch = claim_batch(hook_id=hook_id, callback_ids=untried)
+            if not batch:
+                break
+            record_outcomes(batch, self.send_batch(batch, progress), report)
+            if untried is not None:
+                untried.difference_update(c.pk for c in batch)
+        report.duration = time.monotonic() - started
+        return report
+
+    def send_batch(
+        self, batch: Sequence[Callback], progress: Callable[[int], Any] | None = None
+    ) -> list[Outcome]:
+        """Send a claimed batch concurrently, renewing its lease while it is in flight."""
+        futures = {self.pool.submit(deliver, self.session, cb): i for i, cb in enumerate(batch)}
+        outcomes: list[Outcome] = [Outcome()] * len(batch)
+        renew_every = int(hooks_settings.LEASE_SECONDS) / 3
+        pending = set(futures)
+        while pending:
+            try:
+                for future in as_completed(pending, timeout=renew_every):
+                    pending.discard(future)
+                    outcomes[futures[future]] = future.result()
+                    if progress:
+                        progress(1)
+            except TimeoutError:
+                renew_claims(batch)
+        return outcomes
+
+
+def send_callbacks(
+    *,
+    hook_id: int | None = None,
+    callback_ids: Sequence[int] | None = None,
+    progress: Callable[[int], Any] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> DeliveryReport:
+    """Send every due callback (of one hook, or the listed ones, due or not); return counts.
+
+    ``progress(n)`` is called as callbacks finish; ``stop()`` is asked before
+    each batch is claimed, so stopping finishes the batch in hand.
+    Raises ``InvalidFilterError`` for a hook that does not exist.
+    """
+    if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
+        raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
+    with Sender() as sender:
+        return sender.send(hook_id=hook_id, callback_ids=callback_ids, progress=progress, stop=stop)
+
+
+def count_due(*, hook_id: int | None = None, callback_ids: Sequence[int] | None = None) -> int:
+    """How many callbacks ``send_callbacks`` would take now (for a progress bar)."""
+    conditions = _claimable(timezone.now(), hook_id=hook_id, callback_ids=callback_ids)
+    return sum(Callback.objects.filter(condition).count() for condition, _ in conditions)
+
+
+def run_loop(
+    *,
+    stop: threading.Event,
+    hook_id: int | None = None,
+    on_report: Callable[[DeliveryReport], Any] | None = None,
+) -> DeliveryReport:
+    """Send due callbacks until ``stop`` is set: the ``send_callbacks --loop`` worker.
+
+    After a poll that found work the next one follows ``LOOP_MIN_SLEEP`` later;
+    each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. Setting ``stop``
+    finishes the batch in hand. A database error (a restart, a failover) is
+    logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying.
+    """
+    total = DeliveryReport()
+    min_sleep, max_sleep = (
+        float(hooks_settings.LOOP_MIN_SLEEP),
+        float(hooks_settings.LOOP_MAX_SLEEP),
+    )
+    sleep = min_sleep
+    with Sender() as sender:
+        while not stop.is_set():
+            close_old_connections()
+            try:
+                report = sender.send(hook_id=hook_id, stop=stop.is_set)
+            except DatabaseError:
+                logger.exception("send_callbacks loop: database error, trying again")
+                stop.wait(max_sleep)
+                continue
+            total.add(report)
+            if report.total:
+                sleep = min_sleep
+                if on_report:
+                    on_report(report)
+            stop.wait(sleep)
+            if not report.total:
+                sleep = min(sleep * 2, max_sleep)
+    return total
 
 
 def send_test_event(hook: Hook) -> Attempt:
@@ -303,11 +642,10 @@ def send_test_event(hook: Hook) -> Attempt:
         create_datetime=now,
         update_datetime=now,
     )
-    callback.hook = hook
     session = build_session()
     try:
         outcome = deliver(session, callback)
     finally:
         session.close()
-    record_outcomes([callback], [outcome], DeliveryReport(), max_attempts=1)
-    return callback.attempt_log.latest("id")
+    (attempt,) = record_outcomes([callback], [outcome], DeliveryReport(), max_attempts=1)
+    return attempt

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .exceptions import BlockedNetworkError, InvalidTargetURLError
 from .settings import hooks_settings
@@ -63,3 +68,49 @@ def check_target_url(url: str) -> None:
         addresses = sorted({info[4][0] for info in infos})
     for address in addresses:
         check_address(address, host=host)
+
+
+class _PeerCheckedConnectionMixin:
+    """Checks the address a socket actually connected to, before any byte is sent.
+
+    The check sits in urllib3's ``_new_conn`` (the one place both the HTTP and
+    the HTTPS connection open their socket), so a host name that resolved to a
+    public address when the hook was saved and to a private one now is caught,
+    and with HTTPS before the TLS handshake.
+    """
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        try:
+            check_address(sock.getpeername()[0], host=self.host)  # type: ignore[attr-defined]
+        except BlockedNetworkError:
+            sock.close()
+            raise
+        return sock
+
+
+class PeerCheckedHTTPConnection(_PeerCheckedConnectionMixin, HTTPConnection):
+    pass
+
+
+class PeerCheckedHTTPSConnection(_PeerCheckedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class PeerCheckedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = PeerCheckedHTTPConnection
+
+
+class PeerCheckedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = PeerCheckedHTTPSConnection
+
+
+class PolicyHTTPAdapter(HTTPAdapter):
+    """A ``requests`` adapter whose connections obey the address policy at connect time."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": PeerCheckedHTTPConnectionPool,
+            "https": PeerCheckedHTTPSConnectionPool,
+        }

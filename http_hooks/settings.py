@@ -27,8 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 500,
     # How long a sender's claim on a callback lasts before others may take it.
     "LEASE_SECONDS": 300,
+    # Bytes of a response read and logged; a longer body fails the try as too large.
     "RESPONSE_BODY_LIMIT": 16 * 1024,
     "BLOCK_PRIVATE_NETWORKS": True,
+    # A CA bundle (file path) that verifies receivers' TLS certificates; None: certifi's.
+    "CA_BUNDLE": None,
     # Seconds after which a process notices hook changes made elsewhere.
     "REGISTRY_TTL": 2.0,
     # "command" (send_callbacks / --loop) or "celery".

@@ -5,6 +5,7 @@ user ``postgres``; override with ``HTTP_HOOKS_PG_*``); the default is an
 embedded SQLite file.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -68,6 +69,9 @@ if os.environ.get("HTTP_HOOKS_DB") == "postgres":
             "PASSWORD": os.environ.get("HTTP_HOOKS_PG_PASSWORD", ""),
             "HOST": os.environ.get("HTTP_HOOKS_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("HTTP_HOOKS_PG_PORT", "5432"),
+            # One test database per test run here too, so that runs side by side
+            # (several engineers, one checkout) never drop each other's.
+            "TEST": {"NAME": f"test_http_hooks_{os.getpid()}"},
         }
     }
 else:
@@ -127,6 +131,9 @@ HTTP_HOOKS = {
     "BLOCK_PRIVATE_NETWORKS": False,
     "RETRY_SCHEDULE": [1, 5, 30, 120, 600, 1800, 3600],
 }
+# Processes started by the tests and benchmarks (senders, Celery workers) get
+# other settings through this variable: a JSON object merged into HTTP_HOOKS.
+HTTP_HOOKS.update(json.loads(os.environ.get("HTTP_HOOKS_OVERRIDES", "{}")))
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,93 @@
+"""The network policy: non-public targets refused when a hook is saved, and again at
+send time on the address actually connected to."""
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from http_hooks.api import create_hook, send_callbacks
+from http_hooks.exceptions import BlockedNetworkError
+from http_hooks.models import Attempt, Callback, Hook
+from http_hooks.network import is_blocked_address
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+def blocking(on: bool):
+    return override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "BLOCK_PRIVATE_NETWORKS": on})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://127.0.0.1:8000/hook", id="loopback"),
+        pytest.param("http://127.9.9.9/hook", id="loopback-other"),
+        pytest.param("http://[::1]/hook", id="loopback-ipv6"),
+        pytest.param("http://[::ffff:127.0.0.1]/hook", id="loopback-ipv4-mapped"),
+        pytest.param("http://10.1.2.3/hook", id="private-10"),
+        pytest.param("http://172.16.0.1/hook", id="private-172"),
+        pytest.param("http://192.168.1.1/hook", id="private-192"),
+        pytest.param("http://[fd00::1]/hook", id="private-ipv6-unique-local"),
+        pytest.param("http://100.64.0.1/hook", id="shared-carrier-grade-nat"),
+        pytest.param("http://169.254.169.254/latest/meta-data", id="link-local-cloud-metadata"),
+        pytest.param("http://[fe80::1]/hook", id="link-local-ipv6"),
+        pytest.param("http://224.0.0.1/hook", id="multicast"),
+        pytest.param("http://[ff02::1]/hook", id="multicast-ipv6"),
+        pytest.param("http://240.0.0.1/hook", id="reserved"),
+        pytest.param("http://0.0.0.0/hook", id="unspecified"),
+        pytest.param("http://localhost/hook", id="name-resolving-to-loopback"),
+    ],
+)
+def test_a_hook_on_a_non_public_address_is_refused_when_saved(url):
+    with blocking(True), pytest.raises(BlockedNetworkError, match="non-public networks"):
+        create_hook(
+            signals=["django.db.models.signals.post_save"], model="shop.order", target_url=url
+        )
+    assert not Hook.objects.exists()
+
+
+def test_a_public_address_is_accepted_when_saved():
+    with blocking(True):
+        hook = create_hook(
+            signals=["django.db.models.signals.post_save"],
+            model="shop.order",
+            target_url="https://93.184.215.14/hook",
+        )
+    assert hook.pk
+
+
+@pytest.mark.parametrize(
+    ("address", "blocked"),
+    [
+        ("8.8.8.8", False),
+        ("2001:4860:4860::8888", False),
+        ("127.0.0.1", True),
+        ("fe80::1%eth0", True),
+    ],
+)
+def test_is_blocked_address(address, blocked):
+    assert is_blocked_address(address) is blocked
+
+
+def test_a_name_resolving_to_loopback_is_caught_at_send_time(make_hook, receiver):
+    """Saved while the name was allowed; by send time the policy forbids where it points
+    (as after a DNS rebinding): nothing reaches the address."""
+    make_hook(target_url=f"http://localhost:{receiver.port}/hook")
+    Order.objects.create(name="Tea")
+    with blocking(True):
+        report = send_callbacks()
+    attempt = Attempt.objects.get()
+    assert report.retried == 1
+    assert receiver.requests == []
+    assert "localhost (127.0.0.1)" in attempt.error
+    assert "BLOCK_PRIVATE_NETWORKS" in attempt.error
+    assert Callback.objects.get().status == "waiting"
+
+
+def test_the_same_target_is_delivered_when_the_policy_is_off(make_hook, receiver):
+    make_hook(target_url=f"http://localhost:{receiver.port}/hook")
+    Order.objects.create(name="Tea")
+    with blocking(False):
+        assert send_callbacks().sent == 1
+    assert len(receiver.requests) == 1

@@ -1,0 +1,155 @@
+"""Standard Webhooks signatures: the specification's test vectors, and real deliveries
+verified by the official ``standardwebhooks`` package, through a secret rotation."""
+
+import datetime
+import time
+
+import pytest
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from http_hooks.api import rotate_secret, send_callbacks
+from http_hooks.models import Callback
+from http_hooks.signing import sign, signature_headers, verify
+from shop.models import Order
+
+# The example of the Standard Webhooks specification and its reference libraries.
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+TIMESTAMP = 1614265330
+BODY = b'{"test": 2432232314}'
+SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+VECTOR_HEADERS = {
+    "webhook-id": MSG_ID,
+    "webhook-timestamp": str(TIMESTAMP),
+    "webhook-signature": SIGNATURE,
+}
+
+
+def test_sign_gives_the_specifications_signature():
+    assert sign(SECRET, MSG_ID, TIMESTAMP, BODY) == SIGNATURE
+
+
+def test_the_whsec_prefix_is_optional():
+    assert sign(SECRET.removeprefix("whsec_"), MSG_ID, TIMESTAMP, BODY) == SIGNATURE
+
+
+def test_verify_accepts_the_specifications_example():
+    assert verify(SECRET, VECTOR_HEADERS, BODY, now=TIMESTAMP)
+
+
+@pytest.mark.parametrize(
+    ("change", "body", "now"),
+    [
+        pytest.param({}, b'{"test": 2432232315}', TIMESTAMP, id="body-changed"),
+        pytest.param(
+            {"webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA="},
+            BODY,
+            TIMESTAMP,
+            id="signature-changed",
+        ),
+        pytest.param({"webhook-id": "msg_other"}, BODY, TIMESTAMP, id="id-changed"),
+        pytest.param({}, BODY, TIMESTAMP + 5 * 60 + 1, id="timestamp-too-old"),
+        pytest.param({}, BODY, TIMESTAMP - 5 * 60 - 1, id="timestamp-too-new"),
+        pytest.param({"webhook-timestamp": "hello"}, BODY, TIMESTAMP, id="timestamp-not-a-number"),
+        pytest.param({"webhook-signature": ""}, BODY, TIMESTAMP, id="no-signature"),
+    ],
+)
+def test_verify_refuses(change, body, now):
+    assert not verify(SECRET, {**VECTOR_HEADERS, **change}, body, now=now)
+
+
+def test_one_valid_signature_among_several_is_enough():
+    headers = {
+        **VECTOR_HEADERS,
+        "webhook-signature": "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= " + SIGNATURE,
+    }
+    assert verify(SECRET, headers, BODY, now=TIMESTAMP)
+
+
+def test_headers_carry_one_signature_per_secret_and_none_without_a_secret():
+    other = "whsec_" + "A" * 32
+    unsigned = signature_headers([], MSG_ID, TIMESTAMP, BODY)
+    signed = signature_headers([SECRET, other], MSG_ID, TIMESTAMP, BODY)
+    assert unsigned == {"webhook-id": MSG_ID, "webhook-timestamp": str(TIMESTAMP)}
+    assert signed["webhook-signature"] == f"{SIGNATURE} {sign(other, MSG_ID, TIMESTAMP, BODY)}"
+
+
+def test_the_official_library_agrees_with_the_vector():
+    """Guard against a vector typo: the reference implementation signs it the same."""
+    when = datetime.datetime.fromtimestamp(TIMESTAMP, tz=datetime.UTC)
+    assert Webhook(SECRET).sign(MSG_ID, when, BODY.decode()) == SIGNATURE
+
+
+# --- real deliveries --------------------------------------------------------------
+
+
+def received_verifies(request, secret: str) -> bool:
+    try:
+        Webhook(secret).verify(request.body, request.headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def deliver_one(receiver) -> object:
+    receiver.clear()
+    Order.objects.create(name="Tea")
+    assert send_callbacks().sent == 1
+    (request,) = receiver.wait_for(1)
+    return request
+
+
+@pytest.mark.django_db
+def test_a_delivered_request_verifies_with_the_official_library(make_hook, receiver):
+    make_hook(secret=SECRET, content_type="application/json")
+    request = deliver_one(receiver)
+    callback = Callback.objects.get()
+    assert request.headers["webhook-id"] == str(callback.event_id)
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 10
+    assert request.headers["webhook-signature"].startswith("v1,")
+    assert received_verifies(request, SECRET)
+    assert not received_verifies(request, "whsec_" + "A" * 32)
+
+
+@pytest.mark.django_db
+def test_a_hook_without_secret_sends_id_and_timestamp_unsigned(make_hook, receiver):
+    make_hook()
+    request = deliver_one(receiver)
+    assert request.headers["webhook-id"] == str(Callback.objects.get().event_id)
+    assert request.headers["webhook-timestamp"].isdigit()
+    assert "webhook-signature" not in request.headers
+
+
+@pytest.mark.django_db
+def test_during_the_grace_period_both_secrets_verify_and_after_it_only_the_new(make_hook, receiver):
+    hook = make_hook(secret=SECRET)
+    new_secret = rotate_secret(hook)
+
+    during = deliver_one(receiver)
+    assert len(during.headers["webhook-signature"].split()) == 2
+    assert received_verifies(during, SECRET)
+    assert received_verifies(during, new_secret)
+
+    hook.refresh_from_db()
+    hook.previous_secret_expires_at = timezone.now() - datetime.timedelta(seconds=1)
+    hook.save(update_fields=["previous_secret_expires_at"])
+    after = deliver_one(receiver)
+    assert len(after.headers["webhook-signature"].split()) == 1
+    assert received_verifies(after, new_secret)
+    assert not received_verifies(after, SECRET)
+
+
+@pytest.mark.django_db
+def test_a_retry_keeps_the_event_id_and_is_signed_afresh(make_hook, receiver):
+    receiver.respond(status=500)
+    make_hook(secret=SECRET)
+    Order.objects.create(name="Tea")
+    callback = Callback.objects.get()
+    send_callbacks()
+    receiver.respond(status=200)
+    send_callbacks(callback_ids=[callback.pk])
+    first, second = receiver.wait_for(2)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == str(callback.event_id)
+    assert received_verifies(first, SECRET)
+    assert received_verifies(second, SECRET)
