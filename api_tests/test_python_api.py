@@ -74,6 +74,7 @@ def test_create_signal_validates_the_path():
             InvalidPayloadError,
             "invalid XML",
         ),
+        ({"content_type": "text/xml"}, InvalidPayloadError, "without a payload template"),
         ({"payload_template": "{{instance.delete}}"}, InvalidPayloadError, "no field"),
         ({"payload_template": "{{instance._state}}"}, InvalidPayloadError, "private"),
         ({"serializer_class": "shop.serializers.Nope"}, InvalidPayloadError, "cannot import"),

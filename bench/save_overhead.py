@@ -49,7 +49,8 @@ def setup(db: str) -> None:
             conn.execute("CREATE DATABASE http_hooks_bench")
     else:
         os.environ.pop("HTTP_HOOKS_DB", None)
-        path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        path = Path(tempfile.mkdtemp(dir=shm)) / "bench.sqlite3"
         os.environ["HTTP_HOOKS_SQLITE_PATH"] = str(path)
     import django
 

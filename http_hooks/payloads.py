@@ -346,11 +346,13 @@ def build_payload(
     instance = context.get("instance")
     if template:
         payload = render_template(template, content_type, context_lookup(context))
-    elif serializer_class:
+        validate_payload(payload, content_type)
+        return payload, content_type
+    if serializer_class:
         payload = serializer_payload(serializer_class, instance)
-        content_type = content_type or "application/json"
     else:
         payload = default_payload(instance, context.get("event_type", ""), model)
-        content_type = content_type or "application/json"
-    validate_payload(payload, content_type)
-    return payload, content_type
+    # Both are JSON made by json.dumps; only another declared type needs checking.
+    if content_type and content_type not in JSON_TYPES:
+        validate_payload(payload, content_type)
+    return payload, content_type or "application/json"

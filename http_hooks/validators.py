@@ -13,11 +13,16 @@ from django.db import models
 from django.dispatch import Signal as DjangoSignal
 from django.utils.module_loading import import_string
 
-from .exceptions import InvalidHookError, InvalidModelError, InvalidSignalError
+from .exceptions import (
+    InvalidHookError,
+    InvalidModelError,
+    InvalidPayloadError,
+    InvalidSignalError,
+)
 from .headers import parse_headers
 from .models import ContentTypeChoice, HttpMethod
 from .network import check_target_url
-from .payloads import import_serializer, validate_template
+from .payloads import XML_TYPES, import_serializer, validate_template
 
 APP_LABEL = "http_hooks"
 SECRET_PREFIX = "whsec_"
@@ -135,6 +140,11 @@ def validate_hook(
     serializer_class = (serializer_class or "").strip()
     if payload_template:
         validate_template(payload_template, content_type, model.model_class())
+    elif content_type in XML_TYPES:
+        raise InvalidPayloadError(
+            f"invalid XML: without a payload template the payload is JSON, not {content_type}",
+            field="content_type",
+        )
     if serializer_class:
         import_serializer(serializer_class)
     return {
