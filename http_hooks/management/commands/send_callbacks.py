@@ -1,0 +1,95 @@
+"""``manage.py send_callbacks``: send due callbacks once (cron) or as a worker (``--loop``)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from http_hooks.delivery import DeliveryReport, count_due, run_loop, send_callbacks
+from http_hooks.exceptions import HttpHooksError
+
+
+def parse_id(value: Any, option: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise CommandError(f"{option} takes ids (whole numbers >= 1), not {value!r}")
+    return int(text)
+
+
+def summary(report: DeliveryReport) -> str:
+    return (
+        f"sent {report.sent}, retried {report.retried}, failed {report.failed} "
+        f"in {report.duration:.2f} s ({report.rate:.1f}/s)"
+    )
+
+
+class Command(BaseCommand):
+    help = (
+        "Send the waiting callbacks that are due: all of them, those of one hook, or the "
+        "listed ones (due or not). With --loop, keep sending until SIGTERM or SIGINT."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--hook_id", metavar="ID", help="Only the callbacks of this hook.")
+        parser.add_argument(
+            "--callbacks",
+            "--callback",
+            dest="callbacks",
+            nargs="+",
+            metavar="ID",
+            help="Only these callbacks, whatever their retry time.",
+        )
+        parser.add_argument(
+            "--loop",
+            action="store_true",
+            help="Run as a worker: poll for due callbacks until SIGTERM or SIGINT, which "
+            "finish the batch in hand.",
+        )
+        parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
+
+    def handle(self, *args: Any, hook_id, callbacks, loop: bool, quiet: bool, **options) -> None:
+        hook_id = None if hook_id is None else parse_id(hook_id, "--hook_id")
+        callback_ids = (
+            None if callbacks is None else [parse_id(c, "--callbacks") for c in callbacks]
+        )
+        if loop and callback_ids is not None:
+            raise CommandError("--loop sends whatever is due; it does not take --callbacks")
+        try:
+            if loop:
+                report = self.loop(hook_id=hook_id, quiet=quiet)
+            else:
+                report = self.send_once(hook_id=hook_id, callback_ids=callback_ids, quiet=quiet)
+        except HttpHooksError as exc:
+            raise CommandError(exc.message) from exc
+        if not quiet:
+            self.stdout.write(summary(report))
+
+    def send_once(self, *, hook_id: int | None, callback_ids: list[int] | None, quiet: bool):
+        """One run; with a progress bar (on stderr, like any) when the output is a terminal."""
+        if quiet or not self.stdout.isatty():
+            return send_callbacks(hook_id=hook_id, callback_ids=callback_ids)
+        total = count_due(hook_id=hook_id, callback_ids=callback_ids)
+        with tqdm(total=total, unit="callback") as bar:
+            return send_callbacks(hook_id=hook_id, callback_ids=callback_ids, progress=bar.update)
+
+    def loop(self, *, hook_id: int | None, quiet: bool) -> DeliveryReport:
+        stop = threading.Event()
+        previous = {
+            signum: signal.signal(signum, lambda *_: stop.set())
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        if not quiet:
+            self.stdout.write("sending due callbacks until SIGTERM or SIGINT (Ctrl-C)")
+        try:
+            return run_loop(
+                stop=stop,
+                hook_id=hook_id,
+                on_report=None if quiet else lambda report: self.stdout.write(summary(report)),
+            )
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
