@@ -64,6 +64,10 @@ class HookRegistry:
         for path, signal in WRITE_SIGNALS.items():
             signal.connect(self._receiver(path), weak=False, dispatch_uid=f"http_hooks:{path}")
         request_started.connect(self._on_request, weak=False, dispatch_uid="http_hooks:request")
+        # migrate and flush (also between tests) change tables without model signals.
+        model_signals.post_migrate.connect(
+            self._on_migrate, weak=False, dispatch_uid="http_hooks:migrate"
+        )
         self._watch_definitions()
 
     def _receiver(self, path: str) -> Callable[..., None]:
@@ -74,6 +78,16 @@ class HookRegistry:
 
     def _on_request(self, **kwargs: Any) -> None:
         self._refresh_if_due()
+
+    def _on_migrate(self, **kwargs: Any) -> None:
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget what is loaded; the next lookup reads the database again."""
+        with self._lock:
+            self._fingerprint = None
+            self._next_check = 0.0
+            self._local.table = None
 
     def _watch_definitions(self) -> None:
         from .models import Hook, Signal
