@@ -1,0 +1,158 @@
+"""Claims: any number of senders against one database deliver each callback once, and a
+sender killed mid-batch loses nothing (its lease expires and another sender sends)."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import override_settings
+
+from http_hooks.api import send_callbacks
+from http_hooks.delivery import claim_batch
+from http_hooks.models import Attempt, Callback
+from shop.models import Order
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"]
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
+
+
+def save_orders(count: int) -> None:
+    with transaction.atomic():
+        for n in range(count):
+            Order.objects.create(name=f"order {n}")
+
+
+def start_sender(env: dict, **overrides) -> subprocess.Popen:
+    return subprocess.Popen(
+        MANAGE,
+        env={**env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_senders(env: dict, processes: int, **overrides) -> list[int]:
+    """Start the senders at once; return how many callbacks each one sent."""
+    senders = [start_sender(env, **overrides) for _ in range(processes)]
+    sent = []
+    for sender in senders:
+        stdout, stderr = sender.communicate(timeout=120)
+        assert sender.returncode == 0, stderr
+        sent.append(int(re.match(r"sent (\d+), retried 0, failed 0", stdout).group(1)))
+    return sent
+
+
+def assert_each_delivered_once(receiver, count: int) -> None:
+    event_ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(event_ids) == count, f"{len(event_ids) - len(set(event_ids))} duplicates"
+    assert set(event_ids) == {str(e) for e in Callback.objects.values_list("event_id", flat=True)}
+    assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert Attempt.objects.count() == count
+
+
+@pytest.mark.postgres
+def test_four_senders_deliver_2000_callbacks_each_exactly_once(make_hook, receiver, same_db_env):
+    receiver.respond(delay=0.01)
+    make_hook()
+    save_orders(2000)
+    sent = run_senders(same_db_env, 4, BATCH_SIZE=50, CONCURRENCY=8)
+    assert sum(sent) == 2000
+    assert sum(1 for n in sent if n) >= 3, f"the senders did not run side by side: {sent}"
+    assert_each_delivered_once(receiver, 2000)
+
+
+def test_two_senders_on_any_database_deliver_each_callback_once(make_hook, receiver, same_db_env):
+    """On SQLite, without SKIP LOCKED, the conditional claiming UPDATE keeps claims exclusive."""
+    receiver.respond(delay=0.01)
+    make_hook()
+    save_orders(300)
+    sent = run_senders(same_db_env, 2, BATCH_SIZE=20, CONCURRENCY=4)
+    assert sum(sent) == 300
+    assert all(sent), f"the senders did not run side by side: {sent}"
+    assert_each_delivered_once(receiver, 300)
+
+
+def test_concurrent_claimers_never_share_a_callback(make_hook):
+    make_hook()
+    save_orders(200)
+    claimed: list[list[int]] = [[] for _ in range(4)]
+
+    def claim_all(mine: list[int]) -> None:
+        try:
+            while batch := claim_batch():
+                mine.extend(c.pk for c in batch)
+        finally:
+            connection.close()
+
+    hooks = {**settings.HTTP_HOOKS, "BATCH_SIZE": 7}
+    with override_settings(HTTP_HOOKS=hooks):
+        threads = [threading.Thread(target=claim_all, args=(m,)) for m in claimed]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    everything = [pk for mine in claimed for pk in mine]
+    assert len(everything) == 200
+    assert set(everything) == set(Callback.objects.values_list("pk", flat=True))
+    assert sum(1 for mine in claimed if mine) >= 2
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
+
+
+def test_a_sender_killed_mid_batch_loses_nothing(make_hook, receiver, same_db_env):
+    receiver.respond(delay=60)
+    make_hook()
+    save_orders(10)
+    sender = start_sender(same_db_env, LEASE_SECONDS=2, BATCH_SIZE=10, CONCURRENCY=10)
+    try:
+        held = receiver.wait_for(10, timeout=30)
+    finally:
+        sender.send_signal(signal.SIGKILL)
+        sender.wait(timeout=10)
+    killed_at = time.monotonic()
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
+
+    receiver.respond(status=200)
+    assert send_callbacks().total == 0, "a live lease was taken"
+    time.sleep(max(0.0, killed_at + 2.5 - time.monotonic()))
+    report = send_callbacks()
+
+    assert report.sent == 10
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+    resent = receiver.requests[10:]
+    assert {r.headers["webhook-id"] for r in resent} == {r.headers["webhook-id"] for r in held}
+
+
+def test_a_live_sender_keeps_its_claims_past_the_lease(make_hook, receiver):
+    """The lease is renewed while a batch is in flight: a slow receiver is not sent twice."""
+    receiver.respond(delay=2.5)
+    make_hook()
+    save_orders(1)
+    reports = []
+
+    def send() -> None:
+        try:
+            reports.append(send_callbacks())
+        finally:
+            connection.close()
+
+    hooks = {**settings.HTTP_HOOKS, "LEASE_SECONDS": 1, "TIMEOUT": (1.0, 5.0)}
+    with override_settings(HTTP_HOOKS=hooks):
+        sender = threading.Thread(target=send)
+        sender.start()
+        receiver.wait_for(1)
+        time.sleep(1.5)
+        assert claim_batch() == []
+        sender.join(timeout=10)
+    assert reports[0].sent == 1
+    assert len(receiver.requests) == 1
