@@ -1,5 +1,9 @@
 """System checks: wrong settings and hooks on http_hooks' own models are reported."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
@@ -71,3 +75,20 @@ def test_a_hook_on_an_own_model_never_fires():
     hook.signals.add(Signal.objects.get(signal="django.db.models.signals.post_save"))
     Callback.objects.create(hook=hook, target_url="https://example.com/", http_method="POST")
     assert Callback.objects.count() == 1
+
+
+def test_migrate_on_an_empty_database_runs_the_database_checks(tmp_path):
+    """``migrate`` runs the database checks before the tables exist."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / "demo" / "manage.py"), "migrate", "--no-input"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HTTP_HOOKS_SQLITE_PATH": str(tmp_path / "fresh.sqlite3"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Applying http_hooks.0002_default_signals... OK" in result.stdout

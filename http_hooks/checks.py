@@ -120,10 +120,21 @@ def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[Error]:
     """Stored hooks on http_hooks' own models would loop; report each one."""
     if not databases:
         return []
+    from django.db import connections
+
     from .models import Hook
 
     errors = []
-    for hook in Hook.objects.filter(model__app_label="http_hooks").select_related("model"):
+    for alias in databases:
+        # migrate runs the checks before it creates the tables.
+        if Hook._meta.db_table in connections[alias].introspection.table_names():
+            errors += _own_model_hooks(Hook.objects.using(alias))
+    return errors
+
+
+def _own_model_hooks(hooks) -> list[Error]:
+    errors = []
+    for hook in hooks.filter(model__app_label="http_hooks").select_related("model"):
         errors.append(
             Error(
                 f"Hook {hook.pk} is on {hook.model.app_label}.{hook.model.model}, one of "
