@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         manage = [sys.executable, os.path.abspath(sys.argv[0])]
         base = f"http://{host}:{port}"
         server = subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"])
+        self._wait_for_port(host, int(port))
         worker = subprocess.Popen([*manage, "send_callbacks", "--loop", "--quiet"])
         username, password = DEMO_USER
         self.stdout.write(
@@ -54,3 +56,12 @@ class Command(BaseCommand):
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+    def _wait_for_port(self, host: str, port: int, timeout: float = 30.0) -> None:
+        """The server first, so that the sender's first tries find the receiver page."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex((host, port)) == 0:
+                    return
+            time.sleep(0.2)
