@@ -13,7 +13,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -105,12 +105,12 @@ class PeerCheckedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = PeerCheckedHTTPSConnection
 
 
-class PolicyHTTPAdapter(HTTPAdapter):
-    """A ``requests`` adapter whose connections obey the address policy at connect time."""
+class PolicyPoolManager(PoolManager):
+    """A urllib3 pool manager whose connections obey the address policy at connect time."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool_classes_by_scheme = {
             "http": PeerCheckedHTTPConnectionPool,
             "https": PeerCheckedHTTPSConnectionPool,
         }

@@ -1,0 +1,314 @@
+"""Delivery speed: the sender against the old package's way of sending, and its memory.
+
+1. Stores N waiting callbacks (5,000 by default) for one hook aimed at a fast
+   local receiver, times ``send_callbacks()`` until all are sent and prints
+   deliveries per second.
+2. Puts the same callbacks back to waiting and times the old package's way
+   on the same data and receiver: one ``requests.request`` per callback (no
+   session, so a new connection each time), one UPDATE per callback,
+   sequential. Prints its rate and the ratio.
+3. Stores 100,000 waiting callbacks and runs ``manage.py send_callbacks`` in a
+   child process (DEBUG off, as in production), printing its rate and its
+   peak RSS (``ru_maxrss`` of that child, from ``os.wait4``).
+
+Run it with ``make bench`` or::
+
+    .venv/bin/python bench/delivery.py [--db sqlite|postgres] [--callbacks 5000]
+                                       [--rss-callbacks 100000]   # 0 skips step 3
+
+The receiver is nginx answering 204 on 127.0.0.1, started by this script with
+a temporary configuration and stopped at the end (Debian:
+``apt-get install nginx-light``). Without nginx the script says so and uses a
+small Python server in another process instead, which is slower and holds both
+rates down.
+
+It uses a throwaway database: a temporary SQLite file, or a database named
+``http_hooks_bench_delivery`` on the PostgreSQL of ``HTTP_HOOKS_PG_*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "demo"), str(ROOT)]
+PG_NAME = "http_hooks_bench_delivery"
+
+PYTHON_RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024
+    daemon_threads = True
+
+Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+NGINX_CONF = """
+daemon off;
+worker_processes 2;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ return 204; }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the receiver did not listen on port {port}")
+
+
+@contextmanager
+def receiver():
+    """A fast receiver answering 204: nginx if installed, else a Python server."""
+    port = free_port()
+    nginx = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if nginx:
+            conf = Path(tmp) / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+            command = [nginx, "-c", str(conf), "-p", tmp]
+            print(f"receiver: nginx on 127.0.0.1:{port}, answering 204")
+        else:
+            command = [sys.executable, "-c", PYTHON_RECEIVER, str(port)]
+            print(
+                "receiver: nginx is not installed (apt-get install nginx-light), so a Python "
+                f"server on 127.0.0.1:{port} stands in; it is slower and holds both rates down"
+            )
+        process = subprocess.Popen(command)
+        try:
+            wait_for_port(port)
+            yield f"http://127.0.0.1:{port}/hook"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def database_env(db: str) -> dict[str, str]:
+    """Environment naming a new, empty database for this run."""
+    if db == "postgres":
+        import psycopg
+
+        with psycopg.connect(
+            host=os.environ.get("HTTP_HOOKS_PG_HOST", "127.0.0.1"),
+            user=os.environ.get("HTTP_HOOKS_PG_USER", "postgres"),
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
+            conn.execute(f"CREATE DATABASE {PG_NAME}")
+        return {"HTTP_HOOKS_DB": "postgres", "HTTP_HOOKS_PG_NAME": PG_NAME}
+    path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+    return {"HTTP_HOOKS_DB": "sqlite", "HTTP_HOOKS_SQLITE_PATH": str(path)}
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
+    os.environ["DJANGO_DEBUG"] = "0"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def make_hook(url: str):
+    from http_hooks.api import create_hook
+
+    return create_hook(
+        signals=["django.db.models.signals.post_save"],
+        model="shop.order",
+        target_url=url,
+        content_type="application/json",
+        headers={"X-Shop": "bench"},
+        secret="whsec_" + "c2VjcmV0LWtleS1mb3ItdGhlLWJlbmNobWFyay0xMjM0",
+    )
+
+
+def store_callbacks(hook, count: int) -> None:
+    """``count`` waiting callbacks shaped like the default payload of a small model."""
+    from django.utils import timezone
+
+    from http_hooks.models import Callback
+
+    now = timezone.now()
+    chunk = 5000
+    for start in range(0, count, chunk):
+        Callback.objects.bulk_create(
+            Callback(
+                hook=hook,
+                event_type="created",
+                object_type="shop.order",
+                object_id=str(n),
+                target_url=hook.target_url,
+                http_method="POST",
+                headers=hook.headers,
+                content_type="application/json",
+                payload=json.dumps(
+                    {
+                        "object_type": "shop.order",
+                        "object_id": n,
+                        "event_type": "created",
+                        "object_serialization": {"id": n, "name": f"order {n}", "total": "9.50"},
+                    }
+                ),
+                next_attempt_at=now,
+                create_datetime=now,
+                update_datetime=now,
+            )
+            for n in range(start, min(start + chunk, count))
+        )
+
+
+def reset_callbacks() -> None:
+    from django.utils import timezone
+
+    from http_hooks.models import Attempt, Callback
+
+    Attempt.objects.all().delete()
+    now = timezone.now()
+    Callback.objects.update(
+        status="waiting", attempts=0, next_attempt_at=now, status_details="", claimed_until=None
+    )
+
+
+def send_the_old_way() -> int:
+    """The old package: one request without a session, one UPDATE, per callback, in turn."""
+    import requests
+    from django.utils import timezone
+
+    from http_hooks.models import Callback
+
+    sent = 0
+    for callback in Callback.objects.filter(status="waiting").iterator():
+        headers = {**callback.headers, "Content-Type": callback.content_type}
+        try:
+            response = requests.request(
+                callback.http_method, callback.target_url, data=callback.payload, headers=headers
+            )
+            callback.status = "sent" if response.ok else "error"
+            callback.status_details = f"status code: {response.status_code}"
+        except requests.RequestException as exc:
+            callback.status, callback.status_details = "error", str(exc)
+        callback.update_datetime = timezone.now()
+        callback.save(update_fields=["status", "status_details", "update_datetime"])
+        sent += callback.status == "sent"
+    return sent
+
+
+def timed(label: str, count: int, run) -> float:
+    started = time.perf_counter()
+    sent = run()
+    elapsed = time.perf_counter() - started
+    if sent != count:
+        raise SystemExit(f"{label}: sent {sent} of {count}")
+    rate = count / elapsed
+    print(f"{label:<34} {count:>7} in {elapsed:7.2f} s = {rate:8.0f} deliveries/s")
+    return rate
+
+
+def sender_process(env: dict[str, str], count: int) -> None:
+    """Run ``manage.py send_callbacks`` in a child; print its rate and peak RSS."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"],
+        env={**os.environ, **env, "DJANGO_DEBUG": "0"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    if status != 0 or not output.startswith(f"sent {count},"):
+        raise SystemExit(f"the sender process failed ({status}): {output}")
+    print(
+        f"{'sender process (manage.py)':<34} {count:>7} in {elapsed:7.2f} s = "
+        f"{count / elapsed:8.0f} deliveries/s, peak RSS {usage.ru_maxrss / 1024:.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--callbacks", type=int, default=5000)
+    parser.add_argument("--rss-callbacks", type=int, default=100_000)
+    args = parser.parse_args()
+
+    env = database_env(args.db)
+    setup_django(env)
+    from django.conf import settings
+
+    from http_hooks.api import send_callbacks
+    from http_hooks.models import Callback
+    from http_hooks.settings import hooks_settings
+
+    print(
+        textwrap.dedent(f"""\
+        database: {settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]}, \
+        CONCURRENCY={hooks_settings.CONCURRENCY}, BATCH_SIZE={hooks_settings.BATCH_SIZE}, \
+        {os.cpu_count()} CPUs""")
+    )
+    with receiver() as url:
+        hook = make_hook(url)
+        store_callbacks(hook, args.callbacks)
+        new = timed("send_callbacks()", args.callbacks, lambda: send_callbacks().sent)
+        reset_callbacks()
+        old = timed("old way (sequential, no session)", args.callbacks, send_the_old_way)
+        print(f"ratio: {new / old:.1f}x")
+        if args.rss_callbacks:
+            Callback.objects.all().delete()
+            store_callbacks(hook, args.rss_callbacks)
+            sender_process(env, args.rss_callbacks)
+
+
+if __name__ == "__main__":
+    main()
