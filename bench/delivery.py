@@ -36,7 +36,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -291,11 +290,10 @@ def main() -> None:
     from http_hooks.models import Callback
     from http_hooks.settings import hooks_settings
 
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(
-        textwrap.dedent(f"""\
-        database: {settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]}, \
-        CONCURRENCY={hooks_settings.CONCURRENCY}, BATCH_SIZE={hooks_settings.BATCH_SIZE}, \
-        {os.cpu_count()} CPUs""")
+        f"database: {engine}, CONCURRENCY={hooks_settings.CONCURRENCY}, "
+        f"BATCH_SIZE={hooks_settings.BATCH_SIZE}, {os.cpu_count()} CPUs"
     )
     with receiver() as url:
         hook = make_hook(url)
