@@ -46,7 +46,7 @@ class DefaultPayloadSerializer(serializers.Serializer):
     object_serialization = serializers.DictField(help_text="Every field of the object.")
 
 
-class TestEventSerializer(serializers.Serializer):
+class HookTestEventSerializer(serializers.Serializer):
     event_type = serializers.CharField(help_text="Always `http_hooks.test`.")
     hook_id = serializers.IntegerField()
     hook_name = serializers.CharField()
@@ -74,7 +74,7 @@ test_event_webhook = OpenApiWebhook(
     decorator=extend_schema(
         summary="The test event of `POST /hooks/{id}/test/`",
         description=f"A POST with a JSON body, sent once. {SIGNING_DESCRIPTION}",
-        request=TestEventSerializer,
+        request=HookTestEventSerializer,
         responses=RECEIVER_RESPONSES,
     ),
 )

@@ -331,7 +331,7 @@ class CallbackIdsSerializer(serializers.Serializer):
     ids = serializers.ListField(
         child=id_field(),
         required=False,
-        allow_empty=False,
+        min_length=1,
         max_length=MAX_IDS,
         help_text="Only these callbacks (combined with the query's filters).",
     )
@@ -350,7 +350,7 @@ class SendRequestSerializer(serializers.Serializer):
     callback_ids = serializers.ListField(
         child=id_field(),
         required=False,
-        allow_empty=False,
+        min_length=1,
         max_length=MAX_IDS,
         help_text="Only these callbacks; they are sent even if their retry time has not come.",
     )

@@ -12,10 +12,17 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,9 +58,23 @@ ERROR_DESCRIPTIONS = {
     400: "Invalid input: `errors` lists each field at fault.",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
-    404: "No such object.",
+    404: "No such object (or, for a list, no such page or cursor).",
     409: "Conflict with the object's current state.",
+    415: "The body is not JSON (`Content-Type: application/json`).",
 }
+
+
+def id_parameter(model: str) -> OpenApiParameter:
+    """The ``{id}`` of a detail URL, typed: the URL accepts any segment (so that a
+    malformed id is a JSON 404), the schema says what a valid one is."""
+    return OpenApiParameter(
+        "id", OpenApiTypes.INT, OpenApiParameter.PATH, description=f"The id of the {model}."
+    )
+
+
+HOOK_ID = id_parameter("hook")
+SIGNAL_ID = id_parameter("signal")
+CALLBACK_ID = id_parameter("callback")
 
 
 def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
@@ -66,8 +87,12 @@ def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
 
 
 class HttpHooksAPIMixin:
-    """What every ViewSet of the app shares: permissions from the app's settings and
-    the one exception handler."""
+    """What every ViewSet of the app shares: JSON bodies, ids in URLs (anything else
+    in their place is a JSON 404, not the project's HTML one), permissions from the
+    app's settings and the one exception handler."""
+
+    parser_classes = [JSONParser]
+    lookup_value_regex = "[^/]+"
 
     def get_permissions(self) -> list[BasePermission]:
         return [
@@ -84,7 +109,9 @@ class HttpHooksAPIMixin:
 
 @extend_schema_view(
     list=extend_schema(
-        operation_id="list_hooks", summary="List hooks", responses=responses({200: HookSerializer})
+        operation_id="list_hooks",
+        summary="List hooks",
+        responses=responses({200: HookSerializer}, 400, 404),
     ),
     create=extend_schema(
         operation_id="create_hook",
@@ -92,26 +119,30 @@ class HttpHooksAPIMixin:
         description="Validates every field as the Python API does. The answer carries the "
         "signing secret (generated when not given): the only time it is shown.",
         request=HookSerializer,
-        responses=responses({201: HookWithSecretSerializer}, 400),
+        responses=responses({201: HookWithSecretSerializer}, 400, 415),
     ),
     retrieve=extend_schema(
         operation_id="get_hook",
+        parameters=[HOOK_ID],
         summary="Get a hook",
         responses=responses({200: HookSerializer}, 404),
     ),
     update=extend_schema(
         operation_id="update_hook",
+        parameters=[HOOK_ID],
         summary="Replace a hook",
-        responses=responses({200: HookSerializer}, 400, 404),
+        responses=responses({200: HookSerializer}, 400, 404, 415),
     ),
     partial_update=extend_schema(
         operation_id="partial_update_hook",
+        parameters=[HOOK_ID],
         summary="Change some fields of a hook",
         description="The whole hook is validated again with the changes.",
-        responses=responses({200: HookSerializer}, 400, 404),
+        responses=responses({200: HookSerializer}, 400, 404, 415),
     ),
     destroy=extend_schema(
         operation_id="delete_hook",
+        parameters=[HOOK_ID],
         summary="Delete a hook and its callbacks",
         responses=responses({204: None}, 404),
     ),
@@ -139,6 +170,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         operation_id="test_hook",
+        parameters=[HOOK_ID],
         summary="Send a test event now",
         description="Sends a synthetic `http_hooks.test` event to the hook's target, once, "
         "signed like any other request, and returns the attempt (the receiver's answer "
@@ -153,11 +185,12 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
 
     @extend_schema(
         operation_id="rotate_hook_secret",
+        parameters=[HOOK_ID],
         summary="Rotate the signing secret",
         description="Gives the hook a new secret (the one given, or a random one). The old "
         "secret keeps signing too during the grace period (`SECRET_ROTATION_GRACE`).",
         request=RotateSecretSerializer,
-        responses=responses({200: SecretSerializer}, 400, 404),
+        responses=responses({200: SecretSerializer}, 400, 404, 415),
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
@@ -179,21 +212,23 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     list=extend_schema(
         operation_id="list_signals",
         summary="List signals",
-        responses=responses({200: SignalSerializer}),
+        responses=responses({200: SignalSerializer}, 400, 404),
     ),
     create=extend_schema(
         operation_id="create_signal",
         summary="Register a signal",
         description="The path must import to a `django.dispatch.Signal` instance.",
-        responses=responses({201: SignalSerializer}, 400),
+        responses=responses({201: SignalSerializer}, 400, 415),
     ),
     retrieve=extend_schema(
         operation_id="get_signal",
+        parameters=[SIGNAL_ID],
         summary="Get a signal",
         responses=responses({200: SignalSerializer}, 404),
     ),
     destroy=extend_schema(
         operation_id="delete_signal",
+        parameters=[SIGNAL_ID],
         summary="Delete a signal",
         description="Hooks stop listening to it.",
         responses=responses({204: None}, 404),
@@ -229,15 +264,17 @@ class SignalViewSet(
         operation_id="list_callbacks",
         summary="List callbacks",
         description="Newest first, paged by cursor: follow `next`.",
-        responses=responses({200: CallbackSerializer}, 400),
+        responses=responses({200: CallbackSerializer}, 400, 404),
     ),
     retrieve=extend_schema(
         operation_id="get_callback",
+        parameters=[CALLBACK_ID],
         summary="Get a callback",
         responses=responses({200: CallbackSerializer}, 404),
     ),
     destroy=extend_schema(
         operation_id="delete_callback",
+        parameters=[CALLBACK_ID],
         summary="Delete a callback",
         responses=responses({204: None}, 404),
     ),
@@ -269,6 +306,7 @@ class CallbackViewSet(
 
     @extend_schema(
         operation_id="resend_callback",
+        parameters=[CALLBACK_ID],
         summary="Resend a callback",
         description="Queues the callback again, due now, with a fresh retry budget and the "
         "same event id. The sender (`send_callbacks`, the worker or `POST /callbacks/send/`) "
@@ -292,7 +330,7 @@ class CallbackViewSet(
         description="Queues again every callback that matches the query's filters and, when "
         "given, is among `ids`. At least one filter or `ids` is required.",
         request=CallbackIdsSerializer,
-        responses=responses({200: ResendResultSerializer}, 400),
+        responses=responses({200: ResendResultSerializer}, 400, 415),
         filters=True,
     )
     @action(
@@ -321,7 +359,7 @@ class CallbackViewSet(
         description="What `manage.py send_callbacks` does: sends the waiting callbacks that "
         "are due (all, of one hook, or the listed ones, due or not) and returns the summary.",
         request=SendRequestSerializer,
-        responses=responses({200: DeliveryReportSerializer}, 400),
+        responses=responses({200: DeliveryReportSerializer}, 400, 415),
     )
     @action(detail=False, methods=["post"])
     def send(self, request: Request) -> Response:
@@ -352,6 +390,7 @@ class CallbackViewSet(
 
     @extend_schema(
         operation_id="list_callback_attempts",
+        parameters=[CALLBACK_ID],
         summary="List the attempts of a callback",
         description="One row per HTTP try, newest first: request headers (secrets masked), "
         "the answer's status, headers and the start of its body, or the error.",
@@ -369,7 +408,7 @@ class CallbackViewSet(
         description="What `manage.py delete_old_callbacks DAYS` does: deletes callbacks "
         "created more than `days` days ago, in batches.",
         request=DeleteOldSerializer,
-        responses=responses({200: DeletedSerializer}, 400),
+        responses=responses({200: DeletedSerializer}, 400, 415),
     )
     @action(detail=False, methods=["post"], url_path="delete-old")
     def delete_old(self, request: Request) -> Response:
