@@ -43,6 +43,7 @@ schema: install
 bench: install
 	$(BIN)/python bench/save_overhead.py
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) demo/db.sqlite3 .pytest_cache .ruff_cache
