@@ -228,3 +228,18 @@ def test_send_test_event_action_reports_the_outcome(admin_client, make_hook, rec
     assert [str(m) for m in response.context["messages"]] == ["orders: 200"]
     (request,) = receiver.wait_for(1)
     assert request.headers["webhook-id"]
+
+
+def test_a_signal_in_use_cannot_be_deleted_in_the_admin(admin_client, make_hook):
+    make_hook()
+    used = Signal.objects.get(signal=POST_SAVE)
+    unused = Signal.objects.get(signal="django.db.models.signals.pre_init")
+    assert (
+        admin_client.get(reverse("admin:http_hooks_signal_delete", args=[used.pk])).status_code
+        == 403
+    )
+    response = admin_client.post(
+        reverse("admin:http_hooks_signal_delete", args=[unused.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Signal.objects.filter(pk=unused.pk).exists()

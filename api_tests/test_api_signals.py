@@ -75,6 +75,21 @@ def test_delete_signal(staff_client):
     assert not Signal.objects.filter(signal=CUSTOM).exists()
 
 
+def test_a_signal_in_use_is_not_deleted(staff_client, make_hook):
+    hook = make_hook(signals=[CUSTOM])
+    signal = Signal.objects.get(signal=CUSTOM)
+    response = staff_client.delete(f"/api/signals/{signal.pk}/")
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": "signal",
+            "code": "invalid_signal",
+            "message": f"signal {CUSTOM} is used by hooks {hook.pk}: remove it from them first",
+        }
+    ]
+    assert Signal.objects.filter(signal=CUSTOM).exists()
+
+
 def test_signals_cannot_be_changed(staff_client):
     signal = Signal.objects.get(signal="django.db.models.signals.post_save")
     response = staff_client.patch(f"/api/signals/{signal.pk}/", {"signal": CUSTOM}, format="json")

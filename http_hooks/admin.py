@@ -27,6 +27,12 @@ class SignalAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Signal]:
         return super().get_queryset(request).annotate(_hook_count=Count("hooks"))
 
+    def has_delete_permission(self, request: HttpRequest, obj: Signal | None = None) -> bool:
+        """A signal in use is not deleted: the hooks listening to it would go deaf."""
+        if obj is not None and obj.hooks.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.display(description=_("hooks"), ordering="_hook_count")
     def hook_count(self, obj: Signal) -> int:
         return obj._hook_count

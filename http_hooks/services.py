@@ -19,7 +19,7 @@ from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .exceptions import InvalidFilterError
+from .exceptions import InvalidFilterError, InvalidSignalError
 from .models import Callback, CallbackStatus, Hook, Signal
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
@@ -60,6 +60,14 @@ def _clean_signals(signals: Iterable[Any]) -> list[str]:
 
 
 def delete_signal(*, signal: Signal) -> None:
+    """Delete a signal no hook listens to; one in use is refused, to leave no hook deaf."""
+    hook_ids = sorted(signal.hooks.values_list("pk", flat=True))
+    if hook_ids:
+        raise InvalidSignalError(
+            f"signal {signal.signal} is used by hooks {', '.join(map(str, hook_ids))}: "
+            "remove it from them first",
+            field="signal",
+        )
     signal.delete()
 
 

@@ -230,8 +230,8 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         operation_id="delete_signal",
         parameters=[SIGNAL_ID],
         summary="Delete a signal",
-        description="Hooks stop listening to it.",
-        responses=responses({204: None}, 404),
+        description="Only a signal no hook listens to can be deleted (400 otherwise).",
+        responses=responses({204: None}, 400, 404),
     ),
 )
 class SignalViewSet(
