@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class Behaviour:
 class _Server(ThreadingHTTPServer):
     # Room for every connection of a sender with many workers (the default is 5).
     request_queue_size = 128
+
+    def handle_error(self, request, client_address) -> None:
+        """Senders hang up on purpose (body limits, deadlines, TLS refusals): stay quiet."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
+            super().handle_error(request, client_address)
 
 
 class Receiver:
