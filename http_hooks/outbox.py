@@ -52,7 +52,11 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
     now = timezone.now()
     callbacks = [build_callback(hook, context, now) for hook in hooks]
     using = kwargs.get("using") or router.db_for_write(Callback, instance=instance)
-    Callback.objects.using(using).bulk_create(callbacks)
+    if len(callbacks) == 1:
+        # One INSERT; bulk_create would add BEGIN and COMMIT around it in autocommit mode.
+        callbacks[0].save(force_insert=True, using=using)
+    else:
+        Callback.objects.using(using).bulk_create(callbacks)
     if hooks_settings.DISPATCH == "celery":
         ids = [c.pk for c in callbacks if c.status == CallbackStatus.WAITING and c.pk]
         if ids:
