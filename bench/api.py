@@ -27,56 +27,17 @@ Target: each of the first three under 50 ms, the same at every table size.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchdb import database_env, drop_postgres, setup_django
+
 DATABASE = "http_hooks_bench"
 HOOKS = 20
 TARGET_MS = 50.0
-
-
-def setup_django() -> None:
-    os.environ["HTTP_HOOKS_DB"] = "postgres"
-    os.environ["HTTP_HOOKS_PG_NAME"] = DATABASE
-    os.environ["DJANGO_DEBUG"] = "0"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
-    sys.path[:0] = [str(ROOT / "demo"), str(ROOT)]
-    import django
-
-    django.setup()
-
-
-def create_database() -> None:
-    import psycopg
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname="postgres", user=db["USER"], password=db["PASSWORD"], host=db["HOST"],
-        port=db["PORT"], autocommit=True,
-    ) as connection:  # fmt: skip
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-
-
-def drop_database() -> None:
-    import psycopg
-    from django.conf import settings
-    from django.db import connections
-
-    connections.close_all()
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        dbname="postgres", user=db["USER"], password=db["PASSWORD"], host=db["HOST"],
-        port=db["PORT"], autocommit=True,
-    ) as connection:  # fmt: skip
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
 
 
 def create_hooks() -> list[int]:
@@ -165,15 +126,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    setup_django()
+    setup_django(database_env("postgres", name=DATABASE))
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.test import Client
     from django.test.utils import setup_test_environment
 
-    create_database()
     try:
-        call_command("migrate", verbosity=0)
         setup_test_environment()
         hook_ids = create_hooks()
         client = Client()
@@ -186,7 +144,7 @@ def main() -> int:
             results[rows] = bench(rows, args.requests, client, hook_ids)
     finally:
         if not args.keep:
-            drop_database()
+            drop_postgres(DATABASE)
 
     print(f"\n{args.requests} requests per case, milliseconds (median / p95)")
     header = f"{'case':<40}" + "".join(f"{f'{rows:,} rows':>22}" for rows in args.rows)

@@ -40,8 +40,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "demo"), str(ROOT)]
+from benchdb import ROOT, database_env, setup_django
+
 PG_NAME = "http_hooks_bench_delivery"
 
 PYTHON_RECEIVER = """
@@ -128,36 +128,6 @@ def receiver():
         finally:
             process.terminate()
             process.wait(timeout=10)
-
-
-def database_env(db: str) -> dict[str, str]:
-    """Environment naming a new, empty database for this run."""
-    if db == "postgres":
-        import psycopg
-
-        with psycopg.connect(
-            host=os.environ.get("HTTP_HOOKS_PG_HOST", "127.0.0.1"),
-            user=os.environ.get("HTTP_HOOKS_PG_USER", "postgres"),
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
-            conn.execute(f"CREATE DATABASE {PG_NAME}")
-        return {"HTTP_HOOKS_DB": "postgres", "HTTP_HOOKS_PG_NAME": PG_NAME}
-    path = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-    return {"HTTP_HOOKS_DB": "sqlite", "HTTP_HOOKS_SQLITE_PATH": str(path)}
-
-
-def setup_django(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
-    os.environ["DJANGO_DEBUG"] = "0"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def make_hook(url: str):
@@ -282,7 +252,7 @@ def main() -> None:
     parser.add_argument("--rss-callbacks", type=int, default=100_000)
     args = parser.parse_args()
 
-    env = database_env(args.db)
+    env = database_env(args.db, name=PG_NAME)
     setup_django(env)
     from django.conf import settings
 

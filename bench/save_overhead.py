@@ -14,50 +14,20 @@ rendering the default payload alone, so that run 3 can be compared with
 
     .venv/bin/python bench/save_overhead.py [--rows 5000] [--db postgres]
 
-It uses a throwaway database (a temporary SQLite file, or a database named
-``http_hooks_bench`` on the PostgreSQL of ``HTTP_HOOKS_PG_*``).
+It uses a throwaway database (``bench/benchdb.py``): a temporary SQLite file,
+or a database named ``http_hooks_bench_save`` on the PostgreSQL of
+``HTTP_HOOKS_PG_*``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "demo"), str(ROOT)]
+from benchdb import database_env, setup_django
 
-
-def setup(db: str) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "demo.settings"
-    if db == "postgres":
-        os.environ["HTTP_HOOKS_DB"] = "postgres"
-        os.environ["HTTP_HOOKS_PG_NAME"] = "http_hooks_bench"
-        import psycopg
-
-        with psycopg.connect(
-            host=os.environ.get("HTTP_HOOKS_PG_HOST", "127.0.0.1"),
-            user=os.environ.get("HTTP_HOOKS_PG_USER", "postgres"),
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            conn.execute("DROP DATABASE IF EXISTS http_hooks_bench")
-            conn.execute("CREATE DATABASE http_hooks_bench")
-    else:
-        os.environ.pop("HTTP_HOOKS_DB", None)
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        path = Path(tempfile.mkdtemp(dir=shm)) / "bench.sqlite3"
-        os.environ["HTTP_HOOKS_SQLITE_PATH"] = str(path)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+PG_NAME = "http_hooks_bench_save"
 
 
 def time_saves(rows: int, label: str) -> float:
@@ -101,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
-    setup(args.db)
+    setup_django(database_env(args.db, name=PG_NAME))
 
     from django.contrib.auth.models import Group, Permission, User
 
