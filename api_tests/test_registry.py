@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from http_hooks.api import create_signal, delete_hook, update_hook
-from http_hooks.models import Callback, Hook
+from http_hooks.models import Callback, Hook, Signal
 from http_hooks.services import set_hook_enabled
 from shop.models import Customer, Order
 from shop.signals import order_shipped
@@ -83,6 +83,41 @@ def test_a_hook_created_in_a_rolled_back_transaction_never_fires(make_hook):
         make_hook()
         raise RuntimeError
     Order.objects.create(name="x")
+    assert Callback.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_committed_after_a_rolled_back_savepoint_is_published(make_hook):
+    Order.objects.create(name="warm up the registry")
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            make_hook(name="rolled back")
+            raise RuntimeError
+        hook = make_hook(name="committed")
+    Order.objects.create(name="same thread")
+    thread = threading.Thread(target=lambda: Order.objects.create(name="other thread"))
+    thread.start()
+    thread.join()
+    assert Callback.objects.filter(hook_id=hook.pk).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_change_does_not_leak_into_the_next_transaction(make_hook):
+    """``@transaction.atomic`` reuses one Atomic object for every call."""
+    hook = make_hook(enabled=False)
+    Order.objects.create(name="warm up the registry")
+
+    @transaction.atomic
+    def work(enable: bool) -> None:
+        if enable:
+            set_hook_enabled(Hook.objects.get(pk=hook.pk), True)
+            raise RuntimeError("roll the enabling back")
+        Order.objects.create(name="next call")
+
+    with pytest.raises(RuntimeError):
+        work(True)
+    work(False)
+    assert not Hook.objects.get(pk=hook.pk).enabled
     assert Callback.objects.count() == 0
 
 
@@ -225,3 +260,18 @@ def test_import_and_setup_touch_no_database(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changes_made_without_model_signals_are_noticed_after_the_ttl(make_hook, settings):
+    """Queryset updates send no signals; the periodic check still sees them."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "REGISTRY_TTL": 0}
+    hook = make_hook()
+    Order.objects.create(name="fires")
+    Hook.objects.filter(pk=hook.pk).update(enabled=False)
+    Order.objects.create(name="disabled")
+    Hook.objects.filter(pk=hook.pk).update(enabled=True)
+    links = Hook.signals.through.objects.filter(hook=hook)
+    links.update(signal=Signal.objects.get(signal="django.db.models.signals.pre_delete"))
+    Order.objects.create(name="listening to pre_delete now")
+    assert list(Callback.objects.values_list("event_type", flat=True)) == ["created"]

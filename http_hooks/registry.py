@@ -142,21 +142,31 @@ class HookRegistry:
     def _local_table(self) -> Table | None:
         """This thread's uncommitted view, while its transaction is open.
 
-        The view belongs to the atomic blocks open when it was built. If the
-        outermost one is gone, the transaction ended (a commit published the
-        change; a rollback threw it away). If only inner blocks changed, a
-        savepoint was released or rolled back, so the view is rebuilt.
+        The view lives as long as the publish-after-commit callback registered
+        with it is still pending: Django drops that callback when the
+        transaction (or the savepoint it was registered in) rolls back, and
+        runs it on commit. If only inner atomic blocks changed since the view
+        was built, a savepoint was released or rolled back, so the view is
+        rebuilt from what the transaction sees now.
         """
         connection = connections[self._local.alias]
-        blocks, recorded = list(connection.atomic_blocks), self._local.blocks
-        if not blocks or blocks[0] is not recorded[0]:
+        if not self._publish_pending(connection):
             self._local.table = None
             return None
-        if len(blocks) < len(recorded) or any(
-            a is not b for a, b in zip(blocks, recorded, strict=False)
+        blocks, recorded = list(connection.atomic_blocks), self._local.blocks
+        if len(blocks) != len(recorded) or any(
+            a is not b for a, b in zip(blocks, recorded, strict=True)
         ):
             self._set_local(self._local.alias)
         return self._local.table
+
+    def _publish_pending(self, connection) -> bool:
+        publish = getattr(self._local, "publish", None)
+        return (
+            publish is not None
+            and connection.in_atomic_block
+            and any(entry[1] is publish for entry in connection.run_on_commit)
+        )
 
     def _set_local(self, using: str) -> None:
         table = self._build(using)
@@ -173,17 +183,17 @@ class HookRegistry:
             self.reload(using=using)
             run_reload_command()
             return
-        self._set_local(using)
-        outermost = connection.atomic_blocks[0]
-        if getattr(self._local, "commit_block", None) is not outermost:
-            self._local.commit_block = outermost
-            transaction.on_commit(lambda: self._after_commit(using), using=using)
+        self._local.alias = using
+        if not self._publish_pending(connection):
 
-    def _after_commit(self, using: str) -> None:
-        self._local.commit_block = None
-        self._local.table = None
-        self.reload(using=using)
-        run_reload_command()
+            def publish() -> None:
+                self._local.table = self._local.publish = None
+                self.reload(using=using)
+                run_reload_command()
+
+            self._local.publish = publish
+            transaction.on_commit(publish, using=using)
+        self._set_local(using)
 
     def reload(self, *, using: str | None = None) -> None:
         """Load the map from the database now, in this process."""
@@ -217,15 +227,21 @@ class HookRegistry:
 
         connection = connections[using]
         q = connection.ops.quote_name
+        links = Hook.signals.through._meta
         hook, through, signal = (
             q(Hook._meta.db_table),
-            q(Hook.signals.through._meta.db_table),
+            q(links.db_table),
             q(Signal._meta.db_table),
         )
+        hook_id, signal_id = (q(links.get_field(name).column) for name in ("hook", "signal"))
+        # Counts and latest update times, plus sums that move when signals are
+        # swapped on a hook or hooks are switched on or off by a queryset update.
         sql = (
             f"SELECT (SELECT COUNT(*) FROM {hook}), (SELECT MAX(update_datetime) FROM {hook}), "
-            f"(SELECT COUNT(*) FROM {through}), (SELECT COUNT(*) FROM {signal}), "
-            f"(SELECT MAX(update_datetime) FROM {signal})"
+            f"(SELECT SUM(CASE WHEN enabled THEN id ELSE 0 END) FROM {hook}), "
+            f"(SELECT COUNT(*) FROM {through}), (SELECT SUM({signal_id}) FROM {through}), "
+            f"(SELECT SUM({hook_id} * {signal_id}) FROM {through}), "
+            f"(SELECT COUNT(*) FROM {signal}), (SELECT MAX(update_datetime) FROM {signal})"
         )
         with _savepoint_if_needed(using), connection.cursor() as cursor:
             cursor.execute(sql)
