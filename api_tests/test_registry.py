@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from http_hooks.api import create_signal, delete_hook, update_hook
-from http_hooks.models import Callback, Hook, Signal
+from http_hooks.models import Callback, Hook
 from http_hooks.services import set_hook_enabled
 from shop.models import Customer, Order
 from shop.signals import order_shipped
@@ -272,6 +272,7 @@ def test_changes_made_without_model_signals_are_noticed_after_the_ttl(make_hook,
     Order.objects.create(name="disabled")
     Hook.objects.filter(pk=hook.pk).update(enabled=True)
     links = Hook.signals.through.objects.filter(hook=hook)
-    links.update(signal=Signal.objects.get(signal="django.db.models.signals.pre_delete"))
+    pre_delete = create_signal(signal="django.db.models.signals.pre_delete")
+    links.update(signal=pre_delete)
     Order.objects.create(name="listening to pre_delete now")
     assert list(Callback.objects.values_list("event_type", flat=True)) == ["created"]
