@@ -1,7 +1,7 @@
 """The admin, through Django's test client: pages, validation as form errors, actions."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 
@@ -243,3 +243,25 @@ def test_a_signal_in_use_cannot_be_deleted_in_the_admin(admin_client, make_hook)
     )
     assert response.status_code == 302
     assert not Signal.objects.filter(pk=unused.pk).exists()
+
+
+def test_actions_that_change_things_need_the_change_permission(client, make_hook):
+    hook = make_hook()
+    Order.objects.create(name="x")
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_hook", "view_callback"])
+    )
+    client.force_login(viewer)
+    for url, action, pk in [
+        ("admin:http_hooks_hook_changelist", "disable_hooks", hook.pk),
+        ("admin:http_hooks_hook_changelist", "rotate_secrets", hook.pk),
+        ("admin:http_hooks_callback_changelist", "resend_selected", Callback.objects.get().pk),
+    ]:
+        page = client.get(reverse(url))
+        assert action not in page.content.decode()
+        client.post(reverse(url), {"action": action, "_selected_action": [pk]})
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.secret) == (True, "")
+    assert Callback.objects.get().status == "waiting"
+    assert Callback.objects.get().status_details == ""

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from http_hooks.models import Callback
+from http_hooks.services import resend_callbacks
 from http_hooks.tasks import send_due_callbacks
 from shop.models import Order
 
@@ -64,6 +65,18 @@ def test_a_saved_model_becomes_a_delivered_request(make_hook, receiver, worker, 
     assert request.headers["webhook-id"] == str(Callback.objects.get().event_id)
     wait_until_sent(1)
     assert worker.poll() is None
+
+
+@pytest.mark.celery
+def test_resent_error_callbacks_are_queued_to_the_worker(make_hook, receiver, worker, queue):
+    make_hook()
+    Order.objects.create(name="Tea")
+    Callback.objects.update(status="error", status_details="HTTP 500")
+    celery_mode = {**settings.HTTP_HOOKS, "DISPATCH": "celery", "CELERY_QUEUE": queue}
+    with override_settings(HTTP_HOOKS=celery_mode):
+        assert resend_callbacks(queryset=Callback.objects.filter(status="error")) == 1
+    receiver.wait_for(1, timeout=60)
+    wait_until_sent(1)
 
 
 @pytest.mark.celery

@@ -76,19 +76,19 @@ class HookAdmin(admin.ModelAdmin):
             return _("Not signed. Use the 'Rotate signing secret' action to create a secret.")
         return _("Signed (secret ends in …%(tail)s).") % {"tail": obj.secret[-4:]}
 
-    @admin.action(description=_("Enable selected hooks"))
+    @admin.action(description=_("Enable selected hooks"), permissions=["change"])
     def enable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
             services.set_hook_enabled(hook, True)
         self.message_user(request, _("Hooks enabled."))
 
-    @admin.action(description=_("Disable selected hooks"))
+    @admin.action(description=_("Disable selected hooks"), permissions=["change"])
     def disable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
             services.set_hook_enabled(hook, False)
         self.message_user(request, _("Hooks disabled."))
 
-    @admin.action(description=_("Rotate signing secret (shown once)"))
+    @admin.action(description=_("Rotate signing secret (shown once)"), permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
             secret = services.rotate_secret(hook)
@@ -99,7 +99,7 @@ class HookAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description=_("Send a test event now"))
+    @admin.action(description=_("Send a test event now"), permissions=["change"])
     def send_test_events(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
             attempt = delivery.send_test_event(hook)
@@ -154,14 +154,19 @@ class CallbackAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Callbacks are a log: nobody edits them in a form."""
         return False
 
-    @admin.action(description=_("Resend selected callbacks"), permissions=["view"])
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        """Resending or sending needs the change permission, as in the REST API."""
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description=_("Resend selected callbacks"), permissions=["resend"])
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
         count = services.resend_callbacks(queryset=queryset)
         self.message_user(request, _("%(count)d callbacks queued again.") % {"count": count})
 
-    @admin.action(description=_("Send selected callbacks now"), permissions=["view"])
+    @admin.action(description=_("Send selected callbacks now"), permissions=["resend"])
     def send_selected_now(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
         report = delivery.send_callbacks(callback_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(

@@ -197,21 +197,22 @@ def resend_callbacks(
     if ids is not None:
         callbacks = callbacks.filter(pk__in=list(ids))
     now = timezone.now()
-    count = callbacks.exclude(status=CallbackStatus.SENDING).update(
-        status=CallbackStatus.WAITING,
-        next_attempt_at=now,
-        attempts=0,
-        claimed_until=None,
-        claim_token=None,
-        status_details="queued again for delivery",
-        update_datetime=now,
-    )
-    if count and hooks_settings.DISPATCH == "celery":
+    with transaction.atomic():
+        # Not the ones a sender holds right now: its result would overwrite ours.
+        chosen = list(callbacks.exclude(status=CallbackStatus.SENDING).values_list("pk", flat=True))
+        count = Callback.objects.filter(pk__in=chosen).update(
+            status=CallbackStatus.WAITING,
+            next_attempt_at=now,
+            attempts=0,
+            claimed_until=None,
+            claim_token=None,
+            status_details="queued again for delivery",
+            update_datetime=now,
+        )
+    if chosen and hooks_settings.DISPATCH == "celery":
         from .tasks import enqueue_callbacks
 
-        queued = callbacks.filter(status=CallbackStatus.WAITING, update_datetime=now)
-        queued_ids = list(queued.values_list("pk", flat=True))
-        transaction.on_commit(lambda: enqueue_callbacks(queued_ids))
+        transaction.on_commit(lambda: enqueue_callbacks(chosen))
     return count
 
 

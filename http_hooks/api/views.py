@@ -344,7 +344,9 @@ class CallbackViewSet(
         serializer = CallbackIdsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ids = serializer.validated_data.get("ids")
-        if ids is None and not set(request.query_params) & set(CallbackFilter.base_filters):
+        # An empty value (``?status=``) filters nothing, so it does not count.
+        chosen = [name for name in CallbackFilter.base_filters if request.query_params.get(name)]
+        if ids is None and not chosen:
             raise ValidationError(
                 {api_settings.NON_FIELD_ERRORS_KEY: ["give ids or at least one filter"]},
                 code="no_selection",
