@@ -64,6 +64,14 @@ def test_a_public_address_is_accepted_when_saved():
         ("2001:4860:4860::8888", False),
         ("127.0.0.1", True),
         ("fe80::1%eth0", True),
+        ("2002:a00:1::", True),  # 6to4 of 10.0.0.1
+        ("2002:7f00:1::1", True),  # 6to4 of 127.0.0.1
+        ("2002:808:808::1", False),  # 6to4 of 8.8.8.8
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", True),  # Teredo, client 10.0.0.1
+        ("64:ff9b::a00:1", True),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", False),  # NAT64 of 8.8.8.8
+        ("fec0::1", True),  # site-local
+        ("192.0.0.8", True),  # IETF protocol assignments
     ],
 )
 def test_is_blocked_address(address, blocked):

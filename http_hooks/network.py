@@ -20,13 +20,45 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .exceptions import BlockedNetworkError, InvalidTargetURLError
 from .settings import hooks_settings
 
+# Not public, though some Python versions call them global.
+EXTRA_BLOCKED = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
+    ipaddress.ip_network("fec0::/10"),  # site-local (deprecated, still routed privately)
+)
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits.
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
 
 def is_blocked_address(address: str) -> bool:
-    """True for any address that is not a public unicast one."""
+    """True for any address that is not a public unicast one.
+
+    IPv6 addresses that embed an IPv4 one (mapped, 6to4, Teredo, NAT64) are
+    judged by the IPv4 address they lead to.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return is_blocked_address(str(embedded))
+    return (
+        not ip.is_global
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or any(ip in network for network in EXTRA_BLOCKED if network.version == ip.version)
+    )
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in prefix for prefix in NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def check_address(address: str, *, host: str = "") -> None:
