@@ -1,6 +1,8 @@
 """The network policy: non-public targets refused when a hook is saved, and again at
 send time on the address actually connected to."""
 
+import socket
+
 import pytest
 from django.conf import settings
 from django.test import override_settings
@@ -99,3 +101,21 @@ def test_the_same_target_is_delivered_when_the_policy_is_off(make_hook, receiver
     with blocking(False):
         assert send_callbacks().sent == 1
     assert len(receiver.requests) == 1
+
+
+def test_a_forbidden_address_is_never_connected_to(make_hook, receiver):
+    """Open and closed internal ports give the same error: the log is no port scanner."""
+    make_hook(target_url=f"http://localhost:{receiver.port}/hook")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    make_hook(target_url=f"http://localhost:{closed_port}/hook")
+    Order.objects.create(name="Tea")
+    with blocking(True):
+        send_callbacks()
+    open_port_error, closed_port_error = (
+        a.error for a in Attempt.objects.order_by("callback__hook_id")
+    )
+    assert open_port_error == closed_port_error
+    assert "non-public networks are blocked" in closed_port_error
+    assert receiver.requests == []

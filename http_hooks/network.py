@@ -89,29 +89,42 @@ def check_target_url(url: str) -> None:
     if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
         return
     host = parts.hostname
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-        addresses = [host]
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            return
-        addresses = sorted({info[4][0] for info in infos})
-    for address in addresses:
+    for address in resolve(host, port or 443):
         check_address(address, host=host)
 
 
-class _PeerCheckedConnectionMixin:
-    """Checks the address a socket actually connected to, before any byte is sent.
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` stands for now; none when it does not resolve."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return [host]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({info[4][0] for info in infos})
 
-    The check sits in urllib3's ``_new_conn`` (the one place both the HTTP and
+
+class _PeerCheckedConnectionMixin:
+    """Checks where a connection goes, before connecting and after.
+
+    The checks sit in urllib3's ``_new_conn`` (the one place both the HTTP and
     the HTTPS connection open their socket), so a host name that resolved to a
-    public address when the hook was saved and to a private one now is caught,
-    and with HTTPS before the TLS handshake.
+    public address when the hook was saved and to a private one now is caught.
+    Before connecting, every address the name resolves to is checked, so that
+    no connection is ever opened to a forbidden one (the attempts log must not
+    tell open internal ports from closed ones). After connecting, the address
+    actually connected to is checked again, before any byte is sent, which
+    closes the gap of a name that changes between the two look-ups.
     """
 
     def _new_conn(self) -> socket.socket:
+        if hooks_settings.BLOCK_PRIVATE_NETWORKS:
+            dns_host = getattr(self, "_dns_host", self.host)  # type: ignore[attr-defined]
+            for address in resolve(dns_host, self.port):  # type: ignore[attr-defined]
+                check_address(address, host=self.host)  # type: ignore[attr-defined]
         sock = super()._new_conn()  # type: ignore[misc]
         try:
             check_address(sock.getpeername()[0], host=self.host)  # type: ignore[attr-defined]
