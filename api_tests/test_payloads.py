@@ -302,3 +302,55 @@ def test_default_payload_has_type_id_event_and_every_field():
         "paid": False,
         "notes": "",
     }
+
+
+def test_django_cached_properties_are_readable():
+    order = Order(pk=1, name="Tea", customer=Customer(name="Ada"))
+    validate_template('{"c": "{{instance.customer_name}}"}', "application/json", Order)
+    payload = render('{"c": "{{instance.customer_name}}"}', "application/json", instance=order)
+    assert json.loads(payload) == {"c": "Ada"}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"x": "{{sender.objects.db}}"}',
+        '{"x": "{{sender.name.field.max_length}}"}',
+        '{"x": "{{sender}}"}',
+        '{"x": "{{instance.customer.avatar.storage.location}}"}',
+        '{"x": "{{instance.customer.avatar.storage}}"}',
+    ],
+    ids=["manager-of-a-class", "field-internals", "a-class", "storage-settings", "storage"],
+)
+def test_paths_never_walk_into_classes_managers_or_library_objects(template):
+    order = Order(pk=1, name="x", customer=Customer(name="Ada", avatar="avatars/ada.png"))
+    with pytest.raises(InvalidPayloadError, match="cannot render"):
+        render(template, "application/json", instance=order, sender=Order)
+
+
+def test_a_file_renders_as_its_name_and_its_url_is_readable():
+    order = Order(pk=1, customer=Customer(name="Ada", avatar="avatars/ada.png"))
+    payload = render(
+        '{"f": {{instance.customer.avatar}}, "n": "{{instance.customer.avatar.name}}"}',
+        "application/json",
+        instance=order,
+    )
+    assert json.loads(payload) == {"f": "avatars/ada.png", "n": "avatars/ada.png"}
+
+
+def test_bare_decimals_keep_every_digit_and_non_finite_numbers_are_null():
+    order = Order(pk=1, total=decimal.Decimal("12345678901234567.89"))
+    payload = render(
+        '{"t": {{instance.total}}, "nan": {{nan}}, "inf": {{inf}}}',
+        "application/json",
+        instance=order,
+        nan=float("nan"),
+        inf=decimal.Decimal("Infinity"),
+    )
+    assert payload == '{"t": 12345678901234567.89, "nan": null, "inf": null}'
+    assert json.loads(payload, parse_float=decimal.Decimal)["t"] == order.total
+
+
+def test_nan_in_a_template_is_not_valid_json():
+    with pytest.raises(InvalidPayloadError, match="NaN is not JSON"):
+        validate_template('{"x": NaN}', "application/json", Order)

@@ -67,6 +67,13 @@ def _normalise(pairs) -> dict[str, str]:
             raise InvalidHeadersError(
                 f"invalid headers: the value of {name!r} contains a line break or NUL"
             )
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise InvalidHeadersError(
+                f"invalid headers: the value of {name!r} has characters HTTP headers cannot "
+                "carry (use ASCII)"
+            ) from exc
         headers[name] = text
     return headers
 

@@ -15,6 +15,7 @@ import decimal
 import functools
 import inspect
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ import defusedxml.ElementTree
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.db.models.fields.files import FieldFile
+from django.utils.functional import cached_property as django_cached_property
 from django.utils.module_loading import import_string
 from rest_framework.utils.encoders import JSONEncoder
 
@@ -38,6 +40,18 @@ XML_TYPES = frozenset({"application/xml", "text/xml"})
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
 _MISSING = object()
+PROPERTIES = (property, cached_property, django_cached_property)
+DATA_TYPES = (
+    models.Model,
+    Mapping,
+    list,
+    tuple,
+    set,
+    frozenset,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+)
 
 
 class PayloadEncoder(JSONEncoder):
@@ -128,10 +142,20 @@ def _format(value: Any, content_type: str, in_json_string: bool) -> str:
     if content_type in JSON_TYPES:
         if in_json_string:
             return json.dumps(to_text(value), ensure_ascii=False)[1:-1]
-        return to_json(value)
+        return json_literal(value)
     if content_type in XML_TYPES:
         return xml_escape(to_text(value), {'"': "&quot;", "'": "&apos;"})
     return to_text(value)
+
+
+def json_literal(value: Any) -> str:
+    """A bare JSON value. Decimals keep every digit (a float would round
+    12345678901234567.89); NaN and infinities, which JSON has no words for, are null."""
+    if isinstance(value, decimal.Decimal | float) and not math.isfinite(value):
+        return "null"
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return to_json(value)
 
 
 def to_text(value: Any) -> str:
@@ -192,12 +216,12 @@ def _read_attribute(obj: Any, name: str, walked: str) -> Any:
                     return None
             if kind in {"field", "property"}:
                 return getattr(obj, name)
-        else:
+        elif not isinstance(obj, type):
             static = inspect.getattr_static(type(obj), name, _MISSING)
-            if isinstance(static, property | cached_property):
-                return getattr(obj, name)
+            if isinstance(static, PROPERTIES):
+                return _data_only(getattr(obj, name), where)
             if static is _MISSING and name in getattr(obj, "__dict__", {}):
-                return obj.__dict__[name]
+                return _data_only(obj.__dict__[name], where)
             if static is not _MISSING and _is_plain_data(static):
                 return static
     except InvalidPayloadError:
@@ -207,6 +231,14 @@ def _read_attribute(obj: Any, name: str, walked: str) -> Any:
     raise InvalidPayloadError(
         f"cannot render {where}: not a field, relation, property or data attribute"
     )
+
+
+def _data_only(value: Any, where: str) -> Any:
+    """Outside the user's models a path may only reach data, never other objects
+    (storages, managers, settings holders) whose attributes it could then walk."""
+    if _is_plain_data(value) or isinstance(value, DATA_TYPES):
+        return value
+    raise InvalidPayloadError(f"cannot render {where}: it is not a data value")
 
 
 def _is_plain_data(value: Any) -> bool:
@@ -226,7 +258,7 @@ def _model_attribute_kind(model: type[models.Model], name: str) -> str | None:
     if any(f.attname == name for f in model._meta.concrete_fields):
         return "field"
     static = inspect.getattr_static(model, name, _MISSING)
-    if isinstance(static, property | cached_property):
+    if isinstance(static, PROPERTIES):
         return "property"
     return None
 
@@ -271,7 +303,7 @@ def validate_payload(payload: str, content_type: str) -> None:
     """Raise ``InvalidPayloadError`` unless ``payload`` is valid for ``content_type``."""
     if content_type in JSON_TYPES:
         try:
-            json.loads(payload)
+            json.loads(payload, parse_constant=_refuse_constant)
         except ValueError as exc:
             raise InvalidPayloadError(f"invalid JSON: {exc}") from exc
     elif content_type in XML_TYPES:
@@ -279,6 +311,10 @@ def validate_payload(payload: str, content_type: str) -> None:
             defusedxml.ElementTree.fromstring(payload.encode("utf-8"))
         except Exception as exc:
             raise InvalidPayloadError(f"invalid XML: {exc}") from exc
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def validate_template(template: str, content_type: str, model: type[models.Model] | None) -> None:

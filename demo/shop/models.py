@@ -3,12 +3,14 @@
 import uuid
 
 from django.db import models
+from django.utils.functional import cached_property
 
 
 class Customer(models.Model):
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
     is_vip = models.BooleanField(default=False)
+    avatar = models.FileField(upload_to="avatars/", blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -34,6 +36,10 @@ class Order(models.Model):
     @property
     def label(self) -> str:
         return f"#{self.pk} {self.name}"
+
+    @cached_property
+    def customer_name(self) -> str:
+        return self.customer.name if self.customer else ""
 
     @property
     def discount_rate(self):
