@@ -219,9 +219,10 @@ def test_changes_reach_another_process_within_the_ttl(make_hook, same_db_env):
         child.stdin.close()
         child.wait(timeout=10)
     ttl = 2.0
+    slack = 2.0  # the child's own save loop, on a loaded 2-core machine
     for step in (created, disabled, enabled, deleted):
         assert step["fired"] in (True, False)
-        assert step["seconds"] < ttl + 1.0, step
+        assert step["seconds"] < ttl + slack, step
     assert [created["fired"], disabled["fired"], enabled["fired"], deleted["fired"]] == [
         True,
         False,

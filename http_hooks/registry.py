@@ -127,9 +127,6 @@ class HookRegistry:
 
             record_event(hooks, path, kwargs)
 
-    def hooks_for(self, signal_path: str, model: type) -> tuple[Any, ...]:
-        return self.table().get((signal_path, model), ())
-
     def table(self) -> Table:
         """The map as this thread should see it now."""
         if getattr(self._local, "table", None) is not None:

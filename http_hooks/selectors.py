@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from .models import Callback, CallbackStatus, Hook
 
@@ -17,20 +15,6 @@ def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> 
     if since is not None:
         callbacks = callbacks.filter(update_datetime__gte=since)
     return callbacks
-
-
-def due_callbacks(
-    *, hook_id: int | None = None, callback_ids: Sequence[int] | None = None, now=None
-) -> QuerySet[Callback]:
-    """Waiting callbacks whose next attempt time has come, oldest first."""
-    callbacks = Callback.objects.filter(
-        status=CallbackStatus.WAITING, next_attempt_at__lte=now or timezone.now()
-    )
-    if hook_id is not None:
-        callbacks = callbacks.filter(hook_id=hook_id)
-    if callback_ids is not None:
-        callbacks = callbacks.filter(pk__in=list(callback_ids))
-    return callbacks.order_by("next_attempt_at", "id")
 
 
 def delivery_overview(*, since: datetime.datetime) -> list[dict]:
