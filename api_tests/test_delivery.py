@@ -149,7 +149,7 @@ def test_an_untrusted_tls_certificate_is_a_failed_try(make_hook, tls_receiver):
     report = send_callbacks()
     assert report.retried == 1
     assert "TLS error" in Attempt.objects.get().error
-    assert "certificate verify failed" in Attempt.objects.get().error
+    assert "unable to get local issuer certificate" in Attempt.objects.get().error
     assert tls_receiver.requests == []
 
 

@@ -13,19 +13,8 @@ at-least-once; the ``webhook-id`` header lets receivers drop duplicates.
 
 Why no redirects: a redirect would send the payload, signed, to an address
 nobody configured, around the network policy; a 3xx is a failed try that says
-where it pointed.
-
-Why urllib3 and not a ``requests.Session``: the pool, keep-alive, TLS and
-timeouts are urllib3's either way, and requests' per-request layer (cookie
-jars, hooks, header merging, Response objects), of no use here, took about two
-thirds of the CPU of a delivery to a fast receiver (``bench/delivery.py``).
-
-Why a total deadline: a read timeout bounds each socket read, so a
-receiver trickling one byte a second would hold a worker for hours. Here a
-try never lasts longer than the connect plus the read timeout, and at most
-``RESPONSE_BODY_LIMIT`` bytes of a response are read. Receivers answer webhooks
-with an acknowledgement, so a body longer than that limit is "too large": the
-try fails (SPEC 7.2) and its first ``RESPONSE_BODY_LIMIT`` bytes are logged.
+where it pointed. The HTTP side (pooling, timeouts, the policy at connect time,
+the body limit) is ``transport.py``'s.
 """
 
 from __future__ import annotations
@@ -39,32 +28,22 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
-import certifi
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from urllib3 import BaseHTTPResponse, HTTPHeaderDict, PoolManager, Timeout
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    NewConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
-from urllib3.exceptions import HTTPError as Urllib3Error
 
-from .exceptions import BlockedNetworkError, InvalidFilterError
+from .exceptions import InvalidFilterError
 from .headers import parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook
-from .network import PolicyPoolManager
 from .settings import hooks_settings
 from .signing import signature_headers
+from .transport import Outcome, Request, Transport, printable
 
 logger = logging.getLogger(__name__)
 
@@ -106,185 +85,40 @@ class DeliveryReport:
         self.duration += other.duration
 
 
-@dataclass
-class Outcome:
-    """The result of one HTTP try, as it will be logged in an Attempt."""
-
-    status_code: int | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: str = ""
-    error: str = ""
-    duration_ms: int = 0
-    request_headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and self.status_code is not None and 200 <= self.status_code < 300
-
-
 # --- the HTTP side ---------------------------------------------------------------
 
 
-def build_pool() -> PoolManager:
-    """Keep-alive connections to the receivers, ``CONCURRENCY`` per host.
-
-    Connections check the network policy on the address they connect to.
-    Certificates are verified against ``CA_BUNDLE``, or certifi's bundle (as
-    ``requests`` does). Nothing comes from the environment (proxies, .netrc):
-    where a request goes is decided by its hook alone.
-    """
-    return PolicyPoolManager(
-        num_pools=100,
-        maxsize=int(hooks_settings.CONCURRENCY),
-        retries=False,
-        cert_reqs="CERT_REQUIRED",
-        ca_certs=hooks_settings.CA_BUNDLE or certifi.where(),
-    )
+def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """The layers' headers in one dict; a later layer's value wins whatever the case of its name."""
+    merged: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            previous = names.get(name.lower())
+            if previous is not None:
+                del merged[previous]
+            names[name.lower()] = name
+            merged[name] = str(value)
+    return merged
 
 
-def request_headers_for(callback: Callback, body: bytes) -> HTTPHeaderDict:
-    """Every header the request sends but Host and Content-Length: ours, the
-    callback's own, its Content-Type and the Standard Webhooks headers."""
-    headers = HTTPHeaderDict(
+def request_for(callback: Callback) -> Request:
+    """The HTTP request of one try of ``callback``: its method, URL and body, our
+    headers, the callback's own, its Content-Type and the Standard Webhooks headers."""
+    body = (callback.payload or "").encode("utf-8")
+    headers = merge_headers(
         {
             "User-Agent": str(hooks_settings.USER_AGENT),
             # Bodies are only logged; uncompressed, RESPONSE_BODY_LIMIT limits the wire.
             "Accept-Encoding": "identity",
-        }
-    )
-    headers.update(callback.headers or {})
-    if callback.content_type:
-        headers["Content-Type"] = callback.content_type
-    headers.update(
+        },
+        callback.headers or {},
+        {"Content-Type": callback.content_type} if callback.content_type else {},
         signature_headers(
             callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
-        )
+        ),
     )
-    return headers
-
-
-def deliver(http: PoolManager, callback: Callback) -> Outcome:
-    """One HTTP try of ``callback``; never raises, never touches the database."""
-    body = (callback.payload or "").encode("utf-8")
-    outcome = Outcome()
-    started = time.monotonic()
-    connect_timeout, read_timeout = hooks_settings.connect_timeout, hooks_settings.read_timeout
-    try:
-        headers = request_headers_for(callback, body)
-        outcome.request_headers = mask_headers(headers)
-        response = http.urlopen(
-            callback.http_method,
-            callback.target_url,
-            body=body or None,
-            headers=headers,
-            timeout=Timeout(connect=connect_timeout, read=read_timeout),
-            redirect=False,
-            preload_content=False,
-            decode_content=False,
-        )
-        try:
-            outcome.status_code = response.status
-            outcome.response_headers = {
-                name: printable(response.headers[name]) for name in response.headers
-            }
-            raw_body, body_error = read_body(
-                response, deadline=started + connect_timeout + read_timeout
-            )
-            outcome.response_body = printable(raw_body.decode("utf-8", errors="replace"))
-            outcome.error = body_error or status_error(response)
-        finally:
-            response.close()
-    except BlockedNetworkError as exc:
-        outcome.error = str(exc)
-    except Urllib3Error as exc:
-        outcome.error = describe_error(exc)
-    except Exception as exc:
-        logger.exception(
-            "callback %s of hook %s: unexpected error while sending", callback.pk, callback.hook_id
-        )
-        outcome.error = f"{type(exc).__name__}: {exc}"
-    outcome.duration_ms = int((time.monotonic() - started) * 1000)
-    return outcome
-
-
-def read_body(response: BaseHTTPResponse, *, deadline: float) -> tuple[bytes, str]:
-    """Read at most ``RESPONSE_BODY_LIMIT`` bytes of the body before ``deadline``.
-
-    Returns the bytes read and an error ("" when the whole body arrived in
-    time and within the limit). A completely read body hands its connection
-    back to the pool for the next request; any other is closed.
-    """
-    limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
-    sock = getattr(response.connection, "sock", None)
-    read_timeout = hooks_settings.read_timeout
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        while received <= limit:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ReadTimeoutError(None, None, "deadline")  # type: ignore[arg-type]
-            if sock is not None:
-                sock.settimeout(min(remaining, read_timeout))
-            chunk = response.read1(limit + 1 - received)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            received += len(chunk)
-    except ReadTimeoutError:
-        timeout = hooks_settings.connect_timeout + read_timeout
-        return b"".join(chunks), f"the response body did not arrive within {timeout:g} s"
-    except (Urllib3Error, OSError) as exc:
-        return b"".join(chunks), f"reading the response body failed: {root_cause(exc)}"
-    data = b"".join(chunks)
-    if received > limit:
-        return data[:limit], f"response body too large (more than {limit} bytes)"
-    response.release_conn()
-    return data, ""
-
-
-def status_error(response: BaseHTTPResponse) -> str:
-    """The error of a response that arrived whole: "" for a 2xx."""
-    code = response.status
-    if 200 <= code < 300:
-        return ""
-    if 300 <= code < 400:
-        location = response.headers.get("Location", "")
-        return f"HTTP {code}: redirect to {location or '(no Location)'} not followed"
-    return f"HTTP {code}"
-
-
-def describe_error(exc: Urllib3Error) -> str:
-    """A short, readable error for a failed request (the innermost cause)."""
-    if isinstance(exc, NewConnectionError):  # a ConnectTimeoutError subclass, for history
-        return f"connection error: {root_cause(exc)}"
-    if isinstance(exc, ConnectTimeoutError):
-        return f"connect timeout ({hooks_settings.connect_timeout:g} s)"
-    if isinstance(exc, ReadTimeoutError):
-        return f"read timeout ({hooks_settings.read_timeout:g} s)"
-    if isinstance(exc, SSLError):
-        return f"TLS error: {root_cause(exc)}"
-    return f"connection error: {root_cause(exc)}"
-
-
-def root_cause(exc: BaseException) -> str:
-    """The message of the innermost exception in urllib3's wrappers."""
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = getattr(exc, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = next((a for a in reversed(exc.args) if isinstance(a, BaseException)), None)
-        inner = inner or exc.__cause__
-        if inner is None:
-            break
-        exc = inner
-    return str(exc) or type(exc).__name__
-
-
-def printable(text: str) -> str:
-    """``text`` without NUL characters, which PostgreSQL text and JSON cannot store."""
-    return text.replace("\x00", "\ufffd")
+    return Request(callback.http_method, callback.target_url, headers, body)
 
 
 def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -529,21 +363,17 @@ def record_outcomes(
 
 
 class Sender:
-    """Keep-alive connections and ``CONCURRENCY`` workers, reused batch after batch
-    (and poll after poll in loop mode)."""
+    """A transport (``CONCURRENCY`` transfers at once over keep-alive connections),
+    reused batch after batch (and poll after poll in loop mode)."""
 
     def __init__(self) -> None:
-        self.http = build_pool()
-        self.pool = ThreadPoolExecutor(
-            max_workers=int(hooks_settings.CONCURRENCY), thread_name_prefix="http_hooks"
-        )
+        self.transport = Transport()
 
     def __enter__(self) -> Sender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.pool.shutdown(wait=True)
-        self.http.clear()
+        self.transport.close()
 
     def send(
         self,
@@ -575,20 +405,22 @@ class Sender:
         self, batch: Sequence[Callback], progress: Callable[[int], Any] | None = None
     ) -> list[Outcome]:
         """Send a claimed batch concurrently, renewing its lease while it is in flight."""
-        futures = {self.pool.submit(deliver, self.http, cb): i for i, cb in enumerate(batch)}
-        outcomes: list[Outcome] = [Outcome()] * len(batch)
-        renew_every = int(hooks_settings.LEASE_SECONDS) / 3
-        pending = set(futures)
-        while pending:
-            try:
-                for future in as_completed(pending, timeout=renew_every):
-                    pending.discard(future)
-                    outcomes[futures[future]] = future.result()
-                    if progress:
-                        progress(1)
-            except TimeoutError:
-                renew_claims(batch)
-        return outcomes
+        return send(self.transport, batch, progress)
+
+
+def send(
+    transport: Transport, batch: Sequence[Callback], progress: Callable[[int], Any] | None = None
+) -> list[Outcome]:
+    """One try of each callback of a claimed batch, renewing its lease while in flight."""
+    requests = [request_for(callback) for callback in batch]
+    outcomes = transport.send_all(
+        requests,
+        on_done=(lambda index, outcome: progress(1)) if progress else None,
+        every=(int(hooks_settings.LEASE_SECONDS) / 3, lambda: renew_claims(batch)),
+    )
+    for request, outcome in zip(requests, outcomes, strict=True):
+        outcome.request_headers = mask_headers(request.headers)
+    return outcomes
 
 
 def send_callbacks(
@@ -684,10 +516,7 @@ def send_test_event(hook: Hook) -> Attempt:
         create_datetime=now,
         update_datetime=now,
     )
-    http = build_pool()
-    try:
-        outcome = deliver(http, callback)
-    finally:
-        http.clear()
-    (attempt,) = record_outcomes([callback], [outcome], DeliveryReport(), max_attempts=1)
+    with Transport(concurrency=1) as transport:
+        outcomes = send(transport, [callback])
+    (attempt,) = record_outcomes([callback], outcomes, DeliveryReport(), max_attempts=1)
     return attempt

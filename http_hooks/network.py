@@ -3,19 +3,15 @@
 Loopback, private, link-local, multicast, reserved and other non-global
 addresses are refused while ``BLOCK_PRIVATE_NETWORKS`` is on. The check runs
 when a hook is saved (on every address the host resolves to) and again at send
-time on the address actually connected to, which defeats DNS rebinding.
+time (``transport.py``) on every address a connection is about to be opened
+to and on the peer a request goes out to, which defeats DNS rebinding.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
 from urllib.parse import urlsplit
-
-from urllib3 import PoolManager
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .exceptions import BlockedNetworkError, InvalidTargetURLError
 from .settings import hooks_settings
@@ -105,57 +101,3 @@ def resolve(host: str, port: int) -> list[str]:
     except (OSError, UnicodeError):
         return []
     return sorted({info[4][0] for info in infos})
-
-
-class _PeerCheckedConnectionMixin:
-    """Checks where a connection goes, before connecting and after.
-
-    The checks sit in urllib3's ``_new_conn`` (the one place both the HTTP and
-    the HTTPS connection open their socket), so a host name that resolved to a
-    public address when the hook was saved and to a private one now is caught.
-    Before connecting, every address the name resolves to is checked, so that
-    no connection is ever opened to a forbidden one (the attempts log must not
-    tell open internal ports from closed ones). After connecting, the address
-    actually connected to is checked again, before any byte is sent, which
-    closes the gap of a name that changes between the two look-ups.
-    """
-
-    def _new_conn(self) -> socket.socket:
-        if hooks_settings.BLOCK_PRIVATE_NETWORKS:
-            dns_host = getattr(self, "_dns_host", self.host)  # type: ignore[attr-defined]
-            for address in resolve(dns_host, self.port):  # type: ignore[attr-defined]
-                check_address(address, host=self.host)  # type: ignore[attr-defined]
-        sock = super()._new_conn()  # type: ignore[misc]
-        try:
-            check_address(sock.getpeername()[0], host=self.host)  # type: ignore[attr-defined]
-        except BlockedNetworkError:
-            sock.close()
-            raise
-        return sock
-
-
-class PeerCheckedHTTPConnection(_PeerCheckedConnectionMixin, HTTPConnection):
-    pass
-
-
-class PeerCheckedHTTPSConnection(_PeerCheckedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class PeerCheckedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = PeerCheckedHTTPConnection
-
-
-class PeerCheckedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = PeerCheckedHTTPSConnection
-
-
-class PolicyPoolManager(PoolManager):
-    """A urllib3 pool manager whose connections obey the address policy at connect time."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.pool_classes_by_scheme = {
-            "http": PeerCheckedHTTPConnectionPool,
-            "https": PeerCheckedHTTPSConnectionPool,
-        }

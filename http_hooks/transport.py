@@ -1,0 +1,322 @@
+"""The HTTP side of delivery: many requests at once over keep-alive connections.
+
+Why libcurl (pycurl) and not ``requests``: a webhook sender spends its time
+in the HTTP client, and libcurl's multi interface runs every transfer of a
+batch from one thread with the HTTP work done in C. Against a fast receiver a
+try costs about a tenth of the CPU it costs through urllib3 (``requests``'
+own engine) in a thread pool, so one sender process keeps up with thousands
+of deliveries a second (``bench/delivery.py``). Pooling, keep-alive, TLS and
+timeouts are libcurl's.
+
+What a try may do is decided here and by the hook alone:
+
+- Nothing comes from the environment: no proxies, no .netrc, no cookies.
+- Redirects are not followed, and only http and https are spoken.
+- The address policy (``network.check_address``) is applied to every address
+  libcurl is about to connect to, before the socket is opened, so a forbidden
+  address is never connected to; and again, before any byte is sent, to the
+  peer of the connection the request goes out on (new or reused).
+- Certificates are verified against ``CA_BUNDLE`` or certifi's bundle.
+- Timeouts: connecting may take the connect timeout; after that, each wait
+  for the next bytes of the response the read timeout; and a whole try never
+  lasts longer than both together, so a receiver trickling one byte a second
+  cannot hold a transfer for hours.
+- At most ``RESPONSE_BODY_LIMIT`` bytes of a body are kept. Receivers answer
+  webhooks with an acknowledgement, so a longer body is "too large": the try
+  fails (SPEC 7.2) with its first ``RESPONSE_BODY_LIMIT`` bytes logged.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import certifi
+import pycurl
+
+from .exceptions import BlockedNetworkError
+from .network import check_address
+from .settings import hooks_settings
+
+# libcurl's errors that mean a TLS handshake or certificate failed.
+TLS_ERRORS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+# Headers libcurl adds on its own unless told not to; a request carries only ours.
+SUPPRESSED_HEADERS = ("Accept", "Expect", "Content-Type")
+
+
+class Request(NamedTuple):
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass
+class Outcome:
+    """The result of one HTTP try, as it will be logged in an Attempt."""
+
+    status_code: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""
+    error: str = ""
+    duration_ms: int = 0
+    request_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.status_code is not None and 200 <= self.status_code < 300
+
+
+def printable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL text and JSON cannot store."""
+    return text.replace("\x00", "\ufffd")
+
+
+def header_lines(headers: Mapping[str, str]) -> list[str]:
+    """``headers`` as libcurl takes them; an empty value is sent as such (``Name;``)."""
+    lines = [f"{name}: {value}" if value else f"{name};" for name, value in headers.items()]
+    present = {name.lower() for name in headers}
+    lines += [f"{name}:" for name in SUPPRESSED_HEADERS if name.lower() not in present]
+    return lines
+
+
+class _Slot:
+    """One libcurl handle and the state of the transfer it carries."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.index = -1
+        self.curl = curl = pycurl.Curl()
+        self.reset()
+        curl.slot = self  # type: ignore[attr-defined]
+        for option, value in transport.handle_options:
+            curl.setopt(option, value)
+        curl.setopt(pycurl.HEADERFUNCTION, self.on_header)
+        curl.setopt(pycurl.WRITEFUNCTION, self.on_body)
+        curl.setopt(pycurl.OPENSOCKETFUNCTION, self.on_open_socket)
+        curl.setopt(pycurl.PREREQFUNCTION, self.on_connected)
+
+    def reset(self) -> None:
+        self.host = ""
+        self.started = self.activity = 0.0
+        self.connected = self.too_large = False
+        self.blocked = self.error = ""
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+
+    def start(self, index: int, request: Request) -> None:
+        self.reset()
+        self.index = index
+        self.host = urlsplit(request.url).hostname or ""
+        curl = self.curl
+        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.HTTPHEADER, header_lines(request.headers))
+        if request.body or request.method != "GET":
+            curl.setopt(pycurl.POSTFIELDS, request.body)
+        else:
+            curl.setopt(pycurl.HTTPGET, 1)
+        curl.setopt(pycurl.CUSTOMREQUEST, request.method)
+        self.started = self.activity = time.monotonic()
+
+    # libcurl's callbacks; they run inside ``perform()``, in the sender's thread.
+
+    def on_open_socket(self, purpose: int, address: Any) -> socket.socket | int:
+        host = address.addr[0]
+        try:
+            check_address(host, host=self.host)
+        except BlockedNetworkError as exc:
+            self.blocked = str(exc)
+            return pycurl.SOCKET_BAD
+        return socket.socket(address.family, address.socktype, address.protocol)
+
+    def on_connected(self, peer: str, local: str, peer_port: int, local_port: int) -> int:
+        try:
+            check_address(peer, host=self.host)
+        except BlockedNetworkError as exc:
+            self.blocked = str(exc)
+            return pycurl.PREREQFUNC_ABORT
+        self.connected = True
+        self.activity = time.monotonic()
+        return pycurl.PREREQFUNC_OK
+
+    def on_header(self, line: bytes) -> None:
+        self.activity = time.monotonic()
+        text = line.decode("latin-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            self.headers = {}  # a new response (after a 1xx)
+        elif ":" in text:
+            name, value = text.split(":", 1)
+            value = value.strip()
+            old = self.headers.get(name)
+            self.headers[name] = value if old is None else f"{old}, {value}"
+
+    def on_body(self, data: bytes) -> int | None:
+        self.activity = time.monotonic()
+        self.body += data
+        if len(self.body) > self.transport.body_limit:
+            self.too_large = True
+            return 0  # aborts the transfer
+        return None
+
+    def outcome(self, errno: int, message: str) -> Outcome:
+        transport = self.transport
+        code = self.curl.getinfo(pycurl.RESPONSE_CODE) if self.connected else 0
+        outcome = Outcome(
+            status_code=code or None,
+            response_headers={name: printable(v) for name, v in self.headers.items()},
+            response_body=printable(
+                bytes(self.body[: transport.body_limit]).decode("utf-8", errors="replace")
+            ),
+            duration_ms=int((time.monotonic() - self.started) * 1000),
+        )
+        if self.blocked:
+            outcome.error = self.blocked
+        elif self.error:
+            outcome.error = self.error
+        elif errno:
+            outcome.error = transport.describe(self, errno, message)
+        else:
+            outcome.error = status_error(code, self.headers)
+        return outcome
+
+
+def status_error(code: int, headers: Mapping[str, str]) -> str:
+    """The error of a response that arrived whole: "" for a 2xx."""
+    if 200 <= code < 300:
+        return ""
+    if 300 <= code < 400:
+        location = next((v for k, v in headers.items() if k.lower() == "location"), "")
+        return f"HTTP {code}: redirect to {location or '(no Location)'} not followed"
+    return f"HTTP {code}"
+
+
+class Transport:
+    """Up to ``CONCURRENCY`` transfers at once, on connections kept alive from
+    one batch to the next. One transport belongs to one thread."""
+
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.connect_timeout = hooks_settings.connect_timeout
+        self.read_timeout = hooks_settings.read_timeout
+        self.body_limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
+        web = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
+        self.handle_options: list[tuple[int, Any]] = [
+            (pycurl.NOSIGNAL, 1),
+            (pycurl.PROTOCOLS, web),
+            (pycurl.REDIR_PROTOCOLS, web),
+            (pycurl.FOLLOWLOCATION, 0),
+            (pycurl.PROXY, ""),
+            (pycurl.NETRC, pycurl.NETRC_IGNORED),
+            (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1),
+            (pycurl.CONNECTTIMEOUT_MS, int(self.connect_timeout * 1000)),
+            (pycurl.TIMEOUT_MS, int((self.connect_timeout + self.read_timeout) * 1000)),
+            (pycurl.CAINFO, hooks_settings.CA_BUNDLE or certifi.where()),
+            (pycurl.SSL_VERIFYPEER, 1),
+            (pycurl.SSL_VERIFYHOST, 2),
+        ]
+        self.multi = pycurl.CurlMulti()
+        size = int(concurrency or hooks_settings.CONCURRENCY)
+        self.idle = [_Slot(self) for _ in range(size)]
+        self.slots = list(self.idle)
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.curl.close()
+        self.multi.close()
+        self.idle = self.slots = []
+
+    def send_all(
+        self,
+        requests: Sequence[Request],
+        *,
+        on_done: Callable[[int, Outcome], Any] | None = None,
+        every: tuple[float, Callable[[], Any]] | None = None,
+    ) -> list[Outcome]:
+        """Send ``requests`` concurrently; return their outcomes in the same order.
+
+        ``on_done(index, outcome)`` is called as each try ends; ``every =
+        (seconds, function)`` calls ``function`` that often while transfers
+        are in flight (a batch's lease renewal).
+        """
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        running: list[_Slot] = []
+        multi = self.multi
+        next_request = 0
+        period, periodic = every or (0.0, None)
+        next_periodic = time.monotonic() + period
+
+        def finish(slot: _Slot, errno: int = 0, message: str = "") -> None:
+            multi.remove_handle(slot.curl)
+            running.remove(slot)
+            self.idle.append(slot)
+            outcome = slot.outcome(errno, message)
+            outcomes[slot.index] = outcome
+            if on_done:
+                on_done(slot.index, outcome)
+
+        while next_request < len(requests) or running:
+            while self.idle and next_request < len(requests):
+                slot = self.idle.pop()
+                slot.start(next_request, requests[next_request])
+                multi.add_handle(slot.curl)
+                running.append(slot)
+                next_request += 1
+            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                pass
+            while True:
+                queued, succeeded, failed = multi.info_read()
+                for curl in succeeded:
+                    finish(curl.slot)
+                for curl, errno, message in failed:
+                    finish(curl.slot, errno, message)
+                if not queued:
+                    break
+            now = time.monotonic()
+            for slot in [s for s in running if s.connected]:
+                if now - slot.activity >= self.read_timeout:
+                    slot.error = f"read timeout ({self.read_timeout:g} s)"
+                    finish(slot)
+            if periodic and now >= next_periodic:
+                periodic()
+                next_periodic = now + period
+            if running and not (self.idle and next_request < len(requests)):
+                multi.select(self._wait(running, now))
+        return outcomes  # type: ignore[return-value]
+
+    def _wait(self, running: Sequence[_Slot], now: float) -> float:
+        """How long to wait for sockets: until libcurl's next timer or a read deadline."""
+        wait = 1.0
+        curl_ms = self.multi.timeout()
+        if curl_ms >= 0:
+            wait = min(wait, curl_ms / 1000)
+        for slot in running:
+            if slot.connected:
+                wait = min(wait, slot.activity + self.read_timeout - now)
+        return max(wait, 0.001)
+
+    def describe(self, slot: _Slot, errno: int, message: str) -> str:
+        """A short, readable error for a try libcurl gave up on."""
+        if errno == pycurl.E_WRITE_ERROR and slot.too_large:
+            return f"response body too large (more than {self.body_limit} bytes)"
+        if errno == pycurl.E_OPERATION_TIMEDOUT:
+            if not slot.connected:
+                return f"connect timeout ({self.connect_timeout:g} s)"
+            what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) else "response"
+            total = self.connect_timeout + self.read_timeout
+            return f"the {what} did not arrive within {total:g} s"
+        if errno in TLS_ERRORS:
+            return f"TLS error: {message}"
+        os_errno = slot.curl.getinfo(pycurl.OS_ERRNO)
+        if os_errno and errno == pycurl.E_COULDNT_CONNECT:
+            return f"connection error: {os.strerror(os_errno)} ({message})"
+        return f"connection error: {message}"
