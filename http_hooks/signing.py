@@ -12,11 +12,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 5 * 60
 
 
+@lru_cache(maxsize=256)
 def secret_key(secret: str) -> bytes:
     if secret.startswith(SECRET_PREFIX):
         secret = secret[len(SECRET_PREFIX) :]
