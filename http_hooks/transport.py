@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import certifi
 import pycurl
@@ -77,12 +77,37 @@ def printable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def header_lines(headers: Mapping[str, str]) -> list[str]:
-    """``headers`` as libcurl takes them; an empty value is sent as such (``Name;``)."""
-    lines = [f"{name}: {value}" if value else f"{name};" for name, value in headers.items()]
+def header_lines(headers: Mapping[str, str]) -> list[bytes]:
+    """``headers`` as libcurl takes them (Latin-1, as HTTP carries them); an empty
+    value is sent as such (``Name;``), and libcurl's own defaults are left out."""
+    lines = [f"{name}: {value}" if value.strip() else f"{name};" for name, value in headers.items()]
     present = {name.lower() for name in headers}
     lines += [f"{name}:" for name in SUPPRESSED_HEADERS if name.lower() not in present]
-    return lines
+    return [line.encode("latin-1") for line in lines]
+
+
+def ascii_url(url: str) -> str:
+    """``url`` as it goes on the wire: an international host name in IDNA, other
+    non-ASCII characters percent-encoded (UTF-8), as browsers and ``requests`` do."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host.encode("idna").decode("ascii")
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    safe = "/%:@!$&'()*+,;=~?[]"
+    return urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            quote(parts.path, safe=safe),
+            quote(parts.query, safe=safe),
+            quote(parts.fragment, safe=safe),
+        )
+    )
 
 
 class _Slot:
@@ -114,7 +139,7 @@ class _Slot:
         self.index = index
         self.host = urlsplit(request.url).hostname or ""
         curl = self.curl
-        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.URL, ascii_url(request.url))
         curl.setopt(pycurl.HTTPHEADER, header_lines(request.headers))
         if request.body or request.method != "GET":
             curl.setopt(pycurl.POSTFIELDS, request.body)
@@ -266,11 +291,17 @@ class Transport:
 
         while next_request < len(requests) or running:
             while self.idle and next_request < len(requests):
-                slot = self.idle.pop()
-                slot.start(next_request, requests[next_request])
-                multi.add_handle(slot.curl)
+                index, next_request = next_request, next_request + 1
+                slot = self.idle[-1]
+                try:
+                    slot.start(index, requests[index])
+                except (ValueError, pycurl.error) as exc:
+                    outcomes[index] = outcome = Outcome(error=f"invalid request: {exc}")
+                    if on_done:
+                        on_done(index, outcome)
+                    continue
+                multi.add_handle(self.idle.pop().curl)
                 running.append(slot)
-                next_request += 1
             while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
                 pass
             while True:
