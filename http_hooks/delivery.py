@@ -223,7 +223,12 @@ def claim_batch(
                     break
             if not ids:
                 return []
-            claimable = reduce(operator.or_, (condition for condition, _ in conditions))
+            # Locked rows are ours already; elsewhere the claimable condition decides.
+            claimable = (
+                Q()
+                if skip_locked
+                else reduce(operator.or_, (condition for condition, _ in conditions))
+            )
             claimed = Callback.objects.filter(claimable, pk__in=ids).update(
                 status=CallbackStatus.SENDING,
                 claim_token=token,
