@@ -6,6 +6,7 @@ import signal
 import threading
 from typing import Any
 
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -32,6 +33,9 @@ class Command(BaseCommand):
         "Send the waiting callbacks that are due: all of them, those of one hook, or the "
         "listed ones (due or not). With --loop, keep sending until SIGTERM or SIGINT."
     )
+    # A sender serves no pages: checking the URLs would import the whole web layer
+    # (the REST API, its schema) into every sender process for nothing.
+    requires_system_checks = [Tags.models, Tags.compatibility, Tags.signals, Tags.caches]
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--hook_id", metavar="ID", help="Only the callbacks of this hook.")
