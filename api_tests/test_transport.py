@@ -16,8 +16,11 @@ pytestmark = pytest.mark.django_db
 
 def test_a_request_carries_only_the_headers_it_is_given(make_hook, receiver):
     """No Accept, no Expect: 100-continue for a large body, no form Content-Type."""
-    make_hook(payload_template='{"note": "{{ instance.name }}"}', content_type="")
-    Order.objects.create(name="x" * 5000)
+    make_hook(
+        payload_template='{"note": "{{ instance.name }}", "pad": "' + "x" * 5000 + '"}',
+        content_type="",
+    )
+    Order.objects.create(name="Tea")
     assert send_callbacks().sent == 1
     (request,) = receiver.requests
     assert set(request.headers) == {
