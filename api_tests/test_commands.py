@@ -156,5 +156,5 @@ def test_delete_old_callbacks_in_a_real_process_reclaims_space(make_hook, same_d
     _age(list(Callback.objects.values_list("id", flat=True))[:2], days=5)
     result = run_manage("delete_old_callbacks", "1", env=same_db_env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "deleted 2 callbacks created more than 1 days ago"
+    assert result.stdout.strip() == "deleted 2 callbacks created more than 1 day ago"
     assert Callback.objects.count() == 1

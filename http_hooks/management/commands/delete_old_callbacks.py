@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from http_hooks.exceptions import HttpHooksError
 from http_hooks.services import delete_old_callbacks
@@ -21,4 +22,7 @@ class Command(BaseCommand):
             deleted = delete_old_callbacks(days=days, batch_size=batch_size)
         except HttpHooksError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"deleted {deleted} callbacks created more than {days} days ago")
+        self.stdout.write(
+            f"deleted {deleted} callback{pluralize(deleted)} "
+            f"created more than {days} day{pluralize(days)} ago"
+        )
