@@ -20,6 +20,7 @@ from http_hooks.api import delete_hook, send_callbacks
 from http_hooks.delivery import MASKED, count_due
 from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import Attempt, Callback
+from http_hooks.tasks import send_listed_callbacks
 from shop.models import Order
 
 from .receiver import Receiver
@@ -295,6 +296,18 @@ def test_listed_callbacks_are_sent_whatever_their_retry_time(make_hook, receiver
         orders[0].pk,
         orders[2].pk,
     ]
+
+
+def test_a_queued_task_run_again_leaves_a_retry_to_its_schedule(make_hook, receiver):
+    """Celery may deliver a task twice; the second run must not bring the retry forward."""
+    receiver.respond(status=500)
+    callback = one_callback(make_hook)
+    with hooks_settings():
+        assert send_listed_callbacks([callback.pk]) == {"sent": 0, "retried": 1, "failed": 0}
+        assert send_listed_callbacks([callback.pk]) == {"sent": 0, "retried": 0, "failed": 0}
+        assert send_callbacks(callback_ids=[callback.pk], due_only=True).total == 0
+    assert len(receiver.requests) == 1
+    assert Callback.objects.get().attempts == 1
 
 
 def test_an_unknown_hook_is_refused(make_hook):

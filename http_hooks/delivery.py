@@ -172,13 +172,17 @@ def retry_delay(attempts: int, *, max_attempts: int | None = None) -> float | No
 
 
 def _claimable(
-    now: datetime, *, hook_id: int | None, callback_ids: Sequence[int] | None
+    now: datetime,
+    *,
+    hook_id: int | None,
+    callback_ids: Sequence[int] | None,
+    due_only: bool = False,
 ) -> list[tuple[Q, str]]:
     """Where claimable callbacks are, each with the order to take them in.
 
     First the callbacks of a sender whose lease expired, then the due waiting
     ones, oldest due first (the ``callback_due_idx`` index serves that order).
-    Listed callbacks are due whatever their retry time.
+    Listed callbacks are due whatever their retry time, unless ``due_only``.
     """
     scope = Q()
     if hook_id is not None:
@@ -187,7 +191,7 @@ def _claimable(
         scope &= Q(pk__in=list(callback_ids))
     expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
     waiting = scope & Q(status=CallbackStatus.WAITING)
-    if callback_ids is None:
+    if callback_ids is None or due_only:
         due = (waiting & Q(next_attempt_at__lte=now), "next_attempt_at")
     else:
         due = (waiting, "pk")
@@ -195,7 +199,10 @@ def _claimable(
 
 
 def claim_batch(
-    *, hook_id: int | None = None, callback_ids: Sequence[int] | None = None
+    *,
+    hook_id: int | None = None,
+    callback_ids: Sequence[int] | None = None,
+    due_only: bool = False,
 ) -> list[Callback]:
     """Take up to ``BATCH_SIZE`` claimable callbacks for this sender, exclusively.
 
@@ -211,7 +218,7 @@ def claim_batch(
     skip_locked = connection.features.has_select_for_update_skip_locked
     while True:
         now = timezone.now()
-        conditions = _claimable(now, hook_id=hook_id, callback_ids=callback_ids)
+        conditions = _claimable(now, hook_id=hook_id, callback_ids=callback_ids, due_only=due_only)
         with transaction.atomic() if skip_locked else nullcontext():
             ids: list[int] = []
             for condition, order in conditions:
@@ -475,6 +482,7 @@ class Sender:
         *,
         hook_id: int | None = None,
         callback_ids: Sequence[int] | None = None,
+        due_only: bool = False,
         progress: Callable[[int], Any] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
@@ -487,7 +495,7 @@ class Sender:
         report = DeliveryReport()
         untried = None if callback_ids is None else set(callback_ids)
         while not (stop and stop()) and untried != set():
-            batch = claim_batch(hook_id=hook_id, callback_ids=untried)
+            batch = claim_batch(hook_id=hook_id, callback_ids=untried, due_only=due_only)
             if not batch:
                 break
             record_outcomes(batch, self.send_batch(batch, progress), report)
@@ -522,19 +530,28 @@ def send_callbacks(
     *,
     hook_id: int | None = None,
     callback_ids: Sequence[int] | None = None,
+    due_only: bool = False,
     progress: Callable[[int], Any] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """Send every due callback (of one hook, or the listed ones, due or not); return counts.
 
-    ``progress(n)`` is called as callbacks finish; ``stop()`` is asked before
-    each batch is claimed, so stopping finishes the batch in hand.
+    With ``due_only`` the listed callbacks are sent only when due (a queued
+    task run again must not bring a retry forward). ``progress(n)`` is called
+    as callbacks finish; ``stop()`` is asked before each batch is claimed, so
+    stopping finishes the batch in hand.
     Raises ``InvalidFilterError`` for a hook that does not exist.
     """
     if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
         raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
     with Sender() as sender:
-        return sender.send(hook_id=hook_id, callback_ids=callback_ids, progress=progress, stop=stop)
+        return sender.send(
+            hook_id=hook_id,
+            callback_ids=callback_ids,
+            due_only=due_only,
+            progress=progress,
+            stop=stop,
+        )
 
 
 def count_due(*, hook_id: int | None = None, callback_ids: Sequence[int] | None = None) -> int:

@@ -49,8 +49,13 @@ def _counts(report: DeliveryReport) -> dict[str, int]:
 
 @_task("http_hooks.send_callbacks")
 def send_listed_callbacks(callback_ids: list[int]) -> dict[str, int]:
-    """Send the listed callbacks (those still waiting) now."""
-    return _counts(send_callbacks(callback_ids=callback_ids))
+    """Send the listed callbacks that are still waiting and due.
+
+    New callbacks are due at once. A task delivered again (a worker lost, a
+    late acknowledgement) finds a failed one waiting for its retry and leaves
+    it to its schedule.
+    """
+    return _counts(send_callbacks(callback_ids=callback_ids, due_only=True))
 
 
 @_task("http_hooks.send_due_callbacks")
