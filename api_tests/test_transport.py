@@ -3,15 +3,30 @@
 Every case sends to the real receiver on 127.0.0.1 and looks at what arrived.
 """
 
+import os
+import resource
 import socket
+import sys
+import time
+from types import SimpleNamespace
 
+import pycurl
 import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
 
 from http_hooks.api import send_callbacks
+from http_hooks.exceptions import InvalidTargetURLError
 from http_hooks.models import Attempt, Callback
+from http_hooks.network import check_target_url
+from http_hooks.transport import Request, Transport, ascii_url
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db
+
+
+def hooks_settings(**overrides):
+    return override_settings(HTTP_HOOKS={**django_settings.HTTP_HOOKS, **overrides})
 
 
 def test_a_request_carries_only_the_headers_it_is_given(make_hook, receiver):
@@ -110,3 +125,93 @@ def test_one_bad_request_does_not_stop_the_batch(make_hook, receiver):
     assert (report.sent, report.retried) == (1, 1)
     assert Attempt.objects.get(callback=first).error.startswith("invalid request: ")
     assert len(receiver.requests) == 1
+
+
+def test_each_request_is_signed_as_it_goes_out(make_hook, receiver):
+    """A request that waited for a free connection does not carry the batch's start time."""
+    receiver.respond("/slow", delay=1.2)
+    make_hook(target_url=receiver.url("/slow"))
+    make_hook(target_url=receiver.url("/fast"))
+    Order.objects.create(name="Tea")
+    with hooks_settings(CONCURRENCY=1, TIMEOUT=(1.0, 3.0)):
+        started = int(time.time())
+        assert send_callbacks().sent == 2
+    fast = next(r for r in receiver.requests if r.path == "/fast")
+    assert int(fast.headers["webhook-timestamp"]) >= started + 1
+
+
+def test_oversized_response_headers_fail_the_try(make_hook, receiver):
+    receiver.respond(headers={"X-Big": "a" * 70_000})
+    make_hook()
+    Order.objects.create(name="Tea")
+    report = send_callbacks()
+    attempt = Attempt.objects.get()
+    assert report.retried == 1
+    assert attempt.error == "response headers too large (more than 65536 bytes)"
+    assert len(str(attempt.response_headers)) <= 65536
+
+
+def test_a_failed_lease_renewal_leaves_the_transport_usable(receiver):
+    """An error raised while transfers are in flight gives the connections back."""
+    receiver.respond(delay=0.3)
+    request = Request("POST", receiver.url(), {}, b"{}")
+
+    def renewal_fails():
+        raise RuntimeError("database gone")
+
+    with Transport(concurrency=2) as transport:
+        with pytest.raises(RuntimeError, match="database gone"):
+            transport.send_all(2, lambda index: request, every=(0.0, renewal_fails))
+        outcomes = transport.send_all(2, lambda index: request)
+    assert [outcome.status_code for outcome in outcomes] == [200, 200]
+
+
+def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiver):
+    """select() cannot watch descriptors past 1024; the sender must neither spin nor stall."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-files limit ({hard}) is below 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = []
+    try:
+        while not fillers or fillers[-1] < 1100:
+            fillers.append(os.dup(0 if os.isatty(0) else sys.stderr.fileno()))
+        receiver.respond(delay=0.5)
+        make_hook()
+        for name in "abcd":
+            Order.objects.create(name=name)
+        cpu, wall = time.process_time(), time.monotonic()
+        with hooks_settings(CONCURRENCY=4):
+            assert send_callbacks().sent == 4
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert wall < 1.5, f"4 tries of 0.5 s took {wall:.2f} s"
+    assert cpu < 0.25, f"{cpu:.2f} s of CPU while waiting {wall:.2f} s: spinning"
+
+
+def test_international_host_names_follow_uts46():
+    assert ascii_url("https://faß.de/hook") == "https://xn--fa-hia.de/hook"
+    assert (
+        ascii_url("https://bücher.example:8443/a b") == "https://xn--bcher-kva.example:8443/a%20b"
+    )
+    with pytest.raises(InvalidTargetURLError, match="invalid host name"):
+        check_target_url(f"https://{'ü' * 70}.example/hook")
+
+
+def test_an_address_passed_over_for_an_allowed_one_is_no_error(settings):
+    """libcurl tries the next address of a name after a refused one."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BLOCK_PRIVATE_NETWORKS": True}
+    with Transport(concurrency=1) as transport:
+        slot = transport.slots[0]
+        slot.start(0, Request("POST", "http://two-addresses.example/hook", {}, b""))
+        refused = SimpleNamespace(
+            addr=("10.0.0.1", 80), family=socket.AF_INET, socktype=socket.SOCK_STREAM, protocol=0
+        )
+        assert slot.on_open_socket(0, refused) == pycurl.SOCKET_BAD
+        assert "two-addresses.example (10.0.0.1)" in slot.blocked
+        assert slot.on_connected("93.184.216.34", "192.0.2.1", 80, 40000) == pycurl.PREREQFUNC_OK
+        assert slot.blocked == ""
+        assert slot.on_connected("10.0.0.1", "192.0.2.1", 80, 40000) == pycurl.PREREQFUNC_ABORT

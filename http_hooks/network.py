@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from functools import lru_cache
 from urllib.parse import urlsplit
+
+import idna
 
 from .exceptions import BlockedNetworkError, InvalidTargetURLError
 from .settings import hooks_settings
@@ -25,6 +28,7 @@ EXTRA_BLOCKED = (
 NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
+@lru_cache(maxsize=4096)
 def is_blocked_address(address: str) -> bool:
     """True for any address that is not a public unicast one.
 
@@ -82,11 +86,26 @@ def check_target_url(url: str) -> None:
         raise InvalidTargetURLError("the target URL must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
         raise InvalidTargetURLError("the target URL must not contain credentials")
+    ascii_host(parts.hostname)
     if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
         return
     host = parts.hostname
     for address in resolve(host, port or 443):
         check_address(address, host=host)
+
+
+def ascii_host(host: str) -> str:
+    """``host`` as DNS knows it: an international name in IDNA, mapped by UTS #46
+    as browsers map it (``faß.de`` is ``xn--fa-hia.de``, not ``fass.de``).
+
+    Raises ``InvalidTargetURLError`` for a name IDNA cannot encode.
+    """
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise InvalidTargetURLError(f"invalid host name {host!r}: {exc}") from exc
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -97,7 +116,7 @@ def resolve(host: str, port: int) -> list[str]:
     except ValueError:
         pass
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
+        infos = socket.getaddrinfo(ascii_host(host), port, proto=socket.IPPROTO_TCP)
+    except OSError:
         return []
     return sorted({info[4][0] for info in infos})

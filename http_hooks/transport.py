@@ -29,6 +29,7 @@ What a try may do is decided here and by the hook alone:
 from __future__ import annotations
 
 import os
+import selectors
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,12 +40,21 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import certifi
 import pycurl
 
-from .exceptions import BlockedNetworkError
-from .network import check_address
+from .exceptions import BlockedNetworkError, InvalidTargetURLError
+from .network import ascii_host, check_address, is_blocked_address
 from .settings import hooks_settings
 
 # libcurl's errors that mean a TLS handshake or certificate failed.
 TLS_ERRORS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
+# What libcurl wants to know of a socket, as selector events (POLL_REMOVE: nothing).
+SOCKET_EVENTS = {
+    pycurl.POLL_IN: selectors.EVENT_READ,
+    pycurl.POLL_OUT: selectors.EVENT_WRITE,
+    pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE,
+}
+# Response headers kept at most; a receiver sending more fails the try (libcurl
+# itself holds at most 300 KB of them per transfer).
+HEADER_LIMIT = 64 * 1024
 # Headers libcurl adds on its own unless told not to; a request carries only ours.
 SUPPRESSED_HEADERS = ("Accept", "Expect", "Content-Type")
 
@@ -87,13 +97,12 @@ def header_lines(headers: Mapping[str, str]) -> list[bytes]:
 
 
 def ascii_url(url: str) -> str:
-    """``url`` as it goes on the wire: an international host name in IDNA, other
-    non-ASCII characters percent-encoded (UTF-8), as browsers and ``requests`` do."""
+    """``url`` as it goes on the wire: an international host name in IDNA (UTS #46,
+    as browsers do), other non-ASCII characters percent-encoded (UTF-8)."""
     if url.isascii():
         return url
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host.encode("idna").decode("ascii")
+    netloc = ascii_host(parts.hostname or "")
     if ":" in netloc:
         netloc = f"[{netloc}]"
     if parts.port is not None:
@@ -116,28 +125,31 @@ class _Slot:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
         self.index = -1
+        # Header lines go straight into this buffer and are parsed once, at the end.
+        self.raw_headers = bytearray()
         self.curl = curl = pycurl.Curl()
         self.reset()
         curl.slot = self  # type: ignore[attr-defined]
         for option, value in transport.handle_options:
             curl.setopt(option, value)
-        curl.setopt(pycurl.HEADERFUNCTION, self.on_header)
+        curl.setopt(pycurl.HEADERFUNCTION, self.raw_headers.extend)
         curl.setopt(pycurl.WRITEFUNCTION, self.on_body)
         curl.setopt(pycurl.OPENSOCKETFUNCTION, self.on_open_socket)
         curl.setopt(pycurl.PREREQFUNCTION, self.on_connected)
 
     def reset(self) -> None:
-        self.host = ""
+        self.url = ""
         self.started = self.activity = 0.0
         self.connected = self.too_large = False
         self.blocked = self.error = ""
-        self.headers: dict[str, str] = {}
+        del self.raw_headers[:]
+        self.headers_seen = 0
         self.body = bytearray()
 
     def start(self, index: int, request: Request) -> None:
         self.reset()
         self.index = index
-        self.host = urlsplit(request.url).hostname or ""
+        self.url = request.url
         curl = self.curl
         curl.setopt(pycurl.URL, ascii_url(request.url))
         curl.setopt(pycurl.HTTPHEADER, header_lines(request.headers))
@@ -148,37 +160,31 @@ class _Slot:
         curl.setopt(pycurl.CUSTOMREQUEST, request.method)
         self.started = self.activity = time.monotonic()
 
-    # libcurl's callbacks; they run inside ``perform()``, in the sender's thread.
-
-    def on_open_socket(self, purpose: int, address: Any) -> socket.socket | int:
-        host = address.addr[0]
+    def refuses(self, address: str) -> bool:
+        """True (and the reason kept) when the address policy forbids ``address``."""
+        if not (self.transport.block_private and is_blocked_address(address)):
+            return False
         try:
-            check_address(host, host=self.host)
+            check_address(address, host=urlsplit(self.url).hostname or "")
         except BlockedNetworkError as exc:
             self.blocked = str(exc)
+        return True
+
+    # libcurl's callbacks; they run inside ``socket_action()``, in the sender's thread.
+
+    def on_open_socket(self, purpose: int, address: Any) -> socket.socket | int:
+        if self.refuses(address.addr[0]):
             return pycurl.SOCKET_BAD
         return socket.socket(address.family, address.socktype, address.protocol)
 
     def on_connected(self, peer: str, local: str, peer_port: int, local_port: int) -> int:
-        try:
-            check_address(peer, host=self.host)
-        except BlockedNetworkError as exc:
-            self.blocked = str(exc)
+        if self.refuses(peer):
             return pycurl.PREREQFUNC_ABORT
+        # An address refused before may have been passed over for an allowed one.
+        self.blocked = ""
         self.connected = True
         self.activity = time.monotonic()
         return pycurl.PREREQFUNC_OK
-
-    def on_header(self, line: bytes) -> None:
-        self.activity = time.monotonic()
-        text = line.decode("latin-1").rstrip("\r\n")
-        if text.startswith("HTTP/"):
-            self.headers = {}  # a new response (after a 1xx)
-        elif ":" in text:
-            name, value = text.split(":", 1)
-            value = value.strip()
-            old = self.headers.get(name)
-            self.headers[name] = value if old is None else f"{old}, {value}"
 
     def on_body(self, data: bytes) -> int | None:
         self.activity = time.monotonic()
@@ -191,23 +197,41 @@ class _Slot:
     def outcome(self, errno: int, message: str) -> Outcome:
         transport = self.transport
         code = self.curl.getinfo(pycurl.RESPONSE_CODE) if self.connected else 0
+        headers = parse_response_headers(bytes(self.raw_headers[:HEADER_LIMIT]))
         outcome = Outcome(
             status_code=code or None,
-            response_headers={name: printable(v) for name, v in self.headers.items()},
+            response_headers=headers,
             response_body=printable(
                 bytes(self.body[: transport.body_limit]).decode("utf-8", errors="replace")
             ),
             duration_ms=int((time.monotonic() - self.started) * 1000),
         )
-        if self.blocked:
+        if errno and self.blocked:
             outcome.error = self.blocked
         elif self.error:
             outcome.error = self.error
         elif errno:
             outcome.error = transport.describe(self, errno, message)
+        elif len(self.raw_headers) > HEADER_LIMIT:
+            outcome.error = f"response headers too large (more than {HEADER_LIMIT} bytes)"
         else:
-            outcome.error = status_error(code, self.headers)
+            outcome.error = status_error(code, headers)
         return outcome
+
+
+def parse_response_headers(raw: bytes) -> dict[str, str]:
+    """The headers of the last response in ``raw`` (after any 1xx), as text;
+    a repeated name's values are joined with ", "."""
+    headers: dict[str, str] = {}
+    for line in raw.decode("latin-1").split("\n"):
+        if line.startswith("HTTP/"):
+            headers = {}
+        elif ":" in line:
+            name, value = line.split(":", 1)
+            value = printable(value.strip())
+            old = headers.get(name)
+            headers[name] = value if old is None else f"{old}, {value}"
+    return headers
 
 
 def status_error(code: int, headers: Mapping[str, str]) -> str:
@@ -228,6 +252,7 @@ class Transport:
         self.connect_timeout = hooks_settings.connect_timeout
         self.read_timeout = hooks_settings.read_timeout
         self.body_limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
+        self.block_private = bool(hooks_settings.BLOCK_PRIVATE_NETWORKS)
         web = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
         self.handle_options: list[tuple[int, Any]] = [
             (pycurl.NOSIGNAL, 1),
@@ -243,7 +268,16 @@ class Transport:
             (pycurl.SSL_VERIFYPEER, 1),
             (pycurl.SSL_VERIFYHOST, 2),
         ]
+        # libcurl's socket interface: it says which sockets to watch and when its
+        # timer runs out, an epoll (or kqueue, or poll) selector waits on them with
+        # no limit on descriptor numbers (``select()`` stops at 1024), and each
+        # ready socket goes back to libcurl through ``socket_action``.
+        self.selector = selectors.DefaultSelector()
+        self.watched: dict[int, int] = {}
         self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        self.timer_at: float | None = None
         size = int(concurrency or hooks_settings.CONCURRENCY)
         self.idle = [_Slot(self) for _ in range(size)]
         self.slots = list(self.idle)
@@ -258,22 +292,43 @@ class Transport:
         for slot in self.slots:
             slot.curl.close()
         self.multi.close()
+        self.selector.close()
         self.idle = self.slots = []
+
+    def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
+        events = SOCKET_EVENTS.get(what, 0)
+        registered = self.watched.pop(fd, 0)
+        if events:
+            self.watched[fd] = events
+        if registered == events:
+            return
+        if not events:
+            self.selector.unregister(fd)
+        elif not registered:
+            self.selector.register(fd, events)
+        else:
+            self.selector.modify(fd, events)
+
+    def _on_timer(self, milliseconds: int) -> None:
+        self.timer_at = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
 
     def send_all(
         self,
-        requests: Sequence[Request],
+        count: int,
+        request_at: Callable[[int], Request],
         *,
         on_done: Callable[[int, Outcome], Any] | None = None,
         every: tuple[float, Callable[[], Any]] | None = None,
     ) -> list[Outcome]:
-        """Send ``requests`` concurrently; return their outcomes in the same order.
+        """Send ``count`` requests concurrently; return their outcomes in order.
 
+        ``request_at(index)`` makes each request as its transfer starts (so
+        that it is signed when it goes out, not when the batch began).
         ``on_done(index, outcome)`` is called as each try ends; ``every =
         (seconds, function)`` calls ``function`` that often while transfers
         are in flight (a batch's lease renewal).
         """
-        outcomes: list[Outcome | None] = [None] * len(requests)
+        outcomes: list[Outcome | None] = [None] * count
         running: list[_Slot] = []
         multi = self.multi
         next_request = 0
@@ -289,51 +344,67 @@ class Transport:
             if on_done:
                 on_done(slot.index, outcome)
 
-        while next_request < len(requests) or running:
-            while self.idle and next_request < len(requests):
-                index, next_request = next_request, next_request + 1
-                slot = self.idle[-1]
-                try:
-                    slot.start(index, requests[index])
-                except (ValueError, pycurl.error) as exc:
-                    outcomes[index] = outcome = Outcome(error=f"invalid request: {exc}")
-                    if on_done:
-                        on_done(index, outcome)
-                    continue
-                multi.add_handle(self.idle.pop().curl)
-                running.append(slot)
-            while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
-                pass
-            while True:
-                queued, succeeded, failed = multi.info_read()
-                for curl in succeeded:
-                    finish(curl.slot)
-                for curl, errno, message in failed:
-                    finish(curl.slot, errno, message)
-                if not queued:
-                    break
-            now = time.monotonic()
-            for slot in [s for s in running if s.connected]:
-                if now - slot.activity >= self.read_timeout:
+        try:
+            while next_request < count or running:
+                while self.idle and next_request < count:
+                    index, next_request = next_request, next_request + 1
+                    slot = self.idle[-1]
+                    try:
+                        slot.start(index, request_at(index))
+                    except (ValueError, InvalidTargetURLError, pycurl.error) as exc:
+                        outcomes[index] = outcome = Outcome(error=f"invalid request: {exc}")
+                        if on_done:
+                            on_done(index, outcome)
+                        continue
+                    multi.add_handle(self.idle.pop().curl)
+                    running.append(slot)
+                now = time.monotonic()
+                for key, mask in self.selector.select(self._wait(running, now)):
+                    action = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
+                        pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
+                    )
+                    multi.socket_action(key.fd, action)
+                if self.timer_at is not None and time.monotonic() >= self.timer_at:
+                    self.timer_at = None
+                    multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                while True:
+                    queued, succeeded, failed = multi.info_read()
+                    for curl in succeeded:
+                        finish(curl.slot)
+                    for curl, errno, message in failed:
+                        finish(curl.slot, errno, message)
+                    if not queued:
+                        break
+                now = time.monotonic()
+                for slot in [s for s in running if s.connected]:
+                    if now - slot.activity < self.read_timeout:
+                        continue
+                    if len(slot.raw_headers) != slot.headers_seen:
+                        # Header bytes came in since (seen here, not as they arrived).
+                        slot.headers_seen, slot.activity = len(slot.raw_headers), now
+                        continue
                     slot.error = f"read timeout ({self.read_timeout:g} s)"
                     finish(slot)
-            if periodic and now >= next_periodic:
-                periodic()
-                next_periodic = now + period
-            if running and not (self.idle and next_request < len(requests)):
-                multi.select(self._wait(running, now))
+                if periodic and now >= next_periodic:
+                    periodic()
+                    next_periodic = now + period
+        finally:
+            # Left by an error (the lease renewal's database, say): the handles go
+            # back, so that the transport serves the next batch.
+            for slot in running:
+                multi.remove_handle(slot.curl)
+                self.idle.append(slot)
         return outcomes  # type: ignore[return-value]
 
     def _wait(self, running: Sequence[_Slot], now: float) -> float:
-        """How long to wait for sockets: until libcurl's next timer or a read deadline."""
+        """How long to wait for sockets: until libcurl's timer or a read deadline."""
         wait = 1.0
-        curl_ms = self.multi.timeout()
-        if curl_ms >= 0:
-            wait = min(wait, curl_ms / 1000)
+        if self.timer_at is not None:
+            wait = min(wait, self.timer_at - now)
         for slot in running:
             if slot.connected:
                 wait = min(wait, slot.activity + self.read_timeout - now)
-        return max(wait, 0.001)
+        return max(wait, 0.0)
 
     def describe(self, slot: _Slot, errno: int, message: str) -> str:
         """A short, readable error for a try libcurl gave up on."""
