@@ -28,7 +28,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache, reduce
@@ -219,46 +218,57 @@ def claim_batch(
     while True:
         now = timezone.now()
         conditions = _claimable(now, hook_id=hook_id, callback_ids=callback_ids, due_only=due_only)
-        with transaction.atomic() if skip_locked else nullcontext():
+        claim = {
+            "status": CallbackStatus.SENDING,
+            "claim_token": token,
+            "claimed_until": now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
+        }
+        rows: list[Callback] = []
+        if skip_locked:
+            # The rows come locked with what sending needs: one query, no re-read.
+            with transaction.atomic():
+                for condition, order in conditions:
+                    candidates = Callback.objects.filter(condition).order_by(order)
+                    rows += candidates.only(*CLAIMED_FIELDS).select_for_update(skip_locked=True)[
+                        : size - len(rows)
+                    ]
+                    if len(rows) >= size:
+                        break
+                if not rows:
+                    return []
+                Callback.objects.filter(pk__in=[row.pk for row in rows]).update(**claim)
+            for row in rows:
+                row.claim_token = token
+            rows.sort(key=operator.attrgetter("pk"))
+        else:
             ids: list[int] = []
             for condition, order in conditions:
                 candidates = Callback.objects.filter(condition).order_by(order)
-                if skip_locked:
-                    candidates = candidates.select_for_update(skip_locked=True)
                 ids += candidates.values_list("pk", flat=True)[: size - len(ids)]
                 if len(ids) >= size:
                     break
             if not ids:
                 return []
-            # Locked rows are ours already; elsewhere the claimable condition decides.
-            claimable = (
-                Q()
-                if skip_locked
-                else reduce(operator.or_, (condition for condition, _ in conditions))
-            )
-            claimed = Callback.objects.filter(claimable, pk__in=ids).update(
-                status=CallbackStatus.SENDING,
-                claim_token=token,
-                claimed_until=now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
-            )
-        if not claimed:
-            continue
-        claimed_now = Callback.objects.filter(pk__in=ids, claim_token=token)
-        batch = with_hooks(claimed_now.only(*CLAIMED_FIELDS).order_by("pk"))
-        if len(batch) < claimed:
-            delete_orphans(claimed_now.exclude(pk__in=[c.pk for c in batch]))
+            claimable = reduce(operator.or_, (condition for condition, _ in conditions))
+            if not Callback.objects.filter(claimable, pk__in=ids).update(**claim):
+                continue
+            claimed = Callback.objects.filter(pk__in=ids, claim_token=token)
+            rows = list(claimed.only(*CLAIMED_FIELDS).order_by("pk"))
+        batch = with_hooks(rows)
+        if len(batch) < len(rows):
+            kept = {callback.pk for callback in batch}
+            delete_orphans(Callback.objects.filter(pk__in=[r.pk for r in rows if r.pk not in kept]))
         if batch:
             return batch
 
 
-def with_hooks(callbacks: QuerySet[Callback]) -> list[Callback]:
+def with_hooks(callbacks: list[Callback]) -> list[Callback]:
     """``callbacks`` with their hooks, each hook loaded once (a batch has few
     hooks and many callbacks); callbacks whose hook is gone are left out."""
-    batch = list(callbacks)
-    hooks = Hook.objects.in_bulk({callback.hook_id for callback in batch})
-    for callback in batch:
+    hooks = Hook.objects.in_bulk({callback.hook_id for callback in callbacks})
+    for callback in callbacks:
         callback.hook = hooks.get(callback.hook_id)  # type: ignore[assignment]
-    return [callback for callback in batch if callback.hook_id in hooks]
+    return [callback for callback in callbacks if callback.hook_id in hooks]
 
 
 def delete_orphans(callbacks: QuerySet[Callback]) -> None:
@@ -423,7 +433,8 @@ def insert_attempts(rows: Collection[Sequence[Any]]) -> None:
     Why not ``bulk_create``: a model instance per row and, on PostgreSQL, the
     arrays of Django's ``UNNEST`` insert quoted by psycopg in Python cost more
     CPU than sending the requests did (``bench/delivery.py``). PostgreSQL (with
-    psycopg 3) takes the rows by ``COPY``, other databases as multi-row INSERTs.
+    psycopg 3) takes the rows by ``COPY``, other databases as the multi-row
+    INSERTs their Django backend writes for ``bulk_create``.
     """
     if not rows:
         return
@@ -451,13 +462,12 @@ def insert_attempts(rows: Collection[Sequence[Any]]) -> None:
                 for values in prepared:
                     copy.write_row(values)
             return
-        placeholders = "({})".format(", ".join(["%s"] * len(fields)))
         size = db.ops.bulk_batch_size(fields, prepared)
         for start in range(0, len(prepared), size):
             chunk = prepared[start : start + size]
+            values_sql = db.ops.bulk_insert_sql(fields, [["%s"] * len(fields)] * len(chunk))
             cursor.execute(
-                f"INSERT INTO {table} VALUES {', '.join([placeholders] * len(chunk))}",
-                [value for values in chunk for value in values],
+                f"INSERT INTO {table} {values_sql}", [value for values in chunk for value in values]
             )
 
 
@@ -514,15 +524,26 @@ class Sender:
 def send(
     transport: Transport, batch: Sequence[Callback], progress: Callable[[int], Any] | None = None
 ) -> list[Outcome]:
-    """One try of each callback of a claimed batch, renewing its lease while in flight."""
-    requests = [request_for(callback) for callback in batch]
+    """One try of each callback of a claimed batch, renewing its lease while in flight.
+
+    Each request is made (and signed) as its transfer starts: a batch can take
+    minutes to get through, and receivers refuse old signature timestamps.
+    """
+    requests: list[Request | None] = [None] * len(batch)
+
+    def request_at(index: int) -> Request:
+        requests[index] = request = request_for(batch[index])
+        return request
+
     outcomes = transport.send_all(
-        requests,
+        len(batch),
+        request_at,
         on_done=(lambda index, outcome: progress(1)) if progress else None,
         every=(int(hooks_settings.LEASE_SECONDS) / 3, lambda: renew_claims(batch)),
     )
     for request, outcome in zip(requests, outcomes, strict=True):
-        outcome.request_headers = mask_headers(request.headers)
+        if request is not None:
+            outcome.request_headers = mask_headers(request.headers)
     return outcomes
 
 
