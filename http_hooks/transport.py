@@ -18,9 +18,11 @@ What a try may do is decided here and by the hook alone:
   peer of the connection the request goes out on (new or reused).
 - Certificates are verified against ``CA_BUNDLE`` or certifi's bundle.
 - Timeouts: connecting may take the connect timeout; after that, each wait
-  for the next bytes of the response the read timeout; and a whole try never
-  lasts longer than both together, so a receiver trickling one byte a second
-  cannot hold a transfer for hours.
+  for the next bytes (of the request going out or the response coming in) the
+  read timeout; and a whole try never lasts longer than both together, so a
+  receiver trickling one byte a second cannot hold a transfer for hours.
+- Response headers beyond 64 KB fail the try; libcurl's connection cache keeps
+  at most twice ``CONCURRENCY`` idle connections.
 - At most ``RESPONSE_BODY_LIMIT`` bytes of a body are kept. Receivers answer
   webhooks with an acknowledgement, so a longer body is "too large": the try
   fails (SPEC 7.2) with its first ``RESPONSE_BODY_LIMIT`` bytes logged.
@@ -33,6 +35,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -40,7 +43,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import certifi
 import pycurl
 
-from .exceptions import BlockedNetworkError, InvalidTargetURLError
+from .exceptions import BlockedNetworkError, InvalidTargetURLError, TransportError
 from .network import ascii_host, check_address, is_blocked_address
 from .settings import hooks_settings
 
@@ -143,7 +146,7 @@ class _Slot:
         self.connected = self.too_large = False
         self.blocked = self.error = ""
         del self.raw_headers[:]
-        self.headers_seen = 0
+        self.progress = 0
         self.body = bytearray()
 
     def start(self, index: int, request: Request) -> None:
@@ -159,6 +162,16 @@ class _Slot:
             curl.setopt(pycurl.HTTPGET, 1)
         curl.setopt(pycurl.CUSTOMREQUEST, request.method)
         self.started = self.activity = time.monotonic()
+
+    def moved(self, now: float) -> bool:
+        """True when request bytes went out or header bytes came in since the last
+        look; either counts as activity for the read timeout (body bytes count in
+        ``on_body``). Looked at on every pass of the loop, after every socket event."""
+        progress = len(self.raw_headers) + self.curl.getinfo(pycurl.SIZE_UPLOAD_T)
+        if progress == self.progress:
+            return False
+        self.progress, self.activity = progress, now
+        return True
 
     def refuses(self, address: str) -> bool:
         """True (and the reason kept) when the address policy forbids ``address``."""
@@ -279,6 +292,9 @@ class Transport:
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self.timer_at: float | None = None
         size = int(concurrency or hooks_settings.CONCURRENCY)
+        # Idle keep-alive connections kept, least recently used dropped first: a
+        # worker that meets many receivers must not pile up open sockets.
+        self.multi.setopt(pycurl.M_MAXCONNECTS, 2 * size)
         self.idle = [_Slot(self) for _ in range(size)]
         self.slots = list(self.idle)
 
@@ -297,17 +313,26 @@ class Transport:
 
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
         events = SOCKET_EVENTS.get(what, 0)
-        registered = self.watched.pop(fd, 0)
+        if self.watched.get(fd, 0) == events:
+            return
+        try:
+            if not events:
+                self.selector.unregister(fd)
+            elif fd in self.watched:
+                self.selector.modify(fd, events)
+            else:
+                self.selector.register(fd, events)
+        except (KeyError, ValueError, OSError):
+            # The selector and libcurl disagreed (a descriptor closed and reused):
+            # start this descriptor afresh.
+            with suppress(KeyError, ValueError, OSError):
+                self.selector.unregister(fd)
+            if events:
+                self.selector.register(fd, events)
         if events:
             self.watched[fd] = events
-        if registered == events:
-            return
-        if not events:
-            self.selector.unregister(fd)
-        elif not registered:
-            self.selector.register(fd, events)
         else:
-            self.selector.modify(fd, events)
+            self.watched.pop(fd, None)
 
     def _on_timer(self, milliseconds: int) -> None:
         self.timer_at = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
@@ -328,6 +353,8 @@ class Transport:
         (seconds, function)`` calls ``function`` that often while transfers
         are in flight (a batch's lease renewal).
         """
+        if not self.slots:
+            raise RuntimeError("the transport is closed")
         outcomes: list[Outcome | None] = [None] * count
         running: list[_Slot] = []
         multi = self.multi
@@ -356,8 +383,10 @@ class Transport:
                         if on_done:
                             on_done(index, outcome)
                         continue
-                    multi.add_handle(self.idle.pop().curl)
-                    running.append(slot)
+                    multi.add_handle(slot.curl)
+                    running.append(self.idle.pop())
+                if not running:
+                    continue
                 now = time.monotonic()
                 for key, mask in self.selector.select(self._wait(running, now)):
                     action = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
@@ -377,23 +406,23 @@ class Transport:
                         break
                 now = time.monotonic()
                 for slot in [s for s in running if s.connected]:
-                    if now - slot.activity < self.read_timeout:
-                        continue
-                    if len(slot.raw_headers) != slot.headers_seen:
-                        # Header bytes came in since (seen here, not as they arrived).
-                        slot.headers_seen, slot.activity = len(slot.raw_headers), now
+                    if slot.moved(now) or now - slot.activity < self.read_timeout:
                         continue
                     slot.error = f"read timeout ({self.read_timeout:g} s)"
                     finish(slot)
                 if periodic and now >= next_periodic:
                     periodic()
                     next_periodic = now + period
+        except pycurl.error as exc:
+            raise TransportError(f"the HTTP transport failed: {exc}") from exc
         finally:
             # Left by an error (the lease renewal's database, say): the handles go
             # back, so that the transport serves the next batch.
             for slot in running:
                 multi.remove_handle(slot.curl)
                 self.idle.append(slot)
+            for fd in list(self.watched):  # none, unless libcurl left one behind
+                self._on_socket(pycurl.POLL_REMOVE, fd, multi, None)
         return outcomes  # type: ignore[return-value]
 
     def _wait(self, running: Sequence[_Slot], now: float) -> float:
