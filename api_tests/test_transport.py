@@ -7,6 +7,7 @@ import os
 import resource
 import socket
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -16,7 +17,8 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 
 from http_hooks.api import send_callbacks
-from http_hooks.exceptions import InvalidTargetURLError
+from http_hooks.delivery import run_loop
+from http_hooks.exceptions import InvalidTargetURLError, TransportError
 from http_hooks.models import Attempt, Callback
 from http_hooks.network import check_target_url
 from http_hooks.transport import Request, Transport, ascii_url
@@ -215,3 +217,68 @@ def test_an_address_passed_over_for_an_allowed_one_is_no_error(settings):
         assert slot.on_connected("93.184.216.34", "192.0.2.1", 80, 40000) == pycurl.PREREQFUNC_OK
         assert slot.blocked == ""
         assert slot.on_connected("10.0.0.1", "192.0.2.1", 80, 40000) == pycurl.PREREQFUNC_ABORT
+
+
+def test_a_stall_after_the_headers_is_a_read_timeout(make_hook, receiver):
+    """The read timeout counts from the last bytes received, headers included."""
+    receiver.respond(trickle=5.0)  # headers and one byte, then nothing for 5 s
+    make_hook()
+    Order.objects.create(name="Tea")
+    with hooks_settings(TIMEOUT=(0.3, 0.5)):
+        send_callbacks()
+    attempt = Attempt.objects.get()
+    assert attempt.error == "read timeout (0.5 s)"
+    assert attempt.response_status == 200
+
+
+def test_a_closed_transport_refuses_to_send(receiver):
+    transport = Transport(concurrency=1)
+    transport.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        transport.send_all(1, lambda index: Request("POST", receiver.url(), {}, b""))
+
+
+def _failing_once(monkeypatch):
+    """The next ``send_all`` fails as libcurl's multi interface can (an internal error)."""
+    original = Transport.send_all
+    failures = [TransportError("the HTTP transport failed: (11) internal")]
+
+    def send_all(self, *args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Transport, "send_all", send_all)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_worker_survives_a_failed_transport(make_hook, receiver, monkeypatch):
+    _failing_once(monkeypatch)
+    make_hook()
+    Order.objects.create(name="Tea")
+    stop = threading.Event()
+    reports = []
+
+    def on_report(report):
+        reports.append(report)
+        stop.set()
+
+    with hooks_settings(LEASE_SECONDS=1, LOOP_MIN_SLEEP=0.1, LOOP_MAX_SLEEP=0.2):
+        worker = threading.Thread(target=run_loop, kwargs={"stop": stop, "on_report": on_report})
+        worker.start()
+        worker.join(timeout=15)
+    stop.set()
+    assert not worker.is_alive()
+    assert [r.sent for r in reports] == [1]
+    assert len(receiver.requests) == 1
+    assert Callback.objects.get().status == "sent"
+
+
+def test_a_failed_transport_is_a_503_in_the_api(make_hook, receiver, staff_client, monkeypatch):
+    _failing_once(monkeypatch)
+    make_hook()
+    Order.objects.create(name="Tea")
+    response = staff_client.post("/api/callbacks/send/", {}, format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "transport_error"
+    assert Callback.objects.get().status == "sending"

@@ -44,7 +44,7 @@ from django.db import (
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from .exceptions import InvalidFilterError
+from .exceptions import InvalidFilterError, TransportError
 from .headers import parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook
 from .settings import hooks_settings
@@ -487,6 +487,11 @@ class Sender:
     def __exit__(self, *exc_info: object) -> None:
         self.transport.close()
 
+    def restart(self) -> None:
+        """A new transport in place of one that failed."""
+        self.transport.close()
+        self.transport = Transport()
+
     def send(
         self,
         *,
@@ -592,7 +597,9 @@ def run_loop(
     After a poll that found work the next one follows ``LOOP_MIN_SLEEP`` later;
     each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. Setting ``stop``
     finishes the batch in hand. A database error (a restart, a failover) is
-    logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying.
+    logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
+    a failed HTTP transport is replaced by a new one (the batch it held is sent
+    again when its lease runs out).
     """
     total = DeliveryReport()
     min_sleep, max_sleep = (
@@ -608,6 +615,11 @@ def run_loop(
             except DatabaseError:
                 logger.exception("send_callbacks loop: database error, trying again")
                 stop.wait(max_sleep)
+                continue
+            except TransportError:
+                logger.exception("send_callbacks loop: the HTTP transport failed; restarting it")
+                sender.restart()
+                stop.wait(min_sleep)
                 continue
             total.add(report)
             if report.total:

@@ -66,3 +66,14 @@ class InvalidFilterError(HttpHooksError):
     """A bad argument to a service call (unknown status, negative days, ...)."""
 
     code = "invalid_argument"
+
+
+class TransportError(HttpHooksError):
+    """The HTTP engine itself failed (libcurl's multi interface), whatever the input.
+
+    The batch in hand stays claimed until its lease runs out and is then sent
+    again; the ``--loop`` worker starts a new transport and carries on.
+    """
+
+    code = "transport_error"
+    default_message = "The HTTP transport failed."

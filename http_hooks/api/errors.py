@@ -3,7 +3,8 @@
 Every view of the REST API uses ``exception_handler`` (through
 ``views.HttpHooksAPIMixin``), so the project's ``REST_FRAMEWORK`` settings
 need no change. The service layer's ``HttpHooksError`` becomes a 400 on the
-field it names; every error, DRF's own included, gets the same body::
+field it names (a failed HTTP transport, ``TransportError``, becomes a 503);
+every error, DRF's own included, gets the same body::
 
     {"code": "invalid_headers", "detail": "headers: invalid headers: ...",
      "errors": [{"field": "headers", "code": "invalid_headers", "message": "..."}]}
@@ -21,13 +22,19 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..exceptions import HttpHooksError
+from ..exceptions import HttpHooksError, TransportError
 
 
 class Conflict(exceptions.APIException):
     status_code = 409
     default_detail = "The request conflicts with the object's current state."
     default_code = "conflict"
+
+
+class TransportUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The HTTP transport failed; try again."
+    default_code = "transport_error"
 
 
 def as_validation_error(error: HttpHooksError) -> exceptions.ValidationError:
@@ -37,7 +44,9 @@ def as_validation_error(error: HttpHooksError) -> exceptions.ValidationError:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, HttpHooksError):
+    if isinstance(exc, TransportError):
+        exc = TransportUnavailable(exc.message, code=exc.code)
+    elif isinstance(exc, HttpHooksError):
         exc = as_validation_error(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)

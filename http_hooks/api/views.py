@@ -61,6 +61,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such object (or, for a list, no such page or cursor).",
     409: "Conflict with the object's current state.",
     415: "The body is not JSON (`Content-Type: application/json`).",
+    503: "The HTTP transport failed while sending; nothing was lost, try again.",
 }
 
 
@@ -176,7 +177,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         "signed like any other request, and returns the attempt (the receiver's answer "
         "or the error).",
         request=None,
-        responses=responses({200: AttemptSerializer}, 404),
+        responses=responses({200: AttemptSerializer}, 404, 503),
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
@@ -361,7 +362,7 @@ class CallbackViewSet(
         description="What `manage.py send_callbacks` does: sends the waiting callbacks that "
         "are due (all, of one hook, or the listed ones, due or not) and returns the summary.",
         request=SendRequestSerializer,
-        responses=responses({200: DeliveryReportSerializer}, 400, 415),
+        responses=responses({200: DeliveryReportSerializer}, 400, 415, 503),
     )
     @action(detail=False, methods=["post"])
     def send(self, request: Request) -> Response:
