@@ -24,6 +24,8 @@ from http_hooks.network import check_target_url
 from http_hooks.transport import Request, Transport, ascii_url
 from shop.models import Order
 
+from .receiver import Receiver
+
 pytestmark = pytest.mark.django_db
 
 
@@ -282,3 +284,30 @@ def test_a_failed_transport_is_a_503_in_the_api(make_hook, receiver, staff_clien
     assert response.status_code == 503
     assert response.json()["code"] == "transport_error"
     assert Callback.objects.get().status == "sending"
+
+
+def _established_to(ports: set[int]) -> int:
+    """Open TCP connections of this machine whose far end is one of ``ports``."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                remote, state = row.split()[2:4]
+                count += state == "01" and int(remote.rsplit(":", 1)[1], 16) in ports
+    return count
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux's /proc/net/tcp")
+def test_idle_connections_kept_are_bounded():
+    """A worker that meets many receivers keeps at most 2 x CONCURRENCY idle connections."""
+    servers = [Receiver().start() for _ in range(5)]
+    try:
+        with Transport(concurrency=1) as transport:
+            for server in servers:
+                request = Request("POST", server.url(), {}, b"{}")
+                (outcome,) = transport.send_all(1, lambda index, request=request: request)
+                assert outcome.status_code == 200
+            assert _established_to({server.port for server in servers}) <= 2
+    finally:
+        for server in servers:
+            server.stop()
