@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pycurl
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.test import override_settings
 
 from http_hooks.api import send_callbacks
@@ -265,8 +266,14 @@ def test_the_loop_worker_survives_a_failed_transport(make_hook, receiver, monkey
         reports.append(report)
         stop.set()
 
+    def work():
+        try:
+            run_loop(stop=stop, on_report=on_report)
+        finally:
+            connection.close()  # the worker thread's own connection
+
     with hooks_settings(LEASE_SECONDS=1, LOOP_MIN_SLEEP=0.1, LOOP_MAX_SLEEP=0.2):
-        worker = threading.Thread(target=run_loop, kwargs={"stop": stop, "on_report": on_report})
+        worker = threading.Thread(target=work)
         worker.start()
         worker.join(timeout=15)
     stop.set()
