@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from http_hooks.api import create_signal, delete_hook, update_hook
 from http_hooks.models import Callback, Hook
+from http_hooks.registry import registry
 from http_hooks.services import set_hook_enabled
 from shop.models import Customer, Order
 from shop.signals import order_shipped
@@ -277,3 +279,29 @@ def test_changes_made_without_model_signals_are_noticed_after_the_ttl(make_hook,
     links.update(signal=pre_delete)
     Order.objects.create(name="listening to pre_delete now")
     assert list(Callback.objects.values_list("event_type", flat=True)) == ["created"]
+
+
+@pytest.mark.django_db
+def test_an_uncommitted_hook_never_reaches_other_threads(make_hook, settings, client):
+    """A refresh run inside the transaction that made a hook (a test client's
+    request does that) must not publish the hook before it is committed."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "REGISTRY_TTL": 0.5}
+    registry.reload()
+    make_hook()
+    time.sleep(0.6)
+    client.get("/api/")  # a request starts: the registry refreshes if due
+    seen = []
+
+    def other_thread():
+        try:
+            seen.append([model for _, model in registry.table()])
+        finally:
+            if not connection.allow_thread_sharing:  # SQLite's test database is shared
+                connection.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert Order not in seen[0]
+    Order.objects.create(name="mine")  # this thread still sees its own hook
+    assert Callback.objects.count() == 1

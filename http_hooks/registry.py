@@ -205,10 +205,14 @@ class HookRegistry:
     def _refresh_if_due(self) -> None:
         if time.monotonic() < self._next_check:
             return
+        using = router.db_for_read(_hook_model())
+        if self._publish_pending(connections[using]):
+            # This thread's transaction changed hooks: what it reads now is not
+            # committed, and must not reach other threads before the commit does.
+            return
         with self._lock:
             if time.monotonic() < self._next_check:
                 return
-            using = router.db_for_read(_hook_model())
             try:
                 if self._read_fingerprint(using) != self._fingerprint:
                     self.reload(using=using)
