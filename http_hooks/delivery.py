@@ -513,17 +513,11 @@ class Sender:
             batch = claim_batch(hook_id=hook_id, callback_ids=untried, due_only=due_only)
             if not batch:
                 break
-            record_outcomes(batch, self.send_batch(batch, progress), report)
+            record_outcomes(batch, send(self.transport, batch, progress), report)
             if untried is not None:
                 untried.difference_update(c.pk for c in batch)
         report.duration = time.monotonic() - started
         return report
-
-    def send_batch(
-        self, batch: Sequence[Callback], progress: Callable[[int], Any] | None = None
-    ) -> list[Outcome]:
-        """Send a claimed batch concurrently, renewing its lease while it is in flight."""
-        return send(self.transport, batch, progress)
 
 
 def send(
