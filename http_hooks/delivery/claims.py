@@ -1,0 +1,170 @@
+"""Claims: which callbacks a sender takes, exclusively, for a lease.
+
+Why claims with a lease: any number of senders may run at once against one
+database. A sender marks the callbacks it takes as ``sending`` with a claim
+token of its own and a lease time; nobody else takes them while the lease
+runs (the sender renews it while a batch is in flight), and if the sender dies
+the lease expires and another sender takes them again. Delivery is therefore
+at-least-once; the ``webhook-id`` header lets receivers drop duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import reduce
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from ..models import Callback, CallbackStatus, Hook
+from ..settings import hooks_settings
+
+logger = logging.getLogger(__name__)
+
+# What sending a claimed callback reads; the rest of the row stays in the database.
+CLAIMED_FIELDS = (
+    "hook_id",
+    "event_id",
+    "target_url",
+    "http_method",
+    "headers",
+    "payload",
+    "content_type",
+    "attempts",
+    "next_attempt_at",
+    "claim_token",
+)
+
+
+def _claimable(
+    now: datetime,
+    *,
+    hook_id: int | None,
+    callback_ids: Sequence[int] | None,
+    due_only: bool = False,
+) -> list[tuple[Q, str]]:
+    """Where claimable callbacks are, each with the order to take them in.
+
+    First the callbacks of a sender whose lease expired, then the due waiting
+    ones, oldest due first (the ``callback_due_idx`` index serves that order).
+    Listed callbacks are due whatever their retry time, unless ``due_only``.
+    """
+    scope = Q()
+    if hook_id is not None:
+        scope &= Q(hook_id=hook_id)
+    if callback_ids is not None:
+        scope &= Q(pk__in=list(callback_ids))
+    expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    waiting = scope & Q(status=CallbackStatus.WAITING)
+    if callback_ids is None or due_only:
+        due = (waiting & Q(next_attempt_at__lte=now), "next_attempt_at")
+    else:
+        due = (waiting, "pk")
+    return [(scope & expired, "claimed_until"), due]
+
+
+def claim_batch(
+    *,
+    hook_id: int | None = None,
+    callback_ids: Sequence[int] | None = None,
+    due_only: bool = False,
+) -> list[Callback]:
+    """Take up to ``BATCH_SIZE`` claimable callbacks for this sender, exclusively.
+
+    On databases with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) the
+    candidates are locked, so concurrent senders take different rows without
+    waiting for each other. Elsewhere (SQLite) the claiming ``UPDATE`` repeats
+    the claimable condition in its ``WHERE``: of two senders that picked the
+    same rows only the first one's update matches them, and the other picks
+    again.
+    """
+    size = int(hooks_settings.BATCH_SIZE)
+    token = uuid.uuid4()
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    while True:
+        now = timezone.now()
+        conditions = _claimable(now, hook_id=hook_id, callback_ids=callback_ids, due_only=due_only)
+        claim = {
+            "status": CallbackStatus.SENDING,
+            "claim_token": token,
+            "claimed_until": now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
+        }
+        rows: list[Callback] = []
+        if skip_locked:
+            # The rows come locked with what sending needs: one query, no re-read.
+            with transaction.atomic():
+                for condition, order in conditions:
+                    candidates = Callback.objects.filter(condition).order_by(order)
+                    rows += candidates.only(*CLAIMED_FIELDS).select_for_update(skip_locked=True)[
+                        : size - len(rows)
+                    ]
+                    if len(rows) >= size:
+                        break
+                if not rows:
+                    return []
+                Callback.objects.filter(pk__in=[row.pk for row in rows]).update(**claim)
+            for row in rows:
+                row.claim_token = token
+            rows.sort(key=operator.attrgetter("pk"))
+        else:
+            ids: list[int] = []
+            for condition, order in conditions:
+                candidates = Callback.objects.filter(condition).order_by(order)
+                ids += candidates.values_list("pk", flat=True)[: size - len(ids)]
+                if len(ids) >= size:
+                    break
+            if not ids:
+                return []
+            claimable = reduce(operator.or_, (condition for condition, _ in conditions))
+            if not Callback.objects.filter(claimable, pk__in=ids).update(**claim):
+                continue
+            claimed = Callback.objects.filter(pk__in=ids, claim_token=token)
+            rows = list(claimed.only(*CLAIMED_FIELDS).order_by("pk"))
+        batch = with_hooks(rows)
+        if len(batch) < len(rows):
+            kept = {callback.pk for callback in batch}
+            delete_orphans(Callback.objects.filter(pk__in=[r.pk for r in rows if r.pk not in kept]))
+        if batch:
+            return batch
+
+
+def with_hooks(callbacks: list[Callback]) -> list[Callback]:
+    """``callbacks`` with their hooks, each hook loaded once (a batch has few
+    hooks and many callbacks); callbacks whose hook is gone are left out."""
+    hooks = Hook.objects.in_bulk({callback.hook_id for callback in callbacks})
+    for callback in callbacks:
+        callback.hook = hooks.get(callback.hook_id)  # type: ignore[assignment]
+    return [callback for callback in callbacks if callback.hook_id in hooks]
+
+
+def delete_orphans(callbacks: QuerySet[Callback]) -> None:
+    """Delete callbacks whose hook is gone.
+
+    ``Callback.hook`` has no database constraint (an event recorded by a
+    process that has not yet seen the hook's deletion must not fail the
+    user's transaction), so such rows can exist; they have nowhere to go.
+    """
+    orphans = list(callbacks.values_list("pk", "hook_id"))
+    callbacks.delete()
+    for pk, hook_id in orphans:
+        logger.info("callback %s of deleted hook %s: deleted", pk, hook_id)
+
+
+def renew_claims(batch: Sequence[Callback]) -> None:
+    """Push the lease of a batch in flight forward, so that a live sender keeps it."""
+    Callback.objects.filter(
+        pk__in=[c.pk for c in batch],
+        claim_token=batch[0].claim_token,
+        status=CallbackStatus.SENDING,
+    ).update(claimed_until=timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)))
+
+
+def count_due(*, hook_id: int | None = None, callback_ids: Sequence[int] | None = None) -> int:
+    """How many callbacks ``send_callbacks`` would take now (for a progress bar)."""
+    conditions = _claimable(timezone.now(), hook_id=hook_id, callback_ids=callback_ids)
+    return sum(Callback.objects.filter(condition).count() for condition, _ in conditions)

@@ -1,0 +1,63 @@
+"""The ``send_callbacks --loop`` worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+
+from ..exceptions import TransportError
+from ..settings import hooks_settings
+from .outcomes import DeliveryReport
+from .sender import Sender
+
+logger = logging.getLogger(__name__)
+
+
+def run_loop(
+    *,
+    stop: threading.Event,
+    hook_id: int | None = None,
+    on_report: Callable[[DeliveryReport], Any] | None = None,
+) -> DeliveryReport:
+    """Send due callbacks until ``stop`` is set: the ``send_callbacks --loop`` worker.
+
+    After a poll that found work the next one follows ``LOOP_MIN_SLEEP`` later;
+    each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. Setting ``stop``
+    finishes the batch in hand. A database error (a restart, a failover) is
+    logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
+    a failed HTTP transport is replaced by a new one (the batch it held is sent
+    again when its lease runs out).
+    """
+    total = DeliveryReport()
+    min_sleep, max_sleep = (
+        float(hooks_settings.LOOP_MIN_SLEEP),
+        float(hooks_settings.LOOP_MAX_SLEEP),
+    )
+    sleep = min_sleep
+    with Sender() as sender:
+        while not stop.is_set():
+            close_old_connections()
+            try:
+                report = sender.send(hook_id=hook_id, stop=stop.is_set)
+            except DatabaseError:
+                logger.exception("send_callbacks loop: database error, trying again")
+                stop.wait(max_sleep)
+                continue
+            except TransportError:
+                logger.exception("send_callbacks loop: the HTTP transport failed; restarting it")
+                sender.restart()
+                stop.wait(min_sleep)
+                continue
+            total.add(report)
+            if report.total:
+                sleep = min_sleep
+                if on_report:
+                    on_report(report)
+            stop.wait(sleep)
+            if not report.total:
+                sleep = min(sleep * 2, max_sleep)
+    return total

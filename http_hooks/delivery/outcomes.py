@@ -1,0 +1,241 @@
+"""Outcomes: a callback's new state after a try, and the attempt log, written in bulk."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import Attempt, Callback, CallbackStatus
+from ..settings import hooks_settings
+from ..transport import Outcome, printable
+
+logger = logging.getLogger(__name__)
+
+CALLBACK_RESULT_FIELDS = [
+    "status",
+    "status_details",
+    "attempts",
+    "next_attempt_at",
+    "last_response_status",
+    "claimed_until",
+    "update_datetime",
+]
+
+
+@dataclass
+class DeliveryReport:
+    """What one run did, in counts only: it stays this small however many were sent."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    duration: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.retried + self.failed
+
+    @property
+    def rate(self) -> float:
+        return self.total / self.duration if self.duration > 0 else 0.0
+
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.duration += other.duration
+
+
+def retry_delay(attempts: int, *, max_attempts: int | None = None) -> float | None:
+    """Seconds until the next try after ``attempts`` tries, or None when they are used up."""
+    if attempts >= (max_attempts or int(hooks_settings.MAX_ATTEMPTS)):
+        return None
+    schedule = list(hooks_settings.RETRY_SCHEDULE)
+    base = float(schedule[min(attempts - 1, len(schedule) - 1)])
+    jitter = float(hooks_settings.RETRY_JITTER)
+    return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
+
+
+def apply_outcome(
+    callback: Callback, outcome: Outcome, now: datetime, *, max_attempts: int | None = None
+) -> None:
+    """Set the callback's new state after one more try: sent, waiting for a retry, or error."""
+    callback.attempts += 1
+    callback.last_response_status = outcome.status_code
+    callback.claimed_until = None
+    callback.update_datetime = now
+    if outcome.ok:
+        callback.status = CallbackStatus.SENT
+        callback.status_details = f"HTTP {outcome.status_code}"
+        return
+    limit = max_attempts or int(hooks_settings.MAX_ATTEMPTS)
+    delay = retry_delay(callback.attempts, max_attempts=limit)
+    if delay is None:
+        callback.status = CallbackStatus.ERROR
+        callback.status_details = f"{outcome.error} (attempt {callback.attempts} of {limit})"
+    else:
+        callback.status = CallbackStatus.WAITING
+        callback.next_attempt_at = now + timedelta(seconds=delay)
+        callback.status_details = (
+            f"{outcome.error} (attempt {callback.attempts} of {limit}; "
+            f"next try at {callback.next_attempt_at.isoformat(timespec='seconds')})"
+        )
+    logger.info(
+        "callback %s of hook %s: attempt %s failed: %s",
+        callback.pk,
+        callback.hook_id,
+        callback.attempts,
+        outcome.error,
+    )
+
+
+def write_states(batch: Sequence[Callback], token: uuid.UUID | None, now: datetime) -> int:
+    """Write the callbacks' new states; return how many rows this sender still held.
+
+    Sent callbacks differ only in their status code, so they take one plain
+    UPDATE per code; ``bulk_update`` (a CASE per row and field, slow on big
+    batches) is kept for the failed ones, whose retry times all differ.
+    """
+    held = Callback.objects.filter(claim_token=token)
+    sent: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+    failed = []
+    for callback in batch:
+        if callback.status == CallbackStatus.SENT:
+            sent[callback.status_details, callback.last_response_status].append(callback.pk)
+        else:
+            failed.append(callback)
+    updated = sum(
+        held.filter(pk__in=pks).update(
+            status=CallbackStatus.SENT,
+            status_details=details,
+            last_response_status=code,
+            attempts=F("attempts") + 1,
+            claimed_until=None,
+            update_datetime=now,
+        )
+        for (details, code), pks in sent.items()
+    )
+    if failed:
+        updated += held.bulk_update(failed, CALLBACK_RESULT_FIELDS)
+    return updated
+
+
+def record_outcomes(
+    batch: Sequence[Callback],
+    outcomes: Sequence[Outcome],
+    report: DeliveryReport,
+    *,
+    max_attempts: int | None = None,
+) -> None:
+    """Write the callbacks' new state and their attempts, in bulk; count them in ``report``.
+
+    Only callbacks this sender still holds are written. One whose lease ran out
+    while it was being sent (the sender stalled for longer than
+    ``LEASE_SECONDS``) may have been taken by another sender, and that
+    sender's result is the one that counts.
+    """
+    now = timezone.now()
+    token = batch[0].claim_token
+    attempts = {}
+    for callback, outcome in zip(batch, outcomes, strict=True):
+        apply_outcome(callback, outcome, now, max_attempts=max_attempts)
+        attempts[callback.pk] = (
+            callback.pk,
+            callback.attempts,
+            now,
+            outcome.duration_ms,
+            outcome.request_headers,
+            outcome.status_code,
+            outcome.response_headers,
+            outcome.response_body,
+            printable(outcome.error),
+        )
+    with transaction.atomic():
+        updated = write_states(batch, token, now)
+        if updated < len(batch):
+            held = set(
+                Callback.objects.filter(pk__in=attempts, claim_token=token).values_list(
+                    "pk", flat=True
+                )
+            )
+            logger.warning(
+                "%s callbacks were taken over by another sender after their lease expired "
+                "(LEASE_SECONDS=%s); their results here are dropped: %s",
+                len(batch) - len(held),
+                hooks_settings.LEASE_SECONDS,
+                sorted(set(attempts) - held),
+            )
+            attempts = {pk: attempt for pk, attempt in attempts.items() if pk in held}
+        insert_attempts(list(attempts.values()))
+    for callback in batch:
+        if callback.pk in attempts:
+            report.sent += callback.status == CallbackStatus.SENT
+            report.retried += callback.status == CallbackStatus.WAITING
+            report.failed += callback.status == CallbackStatus.ERROR
+
+
+ATTEMPT_COLUMNS = (
+    "callback",
+    "number",
+    "attempted_at",
+    "duration_ms",
+    "request_headers",
+    "response_status",
+    "response_headers",
+    "response_body",
+    "error",
+)
+
+
+def insert_attempts(rows: Collection[Sequence[Any]]) -> None:
+    """INSERT Attempt rows (values in ``ATTEMPT_COLUMNS`` order) in bulk.
+
+    Why not ``bulk_create``: a model instance per row and, on PostgreSQL, the
+    arrays of Django's ``UNNEST`` insert quoted by psycopg in Python cost more
+    CPU than sending the requests did (``bench/delivery.py``). PostgreSQL (with
+    psycopg 3) takes the rows by ``COPY``, other databases as the multi-row
+    INSERTs their Django backend writes for ``bulk_create``.
+    """
+    if not rows:
+        return
+    db = connections[router.db_for_write(Attempt)]
+    fields = [Attempt._meta.get_field(name) for name in ATTEMPT_COLUMNS]
+    quote = db.ops.quote_name
+    table = "{} ({})".format(
+        quote(Attempt._meta.db_table), ", ".join(quote(field.column) for field in fields)
+    )
+    # Numbers and text go as they are; JSON and dates take the field's preparation.
+    adapted = [
+        (index, field.get_db_prep_save)
+        for index, field in enumerate(fields)
+        if field.get_internal_type() in {"JSONField", "DateTimeField"}
+    ]
+    prepared = []
+    for row in rows:
+        values = list(row)
+        for index, prepare in adapted:
+            values[index] = prepare(values[index], db)
+        prepared.append(values)
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql" and hasattr(cursor.cursor, "copy"):
+            with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                for values in prepared:
+                    copy.write_row(values)
+            return
+        size = db.ops.bulk_batch_size(fields, prepared)
+        for start in range(0, len(prepared), size):
+            chunk = prepared[start : start + size]
+            values_sql = db.ops.bulk_insert_sql(fields, [["%s"] * len(fields)] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} {values_sql}", [value for values in chunk for value in values]
+            )
