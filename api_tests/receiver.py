@@ -2,8 +2,9 @@
 
 Tests point hooks at ``receiver.url(path)`` and tell the server how to answer:
 a status, a delay, a redirect, a connection reset, an endless, trickling or
-oversized body. Each request is recorded with its method, path, headers, body
-and the client's port (one port per connection, so keep-alive reuse shows).
+oversized body, or not before the test releases it (``hold=threading.Event()``,
+then ``hold.set()``). Each request is recorded with its method, path, headers,
+body and the client's port (one port per connection, so keep-alive reuse shows).
 ``Receiver(tls=context)`` serves HTTPS with that ``ssl.SSLContext``.
 """
 
@@ -48,6 +49,10 @@ class Behaviour:
     endless: bool = False
     # Seconds between the bytes of an endless body sent one byte at a time.
     trickle: float = 0.0
+    # Answer (or, with ``stall``, go on after the headers) only once the test sets this event.
+    hold: threading.Event | None = None
+    # Send the headers and one byte of body, then nothing more until ``hold`` is set.
+    stall: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -68,6 +73,7 @@ class Receiver:
         self._default = Behaviour()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._stopping = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,6 +96,8 @@ class Receiver:
                     )
                 )
                 behaviour = receiver.behaviour_for(path)
+                if behaviour.hold is not None and not behaviour.stall:
+                    receiver._held(behaviour.hold)
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
                 if behaviour.reset:
@@ -108,6 +116,17 @@ class Receiver:
                 self.send_response(behaviour.status)
                 for name, value in behaviour.headers.items():
                     self.send_header(name, value)
+                if behaviour.stall:
+                    self.send_header("Content-Type", "text/plain")
+                    self.end_headers()
+                    try:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        receiver._held(behaviour.hold or threading.Event())
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
                 if behaviour.endless or behaviour.trickle:
                     self.send_header("Content-Type", "text/plain")
                     self.end_headers()
@@ -140,6 +159,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -153,6 +173,11 @@ class Receiver:
             self._default = Behaviour(**behaviour)
         else:
             self._behaviours[path] = Behaviour(**behaviour)
+
+    def _held(self, event: threading.Event) -> None:
+        """Wait for the test to release ``event``, or for the server to stop."""
+        while not event.wait(0.05) and not self._stopping.is_set():
+            pass
 
     def behaviour_for(self, path: str) -> Behaviour:
         return self._behaviours.get(path, self._default)

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from http_hooks.api import send_callbacks
 from http_hooks.delivery import claim_batch
@@ -42,9 +44,20 @@ def start_sender(env: dict, **overrides) -> subprocess.Popen:
     )
 
 
-def run_senders(env: dict, processes: int, **overrides) -> list[int]:
-    """Start the senders at once; return how many callbacks each one sent."""
+def run_senders(env: dict, processes: int, receiver, **overrides) -> list[int]:
+    """Start the senders at once; return how many callbacks each one sent.
+
+    The receiver holds every request until more are in flight than one sender
+    may have (``CONCURRENCY``): then at least two senders are sending side by
+    side, however late the machine started the second one.
+    """
+    hold = threading.Event()
+    receiver.respond(hold=hold)
     senders = [start_sender(env, **overrides) for _ in range(processes)]
+    try:
+        receiver.wait_for(int(overrides["CONCURRENCY"]) + 1, timeout=120)
+    finally:
+        hold.set()
     sent = []
     for sender in senders:
         stdout, stderr = sender.communicate(timeout=120)
@@ -63,10 +76,9 @@ def assert_each_delivered_once(receiver, count: int) -> None:
 
 @pytest.mark.postgres
 def test_four_senders_deliver_2000_callbacks_each_exactly_once(make_hook, receiver, same_db_env):
-    receiver.respond(delay=0.02)
     make_hook()
     save_orders(2000)
-    sent = run_senders(same_db_env, 4, BATCH_SIZE=50, CONCURRENCY=8)
+    sent = run_senders(same_db_env, 4, receiver, BATCH_SIZE=50, CONCURRENCY=8)
     assert sum(sent) == 2000
     assert sum(1 for n in sent if n) >= 2, f"the senders did not run side by side: {sent}"
     assert_each_delivered_once(receiver, 2000)
@@ -74,10 +86,9 @@ def test_four_senders_deliver_2000_callbacks_each_exactly_once(make_hook, receiv
 
 def test_two_senders_on_any_database_deliver_each_callback_once(make_hook, receiver, same_db_env):
     """On SQLite, without SKIP LOCKED, the conditional claiming UPDATE keeps claims exclusive."""
-    receiver.respond(delay=0.05)
     make_hook()
     save_orders(300)
-    sent = run_senders(same_db_env, 2, BATCH_SIZE=20, CONCURRENCY=4)
+    sent = run_senders(same_db_env, 2, receiver, BATCH_SIZE=20, CONCURRENCY=4)
     assert sum(sent) == 300
     assert all(sent), f"the senders did not run side by side: {sent}"
     assert_each_delivered_once(receiver, 300)
@@ -87,9 +98,13 @@ def test_concurrent_claimers_never_share_a_callback(make_hook):
     make_hook()
     save_orders(200)
     claimed: list[list[int]] = [[] for _ in range(4)]
+    # Every thread claims a first batch before any goes on: they run side by side.
+    all_started = threading.Barrier(len(claimed), timeout=60)
 
     def claim_all(mine: list[int]) -> None:
         try:
+            mine.extend(c.pk for c in claim_batch())
+            all_started.wait()
             while batch := claim_batch():
                 mine.extend(c.pk for c in batch)
         finally:
@@ -105,26 +120,28 @@ def test_concurrent_claimers_never_share_a_callback(make_hook):
     everything = [pk for mine in claimed for pk in mine]
     assert len(everything) == 200
     assert set(everything) == set(Callback.objects.values_list("pk", flat=True))
-    assert sum(1 for mine in claimed if mine) >= 2
+    assert all(claimed)
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
 
 
 def test_a_sender_killed_mid_batch_loses_nothing(make_hook, receiver, same_db_env):
-    receiver.respond(delay=60)
+    hold = threading.Event()
+    receiver.respond(hold=hold)
     make_hook()
     save_orders(10)
-    sender = start_sender(same_db_env, LEASE_SECONDS=2, BATCH_SIZE=10, CONCURRENCY=10)
+    sender = start_sender(same_db_env, LEASE_SECONDS=600, BATCH_SIZE=10, CONCURRENCY=10)
     try:
-        held = receiver.wait_for(10, timeout=30)
+        held = receiver.wait_for(10, timeout=60)
     finally:
         sender.send_signal(signal.SIGKILL)
-        sender.wait(timeout=10)
-    killed_at = time.monotonic()
+        sender.wait(timeout=30)
+        hold.set()
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
 
     receiver.respond(status=200)
     assert send_callbacks().total == 0, "a live lease was taken"
-    time.sleep(max(0.0, killed_at + 2.5 - time.monotonic()))
+    # The dead sender's lease runs out.
+    Callback.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
     report = send_callbacks()
 
     assert report.sent == 10
@@ -133,9 +150,19 @@ def test_a_sender_killed_mid_batch_loses_nothing(make_hook, receiver, same_db_en
     assert {r.headers["webhook-id"] for r in resent} == {r.headers["webhook-id"] for r in held}
 
 
+def _claimed_until_reaches(moment: datetime, timeout: float = 60.0) -> datetime:
+    """Wait until the lease in the database reaches ``moment``; return the lease seen."""
+    deadline = time.monotonic() + timeout
+    while (lease := Callback.objects.get().claimed_until) < moment:
+        assert time.monotonic() < deadline, f"the lease stayed at {lease}, short of {moment}"
+        time.sleep(0.05)
+    return lease
+
+
 def test_a_live_sender_keeps_its_claims_past_the_lease(make_hook, receiver):
-    """The lease is renewed while a batch is in flight: a slow receiver is not sent twice."""
-    receiver.respond(delay=2.5)
+    """The lease is renewed while a batch is in flight, past the end of the first one."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
     make_hook()
     save_orders(1)
     reports = []
@@ -146,13 +173,19 @@ def test_a_live_sender_keeps_its_claims_past_the_lease(make_hook, receiver):
         finally:
             connection.close()
 
-    hooks = {**settings.HTTP_HOOKS, "LEASE_SECONDS": 1, "TIMEOUT": (1.0, 5.0)}
+    hooks = {**settings.HTTP_HOOKS, "LEASE_SECONDS": 1}
     with override_settings(HTTP_HOOKS=hooks):
         sender = threading.Thread(target=send)
         sender.start()
-        receiver.wait_for(1)
-        time.sleep(1.5)
-        assert claim_batch() == []
-        sender.join(timeout=10)
+        try:
+            receiver.wait_for(1, timeout=60)
+            first_lease = Callback.objects.get().claimed_until
+            # Renewed after the first lease had run out: the sender still holds it.
+            _claimed_until_reaches(first_lease + timedelta(seconds=2))
+            assert Callback.objects.get().status == "sending"
+        finally:
+            hold.set()
+            sender.join(timeout=60)
     assert reports[0].sent == 1
     assert len(receiver.requests) == 1
+    assert Attempt.objects.count() == 1
