@@ -11,7 +11,7 @@ import struct
 import subprocess
 import sys
 import termios
-import time
+import threading
 from io import StringIO
 from pathlib import Path
 
@@ -207,12 +207,12 @@ def test_loop_sends_what_becomes_due_and_stops_on_sigterm(make_hook, receiver, s
     worker = start_loop(env_with(same_db_env, LOOP_MIN_SLEEP=0.1, LOOP_MAX_SLEEP=0.3))
     try:
         orders(1)
-        receiver.wait_for(1, timeout=20)
+        receiver.wait_for(1, timeout=60)
         orders(1)
-        receiver.wait_for(2, timeout=5)
+        receiver.wait_for(2, timeout=60)
     finally:
         worker.send_signal(signal.SIGTERM)
-        stdout, stderr = worker.communicate(timeout=20)
+        stdout, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 0, stderr
     assert stdout.startswith("sending due callbacks until SIGTERM or SIGINT")
     assert stdout.splitlines()[-1].startswith("sent 2, retried 0, failed 0")
@@ -225,16 +225,17 @@ def test_loop_sends_what_becomes_due_and_stops_on_sigterm(make_hook, receiver, s
 def test_a_stop_signal_finishes_the_batch_in_hand_and_exits_0(
     make_hook, receiver, same_db_env, signum
 ):
-    receiver.respond(delay=1.5)
+    hold = threading.Event()
+    receiver.respond(hold=hold)
     make_hook()
     orders(10)
     worker = start_loop(env_with(same_db_env, BATCH_SIZE=5, CONCURRENCY=5))
     try:
-        receiver.wait_for(1, timeout=20)
-        time.sleep(0.2)
+        receiver.wait_for(5, timeout=60)  # the whole first batch is in flight, held
     finally:
         worker.send_signal(signum)
-        stdout, stderr = worker.communicate(timeout=20)
+        hold.set()
+        stdout, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 0, stderr
     statuses = list(Callback.objects.values_list("status", flat=True))
     assert sorted(statuses) == ["sent"] * 5 + ["waiting"] * 5
