@@ -68,15 +68,46 @@ def test_monitor_waiting_status(callbacks, capsys):
     [
         ([], "the following arguments are required: --status"),
         (["--status", "sent"], "invalid choice: 'sent'"),
-        (["--status", "error", "--callbacks_limit", "0"], "callbacks_limit must be at least 1"),
+        (
+            ["--status", "error", "--callbacks_limit", "0"],
+            "callbacks_limit must be a whole number >= 1",
+        ),
         (["--status", "error", "--callbacks_limit", "x"], "invalid int value"),
-        (["--status", "error", "--minutes_ago", "-1"], "minutes_ago must be a whole number"),
+        (["--status", "error", "--minutes_ago", "-1"], "minutes_ago must be a whole number from 0"),
+        (
+            ["--status", "error", "--minutes_ago", "99999999999"],
+            "minutes_ago must be a whole number",
+        ),
     ],
-    ids=["status-missing", "status-invalid", "limit-zero", "limit-not-a-number", "negative-window"],
+    ids=[
+        "status-missing",
+        "status-invalid",
+        "limit-zero",
+        "limit-not-a-number",
+        "negative-window",
+        "window-too-large",
+    ],
 )
 def test_monitor_bad_arguments_are_refused_with_a_clear_message(args, words):
     with pytest.raises(CommandError, match=words):
         monitor(*args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--status", "error", "--callbacks_limit", "0"],
+        ["--status", "error", "--minutes_ago", "-1"],
+        ["--status", "error", "--minutes_ago", "99999999999"],
+    ],
+    ids=["limit-zero", "negative-window", "window-too-large"],
+)
+def test_monitor_bad_values_exit_2_not_limit_reached(callbacks, args):
+    """Exit 1 means "limit reached" to an alerting cron job: bad input must not say that."""
+    with pytest.raises(CommandError) as info:
+        monitor(*args)
+    assert info.value.returncode == 2
+    assert "limit reached" not in str(info.value)
 
 
 def run_manage(*args, env=None):
@@ -110,13 +141,69 @@ def test_monitor_exit_codes_from_a_real_process(make_hook, same_db_env):
     )
     bad = run_manage("monitor_callbacks", "--status", "nope", env=same_db_env)
     assert bad.returncode == 2
-    assert "invalid choice: 'nope'" in bad.stderr
+    assert "invalid choice: 'nope' (choose from 'error', 'waiting')" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["monitor_callbacks", "--status", "error", "--callbacks_limit", "0"],
+            "CommandError: callbacks_limit must be a whole number >= 1",
+        ),
+        (
+            ["monitor_callbacks", "--status", "error", "--minutes_ago", "99999999999"],
+            "CommandError: minutes_ago must be a whole number from 0 to 52560000",
+        ),
+        (
+            ["delete_old_callbacks", "99999999999"],
+            "CommandError: days must be a whole number from 0 to 36500",
+        ),
+        (
+            ["delete_old_callbacks", "1", "--batch-size", "0"],
+            "CommandError: --batch-size must be at least 1",
+        ),
+    ],
+    ids=["limit-zero", "window-overflow", "days-overflow", "batch-zero"],
+)
+@pytest.mark.django_db(transaction=True)
+def test_bad_values_exit_2_with_one_line_from_a_real_process(args, line, same_db_env):
+    result = run_manage(*args, env=same_db_env)
+    assert (result.returncode, result.stdout, result.stderr.strip()) == (2, "", line)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["monitor_callbacks"],
+        ["monitor_callbacks", "--status", "error", "--callbacks_limit", "x"],
+        ["delete_old_callbacks", "ten"],
+    ],
+    ids=["status-missing", "limit-word", "days-word"],
+)
+@pytest.mark.django_db(transaction=True)
+def test_unparsable_arguments_exit_2_from_a_real_process(args, same_db_env):
+    result = run_manage(*args, env=same_db_env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"manage.py {args[0]}: error: ")
 
 
 def _age(callback_ids, days):
     Callback.objects.filter(pk__in=callback_ids).update(
         create_datetime=timezone.now() - datetime.timedelta(days=days)
     )
+
+
+def test_delete_old_callbacks_keeps_undelivered_ones_unless_told(callbacks, capsys):
+    waiting = callbacks[5]
+    Callback.objects.filter(pk=callbacks[4]).update(status=CallbackStatus.SENDING)
+    _age(callbacks, days=40)
+    call_command("delete_old_callbacks", "30")
+    assert "deleted 4 callbacks" in capsys.readouterr().out
+    assert sorted(Callback.objects.values_list("id", flat=True)) == [callbacks[4], waiting]
+    call_command("delete_old_callbacks", "30", "--include-undelivered")
+    assert "deleted 2 callbacks" in capsys.readouterr().out
+    assert not Callback.objects.exists()
 
 
 def test_delete_old_callbacks_deletes_only_older_ones_and_their_attempts(callbacks, capsys):
@@ -135,11 +222,12 @@ def test_delete_old_callbacks_deletes_only_older_ones_and_their_attempts(callbac
     ("args", "words"),
     [
         ([], "the following arguments are required: days"),
-        (["-3"], "days must be a whole number >= 0"),
+        (["-3"], "days must be a whole number from 0 to 36500"),
+        (["99999999999"], "days must be a whole number from 0 to 36500"),
         (["ten"], "invalid int value"),
         (["3", "--batch-size", "0"], "--batch-size must be at least 1"),
     ],
-    ids=["missing", "negative", "not-a-number", "zero-batch"],
+    ids=["missing", "negative", "overflow", "not-a-number", "zero-batch"],
 )
 def test_delete_old_callbacks_bad_arguments(callbacks, args, words):
     with pytest.raises(CommandError, match=words):
@@ -154,7 +242,11 @@ def test_delete_old_callbacks_in_a_real_process_reclaims_space(make_hook, same_d
     for i in range(3):
         Order.objects.create(name=f"o{i}")
     _age(list(Callback.objects.values_list("id", flat=True))[:2], days=5)
-    result = run_manage("delete_old_callbacks", "1", env=same_db_env)
+    result = run_manage("delete_old_callbacks", "1", "--include-undelivered", env=same_db_env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "deleted 2 callbacks created more than 1 day ago"
+    # The result is printed once: no log line next to it.
+    assert (result.stdout, result.stderr) == (
+        "deleted 2 callbacks created more than 1 day ago\n",
+        "",
+    )
     assert Callback.objects.count() == 1

@@ -19,6 +19,8 @@ from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
 from ..network import check_target_url
 from ..services import (
+    MAX_DAYS,
+    MAX_MINUTES,
     MONITORED_STATUSES,
     create_hook,
     create_signal,
@@ -378,7 +380,7 @@ class MonitorQuerySerializer(serializers.Serializer):
     )
     minutes_ago = serializers.IntegerField(
         min_value=0,
-        max_value=100 * 365 * 24 * 60,
+        max_value=MAX_MINUTES,
         required=False,
         help_text="Count only callbacks updated in the last this many minutes "
         "(the whole table when absent).",
@@ -398,8 +400,13 @@ class MonitorResultSerializer(serializers.Serializer):
 class DeleteOldSerializer(serializers.Serializer):
     days = serializers.IntegerField(
         min_value=0,
-        max_value=100 * 365,
+        max_value=MAX_DAYS,
         help_text="Delete callbacks created more than this many days ago.",
+    )
+    include_undelivered = serializers.BooleanField(
+        default=False,
+        help_text="Delete old `waiting` and `sending` callbacks too (their events are lost); "
+        "without it they are kept.",
     )
 
 

@@ -409,7 +409,9 @@ class CallbackViewSet(
         operation_id="delete_old_callbacks",
         summary="Delete old callbacks",
         description="What `manage.py delete_old_callbacks DAYS` does: deletes callbacks "
-        "created more than `days` days ago, in batches.",
+        "created more than `days` days ago, in batches; callbacks not delivered yet are kept "
+        "unless `include_undelivered`. Space is not reclaimed here (no `VACUUM` inside a "
+        "request): the command does that.",
         request=DeleteOldSerializer,
         responses=responses({200: DeletedSerializer}, 400, 415),
     )
@@ -417,5 +419,5 @@ class CallbackViewSet(
     def delete_old(self, request: Request) -> Response:
         serializer = DeleteOldSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        deleted = services.delete_old_callbacks(days=serializer.validated_data["days"])
+        deleted = services.delete_old_callbacks(**serializer.validated_data, vacuum=False)
         return Response(DeletedSerializer({"deleted": deleted}).data)

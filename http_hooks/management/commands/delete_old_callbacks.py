@@ -1,27 +1,45 @@
+"""``manage.py delete_old_callbacks DAYS``: retention."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import pluralize
 
 from http_hooks.exceptions import HttpHooksError
 from http_hooks.services import delete_old_callbacks
 
+BAD_ARGUMENTS = 2
+
 
 class Command(BaseCommand):
     help = (
         "Delete callbacks (and their attempts) created more than DAYS days ago, in batches, "
-        "then reclaim the space where the database supports it."
+        "then reclaim the space where the database supports it. Callbacks not delivered "
+        "yet (waiting, sending) are kept unless --include-undelivered."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:
         parser.add_argument("days", type=int, help="Age in days of the oldest callbacks to keep.")
+        parser.add_argument(
+            "--include-undelivered",
+            action="store_true",
+            help="Delete old waiting and sending callbacks too (their events are lost).",
+        )
         parser.add_argument("--batch-size", type=int, default=5000)
 
-    def handle(self, *args, days, batch_size, **options):
+    def handle(
+        self, *args: Any, days: int, include_undelivered: bool, batch_size: int, **options
+    ) -> None:
         if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1")
+            raise CommandError("--batch-size must be at least 1", returncode=BAD_ARGUMENTS)
         try:
-            deleted = delete_old_callbacks(days=days, batch_size=batch_size)
+            deleted = delete_old_callbacks(
+                days=days, include_undelivered=include_undelivered, batch_size=batch_size
+            )
         except HttpHooksError as exc:
-            raise CommandError(exc.message) from exc
+            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         self.stdout.write(
             f"deleted {deleted} callback{pluralize(deleted)} "
             f"created more than {days} day{pluralize(days)} ago"

@@ -1,27 +1,39 @@
+"""``manage.py monitor_callbacks``: exit 1 when too many callbacks have a status (alerting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from http_hooks.exceptions import HttpHooksError
 from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
 
+# Exit status of bad arguments, as argparse's own: 1 means "limit reached".
+BAD_ARGUMENTS = 2
+
 
 class Command(BaseCommand):
     help = (
         "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
-        "updated in the last --minutes_ago minutes (in the whole table without it)."
+        "updated in the last --minutes_ago minutes (in the whole table without it); "
+        "2 for bad arguments."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument("--status", required=True, choices=list(MONITORED_STATUSES))
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--status", required=True, choices=[status.value for status in MONITORED_STATUSES]
+        )
         parser.add_argument("--callbacks_limit", type=int, default=10)
         parser.add_argument("--minutes_ago", type=int, default=None)
 
-    def handle(self, *args, status, callbacks_limit, minutes_ago, **options):
+    def handle(self, *args: Any, status: str, callbacks_limit: int, minutes_ago, **options):
         try:
             result = monitor_callbacks(
                 status=status, callbacks_limit=callbacks_limit, minutes_ago=minutes_ago
             )
         except HttpHooksError as exc:
-            raise CommandError(exc.message) from exc
+            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         window = "in all" if minutes_ago is None else f"in the last {minutes_ago} minutes"
         message = f"{result.count} {status} callbacks updated {window} (limit {callbacks_limit})"
         if result.exceeded:
