@@ -6,6 +6,8 @@ field-level 400 and the admin into a form error without guessing.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 
 class HttpHooksError(Exception):
     """Base class of every error this app raises on purpose."""
@@ -19,6 +21,16 @@ class HttpHooksError(Exception):
         if field is not None:
             self.field = field
         super().__init__(self.message)
+
+    def as_django_error(self) -> ValidationError:
+        """This error as a Django ``ValidationError`` (a form or filter error).
+
+        The message goes in as a parameter, never as the format string: it
+        quotes user input, and code that formats messages with their
+        parameters (django-filter always does, ``message % (params or ())``)
+        would read a ``%`` the user typed as a placeholder and fail.
+        """
+        return ValidationError("%(message)s", code=self.code, params={"message": self.message})
 
 
 class InvalidSignalError(HttpHooksError):

@@ -65,7 +65,7 @@ class HookAdminForm(forms.ModelForm):
             )
         except HttpHooksError as exc:
             field = exc.field if exc.field in self.fields else None
-            self.add_error(field, exc.message)
+            self.add_error(field, exc.as_django_error())
             return cleaned
         cleaned["headers"] = valid["headers"]
         cleaned["http_method"] = valid["http_method"]
@@ -83,5 +83,5 @@ class SignalAdminForm(forms.ModelForm):
         try:
             import_signal(path)
         except HttpHooksError as exc:
-            raise forms.ValidationError(exc.message) from exc
+            raise exc.as_django_error() from exc
         return path

@@ -1,7 +1,9 @@
 """Mount with ``path("api/", include("http_hooks.urls"))``."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from .api.errors import not_found
 
 urlpatterns = [
     path("", include("http_hooks.api.urls")),
@@ -18,4 +20,6 @@ urlpatterns = [
         ),
         name="http_hooks-redoc",
     ),
+    # Last: any other URL under the API is a JSON 404, not the project's HTML page.
+    re_path(r"", not_found),
 ]

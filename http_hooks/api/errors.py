@@ -3,8 +3,10 @@
 Every view of the REST API uses ``exception_handler`` (through
 ``views.HttpHooksAPIMixin``), so the project's ``REST_FRAMEWORK`` settings
 need no change. The service layer's ``HttpHooksError`` becomes a 400 on the
-field it names (a failed HTTP transport, ``TransportError``, becomes a 503);
-every error, DRF's own included, gets the same body::
+field it names (a failed HTTP transport, ``TransportError``, becomes a 503), a
+body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413; every error, DRF's
+own included, and the 404 of an unknown URL under the API (``not_found``) get
+the same body::
 
     {"code": "invalid_headers", "detail": "headers: invalid headers: ...",
      "errors": [{"field": "headers", "code": "invalid_headers", "message": "..."}]}
@@ -15,8 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -37,6 +47,12 @@ class TransportUnavailable(exceptions.APIException):
     default_code = "transport_error"
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is larger than the server accepts."
+    default_code = "request_too_large"
+
+
 def as_validation_error(error: HttpHooksError) -> exceptions.ValidationError:
     """A DRF ``ValidationError`` on the field ``error`` concerns, keeping its code."""
     field = error.field or api_settings.NON_FIELD_ERRORS_KEY
@@ -50,12 +66,36 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = as_validation_error(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = error_body(exc)
     return response
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """The answer to a URL under the API that no route matches: the JSON error body,
+    not the project's HTML 404 page.
+
+    Being a route itself, it keeps ``CommonMiddleware`` from adding the missing
+    slash, so it does that here: a GET of ``/api/hooks`` still moves to
+    ``/api/hooks/``; other methods get the 404 with the right URL in it.
+    """
+    path = request.path_info
+    if settings.APPEND_SLASH and not path.endswith("/"):
+        try:
+            match = resolve(f"{path}/", getattr(request, "urlconf", None))
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not not_found:
+            if request.method in ("GET", "HEAD"):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+            detail = f"Not found; the URL ends with a slash: {request.path}/"
+            return JsonResponse(error_body(exceptions.NotFound(detail)), status=404)
+    return JsonResponse(error_body(exceptions.NotFound()), status=404)
 
 
 def error_body(exc: exceptions.APIException) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django import forms
 from django.contrib.contenttypes.models import ContentType
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters
 
@@ -24,7 +26,7 @@ class ModelLabelFormField(forms.CharField):
         try:
             return resolve_model(label)
         except HttpHooksError as exc:
-            raise forms.ValidationError(exc.message, code=exc.code) from exc
+            raise exc.as_django_error() from exc
 
 
 class StrictBooleanFormField(forms.NullBooleanField):
@@ -40,6 +42,27 @@ class StrictBooleanFormField(forms.NullBooleanField):
             return self.VALUES[str(value).lower()]
         except KeyError:
             raise forms.ValidationError("Enter true or false.", code="invalid") from None
+
+
+class UTCDateTimeFormField(IsoDateTimeField):
+    """An ISO 8601 date-time, given to the database in UTC.
+
+    Python takes offsets up to 24 hours (``+20:00``), PostgreSQL only up to 16:
+    passed on as given, such a value fails in the database, not here.
+    """
+
+    def to_python(self, value: Any) -> datetime | None:
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("The date-time is out of range.", code="invalid") from None
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeFormField
 
 
 class BooleanFilter(django_filters.BooleanFilter):
@@ -116,16 +139,16 @@ class CallbackFilter(django_filters.FilterSet):
     hook = integer_filter(
         field_name="hook_id", minimum=1, maximum=MAX_ID, help_text="Callbacks of this hook."
     )
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = DateTimeFilter(
         field_name="create_datetime", lookup_expr="gte", help_text="Created at or after."
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = DateTimeFilter(
         field_name="create_datetime", lookup_expr="lt", help_text="Created before."
     )
-    updated_after = django_filters.IsoDateTimeFilter(
+    updated_after = DateTimeFilter(
         field_name="update_datetime", lookup_expr="gte", help_text="Updated at or after."
     )
-    updated_before = django_filters.IsoDateTimeFilter(
+    updated_before = DateTimeFilter(
         field_name="update_datetime", lookup_expr="lt", help_text="Updated before."
     )
     response_status = integer_filter(

@@ -22,7 +22,6 @@ from drf_spectacular.utils import (
 from rest_framework import filters, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +34,7 @@ from . import schema  # noqa: F401  (registers the schema extensions)
 from .errors import Conflict, exception_handler
 from .filters import CallbackFilter, HookFilter, OrderingFilter, SignalFilter
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
+from .parsers import JSONParser
 from .serializers import (
     AttemptSerializer,
     CallbackIdsSerializer,
@@ -55,11 +55,13 @@ from .serializers import (
 )
 
 ERROR_DESCRIPTIONS = {
-    400: "Invalid input: `errors` lists each field at fault.",
+    400: "Invalid input: `errors` lists each field at fault (empty when the body is not "
+    "valid JSON or nests deeper than 32 levels).",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
     404: "No such object (or, for a list, no such page or cursor).",
     409: "Conflict with the object's current state.",
+    413: "The body is larger than the server accepts (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`).",
     415: "The body is not JSON (`Content-Type: application/json`).",
     503: "The HTTP transport failed while sending; nothing was lost, try again.",
 }
@@ -80,10 +82,12 @@ CALLBACK_ID = id_parameter("callback")
 
 def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
     """``ok`` plus the documented error answers: ``errors`` and the auth errors of every
-    endpoint, all with the ``Error`` body."""
+    endpoint, all with the ``Error`` body. An operation that takes a body (a 415 when
+    it is not JSON) also answers 413 when it is too large."""
+    too_large = (413,) if 415 in errors else ()
     return ok | {
         code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
-        for code in (*errors, 401, 403)
+        for code in (*errors, *too_large, 401, 403)
     }
 
 

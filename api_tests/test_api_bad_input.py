@@ -1,0 +1,156 @@
+"""Bad input at the edges of the REST API gets the JSON error body, never a 500 or an
+HTML page: one test per class of input that once got through."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from django.test import override_settings
+
+from http_hooks.forms import SignalAdminForm
+from http_hooks.models import Callback, CallbackStatus
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+PERCENT_TEXTS = ["%s", "%(x)s", "%d%%", "100%", "%"]
+
+
+def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"code", "detail", "errors"}
+    assert body["code"] == code
+    if field is not None:
+        assert [error["field"] for error in body["errors"]] == [field]
+    return body
+
+
+# --- user text is quoted in messages, never used as a format string ----------------
+
+
+@pytest.mark.parametrize("text", PERCENT_TEXTS)
+def test_percent_signs_in_a_filter_value_are_quoted_in_the_error(staff_client, text):
+    body = assert_error(
+        staff_client.get("/api/hooks/", {"model": text}), 400, "invalid_model", "model"
+    )
+    assert f"'{text}'" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("text", PERCENT_TEXTS)
+def test_percent_signs_in_a_body_are_quoted_in_the_errors(staff_client, text):
+    data = {"model": text, "signals": [text], "target_url": text, "name": "x", "headers": text}
+    body = assert_error(staff_client.post("/api/hooks/", data, format="json"), 400, "invalid_model")
+    assert {error["field"] for error in body["errors"]} == {
+        "model",
+        "signals",
+        "target_url",
+        "headers",
+    }
+
+
+@pytest.mark.parametrize("text", PERCENT_TEXTS)
+def test_percent_signs_in_an_admin_form_are_quoted_in_the_error(text):
+    form = SignalAdminForm(data={"signal": text})
+    assert not form.is_valid()
+    assert f"'{text}'" in form.errors["signal"][0]
+
+
+# --- date-time filters take any offset Python parses, on every database -------------
+
+
+@pytest.fixture
+def new_year_callback(make_hook):
+    make_hook()
+    Order.objects.create(name="one")
+    callback = Callback.objects.get()
+    moment = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    Callback.objects.filter(pk=callback.pk).update(
+        create_datetime=moment, update_datetime=moment, status=CallbackStatus.ERROR
+    )
+    return callback
+
+
+@pytest.mark.parametrize(
+    ("moment", "found"),
+    [
+        # 2019-12-31T23:00Z and 2020-01-01T00:59Z: offsets PostgreSQL does not take.
+        pytest.param("2020-01-01T19:00:00+20:00", True, id="plus-20h"),
+        pytest.param("2019-12-31T01:00:00-23:59", False, id="minus-23h59"),
+        pytest.param("2020-01-01T00:00:00+00:00", True, id="utc"),
+        pytest.param("2020-01-01T00:00:00", True, id="naive"),
+    ],
+)
+def test_date_time_filters_take_any_offset(staff_client, new_year_callback, moment, found):
+    response = staff_client.get("/api/callbacks/", {"created_after": moment})
+    assert response.status_code == 200, response.content
+    expected = [new_year_callback.pk] if found else []
+    assert [callback["id"] for callback in response.json()["results"]] == expected
+    response = staff_client.post(
+        f"/api/callbacks/resend/?updated_after={moment.replace('+', '%2B')}", {}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json() == {"count": int(found)}
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+20:00", "9999-12-31T23:59:59-20:00", "2020-01-01T00:00:00+24:00"],
+)
+def test_date_time_filters_refuse_what_is_out_of_range(staff_client, new_year_callback, moment):
+    query = {"created_before": moment}
+    assert_error(staff_client.get("/api/callbacks/", query), 400, "invalid", "created_before")
+    response = staff_client.post(
+        f"/api/callbacks/resend/?created_before={moment.replace('+', '%2B')}", {}, format="json"
+    )
+    assert_error(response, 400, "invalid", "created_before")
+    assert Callback.objects.get().status == CallbackStatus.ERROR
+
+
+# --- JSON bodies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 100_000])
+def test_deeply_nested_json_is_a_400(staff_client, depth):
+    body = '{"ids": ' + "[" * depth + "]" * depth + "}"
+    for url in ["/api/hooks/", "/api/callbacks/resend/", "/api/signals/"]:
+        response = staff_client.post(url, body, content_type="application/json")
+        assert_error(response, 400, "parse_error")
+    assert not Callback.objects.filter(status=CallbackStatus.WAITING).exists()
+
+
+def test_json_nested_32_levels_is_parsed(staff_client):
+    body = {"ids": json.loads("[" * 31 + "1" + "]" * 31)}
+    response = staff_client.post("/api/callbacks/resend/", body, format="json")
+    assert_error(response, 400, "invalid", "ids.0")
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+@pytest.mark.parametrize("url", ["/api/hooks/", "/api/signals/", "/api/callbacks/send/"])
+def test_body_over_the_upload_limit_is_a_413(staff_client, url):
+    body = json.dumps({"name": "x" * 1000})
+    assert_error(
+        staff_client.post(url, body, content_type="application/json"), 413, "request_too_large"
+    )
+
+
+# --- URLs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/nothing/", "/api/hooks/1/nothing/", "/api/x", "/api/schema/x/", "/api/%25s/"]
+)
+def test_unknown_url_under_the_api_is_a_json_404(staff_client, url):
+    for method in (staff_client.get, staff_client.post, staff_client.delete):
+        assert_error(method(url), 404, "not_found")
+
+
+def test_a_missing_slash_still_redirects_a_get_and_says_so_otherwise(staff_client):
+    response = staff_client.get("/api/hooks?enabled=true")
+    assert response.status_code == 301
+    assert response["Location"] == "/api/hooks/?enabled=true"
+    body = assert_error(staff_client.post("/api/hooks", {}, format="json"), 404, "not_found")
+    assert "/api/hooks/" in body["detail"]
