@@ -9,11 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from http_hooks.api import create_signal, delete_hook, update_hook
-from http_hooks.models import Callback, Hook
+from http_hooks.exceptions import InvalidModelError, InvalidSignalError
+from http_hooks.models import Callback, Hook, Signal
 from http_hooks.registry import registry
 from http_hooks.services import set_hook_enabled
 from shop.models import Customer, Order
@@ -287,3 +290,53 @@ def test_an_uncommitted_hook_never_reaches_other_threads(make_hook, settings, cl
     assert Order not in seen[0]
     Order.objects.create(name="mine")  # this thread still sees its own hook
     assert Callback.objects.count() == 1
+
+
+# --- hooks that cannot be loaded ---------------------------------------------------
+
+
+def _link_a_signal_that_does_not_import(hook) -> None:
+    """As an older version or a deleted module leaves it: no model signal is sent."""
+    gone = Signal.objects.create(signal="shop.signals.gone")
+    Hook.signals.through.objects.create(hook=hook, signal=gone)
+
+
+def _point_at_a_model_that_is_gone(hook) -> None:
+    gone = ContentType.objects.create(app_label="gone", model="gone")
+    Hook.objects.filter(pk=hook.pk).update(model=gone, update_datetime=timezone.now())
+
+
+@pytest.mark.parametrize(
+    ("breakage", "error", "words"),
+    [
+        (_link_a_signal_that_does_not_import, InvalidSignalError, "shop.signals.gone"),
+        (_point_at_a_model_that_is_gone, InvalidModelError, "its model is missing"),
+    ],
+    ids=["signal-gone", "model-gone"],
+)
+@pytest.mark.parametrize("raise_exceptions", [False, True], ids=["default", "raise"])
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_that_cannot_be_loaded_never_breaks_a_save(
+    make_hook, settings, caplog, breakage, error, words, raise_exceptions
+):
+    """Left out and logged; with RAISE_EXCEPTIONS also raised where hooks are loaded
+    on purpose (a hook change, ``reload()``), as the old package raised while
+    loading hooks, but never from the signal of a user's save."""
+    settings.DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS = raise_exceptions
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "REGISTRY_TTL": 0}
+    working, broken = make_hook(name="working"), make_hook(name="broken", model="shop.customer")
+    breakage(broken)
+    Order.objects.create(name="the registry notices at this save")
+    assert list(Callback.objects.values_list("hook_id", flat=True)) == [working.pk]
+    assert words in caplog.text
+    if raise_exceptions:
+        with pytest.raises(error, match=words):
+            registry.reload()
+        with pytest.raises(error, match=words):
+            update_hook(working, name="renamed")
+        assert Hook.objects.get(pk=working.pk).name == "working"  # the change rolled back
+    else:
+        registry.reload()
+        update_hook(working, name="renamed")
+    Order.objects.create(name="still fires")
+    assert Callback.objects.filter(hook_id=working.pk).count() == 2

@@ -69,9 +69,10 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
 def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
     """A self-contained request for ``hook``; an ``error`` callback if it cannot be built.
 
-    A failure never reaches the user's ``save()`` unless
-    ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` is set: the event is kept, with the
-    reason in ``status_details``, so that nothing is lost silently.
+    A failure never reaches the user's ``save()``, whatever
+    ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` says (as in infi.django_http_hooks,
+    which recorded bad payloads and headers even with it): the event is kept,
+    with the reason in ``status_details``, so that nothing is lost silently.
     """
     instance = context.get("instance")
     model = hook.model.model_class()
@@ -98,8 +99,6 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
             context=context,
         )
     except Exception as exc:
-        if hooks_settings.RAISE_EXCEPTIONS:
-            raise
         reason = str(exc) if isinstance(exc, HttpHooksError) else f"{type(exc).__name__}: {exc}"
         logger.warning(
             "hook %s: callback stored as error: %s",

@@ -10,6 +10,12 @@ when the fingerprint moved, so a steady-state save costs no query.
 Changes made inside a transaction are visible at once to the thread that made
 them (its own uncommitted view), and to everybody else only after commit: a
 rolled-back hook never fires anywhere.
+
+A hook that cannot be loaded (its signal does not import, its model is gone) is
+left out and logged. With ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` the error is
+also raised, as infi.django_http_hooks raised it, where hooks are loaded on
+purpose: after a hook change and in ``reload()``. Never at signal time or when
+a request starts: a hook's problem must not break a user's save or request.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from django.db.models import signals as model_signals
 from django.dispatch import Signal as DjangoSignal
 
 from .context import hooks_disabled
-from .exceptions import InvalidSignalError
+from .exceptions import HttpHooksError, InvalidModelError, InvalidSignalError
 from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
@@ -165,11 +171,13 @@ class HookRegistry:
             and any(entry[1] is publish for entry in connection.run_on_commit)
         )
 
-    def _set_local(self, using: str) -> None:
-        table = self._build(using)
-        self._connect(table)
+    def _set_local(self, using: str, *, strict: bool = False) -> None:
+        problems: list[HttpHooksError] = []
+        table = self._build(using, problems)
+        self._connect(table, problems)
         self._local.table, self._local.alias = table, using
         self._local.blocks = list(connections[using].atomic_blocks)
+        _report(problems, strict=strict)
 
     # --- loading ------------------------------------------------------------
 
@@ -177,30 +185,41 @@ class HookRegistry:
         """A hook or signal changed on ``using``: rebuild now, publish after commit."""
         connection = connections[using]
         if not connection.in_atomic_block:
-            self.reload(using=using)
-            run_reload_command()
+            try:
+                self.reload(using=using)
+            finally:
+                run_reload_command()
             return
         self._local.alias = using
         if not self._publish_pending(connection):
 
             def publish() -> None:
                 self._local.table = self._local.publish = None
-                self.reload(using=using)
-                run_reload_command()
+                try:
+                    self.reload(using=using)
+                finally:
+                    run_reload_command()
 
             self._local.publish = publish
             transaction.on_commit(publish, using=using)
-        self._set_local(using)
+        self._set_local(using, strict=True)
 
-    def reload(self, *, using: str | None = None) -> None:
-        """Load the map from the database now, in this process."""
+    def reload(self, *, using: str | None = None, strict: bool = True) -> None:
+        """Load the map from the database now, in this process.
+
+        Hooks that cannot be loaded are left out and logged; with ``strict``
+        and ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` the first such error is then
+        raised (the map is loaded all the same).
+        """
         using = using or router.db_for_read(_hook_model())
+        problems: list[HttpHooksError] = []
         with self._lock:
             fingerprint = self._read_fingerprint(using)
-            table = self._build(using)
-            self._connect(table, prune=True)
+            table = self._build(using, problems)
+            self._connect(table, problems, prune=True)
             self._table, self._fingerprint = table, fingerprint
             self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
+        _report(problems, strict=strict)
 
     def _refresh_if_due(self) -> None:
         if time.monotonic() < self._next_check:
@@ -215,7 +234,7 @@ class HookRegistry:
                 return
             try:
                 if self._read_fingerprint(using) != self._fingerprint:
-                    self.reload(using=using)
+                    self.reload(using=using, strict=False)
                 else:
                     self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
             except DatabaseError:
@@ -248,7 +267,7 @@ class HookRegistry:
             cursor.execute(sql)
             return tuple(cursor.fetchone())
 
-    def _build(self, using: str) -> Table:
+    def _build(self, using: str, problems: list[HttpHooksError]) -> Table:
         from .models import Hook
 
         table: dict[tuple[str, type], list[Any]] = {}
@@ -262,13 +281,19 @@ class HookRegistry:
         for hook in hooks:
             model = hook.model.model_class()
             if model is None or model._meta.app_label == "http_hooks":
-                logger.warning("hook %s ignored: its model is missing or http_hooks' own", hook.pk)
+                problems.append(
+                    InvalidModelError(
+                        f"hook {hook.pk} ignored: its model is missing or http_hooks' own"
+                    )
+                )
                 continue
             for signal in hook.signals.all():
                 table.setdefault((signal.signal, model), []).append(hook)
         return {key: tuple(hooks) for key, hooks in table.items()}
 
-    def _connect(self, table: Table, *, prune: bool = False) -> None:
+    def _connect(
+        self, table: Table, problems: list[HttpHooksError], *, prune: bool = False
+    ) -> None:
         """Connect a receiver for each (signal, model) outside the write signals.
 
         Those (pre_init, post_init, custom signals) get a receiver bound to
@@ -283,7 +308,9 @@ class HookRegistry:
                 try:
                     signal = import_signal(path)
                 except InvalidSignalError as exc:
-                    logger.warning("signal %s of a hook cannot be connected: %s", path, exc)
+                    problems.append(
+                        InvalidSignalError(f"signal {path} of a hook cannot be connected: {exc}")
+                    )
                     continue
                 signal.connect(
                     self._receiver(path),
@@ -312,6 +339,14 @@ def _savepoint_if_needed(using: str):
     from contextlib import nullcontext
 
     return nullcontext()
+
+
+def _report(problems: list[HttpHooksError], *, strict: bool) -> None:
+    """Log each hook that could not be loaded; raise the first one if asked to."""
+    for problem in problems:
+        logger.warning("%s", problem)
+    if problems and strict and hooks_settings.RAISE_EXCEPTIONS:
+        raise problems[0]
 
 
 def run_reload_command() -> None:
