@@ -47,7 +47,7 @@ def worker(same_db_env, queue, tmp_path):
     print(log.read_text())  # shown by pytest when the test failed
 
 
-def wait_until_sent(count: int, timeout: float = 30.0) -> None:
+def wait_until_sent(count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while Callback.objects.filter(status="sent").count() < count:
         assert time.monotonic() < deadline, list(Callback.objects.values("status"))

@@ -236,7 +236,7 @@ def test_disable_hooks_is_per_thread(make_hook):
     seen = {}
 
     def other_thread():
-        inside.wait(5)
+        seen["inside_the_block"] = inside.wait(60)
         seen["disabled_elsewhere"] = hooks_disabled()
         release.set()
 
@@ -244,9 +244,9 @@ def test_disable_hooks_is_per_thread(make_hook):
     thread.start()
     with disable_hooks():
         inside.set()
-        release.wait(5)
+        assert release.wait(60), "the other thread never looked"
     thread.join()
-    assert seen == {"disabled_elsewhere": False}
+    assert seen == {"inside_the_block": True, "disabled_elsewhere": False}
 
 
 def test_disable_hooks_is_per_async_task():

@@ -103,10 +103,12 @@ def deliver_one(receiver) -> object:
 @pytest.mark.django_db
 def test_a_delivered_request_verifies_with_the_official_library(make_hook, receiver):
     make_hook(secret=SECRET, content_type="application/json")
+    before = int(time.time())
     request = deliver_one(receiver)
+    after = time.time()
     callback = Callback.objects.get()
     assert request.headers["webhook-id"] == str(callback.event_id)
-    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 10
+    assert before <= int(request.headers["webhook-timestamp"]) <= after
     assert request.headers["webhook-signature"].startswith("v1,")
     assert received_verifies(request, SECRET)
     assert not received_verifies(request, "whsec_" + "A" * 32)
