@@ -312,7 +312,7 @@ def test_send_only_listed_callbacks_even_if_not_due(staff_client, make_hook):
     first, second = orders(2)
     Callback.objects.update(next_attempt_at=timezone.now() + datetime.timedelta(hours=1))
     assert send(staff_client)["total"] == 0
-    assert send(staff_client, callback_ids=[second.pk])["sent"] == 1
+    assert send(staff_client, ids=[second.pk])["sent"] == 1
     assert Callback.objects.get(pk=first.pk).status == "waiting"
 
 
@@ -321,14 +321,50 @@ def test_send_only_listed_callbacks_even_if_not_due(staff_client, make_hook):
     [
         pytest.param({"hook_id": 999}, "hook_id", id="unknown-hook"),
         pytest.param({"hook_id": "x"}, "hook_id", id="hook-not-a-number"),
-        pytest.param({"callback_ids": "1"}, "callback_ids", id="ids-not-a-list"),
-        pytest.param({"callback_ids": [0]}, "callback_ids.0", id="id-zero"),
+        pytest.param({"ids": "1"}, "ids", id="ids-not-a-list"),
+        pytest.param({"ids": [0]}, "ids.0", id="id-zero"),
+        pytest.param({"limit": 0}, "limit", id="limit-zero"),
+        pytest.param({"limit": 3}, "limit", id="limit-over-batch-size"),
+        pytest.param({"limit": "x"}, "limit", id="limit-not-a-number"),
     ],
 )
-def test_send_refuses_bad_input(staff_client, data, field):
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "BATCH_SIZE": 2})
+def test_send_refuses_bad_input(staff_client, make_hook, data, field):
+    make_hook()
+    orders(1)
     response = staff_client.post("/api/callbacks/send/", data, format="json")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == field
+    assert Callback.objects.get().status == "waiting"
+
+
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "BATCH_SIZE": 2})
+def test_send_sends_one_batch_per_request_and_says_when_more_are_due(
+    staff_client, make_hook, receiver
+):
+    make_hook()
+    orders(5)
+    first = send(staff_client)
+    assert (first["mode"], first["sent"], first["more"]) == ("sent", 2, True)
+    assert len(receiver.wait_for(2)) == 2
+    assert Callback.objects.filter(status="waiting").count() == 3
+    assert send(staff_client, limit=1)["sent"] == 1
+    assert Callback.objects.filter(status="waiting").count() == 2
+    last = send(staff_client)
+    assert (last["mode"], last["sent"], last["more"]) == ("sent", 2, False)
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(receiver.requests) == 5
+
+
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "BATCH_SIZE": 2})
+def test_send_listed_callbacks_one_batch_at_a_time(staff_client, make_hook, receiver):
+    make_hook()
+    callbacks = orders(3)
+    ids = [c.pk for c in callbacks]
+    assert send(staff_client, ids=ids)["more"] is True
+    assert send(staff_client, ids=ids)["more"] is False
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(receiver.requests) == 3
 
 
 # --- monitor ---------------------------------------------------------------------
@@ -404,7 +440,7 @@ def test_attempts_of_a_callback_newest_first(staff_client, make_hook, receiver):
     (callback,) = orders(1)
     send(staff_client)
     receiver.respond(status=200, body=b"yes")
-    send(staff_client, callback_ids=[callback.pk])
+    send(staff_client, ids=[callback.pk])
     response = staff_client.get(f"/api/callbacks/{callback.pk}/attempts/")
     assert response.status_code == 200
     second, first = response.json()["results"]

@@ -35,7 +35,7 @@ ENDPOINTS = [
     ("delete", "/api/callbacks/{callback}/", None, "delete_callback"),
     ("post", "/api/callbacks/{callback}/resend/", None, "change_callback"),
     ("post", "/api/callbacks/resend/", {"ids": [1]}, "change_callback"),
-    ("post", "/api/callbacks/send/", {"callback_ids": [1]}, "change_callback"),
+    ("post", "/api/callbacks/send/", {"ids": [1]}, "change_callback"),
     ("get", "/api/callbacks/monitor/?status=error", None, "view_callback"),
     ("get", "/api/callbacks/{callback}/attempts/", None, "view_callback"),
     ("post", "/api/callbacks/delete-old/", {"days": 30}, "delete_callback"),

@@ -2,6 +2,7 @@
 127.0.0.1:6379, sharing this test's database: no ``send_callbacks`` is ever run here.
 And the app without Celery installed."""
 
+import datetime
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import uuid
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 from http_hooks.models import Callback
 from http_hooks.services import resend_callbacks
@@ -125,3 +127,34 @@ def test_without_celery_installed_the_app_imports_and_sends(make_hook, receiver,
     assert result.returncode == 0, result.stderr
     assert "sent 1," in result.stdout
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.celery
+def test_the_send_endpoint_hands_the_work_to_the_workers(
+    make_hook, receiver, worker, queue, staff_client
+):
+    hook = make_hook()
+    Order.objects.create(name="Tea")
+    Order.objects.create(name="Cake")
+    later, _due = Callback.objects.order_by("pk")
+    Callback.objects.filter(pk=later.pk).update(
+        next_attempt_at=timezone.now() + datetime.timedelta(hours=1)
+    )
+    celery_mode = {**settings.HTTP_HOOKS, "DISPATCH": "celery", "CELERY_QUEUE": queue}
+    queued = {
+        "mode": "queued",
+        **dict.fromkeys(("sent", "retried", "failed", "total"), 0),
+        **dict.fromkeys(("duration", "rate"), 0.0),
+        "more": False,
+    }
+    with override_settings(HTTP_HOOKS=celery_mode):
+        # Listed: queued even though its retry time has not come.
+        response = staff_client.post("/api/callbacks/send/", {"ids": [later.pk]}, format="json")
+        assert response.json() == queued
+        (request,) = receiver.wait_for(1, timeout=60)
+        assert request.headers["webhook-id"] == str(later.event_id)
+        wait_until_sent(1)
+        response = staff_client.post("/api/callbacks/send/", {"hook_id": hook.pk}, format="json")
+        assert response.json() == queued
+        receiver.wait_for(2, timeout=60)
+        wait_until_sent(2)

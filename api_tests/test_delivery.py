@@ -170,10 +170,10 @@ def test_the_last_failed_try_sets_error(make_hook, receiver):
     callback = one_callback(make_hook)
     with hooks_settings(MAX_ATTEMPTS=3):
         for expected_attempts in (1, 2):
-            report = send_callbacks(callback_ids=[callback.pk])
+            report = send_callbacks(ids=[callback.pk])
             assert report.retried == 1
             assert Callback.objects.get().attempts == expected_attempts
-        report = send_callbacks(callback_ids=[callback.pk])
+        report = send_callbacks(ids=[callback.pk])
     callback.refresh_from_db()
     assert report.failed == 1
     assert callback.status == "error"
@@ -289,7 +289,7 @@ def test_listed_callbacks_are_sent_whatever_their_retry_time(make_hook, receiver
         )
     )
     assert send_callbacks().total == 0
-    report = send_callbacks(callback_ids=wanted)
+    report = send_callbacks(ids=wanted)
     assert report.sent == 2
     assert sorted(r.json()["object_id"] for r in receiver.requests) == [
         orders[0].pk,
@@ -304,7 +304,7 @@ def test_a_queued_task_run_again_leaves_a_retry_to_its_schedule(make_hook, recei
     with hooks_settings():
         assert send_listed_callbacks([callback.pk]) == {"sent": 0, "retried": 1, "failed": 0}
         assert send_listed_callbacks([callback.pk]) == {"sent": 0, "retried": 0, "failed": 0}
-        assert send_callbacks(callback_ids=[callback.pk], due_only=True).total == 0
+        assert send_callbacks(ids=[callback.pk], due_only=True).total == 0
     assert len(receiver.requests) == 1
     assert Callback.objects.get().attempts == 1
 
@@ -322,7 +322,7 @@ def test_sent_and_error_callbacks_are_never_sent_again(make_hook, receiver):
     Callback.objects.filter(pk=first.pk).update(status="sent")
     Callback.objects.filter(pk=second.pk).update(status="error")
     assert send_callbacks().total == 0
-    assert send_callbacks(callback_ids=[first.pk, second.pk]).total == 0
+    assert send_callbacks(ids=[first.pk, second.pk]).total == 0
     assert receiver.requests == []
 
 

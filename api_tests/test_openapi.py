@@ -80,7 +80,9 @@ def test_answers_that_are_not_models_have_their_own_types(schema):
     assert set(components["MonitorResult"]["properties"]) == {
         "status", "count", "callbacks_limit", "minutes_ago", "exceeded",
     }  # fmt: skip
-    assert {"sent", "retried", "failed"} <= set(components["DeliveryReport"]["properties"])
+    assert {"mode", "sent", "retried", "failed", "more"} <= set(
+        components["SendResult"]["properties"]
+    )
     assert set(components["Error"]["properties"]) == {"code", "detail", "errors"}
 
 

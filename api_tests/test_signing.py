@@ -150,7 +150,7 @@ def test_a_retry_keeps_the_event_id_and_is_signed_afresh(make_hook, receiver):
     callback = Callback.objects.get()
     send_callbacks()
     receiver.respond(status=200)
-    send_callbacks(callback_ids=[callback.pk])
+    send_callbacks(ids=[callback.pk])
     first, second = receiver.wait_for(2)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == str(callback.event_id)
     assert received_verifies(first, SECRET)

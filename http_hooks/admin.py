@@ -12,10 +12,11 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import delivery, services
+from . import services
 from .forms import HookAdminForm, SignalAdminForm
-from .models import Attempt, Callback, Hook, Signal
+from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import delivery_overview
+from .settings import hooks_settings
 
 
 @admin.register(Signal)
@@ -102,7 +103,7 @@ class HookAdmin(admin.ModelAdmin):
     @admin.action(description=_("Send a test event now"), permissions=["change"])
     def send_test_events(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
-            attempt = delivery.send_test_event(hook)
+            attempt = services.send_test_event(hook)
             level = messages.SUCCESS if attempt.succeeded else messages.ERROR
             outcome = attempt.response_status or attempt.error
             self.message_user(request, f"{hook}: {outcome}", level)
@@ -168,12 +169,31 @@ class CallbackAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Send selected callbacks now"), permissions=["resend"])
     def send_selected_now(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
-        report = delivery.send_callbacks(callback_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(
-            request,
-            _("Sent %(sent)d, retrying %(retried)d, failed %(failed)d.")
-            % {"sent": report.sent, "retried": report.retried, "failed": report.failed},
-        )
+        """One batch, as in the REST API: a page of the admin is no place for a long loop."""
+        batch_size = int(hooks_settings.BATCH_SIZE)
+        waiting = queryset.filter(status=CallbackStatus.WAITING).order_by("pk")
+        ids = list(waiting.values_list("pk", flat=True)[: batch_size + 1])
+        chosen = ids[:batch_size]
+        result = services.send_batch_or_queue(ids=chosen)
+        report = result.report
+        if result.mode == "queued":
+            message = _("%(count)d callbacks handed to the Celery workers.") % {
+                "count": len(chosen)
+            }
+        else:
+            message = _("Sent %(sent)d, retrying %(retried)d, failed %(failed)d.") % {
+                "sent": report.sent,
+                "retried": report.retried,
+                "failed": report.failed,
+            }
+        self.message_user(request, message)
+        if len(ids) > batch_size or result.more:
+            self.message_user(
+                request,
+                _("At most %(size)d callbacks are sent at a time: run the action again.")
+                % {"size": batch_size},
+                messages.WARNING,
+            )
 
     def get_urls(self):
         overview = self.admin_site.admin_view(self.overview_view)

@@ -6,7 +6,7 @@ import datetime
 
 from django.db.models import Count, QuerySet
 
-from .models import Callback, CallbackStatus, Hook
+from .models import Attempt, Callback, CallbackStatus, Hook
 
 
 def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> QuerySet[Callback]:
@@ -36,3 +36,8 @@ def delivery_overview(*, since: datetime.datetime) -> list[dict]:
         entry[row["status"]] = row["count"]
         entry["total"] += row["count"]
     return list(overview.values())
+
+
+def attempts_of(callback: Callback) -> QuerySet[Attempt]:
+    """The delivery log of ``callback``, newest first."""
+    return Attempt.objects.filter(callback=callback).order_by("-id")

@@ -1,7 +1,8 @@
-"""Writes: hooks, signals, resending, monitoring and retention.
+"""Writes: hooks, signals, sending, resending, monitoring and retention.
 
-Every entry point (Python API, REST API, admin, management commands) calls
-these functions. They validate with ``validators`` and raise the errors of
+Every entry point (Python API, REST API, admin, management commands, Celery
+tasks) calls these functions; none reaches the send engine (``delivery``)
+directly. They validate with ``validators`` and raise the errors of
 ``exceptions``; a failed call changes nothing.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 import base64
 import datetime
 import secrets as secrets_module
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +20,10 @@ from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from . import delivery
+from .delivery import DeliveryReport
 from .exceptions import InvalidFilterError, InvalidSignalError
-from .models import Callback, CallbackStatus, Hook, Signal
+from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .validators import SECRET_PREFIX, resolve_model, validate_hook, validate_secret
@@ -176,6 +180,106 @@ def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
         update_fields=["secret", "previous_secret", "previous_secret_expires_at", "update_datetime"]
     )
     return new_secret
+
+
+# --- sending -------------------------------------------------------------------
+
+
+def send_callbacks(
+    *,
+    hook_id: int | None = None,
+    ids: Sequence[int] | None = None,
+    due_only: bool = False,
+    limit: int | None = None,
+    progress: Callable[[int], Any] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> DeliveryReport:
+    """Send due callbacks now, in this process: all of them, those of one hook, or the
+    listed ones (due or not, unless ``due_only``); at most ``limit`` when given.
+
+    ``progress(n)`` is called as callbacks finish; ``stop()`` is asked before
+    each batch. Raises ``InvalidFilterError`` for a hook that does not exist.
+    """
+    return delivery.send_callbacks(
+        hook_id=hook_id,
+        callback_ids=ids,
+        due_only=due_only,
+        limit=limit,
+        progress=progress,
+        stop=stop,
+    )
+
+
+def count_due(*, hook_id: int | None = None, ids: Sequence[int] | None = None) -> int:
+    """How many callbacks ``send_callbacks`` would take now."""
+    return delivery.count_due(hook_id=hook_id, callback_ids=ids)
+
+
+def run_sender(
+    *,
+    stop: threading.Event,
+    hook_id: int | None = None,
+    on_report: Callable[[DeliveryReport], Any] | None = None,
+) -> DeliveryReport:
+    """Send due callbacks until ``stop`` is set: the ``send_callbacks --loop`` worker."""
+    return delivery.run_loop(stop=stop, hook_id=hook_id, on_report=on_report)
+
+
+def send_test_event(hook: Hook) -> Attempt:
+    """Send a synthetic ``http_hooks.test`` event to ``hook`` now, once; return its attempt."""
+    return delivery.send_test_event(hook)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a bounded send did: ``mode`` is ``sent`` (one batch sent here, ``report``
+    says how it went, ``more`` whether callbacks of the request are still due) or
+    ``queued`` (handed to the Celery workers; nothing sent here)."""
+
+    mode: str
+    report: DeliveryReport
+    more: bool
+
+
+def check_send_limit(limit: Any) -> int:
+    """A limit of one bounded send: 1 to ``BATCH_SIZE``."""
+    return _whole_number(limit, "limit", minimum=1, maximum=int(hooks_settings.BATCH_SIZE))
+
+
+def send_batch_or_queue(
+    *, hook_id: int | None = None, ids: Sequence[int] | None = None, limit: int | None = None
+) -> SendResult:
+    """What a web request may do to send: never an unbounded loop.
+
+    With ``DISPATCH = "celery"`` the work goes to the workers: the listed
+    callbacks that are waiting become due now and are queued, or, without
+    ids, a ``send_due_callbacks`` task is queued (for one hook or all).
+    Otherwise one batch is sent here: at most ``limit`` callbacks, and never
+    more than ``BATCH_SIZE``.
+    """
+    batch_size = int(hooks_settings.BATCH_SIZE)
+    limit = batch_size if limit is None else check_send_limit(limit)
+    if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
+        raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
+    if hooks_settings.DISPATCH == "celery":
+        from . import tasks
+
+        if ids is None:
+            tasks.enqueue_due(hook_id=hook_id)
+        else:
+            waiting = Callback.objects.filter(pk__in=list(ids), status=CallbackStatus.WAITING)
+            if hook_id is not None:
+                waiting = waiting.filter(hook_id=hook_id)
+            with transaction.atomic():
+                chosen = list(waiting.values_list("pk", flat=True))
+                waiting.update(next_attempt_at=timezone.now())
+            for start in range(0, len(chosen), batch_size):
+                tasks.enqueue_callbacks(chosen[start : start + batch_size])
+        return SendResult(mode="queued", report=DeliveryReport(), more=False)
+    report = send_callbacks(hook_id=hook_id, ids=ids, limit=limit)
+    # A batch that was not full took everything there was to take.
+    more = report.total >= limit and count_due(hook_id=hook_id, ids=ids) > 0
+    return SendResult(mode="sent", report=report, more=more)
 
 
 # --- callbacks -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each new callback is queued after the commit that stored it
 (``enqueue_callbacks``, called by the outbox through ``on_commit``), and a
-worker sends it with the same ``send_callbacks`` as every other entry point.
+worker sends it with the same ``services.send_callbacks`` as every other entry
+point.
 ``send_due_callbacks`` is the task to schedule with Celery beat: it sends
 whatever is due, retries included, and anything whose enqueueing was lost::
 
@@ -21,7 +22,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .delivery import DeliveryReport, send_callbacks
+from .delivery import DeliveryReport
+from .services import send_callbacks
 from .settings import hooks_settings
 
 try:
@@ -55,13 +57,20 @@ def send_listed_callbacks(callback_ids: list[int]) -> dict[str, int]:
     late acknowledgement) finds a failed one waiting for its retry and leaves
     it to its schedule.
     """
-    return _counts(send_callbacks(callback_ids=callback_ids, due_only=True))
+    return _counts(send_callbacks(ids=callback_ids, due_only=True))
 
 
 @_task("http_hooks.send_due_callbacks")
-def send_due_callbacks() -> dict[str, int]:
-    """Send every due callback: the periodic task for Celery beat."""
-    return _counts(send_callbacks())
+def send_due_callbacks(hook_id: int | None = None) -> dict[str, int]:
+    """Send every due callback (of one hook): the periodic task for Celery beat, and
+    what ``POST /callbacks/send/`` queues in the ``celery`` mode."""
+    return _counts(send_callbacks(hook_id=hook_id))
+
+
+def enqueue_due(*, hook_id: int | None = None) -> None:
+    """Queue one ``send_due_callbacks`` task; a broker error is logged (beat's next run
+    sends what is due anyway)."""
+    _apply(send_due_callbacks, kwargs={"hook_id": hook_id}, what="a send of due callbacks")
 
 
 def enqueue_callbacks(ids: Sequence[int]) -> None:
@@ -71,12 +80,14 @@ def enqueue_callbacks(ids: Sequence[int]) -> None:
     user's code: if the broker cannot be reached the error is logged, and
     ``send_due_callbacks`` sends the callbacks on its next run.
     """
+    _apply(send_listed_callbacks, args=[list(ids)], what=f"callbacks {list(ids)}")
+
+
+def _apply(task: Any, *, what: str, **options: Any) -> None:
     if shared_task is None:
-        logger.error("DISPATCH is 'celery' but Celery is not installed; callbacks %s wait", ids)
+        logger.error("DISPATCH is 'celery' but Celery is not installed; %s wait(s)", what)
         return
     try:
-        send_listed_callbacks.apply_async(args=[list(ids)], queue=hooks_settings.CELERY_QUEUE)
+        task.apply_async(queue=hooks_settings.CELERY_QUEUE, **options)
     except Exception:
-        logger.exception(
-            "could not queue callbacks %s; send_due_callbacks will send them", list(ids)
-        )
+        logger.exception("could not queue %s; send_due_callbacks will send them", what)

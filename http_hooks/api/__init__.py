@@ -4,8 +4,8 @@ The REST API lives in the submodules of this package (``serializers``,
 ``views``, ...); this module only re-exports the service functions.
 """
 
-from ..delivery import DeliveryReport, send_callbacks
 from ..services import (
+    DeliveryReport,
     MonitorResult,
     create_hook,
     create_signal,
@@ -16,6 +16,8 @@ from ..services import (
     monitor_callbacks,
     resend_callbacks,
     rotate_secret,
+    send_callbacks,
+    send_test_event,
     update_hook,
 )
 
@@ -32,5 +34,6 @@ __all__ = [
     "resend_callbacks",
     "rotate_secret",
     "send_callbacks",
+    "send_test_event",
     "update_hook",
 ]

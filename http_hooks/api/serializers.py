@@ -22,6 +22,8 @@ from ..services import (
     MAX_DAYS,
     MAX_MINUTES,
     MONITORED_STATUSES,
+    SendResult,
+    check_send_limit,
     create_hook,
     create_signal,
     generate_secret,
@@ -349,22 +351,57 @@ class SendRequestSerializer(serializers.Serializer):
         required=False,
         help_text="Only the callbacks of this hook.",
     )
-    callback_ids = serializers.ListField(
+    ids = serializers.ListField(
         child=id_field(),
         required=False,
         min_length=1,
         max_length=MAX_IDS,
         help_text="Only these callbacks; they are sent even if their retry time has not come.",
     )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Send at most this many callbacks (at most, and by default, `BATCH_SIZE`).",
+    )
+
+    def validate_limit(self, limit: int) -> int:
+        with field_errors():
+            return check_send_limit(limit)
 
 
-class DeliveryReportSerializer(serializers.Serializer):
+class SendResultSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(
+        choices=[
+            ("sent", "One batch was sent by this request"),
+            ("queued", "Handed to the Celery workers"),
+        ],
+        help_text="`sent`: this request sent one batch itself (the counts say how it went). "
+        "`queued`: `DISPATCH` is `celery` and the work was handed to the workers; nothing "
+        "was sent by this request and the counts are 0.",
+    )
     sent = serializers.IntegerField(help_text="Delivered (2xx).")
     retried = serializers.IntegerField(help_text="Failed and scheduled for another try.")
     failed = serializers.IntegerField(help_text="Failed for good (status `error`).")
     total = serializers.IntegerField(help_text="Tried in all.")
-    duration = serializers.FloatField(help_text="Seconds the run took.")
+    duration = serializers.FloatField(help_text="Seconds the sending took.")
     rate = serializers.FloatField(help_text="Callbacks tried per second.")
+    more = serializers.BooleanField(
+        help_text="`sent` mode: the batch was full and callbacks of the request are still "
+        "due; send again (or let a sender run). Always false when `queued`."
+    )
+
+    def to_representation(self, result: SendResult) -> dict[str, Any]:
+        report = result.report
+        return {
+            "mode": result.mode,
+            "sent": report.sent,
+            "retried": report.retried,
+            "failed": report.failed,
+            "total": report.total,
+            "duration": report.duration,
+            "rate": report.rate,
+            "more": result.more,
+        }
 
 
 class MonitorQuerySerializer(serializers.Serializer):

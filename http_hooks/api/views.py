@@ -1,4 +1,4 @@
-"""The REST API's ViewSets: thin entry points over ``services`` and ``delivery``.
+"""The REST API's ViewSets: thin entry points over ``services`` and ``selectors``.
 
 Each view parses its input with a serializer, calls one service function and
 formats the result. Errors of the service layer become 400s in
@@ -27,8 +27,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from .. import delivery, services
-from ..models import Attempt, Callback, Hook, Signal
+from .. import selectors, services
+from ..models import Callback, Hook, Signal
 from ..settings import hooks_settings
 from . import schema  # noqa: F401  (registers the schema extensions)
 from .errors import Conflict, exception_handler
@@ -41,7 +41,6 @@ from .serializers import (
     CallbackSerializer,
     DeletedSerializer,
     DeleteOldSerializer,
-    DeliveryReportSerializer,
     ErrorSerializer,
     HookSerializer,
     HookWithSecretSerializer,
@@ -51,6 +50,7 @@ from .serializers import (
     RotateSecretSerializer,
     SecretSerializer,
     SendRequestSerializer,
+    SendResultSerializer,
     SignalSerializer,
 )
 
@@ -185,7 +185,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
-        attempt = delivery.send_test_event(self.get_object())
+        attempt = services.send_test_event(self.get_object())
         return Response(AttemptSerializer(attempt).data)
 
     @extend_schema(
@@ -362,22 +362,26 @@ class CallbackViewSet(
 
     @extend_schema(
         operation_id="send_callbacks",
-        summary="Send due callbacks now",
-        description="What `manage.py send_callbacks` does: sends the waiting callbacks that "
-        "are due (all, of one hook, or the listed ones, due or not) and returns the summary.",
+        summary="Send due callbacks now, one batch",
+        description="What `manage.py send_callbacks` does, bounded to one web request: sends "
+        "the waiting callbacks that are due (all, of one hook, or the listed ones, due or "
+        "not), at most `limit` and never more than `BATCH_SIZE`, and returns the summary; "
+        '`more` says whether to call again. With `DISPATCH = "celery"` the work is handed '
+        "to the workers instead (`mode` says which).",
         request=SendRequestSerializer,
-        responses=responses({200: DeliveryReportSerializer}, 400, 415, 503),
+        responses=responses({200: SendResultSerializer}, 400, 415, 503),
     )
     @action(detail=False, methods=["post"])
     def send(self, request: Request) -> Response:
         serializer = SendRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         hook = serializer.validated_data.get("hook_id")
-        report = delivery.send_callbacks(
+        result = services.send_batch_or_queue(
             hook_id=hook.pk if hook else None,
-            callback_ids=serializer.validated_data.get("callback_ids"),
+            ids=serializer.validated_data.get("ids"),
+            limit=serializer.validated_data.get("limit"),
         )
-        return Response(DeliveryReportSerializer(report).data)
+        return Response(SendResultSerializer(result).data)
 
     @extend_schema(
         operation_id="monitor_callbacks",
@@ -406,7 +410,7 @@ class CallbackViewSet(
     @action(detail=True, methods=["get"], filter_backends=[])
     def attempts(self, request: Request, pk: str | None = None) -> Response:
         callback = self.get_object()
-        page = self.paginate_queryset(Attempt.objects.filter(callback=callback))
+        page = self.paginate_queryset(selectors.attempts_of(callback))
         return self.get_paginated_response(AttemptSerializer(page, many=True).data)
 
     @extend_schema(

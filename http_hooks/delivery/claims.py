@@ -73,8 +73,10 @@ def claim_batch(
     hook_id: int | None = None,
     callback_ids: Sequence[int] | None = None,
     due_only: bool = False,
+    size: int | None = None,
 ) -> list[Callback]:
-    """Take up to ``BATCH_SIZE`` claimable callbacks for this sender, exclusively.
+    """Take up to ``size`` (at most ``BATCH_SIZE``) claimable callbacks for this sender,
+    exclusively.
 
     On databases with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) the
     candidates are locked, so concurrent senders take different rows without
@@ -83,7 +85,7 @@ def claim_batch(
     same rows only the first one's update matches them, and the other picks
     again.
     """
-    size = int(hooks_settings.BATCH_SIZE)
+    size = min(int(hooks_settings.BATCH_SIZE), size or int(hooks_settings.BATCH_SIZE))
     token = uuid.uuid4()
     skip_locked = connection.features.has_select_for_update_skip_locked
     while True:

@@ -47,10 +47,12 @@ class Sender:
         hook_id: int | None = None,
         callback_ids: Sequence[int] | None = None,
         due_only: bool = False,
+        limit: int | None = None,
         progress: Callable[[int], Any] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
-        """Claim, send and record batch after batch until none is left or ``stop()``.
+        """Claim, send and record batch after batch until none is left, ``limit``
+        callbacks were tried, or ``stop()``.
 
         Listed callbacks are due whatever their retry time, so each is tried
         once per run: a failed one is not claimed again straight away.
@@ -58,11 +60,14 @@ class Sender:
         started = time.monotonic()
         report = DeliveryReport()
         untried = None if callback_ids is None else set(callback_ids)
-        while not (stop and stop()) and untried != set():
-            batch = claim_batch(hook_id=hook_id, callback_ids=untried, due_only=due_only)
+        left = limit
+        while not (stop and stop()) and untried != set() and left != 0:
+            batch = claim_batch(hook_id=hook_id, callback_ids=untried, due_only=due_only, size=left)
             if not batch:
                 break
             record_outcomes(batch, send(self.transport, batch, progress), report)
+            if left is not None:
+                left -= len(batch)
             if untried is not None:
                 untried.difference_update(c.pk for c in batch)
         report.duration = time.monotonic() - started
@@ -100,13 +105,15 @@ def send_callbacks(
     hook_id: int | None = None,
     callback_ids: Sequence[int] | None = None,
     due_only: bool = False,
+    limit: int | None = None,
     progress: Callable[[int], Any] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """Send every due callback (of one hook, or the listed ones, due or not); return counts.
 
     With ``due_only`` the listed callbacks are sent only when due (a queued
-    task run again must not bring a retry forward). ``progress(n)`` is called
+    task run again must not bring a retry forward); with ``limit`` at most that
+    many are tried (one web request sends a batch). ``progress(n)`` is called
     as callbacks finish; ``stop()`` is asked before each batch is claimed, so
     stopping finishes the batch in hand.
     Raises ``InvalidFilterError`` for a hook that does not exist.
@@ -118,6 +125,7 @@ def send_callbacks(
             hook_id=hook_id,
             callback_ids=callback_ids,
             due_only=due_only,
+            limit=limit,
             progress=progress,
             stop=stop,
         )

@@ -10,8 +10,8 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from http_hooks.delivery import DeliveryReport, count_due, run_loop, send_callbacks
 from http_hooks.exceptions import HttpHooksError
+from http_hooks.services import DeliveryReport, count_due, run_sender, send_callbacks
 
 
 def parse_id(value: Any, option: str) -> int:
@@ -75,10 +75,10 @@ class Command(BaseCommand):
     def send_once(self, *, hook_id: int | None, callback_ids: list[int] | None, quiet: bool):
         """One run; with a progress bar (on stderr, like any) when the output is a terminal."""
         if quiet or not self.stdout.isatty():
-            return send_callbacks(hook_id=hook_id, callback_ids=callback_ids)
-        total = count_due(hook_id=hook_id, callback_ids=callback_ids)
+            return send_callbacks(hook_id=hook_id, ids=callback_ids)
+        total = count_due(hook_id=hook_id, ids=callback_ids)
         with tqdm(total=total, unit="callback") as bar:
-            return send_callbacks(hook_id=hook_id, callback_ids=callback_ids, progress=bar.update)
+            return send_callbacks(hook_id=hook_id, ids=callback_ids, progress=bar.update)
 
     def loop(self, *, hook_id: int | None, quiet: bool) -> DeliveryReport:
         stop = threading.Event()
@@ -89,7 +89,7 @@ class Command(BaseCommand):
         if not quiet:
             self.stdout.write("sending due callbacks until SIGTERM or SIGINT (Ctrl-C)")
         try:
-            return run_loop(
+            return run_sender(
                 stop=stop,
                 hook_id=hook_id,
                 on_report=None if quiet else lambda report: self.stdout.write(summary(report)),
