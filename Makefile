@@ -4,8 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Django 6 needs Python 3.12+: pyenv's 3.12.1 when it is there, else python3.12 on PATH.
+PYTHON6 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.1/bin/python) python3.12)
+VENV6 ?= .venv6
+BIN6 := $(VENV6)/bin
 
-.PHONY: demo test test-postgres lint format schema bench install clean
+.PHONY: demo test test-postgres test-django6 test-django6-postgres lint format schema bench \
+	install install-django6 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +22,16 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
+$(BIN6)/python:
+	$(PYTHON6) -m venv $(VENV6)
+	$(BIN6)/python -m pip install --quiet --upgrade pip
+
+$(VENV6)/.installed: $(BIN6)/python pyproject.toml
+	$(BIN6)/python -m pip install --quiet -e ".[dev]" "Django>=6.0,<7"
+	touch $@
+
+install-django6: $(VENV6)/.installed
+
 demo: install
 	$(BIN)/python demo/manage.py migrate --no-input
 	$(BIN)/python demo/manage.py load_demo_data --base-url http://$(HOST):$(PORT)
@@ -27,6 +42,12 @@ test: install
 
 test-postgres: install
 	HTTP_HOOKS_DB=postgres $(BIN)/python -m pytest -n 2
+
+test-django6: install-django6
+	$(BIN6)/python -m pytest -n 2
+
+test-django6-postgres: install-django6
+	HTTP_HOOKS_DB=postgres $(BIN6)/python -m pytest -n 2
 
 lint: install
 	$(BIN)/ruff check .
@@ -46,4 +67,4 @@ bench: install
 	$(BIN)/python bench/api.py
 
 clean:
-	rm -rf $(VENV) demo/db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV6) demo/db.sqlite3 .pytest_cache .ruff_cache

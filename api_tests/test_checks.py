@@ -50,6 +50,9 @@ def test_wrong_legacy_reload_setting_is_reported(settings):
     assert ids(check_settings()) == ["http_hooks.E013"]
 
 
+# Django 6 runs the model checks against every database, and the JSONField check
+# asks SQLite whether it supports JSON: ``check`` opens a connection there.
+@pytest.mark.django_db
 def test_wrong_settings_stop_manage_py_check(settings):
     settings.HTTP_HOOKS = {"DISPATCH": "cron"}
     with pytest.raises(SystemCheckError, match="HTTP_HOOKS\\['DISPATCH'\\] is invalid"):
