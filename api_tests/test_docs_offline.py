@@ -1,0 +1,162 @@
+"""A brand-new project set up only as the README's "Install in your project" says:
+its Swagger UI and ReDoc pages render in headless Chromium, and no request of the
+browser leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .conftest import skip_or_fail
+from .demo_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+pytestmark = pytest.mark.slow
+
+
+def readme_snippet(first_line: str) -> str:
+    """The Python block of "Install in your project" that starts with ``first_line``."""
+    text = README.read_text()
+    section = text[text.index("## Install in your project") :]
+    section = section[: section.index("\n## ", 1)]
+    for block in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL):
+        if block.startswith(first_line):
+            return block
+    raise AssertionError(f"README's install section has no block starting {first_line!r}")
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if path := shutil.which(name):
+            return path
+    skip_or_fail("needs headless Chromium (apt-get install chromium)")
+    raise AssertionError  # not reached
+
+
+@pytest.fixture
+def readme_project(tmp_path):
+    """``startproject``, the README's settings and urls appended as they stand,
+    ``migrate``, then ``runserver`` on a free 127.0.0.1 port."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HTTP_HOOKS_", "DJANGO_")) and key != "PYTHONPATH"
+    }
+    project = tmp_path / "newproject"
+    project.mkdir()
+
+    def run(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{args}:\n{done.stdout}{done.stderr}"
+
+    run("-m", "django", "startproject", "mysite", ".")
+    with (project / "mysite" / "settings.py").open("a") as settings:
+        settings.write("\n" + readme_snippet("# settings.py"))
+    with (project / "mysite" / "urls.py").open("a") as urls:
+        urls.write("\n" + readme_snippet("# urls.py"))
+    run("manage.py", "migrate", "--no-input")
+
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"Quit the server" not in log.read_bytes():
+            assert server.poll() is None, f"runserver exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"runserver did not start:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def render(url: str, tmp_path: Path) -> tuple[str, set[str]]:
+    """The DOM Chromium built for ``url`` and the URLs of every request it made."""
+    net_log = tmp_path / "net-log.json"
+    done = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-features=AutofillServerCommunication",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--log-net-log={net_log}",
+            # No internet: every name but 127.0.0.1 fails to resolve.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            # Script time runs ahead until the page is idle: Swagger UI and ReDoc
+            # fetch the schema and render it before the DOM is dumped.
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    log = json.loads(net_log.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    # The page's own requests are those keyed to its top-level site; the browser's
+    # background traffic (update and account checks) is keyed to no site or its own.
+    started = [
+        event["params"]
+        for event in log["events"]
+        if event["type"] == start_job and "url" in event.get("params", {})
+    ]
+    requested = {
+        params["url"]
+        for params in started
+        if str(params.get("network_isolation_key")).split()[0] == "http://127.0.0.1"
+    }
+    return done.stdout, requested
+
+
+@pytest.mark.parametrize(
+    ("page", "rendered"),
+    [
+        # Swagger UI lists each operation as a block with its method and path.
+        ("/api/docs/", r'class="opblock-summary-path"[^>]*>.*?/api/hooks/'),
+        # ReDoc shows each operation's method and path in its request panel.
+        ("/api/redoc/", r'class="[^"]*http-verb get">get</span><span[^>]*>/api/hooks/<'),
+    ],
+)
+def test_docs_render_offline_in_a_project_set_up_as_the_readme_says(
+    readme_project, tmp_path, page, rendered
+):
+    dom, requested = render(readme_project + page, tmp_path)
+    assert re.search(rendered, dom), dom[:2000]
+    assert readme_project + "/api/schema/" in requested
+    hosts = {urlsplit(url).hostname for url in requested}
+    assert hosts == {"127.0.0.1"}, sorted(requested)
