@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.test import override_settings
 from django.urls import reverse
 
 from http_hooks.models import Callback, CallbackStatus, Hook, Signal
@@ -153,6 +154,24 @@ def test_resend_selected_action_queues_callbacks_again(admin_client, make_hook):
     assert "1 callbacks queued again." in response.content.decode()
     callback = Callback.objects.get()
     assert (callback.status, callback.attempts) == ("waiting", 0)
+
+
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "RESEND_LIMIT": 1})
+def test_resend_selected_above_the_limit_resends_nothing(admin_client, make_hook):
+    make_hook()
+    Order.objects.create(name="x")
+    Order.objects.create(name="y")
+    Callback.objects.update(status=CallbackStatus.ERROR)
+    response = admin_client.post(
+        reverse("admin:http_hooks_callback_changelist"),
+        {
+            "action": "resend_selected",
+            "_selected_action": list(Callback.objects.values_list("pk", flat=True)),
+        },
+        follow=True,
+    )
+    assert "Nothing was resent: more than 1 callbacks match" in response.content.decode()
+    assert set(Callback.objects.values_list("status", flat=True)) == {"error"}
 
 
 def test_disable_and_enable_actions(admin_client, make_hook):

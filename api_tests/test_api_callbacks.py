@@ -274,6 +274,50 @@ def test_resend_many_refuses_bad_selection(staff_client, sent_and_failed, query,
     assert not Callback.objects.filter(status="waiting").exists()
 
 
+def failed_callbacks(count: int) -> list[int]:
+    """``count`` callbacks in status error; their ids."""
+    orders(count)
+    Callback.objects.update(status=CallbackStatus.ERROR, attempts=8)
+    return list(Callback.objects.order_by("pk").values_list("pk", flat=True))
+
+
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "RESEND_LIMIT": 3, "BATCH_SIZE": 2})
+def test_bulk_resend_above_the_limit_needs_confirm(staff_client, make_hook):
+    make_hook()
+    failed_callbacks(4)
+    response = staff_client.post("/api/callbacks/resend/?status=error", {}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["code"], body["errors"][0]["field"]) == ("too_many_callbacks", "confirm")
+    assert "more than 3 callbacks match" in body["detail"]
+    assert set(Callback.objects.values_list("status", flat=True)) == {"error"}
+    response = staff_client.post(
+        "/api/callbacks/resend/?status=error", {"confirm": True}, format="json"
+    )
+    assert response.json() == {"count": 4}
+    assert set(Callback.objects.values_list("status", "attempts")) == {("waiting", 0)}
+
+
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "RESEND_LIMIT": 3})
+def test_bulk_resend_up_to_the_limit_needs_no_confirm(staff_client, make_hook):
+    make_hook()
+    ids = failed_callbacks(4)
+    response = staff_client.post("/api/callbacks/resend/", {"ids": ids[:3]}, format="json")
+    assert response.json() == {"count": 3}
+
+
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "BATCH_SIZE": 2})
+def test_bulk_resend_updates_batch_size_callbacks_at_a_time(staff_client, make_hook):
+    make_hook()
+    failed_callbacks(5)
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.post("/api/callbacks/resend/?status=error", {}, format="json")
+    assert response.json() == {"count": 5}
+    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 3
+    assert set(Callback.objects.values_list("status", flat=True)) == {"waiting"}
+
+
 # --- send ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import services
+from .exceptions import TooManyCallbacksError
 from .forms import HookAdminForm, SignalAdminForm
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import delivery_overview
@@ -164,7 +165,16 @@ class CallbackAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resend selected callbacks"), permissions=["resend"])
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Callback]) -> None:
-        count = services.resend_callbacks(queryset=queryset)
+        try:
+            count = services.resend_callbacks(queryset=queryset)
+        except TooManyCallbacksError as exc:
+            self.message_user(
+                request,
+                _("Nothing was resent: %(error)s (POST /api/callbacks/resend/ with confirm).")
+                % {"error": exc.message},
+                messages.ERROR,
+            )
+            return
         self.message_user(request, _("%(count)d callbacks queued again.") % {"count": count})
 
     @admin.action(description=_("Send selected callbacks now"), permissions=["resend"])

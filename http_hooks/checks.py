@@ -52,7 +52,7 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         )
     ):
         bad("TIMEOUT", "Use seconds > 0, or a (connect, read) pair of them.", "http_hooks.E003")
-    for name in ("MAX_ATTEMPTS", "CONCURRENCY", "BATCH_SIZE", "LEASE_SECONDS"):
+    for name in ("MAX_ATTEMPTS", "CONCURRENCY", "BATCH_SIZE", "LEASE_SECONDS", "RESEND_LIMIT"):
         if not _positive_number(getattr(s, name), integer=True):
             bad(name, "Use a whole number >= 1.", "http_hooks.E004")
     if not _positive_number(s.RESPONSE_BODY_LIMIT, integer=True):

@@ -80,6 +80,13 @@ class InvalidFilterError(HttpHooksError):
     code = "invalid_argument"
 
 
+class TooManyCallbacksError(HttpHooksError):
+    """A bulk operation over more callbacks than its limit, not confirmed."""
+
+    field = "confirm"
+    code = "too_many_callbacks"
+
+
 class TransportError(HttpHooksError):
     """The HTTP engine itself failed (libcurl's multi interface), whatever the input.
 

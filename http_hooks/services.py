@@ -14,6 +14,7 @@ import secrets as secrets_module
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 from . import delivery
 from .delivery import DeliveryReport
-from .exceptions import InvalidFilterError, InvalidSignalError
+from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
@@ -286,34 +287,57 @@ def send_batch_or_queue(
 
 
 def resend_callbacks(
-    *, ids: Sequence[int] | None = None, queryset: QuerySet[Callback] | None = None
+    *,
+    ids: Sequence[int] | None = None,
+    queryset: QuerySet[Callback] | None = None,
+    confirm: bool = False,
 ) -> int:
     """Put callbacks back in the queue, due now, with a fresh retry budget.
 
     Their event ids stay the same, so receivers that drop duplicates still can.
-    Returns how many were queued.
+    More than ``RESEND_LIMIT`` callbacks are resent only with ``confirm``
+    (``TooManyCallbacksError`` otherwise, and nothing changes). They are
+    updated, and queued to Celery, ``BATCH_SIZE`` at a time, each chunk in a
+    transaction of its own: no list of every id, no transaction that locks a
+    million rows. Returns how many were queued.
     """
     callbacks = queryset if queryset is not None else Callback.objects.all()
     if ids is not None:
         callbacks = callbacks.filter(pk__in=list(ids))
-    now = timezone.now()
-    with transaction.atomic():
-        # Not the ones a sender holds right now: its result would overwrite ours.
-        chosen = list(callbacks.exclude(status=CallbackStatus.SENDING).values_list("pk", flat=True))
-        count = Callback.objects.filter(pk__in=chosen).update(
-            status=CallbackStatus.WAITING,
-            next_attempt_at=now,
-            attempts=0,
-            claimed_until=None,
-            claim_token=None,
-            status_details="queued again for delivery",
-            update_datetime=now,
+    # Not the ones a sender holds right now: its result would overwrite ours.
+    callbacks = callbacks.exclude(status=CallbackStatus.SENDING).order_by("pk")
+    limit = int(hooks_settings.RESEND_LIMIT)
+    if not confirm and callbacks.values_list("pk", flat=True)[limit : limit + 1]:
+        raise TooManyCallbacksError(
+            f"more than {limit} callbacks match (RESEND_LIMIT): narrow the selection, "
+            "or confirm to resend them all"
         )
-    if chosen and hooks_settings.DISPATCH == "celery":
-        from .tasks import enqueue_callbacks
+    chunk_size = int(hooks_settings.BATCH_SIZE)
+    count, last = 0, 0
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            chosen = list(callbacks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
+            if not chosen:
+                return count
+            count += (
+                Callback.objects.filter(pk__in=chosen)
+                .exclude(status=CallbackStatus.SENDING)
+                .update(
+                    status=CallbackStatus.WAITING,
+                    next_attempt_at=now,
+                    attempts=0,
+                    claimed_until=None,
+                    claim_token=None,
+                    status_details="queued again for delivery",
+                    update_datetime=now,
+                )
+            )
+            if hooks_settings.DISPATCH == "celery":
+                from .tasks import enqueue_callbacks
 
-        transaction.on_commit(lambda: enqueue_callbacks(chosen))
-    return count
+                transaction.on_commit(partial(enqueue_callbacks, chosen))
+        last = chosen[-1]
 
 
 # Bounds of the time arguments: far beyond any real use, well inside what datetime

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_JITTER": 0.1,
     "CONCURRENCY": 16,
     "BATCH_SIZE": 500,
+    # A bulk resend of more callbacks than this must be confirmed.
+    "RESEND_LIMIT": 10_000,
     # How long a sender's claim on a callback lasts before others may take it.
     "LEASE_SECONDS": 300,
     # Bytes of a response read and logged; a longer body fails the try as too large.

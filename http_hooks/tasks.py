@@ -22,8 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .delivery import DeliveryReport
-from .services import send_callbacks
+from .services import DeliveryReport, send_callbacks
 from .settings import hooks_settings
 
 try:

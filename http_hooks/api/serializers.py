@@ -331,13 +331,18 @@ class AttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CallbackIdsSerializer(serializers.Serializer):
+class ResendManySerializer(serializers.Serializer):
     ids = serializers.ListField(
         child=id_field(),
         required=False,
         min_length=1,
         max_length=MAX_IDS,
         help_text="Only these callbacks (combined with the query's filters).",
+    )
+    confirm = serializers.BooleanField(
+        default=False,
+        help_text="Required to resend more than `RESEND_LIMIT` (default 10,000) callbacks "
+        "at once; without it such a request is refused (400, `too_many_callbacks`).",
     )
 
 

@@ -37,7 +37,6 @@ from .pagination import CallbackCursorPagination, HooksPageNumberPagination
 from .parsers import JSONParser
 from .serializers import (
     AttemptSerializer,
-    CallbackIdsSerializer,
     CallbackSerializer,
     DeletedSerializer,
     DeleteOldSerializer,
@@ -46,6 +45,7 @@ from .serializers import (
     HookWithSecretSerializer,
     MonitorQuerySerializer,
     MonitorResultSerializer,
+    ResendManySerializer,
     ResendResultSerializer,
     RotateSecretSerializer,
     SecretSerializer,
@@ -333,8 +333,10 @@ class CallbackViewSet(
         operation_id="resend_callbacks",
         summary="Resend many callbacks",
         description="Queues again every callback that matches the query's filters and, when "
-        "given, is among `ids`. At least one filter or `ids` is required.",
-        request=CallbackIdsSerializer,
+        "given, is among `ids`. At least one filter or `ids` is required, and `confirm` "
+        "when more than `RESEND_LIMIT` callbacks match. The callbacks are queued "
+        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails).",
+        request=ResendManySerializer,
         responses=responses({200: ResendResultSerializer}, 400, 415),
         filters=True,
     )
@@ -346,7 +348,7 @@ class CallbackViewSet(
         filter_backends=[DjangoFilterBackend],
     )
     def resend_many(self, request: Request) -> Response:
-        serializer = CallbackIdsSerializer(data=request.data)
+        serializer = ResendManySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ids = serializer.validated_data.get("ids")
         # An empty value (``?status=``) filters nothing, so it does not count.
@@ -357,7 +359,9 @@ class CallbackViewSet(
                 code="no_selection",
             )
         callbacks = self.filter_queryset(self.get_queryset())
-        count = services.resend_callbacks(ids=ids, queryset=callbacks)
+        count = services.resend_callbacks(
+            ids=ids, queryset=callbacks, confirm=serializer.validated_data["confirm"]
+        )
         return Response(ResendResultSerializer({"count": count}).data)
 
     @extend_schema(
