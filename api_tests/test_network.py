@@ -119,3 +119,57 @@ def test_a_forbidden_address_is_never_connected_to(make_hook, receiver):
     assert open_port_error == closed_port_error
     assert "non-public networks are blocked" in closed_port_error
     assert receiver.requests == []
+
+
+@pytest.fixture
+def lookups(monkeypatch):
+    """The host names resolved, each time; every name resolves to a public address."""
+    names = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        names.append(host)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("93.184.215.14", port))
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
+
+
+def test_a_hook_write_resolves_its_target_once(lookups, staff_client, admin_client):
+    """Through REST (create, change), the admin and the Python API: one lookup per write."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.urls import reverse
+
+    from http_hooks.models import Signal
+
+    post_save = "django.db.models.signals.post_save"
+    url = "https://hooks.example.com/in"
+    with blocking(True):
+        response = staff_client.post(
+            "/api/hooks/",
+            {"model": "shop.order", "signals": [post_save], "target_url": url},
+            format="json",
+        )
+        assert response.status_code == 201, response.json()
+        assert lookups == ["hooks.example.com"]
+        response = staff_client.patch(
+            f"/api/hooks/{response.json()['id']}/", {"name": "renamed"}, format="json"
+        )
+        assert response.status_code == 200, response.json()
+        assert lookups == ["hooks.example.com"] * 2
+        response = admin_client.post(
+            reverse("admin:http_hooks_hook_add"),
+            {
+                "name": "admin",
+                "model": ContentType.objects.get_for_model(Order).pk,
+                "signals": [Signal.objects.get(signal=post_save).pk],
+                "target_url": url,
+                "http_method": "POST",
+                "content_type": "application/json",
+            },
+        )
+        assert response.status_code == 302
+        assert lookups == ["hooks.example.com"] * 3
+        create_hook(signals=[post_save], model="shop.order", target_url=url)
+        assert lookups == ["hooks.example.com"] * 4

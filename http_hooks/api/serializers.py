@@ -17,7 +17,6 @@ from rest_framework import serializers
 from ..exceptions import HttpHooksError
 from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
-from ..network import check_target_url
 from ..services import (
     MAX_DAYS,
     MAX_MINUTES,
@@ -129,7 +128,11 @@ class HeadersField(serializers.Field):
 
 
 class TargetURLField(serializers.CharField):
-    """An absolute http(s) URL that the network policy allows."""
+    """An absolute http(s) URL that the network policy allows.
+
+    Only its type and length are checked here: the service layer checks the
+    URL, and resolves its host for the network policy, once per write.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 2000)
@@ -139,12 +142,6 @@ class TargetURLField(serializers.CharField):
             "private networks are refused while `BLOCK_PRIVATE_NETWORKS` is on.",
         )
         super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        url = super().to_internal_value(data)
-        with field_errors():
-            check_target_url(url)
-        return url
 
 
 class SecretField(serializers.CharField):
