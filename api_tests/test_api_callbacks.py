@@ -94,7 +94,7 @@ def test_retrieve_callback(staff_client, make_hook):
     assert body["object_type"] == "shop.order"
     assert body["object_id"] == str(order.pk)
     assert body["status"] == "waiting"
-    assert body["headers"] == callback.headers
+    assert "headers" not in body  # the hook's, read when a try goes out
     assert body["payload"] == callback.payload
     assert body["attempts"] == 0
     assert body["last_response_status"] is None

@@ -142,7 +142,7 @@ def test_a_rolled_back_change_leaves_no_callback(make_hook):
     assert Callback.objects.count() == 0
 
 
-def test_callback_is_a_self_contained_copy_of_the_request(make_hook):
+def test_callback_keeps_the_url_method_and_content_type_of_the_event(make_hook):
     hook = make_hook(
         headers="test-token: 12345", http_method="PUT", content_type="application/json"
     )
@@ -150,7 +150,7 @@ def test_callback_is_a_self_contained_copy_of_the_request(make_hook):
     hook.target_url = "http://127.0.0.1:1/elsewhere"
     hook.save()
     callback = Callback.objects.get()
-    assert callback.headers == {"test-token": "12345"}
+    assert not hasattr(callback, "headers")  # the hook's, read when a try goes out
     assert callback.http_method == "PUT"
     assert callback.content_type == "application/json"
     assert callback.target_url != hook.target_url

@@ -65,7 +65,7 @@ def fill_callbacks(rows: int, hook_ids: list[int]) -> None:
             """
             INSERT INTO http_hooks_callback (
                 hook_id, event_id, event_type, object_type, object_id, target_url,
-                http_method, headers, payload, content_type, status, status_details,
+                http_method, payload, content_type, status, status_details,
                 attempts, next_attempt_at, last_response_status,
                 create_datetime, update_datetime
             )
@@ -73,7 +73,7 @@ def fill_callbacks(rows: int, hook_ids: list[int]) -> None:
                 (%(hooks)s::bigint[])[1 + (i / 3) %% %(count)s],
                 md5(i::text || clock_timestamp()::text)::uuid,
                 CASE WHEN i %% 2 = 0 THEN 'created' ELSE 'updated' END,
-                'shop.order', i::text, 'http://127.0.0.1:9/hook', 'POST', '{}'::jsonb,
+                'shop.order', i::text, 'http://127.0.0.1:9/hook', 'POST',
                 '{"object_type": "shop.order", "object_id": ' || i || '}', 'application/json',
                 CASE i %% 20 WHEN 0 THEN 'error' WHEN 1 THEN 'waiting' ELSE 'sent' END,
                 CASE i %% 20 WHEN 0 THEN 'HTTP 500 (attempt 8, giving up)' ELSE 'HTTP 200' END,

@@ -167,7 +167,6 @@ def store_callbacks(hook, count: int) -> None:
                 object_id=str(n),
                 target_url=hook.target_url,
                 http_method="POST",
-                headers=hook.headers,
                 content_type="application/json",
                 payload=json.dumps(
                     {
@@ -215,11 +214,13 @@ def send_the_old_way() -> int:
     import requests
     from django.utils import timezone
 
-    from http_hooks.models import Callback
+    from http_hooks.models import Callback, Hook
 
+    # The old package kept the headers on each callback; here they are the hook's.
+    hook_headers = dict(Hook.objects.values_list("pk", "headers"))
     sent = 0
     for callback in Callback.objects.filter(status="waiting").iterator():
-        headers = {**callback.headers, "Content-Type": callback.content_type}
+        headers = {**hook_headers[callback.hook_id], "Content-Type": callback.content_type}
         try:
             response = requests.request(
                 callback.http_method, callback.target_url, data=callback.payload, headers=headers

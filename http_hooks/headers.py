@@ -1,10 +1,12 @@
-"""Parsing of hook headers: legacy ``Key: value`` text, a JSON object or a mapping."""
+"""Hook headers: parsing (legacy ``Key: value`` text, a JSON object or a mapping),
+and which of them are credentials, masked wherever headers are shown."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from functools import lru_cache
 from typing import Any
 
 from .exceptions import InvalidHeadersError
@@ -81,3 +83,108 @@ def _normalise(pairs) -> dict[str, str]:
 def format_headers(headers: Mapping[str, str]) -> str:
     """The legacy text form, one ``Key: value`` per line (for the admin)."""
     return "\n".join(f"{name}: {value}" for name, value in headers.items())
+
+
+# --- credentials ---------------------------------------------------------------
+
+MASKED = "********"
+# A header whose name contains one of these is a credential: its value is
+# write-only everywhere (API, admin, attempt log). Parts, not whole names, so
+# that ``X-Auth``, ``X-Hub-Sig``, ``X-Api-Key`` and ``Set-Cookie`` are caught too;
+# masking a harmless header by mistake costs nothing, showing a secret does.
+SECRET_NAME_PARTS = (
+    "auth",  # Authorization, Proxy-Authorization, X-Auth-Token
+    "cookie",
+    "token",
+    "secret",
+    "key",
+    "passw",  # password, passwd
+    "pwd",
+    "sig",  # signature, X-Hub-Sig
+    "credential",
+    "session",
+    "jwt",
+    "bearer",
+)
+MAX_SECRET_HEADER_NAMES = 100
+
+
+@lru_cache(maxsize=1024)
+def _name_is_secret(lowered: str) -> bool:
+    return any(part in lowered for part in SECRET_NAME_PARTS)
+
+
+def is_secret_header(name: str, marked: Collection[str] = ()) -> bool:
+    """Whether the value of header ``name`` is a credential: its name contains one
+    of ``SECRET_NAME_PARTS``, or it is one of ``marked`` (a hook's
+    ``secret_headers``, lower-case). The one place that decides what is secret."""
+    lowered = name.lower()
+    return lowered in marked or _name_is_secret(lowered)
+
+
+def mask_headers(headers: Mapping[str, Any], marked: Collection[str] = ()) -> dict[str, Any]:
+    """``headers`` with the value of every secret header replaced by ``MASKED``."""
+    return {
+        name: MASKED if is_secret_header(name, marked) else value for name, value in headers.items()
+    }
+
+
+def parse_header_names(value: Any) -> list[str]:
+    """Header names as a hook's ``secret_headers``: lower-case, each once.
+
+    Accepts ``None``/empty, a list of names or a string of names separated by
+    commas, spaces or lines. Raises ``InvalidHeadersError`` (field ``secret_headers``).
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = re.split(r"[\s,]+", value.strip())
+    elif not isinstance(value, list | tuple | set | frozenset):
+        raise InvalidHeadersError(
+            f"invalid secret headers: expected a list of header names, got {type(value).__name__}",
+            field="secret_headers",
+        )
+    names: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise InvalidHeadersError(
+                f"invalid secret headers: {name!r} is not a valid header name",
+                field="secret_headers",
+            )
+        if name.lower() not in names:
+            names.append(name.lower())
+    if len(names) > MAX_SECRET_HEADER_NAMES:
+        raise InvalidHeadersError(
+            f"invalid secret headers: at most {MAX_SECRET_HEADER_NAMES} names",
+            field="secret_headers",
+        )
+    return names
+
+
+def keep_secret_values(
+    given: Mapping[str, str], stored: Mapping[str, str], marked: Collection[str] = ()
+) -> dict[str, str]:
+    """The headers a write stores, given the ``stored`` ones (``{}`` for a new hook).
+
+    Secret values are never shown, so a client cannot send them back: a secret
+    header left out of ``given``, or given as ``MASKED``, keeps its stored value;
+    given with an empty value, it is removed. Other headers are as given.
+    Raises ``InvalidHeadersError`` for ``MASKED`` where nothing is stored.
+    """
+    stored_by_name = {name.lower(): (name, value) for name, value in stored.items()}
+    headers: dict[str, str] = {}
+    for name, value in given.items():
+        if value == MASKED:
+            if name.lower() not in stored_by_name:
+                raise InvalidHeadersError(
+                    f"invalid headers: {name!r} has no stored value to keep: give its real "
+                    f"value instead of {MASKED!r}"
+                )
+            headers[name] = stored_by_name[name.lower()][1]
+        elif value or not is_secret_header(name, marked):
+            headers[name] = value
+    given_names = {name.lower() for name in given}
+    for lowered, (name, value) in stored_by_name.items():
+        if lowered not in given_names and is_secret_header(name, marked):
+            headers[name] = value
+    return headers

@@ -55,6 +55,18 @@ class Signal(models.Model):
 
 
 class Hook(models.Model):
+    """ "When ``model`` fires one of ``signals``, send this request to ``target_url``."
+
+    ``headers`` may hold the receiver's credentials. A header is a credential
+    when its name says so (``headers.is_secret_header``: Authorization, Cookie,
+    ``*token*``, ``*key*``, ``*auth*``, ...) or when it is listed in
+    ``secret_headers``; its value is write-only: the API, the admin and the
+    attempt log show ``********``, and a write that leaves it out or sends the
+    mask back keeps it. Like the signing secrets, the headers are read from the
+    hook when a request goes out (callbacks keep no copy), so a rotated
+    credential applies to every pending retry.
+    """
+
     name = models.CharField(_("name"), max_length=200, blank=True, default="")
     model = models.ForeignKey(
         ContentType,
@@ -69,6 +81,16 @@ class Hook(models.Model):
         _("HTTP method"), max_length=6, choices=HttpMethod.choices, default=HttpMethod.POST
     )
     headers = models.JSONField(_("headers"), default=dict, blank=True)
+    secret_headers = models.JSONField(
+        _("secret headers"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Names of further headers whose values are credentials (never shown once set), "
+            "besides Authorization, Cookie and names containing token, key, secret, auth, "
+            "sig, password, credential or session."
+        ),
+    )
     content_type = models.CharField(
         _("content type"),
         max_length=32,
@@ -110,6 +132,14 @@ class Hook(models.Model):
 
 
 class Callback(models.Model):
+    """One event of a hook: the payload to send, and its delivery state.
+
+    The payload, URL, method and content type are fixed when the event
+    happens. The headers and the signing secrets are not copied: they are read
+    from the hook when each try goes out, so a rotated credential reaches the
+    pending retries, and no credential is copied into the busiest table.
+    """
+
     # No database constraint, on purpose: for up to REGISTRY_TTL seconds after a
     # hook is deleted, another process may still record an event for it, and
     # that must never make the user's own transaction fail at commit. The
@@ -130,7 +160,6 @@ class Callback(models.Model):
     object_id = models.CharField(_("object id"), max_length=255, blank=True, default="")
     target_url = models.URLField(_("target URL"), max_length=2000)
     http_method = models.CharField(_("HTTP method"), max_length=6, choices=HttpMethod.choices)
-    headers = models.JSONField(_("headers"), default=dict, blank=True)
     payload = models.TextField(_("payload"), blank=True, default="")
     content_type = models.CharField(_("content type"), max_length=32, blank=True, default="")
     status = models.CharField(

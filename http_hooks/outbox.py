@@ -67,7 +67,8 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
 
 
 def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
-    """A self-contained request for ``hook``; an ``error`` callback if it cannot be built.
+    """The event's request for ``hook`` (without headers: a try reads the hook's);
+    an ``error`` callback if it cannot be built.
 
     A failure never reaches the user's ``save()``, whatever
     ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` says (as in infi.django_http_hooks,
@@ -90,7 +91,9 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
         update_datetime=now,
     )
     try:
-        callback.headers = parse_headers(hook.headers)
+        # Not stored (a try reads the hook's headers as it goes out), only checked:
+        # headers broken around validation make an error callback, as a bad payload does.
+        parse_headers(hook.headers)
         callback.payload, callback.content_type = build_payload(
             template=hook.payload_template,
             serializer_class=hook.serializer_class,

@@ -36,6 +36,7 @@ HOOK_FIELDS = (
     "target_url",
     "http_method",
     "headers",
+    "secret_headers",
     "content_type",
     "payload_template",
     "serializer_class",
@@ -88,6 +89,7 @@ def create_hook(
     http_method: str = "POST",
     content_type: str = "",
     headers: Any = None,
+    secret_headers: Any = None,
     payload_template: str = "",
     serializer_class: str = "",
     name: str = "",
@@ -102,6 +104,7 @@ def create_hook(
         target_url=target_url,
         http_method=http_method,
         headers=headers,
+        secret_headers=secret_headers,
         content_type=content_type,
         payload_template=payload_template,
         serializer_class=serializer_class,
@@ -116,7 +119,10 @@ def create_hook(
 
 
 def update_hook(hook: Hook, **changes: Any) -> Hook:
-    """Change some fields of ``hook``; the whole hook is validated again."""
+    """Change some fields of ``hook``; the whole hook is validated again.
+
+    Secret header values are kept when ``headers`` leaves them out or gives
+    them as ``********``, and removed when given empty (see ``Hook``)."""
     unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
@@ -127,6 +133,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         "target_url": hook.target_url,
         "http_method": hook.http_method,
         "headers": hook.headers,
+        "secret_headers": hook.secret_headers,
         "content_type": hook.content_type,
         "payload_template": hook.payload_template,
         "serializer_class": hook.serializer_class,
@@ -135,7 +142,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     merged["model"] = resolve_model(merged["model"])
     if isinstance(merged["signals"], str):
         merged["signals"] = [merged["signals"]]
-    cleaned = validate_hook(**merged)
+    cleaned = validate_hook(**merged, current=hook)
     if changes.get("secret"):
         validate_secret(changes["secret"])
     signal_paths = cleaned.pop("signals")

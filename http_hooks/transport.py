@@ -43,7 +43,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import certifi
 import pycurl
 
-from .exceptions import BlockedNetworkError, InvalidTargetURLError, TransportError
+from .exceptions import (
+    BlockedNetworkError,
+    InvalidHeadersError,
+    InvalidTargetURLError,
+    TransportError,
+)
 from .network import ascii_host, check_address, is_blocked_address
 from .settings import hooks_settings
 
@@ -378,7 +383,12 @@ class Transport:
                     slot = self.idle[-1]
                     try:
                         slot.start(index, request_at(index))
-                    except (ValueError, InvalidTargetURLError, pycurl.error) as exc:
+                    except (
+                        ValueError,
+                        InvalidTargetURLError,
+                        InvalidHeadersError,  # a hook's stored headers
+                        pycurl.error,
+                    ) as exc:
                         outcomes[index] = outcome = Outcome(error=f"invalid request: {exc}")
                         if on_done:
                             on_done(index, outcome)

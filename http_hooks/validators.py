@@ -19,8 +19,8 @@ from .exceptions import (
     InvalidPayloadError,
     InvalidSignalError,
 )
-from .headers import parse_headers
-from .models import ContentTypeChoice, HttpMethod
+from .headers import keep_secret_values, parse_header_names, parse_headers
+from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .payloads import XML_TYPES, import_serializer, validate_template
 
@@ -111,10 +111,15 @@ def validate_hook(
     content_type: str,
     payload_template: str,
     serializer_class: str,
+    secret_headers: Any = (),
+    current: Hook | None = None,
 ) -> dict[str, Any]:
     """Check every field of a hook together and return the cleaned values.
 
-    Raises the ``HttpHooksError`` subclass for the first field that is wrong.
+    ``current`` is the hook being changed (None for a new one): a secret header
+    left out of ``headers`` or given as the mask keeps its stored value
+    (``headers.keep_secret_values``). Raises the ``HttpHooksError`` subclass for
+    the first field that is wrong.
     """
     if not isinstance(name, str) or len(name) > 200:
         raise InvalidHookError("the name must be a string of at most 200 characters", field="name")
@@ -135,7 +140,12 @@ def validate_hook(
             f"invalid content type {content_type!r}: use one of {allowed} or none",
             field="content_type",
         )
-    cleaned_headers = parse_headers(headers)
+    cleaned_secret_headers = parse_header_names(secret_headers)
+    cleaned_headers = keep_secret_values(
+        parse_headers(headers),
+        parse_headers(current.headers) if current else {},
+        {*cleaned_secret_headers, *(current.secret_headers if current else ())},
+    )
     payload_template = payload_template or ""
     serializer_class = (serializer_class or "").strip()
     if payload_template:
@@ -154,6 +164,7 @@ def validate_hook(
         "target_url": target_url,
         "http_method": method,
         "headers": cleaned_headers,
+        "secret_headers": cleaned_secret_headers,
         "content_type": content_type,
         "payload_template": payload_template,
         "serializer_class": serializer_class,

@@ -15,7 +15,7 @@ from django.contrib.contenttypes.models import ContentType
 from rest_framework import serializers
 
 from ..exceptions import HttpHooksError
-from ..headers import parse_headers
+from ..headers import MASKED, MAX_SECRET_HEADER_NAMES, mask_headers, parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
 from ..services import (
     MAX_DAYS,
@@ -109,7 +109,12 @@ class HeadersField(serializers.Field):
         kwargs.setdefault(
             "help_text",
             "Extra HTTP headers of each request, as an object of strings. On input the "
-            "legacy text form (one `Key: value` per line) is accepted too.",
+            "legacy text form (one `Key: value` per line) is accepted too. Credentials are "
+            "write-only: the value of `Authorization`, `Cookie`, a name containing `auth`, "
+            "`token`, `key`, `secret`, `sig`, `password`, `credential` or `session`, or a "
+            f"name in `secret_headers` is shown as `{MASKED}`. On update such a header "
+            f"keeps its value when it is left out or sent as `{MASKED}`, and is removed when "
+            "sent with an empty value.",
         )
         super().__init__(**kwargs)
 
@@ -165,6 +170,13 @@ class HookSerializer(serializers.ModelSerializer):
     signals = SignalPathsField()
     target_url = TargetURLField()
     headers = HeadersField(required=False)
+    secret_headers = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=MAX_SECRET_HEADER_NAMES,
+        help_text="Names of further headers whose values are credentials, shown as "
+        f"`{MASKED}` like `Authorization` (case does not matter; stored in lower case).",
+    )
     payload_template = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -200,6 +212,7 @@ class HookSerializer(serializers.ModelSerializer):
             "target_url",
             "http_method",
             "headers",
+            "secret_headers",
             "content_type",
             "payload_template",
             "serializer_class",
@@ -212,6 +225,11 @@ class HookSerializer(serializers.ModelSerializer):
 
     def get_has_secret(self, hook: Hook) -> bool:
         return bool(hook.secret)
+
+    def to_representation(self, hook: Hook) -> dict[str, Any]:
+        data = super().to_representation(hook)
+        data["headers"] = mask_headers(data["headers"], hook.secret_headers)
+        return data
 
     def create(self, validated_data: dict[str, Any]) -> Hook:
         validated_data.setdefault("secret", generate_secret())
@@ -268,10 +286,6 @@ class SignalSerializer(serializers.ModelSerializer):
 
 
 class CallbackSerializer(serializers.ModelSerializer):
-    headers = serializers.DictField(
-        child=serializers.CharField(), read_only=True, help_text="Headers of the request."
-    )
-
     class Meta:
         model = Callback
         fields = [
@@ -283,7 +297,6 @@ class CallbackSerializer(serializers.ModelSerializer):
             "object_id",
             "target_url",
             "http_method",
-            "headers",
             "payload",
             "content_type",
             "status",
@@ -302,10 +315,12 @@ class CallbackSerializer(serializers.ModelSerializer):
 
 
 class AttemptSerializer(serializers.ModelSerializer):
+    """One try; give the hook's ``secret_headers`` in the context as ``secret_headers``."""
+
     request_headers = serializers.DictField(
         child=serializers.CharField(),
         read_only=True,
-        help_text="Headers sent, with secret values masked.",
+        help_text=f"Headers sent, with the values of credentials shown as `{MASKED}`.",
     )
     response_headers = serializers.DictField(child=serializers.CharField(), read_only=True)
     succeeded = serializers.BooleanField(read_only=True, help_text="A 2xx answer.")
@@ -326,6 +341,14 @@ class AttemptSerializer(serializers.ModelSerializer):
             "succeeded",
         ]
         read_only_fields = fields
+
+    def to_representation(self, attempt: Attempt) -> dict[str, Any]:
+        data = super().to_representation(attempt)
+        # Masked when logged already; again with today's rule, for rows logged before it.
+        data["request_headers"] = mask_headers(
+            data["request_headers"], self.context.get("secret_headers", ())
+        )
+        return data
 
 
 class ResendManySerializer(serializers.Serializer):

@@ -185,8 +185,11 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
-        attempt = services.send_test_event(self.get_object())
-        return Response(AttemptSerializer(attempt).data)
+        hook = self.get_object()
+        attempt = services.send_test_event(hook)
+        return Response(
+            AttemptSerializer(attempt, context={"secret_headers": hook.secret_headers}).data
+        )
 
     @extend_schema(
         operation_id="rotate_hook_secret",
@@ -415,7 +418,9 @@ class CallbackViewSet(
     def attempts(self, request: Request, pk: str | None = None) -> Response:
         callback = self.get_object()
         page = self.paginate_queryset(selectors.attempts_of(callback))
-        return self.get_paginated_response(AttemptSerializer(page, many=True).data)
+        marked = Hook.objects.filter(pk=callback.hook_id).values_list("secret_headers", flat=True)
+        context = {"secret_headers": marked.first() or ()}
+        return self.get_paginated_response(AttemptSerializer(page, many=True, context=context).data)
 
     @extend_schema(
         operation_id="delete_old_callbacks",

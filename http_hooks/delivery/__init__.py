@@ -16,7 +16,7 @@ the body limit) is ``transport.py``'s.
 from .claims import claim_batch, count_due
 from .loop import run_loop
 from .outcomes import DeliveryReport, retry_delay
-from .request import MASKED, is_secret_header, mask_headers, request_for
+from .request import MASKED, is_secret_header, logged_headers, request_for
 from .sender import TEST_EVENT_TYPE, Sender, send_callbacks, send_test_event
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "claim_batch",
     "count_due",
     "is_secret_header",
-    "mask_headers",
+    "logged_headers",
     "request_for",
     "retry_delay",
     "run_loop",

@@ -32,7 +32,6 @@ CLAIMED_FIELDS = (
     "event_id",
     "target_url",
     "http_method",
-    "headers",
     "payload",
     "content_type",
     "attempts",

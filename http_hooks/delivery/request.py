@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Collection, Mapping, Sequence
 
+from ..headers import MASKED, is_secret_header, mask_headers, parse_headers
 from ..models import Callback
 from ..settings import hooks_settings
 from ..signing import signature_headers
 from ..transport import Request, printable
 
-MASKED = "********"
-SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "password", "cookie", "signature")
+__all__ = ["MASKED", "is_secret_header", "logged_headers", "request_for", "requests_for"]
 
 
 def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
@@ -29,9 +28,12 @@ def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
-def request_for(callback: Callback) -> Request:
+def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = None) -> Request:
     """The HTTP request of one try of ``callback``: its method, URL and body, our
-    headers, the callback's own, its Content-Type and the Standard Webhooks headers."""
+    headers, its hook's headers as they are now (``hook_headers``, parsed once by
+    the caller, or parsed here), its Content-Type and the Standard Webhooks headers."""
+    if hook_headers is None:
+        hook_headers = parse_headers(callback.hook.headers)
     body = (callback.payload or "").encode("utf-8")
     headers = merge_headers(
         {
@@ -39,7 +41,7 @@ def request_for(callback: Callback) -> Request:
             # Bodies are only logged; uncompressed, RESPONSE_BODY_LIMIT limits the wire.
             "Accept-Encoding": "identity",
         },
-        callback.headers or {},
+        hook_headers,
         {"Content-Type": callback.content_type} if callback.content_type else {},
         signature_headers(
             callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
@@ -48,15 +50,21 @@ def request_for(callback: Callback) -> Request:
     return Request(callback.http_method, callback.target_url, headers, body)
 
 
-def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers as logged in an Attempt: values of secret-looking names are masked."""
-    return {
-        name: MASKED if is_secret_header(name) else printable(str(value))
-        for name, value in headers.items()
-    }
+def requests_for(batch: Sequence[Callback]) -> Callable[[int], Request]:
+    """``request_at(index)``: the request of ``batch[index]``, made when it is called.
+    Each hook's headers are parsed once for the batch, not once per callback."""
+    parsed: dict[int, dict[str, str]] = {}
+
+    def request_at(index: int) -> Request:
+        callback = batch[index]
+        headers = parsed.get(callback.hook_id)
+        if headers is None:
+            headers = parsed[callback.hook_id] = parse_headers(callback.hook.headers)
+        return request_for(callback, headers)
+
+    return request_at
 
 
-@lru_cache(maxsize=1024)
-def is_secret_header(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_HEADER_WORDS)
+def logged_headers(headers: Mapping[str, str], marked: Collection[str] = ()) -> dict[str, str]:
+    """Headers as an Attempt logs them: secret values masked, the rest printable."""
+    return {name: printable(str(value)) for name, value in mask_headers(headers, marked).items()}

@@ -12,13 +12,12 @@ from typing import Any
 from django.utils import timezone
 
 from ..exceptions import InvalidFilterError
-from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
 from .claims import claim_batch, renew_claims
 from .outcomes import DeliveryReport, record_outcomes
-from .request import mask_headers, request_for
+from .request import logged_headers, requests_for
 
 TEST_EVENT_TYPE = "http_hooks.test"
 
@@ -83,9 +82,10 @@ def send(
     minutes to get through, and receivers refuse old signature timestamps.
     """
     requests: list[Request | None] = [None] * len(batch)
+    make_request = requests_for(batch)
 
     def request_at(index: int) -> Request:
-        requests[index] = request = request_for(batch[index])
+        requests[index] = request = make_request(index)
         return request
 
     outcomes = transport.send_all(
@@ -94,9 +94,9 @@ def send(
         on_done=(lambda index, outcome: progress(1)) if progress else None,
         every=(int(hooks_settings.LEASE_SECONDS) / 3, lambda: renew_claims(batch)),
     )
-    for request, outcome in zip(requests, outcomes, strict=True):
+    for callback, request, outcome in zip(batch, requests, outcomes, strict=True):
         if request is not None:
-            outcome.request_headers = mask_headers(request.headers)
+            outcome.request_headers = logged_headers(request.headers, callback.hook.secret_headers)
     return outcomes
 
 
@@ -150,7 +150,6 @@ def send_test_event(hook: Hook) -> Attempt:
         event_type=TEST_EVENT_TYPE,
         target_url=hook.target_url,
         http_method=hook.http_method,
-        headers=parse_headers(hook.headers),
         payload=json.dumps(payload),
         content_type="application/json",
         status=CallbackStatus.SENDING,
