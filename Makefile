@@ -34,7 +34,6 @@ install-django6: $(VENV6)/.installed
 
 demo: install
 	$(BIN)/python demo/manage.py migrate --no-input
-	$(BIN)/python demo/manage.py load_demo_data --base-url http://$(HOST):$(PORT)
 	$(BIN)/python demo/manage.py run_demo --host $(HOST) --port $(PORT)
 
 test: install

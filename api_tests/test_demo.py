@@ -1,22 +1,46 @@
-"""The demo project: its data loads, and a change in the admin reaches the receiver page."""
+"""The demo project: its data loads, a change in the admin reaches the receiver page,
+and ``run_demo`` (``make demo``) serves on the port it is given or says why not."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import requests
 from django.core.management import call_command
 from django.urls import reverse
 
-from http_hooks.api import send_callbacks
+from http_hooks.api import create_hook, send_callbacks
 from http_hooks.models import Callback, Hook
 from receiver.models import ReceivedRequest
 from shop.models import Customer, Order, Parcel
 
+from .demo_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "demo" / "manage.py"
+
 
 @pytest.mark.django_db(transaction=True)
 def test_demo_data_hooks_deliver_to_the_receiver_page(live_server, client):
+    # Loaded for a demo on another port first: run again, the hooks follow the receiver.
+    call_command("load_demo_data", "--base-url", "http://127.0.0.1:9")
+    elsewhere = create_hook(
+        model="shop.order",
+        signals=["django.db.models.signals.post_delete"],
+        target_url="http://127.0.0.1:9/elsewhere/receiver/",
+    )
     call_command("load_demo_data", "--base-url", live_server.url)
-    call_command("load_demo_data", "--base-url", live_server.url)  # safe to run again
-    assert Hook.objects.count() == 5
+    assert Hook.objects.count() == 6
+    demo_hooks = Hook.objects.exclude(pk=elsewhere.pk)
+    assert all(h.target_url.startswith(f"{live_server.url}/receiver/inbox/") for h in demo_hooks)
+    elsewhere.refresh_from_db()
+    assert elsewhere.target_url == "http://127.0.0.1:9/elsewhere/receiver/"
     assert client.login(username="admin", password="admin")
     Callback.objects.all().delete()  # the demo's own customers
 
@@ -43,3 +67,77 @@ def test_demo_data_hooks_deliver_to_the_receiver_page(live_server, client):
     page = client.get("/receiver/")
     assert page.status_code == 200
     assert "customers-xml" in page.content.decode()
+
+
+def demo_env(directory: Path) -> dict[str, str]:
+    """The demo's settings on a SQLite file of its own."""
+    return {
+        key: value for key, value in os.environ.items() if not key.startswith("HTTP_HOOKS_")
+    } | {
+        "HTTP_HOOKS_SQLITE_PATH": str(directory / "demo.sqlite3"),
+        "DJANGO_SETTINGS_MODULE": "demo.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "demo"), str(ROOT)]),
+    }
+
+
+def test_run_demo_on_a_busy_port_fails_before_the_banner(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(MANAGE), "run_demo", "--port", str(port)],
+            env=demo_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"CommandError: port {port} on 127.0.0.1 is already in use (another demo or server?): "
+        f"stop it, or choose another port: make demo PORT={port + 1}"
+    ]
+    assert "demo is running" not in done.stdout
+
+
+def receiver_page(base: str) -> str:
+    try:
+        return requests.get(f"{base}/receiver/", timeout=5).text
+    except requests.ConnectionError:
+        return ""  # not serving yet
+
+
+@pytest.mark.slow
+def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
+    """A demo loaded on one port and run on another: the banner names the new port and
+    the first customers' webhooks arrive at that server's receiver page."""
+    env = demo_env(tmp_path)
+    for args in (["migrate", "--no-input"], ["load_demo_data", "--base-url", "http://127.0.0.1:9"]):
+        done = subprocess.run(
+            [sys.executable, str(MANAGE), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen(
+            [sys.executable, str(MANAGE), "run_demo", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "customers-xml" not in receiver_page(base):
+            assert demo.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 0
+    assert f"  receiver page  {base}/receiver/" in log.read_text()

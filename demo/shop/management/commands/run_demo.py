@@ -1,5 +1,6 @@
 """Run the demo: the web server and a sender worker, until Ctrl-C."""
 
+import errno
 import os
 import signal
 import socket
@@ -7,23 +8,40 @@ import subprocess
 import sys
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
 
 from .load_demo_data import DEMO_USER
 
 
+def port_number(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError(value)
+    return port
+
+
 class Command(BaseCommand):
-    help = "Start the demo web server and a send_callbacks --loop worker; print the URLs."
+    help = (
+        "Start the demo web server and a send_callbacks --loop worker; aim the demo's hooks "
+        "at this server's receiver page; print the URLs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", default="8000")
+        parser.add_argument("--port", type=port_number, default=8000)
 
     def handle(self, *args, host, port, **options):
-        manage = [sys.executable, os.path.abspath(sys.argv[0])]
+        self._check_port_free(host, port)
         base = f"http://{host}:{port}"
+        call_command("load_demo_data", base_url=base, stdout=self.stdout)
+        manage = [sys.executable, os.path.abspath(sys.argv[0])]
         server = subprocess.Popen([*manage, "runserver", "--noreload", f"{host}:{port}"])
-        self._wait_for_port(host, int(port))
+        try:
+            self._wait_for_server(server, host, port)
+        except CommandError:
+            server.kill()
+            raise
         worker = subprocess.Popen([*manage, "send_callbacks", "--loop", "--quiet"])
         username, password = DEMO_USER
         self.stdout.write(
@@ -57,11 +75,36 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-    def _wait_for_port(self, host: str, port: int, timeout: float = 30.0) -> None:
+    def _check_port_free(self, host: str, port: int) -> None:
+        """Bind the port as runserver will: a busy port is an error now, not a server
+        that dies after the banner (or a banner for somebody else's server)."""
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        except socket.gaierror as error:
+            raise CommandError(f"cannot use host {host!r}: {error.strerror}") from None
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise CommandError(
+                        f"port {port} on {host} is already in use (another demo or server?): "
+                        f"stop it, or choose another port: make demo PORT={port + 1}"
+                    ) from None
+                raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+    def _wait_for_server(
+        self, server: subprocess.Popen, host: str, port: int, timeout: float = 30.0
+    ) -> None:
         """The server first, so that the sender's first tries find the receiver page."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex((host, port)) == 0:
-                    return
-            time.sleep(0.2)
+            if server.poll() is not None:
+                raise CommandError(f"the web server on {host}:{port} exited; see its output above")
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise CommandError(f"the web server did not answer on {host}:{port} in {timeout:.0f} s")
