@@ -136,3 +136,74 @@ def test_update_hook_refuses_unknown_fields():
     hook = create_hook(**GOOD)
     with pytest.raises(TypeError, match="unknown fields"):
         update_hook(hook, colour="red")
+
+
+# --- the old package's calling conventions ------------------------------------------
+
+
+def test_create_hook_takes_signals_and_model_by_position_as_the_old_package_did():
+    hook = create_hook(
+        ["django.db.models.signals.post_save"], "user", target_url="https://example.com/hook"
+    )
+    hook.refresh_from_db()
+    assert hook.model.model_class() is User
+    assert [s.signal for s in hook.signals.all()] == ["django.db.models.signals.post_save"]
+    assert (hook.http_method, hook.name, hook.enabled) == ("POST", "", True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "field"),
+    [
+        pytest.param({"model": "user"}, InvalidHookError, "target_url", id="no-target-url"),
+        pytest.param(
+            {"target_url": "https://example.com/hook"}, InvalidModelError, "model", id="no-model"
+        ),
+        pytest.param(
+            {"model": "user", "target_url": "https://example.com/hook", "name": None},
+            None,
+            None,
+            id="name-none-is-empty",
+        ),
+    ],
+)
+def test_create_hook_without_what_the_old_package_defaulted(arguments, error, field):
+    """The old package filled in ``target_url='http://demo_url'``, a hook that could never
+    deliver: a hook without a target is refused, with the field named."""
+    signals = ["django.db.models.signals.post_save"]
+    if error is None:
+        assert create_hook(signals, **arguments).name == ""
+        return
+    with pytest.raises(error) as info:
+        create_hook(signals, **arguments)
+    assert info.value.field == field
+    assert not Hook.objects.exists()
+
+
+def test_create_hook_refuses_keywords_it_does_not_know():
+    """The old package ignored them (``user=...``): a typo there lost a setting silently."""
+    with pytest.raises(TypeError, match="user"):
+        create_hook(**GOOD, user=None)
+    assert not Hook.objects.exists()
+
+
+def test_create_hook_parameters_are_the_hook_fields():
+    import inspect
+
+    from http_hooks.validators import HOOK_FIELDS
+
+    parameters = set(inspect.signature(create_hook).parameters)
+    assert parameters == {*HOOK_FIELDS, "enabled", "secret"}
+
+
+def test_create_signal_by_position_and_create_false_stores_nothing():
+    from django.db.models.signals import post_delete
+
+    from shop.signals import order_shipped
+
+    assert create_signal("shop.signals.order_shipped").signal == "shop.signals.order_shipped"
+    Signal.objects.filter(signal="shop.signals.order_shipped").delete()
+    assert create_signal("shop.signals.order_shipped", create=False) is order_shipped
+    assert create_signal("django.db.models.signals.post_delete", False) is post_delete
+    assert not Signal.objects.filter(signal="shop.signals.order_shipped").exists()
+    with pytest.raises(InvalidSignalError):
+        create_signal("dummy.signal", create=False)

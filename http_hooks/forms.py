@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
-from .validators import APP_LABEL, import_signal, validate_hook
+from .validators import APP_LABEL, HOOK_FIELDS, import_signal, validate_hook
 
 
 class HookAdminForm(forms.ModelForm):
@@ -39,19 +39,7 @@ class HookAdminForm(forms.ModelForm):
 
     class Meta:
         model = Hook
-        fields = [
-            "name",
-            "model",
-            "signals",
-            "enabled",
-            "target_url",
-            "http_method",
-            "headers",
-            "secret_headers",
-            "content_type",
-            "payload_template",
-            "serializer_class",
-        ]
+        fields = [*HOOK_FIELDS, "enabled"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -69,27 +57,15 @@ class HookAdminForm(forms.ModelForm):
         if self.errors:
             return cleaned
         try:
-            valid = validate_hook(
-                name=cleaned.get("name", ""),
-                model=cleaned["model"],
-                signals=[s.signal for s in cleaned.get("signals", [])],
-                target_url=cleaned.get("target_url", ""),
-                http_method=cleaned.get("http_method", ""),
-                headers=cleaned.get("headers", ""),
-                secret_headers=cleaned.get("secret_headers", ""),
-                current=self.instance if self.instance.pk else None,
-                content_type=cleaned.get("content_type", ""),
-                payload_template=cleaned.get("payload_template", ""),
-                serializer_class=cleaned.get("serializer_class", ""),
-            )
+            fields = {field: cleaned.get(field) for field in HOOK_FIELDS}
+            fields["signals"] = [s.signal for s in cleaned.get("signals", [])]
+            valid = validate_hook(fields, current=self.instance if self.instance.pk else None)
         except HttpHooksError as exc:
             field = exc.field if exc.field in self.fields else None
             self.add_error(field, exc.as_django_error())
             return cleaned
-        cleaned["headers"] = valid["headers"]
-        cleaned["secret_headers"] = valid["secret_headers"]
-        cleaned["http_method"] = valid["http_method"]
-        cleaned["serializer_class"] = valid["serializer_class"]
+        # The form keeps its Signal rows; every other field takes its cleaned value.
+        cleaned.update((field, value) for field, value in valid.items() if field != "signals")
         return cleaned
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import QuerySet
+from django.dispatch import Signal as DjangoSignal
 from django.utils import timezone
 
 from . import delivery
@@ -27,28 +28,27 @@ from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacks
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
-from .validators import SECRET_PREFIX, resolve_model, validate_hook, validate_secret
-
-HOOK_FIELDS = (
-    "name",
-    "model",
-    "signals",
-    "target_url",
-    "http_method",
-    "headers",
-    "secret_headers",
-    "content_type",
-    "payload_template",
-    "serializer_class",
+from .signing import SECRET_PREFIX
+from .validators import (
+    HOOK_FIELDS,
+    import_signal,
+    resolve_model,
+    validate_hook,
+    validate_secret,
 )
-
 
 # --- signals -------------------------------------------------------------------
 
 
-def create_signal(*, signal: str) -> Signal:
-    """Register a signal by its dotted path; returns the existing row if there is one."""
+def create_signal(signal: str, create: bool = True) -> Signal | DjangoSignal:
+    """Register a signal by its dotted path; returns the existing row if there is one.
+
+    With ``create=False`` (the old package's option) nothing is stored: the
+    path is checked and the ``django.dispatch.Signal`` it names is returned.
+    """
     (path,) = _clean_signals([signal])
+    if not create:
+        return import_signal(path)
     obj, _ = Signal.objects.get_or_create(signal=path)
     return obj
 
@@ -82,10 +82,10 @@ def generate_secret() -> str:
 
 
 def create_hook(
+    signals: Iterable[Any] | str,
+    model: Any = None,
     *,
-    signals: Iterable[Any],
-    model: Any,
-    target_url: str,
+    target_url: str | None = None,
     http_method: str = "POST",
     content_type: str = "",
     headers: Any = None,
@@ -96,19 +96,18 @@ def create_hook(
     enabled: bool = True,
     secret: str | None = None,
 ) -> Hook:
-    """Validate and store a hook; it fires at once, in every process within REGISTRY_TTL."""
-    cleaned = validate_hook(
-        name=name,
-        model=resolve_model(model),
-        signals=list(signals) if not isinstance(signals, str) else [signals],
-        target_url=target_url,
-        http_method=http_method,
-        headers=headers,
-        secret_headers=secret_headers,
-        content_type=content_type,
-        payload_template=payload_template,
-        serializer_class=serializer_class,
-    )
+    """Validate and store a hook; it fires at once, in every process within REGISTRY_TTL.
+
+    ``signals`` and ``model`` may come by position, as in infi.django_http_hooks;
+    its parameters here are ``HOOK_FIELDS`` (the one list of a hook's fields),
+    plus ``enabled`` and ``secret``. A missing model or target URL is an
+    ``HttpHooksError`` like any other mistake.
+    """
+    arguments = locals()
+    fields = {field: arguments[field] for field in HOOK_FIELDS}
+    fields["model"] = resolve_model(model)
+    fields["signals"] = [signals] if isinstance(signals, str) else list(signals)
+    cleaned = validate_hook(fields)
     if secret:
         validate_secret(secret)
     signal_paths = cleaned.pop("signals")
@@ -126,23 +125,13 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
-    current = {
-        "name": hook.name,
-        "model": hook.model,
-        "signals": [s.signal for s in hook.signals.all()],
-        "target_url": hook.target_url,
-        "http_method": hook.http_method,
-        "headers": hook.headers,
-        "secret_headers": hook.secret_headers,
-        "content_type": hook.content_type,
-        "payload_template": hook.payload_template,
-        "serializer_class": hook.serializer_class,
-    }
-    merged = {**current, **{k: v for k, v in changes.items() if k in HOOK_FIELDS}}
+    merged = {field: getattr(hook, field) for field in HOOK_FIELDS if field != "signals"}
+    merged["signals"] = [s.signal for s in hook.signals.all()]
+    merged.update((k, v) for k, v in changes.items() if k in HOOK_FIELDS)
     merged["model"] = resolve_model(merged["model"])
     if isinstance(merged["signals"], str):
         merged["signals"] = [merged["signals"]]
-    cleaned = validate_hook(**merged, current=hook)
+    cleaned = validate_hook(merged, current=hook)
     if changes.get("secret"):
         validate_secret(changes["secret"])
     signal_paths = cleaned.pop("signals")

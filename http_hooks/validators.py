@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.apps import apps
@@ -23,9 +23,23 @@ from .headers import keep_secret_values, parse_header_names, parse_headers
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .payloads import XML_TYPES, import_serializer, validate_template
+from .signing import SECRET_PREFIX
 
 APP_LABEL = "http_hooks"
-SECRET_PREFIX = "whsec_"
+# The writable fields of a hook that ``validate_hook`` checks together: the one list
+# the service layer, the REST serializer and the admin form are built from.
+HOOK_FIELDS = (
+    "name",
+    "model",
+    "signals",
+    "target_url",
+    "http_method",
+    "headers",
+    "secret_headers",
+    "content_type",
+    "payload_template",
+    "serializer_class",
+)
 
 
 def import_signal(path: str) -> DjangoSignal:
@@ -100,56 +114,53 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
-def validate_hook(
-    *,
-    name: str,
-    model: ContentType,
-    signals: list[str],
-    target_url: str,
-    http_method: str,
-    headers: Any,
-    content_type: str,
-    payload_template: str,
-    serializer_class: str,
-    secret_headers: Any = (),
-    current: Hook | None = None,
-) -> dict[str, Any]:
-    """Check every field of a hook together and return the cleaned values.
+def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> dict[str, Any]:
+    """Check every field of a hook (``HOOK_FIELDS``) together and return the cleaned values.
 
-    ``current`` is the hook being changed (None for a new one): a secret header
-    left out of ``headers`` or given as the mask keeps its stored value
+    ``model`` is a ContentType (see ``resolve_model``); other missing fields are
+    empty. ``current`` is the hook being changed (None for a new one): a secret
+    header left out of ``headers`` or given as the mask keeps its stored value
     (``headers.keep_secret_values``). Raises the ``HttpHooksError`` subclass for
     the first field that is wrong.
     """
+    unknown = set(fields) - set(HOOK_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown hook fields: {', '.join(sorted(unknown))}")
+    cleaned = {field: fields.get(field) for field in HOOK_FIELDS}
+    name = "" if cleaned["name"] is None else cleaned["name"]
     if not isinstance(name, str) or len(name) > 200:
         raise InvalidHookError("the name must be a string of at most 200 characters", field="name")
-    cleaned_signals = validate_signal_paths(signals)
+    cleaned["name"] = name
+    cleaned["signals"] = validate_signal_paths(cleaned["signals"] or [])
+    target_url = cleaned["target_url"]
     if not isinstance(target_url, str) or not target_url or len(target_url) > 2000:
         raise InvalidHookError("the target URL must be 1 to 2000 characters", field="target_url")
     check_target_url(target_url)
+    http_method = cleaned["http_method"]
     method = (http_method or "").upper()
     if method not in HttpMethod.values:
         raise InvalidHookError(
             f"invalid HTTP method {http_method!r}: use one of {', '.join(HttpMethod.values)}",
             field="http_method",
         )
-    content_type = content_type or ""
+    cleaned["http_method"] = method
+    content_type = cleaned["content_type"] = cleaned["content_type"] or ""
     if content_type not in ContentTypeChoice.values:
         allowed = ", ".join(v for v in ContentTypeChoice.values if v)
         raise InvalidHookError(
             f"invalid content type {content_type!r}: use one of {allowed} or none",
             field="content_type",
         )
-    cleaned_secret_headers = parse_header_names(secret_headers)
-    cleaned_headers = keep_secret_values(
-        parse_headers(headers),
+    secret_headers = cleaned["secret_headers"] = parse_header_names(cleaned["secret_headers"])
+    cleaned["headers"] = keep_secret_values(
+        parse_headers(cleaned["headers"]),
         parse_headers(current.headers) if current else {},
-        {*cleaned_secret_headers, *(current.secret_headers if current else ())},
+        {*secret_headers, *(current.secret_headers if current else ())},
     )
-    payload_template = payload_template or ""
-    serializer_class = (serializer_class or "").strip()
+    payload_template = cleaned["payload_template"] = cleaned["payload_template"] or ""
+    serializer_class = cleaned["serializer_class"] = (cleaned["serializer_class"] or "").strip()
     if payload_template:
-        validate_template(payload_template, content_type, model.model_class())
+        validate_template(payload_template, content_type, cleaned["model"].model_class())
     elif content_type in XML_TYPES:
         raise InvalidPayloadError(
             f"invalid XML: without a payload template the payload is JSON, not {content_type}",
@@ -157,15 +168,4 @@ def validate_hook(
         )
     if serializer_class:
         import_serializer(serializer_class)
-    return {
-        "name": name,
-        "model": model,
-        "signals": cleaned_signals,
-        "target_url": target_url,
-        "http_method": method,
-        "headers": cleaned_headers,
-        "secret_headers": cleaned_secret_headers,
-        "content_type": content_type,
-        "payload_template": payload_template,
-        "serializer_class": serializer_class,
-    }
+    return cleaned

@@ -28,7 +28,13 @@ from ..services import (
     generate_secret,
     update_hook,
 )
-from ..validators import import_signal, resolve_model, validate_secret, validate_signal_paths
+from ..validators import (
+    HOOK_FIELDS,
+    import_signal,
+    resolve_model,
+    validate_secret,
+    validate_signal_paths,
+)
 
 MAX_ID = 2**63 - 1
 MAX_HEADERS = 100
@@ -205,17 +211,8 @@ class HookSerializer(serializers.ModelSerializer):
         model = Hook
         fields = [
             "id",
-            "name",
-            "model",
-            "signals",
+            *HOOK_FIELDS,
             "enabled",
-            "target_url",
-            "http_method",
-            "headers",
-            "secret_headers",
-            "content_type",
-            "payload_template",
-            "serializer_class",
             "secret",
             "has_secret",
             "create_datetime",
