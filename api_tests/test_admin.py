@@ -174,6 +174,34 @@ def test_resend_selected_above_the_limit_resends_nothing(admin_client, make_hook
     assert set(Callback.objects.values_list("status", flat=True)) == {"error"}
 
 
+@override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "BATCH_SIZE": 2})
+def test_send_selected_now_sends_one_batch_per_click(admin_client, make_hook, receiver):
+    make_hook()
+    for name in ("a", "b", "c"):
+        Order.objects.create(name=name)
+
+    def click() -> str:
+        response = admin_client.post(
+            reverse("admin:http_hooks_callback_changelist"),
+            {
+                "action": "send_selected_now",
+                "_selected_action": list(Callback.objects.values_list("pk", flat=True)),
+            },
+            follow=True,
+        )
+        return response.content.decode()
+
+    page = click()
+    assert "Sent 2, retrying 0, failed 0." in page
+    assert "At most 2 callbacks are sent at a time: run the action again." in page
+    assert len(receiver.wait_for(2)) == 2
+    page = click()
+    assert "Sent 1, retrying 0, failed 0." in page
+    assert "run the action again" not in page
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(receiver.requests) == 3
+
+
 def test_disable_and_enable_actions(admin_client, make_hook):
     hook = make_hook()
     changelist = reverse("admin:http_hooks_hook_changelist")
