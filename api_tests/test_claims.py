@@ -129,7 +129,9 @@ def test_a_sender_killed_mid_batch_loses_nothing(make_hook, receiver, same_db_en
     receiver.respond(hold=hold)
     make_hook()
     save_orders(10)
-    sender = start_sender(same_db_env, LEASE_SECONDS=600, BATCH_SIZE=10, CONCURRENCY=10)
+    sender = start_sender(
+        same_db_env, LEASE_SECONDS=600, BATCH_SIZE=10, CONCURRENCY=10, HOOK_CONCURRENCY=10
+    )
     try:
         held = receiver.wait_for(10, timeout=60)
     finally:

@@ -222,14 +222,15 @@ def test_loop_sends_what_becomes_due_and_stops_on_sigterm(make_hook, receiver, s
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stop_signal_finishes_the_batch_in_hand_and_exits_0(
+def test_a_stop_signal_finishes_the_transfers_in_flight_and_exits_0(
     make_hook, receiver, same_db_env, signum
 ):
+    """The 5 in flight are sent and recorded; claimed callbacks not yet started go back."""
     hold = threading.Event()
     receiver.respond(hold=hold)
     make_hook()
     orders(10)
-    worker = start_loop(env_with(same_db_env, BATCH_SIZE=5, CONCURRENCY=5))
+    worker = start_loop(env_with(same_db_env, BATCH_SIZE=5, CONCURRENCY=5, HOOK_CONCURRENCY=5))
     try:
         receiver.wait_for(5, timeout=60)  # the whole first batch is in flight, held
     finally:

@@ -170,18 +170,23 @@ def test_oversized_response_headers_fail_the_try(make_hook, receiver):
     assert len(str(attempt.response_headers)) <= 65536
 
 
-def test_a_failed_lease_renewal_leaves_the_transport_usable(receiver):
+def test_an_error_while_in_flight_leaves_the_transport_usable(receiver):
     """An error raised while transfers are in flight gives the connections back."""
     hold = threading.Event()
     receiver.respond(hold=hold)
+    receiver.respond("/fast")
     request = Request("POST", receiver.url(), {}, b"{}")
 
-    def renewal_fails():
+    def request_at(index):
+        # The first one ends (and fails to be recorded) while the second is held.
+        return Request("POST", receiver.url("/fast"), {}, b"{}") if index == 0 else request
+
+    def recording_fails(index, outcome):
         raise RuntimeError("database gone")
 
     with Transport(concurrency=2) as transport:
         with pytest.raises(RuntimeError, match="database gone"):
-            transport.send_all(2, lambda index: request, every=(0.0, renewal_fails))
+            transport.send_all(3, request_at, on_done=recording_fails)
         hold.set()
         outcomes = transport.send_all(2, lambda index: request)
     assert [outcome.status_code for outcome in outcomes] == [200, 200]
@@ -285,16 +290,16 @@ def test_a_closed_transport_refuses_to_send(receiver):
 
 
 def _failing_once(monkeypatch):
-    """The next ``send_all`` fails as libcurl's multi interface can (an internal error)."""
-    original = Transport.send_all
+    """The next transfer fails to start as libcurl's multi interface can (an internal error)."""
+    original = Transport.start
     failures = [TransportError("the HTTP transport failed: (11) internal")]
 
-    def send_all(self, *args, **kwargs):
+    def start(self, *args, **kwargs):
         if failures:
             raise failures.pop()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Transport, "send_all", send_all)
+    monkeypatch.setattr(Transport, "start", start)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -55,6 +55,12 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
     for name in ("MAX_ATTEMPTS", "CONCURRENCY", "BATCH_SIZE", "LEASE_SECONDS", "RESEND_LIMIT"):
         if not _positive_number(getattr(s, name), integer=True):
             bad(name, "Use a whole number >= 1.", "http_hooks.E004")
+    if s.HOOK_CONCURRENCY is not None and not _positive_number(s.HOOK_CONCURRENCY, integer=True):
+        bad(
+            "HOOK_CONCURRENCY",
+            "Use None (three quarters of CONCURRENCY) or a whole number >= 1.",
+            "http_hooks.E004",
+        )
     if not _positive_number(s.RESPONSE_BODY_LIMIT, integer=True):
         bad("RESPONSE_BODY_LIMIT", "Use a number of bytes >= 1.", "http_hooks.E004")
     schedule = s.RETRY_SCHEDULE

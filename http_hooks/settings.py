@@ -24,12 +24,14 @@ DEFAULTS: dict[str, Any] = {
     # Each wait is stretched or shrunk at random by up to this fraction.
     "RETRY_JITTER": 0.1,
     "CONCURRENCY": 16,
+    # Transfers one hook may hold at once; None: three quarters of CONCURRENCY.
+    "HOOK_CONCURRENCY": None,
     "BATCH_SIZE": 500,
     # A bulk resend of more callbacks than this must be confirmed.
     "RESEND_LIMIT": 10_000,
     # How long a sender's claim on a callback lasts before others may take it.
     "LEASE_SECONDS": 300,
-    # Bytes of a response read and logged; a longer body fails the try as too large.
+    # Bytes of a response body read and logged; the rest is not read (the status counts).
     "RESPONSE_BODY_LIMIT": 16 * 1024,
     "BLOCK_PRIVATE_NETWORKS": True,
     # A CA bundle (file path) that verifies receivers' TLS certificates; None: certifi's.
@@ -80,6 +82,13 @@ class HooksSettings:
             raise AttributeError(f"Invalid http_hooks setting: {name!r}")
         self._cache[name] = value
         return value
+
+    @property
+    def hook_concurrency(self) -> int:
+        """``HOOK_CONCURRENCY``, or three quarters of ``CONCURRENCY`` (at least 1)."""
+        if self.HOOK_CONCURRENCY is not None:
+            return int(self.HOOK_CONCURRENCY)
+        return max(1, int(self.CONCURRENCY) * 3 // 4)
 
     @property
     def connect_timeout(self) -> float:

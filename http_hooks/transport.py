@@ -23,9 +23,15 @@ What a try may do is decided here and by the hook alone:
   receiver trickling one byte a second cannot hold a transfer for hours.
 - Response headers beyond 64 KB fail the try; libcurl's connection cache keeps
   at most twice ``CONCURRENCY`` idle connections.
-- At most ``RESPONSE_BODY_LIMIT`` bytes of a body are kept. Receivers answer
-  webhooks with an acknowledgement, so a longer body is "too large": the try
-  fails (SPEC 7.2) with its first ``RESPONSE_BODY_LIMIT`` bytes logged.
+- At most ``RESPONSE_BODY_LIMIT`` bytes of a body are read. When a longer body
+  comes, reading stops there and that connection is closed (it cannot be
+  reused mid-body); the status code counts as it came, so a 2xx with a big
+  page is a success, logged with its first ``RESPONSE_BODY_LIMIT`` bytes.
+
+The transport is driven step by step: ``start()`` puts a request on a free
+handle, ``poll()`` moves the transfers and returns those that ended, so the
+sender records each outcome and refills the freed handle as it goes, instead
+of waiting for a whole batch.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import os
 import selectors
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -132,7 +138,7 @@ class _Slot:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.index = -1
+        self.key: Any = None
         # Header lines go straight into this buffer and are parsed once, at the end.
         self.raw_headers = bytearray()
         self.curl = curl = pycurl.Curl()
@@ -154,9 +160,9 @@ class _Slot:
         self.progress = 0
         self.body = bytearray()
 
-    def start(self, index: int, request: Request) -> None:
+    def start(self, key: Any, request: Request) -> None:
         self.reset()
-        self.index = index
+        self.key = key
         self.url = request.url
         curl = self.curl
         curl.setopt(pycurl.URL, ascii_url(request.url))
@@ -224,6 +230,9 @@ class _Slot:
             ),
             duration_ms=int((time.monotonic() - self.started) * 1000),
         )
+        if errno == pycurl.E_WRITE_ERROR and self.too_large:
+            # Reading stopped on purpose at the body limit: the status code counts.
+            errno = 0
         if errno and self.blocked:
             outcome.error = self.blocked
         elif self.error:
@@ -264,7 +273,7 @@ def status_error(code: int, headers: Mapping[str, str]) -> str:
 
 class Transport:
     """Up to ``CONCURRENCY`` transfers at once, on connections kept alive from
-    one batch to the next. One transport belongs to one thread."""
+    one request to the next. One transport belongs to one thread."""
 
     def __init__(self, concurrency: int | None = None) -> None:
         self.connect_timeout = hooks_settings.connect_timeout
@@ -302,6 +311,7 @@ class Transport:
         self.multi.setopt(pycurl.M_MAXCONNECTS, 2 * size)
         self.idle = [_Slot(self) for _ in range(size)]
         self.slots = list(self.idle)
+        self.running: list[_Slot] = []
 
     def __enter__(self) -> Transport:
         return self
@@ -310,11 +320,13 @@ class Transport:
         self.close()
 
     def close(self) -> None:
+        if self.slots:
+            self.abandon()
         for slot in self.slots:
             slot.curl.close()
         self.multi.close()
         self.selector.close()
-        self.idle = self.slots = []
+        self.idle, self.slots, self.running = [], [], []
 
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
         events = SOCKET_EVENTS.get(what, 0)
@@ -342,113 +354,140 @@ class Transport:
     def _on_timer(self, milliseconds: int) -> None:
         self.timer_at = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
 
+    @property
+    def free(self) -> int:
+        """How many more transfers ``start()`` takes now."""
+        return len(self.idle)
+
+    @property
+    def busy(self) -> int:
+        """How many transfers are in flight."""
+        return len(self.running)
+
+    def start(self, key: Any, request: Request) -> Outcome | None:
+        """Start ``request`` on a free handle; ``poll()`` returns its outcome under ``key``.
+
+        A request that cannot be made (a bad URL, a header libcurl refuses)
+        takes no handle: its failed outcome is returned at once.
+        """
+        if not self.slots:
+            raise RuntimeError("the transport is closed")
+        slot = self.idle[-1]
+        try:
+            slot.start(key, request)
+        except (ValueError, InvalidTargetURLError, InvalidHeadersError, pycurl.error) as exc:
+            return Outcome(error=f"invalid request: {exc}")
+        try:
+            self.multi.add_handle(slot.curl)
+        except pycurl.error as exc:
+            raise TransportError(f"the HTTP transport failed: {exc}") from exc
+        self.running.append(self.idle.pop())
+        return None
+
+    def poll(self, timeout: float) -> list[tuple[Any, Outcome]]:
+        """Move the transfers in flight, waiting at most ``timeout`` seconds for
+        their sockets; return ``(key, outcome)`` of each transfer that ended."""
+        if not self.running:
+            return []
+        ended: list[tuple[Any, Outcome]] = []
+        multi = self.multi
+
+        def finish(slot: _Slot, errno: int = 0, message: str = "") -> None:
+            multi.remove_handle(slot.curl)
+            self.running.remove(slot)
+            self.idle.append(slot)
+            ended.append((slot.key, slot.outcome(errno, message)))
+
+        try:
+            now = time.monotonic()
+            for key, mask in self.selector.select(min(timeout, self._wait(now))):
+                action = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
+                    pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
+                )
+                multi.socket_action(key.fd, action)
+            if self.timer_at is not None and time.monotonic() >= self.timer_at:
+                self.timer_at = None
+                multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+            while True:
+                queued, succeeded, failed = multi.info_read()
+                for curl in succeeded:
+                    finish(curl.slot)
+                for curl, errno, message in failed:
+                    finish(curl.slot, errno, message)
+                if not queued:
+                    break
+            now = time.monotonic()
+            for slot in [s for s in self.running if s.connected]:
+                if slot.moved(now) or now - slot.activity < self.read_timeout:
+                    continue
+                slot.error = f"read timeout ({self.read_timeout:g} s)"
+                finish(slot)
+        except pycurl.error as exc:
+            raise TransportError(f"the HTTP transport failed: {exc}") from exc
+        return ended
+
+    def abandon(self) -> None:
+        """Drop the transfers in flight (their outcomes are never known) and
+        give their handles back, so that the transport serves the next run."""
+        for slot in self.running:
+            with suppress(pycurl.error):
+                self.multi.remove_handle(slot.curl)
+            self.idle.append(slot)
+        self.running = []
+        for fd in list(self.watched):  # none, unless libcurl left one behind
+            self._on_socket(pycurl.POLL_REMOVE, fd, self.multi, None)
+
     def send_all(
         self,
         count: int,
         request_at: Callable[[int], Request],
         *,
         on_done: Callable[[int, Outcome], Any] | None = None,
-        every: tuple[float, Callable[[], Any]] | None = None,
     ) -> list[Outcome]:
         """Send ``count`` requests concurrently; return their outcomes in order.
 
         ``request_at(index)`` makes each request as its transfer starts (so
-        that it is signed when it goes out, not when the batch began).
-        ``on_done(index, outcome)`` is called as each try ends; ``every =
-        (seconds, function)`` calls ``function`` that often while transfers
-        are in flight (a batch's lease renewal).
+        that it is signed when it goes out); ``on_done(index, outcome)`` is
+        called as each try ends.
         """
         if not self.slots:
             raise RuntimeError("the transport is closed")
         outcomes: list[Outcome | None] = [None] * count
-        running: list[_Slot] = []
-        multi = self.multi
         next_request = 0
-        period, periodic = every or (0.0, None)
-        next_periodic = time.monotonic() + period
-
-        def finish(slot: _Slot, errno: int = 0, message: str = "") -> None:
-            multi.remove_handle(slot.curl)
-            running.remove(slot)
-            self.idle.append(slot)
-            outcome = slot.outcome(errno, message)
-            outcomes[slot.index] = outcome
-            if on_done:
-                on_done(slot.index, outcome)
-
         try:
-            while next_request < count or running:
-                while self.idle and next_request < count:
+            while next_request < count or self.running:
+                while self.free and next_request < count:
                     index, next_request = next_request, next_request + 1
-                    slot = self.idle[-1]
                     try:
-                        slot.start(index, request_at(index))
-                    except (
-                        ValueError,
-                        InvalidTargetURLError,
-                        InvalidHeadersError,  # a hook's stored headers
-                        pycurl.error,
-                    ) as exc:
-                        outcomes[index] = outcome = Outcome(error=f"invalid request: {exc}")
+                        failed = self.start(index, request_at(index))
+                    except (ValueError, InvalidTargetURLError, InvalidHeadersError) as exc:
+                        # A request that cannot be made (a hook's stored headers, say).
+                        failed = Outcome(error=f"invalid request: {exc}")
+                    if failed is not None:
+                        outcomes[index] = failed
                         if on_done:
-                            on_done(index, outcome)
-                        continue
-                    multi.add_handle(slot.curl)
-                    running.append(self.idle.pop())
-                if not running:
-                    continue
-                now = time.monotonic()
-                for key, mask in self.selector.select(self._wait(running, now)):
-                    action = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
-                        pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
-                    )
-                    multi.socket_action(key.fd, action)
-                if self.timer_at is not None and time.monotonic() >= self.timer_at:
-                    self.timer_at = None
-                    multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
-                while True:
-                    queued, succeeded, failed = multi.info_read()
-                    for curl in succeeded:
-                        finish(curl.slot)
-                    for curl, errno, message in failed:
-                        finish(curl.slot, errno, message)
-                    if not queued:
-                        break
-                now = time.monotonic()
-                for slot in [s for s in running if s.connected]:
-                    if slot.moved(now) or now - slot.activity < self.read_timeout:
-                        continue
-                    slot.error = f"read timeout ({self.read_timeout:g} s)"
-                    finish(slot)
-                if periodic and now >= next_periodic:
-                    periodic()
-                    next_periodic = now + period
-        except pycurl.error as exc:
-            raise TransportError(f"the HTTP transport failed: {exc}") from exc
+                            on_done(index, failed)
+                for index, outcome in self.poll(1.0):
+                    outcomes[index] = outcome
+                    if on_done:
+                        on_done(index, outcome)
         finally:
-            # Left by an error (the lease renewal's database, say): the handles go
-            # back, so that the transport serves the next batch.
-            for slot in running:
-                multi.remove_handle(slot.curl)
-                self.idle.append(slot)
-            for fd in list(self.watched):  # none, unless libcurl left one behind
-                self._on_socket(pycurl.POLL_REMOVE, fd, multi, None)
+            # Left by an error (in ``on_done``, say): the handles go back.
+            self.abandon()
         return outcomes  # type: ignore[return-value]
 
-    def _wait(self, running: Sequence[_Slot], now: float) -> float:
+    def _wait(self, now: float) -> float:
         """How long to wait for sockets: until libcurl's timer or a read deadline."""
         wait = 1.0
         if self.timer_at is not None:
             wait = min(wait, self.timer_at - now)
-        for slot in running:
+        for slot in self.running:
             if slot.connected:
                 wait = min(wait, slot.activity + self.read_timeout - now)
         return max(wait, 0.0)
 
     def describe(self, slot: _Slot, errno: int, message: str) -> str:
         """A short, readable error for a try libcurl gave up on."""
-        if errno == pycurl.E_WRITE_ERROR and slot.too_large:
-            return f"response body too large (more than {self.body_limit} bytes)"
         if errno == pycurl.E_OPERATION_TIMEDOUT:
             if not slot.connected:
                 return f"connect timeout ({self.connect_timeout:g} s)"

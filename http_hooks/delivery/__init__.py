@@ -1,11 +1,13 @@
-"""Sending callbacks: claim a batch, send it concurrently, record the outcome.
+"""Sending callbacks: claim due ones, send them concurrently, record each outcome as it comes.
 
 This package is the one send engine of the app: the ``send_callbacks`` command and
 its ``--loop`` worker, the admin, the REST API and the Celery tasks all call
 ``send_callbacks()`` (or ``run_loop()``, which calls it over and over).
 
-Claims and their lease are ``claims``'; a try's outcome and the attempt log are
-``outcomes``'; the request of a try is ``request``'.
+The pipeline (fair share between hooks, outcomes written in small windows) is
+``sender``'s; claims and their lease are ``claims``'; a try's outcome and the
+attempt log are ``outcomes``'; the request of a try is ``request``'; surviving
+a dropped database connection is ``reconnect``'s.
 
 Why no redirects: a redirect would send the payload, signed, to an address
 nobody configured, around the network policy; a 3xx is a failed try that says

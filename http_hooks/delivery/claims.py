@@ -3,21 +3,24 @@
 Why claims with a lease: any number of senders may run at once against one
 database. A sender marks the callbacks it takes as ``sending`` with a claim
 token of its own and a lease time; nobody else takes them while the lease
-runs (the sender renews it while a batch is in flight), and if the sender dies
-the lease expires and another sender takes them again. Delivery is therefore
-at-least-once; the ``webhook-id`` header lets receivers drop duplicates.
+runs (a ``LeaseKeeper`` thread renews it while the sender runs), and if the
+sender dies the lease expires and another sender takes them again. Delivery
+is therefore at-least-once; the ``webhook-id`` header lets receivers drop
+duplicates. Outcomes are written as they come (``sender``), so what a dead
+sender leaves to be sent again was only in flight or in its last window.
 """
 
 from __future__ import annotations
 
 import logging
 import operator
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import reduce
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -44,21 +47,29 @@ def _claimable(
     now: datetime,
     *,
     hook_id: int | None,
-    callback_ids: Sequence[int] | None,
+    callback_ids: Collection[int] | None,
     due_only: bool = False,
+    exclude_hooks: Collection[int] = (),
+    token: uuid.UUID | None = None,
 ) -> list[tuple[Q, str]]:
     """Where claimable callbacks are, each with the order to take them in.
 
     First the callbacks of a sender whose lease expired, then the due waiting
     ones, oldest due first (the ``callback_due_idx`` index serves that order).
     Listed callbacks are due whatever their retry time, unless ``due_only``.
+    Callbacks of ``exclude_hooks`` are left for later, and a sender never takes
+    back its own (``token``) whose lease ran out: they may still be in flight.
     """
     scope = Q()
+    if exclude_hooks:
+        scope &= ~Q(hook_id__in=list(exclude_hooks))
     if hook_id is not None:
         scope &= Q(hook_id=hook_id)
     if callback_ids is not None:
         scope &= Q(pk__in=list(callback_ids))
     expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    if token is not None:
+        expired &= ~Q(claim_token=token)
     waiting = scope & Q(status=CallbackStatus.WAITING)
     if callback_ids is None or due_only:
         due = (waiting & Q(next_attempt_at__lte=now), "next_attempt_at")
@@ -70,12 +81,14 @@ def _claimable(
 def claim_batch(
     *,
     hook_id: int | None = None,
-    callback_ids: Sequence[int] | None = None,
+    callback_ids: Collection[int] | None = None,
     due_only: bool = False,
     size: int | None = None,
+    token: uuid.UUID | None = None,
+    exclude_hooks: Collection[int] = (),
 ) -> list[Callback]:
-    """Take up to ``size`` (at most ``BATCH_SIZE``) claimable callbacks for this sender,
-    exclusively.
+    """Take up to ``size`` (at most ``BATCH_SIZE``) claimable callbacks, exclusively,
+    under ``token`` (a sender's, for all its claims; a new one when None).
 
     On databases with ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL) the
     candidates are locked, so concurrent senders take different rows without
@@ -85,11 +98,18 @@ def claim_batch(
     again.
     """
     size = min(int(hooks_settings.BATCH_SIZE), size or int(hooks_settings.BATCH_SIZE))
-    token = uuid.uuid4()
+    token = token or uuid.uuid4()
     skip_locked = connection.features.has_select_for_update_skip_locked
     while True:
         now = timezone.now()
-        conditions = _claimable(now, hook_id=hook_id, callback_ids=callback_ids, due_only=due_only)
+        conditions = _claimable(
+            now,
+            hook_id=hook_id,
+            callback_ids=callback_ids,
+            due_only=due_only,
+            exclude_hooks=exclude_hooks,
+            token=token,
+        )
         claim = {
             "status": CallbackStatus.SENDING,
             "claim_token": token,
@@ -156,16 +176,56 @@ def delete_orphans(callbacks: QuerySet[Callback]) -> None:
         logger.info("callback %s of deleted hook %s: deleted", pk, hook_id)
 
 
-def renew_claims(batch: Sequence[Callback]) -> None:
-    """Push the lease of a batch in flight forward, so that a live sender keeps it."""
-    Callback.objects.filter(
-        pk__in=[c.pk for c in batch],
-        claim_token=batch[0].claim_token,
-        status=CallbackStatus.SENDING,
-    ).update(claimed_until=timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)))
+def renew_lease(token: uuid.UUID) -> int:
+    """Push the lease of every callback a sender holds forward, so that it keeps them."""
+    return Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING).update(
+        claimed_until=timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
+    )
 
 
-def count_due(*, hook_id: int | None = None, callback_ids: Sequence[int] | None = None) -> int:
+def release_claims(token: uuid.UUID, callback_ids: Collection[int]) -> None:
+    """Give claimed callbacks that were never tried back, due as they were."""
+    if callback_ids:
+        Callback.objects.filter(
+            pk__in=list(callback_ids), claim_token=token, status=CallbackStatus.SENDING
+        ).update(status=CallbackStatus.WAITING, claimed_until=None)
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews a sender's lease every ``LEASE_SECONDS / 3``, in a thread (and on a
+    database connection) of its own.
+
+    Why a thread: in the sender's thread a renewal that waits for the database
+    (a lock, a slow failover) would stop every transfer, and libcurl's
+    deadline would then fire on answers that had already arrived.
+    """
+
+    def __init__(self, token: uuid.UUID) -> None:
+        super().__init__(name="http_hooks lease keeper", daemon=True)
+        self.token = token
+        self.period = int(hooks_settings.LEASE_SECONDS) / 3
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.period):
+                try:
+                    renew_lease(self.token)
+                except DatabaseError:
+                    # The next period tries again on a new connection.
+                    logger.warning("renewing lease %s failed", self.token, exc_info=True)
+                    connection.close()
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        """Stop renewing; a renewal under way may finish on its own (the thread
+        is a daemon), so a stuck database never holds the sender here for long."""
+        self.stopped.set()
+        self.join(timeout=5.0)
+
+
+def count_due(*, hook_id: int | None = None, callback_ids: Collection[int] | None = None) -> int:
     """How many callbacks ``send_callbacks`` would take now (for a progress bar)."""
     conditions = _claimable(timezone.now(), hook_id=hook_id, callback_ids=callback_ids)
     return sum(Callback.objects.filter(condition).count() for condition, _ in conditions)

@@ -27,10 +27,11 @@ def run_loop(
 
     After a poll that found work the next one follows ``LOOP_MIN_SLEEP`` later;
     each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. Setting ``stop``
-    finishes the batch in hand. A database error (a restart, a failover) is
+    finishes the transfers in flight and gives back the claimed callbacks not
+    yet started. A database error that reconnecting did not cure (a restart, a failover) is
     logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
-    a failed HTTP transport is replaced by a new one (the batch it held is sent
-    again when its lease runs out).
+    a failed HTTP transport is replaced by a new one (the transfers it held are
+    sent again when their lease runs out).
     """
     total = DeliveryReport()
     min_sleep, max_sleep = (

@@ -18,6 +18,7 @@ from django.utils import timezone
 from ..models import Attempt, Callback, CallbackStatus
 from ..settings import hooks_settings
 from ..transport import Outcome, printable
+from .reconnect import with_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +103,13 @@ def apply_outcome(
 def write_states(batch: Sequence[Callback], token: uuid.UUID | None, now: datetime) -> int:
     """Write the callbacks' new states; return how many rows this sender still held.
 
+    Held means still ``sending`` under this sender's token: a retry after a
+    commit whose answer was lost to a dropped connection writes nothing twice.
     Sent callbacks differ only in their status code, so they take one plain
     UPDATE per code; ``bulk_update`` (a CASE per row and field, slow on big
     batches) is kept for the failed ones, whose retry times all differ.
     """
-    held = Callback.objects.filter(claim_token=token)
+    held = Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING)
     sent: dict[tuple[str, int | None], list[int]] = defaultdict(list)
     failed = []
     for callback in batch:
@@ -137,12 +140,14 @@ def record_outcomes(
     *,
     max_attempts: int | None = None,
 ) -> None:
-    """Write the callbacks' new state and their attempts, in bulk; count them in ``report``.
+    """Write the callbacks' new state and their attempts, in bulk, in one
+    transaction; count them in ``report``.
 
     Only callbacks this sender still holds are written. One whose lease ran out
     while it was being sent (the sender stalled for longer than
     ``LEASE_SECONDS``) may have been taken by another sender, and that
-    sender's result is the one that counts.
+    sender's result is the one that counts. A dropped database connection is
+    reconnected and the write tried again (``with_reconnect``).
     """
     now = timezone.now()
     token = batch[0].claim_token
@@ -160,25 +165,38 @@ def record_outcomes(
             outcome.response_body,
             printable(outcome.error),
         )
-    with transaction.atomic():
-        updated = write_states(batch, token, now)
-        if updated < len(batch):
+
+    def write() -> set[int]:
+        with transaction.atomic():
+            if write_states(batch, token, now) == len(batch):
+                insert_attempts(list(attempts.values()))
+                return set(attempts)
+            # Not written here: taken over by another sender, or written by an
+            # earlier try of this very write whose commit went through unanswered.
             held = set(
-                Callback.objects.filter(pk__in=attempts, claim_token=token).values_list(
-                    "pk", flat=True
+                Callback.objects.filter(
+                    pk__in=attempts, claim_token=token, update_datetime=now
+                ).values_list("pk", flat=True)
+            )
+            if len(held) < len(batch):
+                logger.warning(
+                    "%s callbacks were taken over by another sender after their lease expired "
+                    "(LEASE_SECONDS=%s); their results here are dropped: %s",
+                    len(batch) - len(held),
+                    hooks_settings.LEASE_SECONDS,
+                    sorted(set(attempts) - held),
+                )
+            logged = set(
+                Attempt.objects.filter(callback__in=held, attempted_at=now).values_list(
+                    "callback_id", flat=True
                 )
             )
-            logger.warning(
-                "%s callbacks were taken over by another sender after their lease expired "
-                "(LEASE_SECONDS=%s); their results here are dropped: %s",
-                len(batch) - len(held),
-                hooks_settings.LEASE_SECONDS,
-                sorted(set(attempts) - held),
-            )
-            attempts = {pk: attempt for pk, attempt in attempts.items() if pk in held}
-        insert_attempts(list(attempts.values()))
+            insert_attempts([attempts[pk] for pk in held - logged])
+            return held
+
+    held = with_reconnect(write, what="recording outcomes")
     for callback in batch:
-        if callback.pk in attempts:
+        if callback.pk in held:
             report.sent += callback.status == CallbackStatus.SENT
             report.retried += callback.status == CallbackStatus.WAITING
             report.failed += callback.status == CallbackStatus.ERROR

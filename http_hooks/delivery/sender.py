@@ -1,30 +1,129 @@
-"""The sender: claim, send and record batch after batch (and the test event)."""
+"""The sender: a continuous claim, send and record pipeline (and the test event).
+
+How a run goes, in one thread over one ``Transport``:
+
+- Claimed callbacks wait in a ``FairQueue``: one queue per hook, served
+  round-robin, and no hook gets more than ``HOOK_CONCURRENCY`` transfers at
+  once, so a hanging receiver always leaves room for the others.
+- A transfer that ends frees its handle, which takes the next callback at
+  once. When the queue runs low, or a free handle has nothing it may take,
+  more due callbacks are claimed (leaving out hooks that already have their
+  share waiting), at most ``BATCH_SIZE`` at a time.
+- Outcomes are written as they come, in bulk, once ``OUTCOME_WINDOW``
+  seconds have passed since the first unwritten one or ``OUTCOME_WINDOW_SIZE``
+  are waiting. A crash therefore sends again only what was in flight and the
+  unwritten window, and memory stays flat however many callbacks are due.
+- The lease of everything the run holds is renewed by a ``LeaseKeeper``
+  thread, never in the way of the transfers; a dropped database connection
+  is reconnected (``with_reconnect``).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
 
-from ..exceptions import InvalidFilterError
+from ..exceptions import InvalidFilterError, InvalidHeadersError, InvalidTargetURLError
+from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
-from .claims import claim_batch, renew_claims
+from .claims import LeaseKeeper, claim_batch, release_claims
 from .outcomes import DeliveryReport, record_outcomes
-from .request import logged_headers, requests_for
+from .reconnect import with_reconnect
+from .request import logged_headers, request_for, requests_for
+
+logger = logging.getLogger(__name__)
 
 TEST_EVENT_TYPE = "http_hooks.test"
+# Outcomes are written at the latest this many seconds after the first unwritten
+# one ended, or as soon as this many are waiting.
+OUTCOME_WINDOW = 0.1
+OUTCOME_WINDOW_SIZE = 256
+
+
+class FairQueue:
+    """Claimed callbacks waiting for a transfer: one queue per hook, served
+    round-robin; a hook holding ``limit`` transfers waits until one ends."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.waiting: dict[int, deque[Callback]] = {}
+        self.in_flight: Counter[int] = Counter()
+        # Hooks with callbacks waiting and room for one more transfer, in turn.
+        self.turns: deque[int] = deque()
+        self.in_turns: set[int] = set()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _offer(self, hook_id: int) -> None:
+        if (
+            hook_id in self.waiting
+            and self.in_flight[hook_id] < self.limit
+            and hook_id not in self.in_turns
+        ):
+            self.turns.append(hook_id)
+            self.in_turns.add(hook_id)
+
+    def add(self, callbacks: Iterable[Callback]) -> None:
+        for callback in callbacks:
+            self.waiting.setdefault(callback.hook_id, deque()).append(callback)
+            self.size += 1
+            self._offer(callback.hook_id)
+
+    def take(self) -> Callback | None:
+        """The next callback to send (its hook's transfer counted), or None."""
+        if not self.turns:
+            return None
+        hook_id = self.turns.popleft()
+        self.in_turns.discard(hook_id)
+        queue = self.waiting[hook_id]
+        callback = queue.popleft()
+        self.size -= 1
+        if not queue:
+            del self.waiting[hook_id]
+        self.in_flight[hook_id] += 1
+        self._offer(hook_id)  # to the back of the line
+        return callback
+
+    def done(self, hook_id: int) -> None:
+        """A transfer of ``hook_id`` ended."""
+        self.in_flight[hook_id] -= 1
+        if not self.in_flight[hook_id]:
+            del self.in_flight[hook_id]
+        self._offer(hook_id)
+
+    def ready(self) -> bool:
+        """True when a waiting callback may start now."""
+        return bool(self.turns)
+
+    def provided(self) -> set[int]:
+        """Hooks with a full share waiting: claims leave them out."""
+        return {hook_id for hook_id, queue in self.waiting.items() if len(queue) >= self.limit}
+
+    def drain(self) -> list[int]:
+        """Empty the queue; return the ids of the callbacks that were waiting."""
+        ids = [callback.pk for queue in self.waiting.values() for callback in queue]
+        self.waiting.clear()
+        self.turns.clear()
+        self.in_turns.clear()
+        self.size = 0
+        return ids
 
 
 class Sender:
     """A transport (``CONCURRENCY`` transfers at once over keep-alive connections),
-    reused batch after batch (and poll after poll in loop mode)."""
+    reused run after run (and poll after poll in loop mode)."""
 
     def __init__(self) -> None:
         self.transport = Transport()
@@ -44,43 +143,208 @@ class Sender:
         self,
         *,
         hook_id: int | None = None,
-        callback_ids: Sequence[int] | None = None,
+        callback_ids: Collection[int] | None = None,
         due_only: bool = False,
         limit: int | None = None,
         progress: Callable[[int], Any] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> DeliveryReport:
-        """Claim, send and record batch after batch until none is left, ``limit``
-        callbacks were tried, or ``stop()``.
+        """Claim, send and record until nothing is due and nothing in flight, ``limit``
+        callbacks were claimed, or ``stop()``.
 
         Listed callbacks are due whatever their retry time, so each is tried
-        once per run: a failed one is not claimed again straight away.
+        once per run: a failed one is not claimed again straight away. On
+        ``stop()`` the transfers in flight finish and are recorded; claimed
+        callbacks not yet started are given back.
         """
+        run = _Run(self.transport, hook_id, callback_ids, due_only, limit, progress, stop)
+        return run.go()
+
+
+class _Run:
+    """One ``Sender.send()``: the pipeline's state."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        hook_id: int | None,
+        callback_ids: Collection[int] | None,
+        due_only: bool,
+        limit: int | None,
+        progress: Callable[[int], Any] | None,
+        stop: Callable[[], bool] | None,
+    ) -> None:
+        self.transport = transport
+        self.hook_id = hook_id
+        self.untried = None if callback_ids is None else set(callback_ids)
+        self.due_only = due_only
+        self.left = limit  # callbacks this run may still claim (None: any number)
+        self.progress = progress
+        self.stop = stop or (lambda: False)
+        self.token = uuid.uuid4()
+        self.queue = FairQueue(hooks_settings.hook_concurrency)
+        self.concurrency = int(hooks_settings.CONCURRENCY)
+        self.batch_size = int(hooks_settings.BATCH_SIZE)
+        # A claim that came back short is not repeated for this long, unless a
+        # hook it left out has since run out of waiting callbacks.
+        self.poll_interval = float(hooks_settings.LOOP_MIN_SLEEP)
+        self.next_claim = 0.0
+        self.short_without: set[int] = set()
+        self.in_flight: dict[int, tuple[Callback, Request]] = {}
+        # Each hook's headers, parsed once per claim (which loads the hooks afresh).
+        self.hook_headers: dict[int, dict[str, str]] = {}
+        self.ended: list[tuple[Callback, Outcome]] = []
+        self.window_ends = 0.0
+        self.report = DeliveryReport()
+
+    def go(self) -> DeliveryReport:
         started = time.monotonic()
-        report = DeliveryReport()
-        untried = None if callback_ids is None else set(callback_ids)
-        left = limit
-        while not (stop and stop()) and untried != set() and left != 0:
-            batch = claim_batch(hook_id=hook_id, callback_ids=untried, due_only=due_only, size=left)
-            if not batch:
-                break
-            record_outcomes(batch, send(self.transport, batch, progress), report)
-            if left is not None:
-                left -= len(batch)
-            if untried is not None:
-                untried.difference_update(c.pk for c in batch)
-        report.duration = time.monotonic() - started
-        return report
+        keeper = LeaseKeeper(self.token)
+        keeper.start()
+        try:
+            self.pump()
+        except BaseException:
+            # What ended is written if the database lets us; what was in flight
+            # is sent again after the lease.
+            self.transport.abandon()
+            try:
+                self.flush()
+                self.release_waiting()
+            except Exception:
+                logger.exception("sender: could not write what it had done before failing")
+            raise
+        finally:
+            keeper.stop()
+        self.report.duration = time.monotonic() - started
+        return self.report
+
+    def pump(self) -> None:
+        transport, queue = self.transport, self.queue
+        while True:
+            stopping = self.stop()
+            if stopping:
+                self.release_waiting()
+            elif not queue and not transport.busy:
+                # Idle: one more claim says whether the run is over.
+                if not self.claim():
+                    break
+            elif self.wants_claim():
+                self.claim()
+            while transport.free and (callback := queue.take()):
+                self.start(callback)
+            if not transport.busy:
+                self.flush()
+                if stopping:
+                    break
+                continue
+            now = time.monotonic()
+            wait = 1.0
+            if self.ended:
+                wait = self.window_ends - now
+            if self.wants_claim():
+                wait = min(wait, self.next_claim - now)
+            for key, outcome in transport.poll(max(wait, 0.0)):
+                callback, request = self.in_flight.pop(key)
+                queue.done(callback.hook_id)
+                outcome.request_headers = logged_headers(
+                    request.headers, callback.hook.secret_headers
+                )
+                self.end(callback, outcome)
+            if self.ended and (
+                len(self.ended) >= OUTCOME_WINDOW_SIZE or time.monotonic() >= self.window_ends
+            ):
+                self.flush()
+        self.flush()
+
+    def release_waiting(self) -> None:
+        """Give back the claimed callbacks that were not started."""
+        if self.queue:
+            ids = self.queue.drain()
+            with_reconnect(lambda: release_claims(self.token, ids), what="releasing claims")
+
+    def exhausted(self) -> bool:
+        """True when this run may claim nothing more."""
+        return self.untried == set() or self.left == 0
+
+    def wants_claim(self) -> bool:
+        """True when more callbacks should be claimed now: the queue runs low, or
+        a free transfer has nothing it may take."""
+        if self.exhausted():
+            return False
+        if len(self.queue) >= self.concurrency and (self.queue.ready() or not self.transport.free):
+            return False
+        if time.monotonic() >= self.next_claim:
+            return True
+        # A hook left out of a short claim has run out: its callbacks may be due.
+        return not self.short_without <= self.queue.provided()
+
+    def claim(self) -> int:
+        if self.exhausted():
+            return 0
+        provided = self.queue.provided()
+        limit = min(self.batch_size, max(self.concurrency, self.batch_size - len(self.queue)))
+        if self.left is not None:
+            limit = min(limit, self.left)
+        batch = with_reconnect(
+            lambda: claim_batch(
+                hook_id=self.hook_id,
+                callback_ids=self.untried,
+                due_only=self.due_only,
+                size=limit,
+                token=self.token,
+                exclude_hooks=provided,
+            ),
+            what="claiming callbacks",
+        )
+        if len(batch) < limit:
+            self.next_claim = time.monotonic() + self.poll_interval
+            self.short_without = provided
+        else:
+            self.next_claim = 0.0
+        if self.untried is not None:
+            self.untried.difference_update(callback.pk for callback in batch)
+        if self.left is not None:
+            self.left -= len(batch)
+        self.hook_headers.clear()
+        self.queue.add(batch)
+        return len(batch)
+
+    def start(self, callback: Callback) -> None:
+        """Start one try of ``callback``; its request is made (and signed) now, as it goes out."""
+        try:
+            headers = self.hook_headers.get(callback.hook_id)
+            if headers is None:
+                headers = self.hook_headers[callback.hook_id] = parse_headers(callback.hook.headers)
+            request = request_for(callback, headers)
+        except (ValueError, InvalidTargetURLError, InvalidHeadersError) as exc:
+            self.queue.done(callback.hook_id)
+            self.end(callback, Outcome(error=f"invalid request: {exc}"))
+            return
+        failed = self.transport.start(callback.pk, request)
+        if failed is None:
+            self.in_flight[callback.pk] = (callback, request)
+            return
+        self.queue.done(callback.hook_id)
+        failed.request_headers = logged_headers(request.headers, callback.hook.secret_headers)
+        self.end(callback, failed)
+
+    def end(self, callback: Callback, outcome: Outcome) -> None:
+        if not self.ended:
+            self.window_ends = time.monotonic() + OUTCOME_WINDOW
+        self.ended.append((callback, outcome))
+        if self.progress:
+            self.progress(1)
+
+    def flush(self) -> None:
+        """Write the outcomes that ended, in bulk."""
+        if self.ended:
+            callbacks, outcomes = zip(*self.ended, strict=True)
+            record_outcomes(callbacks, outcomes, self.report)
+            self.ended = []
 
 
-def send(
-    transport: Transport, batch: Sequence[Callback], progress: Callable[[int], Any] | None = None
-) -> list[Outcome]:
-    """One try of each callback of a claimed batch, renewing its lease while in flight.
-
-    Each request is made (and signed) as its transfer starts: a batch can take
-    minutes to get through, and receivers refuse old signature timestamps.
-    """
+def send(transport: Transport, batch: list[Callback]) -> list[Outcome]:
+    """One try of each callback of ``batch`` (the test event's), all at once."""
     requests: list[Request | None] = [None] * len(batch)
     make_request = requests_for(batch)
 
@@ -88,12 +352,7 @@ def send(
         requests[index] = request = make_request(index)
         return request
 
-    outcomes = transport.send_all(
-        len(batch),
-        request_at,
-        on_done=(lambda index, outcome: progress(1)) if progress else None,
-        every=(int(hooks_settings.LEASE_SECONDS) / 3, lambda: renew_claims(batch)),
-    )
+    outcomes = transport.send_all(len(batch), request_at)
     for callback, request, outcome in zip(batch, requests, outcomes, strict=True):
         if request is not None:
             outcome.request_headers = logged_headers(request.headers, callback.hook.secret_headers)
@@ -103,7 +362,7 @@ def send(
 def send_callbacks(
     *,
     hook_id: int | None = None,
-    callback_ids: Sequence[int] | None = None,
+    callback_ids: Collection[int] | None = None,
     due_only: bool = False,
     limit: int | None = None,
     progress: Callable[[int], Any] | None = None,
@@ -114,8 +373,9 @@ def send_callbacks(
     With ``due_only`` the listed callbacks are sent only when due (a queued
     task run again must not bring a retry forward); with ``limit`` at most that
     many are tried (one web request sends a batch). ``progress(n)`` is called
-    as callbacks finish; ``stop()`` is asked before each batch is claimed, so
-    stopping finishes the batch in hand.
+    as callbacks finish; ``stop()`` is asked as the sender goes: stopping
+    finishes the transfers in flight and gives back claimed callbacks not yet
+    started.
     Raises ``InvalidFilterError`` for a hook that does not exist.
     """
     if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():

@@ -1,0 +1,181 @@
+"""Delivery isolation: a hanging receiver never delays another, outcomes are written as
+they happen, hooks share the sender fairly, and neither a database blip nor a crash
+repeats more than what was in flight.
+
+Every case runs against real receivers on 127.0.0.1; the multiprocess ones against a
+real ``manage.py send_callbacks``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from http_hooks.api import send_callbacks
+from http_hooks.delivery import claim_batch
+from http_hooks.delivery.claims import renew_lease
+from http_hooks.models import Attempt, Callback
+from http_hooks.settings import hooks_settings as live_settings
+from shop.models import Order
+
+from .receiver import Receiver
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"]
+
+
+def hooks_settings(**overrides):
+    return override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "RETRY_JITTER": 0.0, **overrides})
+
+
+def save_orders(count: int) -> None:
+    with transaction.atomic():
+        for n in range(count):
+            Order.objects.create(name=f"order {n}")
+
+
+def due_in_turn(*hooks) -> None:
+    """Make each hook's callbacks due a minute before the next hook's: claimed first
+    come, first served, the first hook's would all go before any of the others'."""
+    now = timezone.now()
+    for n, hook in enumerate(hooks):
+        due = now - datetime.timedelta(minutes=len(hooks) - n)
+        Callback.objects.filter(hook=hook).update(next_attempt_at=due)
+
+
+@pytest.fixture
+def hanging():
+    """A receiver that answers nothing for longer than any test runs."""
+    server = Receiver().start()
+    server.respond(delay=30)
+    yield server
+    server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver, hanging):
+    """100 callbacks to a hanging receiver, claimed first, and 100 to a healthy one:
+    every healthy one is delivered and marked sent within 2 s of the start."""
+    slow = make_hook(target_url=hanging.url())
+    fast = make_hook()
+    save_orders(100)
+    due_in_turn(slow, fast)
+    stop = threading.Event()
+    reports = []
+
+    def sender() -> None:
+        try:
+            reports.append(send_callbacks(stop=stop.is_set))
+        finally:
+            connection.close()
+
+    with hooks_settings(TIMEOUT=(1.0, 3.0), BATCH_SIZE=50):
+        started = timezone.now()
+        thread = threading.Thread(target=sender)
+        thread.start()
+        try:
+            receiver.wait_for(100, timeout=30)
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+    assert not thread.is_alive()
+    healthy = Callback.objects.filter(hook=fast)
+    assert set(healthy.values_list("status", flat=True)) == {"sent"}
+    last_written = max(healthy.values_list("update_datetime", flat=True))
+    assert last_written - started < datetime.timedelta(seconds=2)
+    # The hanging hook held its share (3/4 of 16) and no more; the rest went back.
+    assert len(hanging.requests) == 12
+    assert Callback.objects.filter(hook=slow, status="sending").count() == 0
+    assert reports[0].sent == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_hook_never_holds_more_than_hook_concurrency(make_hook, receiver, hanging):
+    slow = make_hook(target_url=hanging.url())
+    fast = make_hook()
+    save_orders(20)
+    due_in_turn(slow, fast)
+    stop = threading.Event()
+
+    def sender() -> None:
+        try:
+            send_callbacks(stop=stop.is_set)
+        finally:
+            connection.close()
+
+    with hooks_settings(TIMEOUT=(1.0, 3.0), CONCURRENCY=3, HOOK_CONCURRENCY=2):
+        thread = threading.Thread(target=sender)
+        thread.start()
+        try:
+            receiver.wait_for(20, timeout=30)
+            assert len(hanging.requests) == 2
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+    assert Callback.objects.filter(hook=fast, status="sent").count() == 20
+
+
+@pytest.mark.django_db
+def test_slots_go_round_robin_between_hooks(make_hook, receiver):
+    """With one transfer at a time, the hooks take turns although the first one's
+    callbacks are all due before the others'."""
+    hooks = [make_hook(target_url=receiver.url(f"/{name}")) for name in "abc"]
+    save_orders(4)
+    due_in_turn(*hooks)
+    with hooks_settings(CONCURRENCY=1):
+        assert send_callbacks().sent == 12
+    assert "".join(request.path[1:] for request in receiver.requests) == "abc" * 4
+
+
+def test_hook_concurrency_defaults_to_three_quarters_of_concurrency():
+    with hooks_settings(CONCURRENCY=16):
+        assert live_settings.hook_concurrency == 12
+    with hooks_settings(CONCURRENCY=1):
+        assert live_settings.hook_concurrency == 1
+    with hooks_settings(CONCURRENCY=16, HOOK_CONCURRENCY=16):
+        assert live_settings.hook_concurrency == 16
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_blocked_lease_renewal_never_blocks_transfers(make_hook, receiver, monkeypatch):
+    """The lease is renewed in a thread of its own: a renewal stuck on the database
+    leaves the transfers (and the writing of their outcomes) running."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_renewal(token):
+        entered.set()
+        release.wait(60)
+
+    monkeypatch.setattr("http_hooks.delivery.claims.renew_lease", stuck_renewal)
+    receiver.respond(delay=1.0)
+    make_hook()
+    save_orders(4)
+    try:
+        with hooks_settings(LEASE_SECONDS=1, TIMEOUT=(1.0, 2.0), CONCURRENCY=4):
+            report = send_callbacks()
+        assert entered.is_set(), "the lease was not renewed while the receiver was slow"
+    finally:
+        release.set()
+    assert (report.sent, report.retried) == (4, 0)
+    assert set(Attempt.objects.values_list("error", flat=True)) == {""}
+
+
+@pytest.mark.django_db
+def test_renewing_a_lease_moves_every_callback_the_sender_holds(make_hook):
+    make_hook()
+    save_orders(3)
+    batch = claim_batch()
+    before = {c.pk: c.claimed_until for c in Callback.objects.all()}
+    Callback.objects.filter(pk=batch[0].pk).update(claimed_until=timezone.now())
+    assert renew_lease(batch[0].claim_token) == 3
+    for callback in Callback.objects.all():
+        assert callback.claimed_until >= before[callback.pk]
+    assert renew_lease(batch[0].claim_token.__class__(int=0)) == 0

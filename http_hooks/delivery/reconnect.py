@@ -1,0 +1,49 @@
+"""Database work that survives a dropped connection (a restart, a failover, a
+killed backend): the sender reconnects and tries again, a bounded number of
+times, before it gives up.
+
+Why it matters: a sender that threw its outcomes away on a blip would send
+every one of them again after the lease, and a one-shot sender would exit
+with an error in the middle of its run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import TypeVar
+
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+
+from ..models import Callback
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Seconds to wait before each new try: about 8 s in all, then the error stands.
+RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+def with_reconnect(work: Callable[[], T], *, what: str) -> T:
+    """``work()``; when the database connection fails under it, reconnect and try
+    again after each of ``RECONNECT_DELAYS``. ``work`` must be one transaction
+    (or none), so that a failed try left nothing behind.
+
+    Inside an outer transaction (a test case's, a caller's ``atomic``) nothing
+    is retried: closing the connection would lose that transaction.
+    """
+    db = connections[router.db_for_write(Callback)]
+    for delay in (*RECONNECT_DELAYS, None):
+        try:
+            return work()
+        except (OperationalError, InterfaceError) as exc:
+            if delay is None or db.in_atomic_block:
+                raise
+            logger.warning("%s: database error (%s); reconnecting in %g s", what, exc, delay)
+            with suppress(DatabaseError):
+                db.close()
+            time.sleep(delay)
+    raise AssertionError("unreachable")
