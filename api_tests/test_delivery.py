@@ -405,7 +405,7 @@ def test_callbacks_are_sent_concurrently(make_hook, receiver):
 
     releaser = threading.Thread(target=release_when_all_arrived, daemon=True)
     releaser.start()
-    with hooks_settings(CONCURRENCY=8, TIMEOUT=(5.0, 60.0)):
+    with hooks_settings(CONCURRENCY=8, HOOK_CONCURRENCY=8, TIMEOUT=(5.0, 60.0)):
         report = send_callbacks()
     releaser.join(timeout=60)
     assert report.sent == 8

@@ -233,7 +233,7 @@ def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiv
             Order.objects.create(name=name)
         watcher = threading.Thread(target=watch_the_held_batch, daemon=True)
         watcher.start()
-        with hooks_settings(CONCURRENCY=4, TIMEOUT=(5.0, 60.0)):
+        with hooks_settings(CONCURRENCY=4, HOOK_CONCURRENCY=4, TIMEOUT=(5.0, 60.0)):
             assert send_callbacks().sent == 4  # no stall: woken as the answers come
         watcher.join(timeout=60)
     finally:

@@ -15,12 +15,20 @@
    a process's peak RSS across ``exec``, so a child forked straight from this
    script (which holds the 100,000 rows it stored) would report this script's
    size, not the sender's.
+4. Isolation: stores callbacks for a hook whose receiver accepts connections
+   and never answers (``--hanging``, 1,000), runs the ``--loop`` worker in a
+   thread, and for ``--isolation-seconds`` (10) adds callbacks for a healthy
+   hook at a steady 200 a second. It prints the healthy hook's latency from
+   creation to being marked ``sent`` (median, p95, max): with the hanging hook
+   holding its share of the sender, the others must still go out at once.
 
 Run it with ``make bench`` or::
 
     .venv/bin/python bench/delivery.py [--db sqlite|postgres] [--callbacks 5000]
                                        [--rss-callbacks 100000]   # 0 skips step 3
                                        [--rounds 3]
+                                       [--hanging 1000]          # 0 skips step 4
+                                       [--isolation-seconds 10]
 
 The receiver is nginx answering 204 on 127.0.0.1, started by this script with
 a temporary configuration and stopped at the end (Debian:
@@ -285,12 +293,90 @@ def sender_process(env: dict[str, str], count: int) -> None:
     )
 
 
+@contextmanager
+def hanging_receiver():
+    """A receiver that accepts connections (the kernel does, into a long backlog)
+    and never answers: every request to it waits for the sender's read timeout."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4096)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+
+
+def isolation(healthy_url: str, hanging: int, seconds: float, rate: int = 200) -> None:
+    """A healthy hook's latency (created to marked sent) while another hook hangs."""
+    import threading
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from http_hooks.delivery import run_loop
+    from http_hooks.models import Callback, CallbackStatus
+
+    with hanging_receiver() as hanging_url:
+        store_callbacks(make_hook(hanging_url), hanging)
+        healthy = make_hook(healthy_url)
+        stop = threading.Event()
+
+        def worker() -> None:
+            try:
+                run_loop(stop=stop)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        started = time.monotonic()
+        added = 0
+        while (elapsed := time.monotonic() - started) < seconds:
+            due = int(elapsed * rate) + 1 - added
+            if due > 0:
+                now = timezone.now()
+                Callback.objects.bulk_create(
+                    Callback(
+                        hook=healthy,
+                        event_type="created",
+                        target_url=healthy_url,
+                        payload=json.dumps({"n": added + n}),
+                        content_type="application/json",
+                        next_attempt_at=now,
+                        create_datetime=now,
+                        update_datetime=now,
+                    )
+                    for n in range(due)
+                )
+                added += due
+            time.sleep(0.01)
+        pending = Callback.objects.filter(hook=healthy).exclude(status=CallbackStatus.SENT)
+        deadline = time.monotonic() + 60
+        while pending.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join()
+    latencies = sorted(
+        (sent - created).total_seconds()
+        for created, sent in Callback.objects.filter(
+            hook=healthy, status=CallbackStatus.SENT
+        ).values_list("create_datetime", "update_datetime")
+    )
+    if len(latencies) != added:
+        raise SystemExit(f"isolation: {len(latencies)} of {added} healthy callbacks sent")
+    p95 = latencies[int(len(latencies) * 0.95) - 1]
+    print(
+        f"{'healthy hook beside a hanging one':<34} {added:>7} at {rate}/s: latency median "
+        f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms ({hanging} callbacks to a receiver that never answers)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--callbacks", type=int, default=5000)
     parser.add_argument("--rss-callbacks", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hanging", type=int, default=1000)
+    parser.add_argument("--isolation-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
     env = database_env(args.db, name=PG_NAME)
@@ -324,6 +410,9 @@ def main() -> None:
             Callback.objects.all().delete()
             store_callbacks(hook, args.rss_callbacks)
             sender_process(env, args.rss_callbacks)
+        if args.hanging:
+            Callback.objects.all().delete()
+            isolation(url, args.hanging, args.isolation_seconds)
 
 
 if __name__ == "__main__":
