@@ -2,6 +2,7 @@
 verified by the official ``standardwebhooks`` package, through a secret rotation."""
 
 import datetime
+import re
 import time
 
 import pytest
@@ -116,7 +117,7 @@ def test_a_delivered_request_verifies_with_the_official_library(make_hook, recei
 
 @pytest.mark.django_db
 def test_a_hook_without_secret_sends_id_and_timestamp_unsigned(make_hook, receiver):
-    make_hook()
+    make_hook(secret="")
     request = deliver_one(receiver)
     assert request.headers["webhook-id"] == str(Callback.objects.get().event_id)
     assert request.headers["webhook-timestamp"].isdigit()
@@ -155,3 +156,73 @@ def test_a_retry_keeps_the_event_id_and_is_signed_afresh(make_hook, receiver):
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == str(callback.event_id)
     assert received_verifies(first, SECRET)
     assert received_verifies(second, SECRET)
+
+
+# --- new hooks are signed, whatever the entry point ------------------------------
+
+
+def assert_signed_by(secret: str, request) -> None:
+    assert secret.startswith("whsec_")
+    Webhook(secret).verify(request.body, request.headers)  # raises if not signed with it
+
+
+@pytest.mark.django_db
+def test_create_hook_signs_with_a_generated_secret_unless_told_not_to(make_hook, receiver):
+    hook = make_hook()
+    assert_signed_by(hook.secret, deliver_one(receiver))
+    hook.delete()
+    unsigned = make_hook(secret="")
+    assert unsigned.secret == ""
+    assert "webhook-signature" not in deliver_one(receiver).headers
+
+
+@pytest.mark.django_db
+def test_a_hook_created_through_the_rest_api_is_signed_unless_told_not_to(staff_client, receiver):
+    from http_hooks.models import Hook
+
+    data = {
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+        "target_url": receiver.url(),
+    }
+    answer = staff_client.post("/api/hooks/", data, format="json").json()
+    assert answer["has_secret"] is True
+    assert_signed_by(answer["secret"], deliver_one(receiver))
+    Hook.objects.all().delete()
+    answer = staff_client.post("/api/hooks/", {**data, "secret": ""}, format="json").json()
+    assert (answer["has_secret"], answer["secret"]) == (False, "")
+    assert "webhook-signature" not in deliver_one(receiver).headers
+
+
+@pytest.mark.django_db
+def test_a_hook_added_in_the_admin_is_signed_and_its_secret_shown_once(admin_client, receiver):
+    from django.urls import reverse
+
+    from http_hooks.models import Hook
+
+    from .test_admin import hook_form
+
+    form = admin_client.get(reverse("admin:http_hooks_hook_add")).content.decode()
+    assert re.search(r'<input type="checkbox" name="sign"[^>]* checked>', form)
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), hook_form(receiver, sign="on"), follow=True
+    )
+    hook = Hook.objects.get()
+    assert hook.secret in response.content.decode()
+    assert_signed_by(hook.secret, deliver_one(receiver))
+    page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[hook.pk]))
+    assert hook.secret not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_hook_added_in_the_admin_without_sign_is_unsigned(admin_client, receiver):
+    from django.urls import reverse
+
+    from http_hooks.models import Hook
+
+    from .test_admin import hook_form
+
+    response = admin_client.post(reverse("admin:http_hooks_hook_add"), hook_form(receiver))
+    assert response.status_code == 302
+    assert Hook.objects.get().secret == ""
+    assert "webhook-signature" not in deliver_one(receiver).headers

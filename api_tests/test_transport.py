@@ -40,6 +40,7 @@ def test_a_request_carries_only_the_headers_it_is_given(make_hook, receiver):
     make_hook(
         payload_template='{"note": "{{ instance.name }}", "pad": "' + "x" * 5000 + '"}',
         content_type="",
+        secret="",
     )
     Order.objects.create(name="Tea")
     assert send_callbacks().sent == 1

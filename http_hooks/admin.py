@@ -74,23 +74,40 @@ class HookAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("model").prefetch_related("signals")
 
     def get_fieldsets(self, request: HttpRequest, obj: Hook | None = None):
-        """For a user who may only view, the headers as ``shown_headers``: Django would
-        show a read-only model field's raw value, credentials included."""
+        """A new hook: whether to sign it, in place of its signing state. For a user who
+        may only view, the headers as ``shown_headers``: Django would show a read-only
+        model field's raw value, credentials included."""
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or self.has_change_permission(request, obj):
+        if obj is None:
+            swap = {"signing": ["sign"], "create_datetime": [], "update_datetime": []}
+        elif not self.has_change_permission(request, obj):
+            swap = {"headers": ["shown_headers"]}
+        else:
             return fieldsets
         return [
             (
                 title,
                 {
                     **options,
-                    "fields": [
-                        "shown_headers" if name == "headers" else name for name in options["fields"]
-                    ],
+                    "fields": [new for name in options["fields"] for new in swap.get(name, [name])],
                 },
             )
             for title, options in fieldsets
         ]
+
+    def save_model(self, request: HttpRequest, obj: Hook, form, change: bool) -> None:
+        """A new hook gets its secret from the service layer, as from every entry point,
+        and the secret is shown once, as the rotate action does."""
+        if not change:
+            obj.secret = services.new_hook_secret(None if form.cleaned_data.get("sign") else "")
+        super().save_model(request, obj, form, change)
+        if not change and obj.secret:
+            self.message_user(
+                request,
+                _("Signing secret of %(hook)s (copy it now, it is not shown again): %(secret)s")
+                % {"hook": obj, "secret": obj.secret},
+                messages.WARNING,
+            )
 
     @admin.display(description=_("headers"))
     def shown_headers(self, obj: Hook) -> str:

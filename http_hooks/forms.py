@@ -37,12 +37,22 @@ class HookAdminForm(forms.ModelForm):
         ),
     )
 
+    sign = forms.BooleanField(
+        label="Sign requests",
+        required=False,
+        initial=True,
+        help_text="Give the new hook a signing secret (Standard Webhooks); it is shown once, "
+        "after saving. Later, the 'Rotate signing secret' action makes a new one.",
+    )
+
     class Meta:
         model = Hook
         fields = [*HOOK_FIELDS, "enabled"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields.pop("sign", None)  # a new hook's choice; rotate-secret after that
         if self.instance.pk and isinstance(self.instance.headers, dict):
             self.initial["headers"] = format_headers(
                 mask_headers(self.instance.headers, self.instance.secret_headers)

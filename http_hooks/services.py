@@ -81,6 +81,15 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets_module.token_bytes(32)).decode()
 
 
+def new_hook_secret(secret: str | None = None) -> str:
+    """The signing secret a new hook is stored with, whatever the entry point: a
+    generated one for None (the default: new hooks are signed), ``secret``
+    itself once validated, or "" (unsigned) for ""."""
+    if secret is None:
+        return generate_secret()
+    return validate_secret(secret) if secret else ""
+
+
 def create_hook(
     signals: Iterable[Any] | str,
     model: Any = None,
@@ -102,17 +111,19 @@ def create_hook(
     its parameters here are ``HOOK_FIELDS`` (the one list of a hook's fields),
     plus ``enabled`` and ``secret``. A missing model or target URL is an
     ``HttpHooksError`` like any other mistake.
+
+    Its requests are signed with a generated secret (read it from ``hook.secret``)
+    unless ``secret`` gives one, or is "" for an unsigned hook.
     """
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}
     fields["model"] = resolve_model(model)
     fields["signals"] = [signals] if isinstance(signals, str) else list(signals)
     cleaned = validate_hook(fields)
-    if secret:
-        validate_secret(secret)
+    secret = new_hook_secret(secret)
     signal_paths = cleaned.pop("signals")
     with transaction.atomic():
-        hook = Hook.objects.create(enabled=bool(enabled), secret=secret or "", **cleaned)
+        hook = Hook.objects.create(enabled=bool(enabled), secret=secret, **cleaned)
         hook.signals.set(_signal_rows(signal_paths))
     return hook
 

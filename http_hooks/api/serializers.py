@@ -25,7 +25,6 @@ from ..services import (
     check_send_limit,
     create_hook,
     create_signal,
-    generate_secret,
     update_hook,
 )
 from ..validators import (
@@ -164,6 +163,8 @@ class SecretField(serializers.CharField):
 
     def to_internal_value(self, data: Any) -> str:
         secret = super().to_internal_value(data)
+        if not secret:
+            return ""  # unsigned
         with field_errors():
             return validate_secret(secret)
 
@@ -200,8 +201,10 @@ class HookSerializer(serializers.ModelSerializer):
     secret = SecretField(
         write_only=True,
         required=False,
+        allow_blank=True,
         help_text="The signing secret (`whsec_` + base64). Write-only: generated when not "
-        "given on create, and shown only in the answer of create and rotate-secret.",
+        "given on create, and shown only in the answer of create and rotate-secret. "
+        'An empty string (`""`) makes the hook unsigned.',
     )
     has_secret = serializers.SerializerMethodField(
         help_text="Whether requests of this hook are signed (`webhook-signature`)."
@@ -229,7 +232,6 @@ class HookSerializer(serializers.ModelSerializer):
         return data
 
     def create(self, validated_data: dict[str, Any]) -> Hook:
-        validated_data.setdefault("secret", generate_secret())
         return create_hook(**validated_data)
 
     def update(self, instance: Hook, validated_data: dict[str, Any]) -> Hook:
