@@ -104,7 +104,9 @@ BAD_HOOKS = [
     pytest.param(
         {"target_url": "http://e.com/" + "a" * 2000}, "target_url", "max_length", id="url-too-long"
     ),
-    pytest.param({"target_url": 42}, "target_url", "invalid_target_url", id="url-a-number"),
+    pytest.param({"target_url": 42}, "target_url", "invalid", id="url-a-number"),
+    pytest.param({"name": 42}, "name", "invalid", id="name-a-number"),
+    pytest.param({"enabled": 1}, "enabled", "invalid", id="enabled-a-number"),
     pytest.param(
         {"signals": ["no.such.signal"]}, "signals", "invalid_signal", id="signal-does-not-import"
     ),

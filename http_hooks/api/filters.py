@@ -1,4 +1,9 @@
-"""FilterSets of the list endpoints (and of the bulk resend of callbacks)."""
+"""FilterSets of the list endpoints (and of the bulk resend of callbacks).
+
+Every query parameter means what the schema says or is a 400: an empty value
+(``?status=``) is refused rather than read as "no filter", and so is an
+unknown ``ordering``; leave a parameter out to not filter by it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,36 @@ import django_filters
 from django import forms
 from django.contrib.contenttypes.models import ContentType
 from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 from ..exceptions import HttpHooksError
 from ..models import Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..validators import resolve_model
 from .serializers import MAX_ID
+
+BLANK_MESSAGE = "Give a value, or leave the parameter out."
+
+
+class FilterForm(forms.Form):
+    """The form of every FilterSet here: a parameter given empty is an error."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in self.fields:
+            if name in self.data and self.data.get(name) == "" and name not in self.errors:
+                self.add_error(name, forms.ValidationError(BLANK_MESSAGE, code="blank"))
+        return cleaned
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend; its form in the browsable API leaves empty fields out
+    of the query, since an empty value is an error here."""
+
+    template = "http_hooks/filter_form.html"
 
 
 class ModelLabelFormField(forms.CharField):
@@ -82,16 +110,44 @@ def integer_filter(*, field_name: str, minimum: int, maximum: int, help_text: st
 
 
 class OrderingFilter(filters.OrderingFilter):
-    """DRF's ordering filter, with the allowed values in the schema."""
+    """DRF's ordering filter, strict: an unknown or empty field is a 400, not ignored.
+    Several fields may be given, separated by commas."""
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str] | None:
+        value = request.query_params.get(self.ordering_param)
+        if value is None:
+            return self.get_default_ordering(view)
+        allowed = self.allowed_values(queryset, view, request)
+        terms = value.split(",")
+        wrong = [term for term in terms if term not in allowed]
+        if wrong:
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Unknown field {wrong[0]!r}; one of {', '.join(allowed)}."
+                    ]
+                },
+                code="invalid_ordering",
+            )
+        return terms
+
+    def allowed_values(self, queryset: Any, view: Any, request: Request | None = None) -> list[str]:
+        context = {"request": request} if request is not None else {}
+        names = [name for name, _ in self.get_valid_fields(queryset, view, context)]
+        return [value for name in names for value in (name, f"-{name}")]
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        fields = [name for name, _ in self.get_valid_fields(view.get_queryset(), view)]
         (parameter,) = super().get_schema_operation_parameters(view)
-        parameter["description"] = "Order by this field; prefix it with `-` for descending."
+        parameter["description"] = (
+            "Order by these fields (comma-separated); prefix a field with `-` for descending."
+        )
         parameter["schema"] = {
-            "type": "string",
-            "enum": [value for name in fields for value in (name, f"-{name}")],
+            "type": "array",
+            "items": {"type": "string", "enum": self.allowed_values(view.get_queryset(), view)},
+            "minItems": 1,
         }
+        parameter["style"] = "form"
+        parameter["explode"] = False
         return [parameter]
 
 
@@ -120,6 +176,7 @@ class HookFilter(django_filters.FilterSet):
 
     class Meta:
         model = Hook
+        form = FilterForm
         fields = ["name", "model", "enabled", "signal", "target_url", "http_method"]
 
 
@@ -131,6 +188,7 @@ class SignalFilter(django_filters.FilterSet):
 
     class Meta:
         model = Signal
+        form = FilterForm
         fields = ["signal"]
 
 
@@ -165,4 +223,5 @@ class CallbackFilter(django_filters.FilterSet):
 
     class Meta:
         model = Callback
+        form = FilterForm
         fields = ["status", "hook", "event_type", "event_id"]

@@ -2,44 +2,85 @@
 
 Callbacks are paged by cursor on ``-id``: the newest page of a table with
 millions of rows is an index range scan with no ``COUNT(*)`` and no ``OFFSET``.
+
+``page`` and ``page_size`` are whole numbers within their documented bounds or
+a 400 (DRF would read ``page_size=0`` or ``page_size=x`` as the default, and a
+size above the maximum as the maximum); a page past the last is a 404.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.request import Request
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
+def whole_number(request: Request, name: str, maximum: int | None = None) -> int | None:
+    """The query parameter ``name`` as a whole number from 1 to ``maximum``, None when
+    it is not given; anything else is a 400 on that parameter."""
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    number = int(value) if value.isascii() and value.isdigit() else 0
+    if number < 1 or (maximum is not None and number > maximum):
+        bounds = f"from 1 to {maximum}" if maximum is not None else "from 1"
+        raise ValidationError({name: [f"Give a whole number {bounds}."]}, code="invalid")
+    return number
+
+
 class BoundedPageSize:
-    """Documents the bounds of ``page`` and ``page_size``: generated clients and
-    fuzzers then know that ``page=0`` is not a page."""
+    """Checks ``page_size`` and documents the bounds of ``page`` and ``page_size``:
+    generated clients and fuzzers then know that ``page=0`` is not a page."""
+
+    page_size = PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        return whole_number(request, self.page_size_query_param, self.max_page_size) or (
+            self.page_size
+        )
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == "page":
                 parameter["schema"]["minimum"] = 1
+                parameter["description"] = "The page number (from 1; past the last page: 404)."
             elif parameter["name"] == "page_size":
                 parameter["schema"]["minimum"] = 1
+                parameter["schema"]["maximum"] = MAX_PAGE_SIZE
                 parameter["description"] = (
-                    f"Results per page (default {PAGE_SIZE}; larger values than "
-                    f"{MAX_PAGE_SIZE} give {MAX_PAGE_SIZE})."
+                    f"Results per page (default {PAGE_SIZE}, at most {MAX_PAGE_SIZE})."
                 )
         return parameters
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """DRF's page schema in OpenAPI 3.1 terms (``type: [string, null]``, not 3.0's
+        ``nullable``), with every key of the page required, as it always is there."""
+        paginated = super().get_paginated_response_schema(schema)
+        for name in ("next", "previous"):
+            paginated["properties"][name] = {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": f"The URL of the {name} page; null when there is none.",
+            }
+        paginated["properties"].get("count", {}).pop("example", None)
+        paginated["required"] = list(paginated["properties"])
+        return paginated
+
 
 class HooksPageNumberPagination(BoundedPageSize, PageNumberPagination):
-    page_size = PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
+    last_page_strings = ()
+
+    def get_page_number(self, request: Request, paginator: Any) -> int:
+        return whole_number(request, self.page_query_param) or 1
 
 
 class CallbackCursorPagination(BoundedPageSize, CursorPagination):
-    page_size = PAGE_SIZE
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
     ordering = "-id"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
@@ -78,3 +79,19 @@ test_event_webhook = OpenApiWebhook(
         responses=RECEIVER_RESPONSES,
     ),
 )
+
+
+class FilterBackendExtension(DjangoFilterExtension):
+    """django-filter's parameters, with ``minLength: 1`` on the text ones: an empty
+    value is a 400 (``filters.FilterForm``), as for every other type."""
+
+    target_class = "http_hooks.api.filters.FilterBackend"
+    priority = 1
+
+    def get_schema_operation_parameters(self, auto_schema: Any, *args: Any, **kwargs: Any):
+        parameters = super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+        for parameter in parameters:
+            schema = parameter["schema"]
+            if schema.get("type") == "string" and not {"enum", "format"} & set(schema):
+                schema["minLength"] = 1
+        return parameters

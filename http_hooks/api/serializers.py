@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..exceptions import HttpHooksError
@@ -52,14 +54,64 @@ def field_errors() -> Iterator[None]:
         raise serializers.ValidationError(exc.message, code=exc.code) from exc
 
 
-def id_field(**kwargs: Any) -> serializers.IntegerField:
-    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
-
-
 # --- fields --------------------------------------------------------------------
 
 
-class ModelLabelField(serializers.CharField):
+class JSONTyped:
+    """A field that takes only its JSON type: DRF reads ``"5"`` and ``5.0`` as the
+    number 5, ``1`` and ``"yes"`` as true and ``5`` as the text ``"5"``, so a body
+    that does not match the schema's types would be accepted on a guess."""
+
+    json_type: type = object
+    type_name = "value"
+
+    def to_internal_value(self, data: Any) -> Any:
+        is_bool = isinstance(data, bool)
+        if not isinstance(data, self.json_type) or (is_bool and self.json_type is not bool):
+            raise serializers.ValidationError(f"Not a {self.type_name}.", code="invalid")
+        return super().to_internal_value(data)
+
+
+class StringField(JSONTyped, serializers.CharField):
+    json_type, type_name = str, "string"
+
+
+class WholeNumberField(JSONTyped, serializers.IntegerField):
+    json_type, type_name = int, "whole number"
+
+
+class BooleanField(JSONTyped, serializers.BooleanField):
+    json_type, type_name = bool, "boolean (true or false)"
+
+
+def id_field(**kwargs: Any) -> WholeNumberField:
+    return WholeNumberField(min_value=1, max_value=MAX_ID, **kwargs)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class HookIdField(JSONTyped, serializers.PrimaryKeyRelatedField):
+    """The id of an existing hook (the ``Hook``)."""
+
+    json_type, type_name = int, "whole number"
+
+    def to_internal_value(self, data: Any) -> Hook:
+        if isinstance(data, int) and not 1 <= data <= MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """DRF's, with the model's text and boolean fields taking only their JSON type."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StringField,
+        models.TextField: StringField,
+        models.BooleanField: BooleanField,
+    }
+
+
+class ModelLabelField(StringField):
     """A model as ``app_label.model`` (e.g. ``shop.order``)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -82,7 +134,7 @@ class ModelLabelField(serializers.CharField):
 class SignalPathsField(serializers.ListField):
     """The signals of a hook, by dotted path."""
 
-    child = serializers.CharField(max_length=255)
+    child = StringField(max_length=255)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_length", 1)
@@ -137,7 +189,7 @@ class HeadersField(serializers.Field):
         return dict(value or {})
 
 
-class TargetURLField(serializers.CharField):
+class TargetURLField(StringField):
     """An absolute http(s) URL that the network policy allows.
 
     Only its type and length are checked here: the service layer checks the
@@ -154,7 +206,7 @@ class TargetURLField(serializers.CharField):
         super().__init__(**kwargs)
 
 
-class SecretField(serializers.CharField):
+class SecretField(StringField):
     """A Standard Webhooks signing secret: ``whsec_`` + base64 of 24 to 64 bytes."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -172,19 +224,19 @@ class SecretField(serializers.CharField):
 # --- hooks ---------------------------------------------------------------------
 
 
-class HookSerializer(serializers.ModelSerializer):
+class HookSerializer(ModelSerializer):
     model = ModelLabelField()
     signals = SignalPathsField()
     target_url = TargetURLField()
     headers = HeadersField(required=False)
     secret_headers = serializers.ListField(
-        child=serializers.CharField(max_length=200),
+        child=StringField(max_length=200),
         required=False,
         max_length=MAX_SECRET_HEADER_NAMES,
         help_text="Names of further headers whose values are credentials, shown as "
         f"`{MASKED}` like `Authorization` (case does not matter; stored in lower case).",
     )
-    payload_template = serializers.CharField(
+    payload_template = StringField(
         required=False,
         allow_blank=True,
         trim_whitespace=False,
@@ -192,7 +244,7 @@ class HookSerializer(serializers.ModelSerializer):
         help_text="Text with `{{ placeholders }}` (`{{instance.name}}`, `{{event_type}}`, ...); "
         "checked against `content_type`. Takes precedence over `serializer_class`.",
     )
-    serializer_class = serializers.CharField(
+    serializer_class = StringField(
         required=False,
         allow_blank=True,
         max_length=255,
@@ -267,7 +319,7 @@ class SecretSerializer(serializers.Serializer):
 # --- signals -------------------------------------------------------------------
 
 
-class SignalSerializer(serializers.ModelSerializer):
+class SignalSerializer(ModelSerializer):
     class Meta:
         model = Signal
         fields = ["id", "signal", "create_datetime", "update_datetime"]
@@ -370,7 +422,7 @@ class ResendResultSerializer(serializers.Serializer):
 
 
 class SendRequestSerializer(serializers.Serializer):
-    hook_id = serializers.PrimaryKeyRelatedField(
+    hook_id = HookIdField(
         queryset=Hook.objects.all(),
         required=False,
         help_text="Only the callbacks of this hook.",
@@ -459,12 +511,12 @@ class MonitorResultSerializer(serializers.Serializer):
 
 
 class DeleteOldSerializer(serializers.Serializer):
-    days = serializers.IntegerField(
+    days = WholeNumberField(
         min_value=0,
         max_value=MAX_DAYS,
         help_text="Delete callbacks created more than this many days ago.",
     )
-    include_undelivered = serializers.BooleanField(
+    include_undelivered = BooleanField(
         default=False,
         help_text="Delete old `waiting` and `sending` callbacks too (their events are lost); "
         "without it they are kept.",

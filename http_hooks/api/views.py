@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.module_loading import import_string
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -32,7 +31,7 @@ from ..models import Callback, Hook, Signal
 from ..settings import hooks_settings
 from . import schema  # noqa: F401  (registers the schema extensions)
 from .errors import Conflict, exception_handler
-from .filters import CallbackFilter, HookFilter, OrderingFilter, SignalFilter
+from .filters import CallbackFilter, FilterBackend, HookFilter, OrderingFilter, SignalFilter
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
 from .parsers import JSONParser
 from .serializers import (
@@ -158,7 +157,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     queryset = Hook.objects.select_related("model").prefetch_related("signals").order_by("id")
     serializer_class = HookSerializer
     pagination_class = HooksPageNumberPagination
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, OrderingFilter]
+    filter_backends = [FilterBackend, filters.SearchFilter, OrderingFilter]
     filterset_class = HookFilter
     search_fields = ["name", "target_url"]
     ordering_fields = ["id", "name", "create_datetime", "update_datetime"]
@@ -255,7 +254,7 @@ class SignalViewSet(
     queryset = Signal.objects.order_by("signal")
     serializer_class = SignalSerializer
     pagination_class = HooksPageNumberPagination
-    filter_backends = [DjangoFilterBackend, filters.SearchFilter, OrderingFilter]
+    filter_backends = [FilterBackend, filters.SearchFilter, OrderingFilter]
     filterset_class = SignalFilter
     search_fields = ["signal"]
     ordering_fields = ["id", "signal", "create_datetime"]
@@ -299,7 +298,7 @@ class CallbackViewSet(
     queryset = Callback.objects.all()
     serializer_class = CallbackSerializer
     pagination_class = CallbackCursorPagination
-    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filter_backends = [FilterBackend, OrderingFilter]
     filterset_class = CallbackFilter
     ordering_fields = ["id"]
     ordering = ["-id"]
@@ -348,14 +347,13 @@ class CallbackViewSet(
         methods=["post"],
         url_path="resend",
         url_name="resend-many",
-        filter_backends=[DjangoFilterBackend],
+        filter_backends=[FilterBackend],
     )
     def resend_many(self, request: Request) -> Response:
         serializer = ResendManySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ids = serializer.validated_data.get("ids")
-        # An empty value (``?status=``) filters nothing, so it does not count.
-        chosen = [name for name in CallbackFilter.base_filters if request.query_params.get(name)]
+        chosen = [name for name in CallbackFilter.base_filters if name in request.query_params]
         if ids is None and not chosen:
             raise ValidationError(
                 {api_settings.NON_FIELD_ERRORS_KEY: ["give ids or at least one filter"]},
