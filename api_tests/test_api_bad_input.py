@@ -15,6 +15,7 @@ from shop.models import Order
 
 pytestmark = pytest.mark.django_db
 
+POST_SAVE = "django.db.models.signals.post_save"
 PERCENT_TEXTS = ["%s", "%(x)s", "%d%%", "100%", "%"]
 
 
@@ -43,14 +44,13 @@ def test_percent_signs_in_a_filter_value_are_quoted_in_the_error(staff_client, t
 
 @pytest.mark.parametrize("text", PERCENT_TEXTS)
 def test_percent_signs_in_a_body_are_quoted_in_the_errors(staff_client, text):
-    data = {"model": text, "signals": [text], "target_url": text, "name": "x", "headers": text}
+    data = {"model": text, "signals": [text], "target_url": "http://x.invalid/", "headers": text}
     body = assert_error(staff_client.post("/api/hooks/", data, format="json"), 400, "invalid_model")
-    assert {error["field"] for error in body["errors"]} == {
-        "model",
-        "signals",
-        "target_url",
-        "headers",
-    }
+    assert {error["field"] for error in body["errors"]} == {"model", "signals", "headers"}
+    data = {"model": "shop.order", "signals": [POST_SAVE], "target_url": text, "name": text}
+    body = assert_error(
+        staff_client.post("/api/hooks/", data, format="json"), 400, None, "target_url"
+    )
 
 
 @pytest.mark.parametrize("text", PERCENT_TEXTS)
@@ -228,7 +228,7 @@ def test_page_size_within_bounds_is_taken(staff_client, size):
         ("/api/callbacks/send/", {"hook_id": 1.0}, "hook_id"),
         ("/api/callbacks/send/", {"hook_id": True}, "hook_id"),
         ("/api/callbacks/send/", {"hook_id": 2**64}, "hook_id"),
-        ("/api/callbacks/send/", {"callback_ids": ["1"]}, "callback_ids.0"),
+        ("/api/callbacks/send/", {"ids": ["1"]}, "ids.0"),
         ("/api/callbacks/resend/", {"ids": [1.5]}, "ids.0"),
         ("/api/callbacks/delete-old/", {"days": "5"}, "days"),
         (

@@ -410,7 +410,7 @@ class ResendManySerializer(serializers.Serializer):
         max_length=MAX_IDS,
         help_text="Only these callbacks (combined with the query's filters).",
     )
-    confirm = serializers.BooleanField(
+    confirm = BooleanField(
         default=False,
         help_text="Required to resend more than `RESEND_LIMIT` (default 10,000) callbacks "
         "at once; without it such a request is refused (400, `too_many_callbacks`).",
@@ -434,7 +434,7 @@ class SendRequestSerializer(serializers.Serializer):
         max_length=MAX_IDS,
         help_text="Only these callbacks; they are sent even if their retry time has not come.",
     )
-    limit = serializers.IntegerField(
+    limit = WholeNumberField(
         required=False,
         min_value=1,
         help_text="Send at most this many callbacks (at most, and by default, `BATCH_SIZE`).",
