@@ -54,7 +54,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 class DemoServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, settings: str = "") -> None:
+        """``settings``: more lines for the server's settings module."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.auth = (USERNAME, PASSWORD)
@@ -66,7 +67,7 @@ class DemoServer:
             "DJANGO_SETTINGS_MODULE": "demo_server_settings",
             "PYTHONPATH": os.pathsep.join([str(directory), str(ROOT / "demo"), str(ROOT)]),
         }
-        (directory / "demo_server_settings.py").write_text(SETTINGS)
+        (directory / "demo_server_settings.py").write_text(SETTINGS + settings)
         self.process: subprocess.Popen | None = None
         self.log = directory / "server.log"
 

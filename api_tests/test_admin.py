@@ -313,3 +313,71 @@ def test_actions_that_change_things_need_the_change_permission(client, make_hook
     assert (hook.enabled, hook.secret) == (True, secret)
     assert Callback.objects.get().status == "waiting"
     assert Callback.objects.get().status_details == ""
+
+
+def filter_choices(response, title):
+    """The labels of a change list filter, "All" left out."""
+    spec = next(s for s in response.context["cl"].filter_specs if str(s.title) == title)
+    return [str(c["display"]) for c in spec.choices(response.context["cl"])][1:]
+
+
+def test_callback_filters_offer_what_hooks_and_signals_can_produce(admin_client, make_hook):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_hook(signals=[POST_SAVE, "django.db.models.signals.post_delete"])
+    Order.objects.create(name="x").delete()
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(reverse("admin:http_hooks_callback_changelist"))
+    assert response.status_code == 200
+    # Only the models that have hooks, not every model of the project.
+    assert filter_choices(response, "model") == ["shop.order"]
+    assert filter_choices(response, "event type") == ["created", "updated", "test"] + [
+        s.rsplit(".", 1)[-1]
+        for s in Signal.objects.exclude(signal__endswith="_save").values_list("signal", flat=True)
+    ]
+    # No filter reads the callbacks table for its choices (a DISTINCT over the busiest
+    # table, as Django's date hierarchy and plain-field filters do): the only queries
+    # on it are the page's rows and its count.
+    callback_table = Callback._meta.db_table
+    on_callbacks = [q["sql"] for q in queries if callback_table in q["sql"].split(" WHERE ")[0]]
+    assert not [sql for sql in on_callbacks if "DISTINCT" in sql], on_callbacks
+
+    shown = admin_client.get(
+        reverse("admin:http_hooks_callback_changelist"),
+        {"hook__model": ContentType.objects.get_for_model(Order).pk},
+    )
+    assert shown.context["cl"].result_count == 2
+    shown = admin_client.get(
+        reverse("admin:http_hooks_callback_changelist"),
+        {"hook__model": ContentType.objects.get_for_model(Customer).pk},
+    )
+    assert shown.context["cl"].result_count == 0
+    shown = admin_client.get(
+        reverse("admin:http_hooks_callback_changelist"),
+        {"event_type": "django.db.models.signals.post_delete"},
+    )
+    assert shown.context["cl"].result_count == 1
+
+
+def test_hook_and_callback_lists_show_times_to_the_second(admin_client, make_hook):
+    import datetime
+
+    hook = make_hook()
+    Order.objects.create(name="x")
+    moment = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    Hook.objects.filter(pk=hook.pk).update(update_datetime=moment)
+    Callback.objects.update(create_datetime=moment, next_attempt_at=moment)
+    shown = "2026-01-02<br>03:04:05"
+    hooks = admin_client.get(reverse("admin:http_hooks_hook_changelist")).content.decode()
+    assert hooks.count(shown) == 1
+    callbacks = admin_client.get(reverse("admin:http_hooks_callback_changelist")).content.decode()
+    assert callbacks.count(shown) == 2  # created and next try
+
+
+def test_hook_list_cuts_long_urls_short(admin_client, make_hook, receiver):
+    long_url = receiver.url() + "x" * 200
+    make_hook(name="long", target_url=long_url)
+    page = admin_client.get(reverse("admin:http_hooks_hook_changelist")).content.decode()
+    assert page.count(long_url) == 1
+    assert f'title="{long_url}"' in page  # the whole URL in the tooltip only

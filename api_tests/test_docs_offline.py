@@ -4,10 +4,8 @@ browser leaves 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import skip_or_fail
+from .browser import chromium, render
 from .demo_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,18 +34,11 @@ def readme_snippet(first_line: str) -> str:
     raise AssertionError(f"README's install section has no block starting {first_line!r}")
 
 
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        if path := shutil.which(name):
-            return path
-    skip_or_fail("needs headless Chromium (apt-get install chromium)")
-    raise AssertionError  # not reached
-
-
 @pytest.fixture
 def readme_project(tmp_path):
     """``startproject``, the README's settings and urls appended as they stand,
     ``migrate``, then ``runserver`` on a free 127.0.0.1 port."""
+    chromium()  # skips (or fails) before the project is built
     env = {
         key: value
         for key, value in os.environ.items()
@@ -94,53 +85,6 @@ def readme_project(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def render(url: str, tmp_path: Path) -> tuple[str, set[str]]:
-    """The DOM Chromium built for ``url`` and the URLs of every request it made."""
-    net_log = tmp_path / "net-log.json"
-    done = subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-features=AutofillServerCommunication",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--log-net-log={net_log}",
-            # No internet: every name but 127.0.0.1 fails to resolve.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            # Script time runs ahead until the page is idle: Swagger UI and ReDoc
-            # fetch the schema and render it before the DOM is dumped.
-            "--virtual-time-budget=30000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    log = json.loads(net_log.read_text())
-    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    # The page's own requests are those keyed to its top-level site; the browser's
-    # background traffic (update and account checks) is keyed to no site or its own.
-    started = [
-        event["params"]
-        for event in log["events"]
-        if event["type"] == start_job and "url" in event.get("params", {})
-    ]
-    requested = {
-        params["url"]
-        for params in started
-        if str(params.get("network_isolation_key")).split()[0] == "http://127.0.0.1"
-    }
-    return done.stdout, requested
 
 
 @pytest.mark.parametrize(

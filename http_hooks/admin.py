@@ -10,7 +10,9 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from . import services
@@ -18,14 +20,69 @@ from .exceptions import InvalidHeadersError, TooManyCallbacksError
 from .forms import HookAdminForm, SignalAdminForm
 from .headers import format_headers, mask_headers, parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
-from .selectors import delivery_overview
+from .selectors import delivery_overview, event_types, hooked_models
 from .settings import hooks_settings
+
+
+def _time(value: datetime.datetime | None) -> str:
+    """Date over time, to the second, in the current time zone: narrow, and exact
+    enough to tell the tries of a callback apart."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    return format_html(
+        '<span class="nowrap">{}<br>{}</span>',
+        dateformat.format(local, "Y-m-d"),
+        dateformat.format(local, "H:i:s"),
+    )
+
+
+def _short(text: str, length: int) -> str:
+    """At most ``length`` characters; the whole text in the tooltip."""
+    return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(length))
+
+
+def _short_signal(path: str) -> str:
+    """``post_save`` for ``django.db.models.signals.post_save``."""
+    return _short(path.rsplit(".", 1)[-1], 30)
+
+
+class HookModelFilter(admin.SimpleListFilter):
+    """The models that have hooks, read from the hooks: Django's filter on
+    ``hook__model`` offered every model of the project."""
+
+    title = _("model")
+    parameter_name = "hook__model"
+
+    def lookups(self, request, model_admin):
+        return [(ct.pk, f"{ct.app_label}.{ct.model}") for ct in hooked_models()]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(hook__model_id=self.value())
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types the signals can produce: Django's filter on a plain field
+    reads every distinct value of the callbacks table."""
+
+    title = _("event type")
+    parameter_name = "event_type"
+
+    def lookups(self, request, model_admin):
+        return [(event, event.rsplit(".", 1)[-1]) for event in event_types()]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(event_type=self.value())
 
 
 @admin.register(Signal)
 class SignalAdmin(admin.ModelAdmin):
     form = SignalAdminForm
-    list_display = ["signal", "hook_count", "create_datetime"]
+    list_display = ["signal", "hook_count", "created"]
     search_fields = ["signal"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Signal]:
@@ -41,11 +98,22 @@ class SignalAdmin(admin.ModelAdmin):
     def hook_count(self, obj: Signal) -> int:
         return obj._hook_count
 
+    @admin.display(description=_("created"), ordering="create_datetime")
+    def created(self, obj: Signal) -> str:
+        return _time(obj.create_datetime)
+
 
 @admin.register(Hook)
 class HookAdmin(admin.ModelAdmin):
     form = HookAdminForm
-    list_display = ["__str__", "model", "signal_list", "target_url", "http_method", "enabled"]
+    list_display = [
+        "hook_name",
+        "model_label",
+        "signal_list",
+        "request",
+        "enabled",
+        "updated",
+    ]
     list_filter = ["enabled", "http_method", ("model", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "target_url"]
     filter_horizontal = ["signals"]
@@ -117,9 +185,26 @@ class HookAdmin(admin.ModelAdmin):
             return exc.message
         return format_headers(mask_headers(headers, obj.secret_headers))
 
+    @admin.display(description=_("hook"), ordering="name")
+    def hook_name(self, obj: Hook) -> str:
+        return _short(str(obj), 30)
+
+    @admin.display(description=_("model"), ordering="model__model")
+    def model_label(self, obj: Hook) -> str:
+        return f"{obj.model.app_label}.{obj.model.model}"
+
     @admin.display(description=_("signals"))
     def signal_list(self, obj: Hook) -> str:
         return ", ".join(s.signal.rsplit(".", 1)[-1] for s in obj.signals.all())
+
+    @admin.display(description=_("request"), ordering="target_url")
+    def request(self, obj: Hook) -> str:
+        """The method and the target URL in one column, the URL cut short."""
+        return format_html("{} {}", obj.http_method, _short(obj.target_url, 30))
+
+    @admin.display(description=_("updated"), ordering="update_datetime")
+    def updated(self, obj: Hook) -> str:
+        return _time(obj.update_datetime)
 
     @admin.display(description=_("signing secret"))
     def signing(self, obj: Hook) -> str:
@@ -190,23 +275,54 @@ class AttemptInline(admin.TabularInline):
 class CallbackAdmin(admin.ModelAdmin):
     list_display = [
         "id",
-        "hook",
-        "event_type",
+        "hook_name",
+        "event",
         "status",
-        "attempts",
-        "last_response_status",
-        "next_attempt_at",
-        "create_datetime",
+        "tries",
+        "http_status",
+        "next_attempt",
+        "created",
     ]
-    list_filter = ["status", "hook", "hook__model", "hook__enabled", "event_type"]
+    # No date hierarchy: it reads every distinct day of the callbacks table.
+    list_filter = [
+        "status",
+        "hook",
+        HookModelFilter,
+        "hook__enabled",
+        EventTypeFilter,
+        ("create_datetime", admin.DateFieldListFilter),
+    ]
     search_fields = ["=event_id", "target_url", "object_id", "status_details"]
-    date_hierarchy = "create_datetime"
     list_select_related = ["hook"]
     show_full_result_count = False
     inlines = [AttemptInline]
     actions = ["resend_selected", "send_selected_now"]
     change_list_template = "admin/http_hooks/callback/change_list.html"
     readonly_fields = [f.name for f in Callback._meta.fields]
+
+    @admin.display(description=_("hook"), ordering="hook")
+    def hook_name(self, obj: Callback) -> str:
+        return _short(str(obj.hook), 30)
+
+    @admin.display(description=_("event"), ordering="event_type")
+    def event(self, obj: Callback) -> str:
+        return _short_signal(obj.event_type)
+
+    @admin.display(description=_("tries"), ordering="attempts")
+    def tries(self, obj: Callback) -> int:
+        return obj.attempts
+
+    @admin.display(description=_("HTTP"), ordering="last_response_status")
+    def http_status(self, obj: Callback) -> int | None:
+        return obj.last_response_status
+
+    @admin.display(description=_("next try"), ordering="next_attempt_at")
+    def next_attempt(self, obj: Callback) -> str:
+        return _time(obj.next_attempt_at)
+
+    @admin.display(description=_("created"), ordering="create_datetime")
+    def created(self, obj: Callback) -> str:
+        return _time(obj.create_datetime)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime
 
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, QuerySet
 
-from .models import Attempt, Callback, CallbackStatus, Hook
+from .delivery.sender import TEST_EVENT_TYPE
+from .models import Attempt, Callback, CallbackStatus, Hook, Signal
+from .outbox import SAVE_SIGNALS
 
 
 def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> QuerySet[Callback]:
@@ -41,3 +44,18 @@ def delivery_overview(*, since: datetime.datetime) -> list[dict]:
 def attempts_of(callback: Callback) -> QuerySet[Attempt]:
     """The delivery log of ``callback``, newest first."""
     return Attempt.objects.filter(callback=callback).order_by("-id")
+
+
+def hooked_models() -> QuerySet[ContentType]:
+    """The models that have at least one hook, from the hooks table alone (the admin's
+    callback filter must not scan the callbacks for their models)."""
+    return ContentType.objects.filter(pk__in=Hook.objects.values("model")).order_by(
+        "app_label", "model"
+    )
+
+
+def event_types() -> list[str]:
+    """Every event type a callback can have, from the signals table alone: ``created``
+    and ``updated`` for save signals, the test event, any other signal's path."""
+    others = Signal.objects.exclude(signal__in=SAVE_SIGNALS).values_list("signal", flat=True)
+    return ["created", "updated", TEST_EVENT_TYPE, *others]
