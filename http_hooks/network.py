@@ -71,11 +71,13 @@ def check_address(address: str, *, host: str = "") -> None:
         )
 
 
-def check_target_url(url: str) -> None:
+def check_target_url(url: str, *, resolve_host: bool = True) -> None:
     """Validate a hook's target URL: absolute http(s), allowed by the policy.
 
     A host name that does not resolve now is accepted; the send-time check on
-    the connected address is the one that cannot be fooled.
+    the connected address is the one that cannot be fooled. Without
+    ``resolve_host`` only the URL's form is checked (no DNS lookup): an input
+    layer reports it with its other fields, the service layer resolves once.
     """
     try:
         parts = urlsplit(url)
@@ -87,7 +89,7 @@ def check_target_url(url: str) -> None:
     if parts.username or parts.password:
         raise InvalidTargetURLError("the target URL must not contain credentials")
     ascii_host(parts.hostname)
-    if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
+    if not resolve_host or not hooks_settings.BLOCK_PRIVATE_NETWORKS:
         return
     host = parts.hostname
     for address in resolve(host, port or 443):

@@ -19,6 +19,7 @@ from rest_framework import serializers
 from ..exceptions import HttpHooksError
 from ..headers import MASKED, MAX_SECRET_HEADER_NAMES, mask_headers, parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
+from ..network import check_target_url
 from ..services import (
     MAX_DAYS,
     MAX_MINUTES,
@@ -192,8 +193,8 @@ class HeadersField(serializers.Field):
 class TargetURLField(StringField):
     """An absolute http(s) URL that the network policy allows.
 
-    Only its type and length are checked here: the service layer checks the
-    URL, and resolves its host for the network policy, once per write.
+    Only its form is checked here, with the other fields: the service layer
+    checks it again and resolves its host for the network policy, once per write.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -204,6 +205,12 @@ class TargetURLField(StringField):
             "private networks are refused while `BLOCK_PRIVATE_NETWORKS` is on.",
         )
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        url = super().to_internal_value(data)
+        with field_errors():
+            check_target_url(url, resolve_host=False)
+        return url
 
 
 class SecretField(StringField):
