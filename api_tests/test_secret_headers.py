@@ -33,6 +33,7 @@ CREDENTIALS = {
     "X-Password": "value-of-password",
     "X-Partner": "value-of-marked-header",  # secret because the hook says so
 }
+RECEIVER_COOKIE = "value-of-set-cookie"  # in the receiver's answer
 PLAIN = {"X-Team": "shop", "X-Request-Source": "orders"}
 
 
@@ -70,6 +71,7 @@ def user_with(*codenames: str, is_staff: bool = False) -> User:
 def assert_no_credential(text: str) -> None:
     leaked = [name for name, value in CREDENTIALS.items() if value in text]
     assert leaked == []
+    assert RECEIVER_COOKIE not in text
 
 
 def test_the_receiver_gets_the_real_values_and_the_attempt_log_masks_them(secret_hook, receiver):
@@ -85,6 +87,7 @@ def test_the_receiver_gets_the_real_values_and_the_attempt_log_masks_them(secret
 
 
 def test_a_view_only_user_sees_no_credential_in_the_api(secret_hook, receiver):
+    receiver.respond(headers={"Set-Cookie": "receiver=value-of-set-cookie"})
     Order.objects.create(name="A")
     send_callbacks()
     callback = Callback.objects.get()
@@ -106,6 +109,7 @@ def test_a_view_only_user_sees_no_credential_in_the_api(secret_hook, receiver):
     assert hook["secret_headers"] == ["x-partner"]
     (attempt,) = client.get(f"/api/callbacks/{callback.pk}/attempts/").json()["results"]
     assert attempt["request_headers"]["X-Partner"] == MASKED
+    assert attempt["response_headers"]["Set-Cookie"] == MASKED
 
 
 def test_the_test_event_answer_shows_no_credential(secret_hook, receiver, staff_client):
@@ -139,6 +143,7 @@ def test_attempts_logged_before_a_name_was_secret_are_masked_when_shown(
 
 @pytest.mark.parametrize("permissions", [("view_hook", "view_callback"), ()], ids=["view", "all"])
 def test_the_admin_shows_no_credential(secret_hook, receiver, permissions):
+    receiver.respond(headers={"Set-Cookie": "receiver=value-of-set-cookie"})
     Order.objects.create(name="A")
     send_callbacks()
     callback = Callback.objects.get()

@@ -255,7 +255,7 @@ class AttemptInline(admin.TabularInline):
         "response_status",
         "error",
         "sent_headers",
-        "response_headers",
+        "answer_headers",
         "response_body",
     ]
     readonly_fields = fields
@@ -263,9 +263,17 @@ class AttemptInline(admin.TabularInline):
     @admin.display(description=_("request headers"))
     def sent_headers(self, attempt: Attempt) -> str:
         """Masked when logged already; again with today's rule, for rows logged before it."""
+        return self._masked(attempt, attempt.request_headers)
+
+    @admin.display(description=_("response headers"))
+    def answer_headers(self, attempt: Attempt) -> str:
+        """A receiver's answer may carry credentials of its own (Set-Cookie)."""
+        return self._masked(attempt, attempt.response_headers)
+
+    def _masked(self, attempt: Attempt, headers: dict[str, str]) -> str:
         hook = Hook.objects.filter(pk=attempt.callback.hook_id).first()
         marked = hook.secret_headers if hook else ()
-        return json.dumps(mask_headers(attempt.request_headers, marked), ensure_ascii=False)
+        return json.dumps(mask_headers(headers, marked), ensure_ascii=False)
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -380,7 +380,12 @@ class AttemptSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text=f"Headers sent, with the values of credentials shown as `{MASKED}`.",
     )
-    response_headers = serializers.DictField(child=serializers.CharField(), read_only=True)
+    response_headers = serializers.DictField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The answer's headers, with the values of credentials (`Set-Cookie`, ...) "
+        f"shown as `{MASKED}`.",
+    )
     succeeded = serializers.BooleanField(read_only=True, help_text="A 2xx answer.")
 
     class Meta:
@@ -402,10 +407,11 @@ class AttemptSerializer(serializers.ModelSerializer):
 
     def to_representation(self, attempt: Attempt) -> dict[str, Any]:
         data = super().to_representation(attempt)
-        # Masked when logged already; again with today's rule, for rows logged before it.
-        data["request_headers"] = mask_headers(
-            data["request_headers"], self.context.get("secret_headers", ())
-        )
+        # Request headers are masked when logged already; again with today's rule, for
+        # rows logged before it. A receiver's answer may carry its own (Set-Cookie).
+        marked = self.context.get("secret_headers", ())
+        for field in ("request_headers", "response_headers"):
+            data[field] = mask_headers(data[field], marked)
         return data
 
 

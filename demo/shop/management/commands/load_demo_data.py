@@ -8,7 +8,6 @@ from django.db import transaction
 
 from http_hooks.api import create_hook, update_hook
 from http_hooks.models import Callback, CallbackStatus, Hook
-from http_hooks.services import generate_secret
 from shop.models import Customer
 
 DEMO_USER = ("admin", "admin")
@@ -65,7 +64,6 @@ class Command(BaseCommand):
             signals=save_and_delete,
             target_url=f"{inbox}/customers/",
             headers="X-Demo: customers\nX-Source: http_hooks demo",
-            secret=generate_secret(),
         )
         create_hook(
             name="Customers as XML",
@@ -93,12 +91,13 @@ class Command(BaseCommand):
             serializer_class="shop.serializers.OrderSerializer",
         )
         create_hook(
-            name="Parcels (the old package's example template)",
+            name="Parcels (the old package's example template, unsigned)",
             model="shop.parcel",
             signals=["django.db.models.signals.post_save"],
             target_url=f"{inbox}/parcels/",
             content_type="application/json",
             payload_template=PARCEL_TEMPLATE,
+            secret="",  # new hooks are signed unless told not to
         )
         if not Customer.objects.exists():
             Customer.objects.create(name="Ada Lovelace", email="ada@example.com", is_vip=True)
