@@ -343,13 +343,29 @@ def test_a_failed_transport_is_a_503_in_the_api(make_hook, receiver, staff_clien
 
 
 def _established_to(ports: set[int]) -> int:
-    """Open TCP connections of this machine whose far end is one of ``ports``."""
+    """Open TCP connections of this process whose far end is one of ``ports``.
+
+    Only this process's sockets: a port number is reused by later receivers,
+    and another process (a parallel test worker) may still hold a kept-alive
+    connection to an earlier receiver that had the same number.
+    """
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since listed
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[len("socket:[") : -1])
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as rows:
             for row in list(rows)[1:]:
-                remote, state = row.split()[2:4]
-                count += state == "01" and int(remote.rsplit(":", 1)[1], 16) in ports
+                fields = row.split()
+                remote, state, inode = fields[2], fields[3], fields[9]
+                count += (
+                    state == "01" and inode in mine and int(remote.rsplit(":", 1)[1], 16) in ports
+                )
     return count
 
 
