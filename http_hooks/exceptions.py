@@ -90,8 +90,10 @@ class TooManyCallbacksError(HttpHooksError):
 class TransportError(HttpHooksError):
     """The HTTP engine itself failed (libcurl's multi interface), whatever the input.
 
-    The batch in hand stays claimed until its lease runs out and is then sent
-    again; the ``--loop`` worker starts a new transport and carries on.
+    The outcomes already known are written and the claimed callbacks not yet
+    started given back; those in flight stay claimed until their lease runs out
+    and are then sent again. The ``--loop`` worker starts a new transport and
+    carries on.
     """
 
     code = "transport_error"

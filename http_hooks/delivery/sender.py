@@ -241,7 +241,7 @@ class _Run:
             wait = 1.0
             if self.ended:
                 wait = self.window_ends - now
-            if self.wants_claim():
+            if not stopping and self.wants_claim():
                 wait = min(wait, self.next_claim - now)
             for key, outcome in transport.poll(max(wait, 0.0)):
                 callback, request = self.in_flight.pop(key)

@@ -51,7 +51,7 @@ class Command(BaseCommand):
             "--loop",
             action="store_true",
             help="Run as a worker: poll for due callbacks until SIGTERM or SIGINT, which "
-            "finish the batch in hand.",
+            "finish the requests in flight.",
         )
         parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
 
