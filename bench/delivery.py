@@ -16,10 +16,11 @@
    script (which holds the 100,000 rows it stored) would report this script's
    size, not the sender's.
 4. Isolation: stores callbacks for a hook whose receiver accepts connections
-   and never answers (``--hanging``, 1,000), runs the ``--loop`` worker in a
-   thread, and for ``--isolation-seconds`` (10) adds callbacks for a healthy
-   hook at a steady 200 a second. It prints the healthy hook's latency from
-   creation to being marked ``sent`` (median, p95, max): with the hanging hook
+   and never answers (``--hanging``, 1,000), starts ``manage.py send_callbacks
+   --loop`` in a child and, once it sends, for ``--isolation-seconds`` (10)
+   adds callbacks for a healthy hook at a steady 200 a second. It prints the
+   healthy hook's latency from creation to being marked ``sent`` (median, p95,
+   max): with the hanging hook
    holding its share of the sender, the others must still go out at once.
 
 Run it with ``make bench`` or::
@@ -303,29 +304,23 @@ def hanging_receiver():
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
 
 
-def isolation(healthy_url: str, hanging: int, seconds: float, rate: int = 200) -> None:
-    """A healthy hook's latency (created to marked sent) while another hook hangs."""
-    import threading
-
-    from django.db import connection
+def isolation(env: dict[str, str], healthy_url: str, hanging: int, seconds: float) -> None:
+    """A healthy hook's latency (created to marked sent) while another hook hangs,
+    with ``manage.py send_callbacks --loop`` as the sender, in a process of its own."""
     from django.utils import timezone
 
-    from http_hooks.delivery import run_loop
     from http_hooks.models import Callback, CallbackStatus
 
+    rate = 200
     with hanging_receiver() as hanging_url:
         store_callbacks(make_hook(hanging_url), hanging)
         healthy = make_hook(healthy_url)
-        stop = threading.Event()
-
-        def worker() -> None:
-            try:
-                run_loop(stop=stop)
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=worker)
-        thread.start()
+        worker = subprocess.Popen(
+            [sys.executable, ROOT / "demo" / "manage.py", "send_callbacks", "--loop", "--quiet"],
+            env={**os.environ, **env, "DJANGO_DEBUG": "0"},
+        )
+        while not Callback.objects.filter(status=CallbackStatus.SENDING).exists():
+            time.sleep(0.05)  # the worker is starting
         started = time.monotonic()
         added = 0
         while (elapsed := time.monotonic() - started) < seconds:
@@ -337,6 +332,7 @@ def isolation(healthy_url: str, hanging: int, seconds: float, rate: int = 200) -
                         hook=healthy,
                         event_type="created",
                         target_url=healthy_url,
+                        http_method="POST",
                         payload=json.dumps({"n": added + n}),
                         content_type="application/json",
                         next_attempt_at=now,
@@ -351,8 +347,8 @@ def isolation(healthy_url: str, hanging: int, seconds: float, rate: int = 200) -
         deadline = time.monotonic() + 60
         while pending.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        stop.set()
-        thread.join()
+        worker.kill()  # its hanging transfers would hold a graceful stop for the read timeout
+        worker.wait()
     latencies = sorted(
         (sent - created).total_seconds()
         for created, sent in Callback.objects.filter(
@@ -412,7 +408,7 @@ def main() -> None:
             sender_process(env, args.rss_callbacks)
         if args.hanging:
             Callback.objects.all().delete()
-            isolation(url, args.hanging, args.isolation_seconds)
+            isolation(env, url, args.hanging, args.isolation_seconds)
 
 
 if __name__ == "__main__":

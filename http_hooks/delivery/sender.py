@@ -48,6 +48,9 @@ TEST_EVENT_TYPE = "http_hooks.test"
 # one ended, or as soon as this many are waiting.
 OUTCOME_WINDOW = 0.1
 OUTCOME_WINDOW_SIZE = 256
+# Seconds before a claim that found less than it asked for is repeated, while
+# transfers run: newly due callbacks wait at most this long for a free slot.
+CLAIM_INTERVAL = 0.1
 
 
 class FairQueue:
@@ -185,9 +188,8 @@ class _Run:
         self.queue = FairQueue(hooks_settings.hook_concurrency)
         self.concurrency = int(hooks_settings.CONCURRENCY)
         self.batch_size = int(hooks_settings.BATCH_SIZE)
-        # A claim that came back short is not repeated for this long, unless a
-        # hook it left out has since run out of waiting callbacks.
-        self.poll_interval = float(hooks_settings.LOOP_MIN_SLEEP)
+        # A claim that came back short is not repeated for CLAIM_INTERVAL, unless
+        # a hook it left out has since run out of waiting callbacks.
         self.next_claim = 0.0
         self.short_without: set[int] = set()
         self.in_flight: dict[int, tuple[Callback, Request]] = {}
@@ -228,7 +230,7 @@ class _Run:
                 # Idle: one more claim says whether the run is over.
                 if not self.claim():
                     break
-            elif self.wants_claim():
+            elif self.wants_claim() and self.may_claim():
                 self.claim()
             while transport.free and (callback := queue.take()):
                 self.start(callback)
@@ -267,22 +269,29 @@ class _Run:
         return self.untried == set() or self.left == 0
 
     def wants_claim(self) -> bool:
-        """True when more callbacks should be claimed now: the queue runs low, or
-        a free transfer has nothing it may take."""
+        """True when more callbacks should be claimed: the queue runs low, or a free
+        transfer has nothing it may take."""
         if self.exhausted():
             return False
-        if len(self.queue) >= self.concurrency and (self.queue.ready() or not self.transport.free):
-            return False
+        return len(self.queue) < self.concurrency or (
+            not self.queue.ready() and self.transport.free > 0
+        )
+
+    def may_claim(self) -> bool:
+        """False while a short claim is too recent to repeat, unless a hook it left
+        out has since run out of waiting callbacks (its own may be due)."""
         if time.monotonic() >= self.next_claim:
             return True
-        # A hook left out of a short claim has run out: its callbacks may be due.
         return not self.short_without <= self.queue.provided()
 
     def claim(self) -> int:
         if self.exhausted():
             return 0
         provided = self.queue.provided()
-        limit = min(self.batch_size, max(self.concurrency, self.batch_size - len(self.queue)))
+        # Room up to BATCH_SIZE waiting, not counting hooks that have their share
+        # waiting already (a hanging one's would shrink every claim to nothing).
+        waiting = len(self.queue) - sum(len(self.queue.waiting[h]) for h in provided)
+        limit = min(self.batch_size, max(self.concurrency, self.batch_size - waiting))
         if self.left is not None:
             limit = min(limit, self.left)
         batch = with_reconnect(
@@ -297,7 +306,7 @@ class _Run:
             what="claiming callbacks",
         )
         if len(batch) < limit:
-            self.next_claim = time.monotonic() + self.poll_interval
+            self.next_claim = time.monotonic() + CLAIM_INTERVAL
             self.short_without = provided
         else:
             self.next_claim = 0.0
