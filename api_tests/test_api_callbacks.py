@@ -213,6 +213,37 @@ def test_resend_callback_queues_it_again_with_the_same_event_id(
     assert first_try.headers["webhook-id"] == second_try.headers["webhook-id"]
 
 
+@override_settings(
+    HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "MAX_ATTEMPTS": 2, "RETRY_SCHEDULE": [1]}
+)
+@pytest.mark.parametrize("how", ["one", "many"])
+def test_resend_numbers_attempts_on_with_a_fresh_retry_budget(
+    staff_client, make_hook, receiver, how
+):
+    receiver.respond("/fail", status=500)
+    make_hook(target_url=receiver.url("/fail"))
+    (callback,) = orders(1)
+    for _ in range(2):
+        Callback.objects.update(next_attempt_at=timezone.now() - datetime.timedelta(seconds=1))
+        send(staff_client)
+    callback.refresh_from_db()
+    assert (callback.status, callback.attempts) == ("error", 2)
+    if how == "one":
+        response = staff_client.post(f"/api/callbacks/{callback.pk}/resend/")
+    else:
+        response = staff_client.post(
+            "/api/callbacks/resend/", {"ids": [callback.pk]}, format="json"
+        )
+    assert response.status_code == 200
+    send(staff_client)
+    callback.refresh_from_db()
+    # One try of a fresh budget of two: waiting for the second, not failed for good.
+    assert (callback.status, callback.attempts) == ("waiting", 1)
+    attempts = staff_client.get(f"/api/callbacks/{callback.pk}/attempts/").json()["results"]
+    assert sorted(attempt["number"] for attempt in attempts) == [1, 2, 3]
+    assert len(receiver.requests) == 3
+
+
 def test_resend_callback_being_sent_is_a_conflict(staff_client, make_hook):
     make_hook()
     (callback,) = orders(1)

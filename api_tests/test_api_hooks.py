@@ -512,3 +512,15 @@ def test_rotate_secret_refuses_a_bad_secret(staff_client, make_hook):
     assert response.json()["errors"][0]["field"] == "secret"
     hook.refresh_from_db()
     assert hook.secret == SECRET
+
+
+@pytest.mark.parametrize("method", ["PUT", "GET"])
+def test_test_event_goes_with_the_hooks_method_as_documented(
+    staff_client, make_hook, receiver, method
+):
+    hook = make_hook(http_method=method)
+    response = staff_client.post(f"/api/hooks/{hook.pk}/test/")
+    assert response.status_code == 200, response.json()
+    (request,) = receiver.requests
+    assert request.method == method
+    assert request.json()["event_type"] == "http_hooks.test"

@@ -131,3 +131,64 @@ def test_docs_pages_load_only_local_assets(url, dist):
         assert asset.startswith("/static/"), asset
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not a static file"
     assert "://" not in html
+
+
+# --- what a newcomer tries first: the schema's examples, the browsable API's form ------
+
+
+@pytest.mark.django_db
+def test_every_request_example_of_the_schema_is_accepted(schema, staff_client, make_hook):
+    hook = make_hook()
+    tried = []
+    for path, method, operation in operations(schema):
+        content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+        for name, example in content.get("examples", {}).items():
+            url = path.replace("{id}", str(hook.pk))
+            response = getattr(staff_client, method)(url, example["value"], format="json")
+            assert 200 <= response.status_code < 300, (url, name, response.json())
+            tried.append(operation["operationId"])
+    assert {"create_hook", "update_hook", "partial_update_hook"} <= set(tried)
+
+
+def test_ids_in_requests_start_at_1(schema):
+    """Swagger UI fills an id with the schema's minimum (0 when there is none)."""
+
+    def integers(node, name=""):
+        if isinstance(node, dict):
+            writable = not node.get("readOnly")
+            if writable and node.get("type") == "integer" and re.search(r"(^|_)ids?$", name):
+                yield name, node
+            for key, value in node.items():
+                yield from integers(value, key if key not in ("items", "schema") else name)
+        elif isinstance(node, list):
+            for item in node:
+                yield from integers(item, name)
+
+    found = dict(integers(schema["components"]["schemas"]))
+    found.update(integers(schema["webhooks"]))
+    assert {"hook_id", "ids"} <= set(found)
+    assert all(node.get("minimum", 0) >= 1 for node in found.values()), found
+
+
+def test_the_test_event_is_documented_with_every_method_a_hook_sends_with(schema):
+    from http_hooks.models import HttpMethod
+
+    methods = {method.lower() for method in HttpMethod.values}
+    assert set(schema["webhooks"]["test_event"]) == methods
+    assert set(schema["webhooks"]["callback"]) == methods
+
+
+@pytest.mark.django_db
+def test_the_browsable_api_offers_a_new_hook_that_is_accepted_as_it_stands(staff_client):
+    import html
+
+    page = staff_client.get("/api/hooks/", HTTP_ACCEPT="text/html").content.decode()
+    (body,) = re.findall(r'<textarea[^>]*name="_content"[^>]*>(.*?)</textarea>', page, re.S)
+    response = staff_client.post(
+        "/api/hooks/", html.unescape(body), content_type="application/json"
+    )
+    assert response.status_code == 201, response.json()
+    hook = response.json()
+    assert hook["enabled"] is True
+    assert hook["has_secret"] is True
+    assert hook["http_method"] == "POST"

@@ -170,6 +170,9 @@ class Callback(models.Model):
     )
     status_details = models.TextField(_("status details"), blank=True, default="")
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # The retry budget counts ``attempts`` (reset by a resend); attempt numbers
+    # go on from the tries before the last resend, kept here.
+    earlier_attempts = models.PositiveIntegerField(_("attempts before the last resend"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
     last_response_status = models.PositiveSmallIntegerField(
         _("last response status"), null=True, blank=True

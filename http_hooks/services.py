@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.dispatch import Signal as DjangoSignal
 from django.utils import timezone
 
@@ -299,7 +299,8 @@ def resend_callbacks(
     queryset: QuerySet[Callback] | None = None,
     confirm: bool = False,
 ) -> int:
-    """Put callbacks back in the queue, due now, with a fresh retry budget.
+    """Put callbacks back in the queue, due now, with a fresh retry budget (their
+    attempt numbers go on from the last one).
 
     Their event ids stay the same, so receivers that drop duplicates still can.
     More than ``RESEND_LIMIT`` callbacks are resent only with ``confirm``
@@ -333,6 +334,7 @@ def resend_callbacks(
                 .update(
                     status=CallbackStatus.WAITING,
                     next_attempt_at=now,
+                    earlier_attempts=F("earlier_attempts") + F("attempts"),
                     attempts=0,
                     claimed_until=None,
                     claim_token=None,

@@ -10,6 +10,8 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
+from ..models import HttpMethod
+
 HEADERS_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
@@ -49,7 +51,7 @@ class DefaultPayloadSerializer(serializers.Serializer):
 
 class HookTestEventSerializer(serializers.Serializer):
     event_type = serializers.CharField(help_text="Always `http_hooks.test`.")
-    hook_id = serializers.IntegerField()
+    hook_id = serializers.IntegerField(min_value=1)
     hook_name = serializers.CharField()
     timestamp = serializers.DateTimeField()
 
@@ -58,13 +60,21 @@ RECEIVER_RESPONSES = {
     200: OpenApiResponse(description="Received (any 2xx status)."),
 }
 
+
+def with_each_method(**kwargs: Any) -> dict[str, Any]:
+    """A webhook under every method a hook may send with (its ``http_method``): the
+    schema then says which methods a receiver must answer."""
+    return {method.lower(): extend_schema(**kwargs) for method in HttpMethod.values}
+
+
 callback_webhook = OpenApiWebhook(
     name="callback",
-    decorator=extend_schema(
+    decorator=with_each_method(
         summary="A callback: the request sent when a hook fires",
-        description="Sent with the hook's `http_method` to its `target_url`. The body is the "
-        "hook's rendered `payload_template`, its `serializer_class` output, or (shown here) "
-        f"the default payload. {SIGNING_DESCRIPTION}",
+        description="Sent with the hook's `http_method` (POST unless set otherwise) to its "
+        "`target_url`. The body is the hook's rendered `payload_template`, its "
+        "`serializer_class` output, or (shown here) the default payload; a GET or DELETE "
+        f"carries it too. {SIGNING_DESCRIPTION}",
         request=DefaultPayloadSerializer,
         responses=RECEIVER_RESPONSES,
     ),
@@ -72,9 +82,11 @@ callback_webhook = OpenApiWebhook(
 
 test_event_webhook = OpenApiWebhook(
     name="test_event",
-    decorator=extend_schema(
+    decorator=with_each_method(
         summary="The test event of `POST /hooks/{id}/test/`",
-        description=f"A POST with a JSON body, sent once. {SIGNING_DESCRIPTION}",
+        description="Sent once, with the hook's `http_method` (POST unless set otherwise) "
+        "and its headers, to its `target_url`; the body is this JSON object "
+        f"(`Content-Type: application/json`), whatever the method. {SIGNING_DESCRIPTION}",
         request=HookTestEventSerializer,
         responses=RECEIVER_RESPONSES,
     ),

@@ -102,7 +102,8 @@ class HookIdField(JSONTyped, serializers.PrimaryKeyRelatedField):
 
 
 class ModelSerializer(serializers.ModelSerializer):
-    """DRF's, with the model's text and boolean fields taking only their JSON type."""
+    """DRF's, with the model's text and boolean fields taking only their JSON type, and
+    the model's defaults as the fields' initial values (the browsable API's form)."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
@@ -110,6 +111,14 @@ class ModelSerializer(serializers.ModelSerializer):
         models.TextField: StringField,
         models.BooleanField: BooleanField,
     }
+
+    def build_standard_field(
+        self, field_name: str, model_field: models.Field
+    ) -> tuple[type[serializers.Field], dict[str, Any]]:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if model_field.has_default():
+            kwargs["initial"] = model_field.get_default()
+        return field_class, kwargs
 
 
 class ModelLabelField(StringField):
@@ -231,11 +240,21 @@ class SecretField(StringField):
 # --- hooks ---------------------------------------------------------------------
 
 
+# A hook that any project can create as it stands: the browsable API's form and
+# the schema's example of a new hook.
+NEW_HOOK = {
+    "name": "new users",
+    "model": "auth.user",
+    "signals": ["django.db.models.signals.post_save"],
+    "target_url": "https://receiver.example/webhook",
+}
+
+
 class HookSerializer(ModelSerializer):
     model = ModelLabelField()
     signals = SignalPathsField()
     target_url = TargetURLField()
-    headers = HeadersField(required=False)
+    headers = HeadersField(required=False, initial=dict)
     secret_headers = serializers.ListField(
         child=StringField(max_length=200),
         required=False,
@@ -289,6 +308,16 @@ class HookSerializer(ModelSerializer):
         data = super().to_representation(hook)
         data["headers"] = mask_headers(data["headers"], hook.secret_headers)
         return data
+
+    def get_initial(self) -> dict[str, Any]:
+        """The body the browsable API offers for a new hook: the model's defaults
+        (enabled, POST, ...) and ``NEW_HOOK``, accepted as it stands. No ``secret``:
+        one is generated (``""`` would mean an unsigned hook)."""
+        initial = super().get_initial()
+        if hasattr(self, "initial_data"):
+            return initial
+        initial.pop("secret", None)
+        return {**initial, **NEW_HOOK}
 
     def create(self, validated_data: dict[str, Any]) -> Hook:
         return create_hook(**validated_data)

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -35,6 +36,7 @@ from .filters import CallbackFilter, FilterBackend, HookFilter, OrderingFilter, 
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
 from .parsers import JSONParser
 from .serializers import (
+    NEW_HOOK,
     AttemptSerializer,
     CallbackSerializer,
     DeletedSerializer,
@@ -64,6 +66,11 @@ ERROR_DESCRIPTIONS = {
     415: "The body is not JSON (`Content-Type: application/json`).",
     503: "The HTTP transport failed while sending; nothing was lost, try again.",
 }
+
+
+NEW_HOOK_EXAMPLE = OpenApiExample(
+    "A hook on new and changed users", value=NEW_HOOK, request_only=True
+)
 
 
 def id_parameter(model: str) -> OpenApiParameter:
@@ -124,6 +131,7 @@ class HttpHooksAPIMixin:
         "signing secret (generated when not given): the only time it is shown.",
         request=HookSerializer,
         responses=responses({201: HookWithSecretSerializer}, 400, 415),
+        examples=[NEW_HOOK_EXAMPLE],
     ),
     retrieve=extend_schema(
         operation_id="get_hook",
@@ -136,6 +144,7 @@ class HttpHooksAPIMixin:
         parameters=[HOOK_ID],
         summary="Replace a hook",
         responses=responses({200: HookSerializer}, 400, 404, 415),
+        examples=[NEW_HOOK_EXAMPLE],
     ),
     partial_update=extend_schema(
         operation_id="partial_update_hook",
@@ -143,6 +152,9 @@ class HttpHooksAPIMixin:
         summary="Change some fields of a hook",
         description="The whole hook is validated again with the changes.",
         responses=responses({200: HookSerializer}, 400, 404, 415),
+        examples=[
+            OpenApiExample("Disable", value={"enabled": False}, request_only=True),
+        ],
     ),
     destroy=extend_schema(
         operation_id="delete_hook",
@@ -316,8 +328,8 @@ class CallbackViewSet(
         parameters=[CALLBACK_ID],
         summary="Resend a callback",
         description="Queues the callback again, due now, with a fresh retry budget and the "
-        "same event id. The sender (`send_callbacks`, the worker or `POST /callbacks/send/`) "
-        "delivers it.",
+        "same event id; its attempts are numbered on from the last one. The sender "
+        "(`send_callbacks`, the worker or `POST /callbacks/send/`) delivers it.",
         request=None,
         responses=responses({200: CallbackSerializer}, 404, 409),
     )

@@ -38,6 +38,7 @@ CLAIMED_FIELDS = (
     "payload",
     "content_type",
     "attempts",
+    "earlier_attempts",
     "next_attempt_at",
     "claim_token",
 )

@@ -156,7 +156,7 @@ def record_outcomes(
         apply_outcome(callback, outcome, now, max_attempts=max_attempts)
         attempts[callback.pk] = (
             callback.pk,
-            callback.attempts,
+            callback.earlier_attempts + callback.attempts,  # numbered on across resends
             now,
             outcome.duration_ms,
             outcome.request_headers,
