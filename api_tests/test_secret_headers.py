@@ -112,6 +112,14 @@ def test_a_view_only_user_sees_no_credential_in_the_api(secret_hook, receiver):
     assert attempt["response_headers"]["Set-Cookie"] == MASKED
 
 
+def test_the_browsable_api_forms_of_an_editor_show_no_credential(secret_hook, staff_client):
+    for path in ["/api/hooks/", f"/api/hooks/{secret_hook.pk}/"]:
+        response = staff_client.get(path, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200
+        assert "<form" in response.content.decode()
+        assert_no_credential(response.content.decode())
+
+
 def test_the_test_event_answer_shows_no_credential(secret_hook, receiver, staff_client):
     response = staff_client.post(f"/api/hooks/{secret_hook.pk}/test/")
     assert response.status_code == 200

@@ -226,3 +226,11 @@ def test_a_hook_added_in_the_admin_without_sign_is_unsigned(admin_client, receiv
     assert response.status_code == 302
     assert Hook.objects.get().secret == ""
     assert "webhook-signature" not in deliver_one(receiver).headers
+
+
+@pytest.mark.django_db
+def test_patch_with_an_empty_secret_makes_a_hook_unsigned(make_hook, staff_client, receiver):
+    hook = make_hook()
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"secret": ""}, format="json")
+    assert (response.status_code, response.json()["has_secret"]) == (200, False)
+    assert "webhook-signature" not in deliver_one(receiver).headers
