@@ -347,9 +347,11 @@ class _Run:
     def flush(self) -> None:
         """Write the outcomes that ended, in bulk."""
         if self.ended:
+            # Taken first: outcomes that could not be written are not tried again
+            # (their callbacks are sent again after the lease).
             callbacks, outcomes = zip(*self.ended, strict=True)
-            record_outcomes(callbacks, outcomes, self.report)
             self.ended = []
+            record_outcomes(callbacks, outcomes, self.report)
 
 
 def send(transport: Transport, batch: list[Callback]) -> list[Outcome]:
