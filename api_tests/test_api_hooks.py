@@ -135,7 +135,7 @@ BAD_HOOKS = [
     pytest.param(
         {"headers": {f"X-{i}": "v" for i in range(101)}},
         "headers",
-        "too_large",
+        "invalid_headers",
         id="headers-too-many",
     ),
     pytest.param(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from http_hooks import disable_hooks
 from http_hooks.api import create_signal
 from http_hooks.context import hooks_disabled
-from http_hooks.models import Callback, Hook
+from http_hooks.models import Callback, CallbackStatus, Hook
 from shop.models import Customer, Order, Parcel
 from shop.signals import order_shipped
 
@@ -126,6 +126,23 @@ def test_custom_signal_sent_by_user_code_fires_a_hook(make_hook):
     assert callback.payload == (
         f'{{"id": {order.pk}, "carrier": "DHL", "e": "shop.signals.order_shipped"}}'
     )
+
+
+def test_a_template_names_the_sending_model_as_sender(make_hook):
+    make_hook(content_type="application/json", payload_template='{"s": "{{sender}}"}')
+    Order.objects.create(name="x")
+    assert Callback.objects.get().payload == '{"s": "shop.order"}'
+
+
+def test_a_stored_template_with_an_unknown_name_records_an_error_not_an_empty_value(make_hook):
+    hook = make_hook(content_type="application/json", payload_template='{"e": "{{event_type}}"}')
+    Hook.objects.filter(pk=hook.pk).update(
+        payload_template='{"e": "{{evnt_type}}"}', update_datetime=timezone.now()
+    )
+    Order.objects.create(name="x")
+    callback = Callback.objects.get()
+    assert callback.status == CallbackStatus.ERROR
+    assert "cannot render evnt_type" in callback.status_details
 
 
 def test_custom_signal_can_be_registered_first(make_hook):

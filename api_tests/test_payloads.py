@@ -179,6 +179,25 @@ def test_a_callable_in_the_context_is_never_called():
     assert spy.called is False
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"e": "{{evnt_type}}"}',
+        '{"k": "{{settings.SECRET_KEY}}"}',
+        '{"c": {{created}}}',
+    ],
+    ids=["typo", "settings", "argument-this-signal-did-not-send"],
+)
+def test_a_name_the_event_did_not_send_is_refused_at_render_never_rendered_empty(template):
+    with pytest.raises(InvalidPayloadError, match="this event has no"):
+        render(template, "application/json", instance=Order(pk=1, name="x"))
+
+
+def test_a_path_past_a_plain_value_is_refused_at_render():
+    with pytest.raises(InvalidPayloadError, match=r"cannot render instance\.name\.upper"):
+        render('{"n": "{{instance.name.upper}}"}', "application/json", instance=Order(pk=1))
+
+
 def test_properties_and_relations_are_readable():
     order = Order(pk=1, name="Tea", customer=Customer(name="Ada", is_vip=True))
     payload = render(

@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
-from .validators import APP_LABEL, HOOK_FIELDS, import_signal, validate_hook
+from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
 
 
 class HookAdminForm(forms.ModelForm):
@@ -18,7 +18,8 @@ class HookAdminForm(forms.ModelForm):
         queryset=ContentType.objects.exclude(app_label=APP_LABEL).order_by("app_label", "model"),
         help_text="The model whose signals fire this hook.",
     )
-    target_url = forms.URLField(max_length=2000, assume_scheme="https")
+    # Checked by validate_hook like in the other entry points, with the same messages.
+    target_url = forms.CharField(max_length=MAX_URL_LENGTH, widget=forms.URLInput)
     headers = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),

@@ -1,5 +1,13 @@
 """Hook headers: parsing (legacy ``Key: value`` text, a JSON object or a mapping),
-and which of them are credentials, masked wherever headers are shown."""
+which of them a hook may set, and which are credentials, masked wherever
+headers are shown.
+
+A hook's headers are hostile input: besides their syntax, the names that frame
+a request or its connection (``Content-Length``, ``Transfer-Encoding``,
+``Host``, ``Connection``, ...) are refused, because a hook that set them could
+smuggle a second request onto a kept-alive connection, and so are the headers
+http_hooks sets itself (``Content-Type``, the Standard Webhooks ``webhook-*``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,32 @@ from .exceptions import InvalidHeadersError
 # RFC 9110 token characters.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+
+MAX_HEADERS = 100
+MAX_HEADERS_SIZE = 16 * 1024
+# Framing and hop-by-hop headers (RFC 9110 7.6.1, 9112 6 and 9113 8.2.2): the
+# transport sets them, or they concern one connection and not the request.
+TRANSPORT_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "http2-settings",
+    }
+)
+# Headers http_hooks sets on every request: the body's type and the signature.
+OWN_HEADERS = {
+    "content-type": "it comes from the hook's content_type",
+    "webhook-id": "http_hooks sets it (Standard Webhooks)",
+    "webhook-timestamp": "http_hooks sets it (Standard Webhooks)",
+    "webhook-signature": "http_hooks sets it (Standard Webhooks)",
+}
 
 
 def parse_headers(value: Any) -> dict[str, str]:
@@ -31,6 +65,8 @@ def parse_headers(value: Any) -> dict[str, str]:
         raise InvalidHeadersError(
             f"invalid headers: expected an object or 'Key: value' lines, got {type(value).__name__}"
         )
+    if len(value) > MAX_HEADERS_SIZE:
+        raise _too_large()
     text = value.strip()
     if not text:
         return {}
@@ -78,6 +114,38 @@ def _normalise(pairs) -> dict[str, str]:
             ) from exc
         headers[name] = text
     return headers
+
+
+def _too_large() -> InvalidHeadersError:
+    return InvalidHeadersError(
+        f"invalid headers: at most {MAX_HEADERS} headers of {MAX_HEADERS_SIZE} bytes in all"
+    )
+
+
+def check_hook_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Refuse parsed ``headers`` that a hook may not have: a name it may not set
+    (see ``reserved_reason``), more than ``MAX_HEADERS`` or ``MAX_HEADERS_SIZE``."""
+    for name in headers:
+        reason = reserved_reason(name)
+        if reason:
+            raise InvalidHeadersError(f"invalid headers: {name!r} cannot be set: {reason}")
+    size = sum(len(name) + len(value) for name, value in headers.items())
+    if len(headers) > MAX_HEADERS or size > MAX_HEADERS_SIZE:
+        raise _too_large()
+    return dict(headers)
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why a hook may not set header ``name`` (any case), or None when it may."""
+    lowered = name.lower()
+    if lowered in TRANSPORT_HEADERS or lowered.startswith("proxy-"):
+        return "framing and hop-by-hop headers are the transport's"
+    return OWN_HEADERS.get(lowered)
+
+
+def without_reserved(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` without the ones a hook may not set: what stored data may send."""
+    return {name: value for name, value in headers.items() if reserved_reason(name) is None}
 
 
 def format_headers(headers: Mapping[str, str]) -> str:

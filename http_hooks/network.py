@@ -10,7 +10,9 @@ to and on the peer a request goes out to, which defeats DNS rebinding.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+import unicodedata
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -74,11 +76,23 @@ def check_address(address: str, *, host: str = "") -> None:
 def check_target_url(url: str, *, resolve_host: bool = True) -> None:
     """Validate a hook's target URL: absolute http(s), allowed by the policy.
 
-    A host name that does not resolve now is accepted; the send-time check on
-    the connected address is the one that cannot be fooled. Without
-    ``resolve_host`` only the URL's form is checked (no DNS lookup): an input
-    layer reports it with its other fields, the service layer resolves once.
+    The host is judged as libcurl will connect to it: ``localhost`` and names
+    under ``.localhost`` are loopback, a trailing dot changes nothing, and the
+    old IPv4 spellings (``2130706433``, ``0x7f.1``, ``0177.0.0.1``) are the
+    address they stand for. A host name that does not resolve now is accepted;
+    the send-time check on the connected address is the one that cannot be fooled.
+    Without ``resolve_host`` no DNS lookup is made (addresses and ``localhost``
+    are still judged): an input layer reports the URL with its other fields,
+    the service layer resolves once.
     """
+    if not isinstance(url, str):
+        raise InvalidTargetURLError("the target URL must be a string")
+    bad = next((char for char in url if _is_space_or_control(char)), None)
+    if bad is not None:
+        raise InvalidTargetURLError(
+            f"invalid target URL: it contains {unicodedata.name(bad, repr(bad))} "
+            f"({bad!r}); spaces and control characters must be percent-encoded"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -88,12 +102,79 @@ def check_target_url(url: str, *, resolve_host: bool = True) -> None:
         raise InvalidTargetURLError("the target URL must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
         raise InvalidTargetURLError("the target URL must not contain credentials")
-    ascii_host(parts.hostname)
-    if not resolve_host or not hooks_settings.BLOCK_PRIVATE_NETWORKS:
+    addresses = host_addresses(parts.hostname, port or 443, resolve_name=resolve_host)
+    if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
         return
-    host = parts.hostname
-    for address in resolve(host, port or 443):
-        check_address(address, host=host)
+    for address in addresses:
+        check_address(address, host=parts.hostname)
+
+
+def _is_space_or_control(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Zs"}
+
+
+def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[str]:
+    """The addresses a connection to ``host`` may go to, judged as libcurl does;
+    none for a name that does not resolve now, or that is not looked up
+    (``resolve_name=False``).
+
+    Raises ``InvalidTargetURLError`` for a host libcurl would not take as written:
+    percent-encoded, a number that is no IPv4 address, a name IDNA cannot encode.
+    """
+    if _is_ip(host):
+        return [host]
+    if "%" in host:
+        raise InvalidTargetURLError(
+            f"invalid host name {host!r}: a host name cannot be percent-encoded"
+        )
+    name = host.rstrip(".").lower()
+    if not name:
+        raise InvalidTargetURLError(f"invalid host name {host!r}")
+    if name == "localhost" or name.endswith(".localhost"):
+        return ["127.0.0.1", "::1"]
+    ipv4 = _legacy_ipv4(name)
+    if ipv4 is not None:
+        return [ipv4]
+    ascii_host(name)
+    return resolve(name, port) if resolve_name else []
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _legacy_ipv4(name: str) -> str | None:
+    """The address of an IPv4 host in any spelling libcurl and inet_aton accept
+    (1 to 4 parts, each decimal, octal with a leading 0 or hex with 0x), or None
+    for a name. A host whose last label is a number is an address or invalid."""
+    labels = name.split(".")
+    if not labels[-1] or not re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]*", labels[-1]):
+        return None
+    try:
+        numbers = [_ipv4_number(label) for label in labels]
+    except ValueError:
+        raise InvalidTargetURLError(f"invalid host name {name!r}: not an IPv4 address") from None
+    *high, last = numbers
+    if len(labels) > 4 or any(n > 255 for n in high) or last >= 256 ** (5 - len(labels)):
+        raise InvalidTargetURLError(f"invalid host name {name!r}: not an IPv4 address")
+    value = last
+    for position, number in enumerate(high):
+        value += number << (8 * (3 - position))
+    return str(ipaddress.IPv4Address(value))
+
+
+def _ipv4_number(label: str) -> int:
+    if re.fullmatch(r"0[xX][0-9a-fA-F]*", label):
+        return int(label[2:] or "0", 16)
+    if re.fullmatch(r"0[0-7]*", label):
+        return int(label, 8)
+    if re.fullmatch(r"[1-9][0-9]*", label):
+        return int(label)
+    raise ValueError(label)
 
 
 def ascii_host(host: str) -> str:

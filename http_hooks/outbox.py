@@ -18,7 +18,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from .exceptions import HttpHooksError
-from .headers import parse_headers
+from .headers import check_hook_headers, parse_headers
 from .models import Callback, CallbackStatus, Hook
 from .payloads import build_payload
 from .settings import hooks_settings
@@ -43,12 +43,16 @@ def event_type_for(signal_path: str, kwargs: dict[str, Any]) -> str:
 
 
 def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]) -> list[Callback]:
-    """Insert one Callback per hook for this signal occurrence."""
+    """Insert one Callback per hook for this signal occurrence (``kwargs``: the
+    signal's arguments, ``sender`` included)."""
     instance = kwargs.get("instance")
     event_type = event_type_for(signal_path, kwargs)
     context = {key: value for key, value in kwargs.items() if key != "signal"}
     context["event_type"] = event_type
     context.setdefault("instance", None)
+    sender = context.get("sender")
+    # A template sees the sending model by its label, never the class itself.
+    context["sender"] = sender._meta.label_lower if hasattr(sender, "_meta") else None
     now = timezone.now()
     callbacks = [build_callback(hook, context, now) for hook in hooks]
     using = kwargs.get("using") or router.db_for_write(Callback, instance=instance)
@@ -93,7 +97,7 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
     try:
         # Not stored (a try reads the hook's headers as it goes out), only checked:
         # headers broken around validation make an error callback, as a bad payload does.
-        parse_headers(hook.headers)
+        check_hook_headers(parse_headers(hook.headers))
         callback.payload, callback.content_type = build_payload(
             template=hook.payload_template,
             serializer_class=hook.serializer_class,

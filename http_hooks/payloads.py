@@ -29,10 +29,10 @@ from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.db.models.fields.files import FieldFile
 from django.utils.functional import cached_property as django_cached_property
-from django.utils.module_loading import import_string
 from rest_framework.utils.encoders import JSONEncoder
 
 from .exceptions import InvalidPayloadError
+from .imports import RefusedPath, project_object
 
 JSON_TYPES = frozenset({"application/json"})
 XML_TYPES = frozenset({"application/xml", "text/xml"})
@@ -40,6 +40,9 @@ XML_TYPES = frozenset({"application/xml", "text/xml"})
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
 _MISSING = object()
+# The names every event gives a template, and whether a path may go on past
+# each: ``instance`` is walked along the hook's model, the others are plain.
+BASE_NAMES: Mapping[str, bool] = {"instance": True, "event_type": False, "sender": False}
 PROPERTIES = (property, cached_property, django_cached_property)
 DATA_TYPES = (
     models.Model,
@@ -176,11 +179,15 @@ def to_text(value: Any) -> str:
 
 
 def context_lookup(context: Mapping[str, Any]) -> Callable[[tuple[str, ...]], Any]:
-    """A ``lookup`` for ``render_template`` over a signal's context."""
+    """A ``lookup`` for ``render_template`` over a signal's context; a name the
+    signal did not send is an error, never an empty value."""
 
     def lookup(path: tuple[str, ...]) -> Any:
-        value = context.get(path[0])
-        return read_path(value, path[1:], root=path[0])
+        if path[0] not in context:
+            raise InvalidPayloadError(
+                f"cannot render {'.'.join(path)}: this event has no {path[0]!r}"
+            )
+        return read_path(context[path[0]], path[1:], root=path[0])
 
     return lookup
 
@@ -263,30 +270,71 @@ def _model_attribute_kind(model: type[models.Model], name: str) -> str | None:
     return None
 
 
-def check_template_names(template: str, model: type[models.Model] | None) -> None:
-    """Refuse placeholders under ``instance`` that the model cannot provide."""
+def check_template_names(
+    template: str, model: type[models.Model] | None, names: Mapping[str, bool]
+) -> None:
+    """Refuse placeholders that no event of the hook can render.
+
+    ``names`` are the top-level names the hook's signals give a template, each
+    with whether a path may go on past it (``True`` for a value whose type is
+    not known here, such as a custom signal's argument). Under ``instance`` a
+    path must follow ``model``'s fields, forward relations and properties, and
+    stop at a plain field: ``{{instance.name.upper}}`` can never render.
+    """
     for part in parse_template(template):
-        if isinstance(part, str) or part.path[0] != "instance":
+        if isinstance(part, str):
             continue
-        current: type[models.Model] | None = model
-        walked = "instance"
-        for name in part.path[1:]:
-            if current is None:
-                break
-            kind = _model_attribute_kind(current, name)
-            where = f"{walked}.{name}"
-            if kind == "many":
-                raise InvalidPayloadError(
-                    f"cannot render {where}: to-many relations are not supported in templates"
-                )
-            if kind is None:
-                raise InvalidPayloadError(
-                    f"cannot render {where}: {current._meta.label} has no field, relation "
-                    f"or property {name!r}"
-                )
-            field = _field_or_none(current, name)
-            current = field.related_model if field is not None and field.is_relation else None
-            walked = where
+        root, *rest = part.path
+        if root not in names:
+            known = ", ".join(sorted(names))
+            raise InvalidPayloadError(
+                f"cannot render {part.dotted}: no event of this hook has {root!r} "
+                f"(a template can use {known})"
+            )
+        if root == "instance":
+            _check_model_path(model, rest)
+        elif rest and not names[root]:
+            raise InvalidPayloadError(
+                f"cannot render {part.dotted}: {root} is a plain value, it has no {rest[0]!r}"
+            )
+
+
+def _check_model_path(model: type[models.Model] | None, names: list[str]) -> None:
+    current = model
+    walked = "instance"
+    for position, name in enumerate(names):
+        if current is None:
+            return
+        kind = _model_attribute_kind(current, name)
+        where = f"{walked}.{name}"
+        if kind == "many":
+            raise InvalidPayloadError(
+                f"cannot render {where}: to-many relations are not supported in templates"
+            )
+        if kind is None:
+            raise InvalidPayloadError(
+                f"cannot render {where}: {current._meta.label} has no field, relation "
+                f"or property {name!r}"
+            )
+        if kind == "property":
+            return  # its value's type is only known when it renders
+        field = _field_or_none(current, name)
+        following = names[position + 1 :]
+        if kind == "relation" and field is not None and name == field.name:
+            current, walked = field.related_model, where
+            continue
+        if isinstance(field, models.JSONField) or not following:
+            return
+        if (
+            isinstance(field, models.FileField)
+            and len(following) == 1
+            and _is_file_attribute(field, following[0])
+        ):
+            return
+        raise InvalidPayloadError(
+            f"cannot render {where}.{following[0]}: {where} is a plain value, "
+            f"it has no {following[0]!r}"
+        )
 
 
 def _field_or_none(model: type[models.Model], name: str):
@@ -294,6 +342,13 @@ def _field_or_none(model: type[models.Model], name: str):
         return model._meta.get_field(name)
     except FieldDoesNotExist:
         return None
+
+
+def _is_file_attribute(field: models.FileField, name: str) -> bool:
+    """``name`` of a file is readable: its name, or a property (``url``, ``size``)."""
+    return name == "name" or isinstance(
+        inspect.getattr_static(field.attr_class, name, None), PROPERTIES
+    )
 
 
 # --- validation ----------------------------------------------------------------
@@ -317,9 +372,15 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def validate_template(template: str, content_type: str, model: type[models.Model] | None) -> None:
-    """Check a template's names against ``model`` and its shape against ``content_type``."""
-    check_template_names(template, model)
+def validate_template(
+    template: str,
+    content_type: str,
+    model: type[models.Model] | None,
+    names: Mapping[str, bool] = BASE_NAMES,
+) -> None:
+    """Check a template's names against ``model`` and ``names`` (see
+    ``check_template_names``) and its shape against ``content_type``."""
+    check_template_names(template, model, names)
     validate_payload(render_template(template, content_type, lambda path: 1), content_type)
 
 
@@ -327,13 +388,14 @@ def validate_template(template: str, content_type: str, model: type[models.Model
 
 
 def import_serializer(path: str) -> type:
+    """The DRF serializer class at ``path``; only the project's own code is imported."""
     from rest_framework.serializers import BaseSerializer
 
     try:
-        serializer = import_string(path)
-    except ImportError as exc:
+        serializer = project_object(path)
+    except RefusedPath as exc:
         raise InvalidPayloadError(
-            f"cannot import serializer class {path!r}: {exc}", field="serializer_class"
+            f"invalid serializer class {path!r}: {exc}", field="serializer_class"
         ) from exc
     if not (inspect.isclass(serializer) and issubclass(serializer, BaseSerializer)):
         raise InvalidPayloadError(

@@ -131,7 +131,7 @@ class HookRegistry:
         if hooks:
             from .outbox import record_event
 
-            record_event(hooks, path, kwargs)
+            record_event(hooks, path, {**kwargs, "sender": sender})
 
     def table(self) -> Table:
         """The map as this thread should see it now."""

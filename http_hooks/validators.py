@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import signals as model_signals
 from django.dispatch import Signal as DjangoSignal
-from django.utils.module_loading import import_string
 
 from .exceptions import (
     InvalidHookError,
@@ -19,10 +20,11 @@ from .exceptions import (
     InvalidPayloadError,
     InvalidSignalError,
 )
-from .headers import keep_secret_values, parse_header_names, parse_headers
+from .headers import check_hook_headers, keep_secret_values, parse_header_names, parse_headers
+from .imports import RefusedPath, project_object
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
-from .payloads import XML_TYPES, import_serializer, validate_template
+from .payloads import BASE_NAMES, XML_TYPES, import_serializer, validate_template
 from .signing import SECRET_PREFIX
 
 APP_LABEL = "http_hooks"
@@ -40,31 +42,98 @@ HOOK_FIELDS = (
     "payload_template",
     "serializer_class",
 )
+# What Django's model signals send a template besides ``signal`` and ``sender``,
+# and whether a path may go on past each (pre_init's ``kwargs`` is a dict). Not
+# ``model`` (m2m_changed) nor ``origin`` (the delete signals): a class, a model
+# or a queryset, never data.
+MODEL_SIGNAL_NAMES: dict[DjangoSignal, Mapping[str, bool]] = {
+    model_signals.pre_init: {"args": False, "kwargs": True},
+    model_signals.post_init: {},
+    model_signals.pre_save: {"raw": False, "using": False, "update_fields": False},
+    model_signals.post_save: {
+        "created": False,
+        "raw": False,
+        "using": False,
+        "update_fields": False,
+    },
+    model_signals.pre_delete: {"using": False},
+    model_signals.post_delete: {"using": False},
+    model_signals.m2m_changed: {"action": False, "reverse": False, "pk_set": False, "using": False},
+}
+# The sizes a hook may have, whichever entry point writes it.
+MAX_NAME_LENGTH = 200
+MAX_URL_LENGTH = 2000
+MAX_SIGNALS = 50
+MAX_TEMPLATE_LENGTH = 100_000
 
 
-def import_signal(path: str) -> DjangoSignal:
-    """Return the ``django.dispatch.Signal`` instance at dotted ``path``."""
-    if not isinstance(path, str) or not path.strip() or "." not in path:
-        raise InvalidSignalError(f"invalid signal {path!r}: give the full dotted import path")
+def import_signal(path: Any) -> DjangoSignal:
+    """Return the ``django.dispatch.Signal`` instance at dotted ``path``.
+
+    Only the project's own code is imported (see ``imports.project_object``).
+    """
+    shown = path.strip() if isinstance(path, str) else path
     try:
-        signal = import_string(path.strip())
-    except ImportError as exc:
-        raise InvalidSignalError(f"invalid signal {path!r}: cannot import it ({exc})") from exc
+        signal = project_object(shown)
+    except RefusedPath as exc:
+        raise InvalidSignalError(f"invalid signal {_short(shown)}: {exc}") from exc
     if not isinstance(signal, DjangoSignal):
-        raise InvalidSignalError(f"invalid signal {path!r}: it is not a django.dispatch.Signal")
+        raise InvalidSignalError(f"invalid signal {shown!r}: it is not a django.dispatch.Signal")
     return signal
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 def validate_signal_paths(paths: Iterable[Any]) -> list[str]:
-    cleaned = []
+    """The hook's signal paths, each checked, stripped and once."""
+    return list(_resolve_signals(paths))
+
+
+def _resolve_signals(paths: Iterable[Any]) -> dict[str, DjangoSignal]:
+    paths = list(itertools.islice(paths, MAX_SIGNALS + 1))
+    if len(paths) > MAX_SIGNALS:
+        raise InvalidSignalError(f"a hook has at most {MAX_SIGNALS} signals")
+    resolved: dict[str, DjangoSignal] = {}
     for path in paths:
         path = getattr(path, "signal", path)
-        import_signal(path)
-        if path.strip() not in cleaned:
-            cleaned.append(path.strip())
-    if not cleaned:
+        signal = import_signal(path)
+        resolved.setdefault(path.strip(), signal)
+    if not resolved:
         raise InvalidSignalError("a hook needs at least one signal")
-    return cleaned
+    return resolved
+
+
+def template_names(signals: Iterable[DjangoSignal]) -> dict[str, bool]:
+    """The names a template of a hook on ``signals`` can use: the ones each of
+    them gives (a name only some give would fail to render for the others),
+    with whether a path may go on past it (see ``payloads.check_template_names``)."""
+    common: dict[str, bool] | None = None
+    for signal in signals:
+        names = {**signal_names(signal), **BASE_NAMES}
+        if common is None:
+            common = names
+        else:
+            common = {name: deep or names[name] for name, deep in common.items() if name in names}
+    return common if common is not None else dict(BASE_NAMES)
+
+
+def signal_names(signal: DjangoSignal) -> Mapping[str, bool]:
+    """What ``signal`` sends a template besides ``instance``, ``event_type`` and ``sender``.
+
+    Django's model signals are known. A custom signal declares its keyword
+    arguments as Django's ``Signal(providing_args=...)`` did before 4.0, by
+    setting ``providing_args`` (a list of names) on it; their types are not
+    known, so a path may go on past them and is checked when it renders.
+    """
+    if signal in MODEL_SIGNAL_NAMES:
+        return MODEL_SIGNAL_NAMES[signal]
+    declared = getattr(signal, "providing_args", None)
+    if not isinstance(declared, list | tuple | set | frozenset):
+        return {}
+    return {name: True for name in declared if isinstance(name, str) and name.isidentifier()}
 
 
 def resolve_model(value: Any) -> ContentType:
@@ -128,13 +197,18 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
         raise TypeError(f"unknown hook fields: {', '.join(sorted(unknown))}")
     cleaned = {field: fields.get(field) for field in HOOK_FIELDS}
     name = "" if cleaned["name"] is None else cleaned["name"]
-    if not isinstance(name, str) or len(name) > 200:
-        raise InvalidHookError("the name must be a string of at most 200 characters", field="name")
+    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+        raise InvalidHookError(
+            f"the name must be a string of at most {MAX_NAME_LENGTH} characters", field="name"
+        )
     cleaned["name"] = name
-    cleaned["signals"] = validate_signal_paths(cleaned["signals"] or [])
+    signals = _resolve_signals(cleaned["signals"] or [])
+    cleaned["signals"] = list(signals)
     target_url = cleaned["target_url"]
-    if not isinstance(target_url, str) or not target_url or len(target_url) > 2000:
-        raise InvalidHookError("the target URL must be 1 to 2000 characters", field="target_url")
+    if not isinstance(target_url, str) or not 1 <= len(target_url) <= MAX_URL_LENGTH:
+        raise InvalidHookError(
+            f"the target URL must be 1 to {MAX_URL_LENGTH} characters", field="target_url"
+        )
     check_target_url(target_url)
     http_method = cleaned["http_method"]
     method = (http_method or "").upper()
@@ -152,15 +226,31 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
             field="content_type",
         )
     secret_headers = cleaned["secret_headers"] = parse_header_names(cleaned["secret_headers"])
-    cleaned["headers"] = keep_secret_values(
-        parse_headers(cleaned["headers"]),
-        parse_headers(current.headers) if current else {},
-        {*secret_headers, *(current.secret_headers if current else ())},
+    cleaned["headers"] = check_hook_headers(
+        keep_secret_values(
+            parse_headers(cleaned["headers"]),
+            parse_headers(current.headers) if current else {},
+            {*secret_headers, *(current.secret_headers if current else ())},
+        )
     )
     payload_template = cleaned["payload_template"] = cleaned["payload_template"] or ""
-    serializer_class = cleaned["serializer_class"] = (cleaned["serializer_class"] or "").strip()
+    if not isinstance(payload_template, str) or len(payload_template) > MAX_TEMPLATE_LENGTH:
+        raise InvalidPayloadError(
+            f"the payload template must be a string of at most {MAX_TEMPLATE_LENGTH} characters"
+        )
+    serializer_class = cleaned["serializer_class"] or ""
+    if not isinstance(serializer_class, str):
+        raise InvalidPayloadError(
+            "the serializer class must be a dotted path", field="serializer_class"
+        )
+    serializer_class = cleaned["serializer_class"] = serializer_class.strip()
     if payload_template:
-        validate_template(payload_template, content_type, cleaned["model"].model_class())
+        validate_template(
+            payload_template,
+            content_type,
+            cleaned["model"].model_class(),
+            template_names(signals.values()),
+        )
     elif content_type in XML_TYPES:
         raise InvalidPayloadError(
             f"invalid XML: without a payload template the payload is JSON, not {content_type}",

@@ -17,7 +17,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..exceptions import HttpHooksError
-from ..headers import MASKED, MAX_SECRET_HEADER_NAMES, mask_headers, parse_headers
+from ..headers import (
+    MASKED,
+    MAX_HEADERS,
+    MAX_HEADERS_SIZE,
+    MAX_SECRET_HEADER_NAMES,
+    check_hook_headers,
+    mask_headers,
+    parse_headers,
+)
+from ..imports import MAX_PATH_LENGTH
 from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
 from ..network import check_target_url
 from ..services import (
@@ -32,6 +41,9 @@ from ..services import (
 )
 from ..validators import (
     HOOK_FIELDS,
+    MAX_SIGNALS,
+    MAX_TEMPLATE_LENGTH,
+    MAX_URL_LENGTH,
     import_signal,
     resolve_model,
     validate_secret,
@@ -39,10 +51,6 @@ from ..validators import (
 )
 
 MAX_ID = 2**63 - 1
-MAX_HEADERS = 100
-MAX_HEADERS_SIZE = 16 * 1024
-MAX_TEMPLATE_LENGTH = 100_000
-MAX_SIGNALS = 50
 MAX_IDS = 1000
 
 
@@ -144,7 +152,7 @@ class ModelLabelField(StringField):
 class SignalPathsField(serializers.ListField):
     """The signals of a hook, by dotted path."""
 
-    child = StringField(max_length=255)
+    child = StringField(max_length=MAX_PATH_LENGTH)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_length", 1)
@@ -152,7 +160,8 @@ class SignalPathsField(serializers.ListField):
         kwargs.setdefault(
             "help_text",
             "Dotted paths of the `django.dispatch.Signal` instances that fire the hook "
-            "(e.g. `django.db.models.signals.post_save`).",
+            "(e.g. `django.db.models.signals.post_save`). Only the project's own code is "
+            "imported: a path's module must be loaded already or belong to an installed app.",
         )
         super().__init__(**kwargs)
 
@@ -168,15 +177,16 @@ class SignalPathsField(serializers.ListField):
 class HeadersField(serializers.Field):
     """HTTP headers as an object; the legacy ``Key: value`` text is accepted on input."""
 
-    default_error_messages = {
-        "too_large": f"at most {MAX_HEADERS} headers of {MAX_HEADERS_SIZE} bytes in all",
-    }
-
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault(
             "help_text",
-            "Extra HTTP headers of each request, as an object of strings. On input the "
-            "legacy text form (one `Key: value` per line) is accepted too. Credentials are "
+            "Extra HTTP headers of each request, as an object of strings (at most "
+            f"{MAX_HEADERS}, {MAX_HEADERS_SIZE} bytes in all). On input the legacy text form "
+            "(one `Key: value` per line) is accepted too. Refused: framing and hop-by-hop "
+            "headers (`Content-Length`, `Transfer-Encoding`, `Host`, `Connection`, "
+            "`Keep-Alive`, `Upgrade`, `TE`, `Trailer`, `Expect`, `Proxy-*`) and the ones "
+            "http_hooks sets (`Content-Type`, `webhook-id`, `webhook-timestamp`, "
+            "`webhook-signature`), in any case. Credentials are "
             "write-only: the value of `Authorization`, `Cookie`, a name containing `auth`, "
             "`token`, `key`, `secret`, `sig`, `password`, `credential` or `session`, or a "
             f"name in `secret_headers` is shown as `{MASKED}`. On update such a header "
@@ -186,14 +196,8 @@ class HeadersField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> dict[str, str]:
-        if isinstance(data, str) and len(data) > MAX_HEADERS_SIZE:
-            self.fail("too_large")
         with field_errors():
-            headers = parse_headers(data)
-        size = sum(len(name) + len(value) for name, value in headers.items())
-        if len(headers) > MAX_HEADERS or size > MAX_HEADERS_SIZE:
-            self.fail("too_large")
-        return headers
+            return check_hook_headers(parse_headers(data))
 
     def to_representation(self, value: dict[str, str]) -> dict[str, str]:
         return dict(value or {})
@@ -207,7 +211,7 @@ class TargetURLField(StringField):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 2000)
+        kwargs.setdefault("max_length", MAX_URL_LENGTH)
         kwargs.setdefault(
             "help_text",
             "Where the requests go: an absolute http:// or https:// URL. Targets on "
@@ -268,13 +272,16 @@ class HookSerializer(ModelSerializer):
         trim_whitespace=False,
         max_length=MAX_TEMPLATE_LENGTH,
         help_text="Text with `{{ placeholders }}` (`{{instance.name}}`, `{{event_type}}`, ...); "
-        "checked against `content_type`. Takes precedence over `serializer_class`.",
+        "checked against `content_type`. Takes precedence over `serializer_class`. A name "
+        "must be `instance`, `event_type`, `sender` or an argument every signal of the hook "
+        "sends; unknown names and paths past a plain value are refused.",
     )
     serializer_class = StringField(
         required=False,
         allow_blank=True,
-        max_length=255,
-        help_text="Dotted path of a DRF serializer class that renders the payload.",
+        max_length=MAX_PATH_LENGTH,
+        help_text="Dotted path of a DRF serializer class that renders the payload (of a "
+        "module loaded already or in an installed app).",
     )
     secret = SecretField(
         write_only=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
-from ..headers import MASKED, is_secret_header, mask_headers, parse_headers
+from ..headers import MASKED, is_secret_header, mask_headers, parse_headers, without_reserved
 from ..models import Callback
 from ..settings import hooks_settings
 from ..signing import signature_headers
@@ -31,7 +31,11 @@ def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
 def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = None) -> Request:
     """The HTTP request of one try of ``callback``: its method, URL and body, our
     headers, its hook's headers as they are now (``hook_headers``, parsed once by
-    the caller, or parsed here), its Content-Type and the Standard Webhooks headers."""
+    the caller, or parsed here), its Content-Type and the Standard Webhooks headers.
+
+    Stored headers a hook may not set (``Content-Length``, ``Host``, ...: written
+    around validation, or before it refused them) are left out, so that no row
+    can frame this request or smuggle another."""
     if hook_headers is None:
         hook_headers = parse_headers(callback.hook.headers)
     body = (callback.payload or "").encode("utf-8")
@@ -41,7 +45,7 @@ def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = Non
             # Bodies are only logged; uncompressed, RESPONSE_BODY_LIMIT limits the wire.
             "Accept-Encoding": "identity",
         },
-        hook_headers,
+        without_reserved(hook_headers),
         {"Content-Type": callback.content_type} if callback.content_type else {},
         signature_headers(
             callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body

@@ -1,0 +1,494 @@
+"""A hook's author cannot reach past the hook, through any entry point.
+
+Each class of hostile input is written through the Python API (create and
+update), the REST API (create and update) and the admin (add and change), and
+must be refused there with the field's message, changing nothing. What the
+database already holds is never sent as written either.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.urls import reverse
+from django.utils import timezone
+
+from http_hooks.api import create_hook, create_signal, send_callbacks, update_hook
+from http_hooks.exceptions import HttpHooksError, InvalidSignalError
+from http_hooks.headers import format_headers
+from http_hooks.models import Callback, CallbackStatus, Hook, Signal
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+POST_SAVE = "django.db.models.signals.post_save"
+POST_DELETE = "django.db.models.signals.post_delete"
+M2M_CHANGED = "django.db.models.signals.m2m_changed"
+HOOK_ENTRY_POINTS = [
+    "python-create",
+    "python-update",
+    "rest-create",
+    "rest-update",
+    "admin-add",
+    "admin-change",
+]
+
+
+def good_hook() -> dict:
+    return {
+        "name": "orders",
+        "model": "shop.order",
+        "signals": [POST_SAVE],
+        "target_url": "http://127.0.0.1:9/hook",
+        "http_method": "POST",
+        "content_type": "application/json",
+        "headers": {"X-Good": "1"},
+        "payload_template": '{"id": {{instance.id}}}',
+    }
+
+
+def snapshot() -> list:
+    """Every hook as stored, with its signals."""
+    return [
+        (
+            hook.pk,
+            hook.name,
+            hook.target_url,
+            hook.headers,
+            hook.payload_template,
+            hook.serializer_class,
+            sorted(signal.signal for signal in hook.signals.all()),
+        )
+        for hook in Hook.objects.order_by("pk")
+    ]
+
+
+def admin_form(data: dict) -> dict:
+    form = dict(data)
+    form["model"] = ContentType.objects.get_by_natural_key(*form["model"].split(".")).pk
+    form["signals"] = [Signal.objects.get_or_create(signal=path)[0].pk for path in form["signals"]]
+    if isinstance(form["headers"], dict):
+        form["headers"] = format_headers(form["headers"])
+    form["enabled"] = "on"
+    form.setdefault("serializer_class", "")
+    return form
+
+
+@pytest.fixture(params=HOOK_ENTRY_POINTS)
+def refuse(request):
+    """``refuse(field, **changes)``: write a hook with ``changes`` through one entry
+    point, check it was refused on ``field`` and nothing changed; return the message."""
+    entry = request.param
+    base = good_hook()
+    if entry.startswith("rest"):
+        staff_client = request.getfixturevalue("staff_client")
+    elif entry.startswith("admin"):
+        admin_client = request.getfixturevalue("admin_client")
+    hook = create_hook(**base) if entry.endswith(("update", "change")) else None
+
+    def write(field: str, **changes) -> str:
+        before = snapshot()
+        data = {**base, **changes}
+        if entry.startswith("python"):
+            with pytest.raises(HttpHooksError) as info:
+                if hook is None:
+                    create_hook(**data)
+                else:
+                    update_hook(hook, **changes)
+            assert info.value.field == field, info.value.message
+            message = info.value.message
+        elif entry.startswith("rest"):
+            if hook is None:
+                response = staff_client.post("/api/hooks/", data, format="json")
+            else:
+                response = staff_client.patch(f"/api/hooks/{hook.pk}/", changes, format="json")
+            assert response.status_code == 400, response.content
+            errors = response.json()["errors"]
+            assert {error["field"].split(".")[0] for error in errors} == {field}, errors
+            message = " ".join(error["message"] for error in errors)
+        else:
+            url = (
+                reverse("admin:http_hooks_hook_add")
+                if hook is None
+                else reverse("admin:http_hooks_hook_change", args=[hook.pk])
+            )
+            response = admin_client.post(url, admin_form(data))
+            assert response.status_code == 200
+            errors = response.context["adminform"].form.errors
+            assert set(errors) == {field}, errors
+            message = " ".join(errors[field])
+        assert snapshot() == before
+        return message
+
+    return write
+
+
+# --- 1. request smuggling through hook headers ------------------------------------
+
+RESERVED_HEADERS = [
+    pytest.param("Content-Length", "0", id="content-length"),
+    pytest.param("transfer-encoding", "chunked", id="transfer-encoding-lower"),
+    pytest.param("HOST", "evil.example", id="host-upper"),
+    pytest.param("Connection", "close", id="connection"),
+    pytest.param("Keep-Alive", "timeout=99", id="keep-alive"),
+    pytest.param("Upgrade", "h2c", id="upgrade"),
+    pytest.param("TE", "trailers", id="te"),
+    pytest.param("Trailer", "X-A", id="trailer"),
+    pytest.param("expect", "100-continue", id="expect-lower"),
+    pytest.param("Proxy-Authorization", "Basic eDp5", id="proxy-authorization"),
+    pytest.param("proxy-connection", "keep-alive", id="proxy-anything"),
+    pytest.param("Content-Type", "text/evil", id="content-type-is-ours"),
+    pytest.param("Webhook-Signature", "v1,forged", id="webhook-signature-is-ours"),
+    pytest.param("webhook-id", "forged", id="webhook-id-is-ours"),
+    pytest.param("WEBHOOK-TIMESTAMP", "1", id="webhook-timestamp-is-ours"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), RESERVED_HEADERS)
+def test_headers_a_hook_may_not_set_are_refused(refuse, name, value):
+    message = refuse("headers", headers={"X-Good": "1", name: value})
+    assert f"{name!r} cannot be set" in message
+
+
+SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: other.example\r\nContent-Length: 0\r\n\r\n"
+STORED_HOSTILE_HEADERS = {
+    "X-Kept": "yes",
+    "Content-Length": "0",
+    "Host": "other.example",
+    "Transfer-Encoding": "identity",
+    "Connection": "close",
+    "Expect": "100-continue",
+    "Proxy-Authorization": "Basic eDp5",
+    "Content-Type": "application/evil",
+    "webhook-id": "forged",
+}
+
+
+def test_stored_framing_headers_are_never_sent(make_hook, receiver):
+    """A hook row written around validation (older versions, raw SQL) after its
+    callbacks were recorded cannot smuggle a request: the body of each of two
+    requests on one kept-alive connection would be a second request if the stored
+    Content-Length: 0 were sent."""
+    hook = make_hook(content_type="text/plain", payload_template=SMUGGLED + "{{instance.id}}")
+    Order.objects.create(name="a")
+    Order.objects.create(name="b")
+    Hook.objects.filter(pk=hook.pk).update(headers=STORED_HOSTILE_HEADERS)
+
+    report = send_callbacks()
+
+    assert report.sent == 2
+    requests = receiver.wait_for(2)
+    assert len(requests) == 2
+    assert [r.path for r in requests] == ["/hook", "/hook"]
+    callbacks = Callback.objects.order_by("pk")
+    for request, callback in zip(requests, callbacks, strict=True):
+        assert request.text == callback.payload
+        assert request.headers["content-length"] == str(len(callback.payload.encode()))
+        assert request.headers["host"] == f"127.0.0.1:{receiver.port}"
+        assert request.headers["content-type"] == "text/plain"
+        assert request.headers["webhook-id"] == str(callback.event_id)
+        assert request.headers["x-kept"] == "yes"
+        for name in ("transfer-encoding", "connection", "expect", "proxy-authorization"):
+            assert name not in request.headers
+
+
+def test_a_stored_hook_with_framing_headers_records_error_callbacks(make_hook, receiver):
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(
+        headers={"Content-Length": "0"}, update_datetime=timezone.now()
+    )
+    Order.objects.create(name="a")
+    callback = Callback.objects.get()
+    assert callback.status == CallbackStatus.ERROR
+    assert "'Content-Length' cannot be set" in callback.status_details
+    send_callbacks()
+    assert receiver.requests == []
+
+
+# --- 2. arbitrary module import ---------------------------------------------------
+
+
+@pytest.fixture
+def side_effect_module(tmp_path, monkeypatch):
+    """A module (and a package) on sys.path whose import writes a marker file."""
+    name = f"hh_side_effect_{uuid.uuid4().hex}"
+    marker = tmp_path / "imported"
+    code = f"open({str(marker)!r}, 'w').write('imported')\n"
+    (tmp_path / f"{name}.py").write_text(
+        code + "from django.dispatch import Signal\ns = Signal()\n"
+    )
+    package = tmp_path / f"{name}_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(code)
+    (package / "signals.py").write_text("from django.dispatch import Signal\ns = Signal()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name, marker
+    assert not marker.exists(), "a hook's author made the server import a module"
+    assert name not in sys.modules and f"{name}_pkg" not in sys.modules
+
+
+SIGNAL_ENTRY_POINTS = [
+    "create_signal",
+    "create_hook",
+    "update_hook",
+    "rest-signals",
+    "rest-hooks-create",
+    "rest-hooks-update",
+    "admin-signal",
+]
+
+
+@pytest.fixture(params=SIGNAL_ENTRY_POINTS)
+def refuse_signal(request):
+    """``refuse_signal(path)``: give ``path`` as a signal through one entry point;
+    check it was refused and nothing was written; return the message."""
+    entry = request.param
+    base = good_hook()
+    if entry.startswith("rest"):
+        staff_client = request.getfixturevalue("staff_client")
+    elif entry.startswith("admin"):
+        admin_client = request.getfixturevalue("admin_client")
+    hook = create_hook(**base) if entry.endswith("update") else None
+
+    def write(path) -> str:
+        before = (snapshot(), sorted(Signal.objects.values_list("signal", flat=True)))
+        if entry == "create_signal":
+            with pytest.raises(InvalidSignalError) as info:
+                create_signal(signal=path)
+            message = info.value.message
+        elif entry in {"create_hook", "update_hook"}:
+            with pytest.raises(InvalidSignalError) as info:
+                if hook is None:
+                    create_hook(**{**base, "signals": [POST_SAVE, path]})
+                else:
+                    update_hook(hook, signals=[POST_SAVE, path])
+            message = info.value.message
+        elif entry.startswith("rest"):
+            if entry == "rest-signals":
+                response = staff_client.post("/api/signals/", {"signal": path}, format="json")
+                field = "signal"
+            elif hook is None:
+                data = {**base, "signals": [POST_SAVE, path]}
+                response = staff_client.post("/api/hooks/", data, format="json")
+                field = "signals"
+            else:
+                data = {"signals": [POST_SAVE, path]}
+                response = staff_client.patch(f"/api/hooks/{hook.pk}/", data, format="json")
+                field = "signals"
+            assert response.status_code == 400, response.content
+            errors = response.json()["errors"]
+            assert {error["field"].split(".")[0] for error in errors} == {field}, errors
+            message = " ".join(error["message"] for error in errors)
+        else:
+            response = admin_client.post(reverse("admin:http_hooks_signal_add"), {"signal": path})
+            assert response.status_code == 200
+            errors = response.context["adminform"].form.errors
+            assert set(errors) == {"signal"}, errors
+            message = " ".join(errors["signal"])
+        assert (snapshot(), sorted(Signal.objects.values_list("signal", flat=True))) == before
+        return message
+
+    return write
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(".x", id="leading-dot"),
+        pytest.param("..a", id="two-leading-dots"),
+        pytest.param(".", id="a-dot"),
+        pytest.param("shop..order_shipped", id="empty-segment"),
+        pytest.param("shop.signals.", id="trailing-dot"),
+        pytest.param("shop.1signals.x", id="not-an-identifier"),
+        pytest.param("shop.sig-nals.x", id="dash"),
+        pytest.param("shop/signals.x", id="slash"),
+        pytest.param("post_save", id="not-dotted"),
+        pytest.param("this.s", id="stdlib-module-with-side-effect"),
+        pytest.param("antigravity.x", id="stdlib-module-that-opens-a-browser"),
+        pytest.param("shop.signals.nope", id="no-such-name"),
+        pytest.param("shop.nope.x", id="no-such-module-in-an-app"),
+        pytest.param("django.db.models.Model", id="not-a-signal"),
+        pytest.param("a." * 130 + "b", id="too-long"),
+    ],
+)
+def test_bad_signal_paths_are_refused_everywhere_without_an_import(refuse_signal, path):
+    message = refuse_signal(path)
+    assert "invalid signal" in message or "255 characters" in message
+
+
+def test_signal_paths_never_import_modules_outside_the_project(refuse_signal, side_effect_module):
+    name, _ = side_effect_module
+    for path in (f"{name}.s", f"{name}_pkg.signals.s"):
+        assert "neither loaded nor part of an installed app" in refuse_signal(path)
+
+
+@pytest.mark.parametrize("entry", ["python", "rest", "admin"])
+def test_serializer_paths_never_import_modules_outside_the_project(
+    entry, side_effect_module, staff_client, admin_client
+):
+    name, _ = side_effect_module
+    data = {**good_hook(), "payload_template": "", "serializer_class": f"{name}.S"}
+    if entry == "python":
+        with pytest.raises(HttpHooksError, match="neither loaded nor part of an installed app"):
+            create_hook(**data)
+    elif entry == "rest":
+        response = staff_client.post("/api/hooks/", data, format="json")
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["field"] == "serializer_class"
+    else:
+        response = admin_client.post(reverse("admin:http_hooks_hook_add"), admin_form(data))
+        assert "serializer_class" in response.context["adminform"].form.errors
+    assert Hook.objects.count() == 0
+
+
+def test_signals_of_installed_apps_are_imported_on_first_use(monkeypatch):
+    """A custom signal's module that nothing imported yet is found, being the project's."""
+    monkeypatch.delitem(sys.modules, "shop.signals")
+    assert create_signal(signal="shop.signals.order_shipped").signal == (
+        "shop.signals.order_shipped"
+    )
+    assert "shop.signals" in sys.modules
+
+
+# --- 3. save-time checks agree with what is sent ----------------------------------
+
+BAD_URLS = [
+    pytest.param("http://example.com/a\r\nX-Injected: 1", "control", id="crlf"),
+    pytest.param("http://example.com/a\nb", "control", id="lf"),
+    pytest.param("http://example.com/a b", "SPACE", id="space"),
+    pytest.param("http://example.com/a\tb", "control", id="tab"),
+    pytest.param("http://example.com/a\x00b", ("control", "Null characters"), id="nul"),
+    pytest.param("http://example.com/a\x7fb", "control", id="del"),
+    pytest.param("http://example.com/a\u0085b", "control", id="next-line"),
+    pytest.param("http://example.com/a\u2028b", "LINE SEPARATOR", id="line-separator"),
+    pytest.param("http://example.com/a\u00a0b", "NO-BREAK SPACE", id="no-break-space"),
+    pytest.param("http://exa\u200bmple.com/", "ZERO WIDTH SPACE", id="zero-width-space"),
+    pytest.param("http://%6c%6fcalhost/", "percent-encoded", id="percent-encoded-host"),
+    pytest.param("http://256.0.0.1/", "not an IPv4 address", id="ipv4-part-too-big"),
+    pytest.param("http://1.2.3.4.5/", "not an IPv4 address", id="ipv4-five-parts"),
+    pytest.param("http://08.0.0.1/", "not an IPv4 address", id="ipv4-bad-octal"),
+    pytest.param("http://example.0x1/", "not an IPv4 address", id="name-with-numeric-tld"),
+    pytest.param("http://./", "invalid host name", id="only-a-dot"),
+]
+
+
+@pytest.mark.parametrize(("url", "words"), BAD_URLS)
+def test_target_urls_libcurl_would_not_send_are_refused(refuse, url, words):
+    message = refuse("target_url", target_url=url)
+    assert any(word in message for word in ([words] if isinstance(words, str) else words))
+
+
+LOOPBACK_SPELLINGS = [
+    pytest.param("http://LocalHost./x", id="localhost-mixed-case-trailing-dot"),
+    pytest.param("http://localhost/x", id="localhost"),
+    pytest.param("http://foo.localhost/x", id="under-localhost"),
+    pytest.param("http://a.b.LOCALHOST.:8080/x", id="under-localhost-upper-trailing-dot"),
+    pytest.param("http://2130706433/x", id="decimal-ipv4"),
+    pytest.param("http://0x7f.1/x", id="hex-ipv4-two-parts"),
+    pytest.param("http://0177.0.0.1/x", id="octal-ipv4"),
+    pytest.param("http://127.1/x", id="short-ipv4"),
+    pytest.param("http://0x7f000001/x", id="hex-ipv4"),
+    pytest.param("http://127.0.0.1./x", id="ipv4-trailing-dot"),
+    pytest.param("http://0/x", id="zero"),
+    pytest.param("http://[::ffff:7f00:1]/x", id="ipv4-mapped-ipv6"),
+]
+
+
+@pytest.mark.parametrize("url", LOOPBACK_SPELLINGS)
+def test_every_spelling_of_a_blocked_host_is_refused_at_save(refuse, settings, url):
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BLOCK_PRIVATE_NETWORKS": True}
+    assert "targets on non-public networks are blocked" in refuse("target_url", target_url=url)
+
+
+@pytest.mark.parametrize(
+    ("signals", "template", "words"),
+    [
+        pytest.param([POST_SAVE], '{"e": "{{ evnt_type }}"}', "'evnt_type'", id="typo"),
+        pytest.param(
+            [POST_SAVE], '{"k": "{{ settings.SECRET_KEY }}"}', "'settings'", id="settings"
+        ),
+        pytest.param([POST_SAVE], '{"r": "{{request.user}}"}', "'request'", id="request"),
+        pytest.param(
+            [POST_SAVE], '{"n": "{{ instance.name.upper }}"}', "plain value", id="past-a-field"
+        ),
+        pytest.param(
+            [POST_SAVE], '{"n": "{{instance.total.real}}"}', "plain value", id="past-a-decimal"
+        ),
+        pytest.param(
+            [POST_SAVE],
+            '{"n": "{{instance.customer_id.name}}"}',
+            "plain value",
+            id="past-a-foreign-key-id",
+        ),
+        pytest.param(
+            [POST_SAVE],
+            '{"n": "{{instance.customer.avatar.storage}}"}',
+            "plain value",
+            id="past-a-file-name",
+        ),
+        pytest.param(
+            [POST_SAVE], '{"e": "{{event_type.upper}}"}', "plain value", id="past-event-type"
+        ),
+        pytest.param([POST_SAVE], '{"s": "{{sender.objects}}"}', "plain value", id="past-sender"),
+        pytest.param(
+            [POST_SAVE, POST_DELETE],
+            '{"c": {{created}}}',
+            "no event of this hook has 'created'",
+            id="argument-of-one-signal-only",
+        ),
+        pytest.param([M2M_CHANGED], '{"m": "{{model}}"}', "'model'", id="a-class-argument"),
+        pytest.param([POST_DELETE], '{"o": "{{origin}}"}', "'origin'", id="a-queryset-argument"),
+        pytest.param(
+            ["shop.signals.order_shipped"],
+            '{"x": "{{undeclared}}"}',
+            "'undeclared'",
+            id="custom-signal-undeclared-argument",
+        ),
+    ],
+)
+def test_template_names_no_event_can_render_are_refused(refuse, signals, template, words):
+    assert words in refuse("payload_template", signals=signals, payload_template=template)
+
+
+# --- 4. the same size limits everywhere -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "changes", "words"),
+    [
+        pytest.param("name", {"name": "n" * 201}, "200", id="name"),
+        pytest.param(
+            "payload_template",
+            {"content_type": "text/plain", "payload_template": "x" * 100_001},
+            "100000",
+            id="template",
+        ),
+        pytest.param(
+            "headers", {"headers": {f"X-{i}": "v" for i in range(101)}}, "at most 100", id="many"
+        ),
+        pytest.param("headers", {"headers": {"X-Big": "v" * 16_400}}, "16384", id="big-header"),
+        pytest.param("headers", {"headers": "X-A: " + "v" * 16_400}, "16384", id="big-header-text"),
+        pytest.param("target_url", {"target_url": "http://e.com/" + "a" * 2000}, "2000", id="url"),
+        pytest.param(
+            "serializer_class",
+            {"payload_template": "", "serializer_class": "a." * 130 + "b"},
+            "255",
+            id="serializer-path",
+        ),
+    ],
+)
+def test_size_limits_are_the_same_through_every_entry_point(refuse, field, changes, words):
+    assert words in refuse(field, **changes)
+
+
+def test_a_hook_has_at_most_50_signals_in_python_as_in_rest(staff_client):
+    data = {**good_hook(), "signals": [POST_SAVE] * 51}
+    with pytest.raises(InvalidSignalError, match="at most 50 signals"):
+        create_hook(**data)
+    response = staff_client.post("/api/hooks/", data, format="json")
+    assert response.status_code == 400
+    assert "50" in response.json()["errors"][0]["message"]
+    assert Hook.objects.count() == 0
