@@ -59,6 +59,12 @@ def project_object(path: Any) -> Any:
         raise RefusedPath(f"cannot import it: module {module_name!r} has no {name!r}") from None
 
 
+def shown(path: Any) -> str:
+    """``path`` as an error message shows it: its repr, cut short."""
+    text = repr(path)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 def in_installed_app(module_name: str) -> bool:
     """Whether ``module_name`` is an installed app's package or a module under it."""
     return any(

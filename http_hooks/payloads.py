@@ -32,7 +32,7 @@ from django.utils.functional import cached_property as django_cached_property
 from rest_framework.utils.encoders import JSONEncoder
 
 from .exceptions import InvalidPayloadError
-from .imports import RefusedPath, project_object
+from .imports import RefusedPath, project_object, shown
 
 JSON_TYPES = frozenset({"application/json"})
 XML_TYPES = frozenset({"application/xml", "text/xml"})
@@ -395,11 +395,11 @@ def import_serializer(path: str) -> type:
         serializer = project_object(path)
     except RefusedPath as exc:
         raise InvalidPayloadError(
-            f"invalid serializer class {path!r}: {exc}", field="serializer_class"
+            f"invalid serializer class {shown(path)}: {exc}", field="serializer_class"
         ) from exc
     if not (inspect.isclass(serializer) and issubclass(serializer, BaseSerializer)):
         raise InvalidPayloadError(
-            f"{path!r} is not a DRF serializer class", field="serializer_class"
+            f"{shown(path)} is not a DRF serializer class", field="serializer_class"
         )
     return serializer
 

@@ -21,7 +21,7 @@ from .exceptions import (
     InvalidSignalError,
 )
 from .headers import check_hook_headers, keep_secret_values, parse_header_names, parse_headers
-from .imports import RefusedPath, project_object
+from .imports import RefusedPath, project_object, shown
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .payloads import BASE_NAMES, XML_TYPES, import_serializer, validate_template
@@ -72,19 +72,16 @@ def import_signal(path: Any) -> DjangoSignal:
 
     Only the project's own code is imported (see ``imports.project_object``).
     """
-    shown = path.strip() if isinstance(path, str) else path
+    stripped = path.strip() if isinstance(path, str) else path
     try:
-        signal = project_object(shown)
+        signal = project_object(stripped)
     except RefusedPath as exc:
-        raise InvalidSignalError(f"invalid signal {_short(shown)}: {exc}") from exc
+        raise InvalidSignalError(f"invalid signal {shown(stripped)}: {exc}") from exc
     if not isinstance(signal, DjangoSignal):
-        raise InvalidSignalError(f"invalid signal {shown!r}: it is not a django.dispatch.Signal")
+        raise InvalidSignalError(
+            f"invalid signal {shown(stripped)}: it is not a django.dispatch.Signal"
+        )
     return signal
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def validate_signal_paths(paths: Iterable[Any]) -> list[str]:
