@@ -65,10 +65,27 @@ def hanging():
     server.stop()
 
 
+def wait_until(condition, *, timeout: float) -> bool:
+    """Ask ``condition()`` every 20 ms until it is true or ``timeout`` seconds passed."""
+    stop = threading.Event()
+    deadline = timezone.now() + datetime.timedelta(seconds=timeout)
+    while not condition():
+        if timezone.now() >= deadline:
+            return False
+        stop.wait(0.02)
+    return True
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver, hanging):
+def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver):
     """100 callbacks to a hanging receiver, claimed first, and 100 to a healthy one:
-    every healthy one is delivered and marked sent within 2 s of the start."""
+    every healthy one is delivered and marked sent while the hanging hook's requests
+    are all still held (their read timeout is a minute away), so none waited for them.
+    How soon that is, is measured by ``bench/delivery.py`` (a healthy hook's latency
+    beside a hanging one), not by a clock in a test."""
+    hold = threading.Event()
+    hanging = Receiver().start()
+    hanging.respond(hold=hold)
     slow = make_hook(target_url=hanging.url())
     fast = make_hook()
     save_orders(100)
@@ -82,24 +99,29 @@ def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver, hanging)
         finally:
             connection.close()
 
-    with hooks_settings(TIMEOUT=(1.0, 3.0), BATCH_SIZE=50):
-        started = timezone.now()
-        thread = threading.Thread(target=sender)
-        thread.start()
-        try:
-            receiver.wait_for(100, timeout=30)
-        finally:
-            stop.set()
-            thread.join(timeout=30)
-    assert not thread.is_alive()
     healthy = Callback.objects.filter(hook=fast)
-    assert set(healthy.values_list("status", flat=True)) == {"sent"}
-    last_written = max(healthy.values_list("update_datetime", flat=True))
-    assert last_written - started < datetime.timedelta(seconds=2)
-    # The hanging hook held its share (3/4 of 16) and no more; the rest went back.
-    assert len(hanging.requests) == 12
+    try:
+        with hooks_settings(TIMEOUT=(5.0, 60.0), BATCH_SIZE=50):
+            thread = threading.Thread(target=sender)
+            thread.start()
+            try:
+                all_sent = wait_until(
+                    lambda: healthy.filter(status="sent").count() == 100, timeout=45
+                )
+                held_meanwhile = not hold.is_set() and len(hanging.requests) == 12
+            finally:
+                stop.set()
+                hold.set()
+                thread.join(timeout=30)
+    finally:
+        hanging.stop()
+    assert not thread.is_alive()
+    assert all_sent, "the healthy hook's callbacks were not all marked sent"
+    # The hanging hook held its share (3/4 of 16) and no more, the whole time.
+    assert held_meanwhile
+    assert len(receiver.requests) == 100
     assert Callback.objects.filter(hook=slow, status="sending").count() == 0
-    assert reports[0].sent == 100
+    assert reports[0].sent >= 100
 
 
 @pytest.mark.django_db(transaction=True)
