@@ -82,6 +82,17 @@ def test_create_hook_accepts_legacy_header_text(staff_client, hook_data):
     assert response.json()["headers"] == {"X-Team": "12345", "X-Other": "a:b"}
 
 
+@pytest.mark.parametrize(
+    "value", [5, 1.5, True, None, [], {}], ids=["int", "float", "bool", "null", "list", "object"]
+)
+def test_header_values_in_an_object_must_be_strings(staff_client, hook_data, value):
+    """The schema says an object of strings; anything else is a 400, not a header."""
+    response = create(staff_client, {**hook_data, "headers": {"X-Team": value}})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "headers"
+    assert not Hook.objects.exists()
+
+
 def test_hook_created_through_the_api_fires_and_signs(staff_client, hook_data, receiver):
     secret = create(staff_client, {**hook_data, "target_url": receiver.url()}).json()["secret"]
     order = Order.objects.create(name="A")

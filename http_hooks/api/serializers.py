@@ -195,7 +195,17 @@ class HeadersField(serializers.Field):
         )
         super().__init__(**kwargs)
 
+    default_error_messages = {
+        "not_a_string": "the value of {name} must be a string",
+    }
+
     def to_internal_value(self, data: Any) -> dict[str, str]:
+        # The schema says an object of strings: a number is a client's mistake here,
+        # though the Python API takes one for the old package's sake.
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if not isinstance(value, str):
+                    self.fail("not_a_string", name=repr(name)[:100])
         with field_errors():
             return check_hook_headers(parse_headers(data))
 
