@@ -118,7 +118,7 @@ def create_hook(
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}
     fields["model"] = resolve_model(model)
-    fields["signals"] = [signals] if isinstance(signals, str) else list(signals)
+    fields["signals"] = [signals] if isinstance(signals, str) else signals
     cleaned = validate_hook(fields)
     secret = new_hook_secret(secret)
     signal_paths = cleaned.pop("signals")

@@ -90,6 +90,8 @@ def validate_signal_paths(paths: Iterable[Any]) -> list[str]:
 
 
 def _resolve_signals(paths: Iterable[Any]) -> dict[str, DjangoSignal]:
+    if isinstance(paths, str | bytes | Mapping) or not isinstance(paths, Iterable):
+        raise InvalidSignalError(f"invalid signals {paths!r}: give a list of dotted paths")
     paths = list(itertools.islice(paths, MAX_SIGNALS + 1))
     if len(paths) > MAX_SIGNALS:
         raise InvalidSignalError(f"a hook has at most {MAX_SIGNALS} signals")
@@ -193,6 +195,9 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
     if unknown:
         raise TypeError(f"unknown hook fields: {', '.join(sorted(unknown))}")
     cleaned = {field: fields.get(field) for field in HOOK_FIELDS}
+    for field in ("content_type", "payload_template", "serializer_class"):
+        if cleaned[field] is not None and not isinstance(cleaned[field], str):
+            raise InvalidHookError(f"{field} must be a string", field=field)
     name = "" if cleaned["name"] is None else cleaned["name"]
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise InvalidHookError(
@@ -208,7 +213,7 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
         )
     check_target_url(target_url)
     http_method = cleaned["http_method"]
-    method = (http_method or "").upper()
+    method = http_method.upper() if isinstance(http_method, str) else ""
     if method not in HttpMethod.values:
         raise InvalidHookError(
             f"invalid HTTP method {http_method!r}: use one of {', '.join(HttpMethod.values)}",
