@@ -220,12 +220,13 @@ def test_retry_waits_follow_the_schedule_with_jitter(make_hook, receiver):
     with hooks_settings(RETRY_SCHEDULE=[100], RETRY_JITTER=0.2):
         started = timezone.now()
         send_callbacks()
-    waits = [
-        (at - started).total_seconds()
-        for at in Callback.objects.values_list("next_attempt_at", flat=True)
-    ]
-    assert all(79 <= wait <= 121 for wait in waits), waits
-    assert len({round(wait, 3) for wait in waits}) > 1, "no jitter"
+        ended = timezone.now()
+    # Each wait counts from its own outcome, somewhere between the run's start and end.
+    retries = list(Callback.objects.values_list("next_attempt_at", flat=True))
+    earliest = started + datetime.timedelta(seconds=80)
+    latest = ended + datetime.timedelta(seconds=120)
+    assert all(earliest <= at <= latest for at in retries), retries
+    assert len(set(retries)) > 1, "no jitter"
 
 
 def test_a_callback_waiting_for_its_retry_is_not_sent_before_its_time(make_hook, receiver):
