@@ -401,6 +401,8 @@ def test_send_only_listed_callbacks_even_if_not_due(staff_client, make_hook):
         pytest.param({"limit": 0}, "limit", id="limit-zero"),
         pytest.param({"limit": 3}, "limit", id="limit-over-batch-size"),
         pytest.param({"limit": "x"}, "limit", id="limit-not-a-number"),
+        pytest.param({"callback_ids": [1]}, "callback_ids", id="old-name-of-ids"),
+        pytest.param({"ids": [1], "idz": [2]}, "idz", id="unknown-key"),
     ],
 )
 @override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "BATCH_SIZE": 2})
@@ -609,3 +611,22 @@ def test_bulk_resend_with_empty_filter_values_is_refused(staff_client, make_hook
     assert response.status_code == 400
     assert response.json()["code"] == "blank"
     assert Callback.objects.get().status == "sent"
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        pytest.param("/api/callbacks/resend/", {"ids": [1], "callback_ids": [1]}, id="resend"),
+        pytest.param("/api/callbacks/delete-old/", {"days": 0, "force": True}, id="delete-old"),
+    ],
+)
+def test_action_bodies_refuse_unknown_keys(staff_client, make_hook, url, data):
+    """A renamed or misspelt option is an error, never an option silently dropped."""
+    make_hook()
+    orders(1)
+    Callback.objects.update(status="error")
+    response = staff_client.post(url, data, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "unknown_field"
+    assert Callback.objects.get().status == "error"
