@@ -19,7 +19,7 @@ from django.utils import timezone
 from http_hooks.api import create_hook, create_signal, send_callbacks, update_hook
 from http_hooks.exceptions import HttpHooksError, InvalidSignalError
 from http_hooks.headers import format_headers
-from http_hooks.models import Callback, CallbackStatus, Hook, Signal
+from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -193,6 +193,28 @@ def test_stored_framing_headers_are_never_sent(make_hook, receiver):
         assert request.headers["x-kept"] == "yes"
         for name in ("transfer-encoding", "connection", "expect", "proxy-authorization"):
             assert name not in request.headers
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        # Six characters: what PostgreSQL's column holds (SQLite would take more).
+        pytest.param({"http_method": "G\r\nX:a"}, id="method"),
+        pytest.param({"content_type": "x\r\nTransfer-Encoding: chunked"}, id="content-type"),
+        pytest.param({"http_method": "TRACE"}, id="method-not-ours"),
+    ],
+)
+def test_a_stored_method_or_content_type_not_ours_fails_the_try(make_hook, receiver, field):
+    """A callback row written around validation cannot frame its request through the
+    method or the content type either: the try fails before anything is sent."""
+    make_hook()
+    Order.objects.create(name="a")
+    Callback.objects.update(**field)
+    report = send_callbacks()
+    assert report.sent == 0
+    assert receiver.requests == []
+    attempt = Attempt.objects.get()
+    assert "is not allowed" in attempt.error
 
 
 def test_a_stored_hook_with_framing_headers_records_error_callbacks(make_hook, receiver):

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from ..headers import MASKED, is_secret_header, mask_headers, parse_headers, without_reserved
-from ..models import Callback
+from ..models import Callback, ContentTypeChoice, HttpMethod
 from ..settings import hooks_settings
 from ..signing import signature_headers
 from ..transport import Request, printable
@@ -35,7 +35,12 @@ def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = Non
 
     Stored headers a hook may not set (``Content-Length``, ``Host``, ...: written
     around validation, or before it refused them) are left out, so that no row
-    can frame this request or smuggle another."""
+    can frame this request or smuggle another; for the same reason a stored method
+    or content type that is not one of ours fails the try (``ValueError``)."""
+    if callback.http_method not in HttpMethod.values:
+        raise ValueError(f"the stored HTTP method {callback.http_method[:20]!r} is not allowed")
+    if callback.content_type not in ContentTypeChoice.values:
+        raise ValueError(f"the stored content type {callback.content_type[:40]!r} is not allowed")
     if hook_headers is None:
         hook_headers = parse_headers(callback.hook.headers)
     body = (callback.payload or "").encode("utf-8")
