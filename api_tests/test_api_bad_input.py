@@ -3,8 +3,10 @@ HTML page: one test per class of input that once got through."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.test import override_settings
@@ -253,3 +255,30 @@ def test_the_browsable_filter_form_leaves_empty_fields_out(staff_client):
     page = response.content.decode()
     assert 'name="status"' in page
     assert "if (field.name && !field.value) field.disabled = true;" in page
+
+
+@pytest.mark.parametrize(
+    "position",
+    ["x", "", "1.5", "1e3", "\x00", "-1", "٣", "2020-01-01T00:00:00+20:00", str(2**64)],
+    ids=["word", "empty", "decimal", "exponent", "nul", "negative", "arabic-digit", "date", "huge"],
+)
+@pytest.mark.parametrize("url", ["/api/callbacks/", "/api/callbacks/{id}/attempts/"])
+def test_a_forged_cursor_is_a_json_404(staff_client, make_hook, url, position):
+    """A cursor is the client's text: one whose position is no id is 'no such page'."""
+    make_hook()
+    Order.objects.create(name="a")
+    cursor = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    path = url.format(id=Callback.objects.get().pk)
+    response = staff_client.get(path, {"cursor": cursor})
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_real_cursor_still_pages(staff_client, make_hook):
+    make_hook()
+    for name in "abc":
+        Order.objects.create(name=name)
+    first = staff_client.get("/api/callbacks/", {"page_size": 2}).json()
+    second = staff_client.get(first["next"]).json()
+    assert len(first["results"]) == 2
+    assert len(second["results"]) == 1

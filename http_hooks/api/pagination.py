@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Ids are 64-bit: a cursor position past that is no row's.
+MAX_POSITION = 2**63 - 1
 
 
 def whole_number(request: Request, name: str, maximum: int | None = None) -> int | None:
@@ -84,3 +86,14 @@ class HooksPageNumberPagination(BoundedPageSize, PageNumberPagination):
 
 class CallbackCursorPagination(BoundedPageSize, CursorPagination):
     ordering = "-id"
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """DRF's, plus a check of the position: a cursor is the client's text, and a
+        forged one (``p=x``) would otherwise reach the ``id`` lookup as a 500."""
+        cursor = super().decode_cursor(request)
+        position = None if cursor is None else cursor.position
+        if position is not None and not (position.isascii() and position.isdigit()):
+            raise NotFound(self.invalid_cursor_message)
+        if position is not None and int(position) > MAX_POSITION:
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
