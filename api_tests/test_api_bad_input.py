@@ -282,3 +282,19 @@ def test_a_real_cursor_still_pages(staff_client, make_hook):
     second = staff_client.get(first["next"]).json()
     assert len(first["results"]) == 2
     assert len(second["results"]) == 1
+
+
+@pytest.mark.parametrize("field", ["http_method", "content_type", "model", "name"])
+def test_a_lone_surrogate_in_a_body_is_a_400(staff_client, field):
+    """A lone surrogate (valid JSON escape, no UTF-8) quoted back in a choice field's
+    message made the JSON renderer fail with a 500."""
+    valid = {
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+        "target_url": "http://127.0.0.1:9/",
+    }
+    body = json.dumps(valid)[:-1] + f', "{field}": "\\ud800"}}'
+    response = staff_client.post("/api/hooks/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["errors"][0]["field"] == field

@@ -100,9 +100,13 @@ def not_found(request: HttpRequest) -> HttpResponse:
 
 def error_body(exc: exceptions.APIException) -> dict[str, Any]:
     if not isinstance(exc, exceptions.ValidationError):
-        return {"code": _code_of(exc), "detail": str(exc.detail), "errors": []}
+        return {"code": _code_of(exc), "detail": encodable(str(exc.detail)), "errors": []}
     errors = [
-        {"field": field, "code": getattr(message, "code", "invalid"), "message": str(message)}
+        {
+            "field": encodable(field),
+            "code": getattr(message, "code", "invalid"),
+            "message": encodable(str(message)),
+        }
         for field, message in _flatten(exc.detail)
     ]
     return {
@@ -110,6 +114,12 @@ def error_body(exc: exceptions.APIException) -> dict[str, Any]:
         "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
         "errors": errors,
     }
+
+
+def encodable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a message may quote the client's input, and a
+    lone surrogate (``"\\ud800"`` in JSON) would make the renderer fail with a 500."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _code_of(exc: exceptions.APIException) -> str:
