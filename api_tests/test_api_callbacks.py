@@ -4,6 +4,7 @@ resend (one and many), send, monitor, attempts and retention."""
 from __future__ import annotations
 
 import datetime
+import threading
 import uuid
 
 import pytest
@@ -14,6 +15,8 @@ from django.utils import timezone
 
 from http_hooks.models import Attempt, Callback, CallbackStatus
 from shop.models import Customer, Order
+
+from .receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -630,3 +633,29 @@ def test_action_bodies_refuse_unknown_keys(staff_client, make_hook, url, data):
     body = response.json()
     assert body["code"] == "unknown_field"
     assert Callback.objects.get().status == "error"
+
+
+@override_settings(
+    HTTP_HOOKS={
+        "BLOCK_PRIVATE_NETWORKS": False,
+        "TIMEOUT": (0.5, 0.5),
+        "CONCURRENCY": 4,
+        "HOOK_CONCURRENCY": 4,
+    }
+)
+def test_send_starts_no_try_after_one_tries_time(staff_client, make_hook):
+    """A receiver that never answers holds one web request for about two tries' time,
+    not one wave of transfers after another through the whole batch."""
+    hanging = Receiver().start()
+    hanging.respond(hold=threading.Event())
+    try:
+        make_hook(target_url=hanging.url())
+        orders(30)
+        answer = send(staff_client)
+    finally:
+        hanging.stop()
+    assert answer["mode"] == "sent"
+    assert 0 < answer["total"] < 30
+    assert answer["more"] is True
+    assert max(Callback.objects.values_list("attempts", flat=True)) == 1
+    assert Callback.objects.filter(status="sending").count() == 0

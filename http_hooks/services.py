@@ -12,6 +12,7 @@ import base64
 import datetime
 import secrets as secrets_module
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -263,7 +264,9 @@ def send_batch_or_queue(
     callbacks that are waiting become due now and are queued, or, without
     ids, a ``send_due_callbacks`` task is queued (for one hook or all).
     Otherwise one batch is sent here: at most ``limit`` callbacks, and never
-    more than ``BATCH_SIZE``.
+    more than ``BATCH_SIZE``; no new try starts once one try's time (connect and
+    read timeouts together) has passed, so a receiver that hangs holds the web
+    request for at most twice that, not once per wave of transfers.
     """
     batch_size = int(hooks_settings.BATCH_SIZE)
     limit = batch_size if limit is None else check_send_limit(limit)
@@ -284,9 +287,13 @@ def send_batch_or_queue(
             for start in range(0, len(chosen), batch_size):
                 tasks.enqueue_callbacks(chosen[start : start + batch_size])
         return SendResult(mode="queued", report=DeliveryReport(), more=False)
-    report = send_callbacks(hook_id=hook_id, ids=ids, limit=limit)
-    # A batch that was not full took everything there was to take.
-    more = report.total >= limit and count_due(hook_id=hook_id, ids=ids) > 0
+    deadline = time.monotonic() + hooks_settings.connect_timeout + hooks_settings.read_timeout
+    report = send_callbacks(
+        hook_id=hook_id, ids=ids, limit=limit, stop=lambda: time.monotonic() >= deadline
+    )
+    # A batch that was neither full nor cut short took everything there was to take.
+    cut_short = report.total >= limit or time.monotonic() >= deadline
+    more = cut_short and count_due(hook_id=hook_id, ids=ids) > 0
     return SendResult(mode="sent", report=report, more=more)
 
 

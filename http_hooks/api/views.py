@@ -382,7 +382,8 @@ class CallbackViewSet(
         summary="Send due callbacks now, one batch",
         description="What `manage.py send_callbacks` does, bounded to one web request: sends "
         "the waiting callbacks that are due (all, of one hook, or the listed ones, due or "
-        "not), at most `limit` and never more than `BATCH_SIZE`, and returns the summary; "
+        "not), at most `limit` and never more than `BATCH_SIZE`, starting no new try once one "
+        "try's time (`TIMEOUT`: connect and read) has passed, and returns the summary; "
         '`more` says whether to call again. With `DISPATCH = "celery"` the work is handed '
         "to the workers instead (`mode` says which).",
         request=SendRequestSerializer,
