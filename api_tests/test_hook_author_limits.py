@@ -416,6 +416,11 @@ LOOPBACK_SPELLINGS = [
     pytest.param("http://127.0.0.1./x", id="ipv4-trailing-dot"),
     pytest.param("http://0/x", id="zero"),
     pytest.param("http://[::ffff:7f00:1]/x", id="ipv4-mapped-ipv6"),
+    pytest.param("http://localhost\u3002/x", id="localhost-ideographic-full-stop"),
+    pytest.param(
+        "http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/x", id="fullwidth-localhost"
+    ),
+    pytest.param("http://\uff11\uff12\uff17.0.0.1/x", id="fullwidth-digits"),
 ]
 
 

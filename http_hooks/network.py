@@ -127,15 +127,18 @@ def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[s
         raise InvalidTargetURLError(
             f"invalid host name {host!r}: a host name cannot be percent-encoded"
         )
-    name = host.rstrip(".").lower()
+    # Judged as it goes on the wire: mapped by UTS #46 first (``localhost。`` and
+    # fullwidth digits are ``localhost.`` and ASCII digits there).
+    name = ascii_host(host).rstrip(".").lower()
     if not name:
         raise InvalidTargetURLError(f"invalid host name {host!r}")
+    if _is_ip(name):
+        return [name]
     if name == "localhost" or name.endswith(".localhost"):
         return ["127.0.0.1", "::1"]
     ipv4 = _legacy_ipv4(name)
     if ipv4 is not None:
         return [ipv4]
-    ascii_host(name)
     return resolve(name, port) if resolve_name else []
 
 
