@@ -154,14 +154,34 @@ def test_a_real_process_sends_and_prints_the_summary(make_hook, receiver, same_d
 
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)
-def test_bad_input_exits_non_zero_with_one_line(same_db_env):
+@pytest.mark.parametrize(
+    ("arguments", "line"),
+    [
+        pytest.param(
+            ["--hook_id", "abc"],
+            f"--hook_id takes ids (whole numbers from 1 to {2**63 - 1}), not 'abc'",
+            id="hook-id-word",
+        ),
+        pytest.param(
+            ["--callbacks", "99999999999999999999"],
+            f"--callbacks takes ids (whole numbers from 1 to {2**63 - 1}), "
+            "not '99999999999999999999'",
+            id="callback-id-past-64-bits",
+        ),
+        pytest.param(["--hook_id", "7"], "no hook with id 7", id="no-such-hook"),
+        pytest.param(
+            ["--loop", "--callbacks", "1"],
+            "--loop sends whatever is due; it does not take --callbacks",
+            id="loop-with-ids",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(same_db_env, arguments, line):
     result = subprocess.run(
-        [*MANAGE, "--hook_id", "abc"], env=same_db_env, capture_output=True, text=True, timeout=60
+        [*MANAGE, *arguments], env=same_db_env, capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "CommandError: --hook_id takes ids (whole numbers >= 1), not 'abc'"
-    ]
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"CommandError: {line}"]
 
 
 @pytest.mark.multiprocess

@@ -61,6 +61,8 @@ MODEL_SIGNAL_NAMES: dict[DjangoSignal, Mapping[str, bool]] = {
     model_signals.m2m_changed: {"action": False, "reverse": False, "pk_set": False, "using": False},
 }
 # The sizes a hook may have, whichever entry point writes it.
+# Ids are 64-bit (BigAutoField): a larger number is no row's.
+MAX_ID = 2**63 - 1
 MAX_NAME_LENGTH = 200
 MAX_URL_LENGTH = 2000
 MAX_SIGNALS = 50

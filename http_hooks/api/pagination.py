@@ -16,10 +16,10 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 
+from ..validators import MAX_ID
+
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-# Ids are 64-bit: a cursor position past that is no row's.
-MAX_POSITION = 2**63 - 1
 
 
 def whole_number(request: Request, name: str, maximum: int | None = None) -> int | None:
@@ -94,6 +94,6 @@ class CallbackCursorPagination(BoundedPageSize, CursorPagination):
         position = None if cursor is None else cursor.position
         if position is not None and not (position.isascii() and position.isdigit()):
             raise NotFound(self.invalid_cursor_message)
-        if position is not None and int(position) > MAX_POSITION:
+        if position is not None and int(position) > MAX_ID:
             raise NotFound(self.invalid_cursor_message)
         return cursor

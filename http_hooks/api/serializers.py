@@ -41,6 +41,7 @@ from ..services import (
 )
 from ..validators import (
     HOOK_FIELDS,
+    MAX_ID,
     MAX_SIGNALS,
     MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
@@ -50,7 +51,6 @@ from ..validators import (
     validate_signal_paths,
 )
 
-MAX_ID = 2**63 - 1
 MAX_IDS = 1000
 
 

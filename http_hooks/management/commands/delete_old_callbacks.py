@@ -8,9 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.template.defaultfilters import pluralize
 
 from http_hooks.exceptions import HttpHooksError
+from http_hooks.management import BAD_ARGUMENTS
 from http_hooks.services import delete_old_callbacks
-
-BAD_ARGUMENTS = 2
 
 
 class Command(BaseCommand):

@@ -7,10 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from http_hooks.exceptions import HttpHooksError
+from http_hooks.management import BAD_ARGUMENTS
 from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
-
-# Exit status of bad arguments, as argparse's own: 1 means "limit reached".
-BAD_ARGUMENTS = 2
 
 
 class Command(BaseCommand):

@@ -10,14 +10,19 @@ from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from http_hooks.exceptions import HttpHooksError
+from http_hooks.exceptions import HttpHooksError, TransportError
+from http_hooks.management import BAD_ARGUMENTS
 from http_hooks.services import DeliveryReport, count_due, run_sender, send_callbacks
+from http_hooks.validators import MAX_ID
 
 
 def parse_id(value: Any, option: str) -> int:
     text = str(value).strip()
-    if not text.isdigit() or int(text) < 1:
-        raise CommandError(f"{option} takes ids (whole numbers >= 1), not {value!r}")
+    if not (text.isascii() and text.isdigit() and len(text) < 20) or not 1 <= int(text) <= MAX_ID:
+        raise CommandError(
+            f"{option} takes ids (whole numbers from 1 to {MAX_ID}), not {value!r}"[:300],
+            returncode=BAD_ARGUMENTS,
+        )
     return int(text)
 
 
@@ -61,14 +66,19 @@ class Command(BaseCommand):
             None if callbacks is None else [parse_id(c, "--callbacks") for c in callbacks]
         )
         if loop and callback_ids is not None:
-            raise CommandError("--loop sends whatever is due; it does not take --callbacks")
+            raise CommandError(
+                "--loop sends whatever is due; it does not take --callbacks",
+                returncode=BAD_ARGUMENTS,
+            )
         try:
             if loop:
                 report = self.loop(hook_id=hook_id, quiet=quiet)
             else:
                 report = self.send_once(hook_id=hook_id, callback_ids=callback_ids, quiet=quiet)
-        except HttpHooksError as exc:
+        except TransportError as exc:
             raise CommandError(exc.message) from exc
+        except HttpHooksError as exc:
+            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if not quiet:
             self.stdout.write(summary(report))
 
