@@ -50,6 +50,7 @@ def test_valid_headers_are_normalised(value, expected):
         "[1, 2]",
         '["A"]',
         42,
+        {"A": 10**5000},
     ],
     ids=[
         "no-colon",
@@ -66,6 +67,7 @@ def test_valid_headers_are_normalised(value, expected):
         "json-array-text",
         "json-array",
         "not-text",
+        "int-past-the-digit-limit",
     ],
 )
 def test_invalid_headers_raise(value):

@@ -100,7 +100,12 @@ def _normalise(pairs) -> dict[str, str]:
             raise InvalidHeadersError(f"invalid headers: {name!r} is not a valid header name")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise InvalidHeadersError(f"invalid headers: the value of {name!r} must be a string")
-        text = str(value)
+        try:
+            text = str(value)
+        except ValueError as exc:  # an int past Python's limit of digits
+            raise InvalidHeadersError(
+                f"invalid headers: the value of {name!r} is too long"
+            ) from exc
         if _FORBIDDEN_IN_VALUE.search(text):
             raise InvalidHeadersError(
                 f"invalid headers: the value of {name!r} contains a line break or NUL"
