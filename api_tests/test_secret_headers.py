@@ -319,3 +319,36 @@ def test_a_hook_whose_stored_headers_are_broken_fails_its_tries_alone(make_hook,
     assert (report.sent, report.retried) == (1, 1)
     attempt = Attempt.objects.get(callback__hook=broken)
     assert attempt.error.startswith("invalid request: invalid headers")
+
+
+@pytest.mark.parametrize("entry", ["patch", "update_hook"])
+def test_unmarking_a_header_never_shows_its_stored_value(make_hook, staff_client, entry):
+    """Taking a name out of secret_headers must not reveal the value nobody was shown:
+    the write is refused unless the value is given again."""
+    hook = make_hook(headers={"X-Custom": "S3CRET"}, secret_headers=["x-custom"])
+    if entry == "patch":
+        response = staff_client.patch(
+            f"/api/hooks/{hook.pk}/", {"secret_headers": []}, format="json"
+        )
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["field"] == "secret_headers"
+        assert "S3CRET" not in response.content.decode()
+    else:
+        with pytest.raises(InvalidHeadersError, match="no longer in secret_headers"):
+            update_hook(hook, secret_headers=[])
+    hook.refresh_from_db()
+    assert hook.secret_headers == ["x-custom"]
+    assert hook.headers == {"X-Custom": "S3CRET"}
+
+
+def test_unmarking_a_header_with_its_value_given_again_stores_it_in_the_clear(
+    make_hook, staff_client
+):
+    hook = make_hook(headers={"X-Custom": "S3CRET"}, secret_headers=["x-custom"])
+    response = staff_client.patch(
+        f"/api/hooks/{hook.pk}/",
+        {"secret_headers": [], "headers": {"X-Custom": "public"}},
+        format="json",
+    )
+    assert response.status_code == 200
+    assert response.json()["headers"] == {"X-Custom": "public"}

@@ -261,3 +261,24 @@ def keep_secret_values(
         if lowered not in given_names and is_secret_header(name, marked):
             headers[name] = value
     return headers
+
+
+def refuse_unmasking(
+    given: Mapping[str, str],
+    stored: Mapping[str, str],
+    was_marked: Collection[str],
+    marked: Collection[str],
+) -> None:
+    """Raise ``InvalidHeadersError`` when a write would show a stored secret value:
+    a name taken out of ``secret_headers`` whose value was never shown must be
+    given again, or the client that unmarks it reads the credential it never saw."""
+    given_by_name = {name.lower(): value for name, value in given.items()}
+    for name in stored:
+        if not is_secret_header(name, was_marked) or is_secret_header(name, marked):
+            continue
+        if given_by_name.get(name.lower(), MASKED) == MASKED:
+            raise InvalidHeadersError(
+                f"invalid headers: {name!r} is no longer in secret_headers: give its value "
+                "again to store it in the clear, or remove the header",
+                field="secret_headers",
+            )

@@ -26,6 +26,7 @@ from django.utils import timezone
 from . import delivery
 from .delivery import DeliveryReport
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
+from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
@@ -139,6 +140,9 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
     merged = {field: getattr(hook, field) for field in HOOK_FIELDS if field != "signals"}
     merged["signals"] = [s.signal for s in hook.signals.all()]
+    # Headers left out are as the caller sees them, secret values masked: kept as they
+    # are, but never shown by a change that unmarks them (``refuse_unmasking``).
+    merged["headers"] = mask_headers(hook.headers or {}, hook.secret_headers)
     merged.update((k, v) for k, v in changes.items() if k in HOOK_FIELDS)
     merged["model"] = resolve_model(merged["model"])
     if isinstance(merged["signals"], str):

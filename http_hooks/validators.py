@@ -20,7 +20,13 @@ from .exceptions import (
     InvalidPayloadError,
     InvalidSignalError,
 )
-from .headers import check_hook_headers, keep_secret_values, parse_header_names, parse_headers
+from .headers import (
+    check_hook_headers,
+    keep_secret_values,
+    parse_header_names,
+    parse_headers,
+    refuse_unmasking,
+)
 from .imports import RefusedPath, project_object, shown
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
@@ -230,12 +236,12 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
             field="content_type",
         )
     secret_headers = cleaned["secret_headers"] = parse_header_names(cleaned["secret_headers"])
+    given = parse_headers(cleaned["headers"])
+    stored = parse_headers(current.headers) if current else {}
+    was_marked = current.secret_headers if current else ()
+    refuse_unmasking(given, stored, was_marked, secret_headers)
     cleaned["headers"] = check_hook_headers(
-        keep_secret_values(
-            parse_headers(cleaned["headers"]),
-            parse_headers(current.headers) if current else {},
-            {*secret_headers, *(current.secret_headers if current else ())},
-        )
+        keep_secret_values(given, stored, {*secret_headers, *was_marked})
     )
     payload_template = cleaned["payload_template"] = cleaned["payload_template"] or ""
     if not isinstance(payload_template, str) or len(payload_template) > MAX_TEMPLATE_LENGTH:
