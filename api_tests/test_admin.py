@@ -29,6 +29,8 @@ def hook_form(receiver, **overrides):
         "serializer_class": "",
     }
     data.update(overrides)
+    if isinstance(data["model"], str):  # "app_label.model"
+        data["model"] = ContentType.objects.get_by_natural_key(*data["model"].split(".")).pk
     return {k: v for k, v in data.items() if v is not None}
 
 
@@ -83,6 +85,11 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
         ),
         ({"payload_template": "{{instance.delete}}"}, "payload_template", "no field"),
         (
+            {"payload_template": '{"p": "{{instance.user.password}}"}', "model": "admin.logentry"},
+            "payload_template",
+            "auth.User.password is a hidden field",
+        ),
+        (
             {"payload_template": "", "serializer_class": "shop.serializers.Nope"},
             "serializer_class",
             "cannot import",
@@ -95,6 +102,7 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
         "bad-json",
         "bad-xml",
         "callable",
+        "hidden-field",
         "bad-serializer",
         "bad-url",
         "no-signal",

@@ -39,7 +39,8 @@ def test_default_payload_of_a_user(make_hook, receiver):
         "ada@example.com",
         "Ada",
     )
-    assert set(fields) >= {"id", "password", "last_login", "is_superuser", "date_joined"}
+    assert set(fields) >= {"id", "last_login", "is_superuser", "date_joined"}
+    assert "password" not in fields  # HIDDEN_FIELDS
 
 
 def test_json_template_is_delivered_as_valid_json(make_hook, receiver):

@@ -9,10 +9,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models.options import Options
 from django.utils.module_loading import import_string
 
+from .payloads import parse_hidden_field
 from .settings import DEFAULTS, LEGACY, hooks_settings
 
 
@@ -103,6 +107,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
                 import_string(path)
             except ImportError as exc:
                 bad("PERMISSION_CLASSES", f"Cannot import {path!r}: {exc}.", "http_hooks.E011")
+    for problem in _hidden_field_problems(user.get("HIDDEN_FIELDS", ())):
+        bad("HIDDEN_FIELDS", problem, "http_hooks.E015")
     if not _positive_number(s.SECRET_ROTATION_GRACE) and s.SECRET_ROTATION_GRACE != 0:
         bad("SECRET_ROTATION_GRACE", "Use seconds >= 0.", "http_hooks.E012")
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
@@ -119,6 +125,35 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
             )
         )
     return errors
+
+
+def _hidden_field_problems(entries: Any) -> list[str]:
+    """What is wrong with the project's ``HIDDEN_FIELDS``. Only a value the project
+    sets is checked: the default names apps (sessions) a project may not install."""
+    if not isinstance(entries, list | tuple):
+        return ['Use a list of "app_label.Model.field" strings.']
+    models = {}
+    for model in apps.get_models():
+        for klass in model.__mro__:
+            meta = getattr(klass, "_meta", None)
+            if isinstance(meta, Options):
+                models.setdefault((meta.app_label.lower(), meta.object_name.lower()), klass)
+    problems = []
+    for entry in entries:
+        parsed = parse_hidden_field(entry)
+        if parsed is None:
+            problems.append(f'{entry!r} is not "app_label.Model.field".')
+            continue
+        app_label, name, field = parsed
+        model = models.get((app_label, name))
+        if model is None:
+            problems.append(f"{entry!r}: there is no model {app_label}.{name}.")
+            continue
+        try:
+            model._meta.get_field(field)
+        except FieldDoesNotExist:
+            problems.append(f"{entry!r}: {model._meta.label} has no field {field!r}.")
+    return problems
 
 
 @register(Tags.database)

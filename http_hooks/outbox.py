@@ -20,7 +20,7 @@ from django.utils import timezone
 from .exceptions import HttpHooksError
 from .headers import check_hook_headers, parse_headers
 from .models import Callback, CallbackStatus, Hook
-from .payloads import build_payload
+from .payloads import build_payload, shown_pk
 from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
         hook_id=hook.pk,
         event_type=context["event_type"],
         object_type=model._meta.label_lower if model else "",
-        object_id="" if getattr(instance, "pk", None) is None else str(instance.pk),
+        object_id="" if shown_pk(instance) is None else str(instance.pk),
         target_url=hook.target_url,
         http_method=hook.http_method,
         content_type=hook.content_type,

@@ -6,6 +6,8 @@ relations, properties and plain data attributes only, so that a template can
 never call code or change data. Values are escaped for the hook's content type:
 inside a JSON string a value is string-escaped, a bare JSON placeholder becomes
 a JSON literal, XML values are XML-escaped, everything else is plain text.
+The fields of ``HIDDEN_FIELDS`` (password hashes, session keys) are never
+shown: a template naming one is refused, and the default payload leaves them out.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import defusedxml.ElementTree
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.db.models.fields.files import FieldFile
+from django.db.models.options import Options
 from django.utils.functional import cached_property as django_cached_property
 from rest_framework.utils.encoders import JSONEncoder
 
 from .exceptions import InvalidPayloadError
 from .imports import RefusedPath, project_object, shown
+from .settings import hooks_settings
 
 JSON_TYPES = frozenset({"application/json"})
 XML_TYPES = frozenset({"application/xml", "text/xml"})
@@ -70,6 +74,105 @@ class PayloadEncoder(JSONEncoder):
 
 def to_json(value: Any) -> str:
     return json.dumps(value, cls=PayloadEncoder, ensure_ascii=False)
+
+
+# --- hidden fields -------------------------------------------------------------
+
+
+def parse_hidden_field(entry: Any) -> tuple[str, str, str] | None:
+    """``(app_label, model, field)`` of a ``HIDDEN_FIELDS`` entry, lower-cased
+    like Django's model labels; ``None`` if it is not ``"app_label.Model.field"``."""
+    if not isinstance(entry, str):
+        return None
+    parts = entry.split(".")
+    if len(parts) != 3 or not all(part.isidentifier() for part in parts):
+        return None
+    app_label, model, field = parts
+    return app_label.lower(), model.lower(), field
+
+
+def hidden_names(model: type[models.Model]) -> frozenset[str]:
+    """The attribute names of ``model`` whose values no payload may show.
+
+    A field is hidden when an entry names it on ``model`` or on any class
+    ``model`` inherits from (abstract, concrete or proxied), and so is a
+    forward relation whose value is a hidden field (a foreign key to a
+    session is its key), ``pk`` when the primary key is hidden, and a reverse
+    one-to-one whose model's key is hidden. Worked out once per model and
+    settings change: the save path asks for it on every render.
+    """
+    cache = hooks_settings.derived("hidden_names", dict)
+    names = cache.get(model)
+    if names is None:
+        names = cache[model] = _hidden_names(model)
+    return names
+
+
+def _named_hidden(model: type[models.Model]) -> set[str]:
+    entries = hooks_settings.derived(
+        "hidden_entries",
+        lambda: [
+            parsed
+            for parsed in map(parse_hidden_field, hooks_settings.HIDDEN_FIELDS or ())
+            if parsed
+        ],
+    )
+    labels = {
+        (klass._meta.app_label.lower(), klass._meta.object_name.lower())
+        for klass in model.__mro__
+        if isinstance(getattr(klass, "_meta", None), Options)
+    }
+    return {field for app_label, name, field in entries if (app_label, name) in labels}
+
+
+def _hidden_names(model: type[models.Model]) -> frozenset[str]:
+    names: set[str] = set()
+    for field in model._meta.get_fields():
+        if _is_hidden(model, field, frozenset()):
+            names.add(field.name)
+            names.add(getattr(field, "attname", field.name))
+            if field.auto_created and not field.concrete:
+                names.add(field.get_accessor_name())
+    if model._meta.pk is not None and _is_hidden(model, model._meta.pk, frozenset()):
+        names.add("pk")
+    return frozenset(names)
+
+
+def _is_hidden(model: type[models.Model], field: Any, seen: frozenset) -> bool:
+    named = _named_hidden(model)
+    if field.name in named or getattr(field, "attname", None) in named:
+        return True
+    if not field.is_relation or field.many_to_many or field.one_to_many:
+        return False
+    related = field.related_model
+    if related is None:  # a generic foreign key: its target is only known per row
+        return False
+    if field.auto_created and not field.concrete:  # a reverse one-to-one: its key
+        target = related._meta.pk
+    elif field.concrete:  # a foreign key's value is its target field's
+        target = field.target_field
+    else:
+        return False
+    key = (related, target.name)
+    if key in seen:
+        return False
+    return _is_hidden(related, target, seen | {key})
+
+
+def shown_pk(instance: Any) -> Any:
+    """``instance.pk``, or ``None`` when the primary key is hidden (a session's
+    key): what the default payload and a callback's ``object_id`` show."""
+    if isinstance(instance, models.Model) and "pk" in hidden_names(type(instance)):
+        return None
+    return getattr(instance, "pk", None)
+
+
+def _refuse_hidden(model: type[models.Model], name: str, where: str) -> None:
+    if name in hidden_names(model):
+        raise InvalidPayloadError(
+            f"cannot render {where}: {model._meta.label}.{name} is a hidden field "
+            "(HTTP_HOOKS['HIDDEN_FIELDS']); no payload may show it"
+        )
 
 
 # --- templates -----------------------------------------------------------------
@@ -202,6 +305,8 @@ def read_path(value: Any, names: tuple[str, ...], *, root: str = "instance") -> 
         walked = f"{walked}.{name}"
     if callable(value) or isinstance(value, models.Manager | models.QuerySet):
         raise InvalidPayloadError(f"cannot render {walked}: it is not a data value")
+    if isinstance(value, models.Model):  # it renders as its primary key
+        _refuse_hidden(type(value), "pk", walked)
     return value
 
 
@@ -215,6 +320,7 @@ def _read_attribute(obj: Any, name: str, walked: str) -> Any:
         raise InvalidPayloadError(f"cannot render {where}: no such key")
     try:
         if isinstance(obj, models.Model):
+            _refuse_hidden(type(obj), name, where)
             kind = _model_attribute_kind(type(obj), name)
             if kind == "relation":
                 try:
@@ -302,11 +408,14 @@ def check_template_names(
 def _check_model_path(model: type[models.Model] | None, names: list[str]) -> None:
     current = model
     walked = "instance"
+    if model is not None and not names:  # the instance renders as its primary key
+        _refuse_hidden(model, "pk", walked)
     for position, name in enumerate(names):
         if current is None:
             return
-        kind = _model_attribute_kind(current, name)
         where = f"{walked}.{name}"
+        _refuse_hidden(current, name, where)
+        kind = _model_attribute_kind(current, name)
         if kind == "many":
             raise InvalidPayloadError(
                 f"cannot render {where}: to-many relations are not supported in templates"
@@ -417,14 +526,18 @@ def serializer_payload(path: str, instance: Any) -> str:
 
 
 def default_payload(instance: Any, event_type: str, model: type[models.Model]) -> str:
+    """Every concrete field but the hidden ones; ``object_id`` is ``None`` when
+    the primary key is hidden (a session's key)."""
     fields = {}
     if isinstance(instance, models.Model):
+        hidden = hidden_names(type(instance))
         for field in instance._meta.concrete_fields:
-            fields[field.name] = field.value_from_object(instance)
+            if field.name not in hidden:
+                fields[field.name] = field.value_from_object(instance)
     return to_json(
         {
             "object_type": model._meta.label_lower,
-            "object_id": getattr(instance, "pk", None),
+            "object_id": shown_pk(instance),
             "event_type": event_type,
             "object_serialization": fields,
         }

@@ -9,6 +9,7 @@ dropped when tests override settings (Django's ``setting_changed``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "LOOP_MAX_SLEEP": 5.0,
     "PERMISSION_CLASSES": ["http_hooks.api.permissions.IsStaffOrModelPermission"],
     "CELERY_QUEUE": None,
+    # "app_label.Model.field" whose values no payload ever shows (a model also
+    # matches its subclasses: the first entry is every user model's password).
+    "HIDDEN_FIELDS": [
+        "auth.AbstractBaseUser.password",
+        "sessions.Session.session_key",
+        "sessions.Session.session_data",
+    ],
 }
 
 LEGACY = {
@@ -104,6 +112,14 @@ class HooksSettings:
             return float(timeout), float(timeout)
         connect, read = timeout
         return float(connect), float(read)
+
+    def derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept like a setting until the settings change: for values
+        worked out from settings that hot paths ask for (``payloads.hidden_names``)."""
+        key = f"derived:{name}"
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def reload(self) -> None:
         self._cache.clear()

@@ -42,11 +42,17 @@ SIGNING_DESCRIPTION = (
 
 class DefaultPayloadSerializer(serializers.Serializer):
     object_type = serializers.CharField(help_text="The model, as `app_label.model`.")
-    object_id = serializers.JSONField(help_text="The primary key of the object.")
+    object_id = serializers.JSONField(
+        help_text="The primary key of the object; `null` when it is a hidden field "
+        "(`HIDDEN_FIELDS`, such as a session's key)."
+    )
     event_type = serializers.CharField(
         help_text="`created` or `updated` for pre_save/post_save, otherwise the signal's path."
     )
-    object_serialization = serializers.DictField(help_text="Every field of the object.")
+    object_serialization = serializers.DictField(
+        help_text="Every concrete field of the object but the hidden ones (`HIDDEN_FIELDS`: "
+        "by default password hashes and session keys and data)."
+    )
 
 
 class HookTestEventSerializer(serializers.Serializer):
