@@ -64,6 +64,9 @@ def test_every_operation_is_described_and_documents_its_errors(schema):
             assert "404" in responses, where
         if method in ("post", "put", "patch") and op.get("requestBody"):
             assert "400" in responses, where
+        # Query parameters (filters, pages, cursors) are checked: a bad one is a 400.
+        if any(parameter["in"] == "query" for parameter in op.get("parameters", [])):
+            assert "400" in responses, where
         for code, response in responses.items():
             if code.startswith("2") and code != "204":
                 assert response["content"]["application/json"]["schema"], where

@@ -423,7 +423,7 @@ class CallbackViewSet(
         summary="List the attempts of a callback",
         description="One row per HTTP try, newest first: request headers (secrets masked), "
         "the answer's status, headers and the start of its body, or the error.",
-        responses=responses({200: AttemptSerializer(many=True)}, 404),
+        responses=responses({200: AttemptSerializer(many=True)}, 400, 404),
     )
     @action(detail=True, methods=["get"], filter_backends=[])
     def attempts(self, request: Request, pk: str | None = None) -> Response:
