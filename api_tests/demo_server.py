@@ -9,8 +9,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "demo" / "manage.py"
@@ -92,16 +93,20 @@ class DemoServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60  # a loaded machine starts Django slowly
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the demo server exited:\n{self.log.read_text()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the demo server did not start:\n{self.log.read_text()}")
+        try:
+            wait_until(
+                self.accepts,
+                alive=lambda: self.process.poll() is None,
+                message=lambda: f"the demo server did not start:\n{self.log.read_text()}",
+            )
+        except AssertionError:
+            self.stop()
+            raise
+        return self
+
+    def accepts(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

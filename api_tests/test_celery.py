@@ -6,7 +6,6 @@ import datetime
 import json
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -18,6 +17,8 @@ from http_hooks.models import Callback
 from http_hooks.services import resend_callbacks
 from http_hooks.tasks import send_due_callbacks
 from shop.models import Order
+
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
 
@@ -50,10 +51,11 @@ def worker(same_db_env, queue, tmp_path):
 
 
 def wait_until_sent(count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while Callback.objects.filter(status="sent").count() < count:
-        assert time.monotonic() < deadline, list(Callback.objects.values("status"))
-        time.sleep(0.1)
+    wait_until(
+        lambda: Callback.objects.filter(status="sent").count() >= count,
+        timeout=timeout,
+        message=lambda: str(list(Callback.objects.values("status"))),
+    )
 
 
 @pytest.mark.celery

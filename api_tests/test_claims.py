@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from http_hooks.api import send_callbacks
 from http_hooks.delivery import claim_batch
 from http_hooks.models import Attempt, Callback
 from shop.models import Order
+
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"]
@@ -154,11 +155,12 @@ def test_a_sender_killed_mid_batch_loses_nothing(make_hook, receiver, same_db_en
 
 def _claimed_until_reaches(moment: datetime, timeout: float = 60.0) -> datetime:
     """Wait until the lease in the database reaches ``moment``; return the lease seen."""
-    deadline = time.monotonic() + timeout
-    while (lease := Callback.objects.get().claimed_until) < moment:
-        assert time.monotonic() < deadline, f"the lease stayed at {lease}, short of {moment}"
-        time.sleep(0.05)
-    return lease
+
+    def reached() -> datetime | None:
+        lease = Callback.objects.get().claimed_until
+        return lease if lease >= moment else None
+
+    return wait_until(reached, timeout=timeout, message=f"the lease stayed short of {moment}")
 
 
 def test_a_live_sender_keeps_its_claims_past_the_lease(make_hook, receiver):

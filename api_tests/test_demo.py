@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from receiver.models import ReceivedRequest
 from shop.models import Customer, Order, Parcel
 
 from .demo_server import free_port
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "demo" / "manage.py"
@@ -132,11 +132,11 @@ def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while "customers-xml" not in receiver_page(base):
-            assert demo.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until(
+            lambda: "customers-xml" in receiver_page(base),
+            alive=lambda: demo.poll() is None,
+            message=log.read_text,
+        )
     finally:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +15,7 @@ import pytest
 
 from .browser import chromium, render
 from .demo_server import free_port
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -76,11 +76,11 @@ def readme_project(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
-        while b"Quit the server" not in log.read_bytes():
-            assert server.poll() is None, f"runserver exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"runserver did not start:\n{log.read_text()}"
-            time.sleep(0.1)
+        wait_until(
+            lambda: b"Quit the server" in log.read_bytes(),
+            alive=lambda: server.poll() is None,
+            message=lambda: f"runserver did not start:\n{log.read_text()}",
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()

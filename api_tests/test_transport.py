@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import override_settings
 
 from http_hooks.api import send_callbacks
+from http_hooks.delivery import request as outgoing
 from http_hooks.delivery import run_loop
 from http_hooks.exceptions import InvalidTargetURLError, TransportError
 from http_hooks.models import Attempt, Callback
@@ -134,21 +135,22 @@ def test_one_bad_request_does_not_stop_the_batch(make_hook, receiver):
     assert len(receiver.requests) == 1
 
 
-def test_each_request_is_signed_as_it_goes_out(make_hook, receiver):
+def test_each_request_is_signed_as_it_goes_out(make_hook, receiver, monkeypatch):
     """A request that waited for a free connection does not carry the batch's start time."""
+    clock = SimpleNamespace(now=1_900_000_000.0)
+    monkeypatch.setattr(outgoing, "time", SimpleNamespace(time=lambda: clock.now))
     hold = threading.Event()
     receiver.respond("/slow", hold=hold)
     make_hook(target_url=receiver.url("/slow"))
     make_hook(target_url=receiver.url("/fast"))
     Order.objects.create(name="Tea")
 
-    def release_slow_in_a_later_second() -> None:
-        (slow,) = receiver.wait_for(1, timeout=60)
-        while int(time.time()) <= int(slow.headers["webhook-timestamp"]):
-            time.sleep(0.05)
+    def release_slow_a_minute_later() -> None:
+        receiver.wait_for(1, timeout=60)
+        clock.now += 60
         hold.set()
 
-    releaser = threading.Thread(target=release_slow_in_a_later_second, daemon=True)
+    releaser = threading.Thread(target=release_slow_a_minute_later, daemon=True)
     releaser.start()
     try:
         with hooks_settings(CONCURRENCY=1, TIMEOUT=(5.0, 60.0)):
@@ -157,7 +159,8 @@ def test_each_request_is_signed_as_it_goes_out(make_hook, receiver):
         hold.set()
     slow, fast = receiver.requests
     assert (slow.path, fast.path) == ("/slow", "/fast")
-    assert int(fast.headers["webhook-timestamp"]) > int(slow.headers["webhook-timestamp"])
+    assert slow.headers["webhook-timestamp"] == "1900000000"
+    assert fast.headers["webhook-timestamp"] == "1900000060"
 
 
 def test_oversized_response_headers_fail_the_try(make_hook, receiver):

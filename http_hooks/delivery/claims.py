@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from ..models import Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
+from .ids import ids_among
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def claim_batch(
                         break
                 if not rows:
                     return []
-                Callback.objects.filter(pk__in=[row.pk for row in rows]).update(**claim)
+                Callback.objects.filter(ids_among([row.pk for row in rows])).update(**claim)
             for row in rows:
                 row.claim_token = token
             rows.sort(key=operator.attrgetter("pk"))
@@ -188,7 +189,7 @@ def release_claims(token: uuid.UUID, callback_ids: Collection[int]) -> None:
     """Give claimed callbacks that were never tried back, due as they were."""
     if callback_ids:
         Callback.objects.filter(
-            pk__in=list(callback_ids), claim_token=token, status=CallbackStatus.SENDING
+            ids_among(callback_ids), claim_token=token, status=CallbackStatus.SENDING
         ).update(status=CallbackStatus.WAITING, claimed_until=None)
 
 

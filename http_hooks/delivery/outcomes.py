@@ -18,6 +18,7 @@ from django.utils import timezone
 from ..models import Attempt, Callback, CallbackStatus
 from ..settings import hooks_settings
 from ..transport import Outcome, printable
+from .ids import ids_among
 from .reconnect import with_reconnect
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def write_states(batch: Sequence[Callback], token: uuid.UUID | None, now: dateti
         else:
             failed.append(callback)
     updated = sum(
-        held.filter(pk__in=pks).update(
+        held.filter(ids_among(pks)).update(
             status=CallbackStatus.SENT,
             status_details=details,
             last_response_status=code,
@@ -175,7 +176,7 @@ def record_outcomes(
             # earlier try of this very write whose commit went through unanswered.
             held = set(
                 Callback.objects.filter(
-                    pk__in=attempts, claim_token=token, update_datetime=now
+                    ids_among(attempts), claim_token=token, update_datetime=now
                 ).values_list("pk", flat=True)
             )
             if len(held) < len(batch):

@@ -47,10 +47,14 @@ TEST_EVENT_TYPE = "http_hooks.test"
 # Outcomes are written at the latest this many seconds after the first unwritten
 # one ended, or as soon as this many are waiting.
 OUTCOME_WINDOW = 0.1
-OUTCOME_WINDOW_SIZE = 256
+OUTCOME_WINDOW_SIZE = 512
 # Seconds before a claim that found less than it asked for is repeated, while
-# transfers run: newly due callbacks wait at most this long for a free slot.
+# transfers run; each claim in a row that finds nothing doubles the pause, up to
+# CLAIM_PAUSE_MAX. Newly due callbacks wait at most that long for a free slot, and
+# a hook whose share is waiting (its other due callbacks left out of the claim,
+# which the database must still step over) does not cost a query every 100 ms.
 CLAIM_INTERVAL = 0.1
+CLAIM_PAUSE_MAX = 0.5
 
 
 class FairQueue:
@@ -188,9 +192,10 @@ class _Run:
         self.queue = FairQueue(hooks_settings.hook_concurrency)
         self.concurrency = int(hooks_settings.CONCURRENCY)
         self.batch_size = int(hooks_settings.BATCH_SIZE)
-        # A claim that came back short is not repeated for CLAIM_INTERVAL, unless
+        # A claim that came back short is not repeated for ``claim_pause``, unless
         # a hook it left out has since run out of waiting callbacks.
         self.next_claim = 0.0
+        self.claim_pause = CLAIM_INTERVAL
         self.short_without: set[int] = set()
         self.in_flight: dict[int, tuple[Callback, Request]] = {}
         # Each hook's headers, parsed once per claim (which loads the hooks afresh).
@@ -306,10 +311,14 @@ class _Run:
             what="claiming callbacks",
         )
         if len(batch) < limit:
-            self.next_claim = time.monotonic() + CLAIM_INTERVAL
+            self.next_claim = time.monotonic() + self.claim_pause
             self.short_without = provided
         else:
             self.next_claim = 0.0
+        if batch:
+            self.claim_pause = CLAIM_INTERVAL
+        else:
+            self.claim_pause = min(self.claim_pause * 2, CLAIM_PAUSE_MAX)
         if self.untried is not None:
             self.untried.difference_update(callback.pk for callback in batch)
         if self.left is not None:
