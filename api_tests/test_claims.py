@@ -17,7 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
-from http_hooks.delivery import claim_batch
+from http_hooks.delivery import claim_batch, claims
 from http_hooks.models import Attempt, Callback
 from shop.models import Order
 
@@ -95,7 +95,13 @@ def test_two_senders_on_any_database_deliver_each_callback_once(make_hook, recei
     assert_each_delivered_once(receiver, 300)
 
 
-def test_concurrent_claimers_never_share_a_callback(make_hook):
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "conditional-update"])
+def test_concurrent_claimers_never_share_a_callback(make_hook, monkeypatch, returning):
+    """Both ways of claiming: one ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+),
+    and the conditional ``UPDATE`` of databases without it."""
+    if returning:
+        assert claims.updates_return_rows(connection), "this database cannot claim in one statement"
+    monkeypatch.setattr(claims, "updates_return_rows", lambda db: returning)
     make_hook()
     save_orders(200)
     claimed: list[list[int]] = [[] for _ in range(4)]
