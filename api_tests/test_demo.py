@@ -130,6 +130,7 @@ def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its server and worker go with it if it hangs
         )
     try:
         wait_until(
@@ -139,5 +140,11 @@ def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
         )
     finally:
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=30) == 0
+        try:
+            # It stops its worker and server, each given 10 s, then exits.
+            code = demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            pytest.fail(f"run_demo did not stop within 60 s of Ctrl-C:\n{log.read_text()}")
+    assert code == 0, log.read_text()
     assert f"  receiver page  {base}/receiver/" in log.read_text()
