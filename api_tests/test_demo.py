@@ -69,6 +69,15 @@ def test_demo_data_hooks_deliver_to_the_receiver_page(live_server, client):
     assert "customers-xml" in page.content.decode()
 
 
+# Runs the command after it with SIGINT ignored, as a script's background job starts.
+WITH_SIGINT_IGNORED = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def demo_env(directory: Path) -> dict[str, str]:
     """The demo's settings on a SQLite file of its own."""
     return {
@@ -110,7 +119,9 @@ def receiver_page(base: str) -> str:
 @pytest.mark.slow
 def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
     """A demo loaded on one port and run on another: the banner names the new port and
-    the first customers' webhooks arrive at that server's receiver page."""
+    the first customers' webhooks arrive at that server's receiver page. Ctrl-C stops
+    it and its server and worker, even when it was started with SIGINT ignored (as
+    a non-interactive shell starts background jobs)."""
     env = demo_env(tmp_path)
     for args in (["migrate", "--no-input"], ["load_demo_data", "--base-url", "http://127.0.0.1:9"]):
         done = subprocess.run(
@@ -126,7 +137,7 @@ def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         demo = subprocess.Popen(
-            [sys.executable, str(MANAGE), "run_demo", "--port", str(port)],
+            [*WITH_SIGINT_IGNORED, sys.executable, str(MANAGE), "run_demo", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -147,4 +158,6 @@ def test_run_demo_serves_on_its_port_and_its_hooks_deliver_there(tmp_path):
             os.killpg(demo.pid, signal.SIGKILL)
             pytest.fail(f"run_demo did not stop within 60 s of Ctrl-C:\n{log.read_text()}")
     assert code == 0, log.read_text()
+    with pytest.raises(ProcessLookupError):  # its server and worker stopped with it
+        os.killpg(demo.pid, 0)
     assert f"  receiver page  {base}/receiver/" in log.read_text()
