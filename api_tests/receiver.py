@@ -141,6 +141,11 @@ class Receiver:
                         pass
                     self.close_connection = True
                     return
+                if behaviour.status in (204, 304):
+                    # No body may follow: one would be read as the start of the
+                    # next response on this kept-alive connection.
+                    self.end_headers()
+                    return
                 self.send_header("Content-Length", str(len(behaviour.body)))
                 self.end_headers()
                 self.wfile.write(behaviour.body)

@@ -463,3 +463,14 @@ def test_callbacks_are_claimed_at_most_batch_size_at_a_time(make_hook, receiver,
     assert max(claimed) == 3
     # What was claimed is claimed in the database: nothing is left ``sending``.
     assert not Callback.objects.filter(status="sending").exists()
+
+
+def test_204_answers_are_successes_on_one_kept_alive_connection(make_hook, receiver):
+    receiver.respond(status=204)
+    make_hook()
+    for n in range(3):
+        Order.objects.create(name=str(n))
+    with hooks_settings(CONCURRENCY=1):
+        assert send_callbacks().sent == 3
+    assert len({request.client_port for request in receiver.requests}) == 1
+    assert set(Attempt.objects.values_list("response_status", flat=True)) == {204}
