@@ -290,7 +290,7 @@ class CallbackPaginator(Paginator):
 
 class CallbackChangeList(ChangeList):
     """On a table too big to scan: no facet counts (Django's "Show counts" counts every
-    row for each choice), and an estimated count shown as such."""
+    row for each choice), and an estimated count said to be one."""
 
     def __init__(self, request: HttpRequest, *args, **kwargs) -> None:
         super().__init__(request, *args, **kwargs)
@@ -299,7 +299,7 @@ class CallbackChangeList(ChangeList):
             self.add_facets = self.is_facets_optional = False
         if self.paginator.row_count.estimated:
             # The search form's "N results" would show the estimate as exact;
-            # the pagination line says "about N".
+            # the note under the pagination line says it is one.
             self.full_result_count = self.result_count
 
 
