@@ -175,6 +175,19 @@ def test_a_huge_table_offers_no_facet_counts(admin_client, callbacks):
 
 
 @pytest.mark.postgres
+def test_a_huge_table_sorts_only_by_indexed_columns(admin_client, callbacks):
+    small = admin_client.get(reverse(CHANGELIST)).context["cl"]
+    assert {"tries", "http_status", "hook_name"} <= set(small.sortable_by)
+    million_callbacks_says_postgres()
+    response = admin_client.get(reverse(CHANGELIST), {"o": "8"})  # created, oldest first
+    cl = response.context["cl"]
+    assert cl.sortable_by == ["id", "created"]
+    assert listed(response) == [c.pk for c in callbacks]
+    plan = cl.queryset[: cl.list_per_page].explain()
+    assert "callback_retention_idx" in plan, plan
+
+
+@pytest.mark.postgres
 def test_estimated_rows_reads_postgres_statistics(callbacks):
     million_callbacks_says_postgres()
     assert estimated_rows(Callback.objects.all()) == 1_000_000

@@ -403,6 +403,13 @@ class CallbackAdmin(admin.ModelAdmin):
         count_limit = int(hooks_settings.ADMIN_COUNT_LIMIT)
         return CallbackPaginator(queryset, per_page, *args, count_limit=count_limit, **kwargs)
 
+    def get_sortable_by(self, request: HttpRequest) -> list[str] | tuple[str, ...]:
+        """Above ``ADMIN_SCAN_LIMIT`` callbacks, the columns an index sorts both ways (the
+        list adds ``-id`` to every order): any other would sort the whole table."""
+        if _callbacks_beyond_scan() is None:
+            return super().get_sortable_by(request)
+        return ["id", "created"]
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Callback], search_term: str
     ) -> tuple[QuerySet[Callback], bool]:
