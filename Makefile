@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/save_overhead.py
 	$(BIN)/python bench/delivery.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/admin.py
 
 clean:
 	rm -rf $(VENV) $(VENV6) demo/db.sqlite3 .pytest_cache .ruff_cache

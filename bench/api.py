@@ -28,75 +28,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import time
-from collections.abc import Callable
 
-from benchdb import database_env, drop_postgres, setup_django
+from benchdb import (
+    create_hooks,
+    database_env,
+    drop_postgres,
+    fill_callbacks,
+    setup_django,
+    time_requests,
+)
 
 DATABASE = "http_hooks_bench"
-HOOKS = 20
 TARGET_MS = 50.0
-
-
-def create_hooks() -> list[int]:
-    from http_hooks.api import create_hook
-
-    return [
-        create_hook(
-            name=f"bench {index}",
-            model="shop.order",
-            signals=["django.db.models.signals.post_save"],
-            target_url=f"http://127.0.0.1:9/hook/{index}",
-            content_type="application/json",
-        ).pk
-        for index in range(HOOKS)
-    ]
-
-
-def fill_callbacks(rows: int, hook_ids: list[int]) -> None:
-    """``rows`` callbacks, newest now, one every two seconds back, in one statement."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE http_hooks_attempt, http_hooks_callback RESTART IDENTITY")
-        cursor.execute(
-            """
-            INSERT INTO http_hooks_callback (
-                hook_id, event_id, event_type, object_type, object_id, target_url,
-                http_method, payload, content_type, status, status_details,
-                attempts, next_attempt_at, last_response_status,
-                create_datetime, update_datetime
-            )
-            SELECT
-                (%(hooks)s::bigint[])[1 + (i / 3) %% %(count)s],
-                md5(i::text || clock_timestamp()::text)::uuid,
-                CASE WHEN i %% 2 = 0 THEN 'created' ELSE 'updated' END,
-                'shop.order', i::text, 'http://127.0.0.1:9/hook', 'POST',
-                '{"object_type": "shop.order", "object_id": ' || i || '}', 'application/json',
-                CASE i %% 20 WHEN 0 THEN 'error' WHEN 1 THEN 'waiting' ELSE 'sent' END,
-                CASE i %% 20 WHEN 0 THEN 'HTTP 500 (attempt 8, giving up)' ELSE 'HTTP 200' END,
-                1, t, CASE i %% 20 WHEN 0 THEN 500 WHEN 1 THEN NULL ELSE 200 END, t, t
-            FROM generate_series(1, %(rows)s) AS i,
-                 LATERAL (SELECT now() - (%(rows)s - i) * interval '2 seconds' AS t) AS times
-            """,
-            {"hooks": hook_ids, "count": len(hook_ids), "rows": rows},
-        )
-        cursor.execute("ANALYZE http_hooks_callback")
-
-
-def time_requests(get: Callable[[], object], requests: int) -> tuple[float, float]:
-    for _ in range(max(5, requests // 10)):
-        get()
-    durations = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        response = get()
-        durations.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, response.content
-    durations.sort()
-    return statistics.median(durations), durations[int(len(durations) * 0.95) - 1]
 
 
 def bench(rows: int, requests: int, client, hook_ids: list[int]) -> dict[str, tuple[float, float]]:

@@ -6,11 +6,14 @@ import datetime
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import dateformat, timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
@@ -20,7 +23,15 @@ from .exceptions import InvalidHeadersError, TooManyCallbacksError
 from .forms import HookAdminForm, SignalAdminForm
 from .headers import format_headers, mask_headers, parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
-from .selectors import delivery_overview, event_types, hooked_models
+from .selectors import (
+    RowCount,
+    callbacks_named_by,
+    count_rows,
+    delivery_overview,
+    estimated_rows,
+    event_types,
+    hooked_models,
+)
 from .settings import hooks_settings
 
 
@@ -244,6 +255,54 @@ class HookAdmin(admin.ModelAdmin):
             self.message_user(request, f"{hook}: {outcome}", level)
 
 
+def _callbacks_beyond_scan() -> int | None:
+    """PostgreSQL's estimate of the callbacks when it is above ``ADMIN_SCAN_LIMIT``:
+    then the admin does nothing that reads the whole table. None otherwise."""
+    estimate = estimated_rows(Callback.objects.all())
+    if estimate is not None and estimate > int(hooks_settings.ADMIN_SCAN_LIMIT):
+        return estimate
+    return None
+
+
+class CallbackPaginator(Paginator):
+    """Counts at most ``count_limit`` rows (Django's counts them all for the page
+    links). Beyond, the count is PostgreSQL's estimate, and the pages stop at that many
+    rows: a page further down would read every row above it."""
+
+    def __init__(self, *args, count_limit: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.count_limit = count_limit
+
+    @cached_property
+    def row_count(self) -> RowCount:
+        return count_rows(self.object_list, exact_up_to=self.count_limit)
+
+    @cached_property
+    def count(self) -> int:
+        return self.row_count.value
+
+    @cached_property
+    def num_pages(self) -> int:
+        if not self.row_count.estimated:
+            return super().num_pages
+        return -(-self.count_limit // self.per_page)
+
+
+class CallbackChangeList(ChangeList):
+    """On a table too big to scan: no facet counts (Django's "Show counts" counts every
+    row for each choice), and an estimated count said to be one."""
+
+    def __init__(self, request: HttpRequest, *args, **kwargs) -> None:
+        super().__init__(request, *args, **kwargs)
+        facets = self.is_facets_optional or self.add_facets
+        if facets and _callbacks_beyond_scan() is not None:
+            self.add_facets = self.is_facets_optional = False
+        if self.paginator.row_count.estimated:
+            # The search form's "N results" would show the estimate as exact;
+            # the note under the pagination line says it is one.
+            self.full_result_count = self.result_count
+
+
 class AttemptInline(admin.TabularInline):
     model = Attempt
     extra = 0
@@ -300,7 +359,12 @@ class CallbackAdmin(admin.ModelAdmin):
         EventTypeFilter,
         ("create_datetime", admin.DateFieldListFilter),
     ]
-    search_fields = ["=event_id", "target_url", "object_id", "status_details"]
+    # Searched as text on a small table only; ids are looked up in get_search_results.
+    search_fields = ["target_url", "object_id", "status_details"]
+    search_help_text = _(
+        "An event id, a callback id or an object id; on a small table, also text in the "
+        "target URL or the status details."
+    )
     list_select_related = ["hook"]
     show_full_result_count = False
     inlines = [AttemptInline]
@@ -331,6 +395,45 @@ class CallbackAdmin(admin.ModelAdmin):
     @admin.display(description=_("created"), ordering="create_datetime")
     def created(self, obj: Callback) -> str:
         return _time(obj.create_datetime)
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return CallbackChangeList
+
+    def get_paginator(self, request: HttpRequest, queryset, per_page: int, *args, **kwargs):
+        count_limit = int(hooks_settings.ADMIN_COUNT_LIMIT)
+        return CallbackPaginator(queryset, per_page, *args, count_limit=count_limit, **kwargs)
+
+    def get_sortable_by(self, request: HttpRequest) -> list[str] | tuple[str, ...]:
+        """Above ``ADMIN_SCAN_LIMIT`` callbacks, the columns an index sorts both ways (the
+        list adds ``-id`` to every order): any other would sort the whole table."""
+        if _callbacks_beyond_scan() is None:
+            return super().get_sortable_by(request)
+        return ["id", "created"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Callback], search_term: str
+    ) -> tuple[QuerySet[Callback], bool]:
+        """Ids are looked up exactly, by index; text is searched as Django does (a scan
+        of the table) only while PostgreSQL estimates at most ``ADMIN_SCAN_LIMIT``
+        callbacks."""
+        if not search_term.strip():
+            return queryset, False
+        named = callbacks_named_by(queryset, search_term)
+        estimate = _callbacks_beyond_scan()
+        if estimate is not None:
+            self.message_user(
+                request,
+                _(
+                    "Searched ids only (event id, callback id, object id): text search "
+                    "would read all of about %(count)s callbacks. Filter by hook, status "
+                    "or date instead."
+                )
+                % {"count": f"{estimate:,}"},
+                messages.INFO,
+            )
+            return named, False
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return found | named, may_have_duplicates
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

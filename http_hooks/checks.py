@@ -56,7 +56,15 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         )
     ):
         bad("TIMEOUT", "Use seconds > 0, or a (connect, read) pair of them.", "http_hooks.E003")
-    for name in ("MAX_ATTEMPTS", "CONCURRENCY", "BATCH_SIZE", "LEASE_SECONDS", "RESEND_LIMIT"):
+    for name in (
+        "MAX_ATTEMPTS",
+        "CONCURRENCY",
+        "BATCH_SIZE",
+        "LEASE_SECONDS",
+        "RESEND_LIMIT",
+        "ADMIN_COUNT_LIMIT",
+        "ADMIN_SCAN_LIMIT",
+    ):
         if not _positive_number(getattr(s, name), integer=True):
             bad(name, "Use a whole number >= 1.", "http_hooks.E004")
     if s.HOOK_CONCURRENCY is not None and not _positive_number(s.HOOK_CONCURRENCY, integer=True):

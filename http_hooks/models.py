@@ -192,6 +192,9 @@ class Callback(models.Model):
             models.Index(fields=["status", "-id"], name="callback_status_idx"),
             models.Index(fields=["status", "update_datetime"], name="callback_monitor_idx"),
             models.Index(fields=["create_datetime"], name="callback_retention_idx"),
+            # The admin's search by object id and its event type filter.
+            models.Index(fields=["object_id"], name="callback_object_idx"),
+            models.Index(fields=["event_type", "-id"], name="callback_event_type_idx"),
         ]
 
     def __str__(self) -> str:

@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 500,
     # A bulk resend of more callbacks than this must be confirmed.
     "RESEND_LIMIT": 10_000,
+    # The admin's callback list counts this many rows at most; beyond, an estimate.
+    "ADMIN_COUNT_LIMIT": 10_000,
+    # Above this many callbacks, the admin neither searches text nor counts facets.
+    "ADMIN_SCAN_LIMIT": 50_000,
     # How long a sender's claim on a callback lasts before others may take it.
     "LEASE_SECONDS": 300,
     # Bytes of a response body read and logged; the rest is not read (the status counts).
