@@ -232,7 +232,7 @@ def test_a_dead_receiver_opens_the_breaker_and_costs_one_probe_per_cooldown(make
         assert hook.paused_until <= timezone.now() + datetime.timedelta(seconds=60)
 
         end_pause(hook)
-        receiver.respond(status=204)
+        receiver.respond(status=200)
         send_callbacks()  # the probe succeeds: the breaker closes, the rest go out
     hook.refresh_from_db()
     assert (hook.consecutive_failures, hook.paused_until) == (0, None)
