@@ -387,6 +387,7 @@ def test_admin_filters_hooks_disabled_by_http_hooks(make_hook, admin_client):
     assert "disabled by…" in page
     filtered = admin_client.get("/admin/http_hooks/hook/?disabled_reason=gone").content.decode()
     assert "gone one" in filtered and "healthy one" not in filtered
+    assert 'title="the receiver answered 410 Gone">gone</small>' in filtered
 
 
 def test_the_admin_enable_action_clears_a_disable(make_hook, admin_client):
