@@ -4,6 +4,7 @@ auto-disable, the hook_disabled notice, and enabling the hook again."""
 
 import datetime
 import logging
+import threading
 import uuid
 from email.utils import format_datetime
 
@@ -11,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -274,6 +276,30 @@ def test_only_one_of_two_senders_claims_the_probe(make_hook, receiver):
     assert (len(first), len(second)) == (1, 0)
     hook.refresh_from_db()
     assert hook.paused_until > timezone.now()  # held while the probe is out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_four_senders_at_once_one_claims_the_probe(make_hook, receiver):
+    hook = callbacks_of(make_hook, 8)
+    end_pause(hook)
+    paused_until = Hook.objects.get(pk=hook.pk).paused_until
+    claimed: list[list[Callback]] = [[] for _ in range(4)]
+    all_ready = threading.Barrier(len(claimed), timeout=60)
+
+    def claim(mine: list[Callback]) -> None:
+        try:
+            all_ready.wait()
+            mine += claim_probe(hook_id=hook.pk, paused_until=paused_until, token=uuid.uuid4())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(mine,)) for mine in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(len(mine) for mine in claimed) == [0, 0, 0, 1]
+    assert Callback.objects.filter(status="sending").count() == 1
 
 
 def test_a_probe_with_nothing_due_leaves_the_pause_as_it_was(make_hook, receiver):
