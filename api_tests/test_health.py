@@ -16,7 +16,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from http_hooks.api import enable_hook, send_callbacks
+from http_hooks.api import enable_hook, send_callbacks, update_hook
 from http_hooks.delivery.claims import claim_probe
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.signals import hook_disabled
@@ -403,6 +403,26 @@ def test_health_fields_are_read_only_in_the_api(make_hook, staff_client):
     )
     assert response.status_code == 200, response.content
     assert (response.json()["consecutive_failures"], response.json()["disabled_reason"]) == (0, "")
+
+
+def test_an_update_from_a_stale_copy_keeps_the_health_the_sender_wrote(make_hook):
+    hook = make_hook()
+    stale = Hook.objects.get(pk=hook.pk)
+    Hook.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone")
+    update_hook(stale, name="renamed")
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
+
+
+def test_setting_enabled_again_clears_a_disable(make_hook, staff_client):
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="failing", consecutive_failures=25
+    )
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"enabled": True}, format="json")
+    assert response.status_code == 200, response.content
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason, hook.consecutive_failures) == (True, "", 0)
 
 
 def test_admin_filters_hooks_disabled_by_http_hooks(make_hook, admin_client):

@@ -152,16 +152,25 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     if changes.get("secret"):
         validate_secret(changes["secret"])
     signal_paths = cleaned.pop("signals")
+    # The sender writes the health fields at any time: a stale copy never overwrites them.
+    kept = set(HEALTH_FIELDS) - ({"enabled"} if "enabled" in changes else set())
     with transaction.atomic():
         for field, value in cleaned.items():
             setattr(hook, field, value)
         if "enabled" in changes:
             if changes["enabled"] and not hook.enabled:
                 _clear_health(hook)
+                kept = set()
             hook.enabled = bool(changes["enabled"])
         if "secret" in changes:
             hook.secret = changes["secret"] or ""
-        hook.save()
+        hook.save(
+            update_fields=[
+                field.name
+                for field in Hook._meta.concrete_fields
+                if not field.primary_key and field.name not in kept
+            ]
+        )
         hook.signals.set(_signal_rows(signal_paths))
     return hook
 
