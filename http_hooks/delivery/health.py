@@ -130,7 +130,11 @@ def record_health(
         for callback, outcome in zip(batch, outcomes, strict=True)
         if not outcome.ok or callback.pk in probes
     }
-    succeeded = {callback.hook_id for callback in batch} - troubled
+    succeeded = {
+        callback.hook_id: callback.hook
+        for callback in batch
+        if callback.hook_id not in troubled and _may_need_writing(callback.hook, now)
+    }
     if succeeded:
         _record_successes(succeeded, now)
     if not troubled:
@@ -169,10 +173,28 @@ def _state(hook: Hook) -> tuple[object, ...]:
     return tuple(getattr(hook, name) for name in HEALTH_FIELDS)
 
 
-def _record_successes(hook_ids: Collection[int], now: datetime) -> None:
+def _may_need_writing(hook: Hook | None, now: datetime) -> bool:
+    """Whether a success of ``hook`` (as its sender loaded it) may change its row.
+    Without the hook at hand (a callback loaded without it), assume so."""
+    if hook is None or not hasattr(hook, "last_success_at"):
+        return True
+    return bool(
+        hook.consecutive_failures
+        or hook.paused_until is not None
+        or hook.last_success_at is None
+        or hook.last_success_at < now - LAST_SUCCESS_RESOLUTION
+    )
+
+
+def _record_successes(hooks: dict[int, Hook | None], now: datetime) -> None:
     """A success closes the breaker, ends a pause that has passed and resets the
-    failure count; a pause a receiver asked for (Retry-After) still runs."""
-    Hook.objects.filter(pk__in=list(hook_ids)).filter(
+    failure count; a pause a receiver asked for (Retry-After) still runs.
+
+    Only hooks whose row may change are written (``_may_need_writing``, on the
+    hook as the sender loaded it, brought up to date here), so a healthy hook
+    costs a write at most once per ``LAST_SUCCESS_RESOLUTION``, not once per window.
+    """
+    Hook.objects.filter(pk__in=list(hooks)).filter(
         Q(last_success_at__isnull=True)
         | Q(last_success_at__lt=now - LAST_SUCCESS_RESOLUTION)
         | Q(consecutive_failures__gt=0)
@@ -188,6 +210,9 @@ def _record_successes(hook_ids: Collection[int], now: datetime) -> None:
             output_field=DateTimeField(),
         ),
     )
+    for hook in hooks.values():
+        if hook is not None:
+            _succeeded(hook, now)
 
 
 def _succeeded(hook: Hook, now: datetime) -> None:

@@ -219,6 +219,10 @@ class _Run:
         # failed tries in a row as far as this run knows (``health``).
         self.probes: set[int] = set()
         self.failures: dict[int, int] = {}
+        # The paused and disabled hooks (``held_hooks``), read again at most every
+        # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
+        self.held: dict[int, datetime | None] = {}
+        self.held_read_at = -CLAIM_INTERVAL
         self.stopping_failures = stopping_failures()
         self.window_ends = 0.0
         self.report = DeliveryReport()
@@ -315,8 +319,12 @@ class _Run:
     def claim(self) -> int:
         if self.exhausted():
             return 0
-        held = with_reconnect(held_hooks, what="reading paused hooks")
-        self.release_waiting(held)
+        fresh = time.monotonic() >= self.held_read_at + CLAIM_INTERVAL
+        if fresh:
+            self.held = with_reconnect(held_hooks, what="reading paused hooks")
+            self.held_read_at = time.monotonic()
+            self.release_waiting(self.held)
+        held = self.held
         provided = self.queue.provided()
         # Room up to BATCH_SIZE waiting, not counting hooks that have their share
         # waiting already (a hanging one's would shrink every claim to nothing).
@@ -324,7 +332,7 @@ class _Run:
         limit = min(self.batch_size, max(self.concurrency, self.batch_size - waiting))
         if self.left is not None:
             limit = min(limit, self.left)
-        batch = self.claim_probes(held, limit)
+        batch = self.claim_probes(held, limit) if fresh else []
         if len(batch) < limit:
             batch += with_reconnect(
                 lambda: claim_batch(
@@ -421,7 +429,12 @@ class _Run:
             callbacks, outcomes = zip(*self.ended, strict=True)
             self.ended = []
             paused = record_outcomes(callbacks, outcomes, self.report, probes=self.probes)
-            self.probes.difference_update(callback.pk for callback in callbacks)
+            probed = self.probes.intersection(callback.pk for callback in callbacks)
+            if probed:
+                # A probe's answer may have resumed its hook: the next claim reads again.
+                self.probes -= probed
+                self.held_read_at = -CLAIM_INTERVAL
+            self.held.update(dict.fromkeys(paused))
             self.release_waiting(paused)
 
 
