@@ -281,6 +281,10 @@ def test_retrieve_hook(staff_client, make_hook):
         "payload_template": "",
         "serializer_class": "",
         "has_secret": True,
+        "paused_until": None,
+        "consecutive_failures": 0,
+        "disabled_reason": "",
+        "disabled_at": None,
         "create_datetime": body["create_datetime"],
         "update_datetime": body["update_datetime"],
     }

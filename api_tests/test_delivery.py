@@ -84,7 +84,6 @@ def test_2xx_marks_the_callback_sent_with_the_status_code(make_hook, receiver):
     [
         pytest.param({"status": 500}, "HTTP 500", id="server-error"),
         pytest.param({"status": 404}, "HTTP 404", id="not-found"),
-        pytest.param({"status": 410}, "HTTP 410", id="gone"),
         pytest.param({"reset": True}, "reset", id="connection-reset"),
         pytest.param({"delay": 2.0}, "read timeout (0.5 s)", id="timeout"),
         pytest.param({"status": 500, "body": b"x" * 1025}, "HTTP 500", id="oversized-error"),

@@ -6,6 +6,7 @@ import datetime
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_list import _boolean_icon
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
@@ -114,6 +115,23 @@ class SignalAdmin(admin.ModelAdmin):
         return _time(obj.create_datetime)
 
 
+HEALTH_FIELDS = [
+    "paused_until",
+    "consecutive_failures",
+    "last_success_at",
+    "disabled_reason",
+    "disabled_at",
+]
+
+
+class DisabledByListFilter(admin.ChoicesFieldListFilter):
+    """The hooks http_hooks disabled by itself, by reason."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = _("disabled by…")
+
+
 @admin.register(Hook)
 class HookAdmin(admin.ModelAdmin):
     form = HookAdminForm
@@ -122,13 +140,24 @@ class HookAdmin(admin.ModelAdmin):
         "model_label",
         "signal_list",
         "request",
-        "enabled",
+        "enabled_health",
         "updated",
     ]
-    list_filter = ["enabled", "http_method", ("model", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "enabled",
+        ("disabled_reason", DisabledByListFilter),
+        "http_method",
+        ("model", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["name", "target_url"]
     filter_horizontal = ["signals"]
-    readonly_fields = ["signing", "shown_headers", "create_datetime", "update_datetime"]
+    readonly_fields = [
+        "signing",
+        "shown_headers",
+        *HEALTH_FIELDS,
+        "create_datetime",
+        "update_datetime",
+    ]
     actions = ["enable_hooks", "disable_hooks", "rotate_secrets", "send_test_events"]
     fieldsets = [
         (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
@@ -147,6 +176,7 @@ class HookAdmin(admin.ModelAdmin):
             },
         ),
         (_("Signing"), {"fields": ["signing", "create_datetime", "update_datetime"]}),
+        (_("Health"), {"fields": HEALTH_FIELDS}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Hook]:
@@ -158,7 +188,12 @@ class HookAdmin(admin.ModelAdmin):
         model field's raw value, credentials included."""
         fieldsets = super().get_fieldsets(request, obj)
         if obj is None:
-            swap = {"signing": ["sign"], "create_datetime": [], "update_datetime": []}
+            swap = {
+                "signing": ["sign"],
+                "create_datetime": [],
+                "update_datetime": [],
+                **{name: [] for name in HEALTH_FIELDS},
+            }
         elif not self.has_change_permission(request, obj):
             swap = {"headers": ["shown_headers"]}
         else:
@@ -180,6 +215,8 @@ class HookAdmin(admin.ModelAdmin):
         if not change:
             obj.secret = services.new_hook_secret(None if form.cleaned_data.get("sign") else "")
         super().save_model(request, obj, form, change)
+        if change and obj.enabled and "enabled" in form.changed_data:
+            services.enable_hook(obj)
         if not change and obj.secret:
             self.message_user(
                 request,
@@ -195,6 +232,23 @@ class HookAdmin(admin.ModelAdmin):
         except InvalidHeadersError as exc:
             return exc.message
         return format_headers(mask_headers(headers, obj.secret_headers))
+
+    @admin.display(description=_("enabled"), ordering="enabled")
+    def enabled_health(self, obj: Hook) -> str:
+        """Enabled, and under it one word on the hook's health when it is not well (the
+        details in the tooltip): a column of its own would not fit a 1,400-pixel window."""
+        icon = _boolean_icon(obj.enabled)
+        if obj.disabled_reason:
+            word, details = obj.disabled_reason, obj.get_disabled_reason_display()
+        elif obj.paused_until is not None:
+            word = _("paused")
+            details = _("until %(time)s") % {"time": timezone.localtime(obj.paused_until)}
+        elif obj.consecutive_failures:
+            word = _("failing")
+            details = _("%(count)s failed tries in a row") % {"count": obj.consecutive_failures}
+        else:
+            return icon
+        return format_html('{}<br><small title="{}">{}</small>', icon, details, word)
 
     @admin.display(description=_("hook"), ordering="name")
     def hook_name(self, obj: Hook) -> str:
@@ -223,7 +277,10 @@ class HookAdmin(admin.ModelAdmin):
             return _("Not signed. Use the 'Rotate signing secret' action to create a secret.")
         return _("Signed (secret ends in …%(tail)s).") % {"tail": obj.secret[-4:]}
 
-    @admin.action(description=_("Enable selected hooks"), permissions=["change"])
+    @admin.action(
+        description=_("Enable selected hooks (ends a pause or a disable by http_hooks)"),
+        permissions=["change"],
+    )
     def enable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
             services.set_hook_enabled(hook, True)

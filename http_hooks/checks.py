@@ -119,6 +119,16 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         bad("HIDDEN_FIELDS", problem, "http_hooks.E015")
     if not _positive_number(s.SECRET_ROTATION_GRACE) and s.SECRET_ROTATION_GRACE != 0:
         bad("SECRET_ROTATION_GRACE", "Use seconds >= 0.", "http_hooks.E012")
+    if not _positive_number(s.RETRY_AFTER_MAX, integer=True):
+        bad("RETRY_AFTER_MAX", "Use a whole number of seconds >= 1.", "http_hooks.E016")
+    if not isinstance(s.DISABLE_ON_GONE, bool):
+        bad("DISABLE_ON_GONE", "Use True or False.", "http_hooks.E016")
+    if s.BREAKER_COOLDOWN is None or not _positive_number(s.BREAKER_COOLDOWN):
+        bad("BREAKER_COOLDOWN", "Use seconds > 0.", "http_hooks.E016")
+    for name in ("BREAKER_FAILURES", "AUTO_DISABLE_AFTER", "AUTO_DISABLE_FAILURES"):
+        value = getattr(s, name)
+        if value is not None and not _positive_number(value, integer=True):
+            bad(name, "Use None (off) or a whole number >= 1.", "http_hooks.E016")
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
     if reload_command is not None and (
         not isinstance(reload_command, list | tuple)

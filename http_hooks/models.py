@@ -35,6 +35,14 @@ class CallbackStatus(models.TextChoices):
     ERROR = "error", _("error")
 
 
+class DisabledReason(models.TextChoices):
+    """Why the app disabled a hook by itself (empty: it did not)."""
+
+    NONE = "", _("(not disabled by http_hooks)")
+    GONE = "gone", _("the receiver answered 410 Gone")
+    FAILING = "failing", _("deliveries kept failing")
+
+
 class Signal(models.Model):
     signal = models.CharField(
         _("signal"),
@@ -105,6 +113,34 @@ class Hook(models.Model):
     secret = models.CharField(_("signing secret"), max_length=255, blank=True, default="")
     previous_secret = models.CharField(max_length=255, blank=True, default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Endpoint health (``delivery.health``), written by the sender, never by a form.
+    paused_until = models.DateTimeField(
+        _("paused until"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Its callbacks are not sent before this time (a Retry-After or the circuit "
+            "breaker); once it has passed, one probe request decides."
+        ),
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        _("consecutive failures"), default=0, editable=False
+    )
+    breaker_trips = models.PositiveSmallIntegerField(
+        _("breaker trips in a row"), default=0, editable=False
+    )
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(
+        _("disabled by"),
+        max_length=16,
+        choices=DisabledReason.choices,
+        default=DisabledReason.NONE,
+        blank=True,
+        editable=False,
+    )
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
     create_datetime = models.DateTimeField(_("created"), auto_now_add=True)
     update_datetime = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -112,7 +148,15 @@ class Hook(models.Model):
         ordering = ["id"]
         verbose_name = _("hook")
         verbose_name_plural = _("hooks")
-        indexes = [models.Index(fields=["model", "enabled"], name="hook_model_enabled_idx")]
+        indexes = [
+            models.Index(fields=["model", "enabled"], name="hook_model_enabled_idx"),
+            # What every claim asks: the hooks whose callbacks are held back.
+            models.Index(
+                fields=["paused_until"],
+                condition=models.Q(paused_until__isnull=False) | ~models.Q(disabled_reason=""),
+                name="hook_held_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"Hook {self.pk} → {self.target_url}"

@@ -25,9 +25,10 @@ from django.utils import timezone
 
 from . import delivery
 from .delivery import DeliveryReport
+from .delivery.health import HEALTH_FIELDS
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
-from .models import Attempt, Callback, CallbackStatus, Hook, Signal
+from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
@@ -151,14 +152,25 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     if changes.get("secret"):
         validate_secret(changes["secret"])
     signal_paths = cleaned.pop("signals")
+    # The sender writes the health fields at any time: a stale copy never overwrites them.
+    kept = set(HEALTH_FIELDS) - ({"enabled"} if "enabled" in changes else set())
     with transaction.atomic():
         for field, value in cleaned.items():
             setattr(hook, field, value)
         if "enabled" in changes:
+            if changes["enabled"] and not hook.enabled:
+                _clear_health(hook)
+                kept = set()
             hook.enabled = bool(changes["enabled"])
         if "secret" in changes:
             hook.secret = changes["secret"] or ""
-        hook.save()
+        hook.save(
+            update_fields=[
+                field.name
+                for field in Hook._meta.concrete_fields
+                if not field.primary_key and field.name not in kept
+            ]
+        )
         hook.signals.set(_signal_rows(signal_paths))
     return hook
 
@@ -169,9 +181,31 @@ def _signal_rows(paths: Sequence[str]) -> list[Signal]:
 
 
 def set_hook_enabled(hook: Hook, enabled: bool) -> Hook:
-    hook.enabled = enabled
+    """Enable (``enable_hook``) or disable ``hook``."""
+    if enabled:
+        return enable_hook(hook)
+    hook.enabled = False
     hook.save(update_fields=["enabled", "update_datetime"])
     return hook
+
+
+def enable_hook(hook: Hook) -> Hook:
+    """Enable ``hook`` with a clean bill of health: no disabled reason, no pause,
+    the circuit breaker closed and its failure count reset. Callbacks it kept
+    waiting while disabled or paused go out at the next send."""
+    _clear_health(hook)
+    hook.save(update_fields=[*HEALTH_FIELDS, "update_datetime"])
+    return hook
+
+
+def _clear_health(hook: Hook) -> None:
+    hook.enabled = True
+    hook.disabled_reason = DisabledReason.NONE
+    hook.disabled_at = None
+    hook.paused_until = None
+    hook.consecutive_failures = 0
+    hook.breaker_trips = 0
+    hook.failing_since = None
 
 
 def delete_hook(hook: Hook) -> None:

@@ -51,6 +51,18 @@ DEFAULTS: dict[str, Any] = {
     # Poll interval bounds of ``send_callbacks --loop``, in seconds.
     "LOOP_MIN_SLEEP": 0.5,
     "LOOP_MAX_SLEEP": 5.0,
+    # Endpoint health (``delivery.health``). The longest Retry-After honoured, in seconds.
+    "RETRY_AFTER_MAX": 86_400,
+    # A 410 Gone disables the hook (the callback ends in error either way).
+    "DISABLE_ON_GONE": True,
+    # Failed tries in a row that pause a hook (None: no circuit breaker) ...
+    "BREAKER_FAILURES": 5,
+    # ... for this many seconds, doubled at each failed probe up to an hour.
+    "BREAKER_COOLDOWN": 30,
+    # A hook failing with no success for this many seconds and at least this many
+    # tries is disabled; None drops that condition (both None: never).
+    "AUTO_DISABLE_AFTER": 5 * 24 * 3600,
+    "AUTO_DISABLE_FAILURES": 20,
     "PERMISSION_CLASSES": ["http_hooks.api.permissions.IsStaffOrModelPermission"],
     "CELERY_QUEUE": None,
     # "app_label.Model.field" whose values no payload ever shows (a model also

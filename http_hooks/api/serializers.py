@@ -264,6 +264,10 @@ NEW_HOOK = {
 }
 
 
+# The hook's health as clients see it (``delivery.health``), read-only.
+HEALTH_FIELDS = ["paused_until", "consecutive_failures", "disabled_reason", "disabled_at"]
+
+
 class HookSerializer(ModelSerializer):
     model = ModelLabelField()
     signals = SignalPathsField()
@@ -313,10 +317,28 @@ class HookSerializer(ModelSerializer):
             "enabled",
             "secret",
             "has_secret",
+            *HEALTH_FIELDS,
             "create_datetime",
             "update_datetime",
         ]
-        read_only_fields = ["create_datetime", "update_datetime"]
+        read_only_fields = [*HEALTH_FIELDS, "create_datetime", "update_datetime"]
+        extra_kwargs = {
+            "paused_until": {
+                "help_text": "Callbacks of this hook are not sent before this time (the "
+                "receiver's `Retry-After`, or the circuit breaker's cool-down); once it has "
+                "passed, one probe request decides whether the hook resumes."
+            },
+            "consecutive_failures": {
+                "help_text": "Failed tries in a row; `BREAKER_FAILURES` of them pause the hook."
+            },
+            "disabled_reason": {
+                "help_text": "Why http_hooks disabled the hook by itself: `gone` (the receiver "
+                "answered 410 Gone) or `failing` (no success for `AUTO_DISABLE_AFTER` seconds "
+                "and at least `AUTO_DISABLE_FAILURES` tries); empty otherwise. Its waiting "
+                "callbacks wait until the hook is enabled again (`enable`)."
+            },
+            "disabled_at": {"help_text": "When http_hooks disabled the hook."},
+        }
 
     def get_has_secret(self, hook: Hook) -> bool:
         return bool(hook.secret)

@@ -173,7 +173,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     filterset_class = HookFilter
     search_fields = ["name", "target_url"]
     ordering_fields = ["id", "name", "create_datetime", "update_datetime"]
-    action_permissions = {"test": "change", "rotate_secret": "change"}
+    action_permissions = {"test": "change", "rotate_secret": "change", "enable": "change"}
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -201,6 +201,21 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         return Response(
             AttemptSerializer(attempt, context={"secret_headers": hook.secret_headers}).data
         )
+
+    @extend_schema(
+        operation_id="enable_hook",
+        parameters=[HOOK_ID],
+        summary="Enable a hook and clear its health state",
+        description="Enables the hook and clears what endpoint health set: `disabled_reason`, "
+        "`disabled_at`, the circuit breaker (`consecutive_failures`) and any pause "
+        "(`paused_until`). Callbacks it kept waiting go out at the next send. Returns the hook.",
+        request=None,
+        responses=responses({200: HookSerializer}, 404),
+    )
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, pk: str | None = None) -> Response:
+        hook = services.enable_hook(self.get_object())
+        return Response(self.get_serializer(hook).data)
 
     @extend_schema(
         operation_id="rotate_hook_secret",

@@ -152,6 +152,35 @@ def claim_batch(
             return batch
 
 
+def claim_probe(
+    *,
+    hook_id: int,
+    paused_until: datetime,
+    token: uuid.UUID,
+    callback_ids: Collection[int] | None = None,
+    due_only: bool = False,
+) -> list[Callback]:
+    """Claim the one callback whose try decides whether a paused hook, whose
+    pause has passed, resumes (``health``); [] when another sender took the
+    probe or the hook has nothing due.
+
+    The hook's ``paused_until`` moves a lease ahead in the transaction that
+    claims the probe, under the condition that it is still the value this sender
+    read: of several senders only one matches it, and the others go on leaving
+    the hook out. The probe's outcome sets the pause anew or ends it.
+    """
+    hold = timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
+    with transaction.atomic():
+        if not Hook.objects.filter(pk=hook_id, paused_until=paused_until).update(paused_until=hold):
+            return []
+        batch = claim_batch(
+            hook_id=hook_id, callback_ids=callback_ids, due_only=due_only, size=1, token=token
+        )
+        if not batch:
+            transaction.set_rollback(True)
+        return batch
+
+
 def updates_return_rows(db: BaseDatabaseWrapper) -> bool:
     """True when ``db`` has ``UPDATE ... RETURNING``: PostgreSQL, SQLite 3.35+."""
     if db.vendor == "sqlite":

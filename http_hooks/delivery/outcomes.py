@@ -18,6 +18,7 @@ from django.utils import timezone
 from ..models import Attempt, Callback, CallbackStatus
 from ..settings import hooks_settings
 from ..transport import Outcome, printable
+from .health import is_gone, record_health, retry_after
 from .ids import ids_among
 from .reconnect import with_reconnect
 
@@ -71,7 +72,8 @@ def retry_delay(attempts: int, *, max_attempts: int | None = None) -> float | No
 def apply_outcome(
     callback: Callback, outcome: Outcome, now: datetime, *, max_attempts: int | None = None
 ) -> None:
-    """Set the callback's new state after one more try: sent, waiting for a retry, or error."""
+    """Set the callback's new state after one more try: sent, waiting for a retry, or
+    error. A 410 Gone is final; a ``Retry-After`` puts the next try no earlier."""
     callback.attempts += 1
     callback.last_response_status = outcome.status_code
     callback.claimed_until = None
@@ -81,13 +83,15 @@ def apply_outcome(
         callback.status_details = f"HTTP {outcome.status_code}"
         return
     limit = max_attempts or int(hooks_settings.MAX_ATTEMPTS)
-    delay = retry_delay(callback.attempts, max_attempts=limit)
+    delay = None if is_gone(outcome) else retry_delay(callback.attempts, max_attempts=limit)
     if delay is None:
         callback.status = CallbackStatus.ERROR
         callback.status_details = f"{outcome.error} (attempt {callback.attempts} of {limit})"
     else:
         callback.status = CallbackStatus.WAITING
-        callback.next_attempt_at = now + timedelta(seconds=delay)
+        callback.next_attempt_at = max(
+            now + timedelta(seconds=delay), retry_after(outcome, now) or now
+        )
         callback.status_details = (
             f"{outcome.error} (attempt {callback.attempts} of {limit}; "
             f"next try at {callback.next_attempt_at.isoformat(timespec='seconds')})"
@@ -140,9 +144,12 @@ def record_outcomes(
     report: DeliveryReport,
     *,
     max_attempts: int | None = None,
-) -> None:
-    """Write the callbacks' new state and their attempts, in bulk, in one
-    transaction; count them in ``report``.
+    probes: Collection[int] = (),
+) -> set[int]:
+    """Write the callbacks' new state, their attempts and their hooks' health
+    (``health.record_health``; ``probes`` are the callbacks sent as a paused
+    hook's probe), in bulk, in one transaction; count them in ``report``.
+    Return the hooks this window paused or disabled.
 
     Only callbacks this sender still holds are written. One whose lease ran out
     while it was being sent (the sender stalled for longer than
@@ -167,11 +174,11 @@ def record_outcomes(
             printable(outcome.error),
         )
 
-    def write() -> set[int]:
+    def write() -> tuple[set[int], set[int]]:
         with transaction.atomic():
             if write_states(batch, token, now) == len(batch):
                 insert_attempts(list(attempts.values()))
-                return set(attempts)
+                return set(attempts), record_health(batch, outcomes, now, probes=probes)
             # Not written here: taken over by another sender, or written by an
             # earlier try of this very write whose commit went through unanswered.
             held = set(
@@ -193,14 +200,20 @@ def record_outcomes(
                 )
             )
             insert_attempts([attempts[pk] for pk in held - logged])
-            return held
+            # Health goes with the attempt log: what was logged before is counted already.
+            fresh = [i for i, callback in enumerate(batch) if callback.pk in held - logged]
+            paused = record_health(
+                [batch[i] for i in fresh], [outcomes[i] for i in fresh], now, probes=probes
+            )
+            return held, paused
 
-    held = with_reconnect(write, what="recording outcomes")
+    held, paused = with_reconnect(write, what="recording outcomes")
     for callback in batch:
         if callback.pk in held:
             report.sent += callback.status == CallbackStatus.SENT
             report.retried += callback.status == CallbackStatus.WAITING
             report.failed += callback.status == CallbackStatus.ERROR
+    return paused
 
 
 ATTEMPT_COLUMNS = (

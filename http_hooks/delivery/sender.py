@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -36,7 +36,8 @@ from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
-from .claims import LeaseKeeper, claim_batch, release_claims
+from .claims import LeaseKeeper, claim_batch, claim_probe, release_claims
+from .health import held_hooks, stopping_failures, stops_hook
 from .outcomes import DeliveryReport, record_outcomes
 from .reconnect import with_reconnect
 from .request import logged_headers, request_for, requests_for
@@ -117,6 +118,19 @@ class FairQueue:
     def provided(self) -> set[int]:
         """Hooks with a full share waiting: claims leave them out."""
         return {hook_id for hook_id, queue in self.waiting.items() if len(queue) >= self.limit}
+
+    def remove(self, hook_ids: Collection[int]) -> list[int]:
+        """Take the waiting callbacks of ``hook_ids`` out; return their ids."""
+        ids = []
+        for hook_id in hook_ids:
+            queue = self.waiting.pop(hook_id, None)
+            if queue:
+                ids += [callback.pk for callback in queue]
+                self.size -= len(queue)
+                if hook_id in self.in_turns:
+                    self.in_turns.discard(hook_id)
+                    self.turns.remove(hook_id)
+        return ids
 
     def drain(self) -> list[int]:
         """Empty the queue; return the ids of the callbacks that were waiting."""
@@ -201,6 +215,15 @@ class _Run:
         # Each hook's headers, parsed once per claim (which loads the hooks afresh).
         self.hook_headers: dict[int, dict[str, str]] = {}
         self.ended: list[tuple[Callback, Outcome]] = []
+        # Callbacks sent as the probe of a paused hook, and each failing hook's
+        # failed tries in a row as far as this run knows (``health``).
+        self.probes: set[int] = set()
+        self.failures: dict[int, int] = {}
+        # The paused and disabled hooks (``held_hooks``), read again at most every
+        # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
+        self.held: dict[int, datetime | None] = {}
+        self.held_read_at = -CLAIM_INTERVAL
+        self.stopping_failures = stopping_failures()
         self.window_ends = 0.0
         self.report = DeliveryReport()
 
@@ -232,7 +255,9 @@ class _Run:
             if stopping:
                 self.release_waiting()
             elif not queue and not transport.busy:
-                # Idle: one more claim says whether the run is over.
+                # Idle: one more claim says whether the run is over (after the last
+                # outcomes are written: a probe's may have resumed its hook).
+                self.flush()
                 if not self.claim():
                     break
             elif self.wants_claim() and self.may_claim():
@@ -263,11 +288,13 @@ class _Run:
                 self.flush()
         self.flush()
 
-    def release_waiting(self) -> None:
-        """Give back the claimed callbacks that were not started."""
+    def release_waiting(self, hook_ids: Collection[int] | None = None) -> None:
+        """Give back the claimed callbacks that were not started (of ``hook_ids`` only,
+        when given: hooks that were paused or disabled meanwhile)."""
         if self.queue:
-            ids = self.queue.drain()
-            with_reconnect(lambda: release_claims(self.token, ids), what="releasing claims")
+            ids = self.queue.drain() if hook_ids is None else self.queue.remove(hook_ids)
+            if ids:
+                with_reconnect(lambda: release_claims(self.token, ids), what="releasing claims")
 
     def exhausted(self) -> bool:
         """True when this run may claim nothing more."""
@@ -292,6 +319,12 @@ class _Run:
     def claim(self) -> int:
         if self.exhausted():
             return 0
+        fresh = time.monotonic() >= self.held_read_at + CLAIM_INTERVAL
+        if fresh:
+            self.held = with_reconnect(held_hooks, what="reading paused hooks")
+            self.held_read_at = time.monotonic()
+            self.release_waiting(self.held)
+        held = self.held
         provided = self.queue.provided()
         # Room up to BATCH_SIZE waiting, not counting hooks that have their share
         # waiting already (a hanging one's would shrink every claim to nothing).
@@ -299,17 +332,19 @@ class _Run:
         limit = min(self.batch_size, max(self.concurrency, self.batch_size - waiting))
         if self.left is not None:
             limit = min(limit, self.left)
-        batch = with_reconnect(
-            lambda: claim_batch(
-                hook_id=self.hook_id,
-                callback_ids=self.untried,
-                due_only=self.due_only,
-                size=limit,
-                token=self.token,
-                exclude_hooks=provided,
-            ),
-            what="claiming callbacks",
-        )
+        batch = self.claim_probes(held, limit) if fresh else []
+        if len(batch) < limit:
+            batch += with_reconnect(
+                lambda: claim_batch(
+                    hook_id=self.hook_id,
+                    callback_ids=self.untried,
+                    due_only=self.due_only,
+                    size=limit - len(batch),
+                    token=self.token,
+                    exclude_hooks=provided | held.keys(),
+                ),
+                what="claiming callbacks",
+            )
         if len(batch) < limit:
             self.next_claim = time.monotonic() + self.claim_pause
             self.short_without = provided
@@ -326,6 +361,28 @@ class _Run:
         self.hook_headers.clear()
         self.queue.add(batch)
         return len(batch)
+
+    def claim_probes(self, held: dict[int, datetime | None], limit: int) -> list[Callback]:
+        """One probe of each paused hook whose pause has passed (``claim_probe``)."""
+        now = timezone.now()
+        probes: list[Callback] = []
+        for hook_id, until in held.items():
+            if len(probes) >= limit:
+                break
+            if until is None or until > now or self.hook_id not in (None, hook_id):
+                continue
+            probes += with_reconnect(
+                lambda hook_id=hook_id, until=until: claim_probe(
+                    hook_id=hook_id,
+                    paused_until=until,
+                    token=self.token,
+                    callback_ids=self.untried,
+                    due_only=self.due_only,
+                ),
+                what="claiming a probe",
+            )
+        self.probes.update(callback.pk for callback in probes)
+        return probes
 
     def start(self, callback: Callback) -> None:
         """Start one try of ``callback``; its request is made (and signed) now, as it goes out."""
@@ -347,8 +404,19 @@ class _Run:
         self.end(callback, failed)
 
     def end(self, callback: Callback, outcome: Outcome) -> None:
+        """Keep ``outcome`` for the window's write. One that may pause or disable its
+        hook (a Retry-After, a 410, a failure that may open the breaker or disable the
+        hook) closes the window at once: the hook's waiting callbacks go back before
+        any starts."""
         if not self.ended:
             self.window_ends = time.monotonic() + OUTCOME_WINDOW
+        if outcome.ok:
+            self.failures.pop(callback.hook_id, None)
+        else:
+            failures = self.failures.get(callback.hook_id, callback.hook.consecutive_failures) + 1
+            self.failures[callback.hook_id] = failures
+            if stops_hook(outcome) or failures >= self.stopping_failures:
+                self.window_ends = 0.0
         self.ended.append((callback, outcome))
         if self.progress:
             self.progress(1)
@@ -360,7 +428,14 @@ class _Run:
             # (their callbacks are sent again after the lease).
             callbacks, outcomes = zip(*self.ended, strict=True)
             self.ended = []
-            record_outcomes(callbacks, outcomes, self.report)
+            paused = record_outcomes(callbacks, outcomes, self.report, probes=self.probes)
+            probed = self.probes.intersection(callback.pk for callback in callbacks)
+            if probed:
+                # A probe's answer may have resumed its hook: the next claim reads again.
+                self.probes -= probed
+                self.held_read_at = -CLAIM_INTERVAL
+            self.held.update(dict.fromkeys(paused))
+            self.release_waiting(paused)
 
 
 def send(transport: Transport, batch: list[Callback]) -> list[Outcome]:

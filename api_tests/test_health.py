@@ -1,0 +1,476 @@
+"""Endpoint health against a real receiver that misbehaves: Retry-After (seconds and
+HTTP dates), 410 Gone, a dead receiver (circuit breaker, half-open probe),
+auto-disable, the hook_disabled notice, and enabling the hook again."""
+
+import datetime
+import logging
+import threading
+import uuid
+from email.utils import format_datetime
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from http_hooks.api import enable_hook, send_callbacks, update_hook
+from http_hooks.delivery.claims import claim_probe
+from http_hooks.models import Attempt, Callback, Hook
+from http_hooks.signals import hook_disabled
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+# One transfer per hook at a time: "the other callbacks are not tried" is then exact.
+ONE_AT_A_TIME = {"HOOK_CONCURRENCY": 1, "RETRY_JITTER": 0.0, "RETRY_SCHEDULE": [5, 600]}
+
+
+def health_settings(**overrides):
+    return override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, **ONE_AT_A_TIME, **overrides})
+
+
+def callbacks_of(make_hook, count: int, **hook_kwargs) -> Hook:
+    hook = make_hook(**hook_kwargs)
+    for n in range(count):
+        Order.objects.create(name=f"Tea {n}")
+    return hook
+
+
+def tried() -> list[Callback]:
+    return list(Callback.objects.filter(attempts__gt=0))
+
+
+def untried() -> list[Callback]:
+    return list(Callback.objects.filter(attempts=0))
+
+
+def end_pause(hook: Hook) -> None:
+    """As if the pause had run its course."""
+    Hook.objects.filter(pk=hook.pk).update(
+        paused_until=timezone.now() - datetime.timedelta(seconds=1)
+    )
+
+
+@pytest.fixture
+def disabled_notices():
+    notices = []
+
+    def listener(sender, hook, reason, **kwargs):
+        notices.append((sender, hook.pk, reason))
+
+    hook_disabled.connect(listener)
+    yield notices
+    hook_disabled.disconnect(listener)
+
+
+# --- Retry-After -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_sets_the_next_try_and_pauses_the_hook(make_hook, receiver, status, form):
+    hook = callbacks_of(make_hook, 3)
+    started = timezone.now()
+    value = (
+        "120"
+        if form == "seconds"
+        else format_datetime(started + datetime.timedelta(seconds=121), usegmt=True)
+    )
+    receiver.respond(status=status, headers={"Retry-After": value})
+    with health_settings():
+        report = send_callbacks()
+    finished = timezone.now()
+
+    assert len(receiver.requests) == 1
+    assert report.retried == 1
+    (throttled,) = tried()
+    hook.refresh_from_db()
+    earliest = started + datetime.timedelta(seconds=119)
+    assert earliest <= throttled.next_attempt_at <= finished + datetime.timedelta(seconds=121)
+    assert earliest <= hook.paused_until <= finished + datetime.timedelta(seconds=121)
+    # The others were given back untouched: not tried, not charged, still due.
+    others = untried()
+    assert [c.status for c in others] == ["waiting", "waiting"]
+    assert all(c.next_attempt_at <= started for c in others)
+
+    with health_settings():
+        send_callbacks()
+    assert len(receiver.requests) == 1
+
+
+def test_retry_after_is_capped_by_retry_after_max(make_hook, receiver):
+    receiver.respond(status=429, headers={"Retry-After": "99999999"})
+    hook = callbacks_of(make_hook, 1)
+    with health_settings(RETRY_AFTER_MAX=600):
+        send_callbacks()
+    finished = timezone.now()
+    hook.refresh_from_db()
+    (callback,) = tried()
+    assert hook.paused_until <= finished + datetime.timedelta(seconds=600)
+    # The retry schedule's own 5 s is not what counts: the cap is.
+    assert callback.next_attempt_at >= finished + datetime.timedelta(seconds=590)
+
+
+def test_a_429_without_retry_after_does_not_pause_the_hook(make_hook, receiver):
+    receiver.respond(status=429)
+    hook = callbacks_of(make_hook, 2)
+    with health_settings():
+        send_callbacks()
+    hook.refresh_from_db()
+    assert hook.paused_until is None
+    assert len(receiver.requests) == 2
+
+
+def test_when_the_pause_ends_one_probe_decides_and_the_rest_follow(make_hook, receiver):
+    receiver.respond(status=429, headers={"Retry-After": "60"})
+    hook = callbacks_of(make_hook, 3)
+    with health_settings():
+        send_callbacks()
+    end_pause(hook)
+    receiver.respond(status=200)
+    with health_settings():
+        send_callbacks()
+    hook.refresh_from_db()
+    assert hook.paused_until is None
+    assert hook.consecutive_failures == 0
+    # The throttled callback keeps its own retry time; the two others went out.
+    assert sorted(Callback.objects.values_list("status", flat=True)) == ["sent", "sent", "waiting"]
+    assert len(receiver.requests) == 3
+
+
+# --- 410 Gone --------------------------------------------------------------------
+
+
+def test_410_ends_the_callback_and_disables_the_hook(
+    make_hook, receiver, disabled_notices, django_capture_on_commit_callbacks, caplog
+):
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, 3)
+    with (
+        health_settings(),
+        django_capture_on_commit_callbacks(execute=True),
+        caplog.at_level(logging.WARNING, logger="http_hooks"),
+    ):
+        report = send_callbacks()
+
+    assert (report.failed, len(receiver.requests)) == (1, 1)
+    (gone,) = tried()
+    assert gone.status == "error" and "410" in gone.status_details
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (False, "gone")
+    assert hook.disabled_at is not None
+    assert disabled_notices == [(Hook, hook.pk, "gone")]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and f"hook {hook.pk}" in warnings[0].getMessage()
+    assert [c.status for c in untried()] == ["waiting", "waiting"]
+
+    with health_settings():
+        send_callbacks()
+    assert len(receiver.requests) == 1
+
+
+def test_enabling_a_gone_hook_over_rest_sends_what_it_kept(make_hook, receiver, staff_client):
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, 3)
+    with health_settings():
+        send_callbacks()
+    receiver.respond(status=200)
+
+    response = staff_client.post(f"/api/hooks/{hook.pk}/enable/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["enabled"] is True
+    assert (body["disabled_reason"], body["disabled_at"], body["paused_until"]) == ("", None, None)
+    assert body["consecutive_failures"] == 0
+    with health_settings():
+        report = send_callbacks()
+    assert report.sent == 2
+    assert sorted(Callback.objects.values_list("status", flat=True)) == ["error", "sent", "sent"]
+
+
+def test_enable_of_a_missing_hook_is_a_404(staff_client):
+    assert staff_client.post("/api/hooks/999/enable/").status_code == 404
+
+
+def test_with_disable_on_gone_off_410_only_ends_the_callback(make_hook, receiver):
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, 2)
+    with health_settings(DISABLE_ON_GONE=False):
+        send_callbacks()
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (True, "")
+    assert sorted(Callback.objects.values_list("status", flat=True)) == ["error", "error"]
+
+
+# --- circuit breaker ---------------------------------------------------------------
+
+
+def test_a_dead_receiver_opens_the_breaker_and_costs_one_probe_per_cooldown(make_hook, receiver):
+    receiver.respond(reset=True)
+    hook = callbacks_of(make_hook, 10)
+    with health_settings(BREAKER_FAILURES=3, BREAKER_COOLDOWN=30):
+        started = timezone.now()
+        send_callbacks()
+        hook.refresh_from_db()
+        assert len(receiver.requests) == 3
+        assert hook.consecutive_failures == 3
+        assert started + datetime.timedelta(seconds=29) <= hook.paused_until
+        assert hook.paused_until <= timezone.now() + datetime.timedelta(seconds=30)
+        assert len(untried()) == 7
+
+        send_callbacks()  # still paused
+        assert len(receiver.requests) == 3
+
+        end_pause(hook)
+        started = timezone.now()
+        send_callbacks()  # one probe, which fails: a cool-down twice as long
+        hook.refresh_from_db()
+        assert len(receiver.requests) == 4
+        assert hook.consecutive_failures == 4
+        assert started + datetime.timedelta(seconds=59) <= hook.paused_until
+        assert hook.paused_until <= timezone.now() + datetime.timedelta(seconds=60)
+
+        end_pause(hook)
+        receiver.respond(status=200)
+        send_callbacks()  # the probe succeeds: the breaker closes, the rest go out
+    hook.refresh_from_db()
+    assert (hook.consecutive_failures, hook.paused_until) == (0, None)
+    assert hook.last_success_at is not None
+    assert Callback.objects.filter(status="sent").count() == 6  # all but the four tried
+
+
+def test_the_cooldown_doubles_up_to_an_hour(make_hook, receiver):
+    receiver.respond(status=500)
+    hook = callbacks_of(make_hook, 1)
+    Hook.objects.filter(pk=hook.pk).update(
+        consecutive_failures=40,
+        breaker_trips=20,
+        paused_until=timezone.now() - datetime.timedelta(seconds=1),
+    )
+    with health_settings(BREAKER_FAILURES=5, AUTO_DISABLE_FAILURES=None):
+        send_callbacks()
+    hook.refresh_from_db()
+    assert hook.paused_until <= timezone.now() + datetime.timedelta(hours=1)
+    assert hook.paused_until >= timezone.now() + datetime.timedelta(minutes=59)
+
+
+def test_breaker_off_tries_every_callback(make_hook, receiver):
+    receiver.respond(status=500)
+    hook = callbacks_of(make_hook, 8)
+    with health_settings(BREAKER_FAILURES=None):
+        send_callbacks()
+    hook.refresh_from_db()
+    assert len(receiver.requests) == 8
+    assert (hook.consecutive_failures, hook.paused_until) == (8, None)
+
+
+def test_only_one_of_two_senders_claims_the_probe(make_hook, receiver):
+    hook = callbacks_of(make_hook, 3)
+    end_pause(hook)
+    hook.refresh_from_db()
+    first = claim_probe(hook_id=hook.pk, paused_until=hook.paused_until, token=uuid.uuid4())
+    second = claim_probe(hook_id=hook.pk, paused_until=hook.paused_until, token=uuid.uuid4())
+    assert (len(first), len(second)) == (1, 0)
+    hook.refresh_from_db()
+    assert hook.paused_until > timezone.now()  # held while the probe is out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_four_senders_at_once_one_claims_the_probe(make_hook, receiver):
+    hook = callbacks_of(make_hook, 8)
+    end_pause(hook)
+    paused_until = Hook.objects.get(pk=hook.pk).paused_until
+    claimed: list[list[Callback]] = [[] for _ in range(4)]
+    all_ready = threading.Barrier(len(claimed), timeout=60)
+
+    def claim(mine: list[Callback]) -> None:
+        try:
+            all_ready.wait()
+            mine += claim_probe(hook_id=hook.pk, paused_until=paused_until, token=uuid.uuid4())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(mine,)) for mine in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(len(mine) for mine in claimed) == [0, 0, 0, 1]
+    assert Callback.objects.filter(status="sending").count() == 1
+
+
+def test_a_probe_with_nothing_due_leaves_the_pause_as_it_was(make_hook, receiver):
+    hook = callbacks_of(make_hook, 1)
+    Callback.objects.update(next_attempt_at=timezone.now() + datetime.timedelta(hours=1))
+    end_pause(hook)
+    hook.refresh_from_db()
+    assert claim_probe(hook_id=hook.pk, paused_until=hook.paused_until, token=uuid.uuid4()) == []
+    assert Hook.objects.get(pk=hook.pk).paused_until == hook.paused_until
+
+
+# --- auto-disable -----------------------------------------------------------------
+
+
+def failing_for(hook: Hook, *, seconds: float, failures: int) -> None:
+    Hook.objects.filter(pk=hook.pk).update(
+        failing_since=timezone.now() - datetime.timedelta(seconds=seconds),
+        consecutive_failures=failures,
+    )
+
+
+def test_a_hook_failing_for_days_is_disabled(
+    make_hook, receiver, disabled_notices, django_capture_on_commit_callbacks
+):
+    receiver.respond(status=500)
+    hook = callbacks_of(make_hook, 2)
+    failing_for(hook, seconds=5 * 24 * 3600 + 60, failures=19)
+    with health_settings(BREAKER_FAILURES=None), django_capture_on_commit_callbacks(execute=True):
+        send_callbacks()
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (False, "failing")
+    assert disabled_notices == [(Hook, hook.pk, "failing")]
+    assert len(receiver.requests) == 1
+    assert [c.status for c in untried()] == ["waiting"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "failures"),
+    [
+        pytest.param(4 * 24 * 3600, 100, id="not-long-enough"),
+        pytest.param(6 * 24 * 3600, 3, id="too-few-tries"),
+    ],
+)
+def test_a_hook_is_not_disabled_before_both_conditions(make_hook, receiver, seconds, failures):
+    receiver.respond(status=500)
+    hook = callbacks_of(make_hook, 1)
+    failing_for(hook, seconds=seconds, failures=failures)
+    with health_settings(BREAKER_FAILURES=None):
+        send_callbacks()
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (True, "")
+
+
+def test_none_drops_a_condition_of_auto_disable(make_hook, receiver):
+    receiver.respond(status=500)
+    hook = callbacks_of(make_hook, 3)
+    with health_settings(BREAKER_FAILURES=None, AUTO_DISABLE_AFTER=None, AUTO_DISABLE_FAILURES=3):
+        send_callbacks()
+    hook.refresh_from_db()
+    assert hook.disabled_reason == "failing"
+    assert len(receiver.requests) == 3
+
+
+def test_a_success_resets_the_failure_streak(make_hook, receiver):
+    receiver.respond(status=200)
+    hook = callbacks_of(make_hook, 1)
+    failing_for(hook, seconds=3600, failures=4)
+    with health_settings():
+        send_callbacks()
+    hook.refresh_from_db()
+    assert (hook.consecutive_failures, hook.failing_since) == (0, None)
+    assert hook.last_success_at is not None
+
+
+# --- enable, API, admin, checks ---------------------------------------------------
+
+
+def test_enable_hook_clears_the_breaker_and_the_pause(make_hook, receiver):
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False,
+        disabled_reason="failing",
+        disabled_at=timezone.now(),
+        consecutive_failures=30,
+        breaker_trips=3,
+        paused_until=timezone.now() + datetime.timedelta(hours=1),
+    )
+    hook = enable_hook(Hook.objects.get(pk=hook.pk))
+    hook.refresh_from_db()
+    assert hook.enabled
+    assert (hook.disabled_reason, hook.disabled_at, hook.paused_until) == ("", None, None)
+    assert (hook.consecutive_failures, hook.breaker_trips) == (0, 0)
+
+
+def test_health_fields_are_read_only_in_the_api(make_hook, staff_client):
+    hook = make_hook()
+    response = staff_client.patch(
+        f"/api/hooks/{hook.pk}/",
+        {"consecutive_failures": 9, "disabled_reason": "gone", "paused_until": None},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert (response.json()["consecutive_failures"], response.json()["disabled_reason"]) == (0, "")
+
+
+def test_an_update_from_a_stale_copy_keeps_the_health_the_sender_wrote(make_hook):
+    hook = make_hook()
+    stale = Hook.objects.get(pk=hook.pk)
+    Hook.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone")
+    update_hook(stale, name="renamed")
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
+
+
+def test_setting_enabled_again_clears_a_disable(make_hook, staff_client):
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="failing", consecutive_failures=25
+    )
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"enabled": True}, format="json")
+    assert response.status_code == 200, response.content
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason, hook.consecutive_failures) == (True, "", 0)
+
+
+def test_admin_filters_hooks_disabled_by_http_hooks(make_hook, admin_client):
+    gone = make_hook(name="gone one")
+    make_hook(name="healthy one")
+    Hook.objects.filter(pk=gone.pk).update(enabled=False, disabled_reason="gone")
+    page = admin_client.get("/admin/http_hooks/hook/").content.decode()
+    assert "disabled by…" in page
+    filtered = admin_client.get("/admin/http_hooks/hook/?disabled_reason=gone").content.decode()
+    assert "gone one" in filtered and "healthy one" not in filtered
+    assert 'title="the receiver answered 410 Gone">gone</small>' in filtered
+
+
+def test_the_admin_enable_action_clears_a_disable(make_hook, admin_client):
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone")
+    admin_client.post(
+        "/admin/http_hooks/hook/", {"action": "enable_hooks", "_selected_action": [hook.pk]}
+    )
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (True, "")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"RETRY_AFTER_MAX": 0},
+        {"DISABLE_ON_GONE": "yes"},
+        {"BREAKER_FAILURES": 0},
+        {"BREAKER_COOLDOWN": -1},
+        {"BREAKER_COOLDOWN": None},
+        {"AUTO_DISABLE_AFTER": "5 days"},
+        {"AUTO_DISABLE_FAILURES": 2.5},
+    ],
+    ids=lambda v: str(v),
+)
+def test_bad_health_settings_fail_manage_py_check(value):
+    name = next(iter(value))
+    with (
+        override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, **value}),
+        pytest.raises(SystemCheckError, match=f"HTTP_HOOKS\\['{name}'\\] is invalid"),
+    ):
+        call_command("check")
+
+
+def test_attempts_are_logged_for_every_try_the_breaker_let_through(make_hook, receiver):
+    receiver.respond(status=500)
+    callbacks_of(make_hook, 6)
+    with health_settings(BREAKER_FAILURES=2):
+        send_callbacks()
+    assert Attempt.objects.count() == len(receiver.requests) == 2

@@ -1,0 +1,277 @@
+"""Endpoint health: Retry-After, 410 Gone, the circuit breaker and auto-disable.
+
+A hook's health is a few columns of its row (``paused_until``,
+``consecutive_failures``, ``breaker_trips``, ``failing_since``,
+``last_success_at``, ``disabled_reason``, ``disabled_at``), written with the
+outcomes of each window (``outcomes.record_outcomes``), in the same
+transaction, and only for hooks whose state changes.
+
+- A paused hook's callbacks are not claimed (``held_hooks``). When the pause
+  has passed, one sender moves ``paused_until`` forward while claiming one
+  callback of the hook, in one transaction (``claims.claim_probe``): that
+  probe's answer decides. A success resumes the hook; a failure pauses it again.
+- ``BREAKER_FAILURES`` failed tries in a row pause the hook for
+  ``BREAKER_COOLDOWN`` seconds, doubled at each failed probe up to an hour.
+- A 429 or 503 with ``Retry-After`` pauses the hook until then (at most
+  ``RETRY_AFTER_MAX`` seconds); a 410 Gone disables it (``DISABLE_ON_GONE``),
+  and so does failing with no success for ``AUTO_DISABLE_AFTER`` seconds and
+  ``AUTO_DISABLE_FAILURES`` tries. A hook disabled this way keeps its waiting
+  callbacks until it is enabled again (``services.enable_hook``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from django.db import transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
+
+from ..models import Callback, DisabledReason, Hook
+from ..settings import hooks_settings
+from ..signals import hook_disabled
+from ..transport import Outcome
+
+logger = logging.getLogger(__name__)
+
+COOLDOWN_MAX = 3600.0
+THROTTLING_STATUSES = frozenset({429, 503})
+GONE = 410
+# ``last_success_at`` of a healthy hook is written at most this often, so that a
+# busy hook does not cost a write of its row per window of outcomes.
+LAST_SUCCESS_RESOLUTION = timedelta(seconds=1)
+HEALTH_FIELDS = [
+    "enabled",
+    "paused_until",
+    "consecutive_failures",
+    "breaker_trips",
+    "failing_since",
+    "last_success_at",
+    "disabled_reason",
+    "disabled_at",
+]
+
+
+def retry_after(outcome: Outcome, now: datetime) -> datetime | None:
+    """When a 429 or 503 answer says to try again (``Retry-After`` in seconds or as
+    an HTTP date), at most ``RETRY_AFTER_MAX`` seconds from ``now``; else None."""
+    if outcome.status_code not in THROTTLING_STATUSES:
+        return None
+    value = next(
+        (v for k, v in outcome.response_headers.items() if k.lower() == "retry-after"), ""
+    ).strip()
+    longest = float(hooks_settings.RETRY_AFTER_MAX)
+    if value.isascii() and value.isdigit():
+        seconds = min(float(value[:12]), longest)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = min(max((when - now).total_seconds(), 0.0), longest)
+    return now + timedelta(seconds=seconds)
+
+
+def is_gone(outcome: Outcome) -> bool:
+    return outcome.status_code == GONE
+
+
+def stops_hook(outcome: Outcome) -> bool:
+    """True when ``outcome`` may pause or disable its hook by itself (429, 503, 410)."""
+    return outcome.status_code in THROTTLING_STATUSES or is_gone(outcome)
+
+
+def stopping_failures() -> float:
+    """Failed tries in a row from which a hook's next failure may pause or disable it."""
+    counts = [hooks_settings.BREAKER_FAILURES, hooks_settings.AUTO_DISABLE_FAILURES]
+    if hooks_settings.AUTO_DISABLE_AFTER is not None and counts[1] is None:
+        counts[1] = 1
+    return min((count for count in counts if count is not None), default=float("inf"))
+
+
+def held_hooks() -> dict[int, datetime | None]:
+    """The hooks whose callbacks are not claimed now, with their ``paused_until``:
+    paused ones (a pause that has passed waits for its probe) and the ones
+    disabled by http_hooks (None). One small query, served by ``hook_held_idx``."""
+    rows = Hook.objects.filter(Q(paused_until__isnull=False) | ~Q(disabled_reason=""))
+    return {
+        pk: None if reason else until
+        for pk, until, reason in rows.values_list("pk", "paused_until", "disabled_reason")
+    }
+
+
+def cooldown(trips: int) -> timedelta:
+    """The pause of the ``trips``-th opening of the breaker in a row."""
+    base = float(hooks_settings.BREAKER_COOLDOWN)
+    return timedelta(seconds=min(base * 2 ** min(trips - 1, 32), max(COOLDOWN_MAX, base)))
+
+
+def record_health(
+    batch: Sequence[Callback],
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    *,
+    probes: Collection[int] = (),
+) -> set[int]:
+    """Bring the hooks of a window of outcomes up to date; return the hooks now
+    paused or disabled (their callbacks waiting in a sender go back).
+
+    Runs inside the transaction that records the outcomes. Hooks that only
+    succeeded take one conditional UPDATE that matches nothing while they stay
+    healthy (the fast path). Hooks with a failure or a probe are locked, read,
+    brought through the window's outcomes in order, and written when changed.
+    """
+    troubled = {
+        callback.hook_id
+        for callback, outcome in zip(batch, outcomes, strict=True)
+        if not outcome.ok or callback.pk in probes
+    }
+    succeeded = {
+        callback.hook_id: callback.hook
+        for callback in batch
+        if callback.hook_id not in troubled and _may_need_writing(callback.hook, now)
+    }
+    if succeeded:
+        _record_successes(succeeded, now)
+    if not troubled:
+        return set()
+    hooks = {
+        hook.pk: hook
+        for hook in Hook.objects.select_for_update()
+        .filter(pk__in=troubled)
+        .only("pk", "name", "target_url", *HEALTH_FIELDS)
+    }
+    before = {pk: _state(hook) for pk, hook in hooks.items()}
+    disabled: list[Hook] = []
+    for callback, outcome in zip(batch, outcomes, strict=True):
+        hook = hooks.get(callback.hook_id)
+        if hook is None or hook.disabled_reason:
+            continue
+        if callback.pk in probes:
+            hook.paused_until = None  # the probe's hold ends with its answer
+        if outcome.ok:
+            _succeeded(hook, now)
+        elif _failed(hook, outcome, now):
+            disabled.append(hook)
+    changed = [hook for pk, hook in hooks.items() if _state(hook) != before[pk]]
+    if changed:
+        Hook.objects.bulk_update(changed, HEALTH_FIELDS)
+    for hook in disabled:
+        transaction.on_commit(lambda hook=hook: _notify_disabled(hook))
+    return {
+        pk
+        for pk, hook in hooks.items()
+        if hook.disabled_reason or (hook.paused_until is not None and hook.paused_until > now)
+    }
+
+
+def _state(hook: Hook) -> tuple[object, ...]:
+    return tuple(getattr(hook, name) for name in HEALTH_FIELDS)
+
+
+def _may_need_writing(hook: Hook | None, now: datetime) -> bool:
+    """Whether a success of ``hook`` (as its sender loaded it) may change its row.
+    Without the hook at hand (a callback loaded without it), assume so."""
+    if hook is None or not hasattr(hook, "last_success_at"):
+        return True
+    return bool(
+        hook.consecutive_failures
+        or hook.paused_until is not None
+        or hook.last_success_at is None
+        or hook.last_success_at < now - LAST_SUCCESS_RESOLUTION
+    )
+
+
+def _record_successes(hooks: dict[int, Hook | None], now: datetime) -> None:
+    """A success closes the breaker, ends a pause that has passed and resets the
+    failure count; a pause a receiver asked for (Retry-After) still runs.
+
+    Only hooks whose row may change are written (``_may_need_writing``, on the
+    hook as the sender loaded it, brought up to date here), so a healthy hook
+    costs a write at most once per ``LAST_SUCCESS_RESOLUTION``, not once per window.
+    """
+    Hook.objects.filter(pk__in=list(hooks)).filter(
+        Q(last_success_at__isnull=True)
+        | Q(last_success_at__lt=now - LAST_SUCCESS_RESOLUTION)
+        | Q(consecutive_failures__gt=0)
+        | Q(paused_until__isnull=False)
+    ).update(
+        last_success_at=now,
+        consecutive_failures=0,
+        breaker_trips=0,
+        failing_since=None,
+        paused_until=Case(
+            When(Q(breaker_trips__gt=0) | Q(paused_until__lte=now), then=Value(None)),
+            default=F("paused_until"),
+            output_field=DateTimeField(),
+        ),
+    )
+    for hook in hooks.values():
+        if hook is not None:
+            _succeeded(hook, now)
+
+
+def _succeeded(hook: Hook, now: datetime) -> None:
+    if hook.breaker_trips or (hook.paused_until is not None and hook.paused_until <= now):
+        hook.paused_until = None
+    hook.consecutive_failures = 0
+    hook.breaker_trips = 0
+    hook.failing_since = None
+    hook.last_success_at = now
+
+
+def _failed(hook: Hook, outcome: Outcome, now: datetime) -> bool:
+    """Count one failed try of ``hook``; True when it disables the hook."""
+    hook.consecutive_failures += 1
+    hook.failing_since = hook.failing_since or now
+    if is_gone(outcome) and hooks_settings.DISABLE_ON_GONE:
+        _disable(hook, DisabledReason.GONE, now)
+        return True
+    if _failing_for_good(hook, now):
+        _disable(hook, DisabledReason.FAILING, now)
+        return True
+    until = retry_after(outcome, now)
+    if until is not None and (hook.paused_until is None or hook.paused_until < until):
+        hook.paused_until = until
+    paused = hook.paused_until is not None and hook.paused_until > now
+    threshold = hooks_settings.BREAKER_FAILURES
+    if not paused and threshold is not None and hook.consecutive_failures >= threshold:
+        hook.breaker_trips += 1
+        hook.paused_until = now + cooldown(hook.breaker_trips)
+        logger.warning(
+            "hook %s: %s failed tries in a row; circuit breaker open, paused until %s",
+            hook.pk,
+            hook.consecutive_failures,
+            hook.paused_until.isoformat(timespec="seconds"),
+        )
+    return False
+
+
+def _failing_for_good(hook: Hook, now: datetime) -> bool:
+    after, tries = hooks_settings.AUTO_DISABLE_AFTER, hooks_settings.AUTO_DISABLE_FAILURES
+    if after is None and tries is None:
+        return False
+    failing_for = now - (hook.failing_since or now)
+    return (after is None or failing_for >= timedelta(seconds=after)) and (
+        tries is None or hook.consecutive_failures >= tries
+    )
+
+
+def _disable(hook: Hook, reason: DisabledReason, now: datetime) -> None:
+    hook.enabled = False
+    hook.disabled_reason = reason
+    hook.disabled_at = now
+
+
+def _notify_disabled(hook: Hook) -> None:
+    logger.warning(
+        "hook %s (%s) disabled: %s; its waiting callbacks wait until it is enabled again",
+        hook.pk,
+        hook.target_url,
+        DisabledReason(hook.disabled_reason).label,
+    )
+    hook_disabled.send(sender=Hook, hook=hook, reason=hook.disabled_reason)
