@@ -141,8 +141,11 @@ def record_health(
         return set()
     hooks = {
         hook.pk: hook
+        # Locked in id order, as every sender locks them: two senders never wait
+        # for each other's hooks in a circle (a deadlock PostgreSQL would break).
         for hook in Hook.objects.select_for_update()
         .filter(pk__in=troubled)
+        .order_by("pk")
         .only("pk", "name", "target_url", *HEALTH_FIELDS)
     }
     before = {pk: _state(hook) for pk, hook in hooks.items()}
