@@ -177,6 +177,7 @@ LISTS = ["/api/hooks/", "/api/signals/", "/api/callbacks/"]
         pytest.param({"page_size": ""}, "page_size", "invalid", id="page-size-empty"),
         pytest.param({"page_size": "5_0"}, "page_size", "invalid", id="page-size-underscore"),
         pytest.param({"page_size": "-1"}, "page_size", "invalid", id="page-size-negative"),
+        pytest.param({"page_size": "9" * 5000}, "page_size", "invalid", id="page-size-5000-digits"),
     ],
 )
 def test_list_refuses_what_the_schema_does_not_allow(staff_client, url, query, field, code):
@@ -189,8 +190,9 @@ def test_page_numbers_are_whole_numbers_from_1(staff_client, url, query):
     assert_error(staff_client.get(url, query), 400, "invalid", "page")
 
 
-def test_a_page_past_the_last_is_a_404(staff_client):
-    assert_error(staff_client.get("/api/signals/", {"page": "99"}), 404, "not_found")
+@pytest.mark.parametrize("page", ["99", "9" * 5000], ids=["99", "5000-digits"])
+def test_a_page_past_the_last_is_a_404(staff_client, page):
+    assert_error(staff_client.get("/api/signals/", {"page": page}), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -259,8 +261,11 @@ def test_the_browsable_filter_form_leaves_empty_fields_out(staff_client):
 
 @pytest.mark.parametrize(
     "position",
-    ["x", "", "1.5", "1e3", "\x00", "-1", "٣", "2020-01-01T00:00:00+20:00", str(2**64)],
-    ids=["word", "empty", "decimal", "exponent", "nul", "negative", "arabic-digit", "date", "huge"],
+    ["x", "", "1.5", "1e3", "\x00", "-1", "٣", "2020-01-01T00:00:00+20:00", str(2**64), "9" * 5000],
+    ids=[
+        *("word", "empty", "decimal", "exponent", "nul", "negative", "arabic-digit", "date"),
+        *("huge", "5000-digits"),
+    ],
 )
 @pytest.mark.parametrize("url", ["/api/callbacks/", "/api/callbacks/{id}/attempts/"])
 def test_a_forged_cursor_is_a_json_404(staff_client, make_hook, url, position):

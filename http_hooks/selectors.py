@@ -108,6 +108,6 @@ def callbacks_named_by(queryset: QuerySet[Callback], term: str) -> QuerySet[Call
     named = Q(object_id=term)
     with contextlib.suppress(ValueError):
         named |= Q(event_id=uuid.UUID(term))
-    if term.isascii() and term.isdigit() and int(term) <= MAX_ID:
+    if term.isascii() and term.isdigit() and len(term) <= 19 and int(term) <= MAX_ID:
         named |= Q(pk=int(term))
     return queryset.filter(named)

@@ -28,7 +28,12 @@ def whole_number(request: Request, name: str, maximum: int | None = None) -> int
     value = request.query_params.get(name)
     if value is None:
         return None
-    number = int(value) if value.isascii() and value.isdigit() else 0
+    if not (value.isascii() and value.isdigit()):
+        number = 0
+    elif len(value) > 18:  # past any page or size (and int() refuses 4,300 digits)
+        number = 10**18
+    else:
+        number = int(value)
     if number < 1 or (maximum is not None and number > maximum):
         bounds = f"from 1 to {maximum}" if maximum is not None else "from 1"
         raise ValidationError({name: [f"Give a whole number {bounds}."]}, code="invalid")
@@ -94,6 +99,6 @@ class CallbackCursorPagination(BoundedPageSize, CursorPagination):
         position = None if cursor is None else cursor.position
         if position is not None and not (position.isascii() and position.isdigit()):
             raise NotFound(self.invalid_cursor_message)
-        if position is not None and int(position) > MAX_ID:
+        if position is not None and (len(position) > 19 or int(position) > MAX_ID):
             raise NotFound(self.invalid_cursor_message)
         return cursor
