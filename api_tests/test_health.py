@@ -17,10 +17,13 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import enable_hook, send_callbacks, update_hook
+from http_hooks.delivery import sender
 from http_hooks.delivery.claims import claim_probe
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.signals import hook_disabled
 from shop.models import Order
+
+from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -474,3 +477,104 @@ def test_attempts_are_logged_for_every_try_the_breaker_let_through(make_hook, re
     with health_settings(BREAKER_FAILURES=2):
         send_callbacks()
     assert Attempt.objects.count() == len(receiver.requests) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_probe_waiting_for_a_free_transfer_is_kept_and_decides(make_hook, receiver, monkeypatch):
+    """The pause of a hook ends while every transfer is busy: the sender claims its
+    probe and holds the hook, then reads the held hooks again. Its own probe is not
+    given back (which left the hook paused for LEASE_SECONDS with nothing tried):
+    once a transfer is free, the probe goes and its success resumes the hook."""
+    hold = threading.Event()
+    receiver.respond("/slow", hold=hold)
+    make_hook(target_url=receiver.url("/slow"))
+    paused = make_hook(target_url=receiver.url("/paused"))
+    Order.objects.create(name="a")
+    Order.objects.create(name="b")
+    Hook.objects.filter(pk=paused.pk).update(
+        paused_until=timezone.now() + datetime.timedelta(hours=1),
+        breaker_trips=1,
+        consecutive_failures=5,
+    )
+    reads = []
+    read_held = sender.held_hooks
+    monkeypatch.setattr(sender, "held_hooks", lambda: reads.append(1) or read_held())
+
+    def send() -> None:
+        try:
+            send_callbacks()
+        finally:
+            connection.close()
+
+    with health_settings(CONCURRENCY=2, HOOK_CONCURRENCY=2, TIMEOUT=(5.0, 60.0)):
+        thread = threading.Thread(target=send)
+        thread.start()
+        try:
+            receiver.wait_for(2, timeout=60)  # both transfers busy with /slow
+            end_pause(paused)
+            wait_until(  # the probe is claimed: the hook is held by this sender
+                lambda: (
+                    Hook.objects.get(pk=paused.pk).paused_until
+                    > timezone.now() + datetime.timedelta(minutes=1)
+                )
+            )
+            seen = len(reads)
+            wait_until(lambda: len(reads) > seen)  # ... and the held hooks read again
+        finally:
+            hold.set()
+            thread.join(timeout=60)
+    assert not thread.is_alive()
+    paused.refresh_from_db()
+    assert paused.paused_until is None
+    assert [r.path for r in receiver.requests].count("/paused") == 2
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_probe_given_back_on_stop_ends_the_hold(make_hook, receiver):
+    """A sender stopped before its probe could start gives the probe back and ends the
+    hook's hold: the next sender probes at once, not LEASE_SECONDS later."""
+    hold = threading.Event()
+    receiver.respond("/slow", hold=hold)
+    make_hook(target_url=receiver.url("/slow"))
+    paused = make_hook(target_url=receiver.url("/paused"))
+    Order.objects.create(name="a")
+    Hook.objects.filter(pk=paused.pk).update(
+        paused_until=timezone.now() + datetime.timedelta(hours=1),
+        breaker_trips=1,
+        consecutive_failures=5,
+    )
+    stop = threading.Event()
+
+    def send() -> None:
+        try:
+            send_callbacks(stop=stop.is_set)
+        finally:
+            connection.close()
+
+    with health_settings(CONCURRENCY=1, HOOK_CONCURRENCY=1, TIMEOUT=(5.0, 60.0)):
+        thread = threading.Thread(target=send)
+        thread.start()
+        try:
+            receiver.wait_for(1, timeout=60)  # the one transfer is busy with /slow
+            end_pause(paused)
+            wait_until(
+                lambda: (
+                    Hook.objects.get(pk=paused.pk).paused_until
+                    > timezone.now() + datetime.timedelta(minutes=1)
+                )
+            )
+            stop.set()
+            wait_until(lambda: Hook.objects.get(pk=paused.pk).paused_until <= timezone.now())
+        finally:
+            stop.set()
+            hold.set()
+            thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert list(Callback.objects.filter(hook=paused).values_list("status", "attempts")) == [
+        ("waiting", 0)
+    ]
+    with health_settings():
+        assert send_callbacks().sent == 1  # the next run probes at once
+    paused.refresh_from_db()
+    assert paused.paused_until is None

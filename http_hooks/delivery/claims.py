@@ -268,12 +268,21 @@ def renew_lease(token: uuid.UUID) -> int:
     )
 
 
-def release_claims(token: uuid.UUID, callback_ids: Collection[int]) -> None:
-    """Give claimed callbacks that were never tried back, due as they were."""
-    if callback_ids:
-        Callback.objects.filter(
-            ids_among(callback_ids), claim_token=token, status=CallbackStatus.SENDING
-        ).update(status=CallbackStatus.WAITING, claimed_until=None)
+def release_claims(
+    token: uuid.UUID, callback_ids: Collection[int], *, probed_hooks: Collection[int] = ()
+) -> None:
+    """Give claimed callbacks that were never tried back, due as they were; end the
+    hold of ``probed_hooks``, whose probe was among them (``claim_probe``), so that
+    the next claim of any sender probes again."""
+    with transaction.atomic():
+        if callback_ids:
+            Callback.objects.filter(
+                ids_among(callback_ids), claim_token=token, status=CallbackStatus.SENDING
+            ).update(status=CallbackStatus.WAITING, claimed_until=None)
+        if probed_hooks:
+            Hook.objects.filter(pk__in=list(probed_hooks), paused_until__isnull=False).update(
+                paused_until=timezone.now()
+            )
 
 
 class LeaseKeeper(threading.Thread):

@@ -215,9 +215,10 @@ class _Run:
         # Each hook's headers, parsed once per claim (which loads the hooks afresh).
         self.hook_headers: dict[int, dict[str, str]] = {}
         self.ended: list[tuple[Callback, Outcome]] = []
-        # Callbacks sent as the probe of a paused hook, and each failing hook's
-        # failed tries in a row as far as this run knows (``health``).
-        self.probes: set[int] = set()
+        # This run's probes of paused hooks (callback id: hook id) until their outcome
+        # is written, and each failing hook's failed tries in a row as far as this run
+        # knows (``health``).
+        self.probes: dict[int, int] = {}
         self.failures: dict[int, int] = {}
         # The paused and disabled hooks (``held_hooks``), read again at most every
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
@@ -293,8 +294,14 @@ class _Run:
         when given: hooks that were paused or disabled meanwhile)."""
         if self.queue:
             ids = self.queue.drain() if hook_ids is None else self.queue.remove(hook_ids)
+            # A probe given back unsent ends its hook's hold, or the hook would stay
+            # paused for LEASE_SECONDS with nothing tried.
+            unsent = {self.probes.pop(pk) for pk in ids if pk in self.probes}
             if ids:
-                with_reconnect(lambda: release_claims(self.token, ids), what="releasing claims")
+                with_reconnect(
+                    lambda: release_claims(self.token, ids, probed_hooks=unsent),
+                    what="releasing claims",
+                )
 
     def exhausted(self) -> bool:
         """True when this run may claim nothing more."""
@@ -323,7 +330,8 @@ class _Run:
         if fresh:
             self.held = with_reconnect(held_hooks, what="reading paused hooks")
             self.held_read_at = time.monotonic()
-            self.release_waiting(self.held)
+            # Not this run's own probes: their hooks are held by this very run.
+            self.release_waiting(self.held.keys() - set(self.probes.values()))
         held = self.held
         provided = self.queue.provided()
         # Room up to BATCH_SIZE waiting, not counting hooks that have their share
@@ -381,7 +389,7 @@ class _Run:
                 ),
                 what="claiming a probe",
             )
-        self.probes.update(callback.pk for callback in probes)
+        self.probes.update((callback.pk, callback.hook_id) for callback in probes)
         return probes
 
     def start(self, callback: Callback) -> None:
@@ -429,10 +437,11 @@ class _Run:
             callbacks, outcomes = zip(*self.ended, strict=True)
             self.ended = []
             paused = record_outcomes(callbacks, outcomes, self.report, probes=self.probes)
-            probed = self.probes.intersection(callback.pk for callback in callbacks)
+            probed = [callback.pk for callback in callbacks if callback.pk in self.probes]
             if probed:
                 # A probe's answer may have resumed its hook: the next claim reads again.
-                self.probes -= probed
+                for pk in probed:
+                    del self.probes[pk]
                 self.held_read_at = -CLAIM_INTERVAL
             self.held.update(dict.fromkeys(paused))
             self.release_waiting(paused)
