@@ -17,10 +17,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import enable_hook, send_callbacks, update_hook
-from http_hooks.delivery import sender
+from http_hooks.delivery import health, sender
 from http_hooks.delivery.claims import claim_probe
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.signals import hook_disabled
+from http_hooks.transport import Outcome
 from shop.models import Order
 
 from .waiting import wait_until
@@ -578,3 +579,23 @@ def test_a_probe_given_back_on_stop_ends_the_hold(make_hook, receiver):
         assert send_callbacks().sent == 1  # the next run probes at once
     paused.refresh_from_db()
     assert paused.paused_until is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3600", 3600),
+        ("0000000000003600", 3600),
+        ("0", 0),
+        ("9" * 40, 86400),
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+    ],
+)
+def test_retry_after_in_seconds_is_read_whole(value, seconds):
+    now = timezone.now()
+    until = health.retry_after(
+        Outcome(status_code=503, response_headers={"Retry-After": value}), now
+    )
+    assert (None if until is None else (until - now).total_seconds()) == seconds

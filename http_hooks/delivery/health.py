@@ -64,7 +64,8 @@ def retry_after(outcome: Outcome, now: datetime) -> datetime | None:
     ).strip()
     longest = float(hooks_settings.RETRY_AFTER_MAX)
     if value.isascii() and value.isdigit():
-        seconds = min(float(value[:12]), longest)
+        digits = value.lstrip("0") or "0"  # "0003600" is an hour
+        seconds = longest if len(digits) > 12 else min(float(digits), longest)
     else:
         try:
             when = parsedate_to_datetime(value)
