@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from http_hooks.models import Callback, CallbackStatus, Hook, Signal
 from shop.models import Customer, Order
@@ -389,3 +390,35 @@ def test_hook_list_cuts_long_urls_short(admin_client, make_hook, receiver):
     page = admin_client.get(reverse("admin:http_hooks_hook_changelist")).content.decode()
     assert page.count(long_url) == 1
     assert f'title="{long_url}"' in page  # the whole URL in the tooltip only
+
+
+def test_a_hook_disabled_while_its_form_is_open_stays_disabled(admin_client, receiver, make_hook):
+    """The page was shown with the hook enabled; the sender then disabled it (a 410).
+    Saving the form with another name changes the name and keeps the disable."""
+    hook = make_hook(name="orders")
+    url = reverse("admin:http_hooks_hook_change", args=[hook.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'name="initial-enabled" value="True"' in page
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="gone", disabled_at=timezone.now()
+    )
+    data = hook_form(receiver, name="renamed", **{"initial-enabled": "True"})
+    data["target_url"] = hook.target_url
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
+
+
+def test_ticking_enabled_in_the_form_enables_a_disabled_hook(admin_client, receiver, make_hook):
+    hook = make_hook(name="orders")
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="gone", disabled_at=timezone.now()
+    )
+    url = reverse("admin:http_hooks_hook_change", args=[hook.pk])
+    assert 'name="initial-enabled" value="False"' in admin_client.get(url).content.decode()
+    data = hook_form(receiver, **{"initial-enabled": "False"})
+    data["target_url"] = hook.target_url
+    assert admin_client.post(url, data).status_code == 302
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason, hook.disabled_at) == (True, "", None)

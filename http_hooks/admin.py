@@ -214,7 +214,14 @@ class HookAdmin(admin.ModelAdmin):
         and the secret is shown once, as the rotate action does."""
         if not change:
             obj.secret = services.new_hook_secret(None if form.cleaned_data.get("sign") else "")
-        super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+        else:
+            # Only what the user changed: the row may have moved on since the page was
+            # shown (the sender pausing or disabling the hook), and a stale copy of the
+            # rest must not be written back.
+            columns = {field.name for field in obj._meta.concrete_fields}
+            changed = [name for name in form.changed_data if name in columns]
+            obj.save(update_fields=[*changed, "update_datetime"])
         if change and obj.enabled and "enabled" in form.changed_data:
             services.enable_hook(obj)
         if not change and obj.secret:

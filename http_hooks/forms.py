@@ -54,6 +54,10 @@ class HookAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields.pop("sign", None)  # a new hook's choice; rotate-secret after that
+            # "Changed" means changed by the user since the page was shown, not against
+            # the row now: http_hooks may have disabled the hook meanwhile.
+            if "enabled" in self.fields:  # not for a user who may only view
+                self.fields["enabled"].show_hidden_initial = True
         if self.instance.pk and isinstance(self.instance.headers, dict):
             self.initial["headers"] = format_headers(
                 mask_headers(self.instance.headers, self.instance.secret_headers)
