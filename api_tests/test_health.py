@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from http_hooks.api import enable_hook, send_callbacks, update_hook
@@ -313,6 +314,33 @@ def test_a_probe_with_nothing_due_leaves_the_pause_as_it_was(make_hook, receiver
     hook.refresh_from_db()
     assert claim_probe(hook_id=hook.pk, paused_until=hook.paused_until, token=uuid.uuid4()) == []
     assert Hook.objects.get(pk=hook.pk).paused_until == hook.paused_until
+
+
+def test_pauses_that_passed_with_nothing_due_cost_no_probe(make_hook, receiver):
+    """Twenty hooks whose pause has passed and that have nothing to send: a run for
+    another hook tries no probe of theirs (a transaction each, at every claim), and
+    the first callback one of them gets is its probe."""
+    stale = [make_hook(name=f"stale {n}", enabled=False) for n in range(20)]
+    Hook.objects.filter(pk__in=[h.pk for h in stale]).update(
+        paused_until=timezone.now() - datetime.timedelta(hours=1),
+        breaker_trips=1,
+        consecutive_failures=5,
+    )
+    callbacks_of(make_hook, 5, name="healthy")
+    with health_settings(), CaptureQueriesContext(connection) as queries:
+        assert send_callbacks().sent == 5
+    holds = 'UPDATE "http_hooks_hook" SET "paused_until"'
+    assert [q["sql"] for q in queries if holds in q["sql"]] == []
+    # One of the stale hooks gets a due callback: it is that hook's probe.
+    first, *others = Callback.objects.order_by("pk")
+    Callback.objects.filter(pk__in=[c.pk for c in others]).delete()
+    Callback.objects.filter(pk=first.pk).update(
+        hook=stale[0], status="waiting", next_attempt_at=timezone.now()
+    )
+    with health_settings():
+        assert send_callbacks().sent == 1
+    stale[0].refresh_from_db()
+    assert stale[0].paused_until is None  # the probe's success resumed it
 
 
 # --- auto-disable -----------------------------------------------------------------

@@ -27,9 +27,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, Value, When
+from django.utils import timezone
 
-from ..models import Callback, DisabledReason, Hook
+from ..models import Callback, CallbackStatus, DisabledReason, Hook
 from ..settings import hooks_settings
 from ..signals import hook_disabled
 from ..transport import Outcome
@@ -96,9 +97,22 @@ def stopping_failures() -> float:
 
 def held_hooks() -> dict[int, datetime | None]:
     """The hooks whose callbacks are not claimed now, with their ``paused_until``:
-    paused ones (a pause that has passed waits for its probe) and the ones
-    disabled by http_hooks (None). One small query, served by ``hook_held_idx``."""
-    rows = Hook.objects.filter(Q(paused_until__isnull=False) | ~Q(disabled_reason=""))
+    paused ones, those whose pause has passed while a callback of theirs is due (it
+    waits for its probe), and the ones disabled by http_hooks (None). One small query,
+    served by ``hook_held_idx``.
+
+    A pause that has passed with nothing due is left out: probing it would find
+    nothing, at the cost of a transaction per such hook at every claim; its next due
+    callback brings it back, to be probed."""
+    now = timezone.now()
+    due = Callback.objects.filter(
+        Q(status=CallbackStatus.WAITING, next_attempt_at__lte=now)
+        | Q(status=CallbackStatus.SENDING, claimed_until__lt=now),
+        hook=OuterRef("pk"),
+    )
+    rows = Hook.objects.filter(
+        Q(paused_until__gt=now) | (Q(paused_until__lte=now) & Exists(due)) | ~Q(disabled_reason="")
+    )
     return {
         pk: None if reason else until
         for pk, until, reason in rows.values_list("pk", "paused_until", "disabled_reason")
