@@ -131,6 +131,40 @@ def test_concurrent_claimers_never_share_a_callback(make_hook, monkeypatch, retu
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
 
 
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "conditional-update"])
+def test_a_claim_takes_its_size_expired_leases_first_then_the_oldest_due(
+    make_hook, monkeypatch, returning
+):
+    """Exactly ``size`` callbacks: those of a dead sender's expired lease, then the
+    waiting ones in the order they fell due; never one that is not due yet or whose
+    lease still runs."""
+    monkeypatch.setattr(claims, "updates_return_rows", lambda db: returning)
+    make_hook()
+    save_orders(12)
+    now = timezone.now()
+    first, *rest = Callback.objects.order_by("pk")
+    expired, live, future, *due = rest
+    Callback.objects.filter(pk=expired.pk).update(
+        status="sending", claimed_until=now - timedelta(seconds=1)
+    )
+    Callback.objects.filter(pk=live.pk).update(
+        status="sending", claimed_until=now + timedelta(hours=1)
+    )
+    Callback.objects.filter(pk=future.pk).update(next_attempt_at=now + timedelta(hours=1))
+    # Due in the reverse order of their ids, and ``first`` the latest.
+    for offset, callback in enumerate([first, *due]):
+        Callback.objects.filter(pk=callback.pk).update(
+            next_attempt_at=now - timedelta(minutes=len(due) + 1 - offset)
+        )
+
+    taken = claim_batch(size=4)
+
+    assert {c.pk for c in taken} == {expired.pk, first.pk, due[0].pk, due[1].pk}
+    assert Callback.objects.filter(status="sending").count() == 5  # with ``live``
+    everything_else = claim_batch(size=100)
+    assert {c.pk for c in everything_else} == {c.pk for c in due[2:]}
+
+
 def test_a_sender_killed_mid_batch_loses_nothing(make_hook, receiver, same_db_env):
     hold = threading.Event()
     receiver.respond(hold=hold)

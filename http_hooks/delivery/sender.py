@@ -207,8 +207,11 @@ class _Run:
         self.concurrency = int(hooks_settings.CONCURRENCY)
         self.batch_size = int(hooks_settings.BATCH_SIZE)
         # A claim that came back short is not repeated for ``claim_pause``, unless
-        # a hook it left out has since run out of waiting callbacks.
+        # a hook it left out has since run out of waiting callbacks. A claim that
+        # leaves out hooks with their share waiting, after one that found nothing,
+        # waits until ``others_claim``.
         self.next_claim = 0.0
+        self.others_claim = 0.0
         self.claim_pause = CLAIM_INTERVAL
         self.short_without: set[int] = set()
         self.in_flight: dict[int, tuple[Callback, Request]] = {}
@@ -275,7 +278,7 @@ class _Run:
             if self.ended:
                 wait = self.window_ends - now
             if not stopping and self.wants_claim():
-                wait = min(wait, self.next_claim - now)
+                wait = min(wait, self.claim_time() - now)
             for key, outcome in transport.poll(max(wait, 0.0)):
                 callback, request = self.in_flight.pop(key)
                 queue.done(callback.hook_id)
@@ -316,12 +319,19 @@ class _Run:
             not self.queue.ready() and self.transport.free > 0
         )
 
+    def claim_time(self) -> float:
+        """When (``time.monotonic()``) the claim the run wants may be made."""
+        if self.queue.provided():  # it leaves hooks out
+            return max(self.next_claim, self.others_claim)
+        return self.next_claim
+
     def may_claim(self) -> bool:
-        """False while a short claim is too recent to repeat, unless a hook it left
-        out has since run out of waiting callbacks (its own may be due)."""
-        if time.monotonic() >= self.next_claim:
-            return True
-        return not self.short_without <= self.queue.provided()
+        """False before ``claim_time()``, unless a hook a short claim left out has
+        since run out of waiting callbacks (its own may be due)."""
+        now, provided = time.monotonic(), self.queue.provided()
+        if provided and now < self.others_claim:
+            return False
+        return now >= self.next_claim or not self.short_without <= provided
 
     def claim(self) -> int:
         if self.exhausted():
@@ -358,10 +368,16 @@ class _Run:
             self.short_without = provided
         else:
             self.next_claim = 0.0
-        if batch:
+        # Only other hooks' callbacks make the run look again soon: a refill for
+        # the hooks it is sending already says nothing about the others, and with
+        # one busy hook every claim for others would find nothing.
+        sending = self.queue.waiting.keys() | self.queue.in_flight.keys()
+        if batch and (provided or any(c.hook_id not in sending for c in batch)):
             self.claim_pause = CLAIM_INTERVAL
-        else:
+        elif not batch:
             self.claim_pause = min(self.claim_pause * 2, CLAIM_PAUSE_MAX)
+        if provided and not batch:
+            self.others_claim = time.monotonic() + self.claim_pause
         if self.untried is not None:
             self.untried.difference_update(callback.pk for callback in batch)
         if self.left is not None:
