@@ -26,6 +26,7 @@ ENDPOINTS = [
     ("delete", "/api/hooks/{hook}/", None, "delete_hook"),
     ("post", "/api/hooks/{hook}/test/", None, "change_hook"),
     ("post", "/api/hooks/{hook}/rotate-secret/", {}, "change_hook"),
+    ("post", "/api/hooks/{hook}/recover/", {"since": "2026-01-01T00:00:00Z"}, "change_hook"),
     ("get", "/api/signals/", None, "view_signal"),
     ("post", "/api/signals/", {"signal": "shop.signals.order_shipped"}, "add_signal"),
     ("get", "/api/signals/{signal}/", None, "view_signal"),

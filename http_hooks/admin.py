@@ -6,6 +6,7 @@ import datetime
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.templatetags.admin_list import _boolean_icon
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
@@ -21,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import services
 from .exceptions import InvalidHeadersError, TooManyCallbacksError
-from .forms import HookAdminForm, SignalAdminForm
+from .forms import HookAdminForm, RecoverForm, SignalAdminForm
 from .headers import format_headers, mask_headers, parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
 from .selectors import (
@@ -158,7 +159,13 @@ class HookAdmin(admin.ModelAdmin):
         "create_datetime",
         "update_datetime",
     ]
-    actions = ["enable_hooks", "disable_hooks", "rotate_secrets", "send_test_events"]
+    actions = [
+        "enable_hooks",
+        "disable_hooks",
+        "rotate_secrets",
+        "send_test_events",
+        "recover_failed_callbacks",
+    ]
     fieldsets = [
         (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
         (
@@ -317,6 +324,42 @@ class HookAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if attempt.succeeded else messages.ERROR
             outcome = attempt.response_status or attempt.error
             self.message_user(request, f"{hook}: {outcome}", level)
+
+    @admin.action(description=_("Recover failed callbacks…"), permissions=["change"])
+    def recover_failed_callbacks(
+        self, request: HttpRequest, queryset: QuerySet[Hook]
+    ) -> HttpResponse | None:
+        """Asks since when (by default since the hook was disabled, or for a day), then
+        queues again the hook's ``error`` callbacks created since then."""
+        if queryset.count() != 1:
+            self.message_user(request, _("Select one hook to recover."), messages.WARNING)
+            return None
+        hook = queryset.get()
+        since = hook.disabled_at or timezone.now() - datetime.timedelta(hours=24)
+        form = RecoverForm(
+            request.POST if "recover" in request.POST else None, initial={"since": since}
+        )
+        if form.is_valid():
+            try:
+                count = services.recover_hook(hook, **form.cleaned_data)
+            except TooManyCallbacksError as exc:
+                form.add_error("confirm", exc.as_django_error())
+            else:
+                self.message_user(
+                    request,
+                    _("%(count)d failed callbacks of %(hook)s queued again.")
+                    % {"count": count, "hook": hook},
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Recover failed callbacks of %(hook)s") % {"hook": hook},
+            "hook": hook,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/http_hooks/hook/recover.html", context)
 
 
 def _callbacks_beyond_scan() -> int | None:

@@ -10,6 +10,8 @@ from django.contrib.contenttypes.models import ContentType
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
+from .services import check_since
+from .settings import hooks_settings
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
 
 
@@ -96,3 +98,27 @@ class SignalAdminForm(forms.ModelForm):
         except HttpHooksError as exc:
             raise exc.as_django_error() from exc
         return path
+
+
+class RecoverForm(forms.Form):
+    """The question of the admin's "Recover failed callbacks…" action."""
+
+    since = forms.DateTimeField(
+        help_text="The hook's failed callbacks created at or after this time (in the "
+        "server's time zone) are queued again.",
+    )
+    confirm = forms.BooleanField(required=False, label="Confirm a large recover")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Read when the form is made: the setting may change while the server runs (tests).
+        self.fields["confirm"].help_text = (
+            f"Needed when more than {int(hooks_settings.RESEND_LIMIT):,} callbacks match "
+            "(RESEND_LIMIT)."
+        )
+
+    def clean_since(self) -> Any:
+        try:
+            return check_since(self.cleaned_data["since"])
+        except HttpHooksError as exc:
+            raise exc.as_django_error() from exc

@@ -394,6 +394,37 @@ def resend_callbacks(
         last = chosen[-1]
 
 
+def recover_hook(hook: Hook, *, since: datetime.datetime, confirm: bool = False) -> int:
+    """Queue again the callbacks of ``hook`` that failed for good (status ``error``) and
+    were created at or after ``since``: Svix's "recover", after a receiver's outage.
+
+    They are resent as ``resend_callbacks`` resends (``RESEND_LIMIT`` with
+    ``confirm``, ``BATCH_SIZE`` chunks); other statuses and other hooks' callbacks
+    are left alone. The hook is not enabled: the callbacks of a hook http_hooks
+    disabled (410 Gone, failing) or paused wait until it is enabled or its pause
+    ends. Returns how many were queued.
+    """
+    failed = Callback.objects.filter(
+        hook=hook, status=CallbackStatus.ERROR, create_datetime__gte=check_since(since)
+    )
+    return resend_callbacks(queryset=failed, confirm=confirm)
+
+
+def check_since(since: Any) -> datetime.datetime:
+    """The start of a window that has begun: a datetime (a naive one in the current
+    time zone) from ``MAX_DAYS`` ago to now, returned in UTC."""
+    if not isinstance(since, datetime.datetime):
+        raise InvalidFilterError("since must be a date and time", field="since")
+    if timezone.is_naive(since):
+        since = timezone.make_aware(since)
+    now = timezone.now()
+    if since > now:
+        raise InvalidFilterError("since must not be in the future", field="since")
+    if since < now - datetime.timedelta(days=MAX_DAYS):
+        raise InvalidFilterError(f"since must be within the last {MAX_DAYS} days", field="since")
+    return since.astimezone(datetime.UTC)
+
+
 # Bounds of the time arguments: far beyond any real use, well inside what datetime
 # arithmetic and the databases accept (100 years).
 MAX_DAYS = 100 * 365

@@ -497,6 +497,15 @@ class AttemptSerializer(serializers.ModelSerializer):
         return data
 
 
+def confirm_field() -> BooleanField:
+    """The ``confirm`` of a bulk resend (``services.resend_callbacks``)."""
+    return BooleanField(
+        default=False,
+        help_text="Required to resend more than `RESEND_LIMIT` (default 10,000) callbacks "
+        "at once; without it such a request is refused (400, `too_many_callbacks`).",
+    )
+
+
 class ResendManySerializer(RequestSerializer):
     ids = serializers.ListField(
         child=id_field(),
@@ -505,11 +514,16 @@ class ResendManySerializer(RequestSerializer):
         max_length=MAX_IDS,
         help_text="Only these callbacks (combined with the query's filters).",
     )
-    confirm = BooleanField(
-        default=False,
-        help_text="Required to resend more than `RESEND_LIMIT` (default 10,000) callbacks "
-        "at once; without it such a request is refused (400, `too_many_callbacks`).",
+    confirm = confirm_field()
+
+
+class RecoverSerializer(RequestSerializer):
+    since = serializers.DateTimeField(
+        help_text="Queue again the hook's `error` callbacks created at or after this time "
+        "(ISO 8601; without an offset, in the server's time zone): not in the future, "
+        "at most 100 years ago.",
     )
+    confirm = confirm_field()
 
 
 class ResendResultSerializer(serializers.Serializer):

@@ -46,6 +46,7 @@ from .serializers import (
     HookWithSecretSerializer,
     MonitorQuerySerializer,
     MonitorResultSerializer,
+    RecoverSerializer,
     ResendManySerializer,
     ResendResultSerializer,
     RotateSecretSerializer,
@@ -173,7 +174,12 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     filterset_class = HookFilter
     search_fields = ["name", "target_url"]
     ordering_fields = ["id", "name", "create_datetime", "update_datetime"]
-    action_permissions = {"test": "change", "rotate_secret": "change", "enable": "change"}
+    action_permissions = {
+        "test": "change",
+        "rotate_secret": "change",
+        "enable": "change",
+        "recover": "change",
+    }
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -216,6 +222,26 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     def enable(self, request: Request, pk: str | None = None) -> Response:
         hook = services.enable_hook(self.get_object())
         return Response(self.get_serializer(hook).data)
+
+    @extend_schema(
+        operation_id="recover_hook",
+        parameters=[HOOK_ID],
+        summary="Queue again the hook's failed callbacks since a time",
+        description="Svix's recover, after a receiver's outage: queues again, as "
+        "`POST /callbacks/resend/` does, the hook's callbacks in status `error` created at "
+        "or after `since`; `confirm` is required when more than `RESEND_LIMIT` match. Does "
+        "not enable the hook: a hook disabled by http_hooks keeps them waiting until it is "
+        "enabled (`POST /hooks/{id}/enable/`), a paused one until its pause ends.",
+        request=RecoverSerializer,
+        responses=responses({200: ResendResultSerializer}, 400, 404, 415),
+    )
+    @action(detail=True, methods=["post"])
+    def recover(self, request: Request, pk: str | None = None) -> Response:
+        hook = self.get_object()
+        serializer = RecoverSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        count = services.recover_hook(hook, **serializer.validated_data)
+        return Response(ResendResultSerializer({"count": count}).data)
 
     @extend_schema(
         operation_id="rotate_hook_secret",
