@@ -121,9 +121,7 @@ def claim_batch(
         }
         rows: list[Callback]
         if updates_return_rows(connection):
-            candidates = [
-                Callback.objects.filter(condition).order_by(order) for condition, order in conditions
-            ]
+            candidates = [Callback.objects.filter(q).order_by(order) for q, order in conditions]
             rows = _claim_returning(candidates, size, claim)
             if not rows:
                 return []
