@@ -43,7 +43,8 @@ class Behaviour:
     status: int = 200
     delay: float = 0.0
     body: bytes = b"ok"
-    headers: dict[str, str] = field(default_factory=dict)
+    # A dict, or (name, value) pairs to send a header more than once.
+    headers: dict[str, str] | list[tuple[str, str]] = field(default_factory=dict)
     redirect_to: str | None = None
     reset: bool = False
     endless: bool = False
@@ -114,7 +115,8 @@ class Receiver:
                     self.end_headers()
                     return
                 self.send_response(behaviour.status)
-                for name, value in behaviour.headers.items():
+                headers = behaviour.headers
+                for name, value in headers.items() if isinstance(headers, dict) else headers:
                     self.send_header(name, value)
                 if behaviour.stall:
                     self.send_header("Content-Type", "text/plain")

@@ -422,3 +422,26 @@ def test_ticking_enabled_in_the_form_enables_a_disabled_hook(admin_client, recei
     assert admin_client.post(url, data).status_code == 302
     hook.refresh_from_db()
     assert (hook.enabled, hook.disabled_reason, hook.disabled_at) == (True, "", None)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=%00",
+        "event_type=a%00b",
+        "q=%00",
+        "hook__id__exact=%00",
+        "%00=1",
+    ],
+)
+@pytest.mark.parametrize("model", ["callback", "hook", "signal"])
+def test_a_nul_character_in_a_list_filter_is_a_bad_lookup_not_a_500(admin_client, model, query):
+    """PostgreSQL cannot compare text with a NUL: Django's own "?e=1" page answers."""
+    query = {"hook": query.replace("status=", "disabled_reason__exact=")}.get(model, query)
+    url = reverse(f"admin:http_hooks_{model}_changelist")
+    response = admin_client.get(f"{url}?{query}")
+    assert response.status_code == 302
+    assert response["Location"] == f"{url}?e=1"
+    page = admin_client.get(f"{url}?{query}&e=1")
+    assert page.status_code == 200
+    assert b"Database error" in page.content

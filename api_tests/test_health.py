@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from http_hooks.api import enable_hook, send_callbacks, update_hook
 from http_hooks.delivery import health, sender
-from http_hooks.delivery.claims import claim_probe
+from http_hooks.delivery.claims import claim_batch, claim_probe
+from http_hooks.delivery.outcomes import DeliveryReport, record_outcomes
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.signals import hook_disabled
 from http_hooks.transport import Outcome
@@ -104,6 +105,30 @@ def test_retry_after_sets_the_next_try_and_pauses_the_hook(make_hook, receiver, 
     with health_settings():
         send_callbacks()
     assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_a_retry_after_sent_twice_counts_with_its_first_value(make_hook, receiver, form):
+    hook = callbacks_of(make_hook, 2)
+    started = timezone.now()
+    first, second = (
+        ("120", "5")
+        if form == "seconds"
+        else (
+            format_datetime(started + datetime.timedelta(seconds=121), usegmt=True),
+            format_datetime(started + datetime.timedelta(seconds=5), usegmt=True),
+        )
+    )
+    receiver.respond(status=429, headers=[("Retry-After", first), ("Retry-After", second)])
+    with health_settings():
+        send_callbacks()
+    finished = timezone.now()
+
+    (throttled,) = tried()
+    hook.refresh_from_db()
+    earliest = started + datetime.timedelta(seconds=119)
+    assert earliest <= hook.paused_until <= finished + datetime.timedelta(seconds=121)
+    assert earliest <= throttled.next_attempt_at
 
 
 def test_retry_after_is_capped_by_retry_after_max(make_hook, receiver):
@@ -247,6 +272,24 @@ def test_a_dead_receiver_opens_the_breaker_and_costs_one_probe_per_cooldown(make
     assert Callback.objects.filter(status="sent").count() == 6  # all but the four tried
 
 
+def test_a_success_resets_failures_written_after_its_hook_was_loaded(make_hook):
+    """The sender's copy of a hook is as old as its claim: failures written since (by
+    another sender, or by this one for callbacks of a later claim) are still reset by
+    a success, or the breaker would open on failures that were not in a row."""
+    hook = callbacks_of(make_hook, 1)
+    now = timezone.now()
+    Hook.objects.filter(pk=hook.pk).update(last_success_at=now)
+    (callback,) = claim_batch()
+    Hook.objects.filter(pk=hook.pk).update(consecutive_failures=4, failing_since=now)
+
+    with health_settings():
+        record_outcomes([callback], [Outcome(status_code=200)], DeliveryReport())
+
+    hook.refresh_from_db()
+    assert (hook.consecutive_failures, hook.failing_since) == (0, None)
+    assert hook.last_success_at > now
+
+
 def test_the_cooldown_doubles_up_to_an_hour(make_hook, receiver):
     receiver.respond(status=500)
     hook = callbacks_of(make_hook, 1)
@@ -281,6 +324,47 @@ def test_only_one_of_two_senders_claims_the_probe(make_hook, receiver):
     assert (len(first), len(second)) == (1, 0)
     hook.refresh_from_db()
     assert hook.paused_until > timezone.now()  # held while the probe is out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_probe_longer_than_the_lease_keeps_its_hook_held(make_hook, receiver):
+    """The lease keeper renews the probe's hold with its lease: neither its own sender
+    nor another sends a second probe while the first one hangs."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    hook = callbacks_of(make_hook, 3)
+    end_pause(hook)
+    reports = []
+
+    def probe() -> None:
+        try:
+            with health_settings(LEASE_SECONDS=1, HOOK_CONCURRENCY=3):
+                reports.append(send_callbacks())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    try:
+        receiver.wait_for(1, timeout=60)
+        first_hold = Hook.objects.get(pk=hook.pk).paused_until
+        wait_until(
+            lambda: (
+                Hook.objects.get(pk=hook.pk).paused_until
+                >= first_hold + datetime.timedelta(seconds=2)
+            ),
+            timeout=60,
+            message="the probe's hold was not renewed past its first lease",
+        )
+        with health_settings(LEASE_SECONDS=1):
+            assert send_callbacks().total == 0
+        assert len(receiver.requests) == 1
+    finally:
+        hold.set()
+        thread.join(timeout=60)
+    assert reports[0].sent == 3  # the probe succeeded, and the rest followed
+    hook.refresh_from_db()
+    assert hook.paused_until is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -619,6 +703,9 @@ def test_a_probe_given_back_on_stop_ends_the_hold(make_hook, receiver):
         ("-5", None),
         ("1.5", None),
         ("soon", None),
+        ("60, 60", 60),
+        ("60,  7", 60),
+        ("soon, 60", None),
     ],
 )
 def test_retry_after_in_seconds_is_read_whole(value, seconds):

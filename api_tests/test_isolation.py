@@ -168,7 +168,7 @@ def test_a_blocked_lease_renewal_never_blocks_transfers(make_hook, receiver, mon
     leaves the transfers (and the writing of their outcomes) running."""
     entered, release = threading.Event(), threading.Event()
 
-    def stuck_renewal(token):
+    def stuck_renewal(token, probes):
         entered.set()
         release.wait(60)
 

@@ -7,6 +7,7 @@ import json
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_list import _boolean_icon
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
@@ -60,6 +61,17 @@ def _short_signal(path: str) -> str:
     return _short(path.rsplit(".", 1)[-1], 30)
 
 
+class ModelAdmin(admin.ModelAdmin):
+    """The admin of http_hooks' models: a list whose parameters hold a NUL
+    character is a bad lookup (Django's own "?e=1" page), not a 500 from
+    PostgreSQL, which cannot compare text with one."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        if any("\x00" in "".join([key, *values]) for key, values in request.GET.lists()):
+            raise IncorrectLookupParameters("a NUL character in the list's parameters")
+        return super().get_changelist_instance(request)
+
+
 class HookModelFilter(admin.SimpleListFilter):
     """The models that have hooks, read from the hooks: Django's filter on
     ``hook__model`` offered every model of the project."""
@@ -93,7 +105,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Signal)
-class SignalAdmin(admin.ModelAdmin):
+class SignalAdmin(ModelAdmin):
     form = SignalAdminForm
     list_display = ["signal", "hook_count", "created"]
     search_fields = ["signal"]
@@ -134,7 +146,7 @@ class DisabledByListFilter(admin.ChoicesFieldListFilter):
 
 
 @admin.register(Hook)
-class HookAdmin(admin.ModelAdmin):
+class HookAdmin(ModelAdmin):
     form = HookAdminForm
     list_display = [
         "hook_name",
@@ -446,7 +458,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Callback)
-class CallbackAdmin(admin.ModelAdmin):
+class CallbackAdmin(ModelAdmin):
     list_display = [
         "id",
         "hook_name",

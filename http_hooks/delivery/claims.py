@@ -22,7 +22,7 @@ from functools import reduce
 
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ..models import Callback, CallbackStatus, Hook
@@ -268,11 +268,20 @@ def delete_orphans(callbacks: QuerySet[Callback]) -> None:
         logger.info("callback %s of deleted hook %s: deleted", pk, hook_id)
 
 
-def renew_lease(token: uuid.UUID) -> int:
-    """Push the lease of every callback a sender holds forward, so that it keeps them."""
-    return Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING).update(
-        claimed_until=timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
-    )
+def renew_lease(token: uuid.UUID, probes: Collection[int] = ()) -> int:
+    """Push the lease of every callback a sender holds forward, so that it keeps them,
+    and the hold of each hook whose probe (of ``probes``) it still holds
+    (``claim_probe``): a probe longer than the lease must not let a second one out."""
+    lease = timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
+    held = Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING)
+    with transaction.atomic():
+        renewed = held.update(claimed_until=lease)
+        if probes:
+            probing = held.filter(ids_among(probes), hook=OuterRef("pk"))
+            Hook.objects.filter(Exists(probing), paused_until__isnull=False).update(
+                paused_until=lease
+            )
+    return renewed
 
 
 def release_claims(
@@ -301,9 +310,11 @@ class LeaseKeeper(threading.Thread):
     deadline would then fire on answers that had already arrived.
     """
 
-    def __init__(self, token: uuid.UUID) -> None:
+    def __init__(self, token: uuid.UUID, probes: dict[int, int] | None = None) -> None:
         super().__init__(name="http_hooks lease keeper", daemon=True)
         self.token = token
+        # The sender's probes (callback id: hook id), read as they are at each renewal.
+        self.probes = probes if probes is not None else {}
         self.period = int(hooks_settings.LEASE_SECONDS) / 3
         self.stopped = threading.Event()
 
@@ -311,7 +322,7 @@ class LeaseKeeper(threading.Thread):
         try:
             while not self.stopped.wait(self.period):
                 try:
-                    renew_lease(self.token)
+                    renew_lease(self.token, list(self.probes))
                 except DatabaseError:
                     # The next period tries again on a new connection.
                     logger.warning("renewing lease %s failed", self.token, exc_info=True)

@@ -57,25 +57,35 @@ HEALTH_FIELDS = [
 
 def retry_after(outcome: Outcome, now: datetime) -> datetime | None:
     """When a 429 or 503 answer says to try again (``Retry-After`` in seconds or as
-    an HTTP date), at most ``RETRY_AFTER_MAX`` seconds from ``now``; else None."""
+    an HTTP date), at most ``RETRY_AFTER_MAX`` seconds from ``now``; else None.
+    A header sent twice (its values joined with ", ") counts with its first value."""
     if outcome.status_code not in THROTTLING_STATUSES:
         return None
     value = next(
         (v for k, v in outcome.response_headers.items() if k.lower() == "retry-after"), ""
     ).strip()
+    parts = [part.strip() for part in value.split(",")]
+    # The whole value, else the first of repeated ones: seconds, or a date ("Wed, 21 Oct …").
+    for candidate in dict.fromkeys([value, parts[0], ", ".join(parts[:2])]):
+        seconds = _seconds_after(candidate, now)
+        if seconds is not None:
+            return now + timedelta(seconds=seconds)
+    return None
+
+
+def _seconds_after(value: str, now: datetime) -> float | None:
+    """The pause ``value`` (a Retry-After value) asks for, bounded by ``RETRY_AFTER_MAX``."""
     longest = float(hooks_settings.RETRY_AFTER_MAX)
     if value.isascii() and value.isdigit():
         digits = value.lstrip("0") or "0"  # "0003600" is an hour
-        seconds = longest if len(digits) > 12 else min(float(digits), longest)
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = min(max((when - now).total_seconds(), 0.0), longest)
-    return now + timedelta(seconds=seconds)
+        return longest if len(digits) > 12 else min(float(digits), longest)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(max((when - now).total_seconds(), 0.0), longest)
 
 
 def is_gone(outcome: Outcome) -> bool:
@@ -146,9 +156,7 @@ def record_health(
         if not outcome.ok or callback.pk in probes
     }
     succeeded = {
-        callback.hook_id: callback.hook
-        for callback in batch
-        if callback.hook_id not in troubled and _may_need_writing(callback.hook, now)
+        callback.hook_id: callback.hook for callback in batch if callback.hook_id not in troubled
     }
     if succeeded:
         _record_successes(succeeded, now)
@@ -191,26 +199,14 @@ def _state(hook: Hook) -> tuple[object, ...]:
     return tuple(getattr(hook, name) for name in HEALTH_FIELDS)
 
 
-def _may_need_writing(hook: Hook | None, now: datetime) -> bool:
-    """Whether a success of ``hook`` (as its sender loaded it) may change its row.
-    Without the hook at hand (a callback loaded without it), assume so."""
-    if hook is None or not hasattr(hook, "last_success_at"):
-        return True
-    return bool(
-        hook.consecutive_failures
-        or hook.paused_until is not None
-        or hook.last_success_at is None
-        or hook.last_success_at < now - LAST_SUCCESS_RESOLUTION
-    )
-
-
 def _record_successes(hooks: dict[int, Hook | None], now: datetime) -> None:
     """A success closes the breaker, ends a pause that has passed and resets the
     failure count; a pause a receiver asked for (Retry-After) still runs.
 
-    Only hooks whose row may change are written (``_may_need_writing``, on the
-    hook as the sender loaded it, brought up to date here), so a healthy hook
-    costs a write at most once per ``LAST_SUCCESS_RESOLUTION``, not once per window.
+    The condition is the database's: a healthy hook's row is written at most once
+    per ``LAST_SUCCESS_RESOLUTION``, not once per window, and the sender's copy of
+    the hook (loaded when its callbacks were claimed, perhaps before failures that
+    this or another sender wrote since) decides nothing.
     """
     Hook.objects.filter(pk__in=list(hooks)).filter(
         Q(last_success_at__isnull=True)

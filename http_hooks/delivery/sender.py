@@ -233,7 +233,7 @@ class _Run:
 
     def go(self) -> DeliveryReport:
         started = time.monotonic()
-        keeper = LeaseKeeper(self.token)
+        keeper = LeaseKeeper(self.token, self.probes)
         keeper.start()
         try:
             self.pump()
