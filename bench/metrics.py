@@ -4,9 +4,10 @@ Fills PostgreSQL with ``--rows`` callbacks (``benchdb.fill_callbacks``: 90% sent
 5% waiting and due, 5% error, over 20 hooks), then holds three hooks back: one
 paused by its circuit breaker, one whose pause has passed (waiting for its probe),
 one disabled by http_hooks with ``--backlog`` waiting callbacks due before any
-other (the oldest due callback a sender would take is behind them). It times ``delivery_state()`` (what a scrape reads when its
-cache has expired; median and p95 of ``--runs``) and prints each of its queries
-with PostgreSQL's plan and time (``EXPLAIN (ANALYZE, BUFFERS)``)::
+other (the oldest due callback a sender would take is behind them). It times
+``delivery_state()`` (what a scrape reads when its cache has expired; median and
+p95 of ``--runs``) and prints each of its queries with PostgreSQL's plan and time
+(``EXPLAIN (ANALYZE, BUFFERS)``)::
 
     .venv/bin/python bench/metrics.py [--rows 1000000] [--backlog 100000] [--runs 30]
 """
