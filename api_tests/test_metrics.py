@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.checks import run_checks
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -236,6 +236,24 @@ def test_the_database_figures_are_kept_for_metrics_cache_seconds(make_hook, staf
     assert value(cached, "http_hooks_callbacks", status="waiting") == 2
     assert [q["sql"] for q in queries.captured_queries] == []
     assert value(scrape(staff_client), "http_hooks_callbacks", status="waiting") == 5
+
+
+def test_a_database_that_cannot_be_read_leaves_out_the_gauges_only(
+    make_hook, receiver, staff_client, monkeypatch
+):
+    hook = make_hook()
+    orders(1)
+    send_callbacks()
+
+    def unreadable(**kwargs):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr("http_hooks.metrics.prometheus.delivery_state", unreadable)
+    default = parse(generate_latest(REGISTRY).decode())
+    ours = scrape(staff_client)
+    for samples in (default, ours):
+        assert value(samples, "http_hooks_deliveries_total", hook=str(hook.pk), outcome="sent")
+        assert not any(name == "http_hooks_callbacks" for name, _ in samples)
 
 
 # --- who may scrape, and what ------------------------------------------------------

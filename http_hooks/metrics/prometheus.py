@@ -14,12 +14,14 @@ Two kinds:
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,6 +33,8 @@ from ..models import Callback, CallbackStatus, DisabledReason
 from ..selectors import DeliveryState, delivery_state
 from ..settings import hooks_settings
 from ..transport import Outcome
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "http_hooks_"
 # A try's outcome is what it did to its callback, as ``send_callbacks`` reports it:
@@ -94,9 +98,15 @@ class StateCollector(Collector):
         return iter(self._families(None))
 
     def collect(self) -> Iterator[Metric]:
+        """The gauges; none when the database cannot be read, so that a scrape of the
+        whole registry (django-prometheus's) still shows everything else."""
         now = time.monotonic()
         if self._state is None or now - self._read_at >= hooks_settings.METRICS_CACHE_SECONDS:
-            self._state = delivery_state(exact_up_to=int(hooks_settings.METRICS_COUNT_LIMIT))
+            try:
+                self._state = delivery_state(exact_up_to=int(hooks_settings.METRICS_COUNT_LIMIT))
+            except DatabaseError as exc:
+                logger.warning("http_hooks metrics: the database could not be read: %s", exc)
+                self._state = None
             self._read_at = now
         return iter(self._families(self._state))
 
