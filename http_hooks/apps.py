@@ -9,6 +9,8 @@ class HttpHooksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .metrics import loaded as load_metrics
         from .registry import registry
 
         registry.start()
+        load_metrics()  # registers them in METRICS_REGISTRY, when they are on

@@ -64,6 +64,7 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         "RESEND_LIMIT",
         "ADMIN_COUNT_LIMIT",
         "ADMIN_SCAN_LIMIT",
+        "METRICS_COUNT_LIMIT",
     ):
         if not _positive_number(getattr(s, name), integer=True):
             bad(name, "Use a whole number >= 1.", "http_hooks.E004")
@@ -129,6 +130,7 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         value = getattr(s, name)
         if value is not None and not _positive_number(value, integer=True):
             bad(name, "Use None (off) or a whole number >= 1.", "http_hooks.E016")
+    errors += _metrics_problems()
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
     if reload_command is not None and (
         not isinstance(reload_command, list | tuple)
@@ -143,6 +145,44 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
             )
         )
     return errors
+
+
+def _metrics_problems() -> list[Error]:
+    """``METRICS`` and its companions; the registry is looked up only when the metrics
+    are on and prometheus_client is installed."""
+    s = hooks_settings
+    problems = []
+    if not isinstance(s.METRICS, bool):
+        problems.append(("METRICS", "Use True or False."))
+    cache = s.METRICS_CACHE_SECONDS
+    if not isinstance(cache, int | float) or isinstance(cache, bool) or cache < 0:
+        problems.append(("METRICS_CACHE_SECONDS", "Use seconds >= 0."))
+    registry = s.METRICS_REGISTRY
+    if registry is not None and not isinstance(registry, str):
+        problems.append(("METRICS_REGISTRY", "Use None or the dotted path of a registry."))
+    elif registry is not None and s.METRICS is True:
+        problem = _registry_problem(registry)
+        if problem:
+            problems.append(("METRICS_REGISTRY", problem))
+    return [
+        Error(f"HTTP_HOOKS[{name!r}] is invalid.", hint=hint, id="http_hooks.E017")
+        for name, hint in problems
+    ]
+
+
+def _registry_problem(path: str) -> str | None:
+    """What is wrong with ``METRICS_REGISTRY``'s ``path``; nothing without prometheus_client."""
+    try:
+        from prometheus_client import CollectorRegistry
+    except ImportError:
+        return None
+    try:
+        found = import_string(path)
+    except ImportError as exc:
+        return f"Cannot import {path!r}: {exc}."
+    if not isinstance(found, CollectorRegistry):
+        return f"{path!r} is not a prometheus_client CollectorRegistry."
+    return None
 
 
 def _hidden_field_problems(entries: Any) -> list[str]:

@@ -230,6 +230,8 @@ class Callback(models.Model):
         ordering = ["-id"]
         verbose_name = _("callback")
         verbose_name_plural = _("callbacks")
+        # ``GET /api/metrics/`` (staff need none).
+        permissions = [("view_metrics", _("Can view delivery metrics"))]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="callback_due_idx"),
             models.Index(fields=["hook", "status", "-id"], name="callback_hook_status_idx"),

@@ -11,9 +11,11 @@ from typing import NamedTuple
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
+from .delivery.health import held_hooks
 from .delivery.sender import TEST_EVENT_TYPE
-from .models import Attempt, Callback, CallbackStatus, Hook, Signal
+from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
 from .outbox import SAVE_SIGNALS
 from .validators import MAX_ID
 
@@ -111,3 +113,58 @@ def callbacks_named_by(queryset: QuerySet[Callback], term: str) -> QuerySet[Call
     if term.isascii() and term.isdigit() and len(term) <= 19 and int(term) <= MAX_ID:
         named |= Q(pk=int(term))
     return queryset.filter(named)
+
+
+class DeliveryState(NamedTuple):
+    """The queue and the hooks' health, as the metrics show them."""
+
+    callbacks: dict[str, RowCount]  # by status
+    oldest_due_seconds: float
+    hooks_paused: int
+    hooks_breaker_open: int
+    hooks_disabled: dict[str, int]  # by who disabled them: "gone", "failing" or "user"
+
+
+def delivery_state(*, exact_up_to: int) -> DeliveryState:
+    """Callbacks by status, the age of the oldest due one and the hooks' health, in a
+    few queries that stay cheap at millions of callbacks.
+
+    Each status is counted through an index up to ``exact_up_to`` rows, beyond that
+    estimated (``count_rows``): a ``COUNT(*)`` by status would read every row. The
+    oldest due callback is one a sender would take now (a waiting one due, or one
+    whose sender's lease ran out), read first from ``callback_due_idx``; callbacks of
+    paused and disabled hooks are left out, as the senders leave them (the hooks'
+    counts show those). The hooks' counts are one pass over the hooks table.
+    """
+    now = timezone.now()
+    callbacks = {
+        status: count_rows(Callback.objects.filter(status=status), exact_up_to=exact_up_to)
+        for status in CallbackStatus.values
+    }
+    deliverable = Callback.objects.exclude(hook_id__in=list(held_hooks()))
+    due = [
+        deliverable.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first(),
+        deliverable.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
+        .order_by("claimed_until")
+        .values_list("claimed_until", flat=True)
+        .first(),
+    ]
+    oldest = min((when for when in due if when is not None), default=now)
+    running = Q(disabled_reason=DisabledReason.NONE)
+    hooks = Hook.objects.aggregate(
+        paused=Count("pk", filter=running & Q(paused_until__gt=now)),
+        breaker_open=Count("pk", filter=running & Q(breaker_trips__gt=0)),
+        gone=Count("pk", filter=Q(disabled_reason=DisabledReason.GONE)),
+        failing=Count("pk", filter=Q(disabled_reason=DisabledReason.FAILING)),
+        user=Count("pk", filter=running & Q(enabled=False)),
+    )
+    return DeliveryState(
+        callbacks=callbacks,
+        oldest_due_seconds=max((now - oldest).total_seconds(), 0.0),
+        hooks_paused=hooks.pop("paused"),
+        hooks_breaker_open=hooks.pop("breaker_open"),
+        hooks_disabled=hooks,
+    )

@@ -64,6 +64,15 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTO_DISABLE_FAILURES": 20,
     "PERMISSION_CLASSES": ["http_hooks.api.permissions.IsStaffOrModelPermission"],
+    # Prometheus metrics (``http_hooks.metrics``), when prometheus_client is installed.
+    "METRICS": True,
+    # Dotted path of the CollectorRegistry the metrics are registered in too (the
+    # default one is django-prometheus's); None: only ``GET /api/metrics/`` shows them.
+    "METRICS_REGISTRY": "prometheus_client.REGISTRY",
+    # Seconds a scrape's database figures (callbacks by status, hooks' health) are reused.
+    "METRICS_CACHE_SECONDS": 10,
+    # Callbacks of a status counted exactly up to this many; beyond, PostgreSQL's estimate.
+    "METRICS_COUNT_LIMIT": 10_000,
     "CELERY_QUEUE": None,
     # "app_label.Model.field" whose values no payload ever shows (a model also
     # matches its subclasses: the first entry is every user model's password).

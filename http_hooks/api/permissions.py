@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
 
 
 class IsStaffOrModelPermission(DjangoModelPermissions):
@@ -33,3 +33,16 @@ class IsStaffOrModelPermission(DjangoModelPermissions):
             return super().has_permission(request, view)
         opts = self._queryset(view).model._meta
         return user.has_perm(f"{opts.app_label}.{action_perm}_{opts.model_name}")
+
+
+class CanViewMetrics(BasePermission):
+    """Staff users, and users with the ``http_hooks.view_metrics`` permission (a
+    Prometheus scraper's account, for one). Anonymous users get nothing."""
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and (user.is_staff or user.has_perm("http_hooks.view_metrics"))
+        )

@@ -1,7 +1,9 @@
 """The REST API's routes; ``http_hooks.urls`` includes them."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .metrics import MetricsView
 from .views import CallbackViewSet, HookViewSet, SignalViewSet
 
 router = DefaultRouter()
@@ -10,4 +12,7 @@ router.register("hooks", HookViewSet, basename="hook")
 router.register("signals", SignalViewSet, basename="signal")
 router.register("callbacks", CallbackViewSet, basename="callback")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("metrics/", MetricsView.as_view(), name="http_hooks-metrics"),
+]

@@ -15,6 +15,7 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .. import metrics
 from ..models import Attempt, Callback, CallbackStatus
 from ..settings import hooks_settings
 from ..transport import Outcome, printable
@@ -213,6 +214,7 @@ def record_outcomes(
             report.sent += callback.status == CallbackStatus.SENT
             report.retried += callback.status == CallbackStatus.WAITING
             report.failed += callback.status == CallbackStatus.ERROR
+    metrics.record_attempts(batch, outcomes, held)
     return paused
 
 

@@ -1,0 +1,192 @@
+"""The metrics in prometheus_client's terms; imported only by ``http_hooks.metrics.loaded``.
+
+Two kinds:
+
+- Counted by the process that sends, as it records each window of outcomes:
+  ``http_hooks_deliveries_total{hook, outcome}`` and
+  ``http_hooks_attempt_duration_seconds{hook}``. They live in that process
+  (with ``PROMETHEUS_MULTIPROC_DIR`` set, in its files there, which the
+  endpoint of any process adds up).
+- Read from the database when scraped (``StateCollector``), and reused for
+  ``METRICS_CACHE_SECONDS``: callbacks by status, the age of the oldest due
+  callback, paused, breaker-open and disabled hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter as Tally
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+
+from django.db import DatabaseError
+from django.utils.module_loading import import_string
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from ..models import Callback, CallbackStatus, DisabledReason
+from ..selectors import DeliveryState, delivery_state
+from ..settings import hooks_settings
+from ..transport import Outcome
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "http_hooks_"
+# A try's outcome is what it did to its callback, as ``send_callbacks`` reports it:
+# sent, to be retried, or failed for good (the callback is now in ``error``).
+OUTCOMES = {
+    CallbackStatus.SENT: "sent",
+    CallbackStatus.WAITING: "retried",
+    CallbackStatus.ERROR: "failed",
+}
+# Seconds. A webhook receiver answers in tens to hundreds of milliseconds; a try
+# lasts at most the connect and read timeouts together (20 s by default).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
+# Who disabled a hook: http_hooks (after a 410, or failing too long), or a user.
+DISABLED_BY = (DisabledReason.GONE.value, DisabledReason.FAILING.value, "user")
+
+DELIVERIES = Counter(
+    "http_hooks_deliveries",
+    "Tries of callbacks by hook and outcome: sent, retried (the callback waits for "
+    "its next try) or failed (it ends in error).",
+    ["hook", "outcome"],
+    registry=None,
+)
+ATTEMPT_DURATION = Histogram(
+    "http_hooks_attempt_duration_seconds",
+    "How long each try of a callback took, by hook.",
+    ["hook"],
+    buckets=DURATION_BUCKETS,
+    registry=None,
+)
+
+
+def record_attempts(
+    batch: Sequence[Callback], outcomes: Sequence[Outcome], recorded: Collection[int]
+) -> None:
+    """Count a window of tries: one counter step per hook and outcome, one histogram
+    child looked up per hook (``labels()`` takes a lock and formats its labels)."""
+    tally: Tally[tuple[int, str]] = Tally()
+    durations: defaultdict[int, list[float]] = defaultdict(list)
+    for callback, outcome in zip(batch, outcomes, strict=True):
+        if callback.pk in recorded:
+            tally[callback.hook_id, OUTCOMES[callback.status]] += 1
+            durations[callback.hook_id].append(outcome.duration_ms / 1000)
+    for (hook_id, label), count in tally.items():
+        DELIVERIES.labels(str(hook_id), label).inc(count)
+    for hook_id, seconds in durations.items():
+        child = ATTEMPT_DURATION.labels(str(hook_id))
+        for value in seconds:
+            child.observe(value)
+
+
+class StateCollector(Collector):
+    """Gauges read from the database at scrape time (``selectors.delivery_state``),
+    kept for ``METRICS_CACHE_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._state: DeliveryState | None = None
+        self._read_at = 0.0
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without values, so that registering reads no database."""
+        return iter(self._families(None))
+
+    def collect(self) -> Iterator[Metric]:
+        """The gauges; none when the database cannot be read, so that a scrape of the
+        whole registry (django-prometheus's) still shows everything else."""
+        now = time.monotonic()
+        if self._state is None or now - self._read_at >= hooks_settings.METRICS_CACHE_SECONDS:
+            try:
+                self._state = delivery_state(exact_up_to=int(hooks_settings.METRICS_COUNT_LIMIT))
+            except DatabaseError as exc:
+                logger.warning("http_hooks metrics: the database could not be read: %s", exc)
+                self._state = None
+            self._read_at = now
+        return iter(self._families(self._state))
+
+    @staticmethod
+    def _families(state: DeliveryState | None) -> list[Metric]:
+        callbacks = GaugeMetricFamily(
+            "http_hooks_callbacks",
+            "Callbacks by status: exact up to METRICS_COUNT_LIMIT, beyond it "
+            "PostgreSQL's estimate.",
+            labels=["status"],
+        )
+        oldest = GaugeMetricFamily(
+            "http_hooks_oldest_due_callback_age_seconds",
+            "Seconds since the oldest callback a sender would take now became due "
+            "(0: none); paused and disabled hooks' callbacks are not counted.",
+        )
+        paused = GaugeMetricFamily(
+            "http_hooks_hooks_paused",
+            "Hooks whose callbacks are held back now (circuit breaker or Retry-After).",
+        )
+        breaker = GaugeMetricFamily(
+            "http_hooks_hooks_breaker_open",
+            "Hooks whose circuit breaker is open (paused, or waiting for its probe).",
+        )
+        disabled = GaugeMetricFamily(
+            "http_hooks_hooks_disabled",
+            "Disabled hooks, by who disabled them: http_hooks after a 410 (gone) or "
+            "failing too long (failing), or a user (user).",
+            labels=["reason"],
+        )
+        if state is not None:
+            for status in CallbackStatus.values:
+                callbacks.add_metric([status], state.callbacks[status].value)
+            oldest.add_metric([], state.oldest_due_seconds)
+            paused.add_metric([], state.hooks_paused)
+            breaker.add_metric([], state.hooks_breaker_open)
+            for reason in DISABLED_BY:
+                disabled.add_metric([reason], state.hooks_disabled[reason])
+        return [callbacks, oldest, paused, breaker, disabled]
+
+
+class ProcessFiles(Collector):
+    """http_hooks' counters and histograms of every process (``PROMETHEUS_MULTIPROC_DIR``),
+    without the other metrics of the project found there."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in MultiProcessCollector(None).collect():
+            if family.name.startswith(PREFIX):
+                yield family
+
+
+STATE = StateCollector()
+_registered_in: list[CollectorRegistry] = []
+
+
+def register(registry: str | CollectorRegistry | None) -> None:
+    """Register the metrics in ``registry`` too (a dotted path, as ``METRICS_REGISTRY``
+    holds it), once; None registers them nowhere else."""
+    if isinstance(registry, str):
+        registry = import_string(registry)
+    if registry is None or any(registry is done for done in _registered_in):
+        return
+    for collector in (DELIVERIES, ATTEMPT_DURATION, STATE):
+        registry.register(collector)
+    _registered_in.append(registry)
+
+
+# What ``GET /api/metrics/`` shows: http_hooks' metrics only, whatever the registry.
+OWN = CollectorRegistry()
+register(OWN)
+
+
+def exposition(accept: str) -> tuple[bytes, str]:
+    """http_hooks' metrics in the format ``accept`` asks for (Prometheus' text format
+    unless it asks for OpenMetrics), and its content type. In multiprocess mode the
+    counters and histograms are those of every process, from their files."""
+    registry = OWN
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        registry.register(ProcessFiles())
+        registry.register(STATE)
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
