@@ -262,7 +262,7 @@ def test_a_backend_that_refuses_the_task_never_fails_the_save(make_hook, caplog,
     assert "Queue 'nowhere' is not valid" in record.exc_text
 
 
-def test_a_worker_on_another_queue_is_what_tasks_queue_names(make_hook):
+def test_tasks_are_queued_on_tasks_queue(make_hook):
     make_hook()
     tasks = {"default": {**settings.TASKS["default"], "QUEUES": ["webhooks"]}}
     with override_settings(TASKS=tasks), tasks_mode(TASKS_QUEUE="webhooks"):
