@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from importlib.util import find_spec
 
 import pytest
 from django.db import connection
@@ -38,6 +39,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             skip_or_fail("needs the celery extra installed")
         if not _port_open(6379):
             skip_or_fail("needs Redis on 127.0.0.1:6379 for the Celery broker")
+    if item.get_closest_marker("tasks") and find_spec("django_tasks_db") is None:
+        skip_or_fail("needs the tasks extra installed (django-tasks-db and its db_worker)")
 
 
 @pytest.fixture

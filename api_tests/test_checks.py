@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,46 @@ def test_default_settings_pass():
 )
 def test_wrong_settings_are_reported_with_an_id(settings, value, expected):
     settings.HTTP_HOOKS = value
+    assert ids(check_settings()) == expected
+
+
+# The package of the tasks framework installed: Django 6's, or the backport on 5.2.
+FRAMEWORK = "django.tasks" if find_spec("django.tasks") else "django_tasks"
+
+
+@pytest.mark.tasks
+@pytest.mark.parametrize(
+    ("backend", "tasks_queue", "expected"),
+    [
+        ({"BACKEND": "django_tasks_db.DatabaseBackend"}, "default", []),
+        ({"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}, "any", []),
+        (
+            {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["webhooks"]},
+            "default",
+            ["http_hooks.E022"],
+        ),
+        ({"BACKEND": "django_tasks_db.DatabaseBackend"}, "webhooks", ["http_hooks.E022"]),
+        ({"BACKEND": "nowhere.Backend"}, "default", ["http_hooks.E022"]),
+        (
+            {"BACKEND": f"{FRAMEWORK}.backends.immediate.ImmediateBackend"},
+            "default",
+            ["http_hooks.W021"],
+        ),
+        ({"BACKEND": f"{FRAMEWORK}.backends.dummy.DummyBackend"}, "default", ["http_hooks.W022"]),
+    ],
+    ids=[
+        "database",
+        "any-queue",
+        "queue-not-served",
+        "other-queue",
+        "no-such-backend",
+        "immediate",
+        "dummy",
+    ],
+)
+def test_the_tasks_mode_needs_a_backend_with_workers(settings, backend, tasks_queue, expected):
+    settings.TASKS = {"default": backend}
+    settings.HTTP_HOOKS = {"DISPATCH": "tasks", "TASKS_QUEUE": tasks_queue}
     assert ids(check_settings()) == expected
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models.options import Options
 from django.utils.module_loading import import_string
@@ -26,8 +26,8 @@ def _positive_number(value: Any, *, integer: bool = False) -> bool:
 
 
 @register(Tags.compatibility)
-def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
-    errors: list[Error] = []
+def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
     user = getattr(settings, "HTTP_HOOKS", {})
     if not isinstance(user, dict):
         return [Error("HTTP_HOOKS must be a dict.", id="http_hooks.E001")]
@@ -90,8 +90,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         bad("RETRY_JITTER", "Use a fraction from 0 up to (not including) 1.", "http_hooks.E006")
     if not isinstance(s.REGISTRY_TTL, int | float) or s.REGISTRY_TTL < 0:
         bad("REGISTRY_TTL", "Use seconds >= 0.", "http_hooks.E007")
-    if s.DISPATCH not in ("command", "celery"):
-        bad("DISPATCH", "Use 'command' or 'celery'.", "http_hooks.E008")
+    if s.DISPATCH not in ("command", "celery", "tasks"):
+        bad("DISPATCH", "Use 'command', 'celery' or 'tasks'.", "http_hooks.E008")
     elif s.DISPATCH == "celery":
         try:
             import celery  # noqa: F401
@@ -101,6 +101,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
                 "Install the 'celery' extra: pip install http_hooks[celery].",
                 "http_hooks.E009",
             )
+    elif s.DISPATCH == "tasks":
+        errors += _tasks_backend_messages()
     if not isinstance(s.BLOCK_PRIVATE_NETWORKS, bool):
         bad("BLOCK_PRIVATE_NETWORKS", "Use True or False.", "http_hooks.E010")
     if s.CA_BUNDLE is not None and not (
@@ -183,6 +185,73 @@ def _registry_problem(path: str) -> str | None:
     if not isinstance(found, CollectorRegistry):
         return f"{path!r} is not a prometheus_client CollectorRegistry."
     return None
+
+
+# Backends that come with Django 6 and the django-tasks backport and run no worker.
+INLINE_BACKENDS = {
+    f"{package}.backends.immediate.ImmediateBackend" for package in ("django.tasks", "django_tasks")
+}
+DUMMY_BACKENDS = {
+    f"{package}.backends.dummy.DummyBackend" for package in ("django.tasks", "django_tasks")
+}
+
+
+def _tasks_backend_messages() -> list[CheckMessage]:
+    """What keeps the ``tasks`` mode from handing callbacks to workers: no tasks
+    framework, or a ``default`` backend of ``TASKS`` that refuses the tasks (on
+    ``TASKS_QUEUE``), or one that runs them in no worker."""
+    setting = "HTTP_HOOKS['DISPATCH'] is 'tasks'"
+    try:
+        from . import tasks_framework
+
+        if tasks_framework.task is None:
+            return [
+                Error(
+                    f"{setting} but no tasks framework is installed.",
+                    hint="Use Django 6 (django.tasks), or install the 'tasks' extra: "
+                    "pip install http_hooks[tasks].",
+                    id="http_hooks.E021",
+                )
+            ]
+        on_queue = tasks_framework.send_listed_callbacks.using(
+            queue_name=hooks_settings.TASKS_QUEUE
+        )
+        backend = on_queue.get_backend()
+    except Exception as exc:
+        return [
+            Error(
+                f"{setting} but the default backend of TASKS cannot take its tasks "
+                f"on the queue {hooks_settings.TASKS_QUEUE!r}: {exc}",
+                hint="Set HTTP_HOOKS['TASKS_QUEUE'] to a queue of the backend's QUEUES, "
+                "or add it there.",
+                id="http_hooks.E022",
+            )
+        ]
+    paths = {f"{klass.__module__}.{klass.__qualname__}" for klass in type(backend).__mro__}
+    hint = (
+        "Fine in tests. To send in workers, use a backend that has them, such as "
+        "django_tasks_db.DatabaseBackend with its db_worker command (the 'tasks' extra)."
+    )
+    if paths & INLINE_BACKENDS:
+        return [
+            Warning(
+                f"{setting} but the default backend of TASKS runs tasks at once, in the "
+                "process that saves: each hooked save waits, after its commit, for its "
+                "deliveries.",
+                hint=hint,
+                id="http_hooks.W021",
+            )
+        ]
+    if paths & DUMMY_BACKENDS:
+        return [
+            Warning(
+                f"{setting} but the default backend of TASKS never runs tasks: callbacks go "
+                "out only when send_callbacks sends them.",
+                hint=hint,
+                id="http_hooks.W022",
+            )
+        ]
+    return []
 
 
 def _hidden_field_problems(entries: Any) -> list[str]:

@@ -98,3 +98,12 @@ class TransportError(HttpHooksError):
 
     code = "transport_error"
     default_message = "The HTTP transport failed."
+
+
+class DispatchError(HttpHooksError):
+    """Callbacks could not be handed to the workers of ``DISPATCH`` (an engine that is
+    not installed, a backend that refuses the task). Never reaches the user's save:
+    ``dispatch`` logs it, and the periodic send of due callbacks sends them."""
+
+    code = "dispatch_error"
+    default_message = "The callbacks could not be queued."

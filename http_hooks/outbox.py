@@ -3,25 +3,24 @@
 The rows are inserted with one ``bulk_create`` on the database of the instance
 that fired the signal, inside whatever transaction the user's change runs in:
 a rolled-back change leaves no callback, a committed one always has its
-callbacks. Anything that must wait for the commit (Celery enqueueing) goes
-through ``transaction.on_commit`` on that same database alias.
+callbacks. Anything that must wait for the commit (queueing to the workers of
+``DISPATCH``) goes through ``transaction.on_commit`` on that same database alias.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
-from django.db import router, transaction
+from django.db import router
 from django.utils import timezone
 
+from .dispatch import enqueue_on_commit
 from .exceptions import HttpHooksError
 from .headers import check_hook_headers, parse_headers
 from .models import Callback, CallbackStatus, Hook
 from .payloads import build_payload, shown_pk
-from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +60,9 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
         callbacks[0].save(force_insert=True, using=using)
     else:
         Callback.objects.using(using).bulk_create(callbacks)
-    if hooks_settings.DISPATCH == "celery":
-        ids = [c.pk for c in callbacks if c.status == CallbackStatus.WAITING and c.pk]
-        if ids:
-            from .tasks import enqueue_callbacks
-
-            transaction.on_commit(partial(enqueue_callbacks, ids), using=using)
+    enqueue_on_commit(
+        [c.pk for c in callbacks if c.status == CallbackStatus.WAITING and c.pk], using=using
+    )
     return callbacks
 
 

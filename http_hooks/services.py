@@ -1,8 +1,8 @@
 """Writes: hooks, signals, sending, resending, monitoring and retention.
 
 Every entry point (Python API, REST API, admin, management commands, Celery
-tasks) calls these functions; none reaches the send engine (``delivery``)
-directly. They validate with ``validators`` and raise the errors of
+and Django tasks) calls these functions; none reaches the send engine
+(``delivery``) directly. They validate with ``validators`` and raise the errors of
 ``exceptions``; a failed call changes nothing.
 """
 
@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -23,7 +22,7 @@ from django.db.models import F, QuerySet
 from django.dispatch import Signal as DjangoSignal
 from django.utils import timezone
 
-from . import delivery
+from . import delivery, dispatch
 from .delivery import DeliveryReport
 from .delivery.health import HEALTH_FIELDS
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
@@ -257,6 +256,21 @@ def send_callbacks(
     )
 
 
+def run_queued_send(
+    *, ids: Sequence[int] | None = None, hook_id: int | None = None
+) -> dict[str, int]:
+    """What a worker's task does, on Celery or Django's tasks framework: send the
+    listed callbacks that are still waiting and due, or without ids every due one (of
+    one hook). The counts, as a task's result can hold them.
+
+    New callbacks are due at once. A task delivered again (a worker lost, a late
+    acknowledgement, a task queued twice) finds a sent callback done and a failed
+    one waiting for its retry, and leaves both alone.
+    """
+    report = send_callbacks(hook_id=hook_id, ids=ids, due_only=ids is not None)
+    return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+
+
 def count_due(*, hook_id: int | None = None, ids: Sequence[int] | None = None) -> int:
     """How many callbacks ``send_callbacks`` would take now."""
     return delivery.count_due(hook_id=hook_id, callback_ids=ids)
@@ -281,7 +295,7 @@ def send_test_event(hook: Hook) -> Attempt:
 class SendResult:
     """What a bounded send did: ``mode`` is ``sent`` (one batch sent here, ``report``
     says how it went, ``more`` whether callbacks of the request are still due) or
-    ``queued`` (handed to the Celery workers; nothing sent here)."""
+    ``queued`` (handed to the workers of ``DISPATCH``; nothing sent here)."""
 
     mode: str
     report: DeliveryReport
@@ -298,9 +312,9 @@ def send_batch_or_queue(
 ) -> SendResult:
     """What a web request may do to send: never an unbounded loop.
 
-    With ``DISPATCH = "celery"`` the work goes to the workers: the listed
-    callbacks that are waiting become due now and are queued, or, without
-    ids, a ``send_due_callbacks`` task is queued (for one hook or all).
+    With ``DISPATCH`` ``celery`` or ``tasks`` the work goes to the workers: the
+    listed callbacks that are waiting become due now and are queued, or, without
+    ids, a send of due callbacks is queued (for one hook or all).
     Otherwise one batch is sent here: at most ``limit`` callbacks, and never
     more than ``BATCH_SIZE``; no new try starts once one try's time (connect and
     read timeouts together) has passed, so a receiver that hangs holds the web
@@ -310,11 +324,9 @@ def send_batch_or_queue(
     limit = batch_size if limit is None else check_send_limit(limit)
     if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
         raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
-    if hooks_settings.DISPATCH == "celery":
-        from . import tasks
-
+    if dispatch.queues_work():
         if ids is None:
-            tasks.enqueue_due(hook_id=hook_id)
+            dispatch.enqueue_due(hook_id=hook_id)
         else:
             waiting = Callback.objects.filter(pk__in=list(ids), status=CallbackStatus.WAITING)
             if hook_id is not None:
@@ -322,8 +334,7 @@ def send_batch_or_queue(
             with transaction.atomic():
                 chosen = list(waiting.values_list("pk", flat=True))
                 waiting.update(next_attempt_at=timezone.now())
-            for start in range(0, len(chosen), batch_size):
-                tasks.enqueue_callbacks(chosen[start : start + batch_size])
+                dispatch.enqueue_on_commit(chosen)
         return SendResult(mode="queued", report=DeliveryReport(), more=False)
     deadline = time.monotonic() + hooks_settings.connect_timeout + hooks_settings.read_timeout
     report = send_callbacks(
@@ -350,9 +361,9 @@ def resend_callbacks(
     Their event ids stay the same, so receivers that drop duplicates still can.
     More than ``RESEND_LIMIT`` callbacks are resent only with ``confirm``
     (``TooManyCallbacksError`` otherwise, and nothing changes). They are
-    updated, and queued to Celery, ``BATCH_SIZE`` at a time, each chunk in a
-    transaction of its own: no list of every id, no transaction that locks a
-    million rows. Returns how many were queued.
+    updated, and queued to the workers of ``DISPATCH``, ``BATCH_SIZE`` at a time,
+    each chunk in a transaction of its own: no list of every id, no transaction
+    that locks a million rows. Returns how many were queued.
     """
     callbacks = queryset if queryset is not None else Callback.objects.all()
     if ids is not None:
@@ -387,10 +398,7 @@ def resend_callbacks(
                     update_datetime=now,
                 )
             )
-            if hooks_settings.DISPATCH == "celery":
-                from .tasks import enqueue_callbacks
-
-                transaction.on_commit(partial(enqueue_callbacks, chosen))
+            dispatch.enqueue_on_commit(chosen)
         last = chosen[-1]
 
 

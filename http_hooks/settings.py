@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "CA_BUNDLE": None,
     # Seconds after which a process notices hook changes made elsewhere.
     "REGISTRY_TTL": 2.0,
-    # "command" (send_callbacks / --loop) or "celery".
+    # "command" (send_callbacks / --loop), "celery" or "tasks" (Django's tasks framework).
     "DISPATCH": "command",
     # Seconds during which the previous secret still signs after a rotation.
     "SECRET_ROTATION_GRACE": 24 * 3600,
@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     # Callbacks of a status counted exactly up to this many; beyond, PostgreSQL's estimate.
     "METRICS_COUNT_LIMIT": 10_000,
     "CELERY_QUEUE": None,
+    # The queue of the tasks of the "tasks" mode, on the default backend of TASKS.
+    "TASKS_QUEUE": "default",
     # "app_label.Model.field" whose values no payload ever shows (a model also
     # matches its subclasses: the first entry is every user model's password).
     "HIDDEN_FIELDS": [

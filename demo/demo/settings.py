@@ -8,6 +8,7 @@ embedded SQLite file.
 import json
 import os
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +32,14 @@ INSTALLED_APPS = [
     "shop",
     "receiver",
 ]
+
+# Django's tasks framework, for HTTP_HOOKS["DISPATCH"] = "tasks": the database backend
+# and its db_worker (the `tasks` extra), on django.tasks (Django 6) or the backport.
+if find_spec("django_tasks_db"):
+    if find_spec("django.tasks") is None:
+        INSTALLED_APPS.append("django_tasks")
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -131,7 +140,7 @@ HTTP_HOOKS = {
     "BLOCK_PRIVATE_NETWORKS": False,
     "RETRY_SCHEDULE": [1, 5, 30, 120, 600, 1800, 3600],
 }
-# Processes started by the tests and benchmarks (senders, Celery workers) get
+# Processes started by the tests and benchmarks (senders, Celery and tasks workers) get
 # other settings through this variable: a JSON object merged into HTTP_HOOKS.
 HTTP_HOOKS.update(json.loads(os.environ.get("HTTP_HOOKS_OVERRIDES", "{}")))
 

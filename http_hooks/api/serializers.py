@@ -558,11 +558,11 @@ class SendResultSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(
         choices=[
             ("sent", "One batch was sent by this request"),
-            ("queued", "Handed to the Celery workers"),
+            ("queued", "Handed to the workers"),
         ],
         help_text="`sent`: this request sent one batch itself (the counts say how it went). "
-        "`queued`: `DISPATCH` is `celery` and the work was handed to the workers; nothing "
-        "was sent by this request and the counts are 0.",
+        "`queued`: `DISPATCH` is `celery` or `tasks` and the work was handed to the workers; "
+        "nothing was sent by this request and the counts are 0.",
     )
     sent = serializers.IntegerField(help_text="Delivered (2xx).")
     retried = serializers.IntegerField(help_text="Failed and scheduled for another try.")

@@ -425,8 +425,8 @@ class CallbackViewSet(
         "the waiting callbacks that are due (all, of one hook, or the listed ones, due or "
         "not), at most `limit` and never more than `BATCH_SIZE`, starting no new try once one "
         "try's time (`TIMEOUT`: connect and read) has passed, and returns the summary; "
-        '`more` says whether to call again. With `DISPATCH = "celery"` the work is handed '
-        "to the workers instead (`mode` says which).",
+        "`more` says whether to call again. With `DISPATCH` `celery` or `tasks` the work is "
+        "handed to the workers instead (`mode` says which).",
         request=SendRequestSerializer,
         responses=responses({200: SendResultSerializer}, 400, 415, 503),
     )

@@ -1,0 +1,125 @@
+"""Handing callbacks to workers: the ``celery`` and ``tasks`` values of ``DISPATCH``.
+
+``DISPATCH = "celery"`` queues Celery tasks (``tasks.py``), ``"tasks"`` the tasks
+of Django's tasks framework (``tasks_framework.py``); with ``"command"`` nothing
+is queued and ``send_callbacks`` sends. The rest of the app asks this module
+only, whichever engine runs the workers:
+
+- ``enqueue_on_commit(ids)`` after the outbox stores callbacks, or a resend
+  puts them back: the ids wait for the commit of the transaction, and go out
+  as one task per ``BATCH_SIZE`` callbacks of that transaction, not one task
+  per save;
+- ``enqueue_due(hook_id=...)`` for ``POST /callbacks/send/`` without ids.
+
+Queueing never raises into the caller: it runs after the user's commit, so an
+error (a broker down, a tasks backend refusing) is logged, and the callbacks
+wait for the periodic send of due callbacks (``send_due_callbacks``, or
+``send_callbacks``).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from .settings import hooks_settings
+
+logger = logging.getLogger(__name__)
+
+QUEUED_MODES = ("celery", "tasks")
+
+
+def queues_work() -> bool:
+    """Whether ``DISPATCH`` hands the sending to workers."""
+    return hooks_settings.DISPATCH in QUEUED_MODES
+
+
+def _engine() -> ModuleType:
+    if hooks_settings.DISPATCH == "celery":
+        from . import tasks as engine
+    else:
+        from . import tasks_framework as engine
+    return engine
+
+
+def enqueue_callbacks(ids: Sequence[int]) -> None:
+    """Queue the listed callbacks now, ``BATCH_SIZE`` ids a task. After an error the
+    rest are not tried: a broker or backend that failed once would make each chunk
+    wait for it again."""
+    ids = list(ids)
+    size = int(hooks_settings.BATCH_SIZE)
+    for start in range(0, len(ids), size):
+        try:
+            _engine().queue_listed(ids[start : start + size])
+        except Exception:
+            logger.exception(
+                "could not queue callbacks %s (DISPATCH %r); they wait for the next send "
+                "of due callbacks",
+                ids[start:],
+                hooks_settings.DISPATCH,
+            )
+            return
+
+
+def enqueue_due(*, hook_id: int | None = None) -> None:
+    """Queue one send of every due callback (of one hook)."""
+    try:
+        _engine().queue_due(hook_id=hook_id)
+    except Exception:
+        logger.exception(
+            "could not queue a send of due callbacks (DISPATCH %r, hook %s)",
+            hooks_settings.DISPATCH,
+            hook_id,
+        )
+
+
+@dataclass(eq=False)
+class _Batch:
+    """The ids one transaction stored, queued when it commits (Django's ``on_commit``).
+
+    ``position`` is where the batch stands in the connection's list of commit
+    hooks: it takes more ids while it is still there. A savepoint rolled back
+    after the batch was opened leaves it there, with the ids stored under that
+    savepoint: a task sends only the waiting callbacks it finds, so they cost nothing. A
+    savepoint rolled back with the batch in it drops the batch, and the ids stored
+    after go into a new one.
+    """
+
+    position: int
+    ids: list[int] = field(default_factory=list)
+    done: bool = False
+
+    def __call__(self) -> None:
+        self.done = True
+        enqueue_callbacks(self.ids)
+
+    def takes_more(self, connection: BaseDatabaseWrapper) -> bool:
+        hooks = connection.run_on_commit
+        return not self.done and self.position < len(hooks) and hooks[self.position][1] is self
+
+
+_open_batches: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Batch] = weakref.WeakKeyDictionary()
+
+
+def enqueue_on_commit(ids: Sequence[int], *, using: str | None = None) -> None:
+    """Queue the callbacks once the transaction on ``using`` commits (at once in
+    autocommit), with the other callbacks that transaction stores; nothing when
+    ``DISPATCH`` queues no work. A rolled-back transaction queues nothing."""
+    if not ids or not queues_work():
+        return
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        enqueue_callbacks(ids)
+        return
+    batch = _open_batches.get(connection)
+    if batch is None or not batch.takes_more(connection):
+        batch = _Batch(position=len(connection.run_on_commit))
+        transaction.on_commit(batch, using=using)
+        _open_batches[connection] = batch
+    batch.ids.extend(ids)
