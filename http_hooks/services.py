@@ -26,6 +26,7 @@ from django.utils import timezone
 from . import delivery
 from .delivery import DeliveryReport
 from .delivery.health import HEALTH_FIELDS
+from .delivery.stats import delete_old_stats
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
@@ -469,10 +470,15 @@ def delete_old_callbacks(
     ``include_undelivered``: an old callback still waiting for a retry is an
     event a receiver has not had. Small batches keep each transaction and its
     locks short on big tables. Returns how many callbacks were deleted.
+
+    The hourly delivery counts older than the longest window of the health
+    endpoint and the overview go too, whatever ``days`` (``stats.delete_old_stats``).
     """
     _whole_number(days, "days", minimum=0, maximum=MAX_DAYS)
     _whole_number(batch_size, "batch_size", minimum=1)
-    cutoff = timezone.now() - datetime.timedelta(days=days)
+    now = timezone.now()
+    delete_old_stats(now)
+    cutoff = now - datetime.timedelta(days=days)
     old = Callback.objects.filter(create_datetime__lt=cutoff)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)
