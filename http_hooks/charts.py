@@ -1,0 +1,46 @@
+"""The admin overview's chart of a hook: tries per hour, succeeded under failed, as
+the outline of an inline SVG drawn on the server (no script, nothing fetched)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .selectors import HookHealth
+
+HEIGHT = 40  # of the drawing; its width is one unit per hour of the window
+
+
+@dataclass(frozen=True)
+class HourlyBars:
+    """One bar per hour: ``sent_path`` from the baseline up, ``failed_path`` on top of it,
+    both SVG path data in a box ``width`` (hours) by ``HEIGHT``, the busiest hour full
+    height (``peak`` tries)."""
+
+    width: int
+    height: int
+    peak: int
+    sent_path: str
+    failed_path: str
+
+
+def _bar(x: int, base: float, height: float) -> str:
+    return f"M{x} {base:g}v-{height:g}h1v{height:g}z" if height else ""
+
+
+def hourly_bars(health: HookHealth) -> HourlyBars:
+    """The bars of ``health``'s hours, placed by their hour in its window."""
+    peak = max((hour.sent + hour.failed for hour in health.hourly), default=0)
+    sent, failed = [], []
+    for hour in health.hourly:
+        x = int((hour.hour - health.since).total_seconds() // 3600)
+        sent_height = round(HEIGHT * hour.sent / peak, 2)
+        failed_height = round(HEIGHT * hour.failed / peak, 2)
+        sent.append(_bar(x, HEIGHT, sent_height))
+        failed.append(_bar(x, HEIGHT - sent_height, failed_height))
+    return HourlyBars(
+        width=health.hours,
+        height=HEIGHT,
+        peak=peak,
+        sent_path="".join(sent),
+        failed_path="".join(failed),
+    )
