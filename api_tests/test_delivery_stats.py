@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from http_hooks.api import delete_old_callbacks, send_callbacks
-from http_hooks.charts import HEIGHT
+from http_hooks.charts import BAR_WIDTH, HEIGHT
 from http_hooks.delivery.stats import MAX_WINDOW_HOURS, percentile, record_stats
 from http_hooks.models import DURATION_FIELDS, Attempt, Callback, DeliveryStats, Hook
 from http_hooks.selectors import hooks_health
@@ -309,7 +309,7 @@ def test_health_takes_the_permission_to_view_hooks(make_hook):
 
 def bars(path):
     """{hour slot: (base, height)} of the bars of an SVG path."""
-    found = re.findall(r"M(\d+) ([\d.]+)v-([\d.]+)h1v\3z", path)
+    found = re.findall(rf"M(\d+) ([\d.]+)v-([\d.]+)h{BAR_WIDTH}v\3z", path)
     return {int(x): (float(base), float(height)) for x, base, height in found}
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .selectors import HookHealth
 
 HEIGHT = 40  # of the drawing; its width is one unit per hour of the window
+BAR_WIDTH = 0.8  # of an hour's unit: a gap tells the hours apart
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class HourlyBars:
 
 
 def _bar(x: int, base: float, height: float) -> str:
-    return f"M{x} {base:g}v-{height:g}h1v{height:g}z" if height else ""
+    return f"M{x} {base:g}v-{height:g}h{BAR_WIDTH}v{height:g}z" if height else ""
 
 
 def hourly_bars(health: HookHealth) -> HourlyBars:
