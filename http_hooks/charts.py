@@ -24,20 +24,20 @@ class HourlyBars:
     failed_path: str
 
 
-def _bar(x: int, base: float, height: float) -> str:
-    return f"M{x} {base:g}v-{height:g}h{BAR_WIDTH}v{height:g}z" if height else ""
-
-
 def hourly_bars(health: HookHealth) -> HourlyBars:
     """The bars of ``health``'s hours, placed by their hour in its window."""
     peak = max((hour.sent + hour.failed for hour in health.hourly), default=0)
+    start = health.since.timestamp()
     sent, failed = [], []
     for hour in health.hourly:
-        x = int((hour.hour - health.since).total_seconds() // 3600)
+        x = int((hour.hour.timestamp() - start) // 3600)
         sent_height = round(HEIGHT * hour.sent / peak, 2)
         failed_height = round(HEIGHT * hour.failed / peak, 2)
-        sent.append(_bar(x, HEIGHT, sent_height))
-        failed.append(_bar(x, HEIGHT - sent_height, failed_height))
+        if sent_height:
+            sent.append(f"M{x} {HEIGHT}v-{sent_height:g}h{BAR_WIDTH}v{sent_height:g}z")
+        if failed_height:
+            base = round(HEIGHT - sent_height, 2)
+            failed.append(f"M{x} {base:g}v-{failed_height:g}h{BAR_WIDTH}v{failed_height:g}z")
     return HourlyBars(
         width=health.hours,
         height=HEIGHT,

@@ -33,9 +33,9 @@ def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> 
     return callbacks
 
 
-@dataclass(frozen=True)
-class HourCount:
-    """The tries of a hook in one hour (``hour`` is its start)."""
+class HourCount(NamedTuple):
+    """The tries of a hook in one hour (``hour`` is its start). A tuple: the overview
+    of 30 days makes one per hook and hour."""
 
     hour: datetime.datetime
     sent: int
@@ -98,7 +98,7 @@ def hooks_health(
     for hook_id, *counts in stats.order_by("hook_id", "hour").values_list(
         "hook_id", "hour", "sent", "failed"
     ):
-        hourly[hook_id].append(HourCount(*counts))
+        hourly[hook_id].append(HourCount._make(counts))
     health = []
     for hook in chosen:
         sent, failed, *durations = totals.get(hook.pk) or [0] * len(COUNT_FIELDS)
