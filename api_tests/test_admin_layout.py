@@ -120,7 +120,7 @@ for hook, scale in zip(hooks, (1, 3, 5)):
     for hour in range(24):
         sent, failed = (40 + 30 * (hour % 5)) // scale, (hour % 7 == 3) * 25 // scale
         rows.append(DeliveryStats(
-            hook=hook, hour=hour_of(now) - datetime.timedelta(hours=hour),
+            hook=hook, hour=hour_of(now) - hour,
             sent=sent, failed=failed, under_50ms=sent, under_500ms=failed))
 DeliveryStats.objects.bulk_create(rows)
 """

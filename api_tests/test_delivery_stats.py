@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from http_hooks.api import delete_old_callbacks, send_callbacks
 from http_hooks.charts import BAR_WIDTH, HEIGHT
-from http_hooks.delivery.stats import MAX_WINDOW_HOURS, percentile, record_stats
+from http_hooks.delivery.stats import MAX_WINDOW_HOURS, hour_start, percentile, record_stats
 from http_hooks.models import DURATION_FIELDS, Attempt, Callback, DeliveryStats, Hook
 from http_hooks.selectors import hooks_health
 from http_hooks.transport import Outcome
@@ -164,7 +164,7 @@ def test_tries_are_counted_in_the_hour_they_happen(make_hook):
         at(11, 30),
     )
     rows = DeliveryStats.objects.order_by("hook_id", "hour")
-    assert [(r.hook_id, r.hour, r.sent, r.failed) for r in rows] == [
+    assert [(r.hook_id, hour_start(r.hour), r.sent, r.failed) for r in rows] == [
         (hook.pk, at(10), 1, 1),
         (hook.pk, at(11), 3, 0),
         (other.pk, at(11), 0, 1),
@@ -181,7 +181,7 @@ def test_the_window_counts_whole_hours_back_from_the_current_one(make_hook):
     record(hook, at(10, 5), outcome(), outcome())
     now = at(10, 45)
     by_hours = {
-        hours: (h.sent, h.failed, [c.hour for c in h.hourly])
+        hours: (h.sent, h.failed, [c.start for c in h.hourly])
         for hours in (1, 2, 3)
         for h in hooks_health(hours=hours, hooks=[hook], now=now)
     }
@@ -324,15 +324,15 @@ def test_the_overview_draws_each_hour_to_scale(admin_client, make_hook):
     chart = charts[hook.pk]
     assert (chart.width, chart.height, chart.peak) == (24, HEIGHT, 4)
     # The busiest hour (4 tries) is full height; slot 23 is the current hour.
-    assert bars(chart.sent_path) == {21: (40, 30), 23: (40, 10)}
-    assert bars(chart.failed_path) == {21: (10, 10), 22: (40, 20)}
+    assert bars(chart.sent_path) == {21: (400, 300), 23: (400, 100)}
+    assert bars(chart.failed_path) == {21: (100, 100), 22: (400, 200)}
     assert (charts[idle.pk].peak, charts[idle.pk].sent_path) == (0, "")
 
     page = response.content.decode()
     svg = re.search(rf'<svg[^>]*id="chart-{hook.pk}".*?</svg>', page, flags=re.DOTALL).group()
     assert 'role="img"' in svg
     assert f'aria-labelledby="chart-{hook.pk}-title chart-{hook.pk}-desc"' in svg
-    assert 'viewBox="0 0 24 40"' in svg
+    assert 'viewBox="0 0 24 400"' in svg
     assert "busy: tries per hour over the last 24 h</title>" in svg
     assert "4 succeeded and 3 failed; at most 4 tries in one hour." in svg
     assert f'd="{chart.sent_path}"' in svg

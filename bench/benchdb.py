@@ -133,7 +133,7 @@ def fill_stats(hook_ids: list[int], hours: int) -> None:
                 under_2000ms, under_5000ms, under_10000ms, under_20000ms, under_50000ms,
                 from_50000ms
             )
-            SELECT hook, date_trunc('hour', now()) - h * interval '1 hour', 90, 10,
+            SELECT hook, floor(extract(epoch FROM now()) / 3600)::integer - h, 90, 10,
                    0, 0, 5, 20, 30, 25, 10, 5, 3, 1, 1, 0, 0, 0, 0, 0
             FROM unnest(%(hooks)s::bigint[]) AS hook, generate_series(0, %(hours)s - 1) AS h
             """,

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from .selectors import HookHealth
 
-HEIGHT = 40  # of the drawing; its width is one unit per hour of the window
+# Of the drawing, shown 40 pixels high: whole units a tenth of a pixel high keep the
+# path short and its numbers integers. Its width is one unit per hour of the window.
+HEIGHT = 400
 BAR_WIDTH = 0.8  # of an hour's unit: a gap tells the hours apart
 
 
@@ -27,17 +29,16 @@ class HourlyBars:
 def hourly_bars(health: HookHealth) -> HourlyBars:
     """The bars of ``health``'s hours, placed by their hour in its window."""
     peak = max((hour.sent + hour.failed for hour in health.hourly), default=0)
-    start = health.since.timestamp()
     sent, failed = [], []
     for hour in health.hourly:
-        x = int((hour.hour.timestamp() - start) // 3600)
-        sent_height = round(HEIGHT * hour.sent / peak, 2)
-        failed_height = round(HEIGHT * hour.failed / peak, 2)
+        x = hour.hour - health.first_hour
+        sent_height = hour.sent * HEIGHT // peak
+        failed_height = (hour.sent + hour.failed) * HEIGHT // peak - sent_height
         if sent_height:
-            sent.append(f"M{x} {HEIGHT}v-{sent_height:g}h{BAR_WIDTH}v{sent_height:g}z")
+            sent.append(f"M{x} {HEIGHT}v-{sent_height}h{BAR_WIDTH}v{sent_height}z")
         if failed_height:
-            base = round(HEIGHT - sent_height, 2)
-            failed.append(f"M{x} {base:g}v-{failed_height:g}h{BAR_WIDTH}v{failed_height:g}z")
+            base = HEIGHT - sent_height
+            failed.append(f"M{x} {base}v-{failed_height}h{BAR_WIDTH}v{failed_height}z")
     return HourlyBars(
         width=health.hours,
         height=HEIGHT,

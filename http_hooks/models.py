@@ -317,7 +317,9 @@ class DeliveryStats(models.Model):
         db_constraint=False,
         db_index=False,  # delivery_stats_hook_hour starts with hook
     )
-    hour = models.DateTimeField(_("hour"), help_text=_("The start of the hour, in UTC."))
+    # A number, not a timestamp: the overview of 30 days reads 720 of them per hook,
+    # and turning that many timestamps into datetimes cost more than the rest of it.
+    hour = models.IntegerField(_("hour"), help_text=_("Hours since 1970-01-01 00:00 UTC."))
     sent = models.PositiveIntegerField(_("succeeded tries"), default=0)
     failed = models.PositiveIntegerField(_("failed tries"), default=0)
 
@@ -331,7 +333,7 @@ class DeliveryStats(models.Model):
         indexes = [models.Index(fields=["hour"], name="delivery_stats_hour_idx")]
 
     def __str__(self) -> str:
-        return f"Hook {self.hook_id}, {self.hour:%Y-%m-%d %H}:00"
+        return f"Hook {self.hook_id}, hour {self.hour}"
 
 
 # One column per duration bucket, from one list: the bounds and the columns cannot

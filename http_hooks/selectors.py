@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .delivery.health import breaker_state, pause_reason
 from .delivery.sender import TEST_EVENT_TYPE
-from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, percentile
+from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, hour_start, percentile
 from .exceptions import InvalidFilterError
 from .models import Attempt, Callback, DeliveryStats, Hook, Signal
 from .outbox import SAVE_SIGNALS
@@ -34,23 +34,27 @@ def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> 
 
 
 class HourCount(NamedTuple):
-    """The tries of a hook in one hour (``hour`` is its start). A tuple: the overview
+    """The tries of a hook in one hour (hours since the epoch). A tuple: the overview
     of 30 days makes one per hook and hour."""
 
-    hour: datetime.datetime
+    hour: int
     sent: int
     failed: int
+
+    @property
+    def start(self) -> datetime.datetime:
+        return hour_start(self.hour)
 
 
 @dataclass(frozen=True)
 class HookHealth:
     """A hook's health over the last ``hours`` hours (the current one included, from
-    ``since``): its tries, how long they took, and the state of its row (breaker,
+    ``first_hour``): its tries, how long they took, and the state of its row (breaker,
     pause, disable, last success and failure: ``hook``)."""
 
     hook: Hook
     hours: int
-    since: datetime.datetime
+    first_hour: int
     sent: int
     failed: int
     duration_p50_ms: float | None
@@ -58,6 +62,10 @@ class HookHealth:
     breaker: str
     paused_reason: str
     hourly: list[HourCount]
+
+    @property
+    def since(self) -> datetime.datetime:
+        return hour_start(self.first_hour)
 
     @property
     def tries(self) -> int:
@@ -84,9 +92,9 @@ def hooks_health(
             f"hours must be a whole number from 1 to {MAX_WINDOW_HOURS}", field="hours"
         )
     now = now or timezone.now()
-    since = hour_of(now) - datetime.timedelta(hours=hours - 1)
+    first_hour = hour_of(now) - (hours - 1)
     chosen = list(Hook.objects.order_by("pk")) if hooks is None else list(hooks)
-    stats = DeliveryStats.objects.filter(hour__gte=since)
+    stats = DeliveryStats.objects.filter(hour__gte=first_hour)
     if hooks is not None:
         stats = stats.filter(hook__in=[hook.pk for hook in chosen])
     sums = {f"total_{name}": Sum(name) for name in COUNT_FIELDS}
@@ -106,7 +114,7 @@ def hooks_health(
             HookHealth(
                 hook=hook,
                 hours=hours,
-                since=since,
+                first_hour=first_hour,
                 sent=sent,
                 failed=failed,
                 duration_p50_ms=percentile(durations, 0.5),

@@ -627,7 +627,7 @@ class HealthQuerySerializer(serializers.Serializer):
 
 
 class HourCountSerializer(serializers.Serializer):
-    hour = serializers.DateTimeField(help_text="The start of the hour.")
+    hour = serializers.DateTimeField(source="start", help_text="The start of the hour.")
     sent = serializers.IntegerField(help_text="Tries that succeeded in that hour.")
     failed = serializers.IntegerField(help_text="Tries that failed in that hour.")
 

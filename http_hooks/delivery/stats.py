@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
 from django.db import connections, router
 
@@ -25,9 +25,14 @@ WINDOWS = {"1h": 1, "24h": 24, "7d": 7 * 24, "30d": MAX_WINDOW_HOURS}
 COUNT_FIELDS = ["sent", "failed", *DURATION_FIELDS]
 
 
-def hour_of(moment: datetime) -> datetime:
-    """The start of the hour of ``moment`` (an aware datetime, as Django keeps them)."""
-    return moment.replace(minute=0, second=0, microsecond=0)
+def hour_of(moment: datetime) -> int:
+    """The hour of ``moment`` as ``DeliveryStats`` counts it: hours since the epoch."""
+    return int(moment.timestamp() // 3600)
+
+
+def hour_start(hour: int) -> datetime:
+    """When ``hour`` (hours since the epoch) starts."""
+    return datetime.fromtimestamp(hour * 3600, tz=UTC)
 
 
 def duration_bucket(duration_ms: int) -> int:
@@ -55,7 +60,7 @@ def record_stats(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: da
     table = quote(meta.db_table)
     keys = [quote(meta.get_field(name).column) for name in ("hook", "hour")]
     added = [quote(meta.get_field(name).column) for name in COUNT_FIELDS]
-    hour = meta.get_field("hour").get_db_prep_save(hour_of(now), db)
+    hour = hour_of(now)
     row_sql = "({})".format(", ".join(["%s"] * (len(keys) + len(added))))
     sql = "INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
     sql = sql.format(
@@ -72,7 +77,7 @@ def record_stats(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: da
 
 def delete_old_stats(now: datetime) -> int:
     """Delete the counts of hours before the longest window; return how many rows."""
-    cutoff = hour_of(now) - timedelta(hours=MAX_WINDOW_HOURS)
+    cutoff = hour_of(now) - MAX_WINDOW_HOURS
     deleted, _ = DeliveryStats.objects.filter(hour__lt=cutoff).delete()
     return deleted
 
