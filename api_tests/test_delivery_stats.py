@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from http_hooks.api import delete_old_callbacks, send_callbacks
+from http_hooks.api import delete_old_callbacks, hooks_health, send_callbacks
 from http_hooks.charts import BAR_WIDTH, HEIGHT
 from http_hooks.delivery.stats import MAX_WINDOW_HOURS, hour_start, percentile, record_stats
+from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import DURATION_FIELDS, Attempt, Callback, DeliveryStats, Hook
-from http_hooks.selectors import hooks_health
 from http_hooks.transport import Outcome
 from shop.models import Order
 
@@ -345,3 +345,10 @@ def test_the_overview_keeps_a_bad_window_in_bounds(admin_client, make_hook, hour
     response = admin_client.get(reverse("admin:http_hooks_callback_overview"), {"hours": hours})
     assert response.status_code == 200
     assert 1 <= response.context["hours"] <= MAX_WINDOW_HOURS
+
+
+@pytest.mark.parametrize("hours", [0, MAX_WINDOW_HOURS + 1, True, 1.5, "24"])
+def test_the_python_api_refuses_a_bad_window(hours):
+    with pytest.raises(InvalidFilterError) as caught:
+        hooks_health(hours=hours)
+    assert caught.value.field == "hours"

@@ -19,10 +19,9 @@ from django.utils import timezone
 from .delivery.health import breaker_state, pause_reason
 from .delivery.sender import TEST_EVENT_TYPE
 from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, hour_start, percentile
-from .exceptions import InvalidFilterError
 from .models import Attempt, Callback, DeliveryStats, Hook, Signal
 from .outbox import SAVE_SIGNALS
-from .validators import MAX_ID
+from .validators import MAX_ID, whole_number
 
 
 def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> QuerySet[Callback]:
@@ -87,10 +86,7 @@ def hooks_health(
 
     Reads the hooks and their hourly counts (``DeliveryStats``), never the
     callbacks or their attempts: three queries, whatever their number."""
-    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_WINDOW_HOURS:
-        raise InvalidFilterError(
-            f"hours must be a whole number from 1 to {MAX_WINDOW_HOURS}", field="hours"
-        )
+    whole_number(hours, "hours", minimum=1, maximum=MAX_WINDOW_HOURS)
     now = now or timezone.now()
     first_hour = hour_of(now) - (hours - 1)
     chosen = list(Hook.objects.order_by("pk")) if hooks is None else list(hooks)
