@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from http_hooks.api import delete_old_callbacks, hooks_health, send_callbacks
-from http_hooks.charts import BAR_WIDTH, HEIGHT
+from http_hooks.charts import BAR_WIDTH, HEIGHT, hourly_bars
 from http_hooks.delivery.stats import MAX_WINDOW_HOURS, hour_start, percentile, record_stats
 from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import DURATION_FIELDS, Attempt, Callback, DeliveryStats, Hook
@@ -322,8 +322,8 @@ def test_the_overview_draws_each_hour_to_scale(admin_client, make_hook):
     response = admin_client.get(reverse("admin:http_hooks_callback_overview"), {"hours": 24})
     charts = {row["health"].hook.pk: row["chart"] for row in response.context["rows"]}
     chart = charts[hook.pk]
-    assert (chart.width, chart.height, chart.peak) == (24, HEIGHT, 4)
-    # The busiest hour (4 tries) is full height; slot 23 is the current hour.
+    assert (chart.width, chart.height, chart.hours_per_bar, chart.peak) == (24, HEIGHT, 1, 4)
+    # The busiest hour (4 tries) is full height; bar 23 is the current hour.
     assert bars(chart.sent_path) == {21: (400, 300), 23: (400, 100)}
     assert bars(chart.failed_path) == {21: (100, 100), 22: (400, 200)}
     assert (charts[idle.pk].peak, charts[idle.pk].sent_path) == (0, "")
@@ -334,7 +334,7 @@ def test_the_overview_draws_each_hour_to_scale(admin_client, make_hook):
     assert f'aria-labelledby="chart-{hook.pk}-title chart-{hook.pk}-desc"' in svg
     assert 'viewBox="0 0 24 400"' in svg
     assert "busy: tries per hour over the last 24 h</title>" in svg
-    assert "4 succeeded and 3 failed; at most 4 tries in one hour." in svg
+    assert "4 succeeded and 3 failed; at most 4 tries in one bar." in svg
     assert f'd="{chart.sent_path}"' in svg
     assert "<script" not in page.split('id="content"')[1]
 
@@ -352,3 +352,17 @@ def test_the_python_api_refuses_a_bad_window(hours):
     with pytest.raises(InvalidFilterError) as caught:
         hooks_health(hours=hours)
     assert caught.value.field == "hours"
+
+
+def test_a_long_window_draws_a_bar_per_few_hours(make_hook):
+    hook = make_hook()
+    now = at(23, 30)
+    record(hook, at(23), outcome())  # the window's last hour: the last bar's
+    record(hook, at(18), outcome(ok=False))  # the same bar: hours 18 to 23
+    record(hook, at(17), outcome(), outcome())  # the bar before
+    [health] = hooks_health(hours=MAX_WINDOW_HOURS, hooks=[hook], now=now)
+    chart = hourly_bars(health)
+    assert (chart.width, chart.hours_per_bar, chart.peak) == (MAX_WINDOW_HOURS // 6, 6, 2)
+    last = chart.width - 1
+    assert bars(chart.sent_path) == {last - 1: (400, 400), last: (400, 200)}
+    assert bars(chart.failed_path) == {last: (200, 200)}
