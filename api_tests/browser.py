@@ -18,33 +18,42 @@ def chromium() -> str:
     raise AssertionError  # not reached
 
 
+def _headless(tmp_path: Path, width: int, *options: str) -> list[str]:
+    """Chromium's command line, headless and offline but for 127.0.0.1."""
+    return [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-features=AutofillServerCommunication",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        # No internet: every name but 127.0.0.1 fails to resolve.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--window-size={width},900",
+        *options,
+    ]
+
+
 def render(url: str, tmp_path: Path, *, width: int = 1400) -> tuple[str, set[str]]:
     """The DOM Chromium built for ``url`` in a window ``width`` pixels wide, and the
     URLs of every request the page made."""
     net_log = tmp_path / "net-log.json"
     done = subprocess.run(
-        [
-            chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-features=AutofillServerCommunication",
-            f"--user-data-dir={tmp_path / 'profile'}",
+        _headless(
+            tmp_path,
+            width,
             f"--log-net-log={net_log}",
-            # No internet: every name but 127.0.0.1 fails to resolve.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            f"--window-size={width},900",
             # Script time runs ahead until the page is idle: Swagger UI and ReDoc
             # fetch the schema and render it before the DOM is dumped.
             "--virtual-time-budget=30000",
             "--dump-dom",
             url,
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -65,3 +74,16 @@ def render(url: str, tmp_path: Path, *, width: int = 1400) -> tuple[str, set[str
         if str(params.get("network_isolation_key")).split()[0] == "http://127.0.0.1"
     }
     return done.stdout, requested
+
+
+def screenshot(url: str, path: Path, *, width: int = 1400) -> bytes:
+    """A PNG of ``url`` as Chromium paints it in a window ``width`` pixels wide, kept
+    at ``path`` for a person to look at."""
+    done = subprocess.run(
+        _headless(path.parent, width, f"--screenshot={path}", url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return path.read_bytes()

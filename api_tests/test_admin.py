@@ -235,32 +235,6 @@ def test_rotate_secret_action_shows_the_new_secret_once(admin_client, make_hook)
     assert hook.secret not in page.content.decode()
 
 
-def test_overview_counts_callbacks_by_hook_and_status(admin_client, make_hook):
-    hook = make_hook(name="orders")
-    for i in range(3):
-        Order.objects.create(name=f"o{i}")
-    Callback.objects.filter(pk=Callback.objects.first().pk).update(status=CallbackStatus.ERROR)
-    response = admin_client.get(reverse("admin:http_hooks_callback_overview"), {"hours": "1"})
-    rows = response.context["rows"]
-    assert rows == [
-        {
-            "hook_id": hook.pk,
-            "hook": "orders",
-            "total": 3,
-            "waiting": 2,
-            "sending": 0,
-            "sent": 0,
-            "error": 1,
-        }
-    ]
-    assert (
-        admin_client.get(
-            reverse("admin:http_hooks_callback_overview"), {"hours": "nope"}
-        ).status_code
-        == 200
-    )
-
-
 def test_users_without_permission_cannot_see_the_overview(client, make_hook):
     user = User.objects.create_user("staff", password="pw", is_staff=True)
     client.force_login(user)

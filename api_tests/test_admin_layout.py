@@ -1,5 +1,6 @@
 """The hook and callback lists of the admin, as headless Chromium lays them out in a
-window 1,400 pixels wide: every column fits, nothing scrolls sideways."""
+window 1,400 pixels wide: every column fits, nothing scrolls sideways; and the
+delivery overview's charts, as Chromium paints them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from .browser import chromium, render
+from .browser import chromium, render, screenshot
 from .demo_server import DemoServer
 
 pytestmark = pytest.mark.slow
@@ -22,10 +23,18 @@ MIDDLEWARE = [*MIDDLEWARE, "demo_server_settings.LoggedIn"]
 class LoggedIn:
     SCRIPT = (
         b"<script>addEventListener('load', () => {"
+        b"const data = document.body.dataset;"
+        b"data.pageOverflow = document.documentElement.scrollWidth"
+        b" - document.documentElement.clientWidth;"
         b"const box = document.querySelector('#changelist .results');"
-        b"document.body.dataset.overflow = box.scrollWidth - box.clientWidth;"
-        b"document.body.dataset.pageOverflow = document.documentElement.scrollWidth"
-        b" - document.documentElement.clientWidth;});</script></body>"
+        b"if (box) data.overflow = box.scrollWidth - box.clientWidth;"
+        b"const size = (element) => {const r = element.getBoundingClientRect();"
+        b" return Math.round(r.width) + 'x' + Math.round(r.height);};"
+        b"data.charts = [...document.querySelectorAll('svg.health-chart')].map((svg) =>"
+        b" [svg.querySelector('title').textContent.split(':')[0], size(svg),"
+        b" size(svg.querySelector('.sent')), size(svg.querySelector('.failed'))].join('|'))"
+        b".join(';');"
+        b"});</script></body>"
     )
 
     def __init__(self, get_response):
@@ -83,3 +92,59 @@ def test_change_list_fits_a_1400_pixel_window(admin_server, tmp_path, model):
     page_overflow = re.search(r'data-page-overflow="(-?\d+)"', dom)
     assert overflow and page_overflow, dom[-2000:]
     assert max(int(overflow.group(1)), int(page_overflow.group(1))) <= 0, dom[-600:]
+
+
+# Three hooks of a day: a busy one failing now and then, one paused by its receiver
+# (Retry-After), one the receiver told it was gone.
+STATS_SEED = """
+import datetime
+from django.utils import timezone
+from http_hooks.api import create_hook
+from http_hooks.delivery.stats import hour_of
+from http_hooks.models import DeliveryStats, Hook
+
+now = timezone.now()
+hooks = [
+    create_hook(name=name, model="shop.order", signals=["django.db.models.signals.post_save"],
+                target_url=f"http://127.0.0.1:9/{name}")
+    for name in ("busy", "throttled", "gone")
+]
+Hook.objects.filter(pk=hooks[1].pk).update(
+    paused_until=now + datetime.timedelta(minutes=20), consecutive_failures=1,
+    last_failure_at=now, last_failure_reason="HTTP 429")
+Hook.objects.filter(pk=hooks[2].pk).update(
+    enabled=False, disabled_reason="gone", disabled_at=now, last_failure_at=now,
+    last_failure_reason="HTTP 410")
+rows = []
+for hook, scale in zip(hooks, (1, 3, 5)):
+    for hour in range(24):
+        sent, failed = (40 + 30 * (hour % 5)) // scale, (hour % 7 == 3) * 25 // scale
+        rows.append(DeliveryStats(
+            hook=hook, hour=hour_of(now) - hour,
+            sent=sent, failed=failed, under_50ms=sent, under_500ms=failed))
+DeliveryStats.objects.bulk_create(rows)
+"""
+
+
+def test_overview_charts_are_painted(admin_server, tmp_path):
+    admin_server.manage("shell", "-c", STATS_SEED)
+    url = f"{admin_server.url}/admin/http_hooks/callback/overview/"
+    dom, requested = render(url, tmp_path)
+    assert all(request.startswith(admin_server.url) for request in requested), requested
+    page_overflow = re.search(r'data-page-overflow="(-?\d+)"', dom)
+    assert page_overflow and int(page_overflow.group(1)) <= 0, dom[-600:]
+    charts = re.search(r'data-charts="([^"]*)"', dom).group(1).split(";")
+    sizes = {name: sizes for name, *sizes in (chart.split("|") for chart in charts)}
+    # Every chart 240 x 40 pixels; each hook's bars span its day and its busiest hour
+    # is full height; its failures show, on three hours of the day.
+    assert {chart[0] for chart in sizes.values()} == {"240x40"}, sizes
+    for name in ("busy", "throttled", "gone"):
+        width, height = map(int, sizes[name][1].split("x"))
+        assert (width > 230, height) == (True, 40), sizes
+        assert sizes[name][2] not in ("0x0", ""), sizes
+    assert "busy: tries per hour over the last 24 h" in dom
+    assert "paused (Retry-After)" in dom and "disabled: the receiver answered 410 Gone" in dom
+
+    png = screenshot(url, tmp_path / "overview.png")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert int.from_bytes(png[16:20], "big") == 1400  # the IHDR's width

@@ -42,7 +42,7 @@ def test_schema_has_every_operation_with_a_stable_id(schema):
     ids = {op["operationId"] for _, _, op in operations(schema)}
     assert ids == {
         "list_hooks", "create_hook", "get_hook", "update_hook", "partial_update_hook",
-        "delete_hook", "test_hook", "rotate_hook_secret", "enable_hook",
+        "delete_hook", "test_hook", "rotate_hook_secret", "enable_hook", "get_hook_health",
         "recover_hook",
         "list_signals", "create_signal", "get_signal", "delete_signal",
         "list_callbacks", "get_callback", "delete_callback", "resend_callback",

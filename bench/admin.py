@@ -16,8 +16,10 @@ Django stack (``django.test.Client``: middleware, session of a logged-in
 superuser, the admin's views and templates; not Django's test environment, whose
 instrumented templates copy every context, a cost production has not): the
 callback list unfiltered, by each filter, searched by an event id, a callback id
-or an object id and by text, one callback with its attempts, the hook list and
-the delivery overview. It prints
+or an object id and by text, one callback with its attempts, the hook list, the
+delivery overview over a day, a week and 30 days (the hourly counts of 30 days
+of every hook filled alongside, as the sender keeps them) and the REST API's
+health of one hook (``GET /api/hooks/{id}/health/``). It prints
 the median and 95th percentile of each and marks a p95 over its target: 100 ms
 for the search by event id, 300 ms for the others.
 """
@@ -35,6 +37,7 @@ from benchdb import (
     database_env,
     drop_postgres,
     fill_callbacks,
+    fill_stats,
     setup_django,
     time_requests,
 )
@@ -99,9 +102,17 @@ def pages(client, rows: int, hook_ids: list[int]) -> dict[str, tuple[float, Call
         ),
         "hooks": (TARGET_MS, lambda: client.get("/admin/http_hooks/hook/")),
         "delivery overview (24 h)": (TARGET_MS, lambda: client.get(f"{CHANGELIST}overview/")),
+        "delivery overview (7 days)": (
+            TARGET_MS,
+            lambda: client.get(f"{CHANGELIST}overview/", {"hours": 168}),
+        ),
         "delivery overview (30 days)": (
             TARGET_MS,
             lambda: client.get(f"{CHANGELIST}overview/", {"hours": 720}),
+        ),
+        "health of a hook (API, 30 days)": (
+            TARGET_MS,
+            lambda: client.get(f"/api/hooks/{hook}/health/", {"window": "30d"}),
         ),
     }
 
@@ -121,6 +132,7 @@ def main() -> int:
     from django.db.models import Max
     from django.test import Client
 
+    from http_hooks.delivery.stats import MAX_WINDOW_HOURS
     from http_hooks.models import Callback, Hook
 
     try:
@@ -135,6 +147,7 @@ def main() -> int:
             if not (args.reuse and Callback.objects.aggregate(last=Max("pk"))["last"] == rows):
                 started = time.perf_counter()
                 fill_callbacks(rows, hook_ids)
+                fill_stats(hook_ids, MAX_WINDOW_HOURS)
                 print(f"{rows:>9,} callbacks inserted in {time.perf_counter() - started:.1f} s")
             results[rows] = {
                 name: (target, *time_requests(get, args.requests))

@@ -10,6 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_list import _boolean_icon
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -22,6 +23,8 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from . import services
+from .charts import hourly_bars
+from .delivery.stats import MAX_WINDOW_HOURS, WINDOWS
 from .exceptions import InvalidHeadersError, TooManyCallbacksError
 from .forms import HookAdminForm, RecoverForm, SignalAdminForm
 from .headers import format_headers, mask_headers, parse_headers
@@ -30,10 +33,10 @@ from .selectors import (
     RowCount,
     callbacks_named_by,
     count_rows,
-    delivery_overview,
     estimated_rows,
     event_types,
     hooked_models,
+    hooks_health,
 )
 from .settings import hooks_settings
 
@@ -132,6 +135,8 @@ HEALTH_FIELDS = [
     "paused_until",
     "consecutive_failures",
     "last_success_at",
+    "last_failure_at",
+    "last_failure_reason",
     "disabled_reason",
     "disabled_at",
 ]
@@ -615,26 +620,25 @@ class CallbackAdmin(ModelAdmin):
         ]
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
-        """Callback counts by hook and status over a recent window."""
+        """Each hook's health over a recent window, with its tries per hour drawn: read
+        from the hourly counts (``DeliveryStats``) and the hooks, not the callbacks."""
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         try:
-            hours = max(1, min(24 * 90, int(request.GET.get("hours", 24))))
+            hours = max(1, min(MAX_WINDOW_HOURS, int(request.GET.get("hours", 24))))
         except ValueError:
             hours = 24
-        rows = delivery_overview(since=timezone.now() - datetime.timedelta(hours=hours))
+        health = hooks_health(hours=hours)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Delivery overview"),
-            "rows": rows,
+            "rows": [{"health": entry, "chart": hourly_bars(entry)} for entry in health],
             "hours": hours,
-            "windows": [1, 24, 24 * 7, 24 * 30],
+            "windows": WINDOWS,
             "totals": {
-                key: sum(row[key] for row in rows)
-                for key in ("waiting", "sending", "sent", "error", "total")
+                "sent": sum(entry.sent for entry in health),
+                "failed": sum(entry.failed for entry in health),
             },
         }
         return TemplateResponse(request, "admin/http_hooks/callback/overview.html", context)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from . import delivery, dispatch
 from .delivery import DeliveryReport
 from .delivery.health import HEALTH_FIELDS
+from .delivery.stats import delete_old_stats
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
@@ -37,6 +38,7 @@ from .validators import (
     resolve_model,
     validate_hook,
     validate_secret,
+    whole_number,
 )
 
 # --- signals -------------------------------------------------------------------
@@ -304,7 +306,7 @@ class SendResult:
 
 def check_send_limit(limit: Any) -> int:
     """A limit of one bounded send: 1 to ``BATCH_SIZE``."""
-    return _whole_number(limit, "limit", minimum=1, maximum=int(hooks_settings.BATCH_SIZE))
+    return whole_number(limit, "limit", minimum=1, maximum=int(hooks_settings.BATCH_SIZE))
 
 
 def send_batch_or_queue(
@@ -439,19 +441,6 @@ MAX_DAYS = 100 * 365
 MAX_MINUTES = MAX_DAYS * 24 * 60
 
 
-def _whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:
-    """``value`` if it is an int within the bounds; ``InvalidFilterError`` otherwise."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise InvalidFilterError(f"{field} must be a whole number {bounds}", field=field)
-    return value
-
-
 @dataclass(frozen=True)
 class MonitorResult:
     status: str
@@ -474,9 +463,9 @@ def monitor_callbacks(
             f"invalid status {status!r}: use one of {', '.join(MONITORED_STATUSES)}",
             field="status",
         )
-    _whole_number(callbacks_limit, "callbacks_limit", minimum=1)
+    whole_number(callbacks_limit, "callbacks_limit", minimum=1)
     if minutes_ago is not None:
-        _whole_number(minutes_ago, "minutes_ago", minimum=0, maximum=MAX_MINUTES)
+        whole_number(minutes_ago, "minutes_ago", minimum=0, maximum=MAX_MINUTES)
     since = (
         None if minutes_ago is None else timezone.now() - datetime.timedelta(minutes=minutes_ago)
     )
@@ -508,10 +497,15 @@ def delete_old_callbacks(
     ``include_undelivered``: an old callback still waiting for a retry is an
     event a receiver has not had. Small batches keep each transaction and its
     locks short on big tables. Returns how many callbacks were deleted.
+
+    The hourly delivery counts older than the longest window of the health
+    endpoint and the overview go too, whatever ``days`` (``stats.delete_old_stats``).
     """
-    _whole_number(days, "days", minimum=0, maximum=MAX_DAYS)
-    _whole_number(batch_size, "batch_size", minimum=1)
-    cutoff = timezone.now() - datetime.timedelta(days=days)
+    whole_number(days, "days", minimum=0, maximum=MAX_DAYS)
+    whole_number(batch_size, "batch_size", minimum=1)
+    now = timezone.now()
+    delete_old_stats(now)
+    cutoff = now - datetime.timedelta(days=days)
     old = Callback.objects.filter(create_datetime__lt=cutoff)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)

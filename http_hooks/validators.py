@@ -15,6 +15,7 @@ from django.db.models import signals as model_signals
 from django.dispatch import Signal as DjangoSignal
 
 from .exceptions import (
+    InvalidFilterError,
     InvalidHookError,
     InvalidModelError,
     InvalidPayloadError,
@@ -269,3 +270,16 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
     if serializer_class:
         import_serializer(serializer_class)
     return cleaned
+
+
+def whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:
+    """``value`` if it is an int within the bounds; ``InvalidFilterError`` otherwise."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise InvalidFilterError(f"{field} must be a whole number {bounds}", field=field)
+    return value

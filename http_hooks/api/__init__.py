@@ -1,9 +1,10 @@
 """The Python API: ``from http_hooks.api import create_hook, create_signal``.
 
 The REST API lives in the submodules of this package (``serializers``,
-``views``, ...); this module only re-exports the service functions.
+``views``, ...); this module only re-exports the service functions (and the health selector).
 """
 
+from ..selectors import hooks_health
 from ..services import (
     DeliveryReport,
     MonitorResult,
@@ -33,6 +34,7 @@ __all__ = [
     "delete_signal",
     "enable_hook",
     "generate_secret",
+    "hooks_health",
     "monitor_callbacks",
     "recover_hook",
     "resend_callbacks",

@@ -16,6 +16,8 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..delivery.health import BREAKER_STATES, PAUSE_REASONS
+from ..delivery.stats import MAX_WINDOW_HOURS, WINDOWS
 from ..exceptions import HttpHooksError
 from ..headers import (
     MASKED,
@@ -27,7 +29,7 @@ from ..headers import (
     parse_headers,
 )
 from ..imports import MAX_PATH_LENGTH
-from ..models import Attempt, Callback, CallbackStatus, Hook, Signal
+from ..models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
 from ..network import check_target_url
 from ..services import (
     MAX_DAYS,
@@ -617,6 +619,95 @@ class MonitorResultSerializer(serializers.Serializer):
         allow_null=True, help_text="The window in minutes; null for the whole table."
     )
     exceeded = serializers.BooleanField(help_text="`count >= callbacks_limit`.")
+
+
+class HealthQuerySerializer(serializers.Serializer):
+    window = serializers.ChoiceField(
+        choices=list(WINDOWS),
+        required=False,
+        help_text="The window by name: the last hour, day, week or 30 days (default `24h`).",
+    )
+    hours = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_WINDOW_HOURS,
+        required=False,
+        help_text="The window in hours, instead of `window`.",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, int]:
+        if "window" in data and "hours" in data:
+            raise serializers.ValidationError("give window or hours, not both", code="invalid")
+        return {"hours": data.get("hours") or WINDOWS[data.get("window", "24h")]}
+
+
+class HourCountSerializer(serializers.Serializer):
+    hour = serializers.DateTimeField(source="start", help_text="The start of the hour.")
+    sent = serializers.IntegerField(help_text="Tries that succeeded in that hour.")
+    failed = serializers.IntegerField(help_text="Tries that failed in that hour.")
+
+
+class HookHealthSerializer(serializers.Serializer):
+    hook_id = serializers.IntegerField(source="hook.pk")
+    hours = serializers.IntegerField(help_text="The window in hours, the current hour included.")
+    since = serializers.DateTimeField(help_text="The start of the window's first hour.")
+    sent = serializers.IntegerField(help_text="Tries in the window that succeeded (a 2xx).")
+    failed = serializers.IntegerField(
+        help_text="Tries in the window that failed (an error, a timeout, a non-2xx answer)."
+    )
+    success_rate = serializers.FloatField(
+        allow_null=True, help_text="`sent / (sent + failed)`, from 0 to 1; null without tries."
+    )
+    duration_p50_ms = serializers.FloatField(
+        allow_null=True,
+        help_text="The median duration of a try in the window, in milliseconds, to within "
+        "its bucket of a 1-2-5 scale from 1 ms to 50 s (interpolated inside it); null "
+        "without tries.",
+    )
+    duration_p95_ms = serializers.FloatField(
+        allow_null=True, help_text="The 95th percentile, like `duration_p50_ms`."
+    )
+    last_success_at = serializers.DateTimeField(
+        source="hook.last_success_at",
+        allow_null=True,
+        help_text="The last successful try (to within a second), whatever the window.",
+    )
+    last_failure_at = serializers.DateTimeField(
+        source="hook.last_failure_at", allow_null=True, help_text="The last failed try."
+    )
+    last_failure_reason = serializers.CharField(
+        source="hook.last_failure_reason",
+        help_text="The error of the last failed try (e.g. `HTTP 500`, `read timeout (15 s)`).",
+    )
+    breaker = serializers.ChoiceField(
+        choices=BREAKER_STATES,
+        help_text="The circuit breaker: `closed` (requests go out), `open` (paused after "
+        "`BREAKER_FAILURES` failed tries, until `paused_until`) or `half_open` (the pause "
+        "has passed; the next due callback is the probe that decides).",
+    )
+    consecutive_failures = serializers.IntegerField(
+        source="hook.consecutive_failures", help_text="Failed tries in a row."
+    )
+    paused_until = serializers.DateTimeField(
+        source="hook.paused_until",
+        allow_null=True,
+        help_text="No callback of the hook is sent before this time.",
+    )
+    paused_reason = serializers.ChoiceField(
+        choices=PAUSE_REASONS,
+        help_text="Why the hook is paused now: `breaker`, `retry_after` (the receiver asked "
+        "with `Retry-After`); empty when it is not.",
+    )
+    enabled = serializers.BooleanField(source="hook.enabled")
+    disabled_reason = serializers.ChoiceField(
+        source="hook.disabled_reason",
+        choices=DisabledReason.choices,
+        help_text="Why http_hooks disabled the hook by itself (`gone`, `failing`); empty "
+        "otherwise.",
+    )
+    disabled_at = serializers.DateTimeField(source="hook.disabled_at", allow_null=True)
+    hourly = HourCountSerializer(
+        many=True, help_text="The hours of the window that had tries, oldest first."
+    )
 
 
 class DeleteOldSerializer(RequestSerializer):

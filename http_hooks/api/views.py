@@ -42,6 +42,8 @@ from .serializers import (
     DeletedSerializer,
     DeleteOldSerializer,
     ErrorSerializer,
+    HealthQuerySerializer,
+    HookHealthSerializer,
     HookSerializer,
     HookWithSecretSerializer,
     MonitorQuerySerializer,
@@ -242,6 +244,25 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         count = services.recover_hook(hook, **serializer.validated_data)
         return Response(ResendResultSerializer({"count": count}).data)
+
+    @extend_schema(
+        operation_id="get_hook_health",
+        parameters=[HOOK_ID, HealthQuerySerializer],
+        summary="A hook's delivery health",
+        description="Over a window of the last hours (the current one included): tries that "
+        "succeeded and failed, the success rate, the median and 95th percentile of a try's "
+        "duration and the tries per hour; and the hook's state: last success, last failure "
+        "and its error, the circuit breaker, any pause and why, any disable by http_hooks. "
+        "Read from hourly counts kept as the sender records outcomes, not from the callbacks.",
+        responses=responses({200: HookHealthSerializer}, 400, 404),
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def health(self, request: Request, pk: str | None = None) -> Response:
+        hook = self.get_object()
+        query = HealthQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        [health] = selectors.hooks_health(hours=query.validated_data["hours"], hooks=[hook])
+        return Response(HookHealthSerializer(health).data)
 
     @extend_schema(
         operation_id="rotate_hook_secret",

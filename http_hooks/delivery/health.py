@@ -2,7 +2,8 @@
 
 A hook's health is a few columns of its row (``paused_until``,
 ``consecutive_failures``, ``breaker_trips``, ``failing_since``,
-``last_success_at``, ``disabled_reason``, ``disabled_at``), written with the
+``last_success_at``, ``last_failure_at`` and its reason, ``disabled_reason``,
+``disabled_at``), written with the
 outcomes of each window (``outcomes.record_outcomes``), in the same
 transaction, and only for hooks whose state changes.
 
@@ -33,7 +34,7 @@ from django.utils import timezone
 from ..models import Callback, CallbackStatus, DisabledReason, Hook
 from ..settings import hooks_settings
 from ..signals import hook_disabled
-from ..transport import Outcome
+from ..transport import Outcome, printable
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ GONE = 410
 # ``last_success_at`` of a healthy hook is written at most this often, so that a
 # busy hook does not cost a write of its row per window of outcomes.
 LAST_SUCCESS_RESOLUTION = timedelta(seconds=1)
+# The start of the last failure's error kept on the hook (the attempt log has it whole).
+LAST_FAILURE_REASON_LENGTH = 500
+BREAKER_STATES = ("closed", "open", "half_open")
+PAUSE_REASONS = ("", "breaker", "retry_after")
 HEALTH_FIELDS = [
     "enabled",
     "paused_until",
@@ -50,6 +55,8 @@ HEALTH_FIELDS = [
     "breaker_trips",
     "failing_since",
     "last_success_at",
+    "last_failure_at",
+    "last_failure_reason",
     "disabled_reason",
     "disabled_at",
 ]
@@ -130,6 +137,26 @@ def held_hooks() -> dict[int, datetime | None]:
         pk: None if reason else until
         for pk, until, reason in rows.values_list("pk", "paused_until", "disabled_reason")
     }
+
+
+def breaker_state(hook: Hook, now: datetime) -> str:
+    """The circuit breaker of ``hook`` as an operator reads it: ``open`` while a pause of
+    the breaker runs (a probe in flight holds it open until its answer), ``half_open``
+    once a pause has passed (the hook's next due callback is its probe), ``closed``
+    otherwise."""
+    if hook.paused_until is None:
+        return "closed"
+    if hook.paused_until <= now:
+        return "half_open"
+    return "open" if hook.breaker_trips else "closed"
+
+
+def pause_reason(hook: Hook, now: datetime) -> str:
+    """Why ``hook`` is paused now: ``breaker`` or ``retry_after`` (its receiver asked);
+    "" when it is not."""
+    if hook.paused_until is None or hook.paused_until <= now:
+        return ""
+    return "breaker" if hook.breaker_trips else "retry_after"
 
 
 def cooldown(trips: int) -> timedelta:
@@ -243,6 +270,8 @@ def _succeeded(hook: Hook, now: datetime) -> None:
 
 def _failed(hook: Hook, outcome: Outcome, now: datetime) -> bool:
     """Count one failed try of ``hook``; True when it disables the hook."""
+    hook.last_failure_at = now
+    hook.last_failure_reason = printable(outcome.error)[:LAST_FAILURE_REASON_LENGTH]
     hook.consecutive_failures += 1
     hook.failing_since = hook.failing_since or now
     if is_gone(outcome) and hooks_settings.DISABLE_ON_GONE:

@@ -22,6 +22,7 @@ from ..transport import Outcome, printable
 from .health import is_gone, record_health, retry_after
 from .ids import ids_among
 from .reconnect import with_reconnect
+from .stats import record_stats
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +148,10 @@ def record_outcomes(
     max_attempts: int | None = None,
     probes: Collection[int] = (),
 ) -> set[int]:
-    """Write the callbacks' new state, their attempts and their hooks' health
-    (``health.record_health``; ``probes`` are the callbacks sent as a paused
-    hook's probe), in bulk, in one transaction; count them in ``report``.
-    Return the hooks this window paused or disabled.
+    """Write the callbacks' new state, their attempts, their hooks' hourly counts
+    (``stats.record_stats``) and health (``health.record_health``; ``probes`` are
+    the callbacks sent as a paused hook's probe), in bulk, in one transaction;
+    count them in ``report``. Return the hooks this window paused or disabled.
 
     Only callbacks this sender still holds are written. One whose lease ran out
     while it was being sent (the sender stalled for longer than
@@ -179,6 +180,7 @@ def record_outcomes(
         with transaction.atomic():
             if write_states(batch, token, now) == len(batch):
                 insert_attempts(list(attempts.values()))
+                record_stats(batch, outcomes, now)
                 return set(attempts), record_health(batch, outcomes, now, probes=probes)
             # Not written here: taken over by another sender, or written by an
             # earlier try of this very write whose commit went through unanswered.
@@ -201,8 +203,9 @@ def record_outcomes(
                 )
             )
             insert_attempts([attempts[pk] for pk in held - logged])
-            # Health goes with the attempt log: what was logged before is counted already.
+            # Health and stats go with the attempt log: what was logged before is counted.
             fresh = [i for i, callback in enumerate(batch) if callback.pk in held - logged]
+            record_stats([batch[i] for i in fresh], [outcomes[i] for i in fresh], now)
             paused = record_health(
                 [batch[i] for i in fresh], [outcomes[i] for i in fresh], now, probes=probes
             )
