@@ -129,6 +129,19 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[Error]:
         value = getattr(s, name)
         if value is not None and not _positive_number(value, integer=True):
             bad(name, "Use None (off) or a whole number >= 1.", "http_hooks.E016")
+    if not all(_positive_number(getattr(s, n)) for n in ("LOOP_MIN_SLEEP", "LOOP_MAX_SLEEP")) or (
+        s.LOOP_MIN_SLEEP > s.LOOP_MAX_SLEEP
+    ):
+        bad("LOOP_MIN_SLEEP", "Use seconds > 0, no more than LOOP_MAX_SLEEP.", "http_hooks.E017")
+    channel = s.NOTIFY_CHANNEL
+    if channel is not None and not (
+        isinstance(channel, str) and 0 < len(channel.encode()) <= 63 and "\0" not in channel
+    ):
+        bad(
+            "NOTIFY_CHANNEL",
+            "Use None (the loop workers only poll) or a PostgreSQL channel name of 1 to 63 bytes.",
+            "http_hooks.E018",
+        )
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
     if reload_command is not None and (
         not isinstance(reload_command, list | tuple)

@@ -3,8 +3,9 @@
 The rows are inserted with one ``bulk_create`` on the database of the instance
 that fired the signal, inside whatever transaction the user's change runs in:
 a rolled-back change leaves no callback, a committed one always has its
-callbacks. Anything that must wait for the commit (Celery enqueueing) goes
-through ``transaction.on_commit`` on that same database alias.
+callbacks. Anything that must wait for the commit (Celery enqueueing, the
+``NOTIFY`` that wakes the loop workers) goes through ``transaction.on_commit``
+on that same database alias.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from django.db import router, transaction
 from django.utils import timezone
 
+from .delivery.wakeup import notify_at_commit
 from .exceptions import HttpHooksError
 from .headers import check_hook_headers, parse_headers
 from .models import Callback, CallbackStatus, Hook
@@ -61,13 +63,22 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
         callbacks[0].save(force_insert=True, using=using)
     else:
         Callback.objects.using(using).bulk_create(callbacks)
-    if hooks_settings.DISPATCH == "celery":
-        ids = [c.pk for c in callbacks if c.status == CallbackStatus.WAITING and c.pk]
-        if ids:
-            from .tasks import enqueue_callbacks
-
-            transaction.on_commit(partial(enqueue_callbacks, ids), using=using)
+    dispatch_at_commit([c.pk for c in callbacks if c.status == CallbackStatus.WAITING], using)
     return callbacks
+
+
+def dispatch_at_commit(ids: list[int], using: str) -> None:
+    """Hand the waiting callbacks ``ids`` stored by the transaction on ``using`` to the
+    senders once it commits: queued to Celery, or (``command``) the idle ``--loop``
+    workers woken on PostgreSQL (``delivery.wakeup``)."""
+    if not ids:
+        return
+    if hooks_settings.DISPATCH == "celery":
+        from .tasks import enqueue_callbacks
+
+        transaction.on_commit(partial(enqueue_callbacks, ids), using=using)
+    else:
+        notify_at_commit(using)
 
 
 def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:

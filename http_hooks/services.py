@@ -15,10 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.models import F, QuerySet
 from django.dispatch import Signal as DjangoSignal
 from django.utils import timezone
@@ -32,6 +31,7 @@ from .delivery.processes import write_report as write_report
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
+from .outbox import dispatch_at_commit
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
@@ -406,10 +406,7 @@ def resend_callbacks(
                     update_datetime=now,
                 )
             )
-            if hooks_settings.DISPATCH == "celery":
-                from .tasks import enqueue_callbacks
-
-                transaction.on_commit(partial(enqueue_callbacks, chosen))
+            dispatch_at_commit(chosen, DEFAULT_DB_ALIAS)
         last = chosen[-1]
 
 
