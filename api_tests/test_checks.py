@@ -44,6 +44,7 @@ def test_default_settings_pass():
         ({"PERMISSION_CLASSES": ["nowhere.Permission"]}, ["http_hooks.E011"]),
         ({"LOOP_MAX_SLEEP": 0}, ["http_hooks.E017"]),
         ({"LOOP_MIN_SLEEP": 2, "LOOP_MAX_SLEEP": 1}, ["http_hooks.E017"]),
+        ({"LOOP_LISTEN_MAX_SLEEP": 0.05}, ["http_hooks.E017"]),
         ({"NOTIFY_CHANNEL": ""}, ["http_hooks.E018"]),
         ({"NOTIFY_CHANNEL": "x" * 64}, ["http_hooks.E018"]),
         ({"NOTIFY_CHANNEL": 7}, ["http_hooks.E018"]),

@@ -117,7 +117,7 @@ def listening_backends() -> list[int]:
 def test_an_idle_worker_wakes_on_notify_well_before_its_next_poll(make_hook, receiver, same_db_env):
     """The worker polls every 60 s here: only the NOTIFY can wake it in time."""
     make_hook()
-    worker = start_loop(same_db_env, LOOP_MIN_SLEEP=60, LOOP_MAX_SLEEP=60)
+    worker = start_loop(same_db_env, LOOP_MIN_SLEEP=60, LOOP_MAX_SLEEP=60, LOOP_LISTEN_MAX_SLEEP=60)
     try:
         wait_until(
             listening_backends,

@@ -28,7 +28,10 @@ def run_loop(
 
     After a poll that found work the next one follows ``LOOP_MIN_SLEEP`` later;
     each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. On PostgreSQL a
-    commit that stores callbacks ends the wait at once (``wakeup``). Setting ``stop``
+    commit that stores callbacks ends the wait at once (``wakeup``), and while
+    the worker listens the idle polls, which then only find retries that fell
+    due, expired leases and callbacks whose notification was missed, are up to
+    ``LOOP_LISTEN_MAX_SLEEP`` apart. Setting ``stop``
     finishes the transfers in flight and gives back the claimed callbacks not
     yet started. A database error that reconnecting did not cure (a restart, a failover) is
     logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
@@ -62,5 +65,5 @@ def run_loop(
                     on_report(report)
             waiter.wait(sleep, stop)
             if not report.total:
-                sleep = min(sleep * 2, max_sleep)
+                sleep = min(sleep * 2, waiter.longest_pause())
     return total

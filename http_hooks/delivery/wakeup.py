@@ -111,6 +111,11 @@ class Waiter:
             self.listener.close()
             self.listener = None
 
+    def longest_pause(self) -> float:
+        """How long an idle worker may wait between polls now."""
+        name = "LOOP_LISTEN_MAX_SLEEP" if self.listener is not None else "LOOP_MAX_SLEEP"
+        return float(getattr(hooks_settings, name))
+
     def wait(self, timeout: float, stop: threading.Event) -> None:
         if self.listener is None and time.monotonic() >= self.reconnect_at and self.connect():
             # Back after a loss: callbacks may have been stored meanwhile, poll now.
