@@ -10,8 +10,9 @@ must print ``sent <all>, retried 0, failed 0``. While it runs, the peak RSS
 times a second; the CPU time of the supervisor and its children (in cores:
 CPU seconds per second of the run) and how busy the whole machine was
 (``/proc/stat``: the database, the receiver and anything else running
-included) are printed too. It prints each run, then the median rate of each N and its
-ratio to one process.
+included) are printed too, and the CPU time of the PostgreSQL server processes
+of the benchmark's database (read from ``/proc`` as they run). It prints each
+run, then the median rate of each N and its ratio to one process.
 
 Run it with::
 
@@ -58,12 +59,38 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def watch_memory(pid: int, done: threading.Event, peaks: dict[str, float]) -> None:
-    """Keep the highest peak RSS of the supervisor and of any of its children."""
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_backends() -> list[int]:
+    """The PostgreSQL server processes serving the benchmark's database."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if command.startswith(b"postgres: ") and f" {PG_NAME} ".encode() in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+def watch(pid: int, done: threading.Event, peaks: dict[str, float], backends: dict) -> None:
+    """Keep the highest peak RSS of the supervisor and of any of its children, and the
+    last CPU time seen of each database server process of the run (one that exits
+    between two looks loses at most its last 0.2 s)."""
     while not done.wait(0.2):
         peaks["supervisor"] = max(peaks["supervisor"], peak_rss_mb(pid))
         for child in children_of(pid):
             peaks["child"] = max(peaks["child"], peak_rss_mb(child))
+        for backend in database_backends():
+            backends[backend] = max(backends.get(backend, 0.0), cpu_seconds(backend))
 
 
 def machine_busy() -> tuple[float, float]:
@@ -82,6 +109,8 @@ def descendants_cpu() -> float:
 def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[str, float]]:
     """One ``send_callbacks --processes`` run: its rate and the peak RSS seen."""
     peaks = {"supervisor": 0.0, "child": 0.0}
+    backends = {pid: cpu_seconds(pid) for pid in database_backends()}
+    database_before = sum(backends.values())
     done = threading.Event()
     cpu_before, (busy_before, total_before) = descendants_cpu(), machine_busy()
     started = time.perf_counter()
@@ -97,7 +126,7 @@ def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[st
         stdout=subprocess.PIPE,
         text=True,
     )
-    watcher = threading.Thread(target=watch_memory, args=(command.pid, done, peaks))
+    watcher = threading.Thread(target=watch, args=(command.pid, done, peaks, backends))
     watcher.start()
     stdout, _ = command.communicate()
     elapsed = time.perf_counter() - started
@@ -105,6 +134,7 @@ def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[st
     busy, total = machine_busy()
     done.set()
     watcher.join()
+    database_cpu = sum(backends.values()) - database_before
     expected = f"sent {count}, retried 0, failed 0"
     if command.returncode != 0 or not stdout.startswith(expected):
         raise SystemExit(f"--processes {processes} failed ({command.returncode}): {stdout}")
@@ -113,6 +143,7 @@ def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[st
         f"--processes {processes}: {count} in {elapsed:6.2f} s = {rate:6.0f} deliveries/s; "
         f"peak RSS: supervisor {peaks['supervisor']:.0f} MB, largest child "
         f"{peaks['child']:.0f} MB; CPU: senders {senders_cpu / elapsed:.2f} cores, "
+        f"database {database_cpu / elapsed:.2f} cores, "
         f"machine {100 * (busy - busy_before) / (total - total_before):.0f}% busy",
         flush=True,
     )
