@@ -90,16 +90,13 @@ def child_command(*, loop: bool, hook_id: int | None, report_file: Path) -> list
 
 
 def child_environment() -> dict[str, str]:
-    """The parent's environment, settings module and project directories on the import
-    path (``manage.py``'s folder, ``--pythonpath``): not the interpreter's own, which
-    the child has anyway."""
-    own = tuple(p for p in {sys.prefix, sys.base_prefix, sys.exec_prefix} if p)
-    project = [p for p in sys.path if p and not p.startswith(own)]
-    inherited = os.environ.get("PYTHONPATH", "")
+    """The parent's environment, settings module and import path, as ``multiprocessing``
+    passes them to a spawned child: the child imports what the parent does, however it
+    was started (``manage.py``'s folder, ``--pythonpath``, ``--settings``)."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
-        "PYTHONPATH": os.pathsep.join([*project, *([inherited] if inherited else [])]),
+        "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
     }
 
 
