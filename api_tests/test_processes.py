@@ -158,6 +158,46 @@ def test_a_loop_process_killed_with_sigkill_is_replaced_and_nothing_is_lost(
     assert event_ids == {str(e) for e in Callback.objects.values_list("event_id", flat=True)}
 
 
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_one_shot_process_that_dies_is_reported_and_the_others_finish(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    """Not replaced: what it claimed waits for its lease; the rest is sent, exit 1."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    save_orders(15)
+    supervisor = start(
+        same_db_env,
+        tmp_path,
+        "--processes",
+        "2",
+        BATCH_SIZE=5,
+        CONCURRENCY=5,
+        HOOK_CONCURRENCY=5,
+    )
+    try:
+        receiver.wait_for(10, timeout=120)
+        first, _ = children(supervisor)
+        subprocess.run(["kill", "-KILL", str(first)], check=True)
+    finally:
+        hold.set()
+    stdout, _ = supervisor.communicate(timeout=120)
+    assert supervisor.returncode == 1, stderr_of(tmp_path)
+    assert re.fullmatch(
+        rf"CommandError: 1 sender process run\(s\) failed: sender process \d \(pid {first}\) "
+        "was killed by SIGKILL",
+        stderr_of(tmp_path).strip().splitlines()[-1],
+    )
+    assert "starting another" not in stderr_of(tmp_path)
+    sent = Callback.objects.filter(status="sent").count()
+    assert stdout.startswith(f"sent {sent}, retried 0, failed 0 in "), stdout
+    held = Callback.objects.filter(status="sending").count()
+    assert held >= 5 and sent + held == 15
+
+
 BAD_NUMBERS = [
     pytest.param("0", id="zero"),
     pytest.param("-2", id="negative"),
