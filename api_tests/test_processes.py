@@ -95,7 +95,9 @@ def test_sigterm_stops_the_loop_processes_after_their_requests_in_flight(
         hold.set()
     stdout, _ = supervisor.communicate(timeout=120)
     assert supervisor.returncode == 0, stderr_of(tmp_path)
-    assert stdout.splitlines()[-1].startswith("sent 10, retried 0, failed 0"), stdout
+    banner, last = stdout.splitlines()
+    assert banner == "2 sender processes sending due callbacks until SIGTERM or SIGINT (Ctrl-C)"
+    assert last.startswith("sent 10, retried 0, failed 0 in "), stdout
     statuses = sorted(Callback.objects.values_list("status", flat=True))
     assert statuses == ["sent"] * 10 + ["waiting"] * 5
     assert len(receiver.requests) == 10

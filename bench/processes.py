@@ -10,8 +10,10 @@ must print ``sent <all>, retried 0, failed 0``. While it runs, the peak RSS
 times a second; the CPU time of the supervisor and its children (in cores:
 CPU seconds per second of the run) and how busy the whole machine was
 (``/proc/stat``: the database, the receiver and anything else running
-included) are printed too, and the CPU time of the PostgreSQL server processes
-of the benchmark's database (read from ``/proc`` as they run). It prints each
+included) are printed too, with the time the children were ready to run but
+waited for a CPU (``/proc/<pid>/schedstat``) and the CPU time of the
+PostgreSQL server processes of the benchmark's database (read from ``/proc``
+as they run). It prints each
 run, then the median rate of each N and its ratio to one process.
 
 Run it with::
@@ -81,14 +83,26 @@ def database_backends() -> list[int]:
     return pids
 
 
-def watch(pid: int, done: threading.Event, peaks: dict[str, float], backends: dict) -> None:
-    """Keep the highest peak RSS of the supervisor and of any of its children, and the
-    last CPU time seen of each database server process of the run (one that exits
-    between two looks loses at most its last 0.2 s)."""
+def run_delay(pid: int) -> float:
+    """Seconds the process was ready to run but waited for a CPU (``/proc/<pid>/schedstat``)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def watch(
+    pid: int, done: threading.Event, peaks: dict[str, float], backends: dict, delays: dict
+) -> None:
+    """Keep the highest peak RSS of the supervisor and of any of its children, the last
+    time each child waited for a CPU, and the last CPU time seen of each database
+    server process of the run (a process that exits between two looks loses at most
+    its last 0.2 s)."""
     while not done.wait(0.2):
         peaks["supervisor"] = max(peaks["supervisor"], peak_rss_mb(pid))
         for child in children_of(pid):
             peaks["child"] = max(peaks["child"], peak_rss_mb(child))
+            delays[child] = max(delays.get(child, 0.0), run_delay(child))
         for backend in database_backends():
             backends[backend] = max(backends.get(backend, 0.0), cpu_seconds(backend))
 
@@ -111,6 +125,7 @@ def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[st
     peaks = {"supervisor": 0.0, "child": 0.0}
     backends = {pid: cpu_seconds(pid) for pid in database_backends()}
     database_before = sum(backends.values())
+    delays: dict[int, float] = {}
     done = threading.Event()
     cpu_before, (busy_before, total_before) = descendants_cpu(), machine_busy()
     started = time.perf_counter()
@@ -126,7 +141,7 @@ def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[st
         stdout=subprocess.PIPE,
         text=True,
     )
-    watcher = threading.Thread(target=watch, args=(command.pid, done, peaks, backends))
+    watcher = threading.Thread(target=watch, args=(command.pid, done, peaks, backends, delays))
     watcher.start()
     stdout, _ = command.communicate()
     elapsed = time.perf_counter() - started
@@ -144,6 +159,7 @@ def run(env: dict[str, str], processes: int, count: int) -> tuple[float, dict[st
         f"peak RSS: supervisor {peaks['supervisor']:.0f} MB, largest child "
         f"{peaks['child']:.0f} MB; CPU: senders {senders_cpu / elapsed:.2f} cores, "
         f"database {database_cpu / elapsed:.2f} cores, "
+        f"senders waiting for a CPU {sum(delays.values()) / elapsed:.2f} cores, "
         f"machine {100 * (busy - busy_before) / (total - total_before):.0f}% busy",
         flush=True,
     )

@@ -132,6 +132,11 @@ class Command(BaseCommand):
         try:
             with stop_on_signals() as stop:
                 if processes is not None:
+                    if loop and not quiet:
+                        self.stdout.write(
+                            f"{processes} sender processes sending due callbacks until "
+                            "SIGTERM or SIGINT (Ctrl-C)"
+                        )
                     supervision = run_sender_processes(
                         processes=processes, loop=loop, stop=stop, hook_id=hook_id
                     )
