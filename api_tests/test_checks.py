@@ -43,6 +43,12 @@ def test_default_settings_pass():
         ({"DISPATCH": "cron"}, ["http_hooks.E008"]),
         ({"BLOCK_PRIVATE_NETWORKS": "yes"}, ["http_hooks.E010"]),
         ({"PERMISSION_CLASSES": ["nowhere.Permission"]}, ["http_hooks.E011"]),
+        ({"LOOP_MAX_SLEEP": 0}, ["http_hooks.E023"]),
+        ({"LOOP_MIN_SLEEP": 2, "LOOP_MAX_SLEEP": 1}, ["http_hooks.E023"]),
+        ({"LOOP_LISTEN_MAX_SLEEP": 0.05}, ["http_hooks.E023"]),
+        ({"NOTIFY_CHANNEL": ""}, ["http_hooks.E024"]),
+        ({"NOTIFY_CHANNEL": "x" * 64}, ["http_hooks.E024"]),
+        ({"NOTIFY_CHANNEL": 7}, ["http_hooks.E024"]),
     ],
     ids=lambda v: str(v)[:40],
 )

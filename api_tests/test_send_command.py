@@ -1,5 +1,6 @@
 """``manage.py send_callbacks``: its options, its summary, bad input, a real process,
-the progress bar on a terminal, and the ``--loop`` worker stopping on SIGTERM."""
+the progress bar on a terminal, and stopping on SIGTERM (the ``--loop`` worker and a
+one-shot run)."""
 
 import fcntl
 import json
@@ -214,9 +215,13 @@ def test_a_terminal_gets_a_progress_bar(make_hook, receiver, same_db_env):
 # --- the --loop worker ---------------------------------------------------------------
 
 
-def start_loop(env: dict) -> subprocess.Popen:
+def start_loop(env: dict, *, loop: bool = True) -> subprocess.Popen:
     return subprocess.Popen(
-        [*MANAGE, "--loop"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*MANAGE, *(["--loop"] if loop else [])],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -242,15 +247,18 @@ def test_loop_sends_what_becomes_due_and_stops_on_sigterm(make_hook, receiver, s
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("loop", [True, False], ids=["loop", "one-shot"])
 def test_a_stop_signal_finishes_the_transfers_in_flight_and_exits_0(
-    make_hook, receiver, same_db_env, signum
+    make_hook, receiver, same_db_env, signum, loop
 ):
     """The 5 in flight are sent and recorded; claimed callbacks not yet started go back."""
     hold = threading.Event()
     receiver.respond(hold=hold)
     make_hook()
     orders(10)
-    worker = start_loop(env_with(same_db_env, BATCH_SIZE=5, CONCURRENCY=5, HOOK_CONCURRENCY=5))
+    worker = start_loop(
+        env_with(same_db_env, BATCH_SIZE=5, CONCURRENCY=5, HOOK_CONCURRENCY=5), loop=loop
+    )
     try:
         receiver.wait_for(5, timeout=60)  # the whole first batch is in flight, held
     finally:

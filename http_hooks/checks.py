@@ -132,6 +132,24 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         value = getattr(s, name)
         if value is not None and not _positive_number(value, integer=True):
             bad(name, "Use None (off) or a whole number >= 1.", "http_hooks.E016")
+    sleeps = ("LOOP_MIN_SLEEP", "LOOP_MAX_SLEEP", "LOOP_LISTEN_MAX_SLEEP")
+    if not all(_positive_number(getattr(s, name)) for name in sleeps) or (
+        min(s.LOOP_MAX_SLEEP, s.LOOP_LISTEN_MAX_SLEEP) < s.LOOP_MIN_SLEEP
+    ):
+        bad(
+            "LOOP_MIN_SLEEP",
+            "Use seconds > 0, LOOP_MIN_SLEEP no more than the two maximums.",
+            "http_hooks.E023",
+        )
+    channel = s.NOTIFY_CHANNEL
+    if channel is not None and not (
+        isinstance(channel, str) and 0 < len(channel.encode()) <= 63 and "\0" not in channel
+    ):
+        bad(
+            "NOTIFY_CHANNEL",
+            "Use None (the loop workers only poll) or a PostgreSQL channel name of 1 to 63 bytes.",
+            "http_hooks.E024",
+        )
     errors += _metrics_problems()
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
     if reload_command is not None and (

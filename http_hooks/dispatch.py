@@ -8,7 +8,7 @@ only, whichever engine runs the workers:
 - ``enqueue_on_commit(ids)`` after the outbox stores callbacks, or a resend
   puts them back: the ids wait for the commit of the transaction, and go out
   as one task per ``BATCH_SIZE`` callbacks of that transaction, not one task
-  per save;
+  per save (with ``"command"``, the commit wakes the idle loop workers);
 - ``enqueue_due(hook_id=...)`` for ``POST /callbacks/send/`` without ids.
 
 Queueing never raises into the caller: it runs after the user's commit, so an
@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .delivery.wakeup import notify_at_commit
 from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
@@ -109,9 +110,13 @@ _open_batches: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Batch] = weakref.
 
 def enqueue_on_commit(ids: Sequence[int], *, using: str | None = None) -> None:
     """Queue the callbacks once the transaction on ``using`` commits (at once in
-    autocommit), with the other callbacks that transaction stores; nothing when
-    ``DISPATCH`` queues no work. A rolled-back transaction queues nothing."""
-    if not ids or not queues_work():
+    autocommit), with the other callbacks that transaction stores; when ``DISPATCH``
+    queues no work, wake the idle ``--loop`` workers instead (``delivery.wakeup``, on
+    PostgreSQL). A rolled-back transaction queues nothing."""
+    if not ids:
+        return
+    if not queues_work():
+        notify_at_commit(using or DEFAULT_DB_ALIAS)
         return
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:

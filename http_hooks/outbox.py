@@ -4,7 +4,8 @@ The rows are inserted with one ``bulk_create`` on the database of the instance
 that fired the signal, inside whatever transaction the user's change runs in:
 a rolled-back change leaves no callback, a committed one always has its
 callbacks. Anything that must wait for the commit (queueing to the workers of
-``DISPATCH``) goes through ``transaction.on_commit`` on that same database alias.
+``DISPATCH``, or the ``NOTIFY`` that wakes the loop workers: ``dispatch``) goes
+through ``transaction.on_commit`` on that same database alias.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ from django.utils import timezone
 from . import delivery, dispatch
 from .delivery import DeliveryReport
 from .delivery.health import HEALTH_FIELDS
+from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
+from .delivery.processes import Supervision, check_processes, run_processes
+from .delivery.processes import write_report as write_report
 from .delivery.stats import delete_old_stats
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
@@ -288,6 +291,23 @@ def run_sender(
     return delivery.run_loop(stop=stop, hook_id=hook_id, on_report=on_report)
 
 
+def check_hook_exists(hook_id: int | None) -> None:
+    """``InvalidFilterError`` unless ``hook_id`` is None or names a hook."""
+    if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
+        raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
+
+
+def run_sender_processes(
+    *, processes: int, loop: bool, stop: threading.Event, hook_id: int | None = None
+) -> Supervision:
+    """Run ``processes`` sender processes (``--loop`` workers with ``loop``) until they
+    are done or ``stop`` is set: ``send_callbacks --processes``. Raises
+    ``InvalidFilterError`` for a bad number of processes or a hook that does not exist."""
+    processes = check_processes(processes)
+    check_hook_exists(hook_id)
+    return run_processes(processes=processes, loop=loop, hook_id=hook_id, stop=stop)
+
+
 def send_test_event(hook: Hook) -> Attempt:
     """Send a synthetic ``http_hooks.test`` event to ``hook`` now, once; return its attempt."""
     return delivery.send_test_event(hook)
@@ -324,8 +344,7 @@ def send_batch_or_queue(
     """
     batch_size = int(hooks_settings.BATCH_SIZE)
     limit = batch_size if limit is None else check_send_limit(limit)
-    if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
-        raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
+    check_hook_exists(hook_id)
     if dispatch.queues_work():
         if ids is None:
             dispatch.enqueue_due(hook_id=hook_id)

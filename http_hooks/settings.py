@@ -49,8 +49,14 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_ROTATION_GRACE": 24 * 3600,
     "USER_AGENT": "http_hooks",
     # Poll interval bounds of ``send_callbacks --loop``, in seconds.
-    "LOOP_MIN_SLEEP": 0.5,
-    "LOOP_MAX_SLEEP": 5.0,
+    "LOOP_MIN_SLEEP": 0.1,
+    "LOOP_MAX_SLEEP": 0.5,
+    # ... and the longest between the idle polls of a worker that listens (PostgreSQL):
+    # a NOTIFY wakes it for new callbacks, the polls find retries that fell due.
+    "LOOP_LISTEN_MAX_SLEEP": 5.0,
+    # PostgreSQL channel on which a commit that stores callbacks wakes the idle
+    # ``--loop`` workers (LISTEN/NOTIFY); None: they only poll.
+    "NOTIFY_CHANNEL": "http_hooks",
     # Endpoint health (``delivery.health``). The longest Retry-After honoured, in seconds.
     "RETRY_AFTER_MAX": 86_400,
     # A 410 Gone disables the hook (the callback ends in error either way).

@@ -13,6 +13,7 @@ from ..exceptions import TransportError
 from ..settings import hooks_settings
 from .outcomes import DeliveryReport
 from .sender import Sender
+from .wakeup import Waiter
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,11 @@ def run_loop(
     """Send due callbacks until ``stop`` is set: the ``send_callbacks --loop`` worker.
 
     After a poll that found work the next one follows ``LOOP_MIN_SLEEP`` later;
-    each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. Setting ``stop``
+    each idle poll doubles the wait, up to ``LOOP_MAX_SLEEP``. On PostgreSQL a
+    commit that stores callbacks ends the wait at once (``wakeup``), and while
+    the worker listens the idle polls, which then only find retries that fell
+    due, expired leases and callbacks whose notification was missed, are up to
+    ``LOOP_LISTEN_MAX_SLEEP`` apart. Setting ``stop``
     finishes the transfers in flight and gives back the claimed callbacks not
     yet started. A database error that reconnecting did not cure (a restart, a failover) is
     logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
@@ -39,7 +44,7 @@ def run_loop(
         float(hooks_settings.LOOP_MAX_SLEEP),
     )
     sleep = min_sleep
-    with Sender() as sender:
+    with Sender() as sender, Waiter() as waiter:
         while not stop.is_set():
             close_old_connections()
             try:
@@ -58,7 +63,7 @@ def run_loop(
                 sleep = min_sleep
                 if on_report:
                     on_report(report)
-            stop.wait(sleep)
+            waiter.wait(sleep, stop)
             if not report.total:
-                sleep = min(sleep * 2, max_sleep)
+                sleep = min(sleep * 2, waiter.longest_pause())
     return total

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.core.checks import Tags
@@ -12,7 +16,15 @@ from tqdm import tqdm
 
 from http_hooks.exceptions import HttpHooksError, TransportError
 from http_hooks.management import BAD_ARGUMENTS
-from http_hooks.services import DeliveryReport, count_due, run_sender, send_callbacks
+from http_hooks.services import (
+    MAX_PROCESSES,
+    DeliveryReport,
+    count_due,
+    run_sender,
+    run_sender_processes,
+    send_callbacks,
+    write_report,
+)
 from http_hooks.validators import MAX_ID
 
 
@@ -33,10 +45,37 @@ def summary(report: DeliveryReport) -> str:
     )
 
 
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGTERM and SIGINT set while the block runs (in the main thread:
+    elsewhere Python lets no one handle signals, and nothing sets it)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def failed_processes(failures: list[str]) -> str:
+    shown = "; ".join(failures[:3])
+    more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+    return f"{len(failures)} sender process run(s) failed: {shown}{more}"
+
+
 class Command(BaseCommand):
     help = (
         "Send the waiting callbacks that are due: all of them, those of one hook, or the "
-        "listed ones (due or not). With --loop, keep sending until SIGTERM or SIGINT."
+        "listed ones (due or not). With --loop, keep sending until SIGTERM or SIGINT, "
+        "which finish the requests in flight (as they do without --loop). With "
+        "--processes N, run N sender processes."
     )
     # A sender serves no pages: checking the URLs would import the whole web layer
     # (the REST API, its schema) into every sender process for nothing.
@@ -58,52 +97,89 @@ class Command(BaseCommand):
             help="Run as a worker: poll for due callbacks until SIGTERM or SIGINT, which "
             "finish the requests in flight.",
         )
+        parser.add_argument(
+            "--processes",
+            metavar="N",
+            help=f"Run N sender processes (1 to {MAX_PROCESSES}) and sum up their work; "
+            "with --loop, start another in the place of one that dies.",
+        )
         parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
+        # Where a child of --processes writes its counts for the parent to sum.
+        parser.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
 
-    def handle(self, *args: Any, hook_id, callbacks, loop: bool, quiet: bool, **options) -> None:
+    def handle(
+        self,
+        *args: Any,
+        hook_id,
+        callbacks,
+        loop: bool,
+        processes,
+        quiet: bool,
+        report_file: Path | None,
+        **options,
+    ) -> None:
         hook_id = None if hook_id is None else parse_id(hook_id, "--hook_id")
         callback_ids = (
             None if callbacks is None else [parse_id(c, "--callbacks") for c in callbacks]
         )
-        if loop and callback_ids is not None:
-            raise CommandError(
-                "--loop sends whatever is due; it does not take --callbacks",
-                returncode=BAD_ARGUMENTS,
-            )
+        for option, given in (("--loop", loop), ("--processes", processes is not None)):
+            if given and callback_ids is not None:
+                raise CommandError(
+                    f"{option} sends whatever is due; it does not take --callbacks",
+                    returncode=BAD_ARGUMENTS,
+                )
+        failures: list[str] = []
         try:
-            if loop:
-                report = self.loop(hook_id=hook_id, quiet=quiet)
-            else:
-                report = self.send_once(hook_id=hook_id, callback_ids=callback_ids, quiet=quiet)
+            with stop_on_signals() as stop:
+                if processes is not None:
+                    if loop and not quiet:
+                        self.stdout.write(
+                            f"{processes} sender processes sending due callbacks until "
+                            "SIGTERM or SIGINT (Ctrl-C)"
+                        )
+                    supervision = run_sender_processes(
+                        processes=processes, loop=loop, stop=stop, hook_id=hook_id
+                    )
+                    report, failures = supervision.report, supervision.failures
+                elif loop:
+                    report = self.loop(hook_id=hook_id, quiet=quiet, stop=stop)
+                else:
+                    report = self.send_once(
+                        hook_id=hook_id, callback_ids=callback_ids, quiet=quiet, stop=stop
+                    )
         except TransportError as exc:
             raise CommandError(exc.message) from exc
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
+        if report_file is not None:
+            write_report(report_file, report)
         if not quiet:
             self.stdout.write(summary(report))
+        if failures:
+            raise CommandError(failed_processes(failures))
 
-    def send_once(self, *, hook_id: int | None, callback_ids: list[int] | None, quiet: bool):
+    def send_once(
+        self,
+        *,
+        hook_id: int | None,
+        callback_ids: list[int] | None,
+        quiet: bool,
+        stop: threading.Event,
+    ) -> DeliveryReport:
         """One run; with a progress bar (on stderr, like any) when the output is a terminal."""
         if quiet or not self.stdout.isatty():
-            return send_callbacks(hook_id=hook_id, ids=callback_ids)
+            return send_callbacks(hook_id=hook_id, ids=callback_ids, stop=stop.is_set)
         total = count_due(hook_id=hook_id, ids=callback_ids)
         with tqdm(total=total, unit="callback") as bar:
-            return send_callbacks(hook_id=hook_id, ids=callback_ids, progress=bar.update)
+            return send_callbacks(
+                hook_id=hook_id, ids=callback_ids, progress=bar.update, stop=stop.is_set
+            )
 
-    def loop(self, *, hook_id: int | None, quiet: bool) -> DeliveryReport:
-        stop = threading.Event()
-        previous = {
-            signum: signal.signal(signum, lambda *_: stop.set())
-            for signum in (signal.SIGTERM, signal.SIGINT)
-        }
+    def loop(self, *, hook_id: int | None, quiet: bool, stop: threading.Event) -> DeliveryReport:
         if not quiet:
             self.stdout.write("sending due callbacks until SIGTERM or SIGINT (Ctrl-C)")
-        try:
-            return run_sender(
-                stop=stop,
-                hook_id=hook_id,
-                on_report=None if quiet else lambda report: self.stdout.write(summary(report)),
-            )
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        return run_sender(
+            stop=stop,
+            hook_id=hook_id,
+            on_report=None if quiet else lambda report: self.stdout.write(summary(report)),
+        )

@@ -1,0 +1,168 @@
+"""Near-instant pickup: a commit that stores callbacks sends one NOTIFY (PostgreSQL),
+which wakes an idle ``--loop`` worker at once; elsewhere the worker polls."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from http_hooks.api import resend_callbacks
+from http_hooks.models import Callback
+from shop.models import Order
+
+from .waiting import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks", "--loop"]
+
+
+def notifies(queries: CaptureQueriesContext) -> int:
+    return sum("pg_notify" in q["sql"] for q in queries.captured_queries)
+
+
+def on_postgres(count: int) -> int:
+    return count if connection.vendor == "postgresql" else 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_that_stores_callbacks_notifies_once_at_commit(make_hook):
+    make_hook()
+    make_hook()
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        for n in range(3):
+            Order.objects.create(name=f"order {n}")
+        assert notifies(queries) == 0, "a NOTIFY before the commit"
+    assert Callback.objects.count() == 6
+    assert notifies(queries) == on_postgres(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_save_in_autocommit_notifies_once(make_hook):
+    make_hook()
+    with CaptureQueriesContext(connection) as queries:
+        Order.objects.create(name="one")
+        Order.objects.create(name="two")
+    assert notifies(queries) == on_postgres(2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_notify_without_callbacks_or_after_a_rollback(make_hook):
+    with CaptureQueriesContext(connection) as queries:
+        Order.objects.create(name="no hook yet")
+        make_hook()
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Order.objects.create(name="rolled back")
+            raise RuntimeError
+    assert Callback.objects.count() == 0
+    assert notifies(queries) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resend_notifies_once_per_chunk(make_hook):
+    make_hook()
+    Order.objects.create(name="one")
+    Order.objects.create(name="two")
+    Callback.objects.update(status="error")
+    with CaptureQueriesContext(connection) as queries:
+        assert resend_callbacks(ids=list(Callback.objects.values_list("pk", flat=True))) == 2
+    assert notifies(queries) == on_postgres(1)
+
+
+# --- an idle worker -----------------------------------------------------------------
+
+
+def start_loop(env: dict, **overrides) -> subprocess.Popen:
+    return subprocess.Popen(
+        MANAGE,
+        env={**env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(worker: subprocess.Popen) -> None:
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+
+
+def pickup(receiver, name: str) -> float:
+    """Seconds from the commit of a new callback to its request at the receiver."""
+    expected = len(receiver.requests) + 1
+    started = time.monotonic()
+    Order.objects.create(name=name)
+    receiver.wait_for(expected, timeout=60)
+    return time.monotonic() - started
+
+
+def listening_backends() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN %%'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_worker_wakes_on_notify_well_before_its_next_poll(make_hook, receiver, same_db_env):
+    """The worker polls every 60 s here: only the NOTIFY can wake it in time."""
+    make_hook()
+    worker = start_loop(same_db_env, LOOP_MIN_SLEEP=60, LOOP_MAX_SLEEP=60, LOOP_LISTEN_MAX_SLEEP=60)
+    try:
+        wait_until(
+            listening_backends,
+            message="the worker never listened",
+            alive=lambda: worker.poll() is None,
+        )
+        pickup(receiver, "first")  # whether the first poll or the NOTIFY takes it
+        for n in range(3):
+            assert pickup(receiver, f"order {n}") < 1.0
+    finally:
+        stop(worker)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_listen_connection_is_opened_again(make_hook, receiver, same_db_env):
+    make_hook()
+    worker = start_loop(same_db_env, LOOP_MIN_SLEEP=5, LOOP_MAX_SLEEP=5)
+    try:
+        (first,) = wait_until(listening_backends, alive=lambda: worker.poll() is None)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [first])
+        wait_until(
+            lambda: listening_backends() not in ([], [first]),
+            message="the worker did not listen again",
+            alive=lambda: worker.poll() is None,
+        )
+        assert pickup(receiver, "after the loss") < 1.0
+    finally:
+        stop(worker)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_without_notify_an_idle_worker_picks_up_within_its_polling_bound(
+    make_hook, receiver, same_db_env
+):
+    """Any database, NOTIFY off: the worker polls at most ``LOOP_MAX_SLEEP`` (0.5 s) apart."""
+    make_hook()
+    worker = start_loop(same_db_env, NOTIFY_CHANNEL=None)
+    try:
+        pickup(receiver, "first")
+        latencies = [pickup(receiver, f"order {n}") for n in range(3)]
+    finally:
+        stop(worker)
+    # The bound, and room for a loaded machine to claim and send.
+    assert max(latencies) < 0.5 + 0.5, latencies

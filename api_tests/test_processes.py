@@ -1,0 +1,238 @@
+"""``send_callbacks --processes N``: N real sender processes under one command deliver
+each callback once, stop on SIGTERM after their requests in flight, and a child that
+dies is replaced with nothing lost."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from http_hooks.models import Callback
+
+from .test_claims import assert_each_delivered_once, save_orders
+from .waiting import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"]
+
+
+def start(env: dict, tmp_path: Path, *arguments: str, **overrides) -> subprocess.Popen:
+    """The command in a process of its own; its stderr goes to ``tmp_path / "stderr"``."""
+    return subprocess.Popen(
+        [*MANAGE, *arguments],
+        env={**env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides)},
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "stderr").open("w"),
+        text=True,
+    )
+
+
+def children(process: subprocess.Popen) -> list[int]:
+    path = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def stderr_of(tmp_path: Path) -> str:
+    return (tmp_path / "stderr").read_text()
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_three_processes_deliver_each_callback_exactly_once(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    make_hook()
+    save_orders(900)
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    supervisor = start(same_db_env, tmp_path, "--processes", "3", BATCH_SIZE=20, CONCURRENCY=4)
+    try:
+        # More in flight than one process may hold: they send side by side.
+        receiver.wait_for(9, timeout=120)
+    finally:
+        hold.set()
+    stdout, _ = supervisor.communicate(timeout=120)
+    assert supervisor.returncode == 0, stderr_of(tmp_path)
+    assert stdout.startswith("sent 900, retried 0, failed 0 in "), stdout
+    assert_each_delivered_once(receiver, 900)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_stops_the_loop_processes_after_their_requests_in_flight(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    """Each of 2 workers holds 5 requests when SIGTERM comes: the 10 are sent and
+    recorded, the 5 not started stay waiting, and the command exits 0."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    save_orders(15)
+    supervisor = start(
+        same_db_env,
+        tmp_path,
+        "--processes",
+        "2",
+        "--loop",
+        BATCH_SIZE=5,
+        CONCURRENCY=5,
+        HOOK_CONCURRENCY=5,
+    )
+    try:
+        receiver.wait_for(10, timeout=120)
+        supervisor.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping 2 sender process(es)" in stderr_of(tmp_path), timeout=60)
+    finally:
+        hold.set()
+    stdout, _ = supervisor.communicate(timeout=120)
+    assert supervisor.returncode == 0, stderr_of(tmp_path)
+    banner, last = stdout.splitlines()
+    assert banner == "2 sender processes sending due callbacks until SIGTERM or SIGINT (Ctrl-C)"
+    assert last.startswith("sent 10, retried 0, failed 0 in "), stdout
+    statuses = sorted(Callback.objects.values_list("status", flat=True))
+    assert statuses == ["sent"] * 10 + ["waiting"] * 5
+    assert len(receiver.requests) == 10
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_loop_process_killed_with_sigkill_is_replaced_and_nothing_is_lost(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    # One process claims a batch ahead of the 5 it sends: 15 keep both busy.
+    save_orders(15)
+    supervisor = start(
+        same_db_env,
+        tmp_path,
+        "--processes",
+        "2",
+        "--loop",
+        BATCH_SIZE=5,
+        CONCURRENCY=5,
+        HOOK_CONCURRENCY=5,
+        LEASE_SECONDS=2,
+        LOOP_MIN_SLEEP=0.1,
+        LOOP_MAX_SLEEP=0.3,
+    )
+    try:
+        receiver.wait_for(10, timeout=120)
+        first, _ = children(supervisor)
+        subprocess.run(["kill", "-KILL", str(first)], check=True)
+        hold.set()
+        replaced = wait_until(
+            lambda: (pids := children(supervisor)) and first not in pids and len(pids) == 2,
+            timeout=60,
+            message="the killed process was not replaced",
+        )
+        assert replaced
+        # The dead one's lease runs out and another process sends its five again.
+        wait_until(
+            lambda: set(Callback.objects.values_list("status", flat=True)) == {"sent"},
+            timeout=60,
+            message=lambda: str(list(Callback.objects.values_list("status", flat=True))),
+        )
+    finally:
+        hold.set()
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.communicate(timeout=120)
+    stderr = stderr_of(tmp_path)
+    assert supervisor.returncode == 1, stderr
+    assert f"(pid {first}) was killed by SIGKILL; starting another in 1 s" in stderr
+    assert re.fullmatch(
+        rf"CommandError: 1 sender process run\(s\) failed: sender process \d \(pid {first}\) "
+        "was killed by SIGKILL",
+        stderr.strip().splitlines()[-1],
+    )
+    event_ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert event_ids == {str(e) for e in Callback.objects.values_list("event_id", flat=True)}
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_one_shot_process_that_dies_is_reported_and_the_others_finish(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    """Not replaced: what it claimed waits for its lease; the rest is sent, exit 1."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    save_orders(15)
+    supervisor = start(
+        same_db_env,
+        tmp_path,
+        "--processes",
+        "2",
+        BATCH_SIZE=5,
+        CONCURRENCY=5,
+        HOOK_CONCURRENCY=5,
+    )
+    try:
+        receiver.wait_for(10, timeout=120)
+        first, _ = children(supervisor)
+        subprocess.run(["kill", "-KILL", str(first)], check=True)
+    finally:
+        hold.set()
+    stdout, _ = supervisor.communicate(timeout=120)
+    assert supervisor.returncode == 1, stderr_of(tmp_path)
+    assert re.fullmatch(
+        rf"CommandError: 1 sender process run\(s\) failed: sender process \d \(pid {first}\) "
+        "was killed by SIGKILL",
+        stderr_of(tmp_path).strip().splitlines()[-1],
+    )
+    assert "starting another" not in stderr_of(tmp_path)
+    sent = Callback.objects.filter(status="sent").count()
+    assert stdout.startswith(f"sent {sent}, retried 0, failed 0 in "), stdout
+    held = Callback.objects.filter(status="sending").count()
+    assert held >= 5 and sent + held == 15
+
+
+BAD_NUMBERS = [
+    pytest.param("0", id="zero"),
+    pytest.param("-2", id="negative"),
+    pytest.param("65", id="more-than-64"),
+    pytest.param("100000000000000000000", id="huge"),
+    pytest.param("two", id="word"),
+    pytest.param("1.5", id="fraction"),
+    pytest.param("", id="empty"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("number", BAD_NUMBERS)
+def test_a_bad_number_of_processes_is_a_command_error(number):
+    with pytest.raises(CommandError) as raised:
+        call_command("send_callbacks", "--processes", number, stdout=StringIO())
+    assert raised.value.returncode == 2
+    assert str(raised.value) == (f"--processes takes a whole number from 1 to 64, not {number!r}")
+
+
+@pytest.mark.django_db
+def test_processes_do_not_take_callbacks():
+    with pytest.raises(CommandError, match="--processes sends whatever is due; it does not"):
+        call_command("send_callbacks", "--processes", "2", "--callbacks", "1")
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_number_of_processes_exits_2_with_one_line(same_db_env):
+    result = subprocess.run(
+        [*MANAGE, "--processes", "0"], env=same_db_env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: --processes takes a whole number from 1 to 64, not '0'"
+    ]
