@@ -315,5 +315,27 @@ def test_the_rate_limit_through_the_api(staff_client):
     url = f"/api/hooks/{created['id']}/"
     assert staff_client.patch(url, {"rate_limit": 50}, format="json").json()["rate_limit"] == 50
     assert Hook.objects.get().rate_limit == 50
+    limited = staff_client.get("/api/hooks/?rate_limited=true").json()["results"]
+    assert [hook["id"] for hook in limited] == [created["id"]]
+    assert staff_client.get("/api/hooks/?rate_limited=false").json()["results"] == []
     assert staff_client.patch(url, {"rate_limit": None}, format="json").json()["rate_limit"] is None
 
+
+@pytest.mark.django_db
+def test_the_rate_limit_in_the_admin(admin_client, receiver):
+    from django.urls import reverse
+
+    from .test_admin import hook_form
+
+    add = reverse("admin:http_hooks_hook_add")
+    for bad in ("0", "-1", "10001", "1.5", "x"):
+        response = admin_client.post(add, hook_form(receiver, rate_limit=bad))
+        assert response.status_code == 200
+        assert "rate_limit" in response.context["adminform"].form.errors, bad
+    assert not Hook.objects.exists()
+    assert admin_client.post(add, hook_form(receiver, rate_limit="25")).status_code == 302
+    assert Hook.objects.get().rate_limit == 25
+    changelist = reverse("admin:http_hooks_hook_changelist")
+    assert "at most 25/s" in admin_client.get(changelist).content.decode()
+    page = admin_client.get(changelist, {"rate_limit__isempty": "1"}).content.decode()
+    assert "at most 25/s" not in page
