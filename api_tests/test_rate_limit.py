@@ -170,31 +170,56 @@ def test_a_limit_set_after_the_sender_looked_cuts_its_next_claim(make_hook, rece
 
 @pytest.mark.django_db
 def test_a_limit_removed_gives_the_hook_back_to_the_general_claim(make_hook, clock):
+    """Found out by the next take, once the hook has a callback due."""
     hook = make_hook(rate_limit=2)
     limits = RateLimits()
     assert dict(limits.hooks()) == {hook.pk: 2}
     update_hook(hook, rate_limit=None)
+    orders(1)
     token = uuid.uuid4()
-    limits.claim(5, skip=(), hook_id=None, token=token, callback_ids=None, due_only=False)
+    claimed = limits.claim(5, skip=(), hook_id=None, token=token, callback_ids=None, due_only=False)
+    assert claimed == []
     assert not limits.hooks()
+    assert limits.next_token_in() is None
+
+
+@pytest.fixture
+def rate_statements(monkeypatch):
+    """The calls of the statements of ``delivery.rates``, by name."""
+    calls = []
+    for name in ("take_tokens", "hooks_with_claimable"):
+        real = getattr(rates, name)
+        spy = lambda *args, real=real, name=name, **kwargs: (  # noqa: E731
+            calls.append(name) or real(*args, **kwargs)
+        )
+        monkeypatch.setattr(rates, name, spy)
+    return calls
 
 
 @pytest.mark.django_db
-def test_a_hook_without_a_limit_costs_no_statement_more(make_hook, receiver):
+def test_a_hook_without_a_limit_costs_no_statement_more(make_hook, receiver, rate_statements):
     """The limits are read once per sender; after that a claim with only unlimited
     hooks is the same statements as before."""
     make_hook()
     orders(3)
     with Sender() as sender:
         sender.rates.hooks()
-        real_take = rates.take_tokens
-        takes = []
-        rates.take_tokens = lambda *args: takes.append(args) or real_take(*args)
-        try:
-            assert sender.send().sent == 3
-        finally:
-            rates.take_tokens = real_take
-    assert takes == []
+        assert sender.send().sent == 3
+    assert rate_statements == []
+
+
+@pytest.mark.django_db
+def test_idle_limited_hooks_cost_one_query_together(make_hook, receiver, rate_statements):
+    """Fifty limited hooks with nothing due beside a busy one without a limit: no
+    tokens taken, and one query now and then finds that none has callbacks due."""
+    for _ in range(50):
+        make_hook(rate_limit=5, signals=["django.db.models.signals.post_delete"])
+    make_hook()
+    orders(300)
+    with Sender() as sender:
+        assert sender.send().sent == 300
+    assert "take_tokens" not in rate_statements
+    assert 1 <= rate_statements.count("hooks_with_claimable") <= 10
 
 
 @pytest.mark.django_db

@@ -43,14 +43,14 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from ..models import Callback, Hook
-from .claims import claim_batch, updates_return_rows
+from .claims import claim_batch, hooks_with_claimable, updates_return_rows
 from .reconnect import with_reconnect
 
 # Written by the senders only: an update of a hook from anywhere else leaves them be.
 BUCKET_FIELDS = ["rate_full_at", "rate_granted"]
 # Rounding of the bucket's float arithmetic: a bucket with n tokens gives n.
 EPSILON = 1e-6
-# Seconds before a limited hook found with nothing due is asked again.
+# Seconds before a limited hook found with nothing due is looked at again.
 IDLE_RECHECK = 0.5
 
 
@@ -163,14 +163,33 @@ class RateLimits:
         due_only: bool,
     ) -> list[Callback]:
         """Claim up to ``size`` callbacks of the limited hooks that may have tokens now
-        (not those of ``skip``, nor of another hook than ``hook_id`` when given)."""
-        batch: list[Callback] = []
-        for limited in list(self.hooks()):
+        (not those of ``skip``, nor of another hook than ``hook_id`` when given).
+
+        Tokens are taken only for hooks with callbacks to claim: those known to wait
+        for a token, and the others once one query has found them some (a hundred
+        idle limited hooks cost that one query, not a transaction each)."""
+        now = time.monotonic()
+        ready = []
+        for limited in self.hooks():
             if limited in skip or hook_id not in (None, limited):
                 self.starved.discard(limited)
-                continue
-            if len(batch) >= size or self.ready_at.get(limited, 0.0) > time.monotonic():
-                continue
+            elif self.ready_at.get(limited, 0.0) <= now:
+                ready.append(limited)
+        unknown = [limited for limited in ready if limited not in self.starved]
+        if unknown:
+            found = with_reconnect(
+                lambda: hooks_with_claimable(
+                    unknown, callback_ids=callback_ids, due_only=due_only, token=token
+                ),
+                what="finding rate-limited hooks with callbacks due",
+            )
+            for idle in set(unknown) - found:
+                self.ready_at[idle] = now + IDLE_RECHECK
+            ready = [limited for limited in ready if limited in self.starved or limited in found]
+        batch: list[Callback] = []
+        for limited in ready:
+            if len(batch) >= size:
+                break
             want = size - len(batch)
             claimed, grant = with_reconnect(
                 lambda limited=limited, want=want: claim_within_limit(
