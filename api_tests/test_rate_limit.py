@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks, update_hook
@@ -122,13 +123,13 @@ def test_callbacks_past_the_tokens_are_not_claimed(make_hook, clock):
     orders(10)
     limits = RateLimits()
     kwargs = {"hook_id": None, "token": uuid.uuid4(), "callback_ids": None}
-    assert len(limits.claim(10, skip=(), due_only=False, **kwargs)) == 3
+    assert len(limits.claim(10, room=lambda hook: 10, skip=(), due_only=False, **kwargs)) == 3
     assert dict(limits.hooks()) == {hook.pk: 3}
     waiting = Callback.objects.filter(status="waiting")
     assert waiting.count() == 7
     assert set(waiting.values_list("attempts", "claim_token")) == {(0, None)}
     # No token yet: the next claim takes none, and does not even ask before one is due.
-    assert limits.claim(10, skip=(), due_only=False, **kwargs) == []
+    assert limits.claim(10, room=lambda hook: 10, skip=(), due_only=False, **kwargs) == []
     assert limits.next_token_in() == pytest.approx(1 / 3, abs=0.05)
 
 
@@ -139,6 +140,7 @@ def test_tokens_a_claim_found_no_callback_for_go_back(make_hook, clock):
     limits = RateLimits()
     claimed = limits.claim(
         10,
+        room=lambda hook: 10,
         skip=(),
         hook_id=None,
         token=uuid.uuid4(),
@@ -177,7 +179,15 @@ def test_a_limit_removed_gives_the_hook_back_to_the_general_claim(make_hook, clo
     update_hook(hook, rate_limit=None)
     orders(1)
     token = uuid.uuid4()
-    claimed = limits.claim(5, skip=(), hook_id=None, token=token, callback_ids=None, due_only=False)
+    claimed = limits.claim(
+        5,
+        room=lambda hook: 5,
+        skip=(),
+        hook_id=None,
+        token=token,
+        callback_ids=None,
+        due_only=False,
+    )
     assert claimed == []
     assert not limits.hooks()
     assert limits.next_token_in() is None
@@ -259,6 +269,26 @@ def test_one_sender_sends_a_second_worth_then_keeps_the_pace(make_hook, receiver
     assert elapsed >= 1.8
     assert most_in_any(1.0, arrivals(receiver)) <= 2 * 20
     assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+
+
+@pytest.mark.django_db
+def test_a_slow_receiver_turned_fast_gets_no_more_than_the_bucket(make_hook, receiver):
+    """Tokens are taken for what can start at once: while the receiver is slow no
+    callback waits in the sender holding a token, so when it turns fast it gets a
+    full bucket and the limit's pace, not those callbacks on top."""
+    make_hook(rate_limit=10)
+    orders(50)
+    receiver.respond(delay=1.0)
+
+    def turn_fast() -> bool:
+        if len(receiver.requests) >= 4:
+            receiver.respond(delay=0.0)
+        return False
+
+    one_at_a_time = {**settings.HTTP_HOOKS, "CONCURRENCY": 4, "HOOK_CONCURRENCY": 2}
+    with override_settings(HTTP_HOOKS=one_at_a_time):
+        assert send_callbacks(stop=turn_fast).sent == 50
+    assert most_in_any(1.0, arrivals(receiver)) <= 2 * 10
 
 
 def start_sender(env: dict) -> subprocess.Popen:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -156,6 +156,7 @@ class RateLimits:
         self,
         size: int,
         *,
+        room: Callable[[int], int],
         skip: Collection[int],
         hook_id: int | None,
         token: uuid.UUID,
@@ -163,9 +164,13 @@ class RateLimits:
         due_only: bool,
     ) -> list[Callback]:
         """Claim up to ``size`` callbacks of the limited hooks that may have tokens now
-        (not those of ``skip``, nor of another hook than ``hook_id`` when given).
+        (not those of ``skip``, nor of another hook than ``hook_id`` when given), of each
+        no more than ``room(hook)``: what the sender can start at once.
 
-        Tokens are taken only for hooks with callbacks to claim: those known to wait
+        A token stands for a request that goes out now. A claimed callback that waited
+        for a free transfer would spend its token late, next to fresh ones: a slow
+        receiver that turned fast would get its waiting callbacks and a full bucket at
+        once. Tokens are taken only for hooks with callbacks to claim: those known to wait
         for a token, and the others once one query has found them some (a hundred
         idle limited hooks cost that one query, not a transaction each)."""
         now = time.monotonic()
@@ -173,7 +178,7 @@ class RateLimits:
         for limited in self.hooks():
             if limited in skip or hook_id not in (None, limited):
                 self.starved.discard(limited)
-            elif self.ready_at.get(limited, 0.0) <= now:
+            elif self.ready_at.get(limited, 0.0) <= now and room(limited) > 0:
                 ready.append(limited)
         unknown = [limited for limited in ready if limited not in self.starved]
         if unknown:
@@ -190,7 +195,7 @@ class RateLimits:
         for limited in ready:
             if len(batch) >= size:
                 break
-            want = size - len(batch)
+            want = min(size - len(batch), room(limited))
             claimed, grant = with_reconnect(
                 lambda limited=limited, want=want: claim_within_limit(
                     limited, want, token=token, callback_ids=callback_ids, due_only=due_only

@@ -116,6 +116,10 @@ class FairQueue:
         """True when a waiting callback may start now."""
         return bool(self.turns)
 
+    def room(self, hook_id: int) -> int:
+        """Transfers ``hook_id`` may start besides those it holds and has waiting."""
+        return self.limit - self.in_flight[hook_id] - len(self.waiting.get(hook_id, ()))
+
     def provided(self) -> set[int]:
         """Hooks with a full share waiting: claims leave them out."""
         return {hook_id for hook_id, queue in self.waiting.items() if len(queue) >= self.limit}
@@ -355,6 +359,7 @@ class _Run:
         if len(batch) < limit:
             batch += self.rates.claim(
                 limit - len(batch),
+                room=self.queue.room,
                 skip=provided | held.keys(),
                 hook_id=self.hook_id,
                 token=self.token,
