@@ -206,10 +206,12 @@ class RateLimits:
             batch += claimed
         return batch
 
-    def admit(self, batch: list[Callback]) -> tuple[list[Callback], list[Callback]]:
+    def admit(
+        self, batch: list[Callback], *, room: Callable[[int], int]
+    ) -> tuple[list[Callback], list[Callback]]:
         """Split callbacks claimed without tokens (a probe, or a claim made before this
-        sender knew their hook was limited) into those the hook's tokens let through
-        and those that must go back."""
+        sender knew their hook was limited) into those the hook's tokens let through,
+        as many as the sender can start at once (``room``), and those that go back."""
         kept: list[Callback] = []
         limited: dict[int, list[Callback]] = defaultdict(list)
         for callback in batch:
@@ -219,12 +221,16 @@ class RateLimits:
                 limited[callback.hook_id].append(callback)
         refused: list[Callback] = []
         for hook_id, callbacks in limited.items():
-            want = len(callbacks)
+            want = min(len(callbacks), room(hook_id))
+            if not want:  # its share is busy: all go back, and its next claim takes tokens
+                self.hooks()[hook_id] = callbacks[0].hook.rate_limit
+                refused += callbacks
+                continue
             grant = with_reconnect(
                 lambda hook_id=hook_id, want=want: take_tokens(hook_id, want),
                 what="taking tokens",
             )
-            count = want if grant is None else grant.count
+            count = len(callbacks) if grant is None else grant.count
             self._note(hook_id, grant, wanted=want, claimed=count)
             kept += callbacks[:count]
             refused += callbacks[count:]

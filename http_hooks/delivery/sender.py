@@ -399,7 +399,7 @@ class _Run:
     def within_limits(self, batch: list[Callback]) -> list[Callback]:
         """``batch`` less the callbacks of rate-limited hooks that it holds without a
         token (``RateLimits.admit``), which go back uncharged."""
-        kept, refused = self.rates.admit(batch)
+        kept, refused = self.rates.admit(batch, room=self.queue.room)
         if refused:
             self.give_back([callback.pk for callback in refused])
         return kept
