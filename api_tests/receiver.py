@@ -4,7 +4,8 @@ Tests point hooks at ``receiver.url(path)`` and tell the server how to answer:
 a status, a delay, a redirect, a connection reset, an endless, trickling or
 oversized body, or not before the test releases it (``hold=threading.Event()``,
 then ``hold.set()``). Each request is recorded with its method, path, headers,
-body and the client's port (one port per connection, so keep-alive reuse shows).
+body, the client's port (one port per connection, so keep-alive reuse shows) and when it
+arrived (``time.monotonic()``).
 ``Receiver(tls=context)`` serves HTTPS with that ``ssl.SSLContext``.
 """
 
@@ -29,6 +30,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     client_port: int = 0
+    received_at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return json.loads(self.body)

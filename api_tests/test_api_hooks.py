@@ -280,6 +280,7 @@ def test_retrieve_hook(staff_client, make_hook):
         "content_type": "",
         "payload_template": "",
         "serializer_class": "",
+        "rate_limit": None,
         "has_secret": True,
         "paused_until": None,
         "consecutive_failures": 0,

@@ -164,6 +164,7 @@ class HookAdmin(ModelAdmin):
     list_filter = [
         "enabled",
         ("disabled_reason", DisabledByListFilter),
+        ("rate_limit", admin.EmptyFieldListFilter),
         "http_method",
         ("model", admin.RelatedOnlyFieldListFilter),
     ]
@@ -187,7 +188,16 @@ class HookAdmin(ModelAdmin):
         (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
         (
             _("Request"),
-            {"fields": ["target_url", "http_method", "headers", "secret_headers", "content_type"]},
+            {
+                "fields": [
+                    "target_url",
+                    "http_method",
+                    "headers",
+                    "secret_headers",
+                    "content_type",
+                    "rate_limit",
+                ]
+            },
         ),
         (
             _("Payload"),
@@ -295,8 +305,13 @@ class HookAdmin(ModelAdmin):
 
     @admin.display(description=_("request"), ordering="target_url")
     def request(self, obj: Hook) -> str:
-        """The method and the target URL in one column, the URL cut short."""
-        return format_html("{} {}", obj.http_method, _short(obj.target_url, 30))
+        """The method and the target URL in one column, the URL cut short, and the rate
+        limit under them when there is one."""
+        request = format_html("{} {}", obj.http_method, _short(obj.target_url, 30))
+        if obj.rate_limit is None:
+            return request
+        limit = _("at most %(limit)s/s") % {"limit": obj.rate_limit}
+        return format_html("{}<br><small>{}</small>", request, limit)
 
     @admin.display(description=_("updated"), ordering="update_datetime")
     def updated(self, obj: Hook) -> str:

@@ -39,6 +39,12 @@ class HookAdminForm(forms.ModelForm):
             "password, credential or session are always secret)."
         ),
     )
+    # Checked by validate_hook: a ModelForm's own minimum would answer 0 and -1 apart.
+    rate_limit = forms.IntegerField(
+        label="Rate limit",
+        required=False,
+        help_text=Hook._meta.get_field("rate_limit").help_text,
+    )
 
     sign = forms.BooleanField(
         label="Sign requests",

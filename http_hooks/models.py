@@ -113,6 +113,17 @@ class Hook(models.Model):
     secret = models.CharField(_("signing secret"), max_length=255, blank=True, default="")
     previous_secret = models.CharField(max_length=255, blank=True, default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rate_limit = models.PositiveIntegerField(
+        _("rate limit"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Requests per second at most, all senders together (a whole number); empty: no limit."
+        ),
+    )
+    # The rate limit's token bucket (``delivery.rates``), written by the senders only.
+    rate_full_at = models.FloatField(default=0.0, editable=False)
+    rate_granted = models.PositiveIntegerField(default=0, editable=False)
     # Endpoint health (``delivery.health``), written by the sender, never by a form.
     paused_until = models.DateTimeField(
         _("paused until"),

@@ -28,6 +28,7 @@ from .delivery.health import HEALTH_FIELDS
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
 from .delivery.processes import Supervision, check_processes, run_processes
 from .delivery.processes import write_report as write_report
+from .delivery.rates import BUCKET_FIELDS
 from .delivery.stats import delete_old_stats
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
@@ -108,6 +109,7 @@ def create_hook(
     secret_headers: Any = None,
     payload_template: str = "",
     serializer_class: str = "",
+    rate_limit: int | None = None,
     name: str = "",
     enabled: bool = True,
     secret: str | None = None,
@@ -156,7 +158,8 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     if changes.get("secret"):
         validate_secret(changes["secret"])
     signal_paths = cleaned.pop("signals")
-    # The sender writes the health fields at any time: a stale copy never overwrites them.
+    # The sender writes the health fields and the rate limit's bucket at any time: a
+    # stale copy never overwrites them.
     kept = set(HEALTH_FIELDS) - ({"enabled"} if "enabled" in changes else set())
     with transaction.atomic():
         for field, value in cleaned.items():
@@ -172,7 +175,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
             update_fields=[
                 field.name
                 for field in Hook._meta.concrete_fields
-                if not field.primary_key and field.name not in kept
+                if not field.primary_key and field.name not in {*kept, *BUCKET_FIELDS}
             ]
         )
         hook.signals.set(_signal_rows(signal_paths))

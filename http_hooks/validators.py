@@ -48,6 +48,7 @@ HOOK_FIELDS = (
     "content_type",
     "payload_template",
     "serializer_class",
+    "rate_limit",
 )
 # What Django's model signals send a template besides ``signal`` and ``sender``,
 # and whether a path may go on past each (pre_init's ``kwargs`` is a dict). Not
@@ -74,6 +75,8 @@ MAX_NAME_LENGTH = 200
 MAX_URL_LENGTH = 2000
 MAX_SIGNALS = 50
 MAX_TEMPLATE_LENGTH = 100_000
+# Requests per second of a hook's rate limit at most: beyond, a sender is the limit.
+MAX_RATE_LIMIT = 10_000
 
 
 def import_signal(path: Any) -> DjangoSignal:
@@ -269,6 +272,7 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
         )
     if serializer_class:
         import_serializer(serializer_class)
+    cleaned["rate_limit"] = validate_rate_limit(cleaned["rate_limit"])
     return cleaned
 
 
@@ -283,3 +287,23 @@ def whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = 
         bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise InvalidFilterError(f"{field} must be a whole number {bounds}", field=field)
     return value
+
+
+def validate_rate_limit(rate_limit: Any) -> int | None:
+    """A hook's rate limit: a whole number of requests per second, or None for none.
+
+    Whole, as Svix's: the bucket holds one second's worth (``delivery.rates``), and
+    a fraction of a request could never go out."""
+    if rate_limit is None:
+        return None
+    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int):
+        raise InvalidHookError(
+            "the rate limit must be a whole number of requests per second, or null for none",
+            field="rate_limit",
+        )
+    if not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise InvalidHookError(
+            f"the rate limit must be 1 to {MAX_RATE_LIMIT:,} requests per second (null for none)",
+            field="rate_limit",
+        )
+    return rate_limit

@@ -169,6 +169,12 @@ class HookFilter(django_filters.FilterSet):
     name__icontains = django_filters.CharFilter(
         field_name="name", lookup_expr="icontains", help_text="Name contains (any case)."
     )
+    rate_limited = BooleanFilter(
+        field_name="rate_limit",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Hooks with (`true`) or without (`false`) a rate limit.",
+    )
     target_url = django_filters.CharFilter(help_text="Hooks sending to exactly this URL.")
     target_url__icontains = django_filters.CharFilter(
         field_name="target_url", lookup_expr="icontains", help_text="URL contains (any case)."
@@ -177,7 +183,7 @@ class HookFilter(django_filters.FilterSet):
     class Meta:
         model = Hook
         form = FilterForm
-        fields = ["name", "model", "enabled", "signal", "target_url", "http_method"]
+        fields = ["name", "model", "enabled", "signal", "target_url", "http_method", "rate_limited"]
 
 
 class SignalFilter(django_filters.FilterSet):

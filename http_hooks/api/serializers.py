@@ -44,11 +44,13 @@ from ..services import (
 from ..validators import (
     HOOK_FIELDS,
     MAX_ID,
+    MAX_RATE_LIMIT,
     MAX_SIGNALS,
     MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
     import_signal,
     resolve_model,
+    validate_rate_limit,
     validate_secret,
     validate_signal_paths,
 )
@@ -89,6 +91,17 @@ class StringField(JSONTyped, serializers.CharField):
 
 class WholeNumberField(JSONTyped, serializers.IntegerField):
     json_type, type_name = int, "whole number"
+
+
+class RateLimitField(WholeNumberField):
+    """A hook's rate limit, refused with the same message as in the other entry points."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_RATE_LIMIT, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int | None:
+        with field_errors():
+            return validate_rate_limit(super().to_internal_value(data))
 
 
 class BooleanField(JSONTyped, serializers.BooleanField):
@@ -306,6 +319,14 @@ class HookSerializer(ModelSerializer):
         help_text="The signing secret (`whsec_` + base64). Write-only: generated when not "
         "given on create, and shown only in the answer of create and rotate-secret. "
         'An empty string (`""`) makes the hook unsigned.',
+    )
+    rate_limit = RateLimitField(
+        required=False,
+        allow_null=True,
+        help_text="Requests per second at most, all senders together (a whole number); "
+        "`null`: no limit. Callbacks held back by it stay `waiting`, not charged a try. "
+        "Over any 10 seconds the receiver sees at most 11 times the limit (a second's "
+        "worth at once, then the limit's pace).",
     )
     has_secret = serializers.SerializerMethodField(
         help_text="Whether requests of this hook are signed (`webhook-signature`)."

@@ -341,3 +341,22 @@ def count_due(*, hook_id: int | None = None, callback_ids: Collection[int] | Non
     """How many callbacks ``send_callbacks`` would take now (for a progress bar)."""
     conditions = _claimable(timezone.now(), hook_id=hook_id, callback_ids=callback_ids)
     return sum(Callback.objects.filter(condition).count() for condition, _ in conditions)
+
+
+def hooks_with_claimable(
+    hook_ids: Collection[int],
+    *,
+    callback_ids: Collection[int] | None = None,
+    due_only: bool = False,
+    token: uuid.UUID | None = None,
+) -> set[int]:
+    """Those of ``hook_ids`` with a callback ``claim_batch`` would take now: one
+    query, an EXISTS per hook (served by ``callback_hook_status_idx``)."""
+    conditions = _claimable(
+        timezone.now(), hook_id=None, callback_ids=callback_ids, due_only=due_only, token=token
+    )
+    claimable = Callback.objects.filter(
+        reduce(operator.or_, (condition for condition, _ in conditions)), hook=OuterRef("pk")
+    )
+    hooks = Hook.objects.filter(Exists(claimable), pk__in=list(hook_ids))
+    return set(hooks.values_list("pk", flat=True))

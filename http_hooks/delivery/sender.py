@@ -39,6 +39,7 @@ from ..transport import Outcome, Request, Transport
 from .claims import LeaseKeeper, claim_batch, claim_probe, release_claims
 from .health import held_hooks, stopping_failures, stops_hook
 from .outcomes import DeliveryReport, record_outcomes
+from .rates import RateLimits
 from .reconnect import with_reconnect
 from .request import logged_headers, request_for, requests_for
 
@@ -115,6 +116,10 @@ class FairQueue:
         """True when a waiting callback may start now."""
         return bool(self.turns)
 
+    def room(self, hook_id: int) -> int:
+        """Transfers ``hook_id`` may start besides those it holds and has waiting."""
+        return self.limit - self.in_flight[hook_id] - len(self.waiting.get(hook_id, ()))
+
     def provided(self) -> set[int]:
         """Hooks with a full share waiting: claims leave them out."""
         return {hook_id for hook_id, queue in self.waiting.items() if len(queue) >= self.limit}
@@ -148,6 +153,7 @@ class Sender:
 
     def __init__(self) -> None:
         self.transport = Transport()
+        self.rates = RateLimits()
 
     def __enter__(self) -> Sender:
         return self
@@ -178,7 +184,9 @@ class Sender:
         ``stop()`` the transfers in flight finish and are recorded; claimed
         callbacks not yet started are given back.
         """
-        run = _Run(self.transport, hook_id, callback_ids, due_only, limit, progress, stop)
+        run = _Run(
+            self.transport, self.rates, hook_id, callback_ids, due_only, limit, progress, stop
+        )
         return run.go()
 
 
@@ -188,6 +196,7 @@ class _Run:
     def __init__(
         self,
         transport: Transport,
+        rates: RateLimits,
         hook_id: int | None,
         callback_ids: Collection[int] | None,
         due_only: bool,
@@ -196,6 +205,7 @@ class _Run:
         stop: Callable[[], bool] | None,
     ) -> None:
         self.transport = transport
+        self.rates = rates
         self.hook_id = hook_id
         self.untried = None if callback_ids is None else set(callback_ids)
         self.due_only = due_only
@@ -262,7 +272,7 @@ class _Run:
                 # Idle: one more claim says whether the run is over (after the last
                 # outcomes are written: a probe's may have resumed its hook).
                 self.flush()
-                if not self.claim():
+                if not self.claim() and not self.wait_for_tokens():
                     break
             elif self.wants_claim() and self.may_claim():
                 self.claim()
@@ -297,14 +307,18 @@ class _Run:
         when given: hooks that were paused or disabled meanwhile)."""
         if self.queue:
             ids = self.queue.drain() if hook_ids is None else self.queue.remove(hook_ids)
-            # A probe given back unsent ends its hook's hold, or the hook would stay
-            # paused for LEASE_SECONDS with nothing tried.
-            unsent = {self.probes.pop(pk) for pk in ids if pk in self.probes}
-            if ids:
-                with_reconnect(
-                    lambda: release_claims(self.token, ids, probed_hooks=unsent),
-                    what="releasing claims",
-                )
+            self.give_back(ids)
+
+    def give_back(self, ids: list[int]) -> None:
+        """Give back claimed callbacks that were not started, uncharged. A probe among
+        them ends its hook's hold, or the hook would stay paused for LEASE_SECONDS with
+        nothing tried."""
+        unsent = {self.probes.pop(pk) for pk in ids if pk in self.probes}
+        if ids:
+            with_reconnect(
+                lambda: release_claims(self.token, ids, probed_hooks=unsent),
+                what="releasing claims",
+            )
 
     def exhausted(self) -> bool:
         """True when this run may claim nothing more."""
@@ -350,19 +364,31 @@ class _Run:
         limit = min(self.batch_size, max(self.concurrency, self.batch_size - waiting))
         if self.left is not None:
             limit = min(limit, self.left)
-        batch = self.claim_probes(held, limit) if fresh else []
+        batch = self.within_limits(self.claim_probes(held, limit)) if fresh else []
+        # Rate-limited hooks first, as far as their tokens go; the others after them.
         if len(batch) < limit:
-            batch += with_reconnect(
+            batch += self.rates.claim(
+                limit - len(batch),
+                room=self.queue.room,
+                skip=provided | held.keys(),
+                hook_id=self.hook_id,
+                token=self.token,
+                callback_ids=self.untried,
+                due_only=self.due_only,
+            )
+        if len(batch) < limit:
+            general = with_reconnect(
                 lambda: claim_batch(
                     hook_id=self.hook_id,
                     callback_ids=self.untried,
                     due_only=self.due_only,
                     size=limit - len(batch),
                     token=self.token,
-                    exclude_hooks=provided | held.keys(),
+                    exclude_hooks=provided | held.keys() | self.rates.hooks().keys(),
                 ),
                 what="claiming callbacks",
             )
+            batch += self.within_limits(general)
         if len(batch) < limit:
             self.next_claim = time.monotonic() + self.claim_pause
             self.short_without = provided
@@ -385,6 +411,24 @@ class _Run:
         self.hook_headers.clear()
         self.queue.add(batch)
         return len(batch)
+
+    def within_limits(self, batch: list[Callback]) -> list[Callback]:
+        """``batch`` less the callbacks of rate-limited hooks that it holds without a
+        token (``RateLimits.admit``), which go back uncharged."""
+        kept, refused = self.rates.admit(batch, room=self.queue.room)
+        if refused:
+            self.give_back([callback.pk for callback in refused])
+        return kept
+
+    def wait_for_tokens(self) -> bool:
+        """With nothing to send, sleep until a rate-limited hook with callbacks due may
+        have a token (at least CLAIM_INTERVAL: what the bucket gains meanwhile is
+        taken at once); False when none waits for one, and the run is over."""
+        wait = self.rates.next_token_in()
+        if wait is None or self.exhausted():
+            return False
+        time.sleep(min(max(wait, CLAIM_INTERVAL), CLAIM_PAUSE_MAX))
+        return True
 
     def claim_probes(self, held: dict[int, datetime | None], limit: int) -> list[Callback]:
         """One probe of each paused hook whose pause has passed (``claim_probe``)."""
