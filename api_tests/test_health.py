@@ -202,6 +202,33 @@ def test_410_ends_the_callback_and_disables_the_hook(
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_disabled_listener_that_raises_does_not_stop_the_sender(make_hook, receiver, caplog):
+    """The notice goes after commit, to the project's code: its error is logged, and
+    the sender (``send_callbacks --loop`` too) goes on with the other hooks."""
+    receiver.respond("/gone", status=410)
+    gone = make_hook(target_url=receiver.url("/gone"))
+    fine = make_hook(target_url=receiver.url("/fine"))
+    for n in range(3):
+        Order.objects.create(name=f"Tea {n}")
+
+    def broken_listener(**kwargs):
+        raise RuntimeError("the listener broke")
+
+    hook_disabled.connect(broken_listener)
+    try:
+        with health_settings(), caplog.at_level(logging.ERROR):
+            report = send_callbacks()
+    finally:
+        hook_disabled.disconnect(broken_listener)
+
+    assert (report.sent, report.failed) == (3, 1)
+    assert Hook.objects.get(pk=gone.pk).disabled_reason == "gone"
+    assert set(Callback.objects.filter(hook=fine).values_list("status", flat=True)) == {"sent"}
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "the listener broke" in error.getMessage()
+
+
 def test_enabling_a_gone_hook_over_rest_sends_what_it_kept(make_hook, receiver, staff_client):
     receiver.respond(status=410)
     hook = callbacks_of(make_hook, 3)
