@@ -386,19 +386,18 @@ def resend_callbacks(
             chosen = list(callbacks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
             if not chosen:
                 return count
-            count += (
-                Callback.objects.filter(pk__in=chosen)
-                .exclude(status=CallbackStatus.SENDING)
-                .update(
-                    status=CallbackStatus.WAITING,
-                    next_attempt_at=now,
-                    earlier_attempts=F("earlier_attempts") + F("attempts"),
-                    attempts=0,
-                    claimed_until=None,
-                    claim_token=None,
-                    status_details="queued again for delivery",
-                    update_datetime=now,
-                )
+            # Those still selected: another resend may have queued them since they were
+            # picked, and then they are that one's (PostgreSQL checks again the rows it
+            # waited for).
+            count += callbacks.filter(pk__in=chosen).update(
+                status=CallbackStatus.WAITING,
+                next_attempt_at=now,
+                earlier_attempts=F("earlier_attempts") + F("attempts"),
+                attempts=0,
+                claimed_until=None,
+                claim_token=None,
+                status_details="queued again for delivery",
+                update_datetime=now,
             )
             dispatch.enqueue_on_commit(chosen)
         last = chosen[-1]
