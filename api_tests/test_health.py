@@ -557,6 +557,25 @@ def test_an_update_from_a_stale_copy_keeps_the_health_the_sender_wrote(make_hook
     assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
 
 
+def test_enabling_from_a_stale_copy_clears_the_disable_the_sender_wrote(make_hook):
+    """Loaded enabled, disabled by the sender (410) since: setting ``enabled`` to true
+    enables it for real, not ``enabled`` true with ``disabled_reason`` gone, held forever."""
+    hook = make_hook()
+    stale = Hook.objects.get(pk=hook.pk)
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="gone", disabled_at=timezone.now()
+    )
+    update_hook(stale, enabled=True, name="renamed")
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason, hook.disabled_at) == (
+        "renamed",
+        True,
+        "",
+        None,
+    )
+    assert hook.pk not in health.held_hooks()
+
+
 def test_setting_enabled_again_clears_a_disable(make_hook, staff_client):
     hook = make_hook()
     Hook.objects.filter(pk=hook.pk).update(

@@ -159,6 +159,11 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         for field, value in cleaned.items():
             setattr(hook, field, value)
         if "enabled" in changes:
+            # Whether the hook is disabled is the row's: the sender may have disabled it
+            # since ``hook`` was loaded.
+            current = Hook.objects.select_for_update().only(*HEALTH_FIELDS).get(pk=hook.pk)
+            for field in HEALTH_FIELDS:
+                setattr(hook, field, getattr(current, field))
             if changes["enabled"] and not hook.enabled:
                 _clear_health(hook)
                 kept = set()
