@@ -4,11 +4,12 @@ local receiver that succeeds, fails and answers slowly."""
 
 import datetime
 import re
+import threading
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -22,6 +23,8 @@ from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import DURATION_FIELDS, Attempt, Callback, DeliveryStats, Hook
 from http_hooks.transport import Outcome
 from shop.models import Order
+
+from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -366,3 +369,57 @@ def test_a_long_window_draws_a_bar_per_few_hours(make_hook):
     last = chart.width - 1
     assert bars(chart.sent_path) == {last - 1: (400, 400), last: (400, 200)}
     assert bars(chart.failed_path) == {last: (200, 200)}
+
+
+def test_an_hour_after_now_is_left_out_not_a_500(admin_client, make_hook):
+    # A sender whose clock is ahead (or that records its outcomes just after the hour
+    # turns, between the overview's now and its query) writes the next hour's row.
+    hook = make_hook()
+    now = timezone.now()
+    record(hook, now, outcome())
+    record(hook, now + datetime.timedelta(hours=1), outcome(ok=False))
+    [health] = hooks_health(hours=24, hooks=[hook], now=now)
+    assert (health.sent, health.failed, len(health.hourly)) == (1, 0, 1)
+    assert hourly_bars(health).peak == 1
+    response = admin_client.get(reverse("admin:http_hooks_callback_overview"), {"hours": 24})
+    assert response.status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_adding_to_the_same_hours_never_deadlock(make_hook):
+    """Each sender's window adds to its hooks' rows of the hour in one statement; two
+    windows holding the same hooks in opposite orders must lock the rows in one order,
+    or each takes one and waits for the other's (PostgreSQL breaks it: a 1 s stall,
+    an error and a reconnect)."""
+    first, second = sorted([make_hook(), make_hook()], key=lambda hook: hook.pk)
+    now = timezone.now()
+    record(first, now, outcome())
+    record(second, now, outcome())
+    errors: list[Exception] = []
+
+    def sender(hooks: list[Hook]) -> None:
+        try:
+            with transaction.atomic():
+                record_stats([Callback(hook_id=h.pk) for h in hooks], [outcome()] * 2, now)
+        except Exception as exc:  # the deadlock, reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def waiting(count: int) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            return cursor.fetchone()[0] >= count
+
+    threads = []
+    with transaction.atomic():  # another sender holds the first hook's row meanwhile
+        DeliveryStats.objects.select_for_update().get(hook=first)
+        for order, waiters in (([first, second], 1), ([second, first], 2)):
+            threads.append(threading.Thread(target=sender, args=(order,)))
+            threads[-1].start()
+            wait_until(lambda waiters=waiters: waiting(waiters), timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(DeliveryStats.objects.values_list("sent", flat=True)) == [3, 3]

@@ -202,6 +202,33 @@ def test_410_ends_the_callback_and_disables_the_hook(
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_disabled_listener_that_raises_does_not_stop_the_sender(make_hook, receiver, caplog):
+    """The notice goes after commit, to the project's code: its error is logged, and
+    the sender (``send_callbacks --loop`` too) goes on with the other hooks."""
+    receiver.respond("/gone", status=410)
+    gone = make_hook(target_url=receiver.url("/gone"))
+    fine = make_hook(target_url=receiver.url("/fine"))
+    for n in range(3):
+        Order.objects.create(name=f"Tea {n}")
+
+    def broken_listener(**kwargs):
+        raise RuntimeError("the listener broke")
+
+    hook_disabled.connect(broken_listener)
+    try:
+        with health_settings(), caplog.at_level(logging.ERROR):
+            report = send_callbacks()
+    finally:
+        hook_disabled.disconnect(broken_listener)
+
+    assert (report.sent, report.failed) == (3, 1)
+    assert Hook.objects.get(pk=gone.pk).disabled_reason == "gone"
+    assert set(Callback.objects.filter(hook=fine).values_list("status", flat=True)) == {"sent"}
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "the listener broke" in error.getMessage()
+
+
 def test_enabling_a_gone_hook_over_rest_sends_what_it_kept(make_hook, receiver, staff_client):
     receiver.respond(status=410)
     hook = callbacks_of(make_hook, 3)
@@ -528,6 +555,25 @@ def test_an_update_from_a_stale_copy_keeps_the_health_the_sender_wrote(make_hook
     update_hook(stale, name="renamed")
     hook.refresh_from_db()
     assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
+
+
+def test_enabling_from_a_stale_copy_clears_the_disable_the_sender_wrote(make_hook):
+    """Loaded enabled, disabled by the sender (410) since: setting ``enabled`` to true
+    enables it for real, not ``enabled`` true with ``disabled_reason`` gone, held forever."""
+    hook = make_hook()
+    stale = Hook.objects.get(pk=hook.pk)
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="gone", disabled_at=timezone.now()
+    )
+    update_hook(stale, enabled=True, name="renamed")
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason, hook.disabled_at) == (
+        "renamed",
+        True,
+        "",
+        None,
+    )
+    assert hook.pk not in health.held_hooks()
 
 
 def test_setting_enabled_again_clears_a_disable(make_hook, staff_client):

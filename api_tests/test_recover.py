@@ -5,10 +5,11 @@ to a real receiver."""
 from __future__ import annotations
 
 import datetime
+import threading
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,6 +19,8 @@ from http_hooks.api import recover_hook, send_callbacks
 from http_hooks.exceptions import InvalidFilterError, TooManyCallbacksError
 from http_hooks.models import Callback, CallbackStatus, Hook
 from shop.models import Customer, Order
+
+from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -342,3 +345,33 @@ def test_admin_recover_takes_one_hook_at_a_time(admin_client, outage, make_hook)
     page = admin_recover(admin_client, [outage.pk, other.pk]).content.decode()
     assert "Select one hook to recover." in page
     assert statuses() == ["error", "error"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_recovers_at_once_queue_each_callback_once(outage):
+    """Each chunk picks the failed callbacks, then updates them: a recover whose update
+    waited for another's must not queue again what the other just queued."""
+    counts: list[int] = []
+
+    def recover_now() -> None:
+        try:
+            counts.append(recover_hook(outage, since=an_hour_ago()))
+        finally:
+            connection.close()
+
+    def waiting(count: int) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            return cursor.fetchone()[0] >= count
+
+    threads = [threading.Thread(target=recover_now) for _ in range(2)]
+    with transaction.atomic():  # both have picked the callbacks when the rows free up
+        list(Callback.objects.select_for_update())
+        for count, thread in enumerate(threads, start=1):
+            thread.start()
+            wait_until(lambda count=count: waiting(count), timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(counts) == [0, 2]
+    assert statuses() == ["waiting", "waiting"]

@@ -165,6 +165,11 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         for field, value in cleaned.items():
             setattr(hook, field, value)
         if "enabled" in changes:
+            # Whether the hook is disabled is the row's: the sender may have disabled it
+            # since ``hook`` was loaded.
+            current = Hook.objects.select_for_update().only(*HEALTH_FIELDS).get(pk=hook.pk)
+            for field in HEALTH_FIELDS:
+                setattr(hook, field, getattr(current, field))
             if changes["enabled"] and not hook.enabled:
                 _clear_health(hook)
                 kept = set()
@@ -408,19 +413,18 @@ def resend_callbacks(
             chosen = list(callbacks.filter(pk__gt=last).values_list("pk", flat=True)[:chunk_size])
             if not chosen:
                 return count
-            count += (
-                Callback.objects.filter(pk__in=chosen)
-                .exclude(status=CallbackStatus.SENDING)
-                .update(
-                    status=CallbackStatus.WAITING,
-                    next_attempt_at=now,
-                    earlier_attempts=F("earlier_attempts") + F("attempts"),
-                    attempts=0,
-                    claimed_until=None,
-                    claim_token=None,
-                    status_details="queued again for delivery",
-                    update_datetime=now,
-                )
+            # Those still selected: another resend may have queued them since they were
+            # picked, and then they are that one's (PostgreSQL checks again the rows it
+            # waited for).
+            count += callbacks.filter(pk__in=chosen).update(
+                status=CallbackStatus.WAITING,
+                next_attempt_at=now,
+                earlier_attempts=F("earlier_attempts") + F("attempts"),
+                attempts=0,
+                claimed_until=None,
+                claim_token=None,
+                status_details="queued again for delivery",
+                update_datetime=now,
             )
             dispatch.enqueue_on_commit(chosen)
         last = chosen[-1]

@@ -320,4 +320,6 @@ def _notify_disabled(hook: Hook) -> None:
         hook.target_url,
         DisabledReason(hook.disabled_reason).label,
     )
-    hook_disabled.send(sender=Hook, hook=hook, reason=hook.disabled_reason)
+    # The listeners are the project's code: one that raises is logged (by Django) and
+    # must not stop the sender.
+    hook_disabled.send_robust(sender=Hook, hook=hook, reason=hook.disabled_reason)

@@ -45,7 +45,9 @@ def record_stats(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: da
 
     One ``INSERT ... ON CONFLICT DO UPDATE`` adds to the row of each hook and hour
     (PostgreSQL, SQLite 3.24+): ``bulk_create(update_conflicts=True)`` could only
-    replace the counts, not add to them. Runs in the caller's transaction.
+    replace the counts, not add to them. Runs in the caller's transaction. The rows
+    go in hook id order, as every sender writes them: two windows of the same hooks
+    never wait for each other's rows in a circle (a deadlock PostgreSQL would break).
     """
     counts: dict[int, list[int]] = {}
     for callback, outcome in zip(batch, outcomes, strict=True):
@@ -70,7 +72,7 @@ def record_stats(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: da
         keys=", ".join(keys),
         sets=", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in added),
     )
-    params = [value for hook_id, row in counts.items() for value in (hook_id, hour, *row)]
+    params = [value for hook_id, row in sorted(counts.items()) for value in (hook_id, hour, *row)]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
 
