@@ -285,7 +285,10 @@ def shown(moment: datetime.datetime) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def test_admin_recover_asks_since_when_a_day_ago_by_default(admin_client, outage):
+def test_admin_recover_asks_since_when_a_day_ago_for_a_hook_that_is_not_failing(
+    admin_client, outage
+):
+    Hook.objects.filter(pk=outage.pk).update(failing_since=None)
     before = timezone.now() - datetime.timedelta(hours=24)
     page = admin_recover(admin_client, [outage.pk]).content.decode()
     after = timezone.now() - datetime.timedelta(hours=24)
@@ -294,14 +297,46 @@ def test_admin_recover_asks_since_when_a_day_ago_by_default(admin_client, outage
     assert statuses() == ["error", "error"]
 
 
-def test_admin_recover_asks_since_when_the_hook_was_disabled(admin_client, outage):
-    disabled_at = timezone.now() - datetime.timedelta(days=3)
+def test_admin_recover_by_default_takes_every_callback_the_outage_cost(admin_client, outage):
+    """The callbacks that failed for good in an outage were created before the hook was
+    disabled (their retries took hours): the default starts at the oldest of them."""
+    now = timezone.now()
+    created = now - datetime.timedelta(hours=5)
+    Callback.objects.update(create_datetime=created)
+    # Older, but failed for good before this outage began: not the default's.
+    Order.objects.create(name="last week")
+    assert Callback.objects.filter(status="waiting").update(
+        status="error",
+        create_datetime=now - datetime.timedelta(days=7),
+        update_datetime=now - datetime.timedelta(days=6),
+    )
     Hook.objects.filter(pk=outage.pk).update(
-        enabled=False, disabled_reason="failing", disabled_at=disabled_at
+        enabled=False,
+        disabled_reason="failing",
+        disabled_at=now - datetime.timedelta(minutes=1),
+        failing_since=now - datetime.timedelta(hours=2),
     )
     page = admin_recover(admin_client, [outage.pk]).content.decode()
-    assert f'value="{shown(disabled_at)}"' in page
+    assert f'value="{shown(created)}"' in page
     assert "they wait until it is enabled again" in page
+
+    page = admin_recover(
+        admin_client, [outage.pk], recover="Recover", since=shown(created)
+    ).content.decode()
+    assert f"2 failed callbacks of {outage} queued again." in page
+    assert statuses() == ["waiting", "waiting", "error"]
+
+
+def test_admin_recover_of_a_disabled_hook_with_nothing_failed_since_starts_there(
+    admin_client, outage
+):
+    disabled_at = timezone.now() - datetime.timedelta(days=3)
+    Hook.objects.filter(pk=outage.pk).update(
+        enabled=False, disabled_reason="gone", disabled_at=disabled_at, failing_since=None
+    )
+    Callback.objects.update(update_datetime=disabled_at - datetime.timedelta(hours=1))
+    page = admin_recover(admin_client, [outage.pk]).content.decode()
+    assert f'value="{shown(disabled_at)}"' in page
 
 
 def test_admin_recover_queues_and_says_how_many(admin_client, outage):

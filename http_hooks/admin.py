@@ -37,6 +37,7 @@ from .selectors import (
     event_types,
     hooked_models,
     hooks_health,
+    recovery_start,
 )
 from .settings import hooks_settings
 
@@ -361,15 +362,16 @@ class HookAdmin(ModelAdmin):
     def recover_failed_callbacks(
         self, request: HttpRequest, queryset: QuerySet[Hook]
     ) -> HttpResponse | None:
-        """Asks since when (by default since the hook was disabled, or for a day), then
-        queues again the hook's ``error`` callbacks created since then."""
+        """Asks since when (by default since the oldest callback its outage cost was
+        created: ``recovery_start``), then queues again the hook's ``error`` callbacks
+        created since then."""
         if queryset.count() != 1:
             self.message_user(request, _("Select one hook to recover."), messages.WARNING)
             return None
         hook = queryset.get()
-        since = hook.disabled_at or timezone.now() - datetime.timedelta(hours=24)
         form = RecoverForm(
-            request.POST if "recover" in request.POST else None, initial={"since": since}
+            request.POST if "recover" in request.POST else None,
+            initial={"since": recovery_start(hook)},
         )
         if form.is_valid():
             try:

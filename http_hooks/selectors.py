@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .delivery.health import breaker_state, held_hooks, pause_reason
@@ -124,6 +124,24 @@ def hooks_health(
             )
         )
     return health
+
+
+def recovery_start(hook: Hook) -> datetime.datetime:
+    """Where a recover of ``hook`` starts unless told (the admin's default): the
+    creation time of the oldest callback that failed for good since the hook began
+    failing or was disabled. The callbacks an outage cost were created before it
+    was noticed, often long before, as their retries took hours; ``disabled_at``
+    itself would find none of them. A day ago for a hook that is not failing."""
+    began = min(
+        (moment for moment in (hook.failing_since, hook.disabled_at) if moment is not None),
+        default=None,
+    )
+    if began is None:
+        return timezone.now() - datetime.timedelta(hours=24)
+    failed = Callback.objects.filter(
+        hook=hook, status=CallbackStatus.ERROR, update_datetime__gte=began
+    ).aggregate(oldest=Min("create_datetime"))
+    return failed["oldest"] or began
 
 
 def attempts_of(callback: Callback) -> QuerySet[Attempt]:
