@@ -280,6 +280,8 @@ def test_retrieve_hook(staff_client, make_hook):
         "content_type": "",
         "payload_template": "",
         "serializer_class": "",
+        "changed_fields": [],
+        "conditions": {},
         "has_secret": True,
         "paused_until": None,
         "consecutive_failures": 0,

@@ -180,6 +180,7 @@ class HookAdmin(ModelAdmin):
     ]
     fieldsets = [
         (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
+        (_("Conditions"), {"fields": ["changed_fields", "conditions"]}),
         (
             _("Request"),
             {"fields": ["target_url", "http_method", "headers", "secret_headers", "content_type"]},

@@ -39,6 +39,24 @@ class HookAdminForm(forms.ModelForm):
             "password, credential or session are always secret)."
         ),
     )
+    changed_fields = forms.CharField(
+        required=False,
+        help_text=(
+            "Names of fields of the model, separated by commas: an update fires the hook "
+            "only if one of them changed since the instance was loaded or last saved (a "
+            "create always fires). Empty: every save fires."
+        ),
+    )
+    conditions = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text=(
+            'A JSON object of lookups the instance must match, e.g. {"paid": true, '
+            '"total__gte": 100, "customer__name__icontains": "acme"}; lookups: exact, '
+            "iexact, in, gt, gte, lt, lte, isnull, contains, icontains, startswith, "
+            'endswith; {"not": {...}} and {"any": [{...}, ...]}. Empty: no condition.'
+        ),
+    )
 
     sign = forms.BooleanField(
         label="Sign requests",
@@ -66,8 +84,13 @@ class HookAdminForm(forms.ModelForm):
             )
         if self.instance.pk:
             self.initial["secret_headers"] = ", ".join(self.instance.secret_headers)
+        self.initial["changed_fields"] = ", ".join(self.instance.changed_fields or ())
         if "model" in self.fields:
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"
+
+    def clean_changed_fields(self) -> list[str]:
+        names = self.cleaned_data["changed_fields"].split(",")
+        return [name.strip() for name in names if name.strip()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
