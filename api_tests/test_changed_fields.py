@@ -177,9 +177,7 @@ def test_changed_fields_written_without_signals_are_noticed_after_the_ttl(make_h
     settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "REGISTRY_TTL": 0}
     hook = make_hook()
     # As another process writes it: no model signal here, the fingerprint notices it.
-    Hook.objects.filter(pk=hook.pk).update(
-        changed_fields=["paid"], update_datetime=timezone.now()
-    )
+    Hook.objects.filter(pk=hook.pk).update(changed_fields=["paid"], update_datetime=timezone.now())
     Order.objects.create(name="x")
     item = Order.objects.get()
     item.save()

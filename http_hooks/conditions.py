@@ -274,16 +274,19 @@ def resolve_lookup(
     lookup = "exact"
     if len(names) > 1 and names[-1] in LOOKUPS:
         lookup = names.pop()
+    if "" in names:
+        raise _error(f"{key!r}: an empty name (two underscores too many?)")
     if len(names) > MAX_PATH_STEPS:
         raise _error(f"{key!r}: at most {MAX_PATH_STEPS} fields in a path")
     path: list[str] = []
     current, field = model, None
     for index, name in enumerate(names):
         if field is not None:
+            if not (field.many_to_one or field.one_to_one) and index == len(names) - 1:
+                raise _error(f"{key!r}: unknown lookup {name!r} (use {', '.join(LOOKUPS)})")
             if not (field.many_to_one or field.one_to_one):
                 raise _error(
-                    f"{key!r}: {field.name} is not a foreign key, {name!r} cannot follow it "
-                    f"(lookups: {', '.join(LOOKUPS)})"
+                    f"{key!r}: {field.name} is not a foreign key, {name!r} cannot follow it"
                 )
             if index == len(names) - 1 and _names_target(field, name):
                 break
