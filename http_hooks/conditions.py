@@ -214,6 +214,7 @@ def _compile_all(
     ]
     if len(tests) == 1:
         return tests[0]
+
     return lambda root, get: all(test(root, get) for test in tests)
 
 

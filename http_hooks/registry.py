@@ -35,6 +35,8 @@ from django.dispatch import Signal as DjangoSignal
 from .changes import tracker
 from .context import hooks_disabled
 from .exceptions import HttpHooksError, InvalidHookError, InvalidModelError, InvalidSignalError
+from .outbox import record_event
+from .routing import compile_rule, select_hooks, watched_by_model
 from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
@@ -140,9 +142,6 @@ class HookRegistry:
             if instance_model is not sender:
                 hooks = hooks + table.get((path, instance_model), ())
         if hooks:
-            from .outbox import record_event
-            from .routing import select_hooks
-
             chosen = select_hooks(hooks, path, kwargs)
             if chosen:
                 record_event(chosen, path, {**kwargs, "sender": sender})
@@ -283,7 +282,6 @@ class HookRegistry:
 
     def _build(self, using: str, problems: list[HttpHooksError]) -> Table:
         from .models import Hook
-        from .routing import compile_rule
 
         table: dict[tuple[str, type], list[Any]] = {}
         hooks = (
@@ -321,7 +319,6 @@ class HookRegistry:
         their model only, so that models without hooks pay nothing; so do the
         models whose fields a hook's ``changed_fields`` watches (``changes``).
         """
-        from .routing import watched_by_model
         from .validators import import_signal
 
         tracker.watch(watched_by_model(table), replace=prune)

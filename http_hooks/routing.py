@@ -16,6 +16,7 @@ from django.db import models
 from .changes import Watched, has_changed
 from .conditions import Conditions, compile_conditions, instance_value
 from .outbox import SAVE_SIGNALS, event_type_for
+from .validators import validate_changed_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,6 @@ class HookRule:
 def compile_rule(hook: Any, model: type[models.Model]) -> HookRule | None:
     """The rule of ``hook`` on ``model``; None when it has no conditions or changed
     fields. Raises ``InvalidHookError`` when they no longer fit the model."""
-    from .validators import validate_changed_fields
-
     conditions = compile_conditions(hook.conditions, model, label=f"hook {hook.pk}")
     changed = tuple(
         (name, model._meta.get_field(name).attname)
