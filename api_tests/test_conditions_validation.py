@@ -163,8 +163,13 @@ def test_the_admin_saves_both_fields(admin_client, receiver):
     assert response.status_code == 302
     hook = Hook.objects.get()
     assert (hook.changed_fields, hook.conditions) == (["paid", "total"], {"paid": True})
-    page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[hook.pk]))
-    assert 'value="paid, total"' in page.content.decode()
+    change = reverse("admin:http_hooks_hook_change", args=[hook.pk])
+    assert 'value="paid, total"' in admin_client.get(change).content.decode()
+    form = hook_form(receiver, changed_fields="total", conditions="")
+    response = admin_client.post(change, {**form, "initial-enabled": "on"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    hook.refresh_from_db()
+    assert (hook.changed_fields, hook.conditions) == (["total"], {})
 
 
 # --- filters -----------------------------------------------------------------------
