@@ -207,3 +207,12 @@ def test_bad_filter_values_are_a_400(staff_client, query):
     response = staff_client.get(f"/api/hooks/?{query}")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == query.split("=")[0]
+
+
+def test_the_browsable_api_shows_both_fields(staff_client, make_hook):
+    hook = make_hook(changed_fields=["paid"], conditions={"total__gte": 100})
+    for path in ("/api/hooks/", f"/api/hooks/{hook.pk}/", "/api/hooks/?has_conditions=true"):
+        response = staff_client.get(path, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "changed_fields" in page and "total__gte" in page

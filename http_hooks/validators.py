@@ -32,6 +32,7 @@ from .headers import (
 from .imports import RefusedPath, project_object, shown
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
+from .outbox import SAVE_SIGNALS
 from .payloads import BASE_NAMES, XML_TYPES, import_serializer, validate_template
 from .signing import SECRET_PREFIX
 
@@ -78,7 +79,6 @@ MAX_URL_LENGTH = 2000
 MAX_SIGNALS = 50
 MAX_TEMPLATE_LENGTH = 100_000
 MAX_CHANGED_FIELDS = 50
-SAVE_SIGNALS = frozenset({model_signals.pre_save, model_signals.post_save})
 
 
 def import_signal(path: Any) -> DjangoSignal:
@@ -318,7 +318,8 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
     changed_fields = cleaned["changed_fields"] = validate_changed_fields(
         cleaned["changed_fields"], model
     )
-    if changed_fields and not SAVE_SIGNALS & set(signals.values()):
+    # By path, as the registry tells save signals apart.
+    if changed_fields and not SAVE_SIGNALS & set(signals):
         raise InvalidHookError(
             "changed_fields applies to pre_save and post_save: the hook has neither",
             field="changed_fields",
