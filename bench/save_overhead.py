@@ -21,9 +21,9 @@ times), which a busy machine's noise does not hide.
 
 Next to them it times the reference "one callback INSERT plus rendering the
 default payload", which is what one hook may cost at most. The cases and the
-reference take turns over several rounds and the medians are compared, so
-that a machine that speeds up or slows down during the run favours none of
-them. Run it with ``make bench`` or::
+reference take turns over several rounds, each round starting at another
+case, and the medians are compared, so that a machine that speeds up or slows
+down during the run favours none of them. Run it with ``make bench`` or::
 
     .venv/bin/python bench/save_overhead.py [--rows 5000] [--rounds 5] [--db postgres]
 
@@ -35,6 +35,7 @@ or a database named ``http_hooks_bench_save`` on the PostgreSQL of
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 from collections import defaultdict
@@ -132,9 +133,14 @@ def main() -> None:
     }
     baselines = {create: "no hook", update: "no hook, update"}
     samples: dict[str, list[float]] = defaultdict(list)
-    for _ in range(args.rounds):
-        for name, (enabled, two_hundred, operation) in cases.items():
+    names = list(cases)
+    for round_number in range(args.rounds):
+        # Each round starts at another case: no case always runs first, or after a reload.
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            enabled, two_hundred, operation = cases[name]
             configure(enabled, two_hundred)
+            gc.collect()  # the garbage of the registry reloads is not timed with the saves
             if operation is update:
                 with disable_hooks():
                     Customer.objects.bulk_create(
