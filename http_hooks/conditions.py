@@ -50,7 +50,7 @@ MAX_DEPTH = 8  # nested "not" / "any"
 MAX_LOOKUPS = 100  # lookups in all
 MAX_IN_VALUES = 1000  # items of one "in" list
 MAX_PATH_STEPS = 5  # fields in one key (four foreign keys followed)
-MAX_SIZE = 20_000  # characters of the conditions as JSON
+MAX_SIZE = 20_000  # bytes of the conditions as JSON (UTF-8)
 MAX_INT = 2**63 - 1
 
 # A value the getter could not reach: a null foreign key along the path.
@@ -192,13 +192,14 @@ def _error(message: str) -> InvalidHookError:
 
 
 def _check_size(data: dict) -> None:
-    # Depth and counts are bounded already, so this cannot recurse far.
+    # Depth and counts are bounded already, so this cannot recurse far. A lone
+    # surrogate ("\ud800") is no UTF-8: no database could store it.
     try:
-        size = len(json.dumps(data, allow_nan=False))
+        size = len(json.dumps(data, allow_nan=False, ensure_ascii=False).encode())
     except (TypeError, ValueError) as exc:
-        raise _error("they must be plain JSON") from exc
+        raise _error("they must be plain JSON text (UTF-8)") from exc
     if size > MAX_SIZE:
-        raise _error(f"at most {MAX_SIZE} characters as JSON")
+        raise _error(f"at most {MAX_SIZE} bytes as JSON")
 
 
 def _compile_all(
@@ -214,7 +215,6 @@ def _compile_all(
     ]
     if len(tests) == 1:
         return tests[0]
-
     return lambda root, get: all(test(root, get) for test in tests)
 
 

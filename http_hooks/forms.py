@@ -15,6 +15,14 @@ from .settings import hooks_settings
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
 
 
+class JSONTextField(forms.JSONField):
+    """Django's JSON field; a lone surrogate (``"\\ud800"`` in the JSON typed) is shown
+    escaped again, as no UTF-8 page can carry it (the form would fail to render)."""
+
+    def prepare_value(self, value: Any) -> str:
+        return super().prepare_value(value).encode("utf-8", "backslashreplace").decode()
+
+
 class HookAdminForm(forms.ModelForm):
     model = forms.ModelChoiceField(
         queryset=ContentType.objects.exclude(app_label=APP_LABEL).order_by("app_label", "model"),
@@ -47,7 +55,7 @@ class HookAdminForm(forms.ModelForm):
             "create always fires). Empty: every save fires."
         ),
     )
-    conditions = forms.JSONField(
+    conditions = JSONTextField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
         help_text=(

@@ -236,7 +236,7 @@ class ConditionsField(serializers.JSONField):
             "when its object is not loaded; a null foreign key on the way makes the lookup "
             'false (`isnull`: true). Several keys must all hold; `{"not": {...}}` negates and '
             '`{"any": [{...}, ...]}` holds when one item holds. At most '
-            f"{MAX_LOOKUPS} lookups, {MAX_DEPTH} levels of `not`/`any`, {MAX_SIZE} characters. "
+            f"{MAX_LOOKUPS} lookups, {MAX_DEPTH} levels of `not`/`any`, {MAX_SIZE} bytes as JSON. "
             "A value of another type at save time makes the conditions false (logged). "
             "Empty: no condition.",
         )
