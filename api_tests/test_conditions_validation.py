@@ -159,6 +159,11 @@ def test_good_values_are_stored_as_given(staff_client, receiver):
     assert response.json()["conditions"] == {}
 
 
+def test_the_admin_offers_a_new_hook_empty_conditions(admin_client):
+    page = admin_client.get(reverse("admin:http_hooks_hook_add")).content.decode()
+    assert 'id="id_conditions">\n{}</textarea>' in page
+
+
 def test_the_admin_saves_both_fields(admin_client, receiver):
     form = hook_form(receiver, changed_fields="paid, total", conditions='{"paid": true}')
     response = admin_client.post(reverse("admin:http_hooks_hook_add"), form)

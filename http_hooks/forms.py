@@ -93,6 +93,7 @@ class HookAdminForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["secret_headers"] = ", ".join(self.instance.secret_headers)
         self.initial["changed_fields"] = ", ".join(self.instance.changed_fields or ())
+        self.initial.setdefault("conditions", self.instance.conditions)  # {} for a new hook
         if "model" in self.fields:
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"
 
