@@ -281,6 +281,8 @@ def test_retrieve_hook(staff_client, make_hook):
         "payload_template": "",
         "serializer_class": "",
         "rate_limit": None,
+        "changed_fields": [],
+        "conditions": {},
         "has_secret": True,
         "paused_until": None,
         "consecutive_failures": 0,

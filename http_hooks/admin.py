@@ -187,6 +187,7 @@ class HookAdmin(ModelAdmin):
     ]
     fieldsets = [
         (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
+        (_("Conditions"), {"fields": ["changed_fields", "conditions"]}),
         (
             _("Request"),
             {

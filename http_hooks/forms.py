@@ -15,6 +15,14 @@ from .settings import hooks_settings
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
 
 
+class JSONTextField(forms.JSONField):
+    """Django's JSON field; a lone surrogate (``"\\ud800"`` in the JSON typed) is shown
+    escaped again, as no UTF-8 page can carry it (the form would fail to render)."""
+
+    def prepare_value(self, value: Any) -> str:
+        return super().prepare_value(value).encode("utf-8", "backslashreplace").decode()
+
+
 class HookAdminForm(forms.ModelForm):
     model = forms.ModelChoiceField(
         queryset=ContentType.objects.exclude(app_label=APP_LABEL).order_by("app_label", "model"),
@@ -45,6 +53,24 @@ class HookAdminForm(forms.ModelForm):
         required=False,
         help_text=Hook._meta.get_field("rate_limit").help_text,
     )
+    changed_fields = forms.CharField(
+        required=False,
+        help_text=(
+            "Names of fields of the model, separated by commas: an update fires the hook "
+            "only if one of them changed since the instance was loaded or last saved (a "
+            "create always fires). Empty: every save fires."
+        ),
+    )
+    conditions = JSONTextField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text=(
+            'A JSON object of lookups the instance must match, e.g. {"paid": true, '
+            '"total__gte": 100, "customer__name__icontains": "acme"}; lookups: exact, '
+            "iexact, in, gt, gte, lt, lte, isnull, contains, icontains, startswith, "
+            'endswith; {"not": {...}} and {"any": [{...}, ...]}. Empty: no condition.'
+        ),
+    )
 
     sign = forms.BooleanField(
         label="Sign requests",
@@ -72,8 +98,14 @@ class HookAdminForm(forms.ModelForm):
             )
         if self.instance.pk:
             self.initial["secret_headers"] = ", ".join(self.instance.secret_headers)
+        self.initial["changed_fields"] = ", ".join(self.instance.changed_fields or ())
+        self.initial.setdefault("conditions", self.instance.conditions)  # {} for a new hook
         if "model" in self.fields:
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"
+
+    def clean_changed_fields(self) -> list[str]:
+        names = self.cleaned_data["changed_fields"].split(",")
+        return [name.strip() for name in names if name.strip()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

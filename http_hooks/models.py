@@ -110,6 +110,24 @@ class Hook(models.Model):
     serializer_class = models.CharField(
         _("serializer class"), max_length=255, blank=True, default=""
     )
+    changed_fields = models.JSONField(
+        _("changed fields"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "On an update (pre_save, post_save), fire only if one of these fields changed "
+            "since the instance was loaded or last saved. Empty: every save fires."
+        ),
+    )
+    conditions = models.JSONField(
+        _("conditions"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'Django-style lookups the instance must match, e.g. {"paid": true, '
+            '"total__gte": 100}. Empty: no condition.'
+        ),
+    )
     secret = models.CharField(_("signing secret"), max_length=255, blank=True, default="")
     previous_secret = models.CharField(max_length=255, blank=True, default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -32,8 +32,11 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import signals as model_signals
 from django.dispatch import Signal as DjangoSignal
 
+from .changes import tracker
 from .context import hooks_disabled
-from .exceptions import HttpHooksError, InvalidModelError, InvalidSignalError
+from .exceptions import HttpHooksError, InvalidHookError, InvalidModelError, InvalidSignalError
+from .outbox import record_event
+from .routing import compile_rule, select_hooks, watched_by_model
 from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ WRITE_SIGNALS: dict[str, DjangoSignal] = {
     "django.db.models.signals.m2m_changed": model_signals.m2m_changed,
 }
 M2M_CHANGED = "django.db.models.signals.m2m_changed"
+POST_SAVE = "django.db.models.signals.post_save"
 
 
 class HookRegistry:
@@ -119,7 +123,16 @@ class HookRegistry:
     # --- lookups ------------------------------------------------------------
 
     def dispatch(self, path: str, sender: Any, kwargs: dict[str, Any]) -> None:
-        """Record a callback for every hook on ``(path, sender)``."""
+        """Record a callback for every hook on ``(path, sender)`` that fires (``routing``).
+
+        After a save, the copy of the fields that hooks watch for changes is
+        refreshed, once the post_save hooks were tested against it (``changes``).
+        """
+        self._record(path, sender, kwargs)
+        if path == POST_SAVE:
+            tracker.saved(sender, kwargs["instance"], kwargs.get("update_fields"))
+
+    def _record(self, path: str, sender: Any, kwargs: dict[str, Any]) -> None:
         if hooks_disabled() or hooks_settings.SHUT_DOWN:
             return
         table = self.table()
@@ -129,9 +142,9 @@ class HookRegistry:
             if instance_model is not sender:
                 hooks = hooks + table.get((path, instance_model), ())
         if hooks:
-            from .outbox import record_event
-
-            record_event(hooks, path, {**kwargs, "sender": sender})
+            chosen = select_hooks(hooks, path, kwargs)
+            if chosen:
+                record_event(chosen, path, {**kwargs, "sender": sender})
 
     def table(self) -> Table:
         """The map as this thread should see it now."""
@@ -287,6 +300,12 @@ class HookRegistry:
                     )
                 )
                 continue
+            try:
+                # The registry's own copy of the hook carries its compiled rule.
+                hook.rule = compile_rule(hook, model)
+            except HttpHooksError as exc:
+                problems.append(InvalidHookError(f"hook {hook.pk} ignored: {exc}"))
+                continue
             for signal in hook.signals.all():
                 table.setdefault((signal.signal, model), []).append(hook)
         return {key: tuple(hooks) for key, hooks in table.items()}
@@ -297,10 +316,12 @@ class HookRegistry:
         """Connect a receiver for each (signal, model) outside the write signals.
 
         Those (pre_init, post_init, custom signals) get a receiver bound to
-        their model only, so that models without hooks pay nothing.
+        their model only, so that models without hooks pay nothing; so do the
+        models whose fields a hook's ``changed_fields`` watches (``changes``).
         """
         from .validators import import_signal
 
+        tracker.watch(watched_by_model(table), replace=prune)
         with self._lock:
             for path, model in table:
                 if path in WRITE_SIGNALS or (path, model) in self._connected:

@@ -110,6 +110,8 @@ def create_hook(
     payload_template: str = "",
     serializer_class: str = "",
     rate_limit: int | None = None,
+    changed_fields: Iterable[str] | None = None,
+    conditions: dict[str, Any] | None = None,
     name: str = "",
     enabled: bool = True,
     secret: str | None = None,
@@ -123,6 +125,9 @@ def create_hook(
 
     Its requests are signed with a generated secret (read it from ``hook.secret``)
     unless ``secret`` gives one, or is "" for an unsigned hook.
+
+    ``changed_fields`` (field names) and ``conditions`` (lookups, see
+    ``conditions``) narrow which saves fire it; both are checked against the model.
     """
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}

@@ -10,10 +10,12 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import signals as model_signals
 from django.dispatch import Signal as DjangoSignal
 
+from .conditions import compile_conditions
 from .exceptions import (
     InvalidFilterError,
     InvalidHookError,
@@ -31,6 +33,7 @@ from .headers import (
 from .imports import RefusedPath, project_object, shown
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
+from .outbox import SAVE_SIGNALS
 from .payloads import BASE_NAMES, XML_TYPES, import_serializer, validate_template
 from .signing import SECRET_PREFIX
 
@@ -49,6 +52,8 @@ HOOK_FIELDS = (
     "payload_template",
     "serializer_class",
     "rate_limit",
+    "changed_fields",
+    "conditions",
 )
 # What Django's model signals send a template besides ``signal`` and ``sender``,
 # and whether a path may go on past each (pre_init's ``kwargs`` is a dict). Not
@@ -77,6 +82,7 @@ MAX_SIGNALS = 50
 MAX_TEMPLATE_LENGTH = 100_000
 # Requests per second of a hook's rate limit at most: beyond, a sender is the limit.
 MAX_RATE_LIMIT = 10_000
+MAX_CHANGED_FIELDS = 50
 
 
 def import_signal(path: Any) -> DjangoSignal:
@@ -194,6 +200,46 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
+def validate_changed_fields(names: Any, model: type[models.Model]) -> list[str]:
+    """The names of ``changed_fields``, each once: concrete fields of ``model``, not
+    many-to-many, not reverse relations."""
+    if names is None:
+        return []
+    if isinstance(names, str | bytes | Mapping) or not isinstance(names, Iterable):
+        raise InvalidHookError(
+            "changed_fields must be a list of field names", field="changed_fields"
+        )
+    names = list(itertools.islice(names, MAX_CHANGED_FIELDS + 1))
+    if len(names) > MAX_CHANGED_FIELDS:
+        raise InvalidHookError(
+            f"changed_fields has at most {MAX_CHANGED_FIELDS} names", field="changed_fields"
+        )
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InvalidHookError(
+                f"invalid field name {shown(name)} in changed_fields", field="changed_fields"
+            )
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            raise InvalidHookError(
+                f"{model._meta.label} has no field {name!r} (changed_fields)",
+                field="changed_fields",
+            ) from None
+        if field.name != name:
+            raise InvalidHookError(
+                f"changed_fields takes field names: {field.name!r}, not {name!r}",
+                field="changed_fields",
+            )
+        if not getattr(field, "concrete", False) or field.many_to_many:
+            raise InvalidHookError(
+                f"{model._meta.label}.{name} is not a concrete field: changed_fields takes "
+                "the model's own columns (no many-to-many or reverse relation)",
+                field="changed_fields",
+            )
+    return list(dict.fromkeys(names))
+
+
 def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> dict[str, Any]:
     """Check every field of a hook (``HOOK_FIELDS``) together and return the cleaned values.
 
@@ -273,6 +319,18 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
     if serializer_class:
         import_serializer(serializer_class)
     cleaned["rate_limit"] = validate_rate_limit(cleaned["rate_limit"])
+    model = cleaned["model"].model_class()
+    changed_fields = cleaned["changed_fields"] = validate_changed_fields(
+        cleaned["changed_fields"], model
+    )
+    # By path, as the registry tells save signals apart.
+    if changed_fields and not SAVE_SIGNALS & set(signals):
+        raise InvalidHookError(
+            "changed_fields applies to pre_save and post_save: the hook has neither",
+            field="changed_fields",
+        )
+    compile_conditions(cleaned["conditions"], model)
+    cleaned["conditions"] = cleaned["conditions"] or {}
     return cleaned
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import django_filters
 from django import forms
 from django.contrib.contenttypes.models import ContentType
+from django.core.validators import RegexValidator
+from django.db.models import Q
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
@@ -26,6 +28,7 @@ from ..validators import resolve_model
 from .serializers import MAX_ID
 
 BLANK_MESSAGE = "Give a value, or leave the parameter out."
+FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
 
 
 class FilterForm(forms.Form):
@@ -180,10 +183,29 @@ class HookFilter(django_filters.FilterSet):
         field_name="target_url", lookup_expr="icontains", help_text="URL contains (any case)."
     )
 
+    has_conditions = BooleanFilter(
+        method="filter_has_conditions",
+        help_text="Hooks with conditions (`true`) or without (`false`).",
+    )
+    changed_field = django_filters.CharFilter(
+        method="filter_changed_field",
+        max_length=100,
+        validators=[RegexValidator(FIELD_NAME, "Enter a field name.")],
+        help_text="Hooks whose `changed_fields` name this field (compared without case).",
+    )
+
     class Meta:
         model = Hook
         form = FilterForm
         fields = ["name", "model", "enabled", "signal", "target_url", "http_method", "rate_limited"]
+
+    def filter_has_conditions(self, queryset: Any, name: str, value: bool) -> Any:
+        without = Q(conditions={})
+        return queryset.exclude(without) if value else queryset.filter(without)
+
+    def filter_changed_field(self, queryset: Any, name: str, value: str) -> Any:
+        # The list as JSON text holds the name in quotes; the same query on every database.
+        return queryset.filter(changed_fields__icontains=f'"{value}"')
 
 
 class SignalFilter(django_filters.FilterSet):

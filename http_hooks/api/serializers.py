@@ -16,6 +16,7 @@ from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..conditions import MAX_DEPTH, MAX_LOOKUPS, MAX_SIZE
 from ..delivery.health import BREAKER_STATES, PAUSE_REASONS
 from ..delivery.stats import MAX_WINDOW_HOURS, WINDOWS
 from ..exceptions import HttpHooksError
@@ -43,6 +44,7 @@ from ..services import (
 )
 from ..validators import (
     HOOK_FIELDS,
+    MAX_CHANGED_FIELDS,
     MAX_ID,
     MAX_RATE_LIMIT,
     MAX_SIGNALS,
@@ -228,6 +230,40 @@ class HeadersField(serializers.Field):
         return dict(value or {})
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "example": {"paid": True, "total__gte": 100, "not": {"customer__isnull": True}},
+    }
+)
+class ConditionsField(serializers.JSONField):
+    """The conditions of a hook: an object of lookups (``http_hooks.conditions``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            "Lookups the instance must match for the hook to fire, tested in Python on each "
+            'occurrence (no query): `{"field": value}` or `{"field__lookup": value}` '
+            "with lookups `exact`, `iexact`, `in` (a list), `gt`, `gte`, `lt`, `lte`, "
+            "`isnull` (true/false), `contains`, `icontains`, `startswith`, `endswith` (text "
+            "fields); `__` follows a foreign key (`customer__is_vip`), which may cost a query "
+            "when its object is not loaded; a null foreign key on the way makes the lookup "
+            'false (`isnull`: true). Several keys must all hold; `{"not": {...}}` negates and '
+            '`{"any": [{...}, ...]}` holds when one item holds. At most '
+            f"{MAX_LOOKUPS} lookups, {MAX_DEPTH} levels of `not`/`any`, {MAX_SIZE} bytes as JSON. "
+            "A value of another type at save time makes the conditions false (logged). "
+            "Empty: no condition.",
+        )
+        kwargs.setdefault("initial", dict)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Not an object.", code="invalid")
+        return data
+
+
 class TargetURLField(StringField):
     """An absolute http(s) URL that the network policy allows.
 
@@ -312,6 +348,16 @@ class HookSerializer(ModelSerializer):
         help_text="Dotted path of a DRF serializer class that renders the payload (of a "
         "module loaded already or in an installed app).",
     )
+    changed_fields = serializers.ListField(
+        child=StringField(max_length=100),
+        required=False,
+        max_length=MAX_CHANGED_FIELDS,
+        help_text="Names of fields of the hook's model: on an update (`pre_save`, `post_save`) "
+        "the hook fires only if one of them changed since the instance was loaded or last "
+        "saved (`save(update_fields=...)` writes only those fields). A create always fires. "
+        "Concrete fields only: no many-to-many or reverse relation. Empty: every save fires.",
+    )
+    conditions = ConditionsField(required=False)
     secret = SecretField(
         write_only=True,
         required=False,
