@@ -9,6 +9,7 @@ import datetime
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from bisect import bisect_left
@@ -21,12 +22,14 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks, update_hook
-from http_hooks.delivery import rates
+from http_hooks.delivery import rates, sender
 from http_hooks.delivery.rates import RateLimits, take_tokens
 from http_hooks.delivery.sender import Sender
 from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Attempt, Callback, Hook
-from shop.models import Order
+from shop.models import Customer, Order
+
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks", "--quiet"]
@@ -289,6 +292,58 @@ def test_a_slow_receiver_turned_fast_gets_no_more_than_the_bucket(make_hook, rec
     with override_settings(HTTP_HOOKS=one_at_a_time):
         assert send_callbacks(stop=turn_fast).sent == 50
     assert most_in_any(1.0, arrivals(receiver)) <= 2 * 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_that_waited_for_a_transfer_goes_back_not_out_late(make_hook, receiver):
+    """Every transfer is held by a hanging receiver when a limited hook's callbacks fall
+    due: the tokens taken for them age while they wait. Once transfers free up, they go
+    back uncharged and go out on fresh tokens, at the limit's pace: not on top of a
+    bucket that refilled meanwhile."""
+    hold = threading.Event()
+    receiver.respond("/hang", hold=hold)
+    make_hook(model="shop.customer", target_url=receiver.url("/hang"))
+    Customer.objects.create(name="a")
+    Customer.objects.create(name="b")
+    limited = make_hook(rate_limit=2, target_url=receiver.url("/limited"))
+    orders(4)
+    later = timezone.now() + datetime.timedelta(hours=1)
+    Callback.objects.filter(hook=limited).update(next_attempt_at=later)
+    reports = []
+
+    def send() -> None:
+        try:
+            reports.append(send_callbacks())
+        finally:
+            connection.close()
+
+    busy = {**settings.HTTP_HOOKS, "CONCURRENCY": 2, "HOOK_CONCURRENCY": 2}
+    with override_settings(HTTP_HOOKS=busy):
+        thread = threading.Thread(target=send)
+        thread.start()
+        try:
+            receiver.wait_for(2, timeout=60)
+            Callback.objects.filter(hook=limited).update(next_attempt_at=timezone.now())
+            waiting = Callback.objects.filter(hook=limited, status="sending")
+            wait_until(lambda: waiting.count() == 2, timeout=30, message="no token was taken")
+            # Tokens older than their lifetime, and a bucket full again.
+            wait_until(
+                lambda: (
+                    Hook.objects.get(pk=limited.pk).rate_full_at
+                    <= timezone.now().timestamp() - sender.TOKEN_LIFETIME
+                ),
+                timeout=30,
+                message="the bucket did not refill",
+            )
+        finally:
+            hold.set()
+            thread.join(timeout=60)
+    assert reports[0].sent == 6
+    # A bucket of 2 at once, then one every half second: never 4 at once.
+    assert most_in_any(0.25, arrivals(receiver, "/limited")) <= 2
+    assert set(Callback.objects.filter(hook=limited).values_list("status", "attempts")) == {
+        ("sent", 1)
+    }
 
 
 def start_sender(env: dict) -> subprocess.Popen:

@@ -57,6 +57,10 @@ OUTCOME_WINDOW_SIZE = 512
 # which the database must still step over) does not cost a query every 100 ms.
 CLAIM_INTERVAL = 0.1
 CLAIM_PAUSE_MAX = 0.5
+# Seconds a callback of a rate-limited hook may wait for a transfer after its token
+# was taken: a token spent later would go out beside the fresh ones of the time it
+# is spent, over the limit. Such a callback goes back, uncharged, for a fresh token.
+TOKEN_LIFETIME = 0.1
 
 
 class FairQueue:
@@ -71,6 +75,8 @@ class FairQueue:
         self.turns: deque[int] = deque()
         self.in_turns: set[int] = set()
         self.size = 0
+        # Hooks whose turns come first: rate-limited ones, whose callbacks hold tokens.
+        self.first: set[int] = set()
 
     def __len__(self) -> int:
         return self.size
@@ -81,10 +87,15 @@ class FairQueue:
             and self.in_flight[hook_id] < self.limit
             and hook_id not in self.in_turns
         ):
-            self.turns.append(hook_id)
+            if hook_id in self.first:
+                self.turns.appendleft(hook_id)
+            else:
+                self.turns.append(hook_id)
             self.in_turns.add(hook_id)
 
-    def add(self, callbacks: Iterable[Callback]) -> None:
+    def add(self, callbacks: Iterable[Callback], *, first: Iterable[int] = ()) -> None:
+        """Queue ``callbacks``; those of the ``first`` hooks go before the others."""
+        self.first.update(first)
         for callback in callbacks:
             self.waiting.setdefault(callback.hook_id, deque()).append(callback)
             self.size += 1
@@ -233,6 +244,10 @@ class _Run:
         # knows (``health``).
         self.probes: dict[int, int] = {}
         self.failures: dict[int, int] = {}
+        # Callbacks of rate-limited hooks: when their token was taken (time.monotonic());
+        # and those that waited past TOKEN_LIFETIME, to give back.
+        self.token_taken: dict[int, float] = {}
+        self.expired_tokens: list[int] = []
         # The paused and disabled hooks (``held_hooks``), read again at most every
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
         self.held: dict[int, datetime | None] = {}
@@ -314,6 +329,8 @@ class _Run:
         them ends its hook's hold, or the hook would stay paused for LEASE_SECONDS with
         nothing tried."""
         unsent = {self.probes.pop(pk) for pk in ids if pk in self.probes}
+        for pk in ids:
+            self.token_taken.pop(pk, None)
         if ids:
             with_reconnect(
                 lambda: release_claims(self.token, ids, probed_hooks=unsent),
@@ -409,7 +426,11 @@ class _Run:
         if self.left is not None:
             self.left -= len(batch)
         self.hook_headers.clear()
-        self.queue.add(batch)
+        limited = {c.hook_id for c in batch if c.hook.rate_limit is not None}
+        if limited:
+            now = time.monotonic()
+            self.token_taken.update((c.pk, now) for c in batch if c.hook_id in limited)
+        self.queue.add(batch, first=limited)
         return len(batch)
 
     def within_limits(self, batch: list[Callback]) -> list[Callback]:
@@ -453,7 +474,13 @@ class _Run:
         return probes
 
     def start(self, callback: Callback) -> None:
-        """Start one try of ``callback``; its request is made (and signed) now, as it goes out."""
+        """Start one try of ``callback``; its request is made (and signed) now, as it goes out.
+        One whose rate-limit token is past TOKEN_LIFETIME goes back instead."""
+        taken = self.token_taken.pop(callback.pk, None)
+        if taken is not None and time.monotonic() - taken > TOKEN_LIFETIME:
+            self.queue.done(callback.hook_id)
+            self.expired_tokens.append(callback.pk)
+            return
         try:
             headers = self.hook_headers.get(callback.hook_id)
             if headers is None:
@@ -490,7 +517,8 @@ class _Run:
             self.progress(1)
 
     def flush(self) -> None:
-        """Write the outcomes that ended, in bulk."""
+        """Write the outcomes that ended, in bulk; give back the callbacks whose
+        rate-limit token expired before a transfer was free."""
         if self.ended:
             # Taken first: outcomes that could not be written are not tried again
             # (their callbacks are sent again after the lease).
@@ -505,6 +533,9 @@ class _Run:
                 self.held_read_at = -CLAIM_INTERVAL
             self.held.update(dict.fromkeys(paused))
             self.release_waiting(paused)
+        if self.expired_tokens:
+            expired, self.expired_tokens = self.expired_tokens, []
+            self.give_back(expired)
 
 
 def send(transport: Transport, batch: list[Callback]) -> list[Outcome]:
