@@ -41,7 +41,7 @@ from .health import held_hooks, stopping_failures, stops_hook
 from .outcomes import DeliveryReport, record_outcomes
 from .rates import RateLimits
 from .reconnect import with_reconnect
-from .request import logged_headers, request_for, requests_for
+from .request import RequestShape, logged_headers, requests_for
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +236,9 @@ class _Run:
         self.claim_pause = CLAIM_INTERVAL
         self.short_without: set[int] = set()
         self.in_flight: dict[int, tuple[Callback, Request]] = {}
-        # Each hook's headers, parsed once per claim (which loads the hooks afresh).
-        self.hook_headers: dict[int, dict[str, str]] = {}
+        # What each hook's requests share (by hook and content type), made once per
+        # claim (which loads the hooks afresh).
+        self.shapes: dict[tuple[int, str], RequestShape] = {}
         self.ended: list[tuple[Callback, Outcome]] = []
         # This run's probes of paused hooks (callback id: hook id) until their outcome
         # is written, and each failing hook's failed tries in a row as far as this run
@@ -307,9 +308,7 @@ class _Run:
             for key, outcome in transport.poll(max(wait, 0.0)):
                 callback, request = self.in_flight.pop(key)
                 queue.done(callback.hook_id)
-                outcome.request_headers = logged_headers(
-                    request.headers, callback.hook.secret_headers
-                )
+                outcome.request_headers = self.shape_of(callback).logged(request.headers)
                 self.end(callback, outcome)
             if self.ended and (
                 len(self.ended) >= OUTCOME_WINDOW_SIZE or time.monotonic() >= self.window_ends
@@ -425,7 +424,7 @@ class _Run:
             self.untried.difference_update(callback.pk for callback in batch)
         if self.left is not None:
             self.left -= len(batch)
-        self.hook_headers.clear()
+        self.shapes.clear()
         limited = {c.hook_id for c in batch if c.hook.rate_limit is not None}
         if limited:
             now = time.monotonic()
@@ -482,10 +481,7 @@ class _Run:
             self.expired_tokens.append(callback.pk)
             return
         try:
-            headers = self.hook_headers.get(callback.hook_id)
-            if headers is None:
-                headers = self.hook_headers[callback.hook_id] = parse_headers(callback.hook.headers)
-            request = request_for(callback, headers)
+            request = self.shape_of(callback).request(callback)
         except (ValueError, InvalidTargetURLError, InvalidHeadersError) as exc:
             self.queue.done(callback.hook_id)
             self.end(callback, Outcome(error=f"invalid request: {exc}"))
@@ -495,8 +491,18 @@ class _Run:
             self.in_flight[callback.pk] = (callback, request)
             return
         self.queue.done(callback.hook_id)
-        failed.request_headers = logged_headers(request.headers, callback.hook.secret_headers)
+        failed.request_headers = self.shape_of(callback).logged(request.headers)
         self.end(callback, failed)
+
+    def shape_of(self, callback: Callback) -> RequestShape:
+        key = (callback.hook_id, callback.content_type)
+        shape = self.shapes.get(key)
+        if shape is None:
+            hook = callback.hook
+            shape = self.shapes[key] = RequestShape(
+                parse_headers(hook.headers), callback.content_type, hook.secret_headers
+            )
+        return shape
 
     def end(self, callback: Callback, outcome: Outcome) -> None:
         """Keep ``outcome`` for the window's write. One that may pause or disable its
