@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache, partial
 from types import ModuleType
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .delivery.wakeup import notify_at_commit
+from .delivery.wakeup import can_notify, notify
 from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
@@ -81,50 +82,70 @@ def enqueue_due(*, hook_id: int | None = None) -> None:
 
 
 @dataclass(eq=False)
-class _Batch:
-    """The ids one transaction stored, queued when it commits (Django's ``on_commit``).
+class _AtCommit:
+    """What the commit of one transaction does with the ids of the callbacks it stored
+    (Django's ``on_commit``): ``action(ids)`` once, however many saves stored them.
 
-    ``position`` is where the batch stands in the connection's list of commit
-    hooks: it takes more ids while it is still there. A savepoint rolled back
-    after the batch was opened leaves it there, with the ids stored under that
-    savepoint: a task sends only the waiting callbacks it finds, so they cost nothing. A
-    savepoint rolled back with the batch in it drops the batch, and the ids stored
-    after go into a new one.
+    ``position`` is where it stands in the connection's list of commit hooks: it
+    takes more ids while it is still there. A savepoint rolled back after it was
+    opened leaves it there, with the ids stored under that savepoint: a task sends
+    only the waiting callbacks it finds, so they cost nothing. A savepoint rolled
+    back with it in it drops it, and the ids stored after go into a new one.
+    Looking it up by position, not by scanning the commit hooks, keeps a
+    transaction of many saves linear.
     """
 
+    action: Callable[[list[int]], None]
     position: int
     ids: list[int] = field(default_factory=list)
     done: bool = False
 
     def __call__(self) -> None:
         self.done = True
-        enqueue_callbacks(self.ids)
+        self.action(self.ids)
 
-    def takes_more(self, connection: BaseDatabaseWrapper) -> bool:
+    def takes_more(self, connection: BaseDatabaseWrapper, action: Callable) -> bool:
         hooks = connection.run_on_commit
-        return not self.done and self.position < len(hooks) and hooks[self.position][1] is self
+        return (
+            not self.done
+            and self.action is action
+            and self.position < len(hooks)
+            and hooks[self.position][1] is self
+        )
 
 
-_open_batches: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _Batch] = weakref.WeakKeyDictionary()
+_open: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _AtCommit] = weakref.WeakKeyDictionary()
+
+
+@cache
+def _notifier(using: str) -> Callable[[list[int]], None]:
+    """``delivery.wakeup.notify`` on ``using``, one object per database (``takes_more``
+    tells actions apart by identity)."""
+    return partial(notify, using=using)
 
 
 def enqueue_on_commit(ids: Sequence[int], *, using: str | None = None) -> None:
     """Queue the callbacks once the transaction on ``using`` commits (at once in
     autocommit), with the other callbacks that transaction stores; when ``DISPATCH``
     queues no work, wake the idle ``--loop`` workers instead (``delivery.wakeup``, on
-    PostgreSQL). A rolled-back transaction queues nothing."""
+    PostgreSQL), once per transaction. A rolled-back transaction does neither."""
     if not ids:
         return
-    if not queues_work():
-        notify_at_commit(using or DEFAULT_DB_ALIAS)
+    using = using or DEFAULT_DB_ALIAS
+    if queues_work():
+        action = enqueue_callbacks
+    elif can_notify(using):
+        action = _notifier(using)
+    else:
         return
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        enqueue_callbacks(ids)
+        action(list(ids))
         return
-    batch = _open_batches.get(connection)
-    if batch is None or not batch.takes_more(connection):
-        batch = _Batch(position=len(connection.run_on_commit))
-        transaction.on_commit(batch, using=using)
-        _open_batches[connection] = batch
+    batch = _open.get(connection)
+    if batch is None or not batch.takes_more(connection, action):
+        batch = _AtCommit(action, position=len(connection.run_on_commit))
+        # Robust: a NOTIFY that fails after the commit must not fail the user's code.
+        transaction.on_commit(batch, using=using, robust=True)
+        _open[connection] = batch
     batch.ids.extend(ids)

@@ -1,7 +1,7 @@
 """Near-instant pickup: a transaction that stores callbacks wakes the idle ``--loop``
 workers as it commits, on PostgreSQL (``LISTEN``/``NOTIFY``).
 
-The sending side: ``notify_at_commit()`` has the commit send one ``NOTIFY`` on
+The sending side: ``dispatch.enqueue_on_commit()`` has the commit send one ``NOTIFY`` on
 ``NOTIFY_CHANNEL``, however many callbacks the transaction stored (one
 ``pg_notify`` a transaction, after the commit, so a rolled-back one wakes
 nobody). The listening side: ``Waiter.wait()``, the loop's pause between
@@ -21,9 +21,9 @@ import logging
 import select
 import threading
 import time
-from functools import partial
+from collections.abc import Sequence
 
-from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from ..models import Callback
 from ..settings import hooks_settings
@@ -41,21 +41,14 @@ logger = logging.getLogger(__name__)
 SLICE = 0.5
 
 
-def notify_at_commit(using: str = DEFAULT_DB_ALIAS) -> None:
-    """Wake the idle workers when the transaction on ``using`` commits (at once in
-    autocommit); once per transaction, and only on PostgreSQL."""
-    channel = hooks_settings.NOTIFY_CHANNEL
-    connection = connections[using]
-    if channel is None or connection.vendor != "postgresql":
-        return
-    # Entries are (savepoint ids, function, robust); a savepoint rolled back takes
-    # its entries away, so a later store in the transaction registers again.
-    if any(getattr(entry[1], "func", None) is send_notify for entry in connection.run_on_commit):
-        return
-    transaction.on_commit(partial(send_notify, using), using=using, robust=True)
+def can_notify(using: str) -> bool:
+    """Whether a commit on ``using`` wakes the idle workers: on PostgreSQL, with a
+    ``NOTIFY_CHANNEL``. ``dispatch.enqueue_on_commit`` sends it once per transaction."""
+    return hooks_settings.NOTIFY_CHANNEL is not None and connections[using].vendor == "postgresql"
 
 
-def send_notify(using: str) -> None:
+def notify(ids: Sequence[int] = (), *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Wake the idle workers listening on the database of ``using``."""
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, '')", [hooks_settings.NOTIFY_CHANNEL])
 
