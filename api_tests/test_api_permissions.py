@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from http_hooks.models import Callback, Signal
+from http_hooks.models import Callback, Hook, Signal
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +110,7 @@ def test_staff_users_may_do_everything(objects, method, path, body, perm):
 
 def test_user_with_view_permission_reads_hooks_but_cannot_change_them(objects):
     user = user_with("view_hook")
+    Hook.objects.filter(pk=objects["hook"]).update(owner=str(user.pk))
     assert call(user, "get", "/api/hooks/", None, objects).json()["count"] == 1
     response = call(user, "patch", "/api/hooks/{hook}/", {"name": "changed"}, objects)
     assert response.status_code == 403

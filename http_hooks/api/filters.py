@@ -187,6 +187,11 @@ class HookFilter(django_filters.FilterSet):
         method="filter_has_conditions",
         help_text="Hooks with conditions (`true`) or without (`false`).",
     )
+    owner = django_filters.CharFilter(
+        max_length=255,
+        help_text="Hooks of this owner (its primary key as text); a user limited to their "
+        "own owners finds nothing for another's.",
+    )
     changed_field = django_filters.CharFilter(
         method="filter_changed_field",
         max_length=100,
@@ -248,6 +253,11 @@ class CallbackFilter(django_filters.FilterSet):
         help_text="`created`, `updated`, `http_hooks.test` or a signal's path."
     )
     event_id = django_filters.UUIDFilter(help_text="The callback with this `webhook-id`.")
+    owner = django_filters.CharFilter(
+        max_length=255,
+        help_text="Callbacks of this owner's hooks (its primary key as text); a user limited "
+        "to their own owners finds nothing for another's.",
+    )
 
     class Meta:
         model = Callback

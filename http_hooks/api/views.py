@@ -29,6 +29,7 @@ from rest_framework.settings import api_settings
 
 from .. import selectors, services
 from ..models import Callback, Hook, Signal
+from ..owners import Owners, owners_for, scope
 from ..settings import hooks_settings
 from . import schema  # noqa: F401  (registers the schema extensions)
 from .errors import Conflict, exception_handler
@@ -103,10 +104,26 @@ def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
 class HttpHooksAPIMixin:
     """What every ViewSet of the app shares: JSON bodies, ids in URLs (anything else
     in their place is a JSON 404, not the project's HTML one), permissions from the
-    app's settings and the one exception handler."""
+    app's settings, the one exception handler, and the owners the request acts for
+    (``owners``; None: every owner). A view of hooks or callbacks lists and finds only
+    their rows, so another owner's are 404 in every action."""
 
     parser_classes = [JSONParser]
     lookup_value_regex = "[^/]+"
+    scoped_by_owner = True
+
+    @property
+    def owners(self) -> Owners:
+        if not hasattr(self, "_owners"):
+            self._owners = owners_for(self.request)
+        return self._owners
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return scope(queryset, self.owners) if self.scoped_by_owner else queryset
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "owners": self.owners}
 
     def get_permissions(self) -> list[BasePermission]:
         return [
@@ -187,7 +204,10 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         hook = serializer.save()
-        return Response(HookWithSecretSerializer(hook).data, status=status.HTTP_201_CREATED)
+        return Response(
+            HookWithSecretSerializer(hook, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     def perform_destroy(self, instance: Hook) -> None:
         services.delete_hook(instance)
@@ -326,6 +346,7 @@ class SignalViewSet(
     """Signals that hooks can listen to, by dotted path."""
 
     queryset = Signal.objects.order_by("signal")
+    scoped_by_owner = False
     serializer_class = SignalSerializer
     pagination_class = HooksPageNumberPagination
     filter_backends = [FilterBackend, filters.SearchFilter, OrderingFilter]
@@ -334,7 +355,7 @@ class SignalViewSet(
     ordering_fields = ["id", "signal", "create_datetime"]
 
     def perform_destroy(self, instance: Signal) -> None:
-        services.delete_signal(signal=instance)
+        services.delete_signal(signal=instance, owners=self.owners)
 
 
 # --- callbacks -----------------------------------------------------------------
@@ -398,7 +419,7 @@ class CallbackViewSet(
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:
         callback = self.get_object()
-        if not services.resend_callbacks(ids=[callback.pk]):
+        if not services.resend_callbacks(ids=[callback.pk], owners=self.owners):
             raise Conflict(
                 "the callback is being sent right now; try again later", code="callback_sending"
             )
@@ -435,7 +456,10 @@ class CallbackViewSet(
             )
         callbacks = self.filter_queryset(self.get_queryset())
         count = services.resend_callbacks(
-            ids=ids, queryset=callbacks, confirm=serializer.validated_data["confirm"]
+            ids=ids,
+            queryset=callbacks,
+            confirm=serializer.validated_data["confirm"],
+            owners=self.owners,
         )
         return Response(ResendResultSerializer({"count": count}).data)
 
@@ -453,13 +477,14 @@ class CallbackViewSet(
     )
     @action(detail=False, methods=["post"])
     def send(self, request: Request) -> Response:
-        serializer = SendRequestSerializer(data=request.data)
+        serializer = SendRequestSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         hook = serializer.validated_data.get("hook_id")
         result = services.send_batch_or_queue(
             hook_id=hook.pk if hook else None,
             ids=serializer.validated_data.get("ids"),
             limit=serializer.validated_data.get("limit"),
+            owners=self.owners,
         )
         return Response(SendResultSerializer(result).data)
 
@@ -476,7 +501,7 @@ class CallbackViewSet(
     def monitor(self, request: Request) -> Response:
         query = MonitorQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        result = services.monitor_callbacks(**query.validated_data)
+        result = services.monitor_callbacks(**query.validated_data, owners=self.owners)
         return Response(MonitorResultSerializer(result).data)
 
     @extend_schema(
@@ -509,5 +534,7 @@ class CallbackViewSet(
     def delete_old(self, request: Request) -> Response:
         serializer = DeleteOldSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        deleted = services.delete_old_callbacks(**serializer.validated_data, vacuum=False)
+        deleted = services.delete_old_callbacks(
+            **serializer.validated_data, vacuum=False, owners=self.owners
+        )
         return Response(DeletedSerializer({"deleted": deleted}).data)
