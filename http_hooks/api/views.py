@@ -64,7 +64,8 @@ ERROR_DESCRIPTIONS = {
     "valid JSON or nests deeper than 32 levels).",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
-    404: "No such object (or, for a list, no such page or cursor).",
+    404: "No such object, or one of an owner the user does not act for (or, for a list, "
+    "no such page or cursor).",
     409: "Conflict with the object's current state.",
     413: "The body is larger than the server accepts (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`).",
     415: "The body is not JSON (`Content-Type: application/json`).",
