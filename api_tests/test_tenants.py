@@ -7,6 +7,8 @@ other owner's may change or be sent."""
 from __future__ import annotations
 
 import datetime
+import html
+import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -255,6 +257,15 @@ def test_browsable_api_lists_only_ones_own(world, alice, path):
     assert b"/alice" in response.content
     assert b"/bob" not in response.content
     assert b"/project" not in response.content
+
+
+def test_the_browsable_api_offers_a_tenant_a_new_hook_of_their_own(alice):
+    client = client_of(alice)
+    page = client.get("/api/hooks/", HTTP_ACCEPT="text/html").content.decode()
+    (body,) = re.findall(r'<textarea[^>]*name="_content"[^>]*>(.*?)</textarea>', page, re.S)
+    response = client.post("/api/hooks/", html.unescape(body), content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["owner"] == str(alice.pk)
 
 
 # --- lists and filters ----------------------------------------------------------------

@@ -447,11 +447,13 @@ class HookSerializer(ModelSerializer):
     def get_initial(self) -> dict[str, Any]:
         """The body the browsable API offers for a new hook: the model's defaults
         (enabled, POST, ...) and ``NEW_HOOK``, accepted as it stands. No ``secret``:
-        one is generated (``""`` would mean an unsigned hook)."""
+        one is generated (``""`` would mean an unsigned hook); no ``owner``: it comes
+        from the request (``""`` would be refused to a user limited to their owners)."""
         initial = super().get_initial()
         if hasattr(self, "initial_data"):
             return initial
         initial.pop("secret", None)
+        initial.pop("owner", None)
         return {**initial, **NEW_HOOK}
 
     def create(self, validated_data: dict[str, Any]) -> Hook:
