@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -119,7 +120,7 @@ class HttpHooksAPIMixin:
             self._owners = owners_for(self.request)
         return self._owners
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()
         return scope(queryset, self.owners) if self.scoped_by_owner else queryset
 
