@@ -320,6 +320,24 @@ def test_callback_list_and_filters_show_only_ones_own(world, alice, bob):
     assert callback_ids(client, status="waiting") == own[1:]
 
 
+@pytest.mark.parametrize("path", ["/api/hooks/", "/api/callbacks/"])
+@pytest.mark.parametrize("value", ["", "\x00", "x" * 256], ids=["empty", "nul", "too-long"])
+def test_the_owner_filter_refuses_bad_values(staff_client, path, value):
+    response = staff_client.get(path, {"owner": value})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["owner"]
+
+
+@pytest.mark.parametrize(
+    "owner", [None, "\x00", "x" * 256, {"pk": 1}], ids=["null", "nul", "too-long", "object"]
+)
+def test_the_owner_field_refuses_bad_values(staff_client, receiver, owner):
+    response = staff_client.post("/api/hooks/", new_hook(receiver, owner=owner), format="json")
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["owner"]
+    assert not Hook.objects.exists()
+
+
 def test_staff_see_everything_and_filter_by_owner(world, alice, bob, staff_client):
     assert hook_names(staff_client) == ["alice-hook", "bob-hook", "project-hook"]
     assert hook_names(staff_client, owner=str(bob.pk)) == ["bob-hook"]
