@@ -422,6 +422,23 @@ def test_send_never_sends_another_owners_callbacks(world, alice, receiver):
     assert ids_of(waiting) == sorted(others)
 
 
+@pytest.mark.tasks
+@pytest.mark.django_db(transaction=True)
+def test_send_queues_only_ones_own_callbacks_to_the_workers(world, alice):
+    from django_tasks_db.models import DBTaskResult
+
+    client = client_of(alice)
+    others = [world["callbacks"][name][-1].pk for name in ("bob", "project")]
+    own = world["callbacks"]["alice"][-1].pk
+    with override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "DISPATCH": "tasks"}):
+        assert send(client, ids=others)["mode"] == "queued"
+        assert send(client, ids=[*others, own])["mode"] == "queued"
+        assert send(client)["mode"] == "queued"
+    queued = DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", flat=True)
+    # Nothing for ids of others, not a "send every due callback" task: her listed one.
+    assert list(queued) == [{"args": [[own]], "kwargs": {}}] * 2
+
+
 def test_monitor_counts_only_ones_own(world, alice):
     response = client_of(alice).get("/api/callbacks/monitor/", {"status": "waiting"})
     assert response.status_code == 200
