@@ -434,7 +434,9 @@ class CallbackViewSet(
         description="Queues again every callback that matches the query's filters and, when "
         "given, is among `ids`. At least one filter or `ids` is required, and `confirm` "
         "when more than `RESEND_LIMIT` callbacks match. The callbacks are queued "
-        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails).",
+        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails). "
+        "Callbacks of owners the user does not act for are passed over, as ids that do not "
+        "exist are.",
         request=ResendManySerializer,
         responses=responses({200: ResendResultSerializer}, 400, 415),
         filters=True,
@@ -473,7 +475,9 @@ class CallbackViewSet(
         "not), at most `limit` and never more than `BATCH_SIZE`, starting no new try once one "
         "try's time (`TIMEOUT`: connect and read) has passed, and returns the summary; "
         "`more` says whether to call again. With `DISPATCH` `celery` or `tasks` the work is "
-        "handed to the workers instead (`mode` says which).",
+        "handed to the workers instead (`mode` says which). A user limited to their owners "
+        "sends only their callbacks: another owner's ids are passed over, another owner's "
+        "`hook_id` does not exist.",
         request=SendRequestSerializer,
         responses=responses({200: SendResultSerializer}, 400, 415, 503),
     )
@@ -495,7 +499,8 @@ class CallbackViewSet(
         summary="Count callbacks by status",
         description="What `manage.py monitor_callbacks` does: counts callbacks with `status` "
         "updated in the last `minutes_ago` minutes; `exceeded` is true when the count "
-        "reaches `callbacks_limit` (where the command exits 1).",
+        "reaches `callbacks_limit` (where the command exits 1). Only the callbacks of the "
+        "user's owners are counted, unless the user sees every owner.",
         parameters=[MonitorQuerySerializer],
         responses=responses({200: MonitorResultSerializer}, 400),
     )
@@ -528,7 +533,8 @@ class CallbackViewSet(
         description="What `manage.py delete_old_callbacks DAYS` does: deletes callbacks "
         "created more than `days` days ago, in batches; callbacks not delivered yet are kept "
         "unless `include_undelivered`. Space is not reclaimed here (no `VACUUM` inside a "
-        "request): the command does that.",
+        "request): the command does that. Only the callbacks of the user's owners are "
+        "deleted, unless the user sees every owner.",
         request=DeleteOldSerializer,
         responses=responses({200: DeletedSerializer}, 400, 415),
     )
