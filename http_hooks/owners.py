@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from .exceptions import InvalidHookError
+from .models import Hook
 from .settings import hooks_settings
 
 # None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
@@ -30,7 +31,7 @@ Owners = Collection[str] | None
 Scoped = TypeVar("Scoped", bound=QuerySet)
 
 VIEW_ALL_PERMISSION = "http_hooks.view_all_hooks"
-MAX_OWNER_LENGTH = 255  # Hook.owner's max_length
+MAX_OWNER_LENGTH = Hook._meta.get_field("owner").max_length
 
 
 def owner_model() -> type[Model]:
