@@ -48,6 +48,7 @@ def test_schema_has_every_operation_with_a_stable_id(schema):
         "list_callbacks", "get_callback", "delete_callback", "resend_callback",
         "resend_callbacks", "send_callbacks", "monitor_callbacks", "list_callback_attempts",
         "delete_old_callbacks",
+        "send_event", "list_event_types",
     }  # fmt: skip
 
 

@@ -160,10 +160,18 @@ def hooked_models() -> QuerySet[ContentType]:
 
 
 def event_types() -> list[str]:
-    """Every event type a callback can have, from the signals table alone: ``created``
-    and ``updated`` for save signals, the test event, any other signal's path."""
+    """Every event type a model signal's callback can have, from the signals table alone:
+    ``created`` and ``updated`` for save signals, the test event, any other signal's path."""
     others = Signal.objects.exclude(signal__in=SAVE_SIGNALS).values_list("signal", flat=True)
     return ["created", "updated", TEST_EVENT_TYPE, *others]
+
+
+def explicit_event_types() -> list[str]:
+    """The types of explicit events known without reading the callbacks: declared in
+    ``EVENT_TYPES`` or subscribed to by name by an enabled hook."""
+    from .registry import registry
+
+    return sorted(set(declared_event_types()) | registry.table().events.subscribed_names())
 
 
 def known_event_types() -> list[dict[str, Any]]:
@@ -196,7 +204,7 @@ def declared_event_types() -> dict[str, str]:
     entries that are not valid are left out (``checks`` reports them)."""
     declared = hooks_settings.EVENT_TYPES or {}
     if isinstance(declared, list | tuple):
-        declared = dict.fromkeys(declared, "")
+        declared = dict.fromkeys((name for name in declared if isinstance(name, str)), "")
     if not isinstance(declared, dict):
         return {}
     return {
