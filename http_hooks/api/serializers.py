@@ -646,8 +646,9 @@ class SendEventSerializer(RequestSerializer):
         "separated by `.` or `-`, no wildcard.",
     )
     payload = serializers.JSONField(
+        allow_null=True,
         help_text="Any JSON value: the `data` of the default body, `payload` in templates "
-        "and what the hooks' conditions test."
+        "and what the hooks' conditions test.",
     )
     key = StringField(
         required=False,
