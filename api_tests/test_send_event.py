@@ -157,6 +157,16 @@ def test_lookups_are_cached_per_event_type():
     assert index.subscribed_names() == {"order.paid"}
 
 
+@pytest.mark.parametrize("stored_types", ["*", ["Order.*"], ["a.*.b"], [["*"]]])
+def test_event_types_written_around_validation_subscribe_nothing(event_hook, stored_types):
+    hook = event_hook("order.paid")
+    Hook.objects.filter(pk=hook.pk).update(event_types=stored_types)
+    hook.refresh_from_db()
+    hook.save()  # a save reloads the registry
+    assert send_event("order.paid", {}) == []
+    assert send_event("a.x.b", {}) == []
+
+
 # --- owners --------------------------------------------------------------------
 
 

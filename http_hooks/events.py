@@ -177,6 +177,9 @@ class EventIndex:
         self._owners: dict[str, _Subscriptions] = {}
         for hook in hooks:
             try:
+                # Checked again: a row written around validation must not subscribe a
+                # string's characters ("*") or a wildcard in the wrong place.
+                entries = validate_subscriptions(hook.event_types)
                 hook.event_conditions = compile_payload_conditions(
                     hook.conditions, label=f"hook {hook.pk}"
                 )
@@ -185,7 +188,7 @@ class EventIndex:
                     problems.append(InvalidHookError(f"hook {hook.pk} ignored for events: {exc}"))
                 continue
             subscriptions = self._owners.setdefault(hook.owner or "", _Subscriptions())
-            for entry in hook.event_types:
+            for entry in entries:
                 subscriptions.add(entry, hook)
 
     def hooks_for(self, name: str, owner: str = "") -> list[Any]:
