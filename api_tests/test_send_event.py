@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 from standardwebhooks import Webhook
 
 from http_hooks import disable_hooks
@@ -143,6 +144,20 @@ def test_a_hook_change_rolled_back_never_routes(event_hook):
         assert send_event("order.paid", {}) == []
         raise RuntimeError("rolled back")
     assert [c.hook_id for c in send_event("order.paid", {})] == [hook.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_made_by_another_process_is_routed_after_the_ttl(event_hook, settings):
+    """Another process's ``update_hook`` sends no signal here: the periodic check of
+    the registry (``REGISTRY_TTL``) sees the row's new update time and reloads."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "REGISTRY_TTL": 0}
+    hook = event_hook("order.paid")
+    assert len(send_event("order.paid", {})) == 1
+    Hook.objects.filter(pk=hook.pk).update(
+        event_types=["invoice.*"], update_datetime=timezone.now()
+    )
+    assert send_event("order.paid", {}) == []
+    assert [c.hook_id for c in send_event("invoice.sent", {})] == [hook.pk]
 
 
 def test_lookups_are_cached_per_event_type():
