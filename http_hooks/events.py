@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .conditions import Conditions, compile_payload_conditions, payload_value
@@ -31,8 +31,8 @@ WILDCARD = "*"
 MAX_EVENT_TYPE_LENGTH = 200
 MAX_EVENT_TYPES = 50
 MAX_SEGMENTS = 16
-# Distinct event types remembered per owner's subscriptions; past it the cache starts over.
-CACHE_SIZE = 4096
+# The (owner, event type) answers an index remembers; past it the cache starts over.
+CACHE_SIZE = 10_000
 
 _NAME = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*\Z")
 _SEPARATORS = re.compile(r"[.-]")
@@ -138,43 +138,20 @@ def model_event_types(model: Any, signal_path: str) -> list[str]:
 # --- the index -----------------------------------------------------------------
 
 
-class _Subscriptions:
-    """The event subscriptions of one owner's hooks (or of the hooks with no owner)."""
-
-    __slots__ = ("_by_entry", "_cache")
-
-    def __init__(self) -> None:
-        self._by_entry: dict[str, list[Any]] = {}
-        self._cache: dict[str, tuple[Any, ...]] = {}
-
-    def add(self, entry: str, hook: Any) -> None:
-        self._by_entry.setdefault(entry, []).append(hook)
-
-    def hooks_for(self, name: str) -> tuple[Any, ...]:
-        hooks = self._cache.get(name)
-        if hooks is None:
-            found = {
-                hook.pk: hook for entry in covering(name) for hook in self._by_entry.get(entry, ())
-            }
-            hooks = tuple(found[pk] for pk in sorted(found))
-            if len(self._cache) >= CACHE_SIZE:
-                self._cache = {}
-            self._cache[name] = hooks
-        return hooks
-
-    def entries(self) -> Iterable[str]:
-        return self._by_entry
-
-
 class EventIndex:
     """Which enabled hooks take explicit events of a type: by owner, then by entry.
 
     Built once per registry load from the hooks that have ``event_types``; each
     hook carries ``event_conditions``, its conditions compiled against a payload.
+    The answers are remembered per (owner, type), ``CACHE_SIZE`` of them at most in
+    all (then the cache starts over): an owner without hooks of its own shares the
+    answer of the hooks with no owner, so sending many owners' events or many types
+    costs the process no more memory than that.
     """
 
     def __init__(self, hooks: Iterable[Any] = (), problems: list[HttpHooksError] | None = None):
-        self._owners: dict[str, _Subscriptions] = {}
+        self._owners: dict[str, dict[str, list[Any]]] = {}
+        self._cache: dict[tuple[str, str], tuple[Any, ...]] = {}
         for hook in hooks:
             try:
                 # Checked again: a row written around validation must not subscribe a
@@ -187,28 +164,34 @@ class EventIndex:
                 if problems is not None:
                     problems.append(InvalidHookError(f"hook {hook.pk} ignored for events: {exc}"))
                 continue
-            subscriptions = self._owners.setdefault(hook.owner or "", _Subscriptions())
+            by_entry = self._owners.setdefault(hook.owner or "", {})
             for entry in entries:
-                subscriptions.add(entry, hook)
+                by_entry.setdefault(entry, []).append(hook)
 
     def hooks_for(self, name: str, owner: str = "") -> list[Any]:
         """The hooks that take an event ``name`` sent for ``owner`` ("" for none): those
         with no owner and, when given, the owner's own; never another owner's."""
-        hooks: Sequence[Any] = ()
-        unowned = self._owners.get("")
-        if unowned is not None:
-            hooks = unowned.hooks_for(name)
-        own = self._owners.get(owner) if owner else None
-        if own is not None:
-            hooks = sorted((*hooks, *own.hooks_for(name)), key=lambda hook: hook.pk)
+        owner = owner if owner in self._owners else ""
+        hooks = self._cache.get((owner, name))
+        if hooks is None:
+            found = {
+                hook.pk: hook
+                for subscriber in {"", owner}
+                for entry in covering(name)
+                for hook in self._owners.get(subscriber, {}).get(entry, ())
+            }
+            hooks = tuple(found[pk] for pk in sorted(found))
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache = {}
+            self._cache[owner, name] = hooks
         return list(hooks)
 
     def subscribed_names(self) -> set[str]:
         """The exact names (no wildcard) that hooks subscribe to."""
         return {
             entry
-            for subscriptions in self._owners.values()
-            for entry in subscriptions.entries()
+            for by_entry in self._owners.values()
+            for entry in by_entry
             if not entry.endswith(WILDCARD)
         }
 
