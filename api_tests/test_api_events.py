@@ -85,6 +85,8 @@ def test_an_event_no_hook_takes_is_a_202_with_no_ids(staff_client):
         ({"event_type": "order.paid", "payload": {}, "key": "k" * 256}, "key"),
         ({"event_type": "order.paid", "payload": {}, "key": "a\x00"}, "key"),
         ({"event_type": "order.paid", "payload": {"x": "a\x00"}}, "payload"),
+        ({"event_type": "order.paid", "payload": {"x": "\ud800"}}, "payload"),
+        ({"event_type": "order.paid", "payload": {}, "key": "\udfff"}, "key"),
         ({"event_type": "order.paid", "payload": {}, "owner": 7}, "owner"),
         ({"event_type": "order.paid", "payload": {}, "hook": 1}, "hook"),
     ],
@@ -99,13 +101,17 @@ def test_an_event_no_hook_takes_is_a_202_with_no_ids(staff_client):
         "key-too-long",
         "key-nul",
         "payload-nul",
+        "payload-surrogate",
+        "key-surrogate",
         "owner-number",
         "unknown-field",
     ],
 )
 def test_bad_events_are_400s_and_store_nothing(staff_client, event_hook, body, field):
     event_hook("*")
-    error(staff_client.post("/api/events/", body, format="json"), 400, field)
+    # As text: escapes such as a lone surrogate's stay escapes on the way.
+    response = staff_client.post("/api/events/", json.dumps(body), content_type="application/json")
+    error(response, 400, field)
     assert not Callback.objects.exists()
 
 
@@ -279,6 +285,14 @@ def test_hooks_filter_by_the_event_types_they_take(staff_client, event_hook, mak
     for bad in ["Order", 'a"b', "a.*.b", "x" * 201]:
         body = error(staff_client.get("/api/hooks/", {"event_type": bad}), 400)
         assert {e["field"] for e in body["errors"]} == {"event_type"}
+
+
+def test_a_hook_with_event_types_only_takes_a_test_event(staff_client, event_hook, receiver):
+    hook = event_hook("order.*")
+    response = staff_client.post(f"/api/hooks/{hook.pk}/test/")
+    assert (response.status_code, response.json()["response_status"]) == (200, 200)
+    (request,) = receiver.wait_for(1)
+    assert request.json()["event_type"] == "http_hooks.test"
 
 
 # --- the admin -----------------------------------------------------------------
