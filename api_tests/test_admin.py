@@ -96,7 +96,7 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
             "cannot import",
         ),
         ({"target_url": "ftp://x.example/"}, "target_url", "absolute http"),
-        ({"signals": []}, "signals", "This field is required"),
+        ({"signals": []}, "signals", "needs at least one signal"),
     ],
     ids=[
         "bad-headers",

@@ -127,7 +127,7 @@ BAD_HOOKS = [
         "invalid_signal",
         id="signal-not-a-signal",
     ),
-    pytest.param({"signals": []}, "signals", "min_length", id="signals-empty"),
+    pytest.param({"signals": []}, "signals", "invalid_signal", id="signals-empty"),
     pytest.param({"signals": POST_SAVE}, "signals", "not_a_list", id="signals-a-string"),
     pytest.param({"signals": [{"path": POST_SAVE}]}, "signals.0", "invalid", id="signal-an-object"),
     pytest.param(
@@ -217,14 +217,19 @@ def test_create_hook_refuses_bad_input(staff_client, hook_data, changes, field, 
     assert not Hook.objects.exists()
 
 
-@pytest.mark.parametrize("field", ["model", "signals", "target_url"])
-def test_create_hook_requires_field(staff_client, hook_data, field):
+@pytest.mark.parametrize(
+    "field, code, message",
+    [
+        ("model", "invalid_model", "a hook with signals needs a model"),
+        ("signals", "invalid_signal", "a hook on a model needs at least one signal"),
+        ("target_url", "required", "This field is required."),
+    ],
+)
+def test_create_hook_requires_field(staff_client, hook_data, field, code, message):
     del hook_data[field]
     response = create(staff_client, hook_data)
     assert response.status_code == 400
-    assert response.json()["errors"] == [
-        {"field": field, "code": "required", "message": "This field is required."}
-    ]
+    assert response.json()["errors"] == [{"field": field, "code": code, "message": message}]
 
 
 def test_create_hook_reports_every_bad_field_at_once(staff_client, hook_data):
@@ -272,6 +277,7 @@ def test_retrieve_hook(staff_client, make_hook):
         "name": "h",
         "model": "shop.order",
         "signals": [POST_DELETE, POST_SAVE],
+        "event_types": [],
         "enabled": True,
         "target_url": hook.target_url,
         "http_method": "POST",

@@ -48,6 +48,7 @@ def test_schema_has_every_operation_with_a_stable_id(schema):
         "list_callbacks", "get_callback", "delete_callback", "resend_callback",
         "resend_callbacks", "send_callbacks", "monitor_callbacks", "list_callback_attempts",
         "delete_old_callbacks",
+        "send_event", "list_event_types",
     }  # fmt: skip
 
 
@@ -102,10 +103,16 @@ def test_secret_is_write_only_except_on_create(schema):
     assert all("previous_secret" not in c.get("properties", {}) for c in components.values())
 
 
+def schema_of(schema, reference):
+    return schema["components"]["schemas"][reference["$ref"].rsplit("/", 1)[-1]]
+
+
 def test_schema_documents_the_requests_we_send(schema):
-    assert set(schema["webhooks"]) == {"callback", "test_event"}
+    assert set(schema["webhooks"]) == {"callback", "event", "test_event"}
     description = schema["webhooks"]["callback"]["post"]["description"]
     assert "webhook-signature" in description
+    body = schema["webhooks"]["event"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(schema_of(schema, body["schema"])["required"]) == {"type", "timestamp", "data"}
 
 
 @pytest.mark.django_db

@@ -183,6 +183,8 @@ COLLECTIONS = {
     "callback-send": "test_send_never_sends_another_owners_callbacks",
     "callback-monitor": "test_monitor_counts_only_ones_own",
     "callback-delete-old": "test_delete_old_deletes_only_ones_own",
+    "event-list": "test_events_reach_only_ones_own_hooks",
+    "event-type-list": "test_event_types_list_only_ones_own",
 }
 # Routes that hold no owner's data, and why.
 NOT_OWNED = {
@@ -455,6 +457,44 @@ def test_delete_old_deletes_only_ones_own(world, alice):
     assert response.json()["deleted"] == 2
     assert not Callback.objects.filter(hook=world["hooks"]["alice"]).exists()
     assert Callback.objects.count() == 4
+
+
+@pytest.fixture
+def event_hooks(alice, bob, receiver) -> dict[str, Hook]:
+    """A hook on ``order.*`` for Alice, Bob and the project."""
+    return {
+        name: create_hook(
+            event_types=["order.*", f"order.{name}-only"], target_url=receiver.url(), owner=owner
+        )
+        for name, owner in (("alice", alice), ("bob", bob), ("project", None))
+    }
+
+
+def test_events_reach_only_ones_own_hooks(event_hooks, alice, bob):
+    body = {"event_type": "order.paid", "payload": {"id": 1}}
+    response = client_of(alice).post("/api/events/", body, format="json")
+    assert response.status_code == 202, response.content
+    [callback] = Callback.objects.filter(pk__in=response.json()["ids"])
+    assert (callback.hook_id, callback.owner) == (event_hooks["alice"].pk, str(alice.pk))
+    # Speaking for Bob is refused, as a hook for him would be; nothing is stored.
+    for owner in (str(bob.pk), str(MISSING), ""):
+        response = client_of(alice).post("/api/events/", {**body, "owner": owner}, format="json")
+        assert response.status_code == 400, (owner, response.content)
+        assert response.json()["errors"][0]["field"] == "owner"
+    assert Callback.objects.count() == 1
+    # Staff reach the project's hooks, and a named owner's besides.
+    staff = User.objects.create_user("root", is_staff=True)
+    ids = client_of(staff).post("/api/events/", {**body, "owner": str(bob.pk)}, format="json")
+    hooks = set(Callback.objects.filter(pk__in=ids.json()["ids"]).values_list("hook", flat=True))
+    assert hooks == {event_hooks["bob"].pk, event_hooks["project"].pk}
+
+
+def test_event_types_list_only_ones_own(event_hooks, alice):
+    response = client_of(alice).get("/api/event-types/", {"page_size": 100})
+    assert response.status_code == 200
+    names = {entry["name"] for entry in response.json()["results"]}
+    assert "order.alice-only" in names
+    assert not names & {"order.bob-only", "order.project-only"}
 
 
 def test_deleting_a_used_signal_names_no_other_owners_hook(world, alice):

@@ -35,6 +35,7 @@ from .selectors import (
     count_rows,
     estimated_rows,
     event_types,
+    explicit_event_types,
     hooked_models,
     hooks_health,
     recovery_start,
@@ -122,7 +123,8 @@ class EventTypeFilter(admin.SimpleListFilter):
     parameter_name = "event_type"
 
     def lookups(self, request, model_admin):
-        return [(event, event.rsplit(".", 1)[-1]) for event in event_types()]
+        signals = [(event, event.rsplit(".", 1)[-1]) for event in event_types()]
+        return signals + [(event, event) for event in explicit_event_types()]
 
     def queryset(self, request, queryset):
         if self.value() is None:
@@ -209,7 +211,10 @@ class HookAdmin(ModelAdmin):
         "recover_failed_callbacks",
     ]
     fieldsets = [
-        (_("When it fires"), {"fields": ["name", "model", "signals", "enabled", "owner"]}),
+        (
+            _("When it fires"),
+            {"fields": ["name", "model", "signals", "event_types", "enabled", "owner"]},
+        ),
         (_("Conditions"), {"fields": ["changed_fields", "conditions"]}),
         (
             _("Request"),
@@ -324,11 +329,12 @@ class HookAdmin(ModelAdmin):
 
     @admin.display(description=_("model"), ordering="model__model")
     def model_label(self, obj: Hook) -> str:
-        return f"{obj.model.app_label}.{obj.model.model}"
+        return f"{obj.model.app_label}.{obj.model.model}" if obj.model else "—"
 
-    @admin.display(description=_("signals"))
+    @admin.display(description=_("signals, events"))
     def signal_list(self, obj: Hook) -> str:
-        return ", ".join(s.signal.rsplit(".", 1)[-1] for s in obj.signals.all())
+        signals = [s.signal.rsplit(".", 1)[-1] for s in obj.signals.all()]
+        return ", ".join([*signals, *(obj.event_types or ())])
 
     @admin.display(description=_("request"), ordering="target_url")
     def request(self, obj: Hook) -> str:
@@ -546,7 +552,10 @@ class CallbackAdmin(ModelAdmin):
 
     @admin.display(description=_("event"), ordering="event_type")
     def event(self, obj: Callback) -> str:
-        return _short_signal(obj.event_type)
+        """A model signal's event by its signal's name; an explicit event by its type."""
+        if obj.object_type:
+            return _short_signal(obj.event_type)
+        return _short(obj.event_type, 30)
 
     @admin.display(description=_("tries"), ordering="attempts")
     def tries(self, obj: Callback) -> int:

@@ -152,6 +152,7 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "http_hooks.E024",
         )
     errors += _metrics_problems()
+    errors += _event_type_problems(s.EVENT_TYPES)
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)
     if reload_command is not None and (
         not isinstance(reload_command, list | tuple)
@@ -337,6 +338,32 @@ def _hidden_field_problems(entries: Any) -> list[str]:
         except FieldDoesNotExist:
             problems.append(f"{entry!r}: {model._meta.label} has no field {field!r}.")
     return problems
+
+
+def _event_type_problems(declared: Any) -> list[Error]:
+    """``EVENT_TYPES``: ``{name: description}`` or a list of names, each a valid type."""
+    from .events import MAX_EVENT_TYPE_LENGTH, is_event_type
+
+    if isinstance(declared, list | tuple):
+        declared = {name if isinstance(name, str) else repr(name): "" for name in declared}
+    if not isinstance(declared, dict):
+        return [
+            Error(
+                "HTTP_HOOKS['EVENT_TYPES'] is invalid.",
+                hint='Use {"order.paid": "An order was paid", ...} or a list of names.',
+                id="http_hooks.E025",
+            )
+        ]
+    return [
+        Error(
+            f"HTTP_HOOKS['EVENT_TYPES'] has an invalid entry {str(name)[:100]!r}.",
+            hint=f"Names of at most {MAX_EVENT_TYPE_LENGTH} characters: lowercase segments of "
+            "a-z, 0-9 and _ separated by '.' or '-', no wildcard; descriptions are text.",
+            id="http_hooks.E026",
+        )
+        for name, description in declared.items()
+        if not is_event_type(name) or not isinstance(description, str)
+    ]
 
 
 @register(Tags.database)

@@ -18,9 +18,12 @@ each value is converted by its field's ``to_python`` once, so a comparison at
 save time is between values of the same type. Names are resolved against the
 model's ``_meta`` only: nothing else of the instance is ever read.
 
-Evaluation reads values through a getter (``instance_value`` for a model
-instance), so that the same conditions can later be tested on an explicit
-event's payload (a getter of dict keys). A value of another type than the
+Evaluation reads values through a getter: ``instance_value`` for a model
+instance, ``payload_value`` for an explicit event's payload (keys of JSON
+objects). A payload has no schema, so ``compile_payload_conditions`` checks the
+grammar only: ``customer__tier__in`` reads ``payload["customer"]["tier"]``, a
+key that is missing (or a step that is not an object) reads as null, and the
+values are compared as the JSON gives them. A value of another type than the
 condition's (a ``str`` where a number was expected) makes the condition false
 and is logged once per compiled hook; no error reaches the user's save.
 """
@@ -172,11 +175,29 @@ def instance_value(instance: Any, path: Sequence[str]) -> Any:
     return value
 
 
+def payload_value(payload: Any, path: Sequence[str]) -> Any:
+    """The value at ``path`` (object keys) of an explicit event's payload; MISSING
+    when a key is absent or a step is not an object."""
+    value = payload
+    for name in path:
+        if not isinstance(value, dict) or name not in value:
+            return MISSING
+        value = value[name]
+    return value
+
+
+def compile_payload_conditions(data: Any, *, label: str = "hook") -> Conditions | None:
+    """``compile_conditions`` for an explicit event's payload: the grammar, the lookups
+    and the values' JSON types are checked, not the names (a payload has no schema)."""
+    return compile_conditions(data, None, label=label)
+
+
 def compile_conditions(
-    data: Any, model: type[models.Model], *, label: str = "hook"
+    data: Any, model: type[models.Model] | None, *, label: str = "hook"
 ) -> Conditions | None:
-    """The conditions ``data`` on ``model``, checked and compiled; None when there are
-    none. Raises ``InvalidHookError`` (field ``conditions``) for the first mistake."""
+    """The conditions ``data`` on ``model`` (None: on a payload), checked and compiled;
+    None when there are none. Raises ``InvalidHookError`` (field ``conditions``) for
+    the first mistake."""
     if data is None or data == {}:
         return None
     if not isinstance(data, dict):
@@ -203,7 +224,7 @@ def _check_size(data: dict) -> None:
 
 
 def _compile_all(
-    data: Any, model: type[models.Model], *, depth: int, counter: list[int], where: str
+    data: Any, model: type[models.Model] | None, *, depth: int, counter: list[int], where: str
 ) -> Test:
     if not isinstance(data, dict) or not data:
         raise _error(f"{where or 'the conditions'} must be an object of at least one lookup")
@@ -221,7 +242,7 @@ def _compile_all(
 def _compile_key(
     key: Any,
     value: Any,
-    model: type[models.Model],
+    model: type[models.Model] | None,
     *,
     depth: int,
     counter: list[int],
@@ -247,10 +268,27 @@ def _compile_key(
     counter[0] += 1
     if counter[0] > MAX_LOOKUPS:
         raise _error(f"at most {MAX_LOOKUPS} lookups")
-    path, lookup, field = resolve_lookup(model, key)
-    expected = _expected_value(key, lookup, field, value)
+    if model is None:
+        path, lookup = _payload_lookup(key)
+        expected = _expected_value(key, lookup, None, value)
+    else:
+        path, lookup, field = resolve_lookup(model, key)
+        expected = _expected_value(key, lookup, field, value)
     compare = LOOKUPS[lookup]
     return lambda root, get: _test_value(get(root, path), compare, expected, lookup)
+
+
+def _payload_lookup(key: str) -> tuple[tuple[str, ...], str]:
+    """``(key path, lookup)`` of a key on a payload: ``customer__tier__in``."""
+    names = key.split("__")
+    lookup = "exact"
+    if len(names) > 1 and names[-1] in LOOKUPS:
+        lookup = names.pop()
+    if "" in names:
+        raise _error(f"{key!r}: an empty name (two underscores too many?)")
+    if len(names) > MAX_PATH_STEPS:
+        raise _error(f"{key!r}: at most {MAX_PATH_STEPS} keys in a path")
+    return tuple(names), lookup
 
 
 def _test_value(
@@ -328,7 +366,7 @@ def _concrete_field(model: type[models.Model], name: str, key: str) -> models.Fi
     return field
 
 
-def _expected_value(key: str, lookup: str, field: models.Field, value: Any) -> Any:
+def _expected_value(key: str, lookup: str, field: models.Field | None, value: Any) -> Any:
     if lookup == "isnull":
         if not isinstance(value, bool):
             raise _error(f"{key!r}: isnull takes true or false")
@@ -342,8 +380,9 @@ def _expected_value(key: str, lookup: str, field: models.Field, value: Any) -> A
     return _field_value(key, lookup, field, value)
 
 
-def _field_value(key: str, lookup: str, field: models.Field, value: Any) -> Any:
-    """``value`` as the field holds it (a ``Decimal``, a ``date``, ...)."""
+def _field_value(key: str, lookup: str, field: models.Field | None, value: Any) -> Any:
+    """``value`` as the field holds it (a ``Decimal``, a ``date``, ...); as given for a
+    payload (``field`` None)."""
     if value is None:
         if lookup != "exact":
             raise _error(f"{key!r}: {lookup} needs a value, not null")
@@ -357,11 +396,13 @@ def _field_value(key: str, lookup: str, field: models.Field, value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
         raise _error(f"{key!r}: the number is out of range")
     if lookup in TEXT_LOOKUPS:
-        if not isinstance(field, TEXT_FIELDS):
+        if field is not None and not isinstance(field, TEXT_FIELDS):
             raise _error(f"{key!r}: {lookup} applies to text fields only")
         if not isinstance(value, str):
             raise _error(f"{key!r}: {lookup} takes a string")
         return value.casefold() if lookup in CASELESS_LOOKUPS else value
+    if field is None:
+        return value
     try:
         converted = field.to_python(value)
     except ValidationError as exc:

@@ -74,6 +74,14 @@ class InvalidHookError(HttpHooksError):
     code = "invalid_hook"
 
 
+class InvalidEventError(HttpHooksError):
+    """An explicit event that cannot be sent: its type, payload, key or owner."""
+
+    field = "event_type"
+    code = "invalid_event"
+    default_message = "Invalid event."
+
+
 class InvalidFilterError(HttpHooksError):
     """A bad argument to a service call (unknown status, negative days, ...)."""
 

@@ -27,7 +27,17 @@ class JSONTextField(forms.JSONField):
 class HookAdminForm(forms.ModelForm):
     model = forms.ModelChoiceField(
         queryset=ContentType.objects.exclude(app_label=APP_LABEL).order_by("app_label", "model"),
-        help_text="The model whose signals fire this hook.",
+        required=False,
+        help_text="The model whose signals fire this hook; empty for a hook that takes "
+        "explicit events only.",
+    )
+    event_types = forms.CharField(
+        required=False,
+        help_text=(
+            "Types of the explicit events (send_event) the hook takes, separated by commas: "
+            "names like order.paid, order.* for every type under order, or * for every "
+            "event. A hook has a model and signals, event types, or both."
+        ),
     )
     # Checked by validate_hook like in the other entry points, with the same messages.
     target_url = forms.CharField(max_length=MAX_URL_LENGTH, widget=forms.URLInput)
@@ -105,6 +115,7 @@ class HookAdminForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["secret_headers"] = ", ".join(self.instance.secret_headers)
         self.initial["changed_fields"] = ", ".join(self.instance.changed_fields or ())
+        self.initial["event_types"] = ", ".join(self.instance.event_types or ())
         self.initial.setdefault("conditions", self.instance.conditions)  # {} for a new hook
         if "model" in self.fields:
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"
@@ -116,8 +127,10 @@ class HookAdminForm(forms.ModelForm):
             raise exc.as_django_error() from exc
 
     def clean_changed_fields(self) -> list[str]:
-        names = self.cleaned_data["changed_fields"].split(",")
-        return [name.strip() for name in names if name.strip()]
+        return _comma_list(self.cleaned_data["changed_fields"])
+
+    def clean_event_types(self) -> list[str]:
+        return _comma_list(self.cleaned_data["event_types"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -134,6 +147,10 @@ class HookAdminForm(forms.ModelForm):
         # The form keeps its Signal rows; every other field takes its cleaned value.
         cleaned.update((field, value) for field, value in valid.items() if field != "signals")
         return cleaned
+
+
+def _comma_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 class SignalAdminForm(forms.ModelForm):

@@ -63,7 +63,10 @@ class Signal(models.Model):
 
 
 class Hook(models.Model):
-    """ "When ``model`` fires one of ``signals``, send this request to ``target_url``."
+    """ "When ``model`` fires one of ``signals``, or an event of one of ``event_types``
+    is sent (``send_event``), send this request to ``target_url``."
+
+    A hook has a model and signals, event types, or both (``validators.validate_hook``).
 
     ``headers`` may hold the receiver's credentials. A header is a credential
     when its name says so (``headers.is_secret_header``: Authorization, Cookie,
@@ -81,8 +84,22 @@ class Hook(models.Model):
         verbose_name=_("model"),
         on_delete=models.CASCADE,
         related_name="+",
+        null=True,
+        blank=True,
     )
-    signals = models.ManyToManyField(Signal, verbose_name=_("signals"), related_name="hooks")
+    signals = models.ManyToManyField(
+        Signal, verbose_name=_("signals"), related_name="hooks", blank=True
+    )
+    event_types = models.JSONField(
+        _("event types"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Names of the explicit events (send_event) the hook receives, e.g. "
+            '["order.paid", "invoice.*"]; a trailing ".*" takes every name under it, '
+            '"*" every event. Empty: none.'
+        ),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     target_url = models.URLField(_("target URL"), max_length=2000)
     http_method = models.CharField(
@@ -273,7 +290,10 @@ class Callback(models.Model):
         verbose_name = _("callback")
         verbose_name_plural = _("callbacks")
         # ``GET /api/metrics/`` (staff need none).
-        permissions = [("view_metrics", _("Can view delivery metrics"))]
+        permissions = [
+            ("view_metrics", _("Can view delivery metrics")),
+            ("send_event", _("Can send explicit events (POST /api/events/)")),
+        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="callback_due_idx"),
             models.Index(fields=["hook", "status", "-id"], name="callback_hook_status_idx"),

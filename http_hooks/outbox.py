@@ -11,23 +11,20 @@ through ``transaction.on_commit`` on that same database alias.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import router
 from django.utils import timezone
 
 from .dispatch import enqueue_on_commit
+from .events import SAVE_SIGNALS, model_event_type
 from .exceptions import HttpHooksError
 from .headers import check_hook_headers, parse_headers
 from .models import Callback, CallbackStatus, Hook
-from .payloads import build_payload, shown_pk
+from .payloads import build_event_payload, build_payload, shown_pk
 
 logger = logging.getLogger(__name__)
-
-SAVE_SIGNALS = frozenset(
-    {"django.db.models.signals.pre_save", "django.db.models.signals.post_save"}
-)
 
 
 def event_type_for(signal_path: str, kwargs: dict[str, Any]) -> str:
@@ -51,11 +48,51 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
     context["event_type"] = event_type
     context.setdefault("instance", None)
     sender = context.get("sender")
+    object_id = "" if shown_pk(instance) is None else str(instance.pk)
+    context["event"] = {
+        "type": model_event_type(signal_path, event_type, sender),
+        "key": object_id,
+    }
     # A template sees the sending model by its label, never the class itself.
     context["sender"] = sender._meta.label_lower if hasattr(sender, "_meta") else None
     now = timezone.now()
     callbacks = [build_callback(hook, context, now) for hook in hooks]
     using = kwargs.get("using") or router.db_for_write(Callback, instance=instance)
+    return _store(callbacks, using)
+
+
+def record_explicit_event(
+    hooks: Iterable[Hook], event_type: str, payload: Any, key: str, *, using: str
+) -> list[Callback]:
+    """Insert one Callback per hook for an explicit event (``services.send_event``):
+    ``event_type`` its type, ``payload`` plain JSON data, ``key`` stored as the
+    callback's ``object_id``."""
+    now = timezone.now()
+    context = {
+        "event": {"type": event_type, "key": key},
+        "event_type": event_type,
+        "payload": payload,
+    }
+    callbacks = []
+    for hook in hooks:
+        callback = _new_callback(hook, event_type, "", key, now)
+        _fill(
+            callback,
+            hook,
+            lambda hook=hook: build_event_payload(
+                template=hook.payload_template,
+                content_type=hook.content_type,
+                context=context,
+                timestamp=now,
+            ),
+        )
+        callbacks.append(callback)
+    return _store(callbacks, using)
+
+
+def _store(callbacks: list[Callback], using: str) -> list[Callback]:
+    if not callbacks:
+        return callbacks
     if len(callbacks) == 1:
         # One INSERT; bulk_create would add BEGIN and COMMIT around it in autocommit mode.
         callbacks[0].save(force_insert=True, using=using)
@@ -76,14 +113,34 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
     which recorded bad payloads and headers even with it): the event is kept,
     with the reason in ``status_details``, so that nothing is lost silently.
     """
-    instance = context.get("instance")
     model = hook.model.model_class()
-    callback = Callback(
+    callback = _new_callback(
+        hook,
+        context["event_type"],
+        model._meta.label_lower if model else "",
+        context["event"]["key"],
+        now,
+    )
+    return _fill(
+        callback,
+        hook,
+        lambda: build_payload(
+            template=hook.payload_template,
+            serializer_class=hook.serializer_class,
+            content_type=hook.content_type,
+            model=model,
+            context=context,
+        ),
+    )
+
+
+def _new_callback(hook: Hook, event_type: str, object_type: str, object_id: str, now) -> Callback:
+    return Callback(
         hook_id=hook.pk,
+        event_type=event_type,
+        object_type=object_type,
+        object_id=object_id,
         owner=hook.owner,
-        event_type=context["event_type"],
-        object_type=model._meta.label_lower if model else "",
-        object_id="" if shown_pk(instance) is None else str(instance.pk),
         target_url=hook.target_url,
         http_method=hook.http_method,
         content_type=hook.content_type,
@@ -92,17 +149,16 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
         create_datetime=now,
         update_datetime=now,
     )
+
+
+def _fill(callback: Callback, hook: Hook, build: Callable[[], tuple[str, str]]) -> Callback:
+    """Set the callback's payload from ``build()``; on failure make it an ``error``
+    callback with the reason (see ``build_callback``)."""
     try:
         # Not stored (a try reads the hook's headers as it goes out), only checked:
         # headers broken around validation make an error callback, as a bad payload does.
         check_hook_headers(parse_headers(hook.headers))
-        callback.payload, callback.content_type = build_payload(
-            template=hook.payload_template,
-            serializer_class=hook.serializer_class,
-            content_type=hook.content_type,
-            model=model,
-            context=context,
-        )
+        callback.payload, callback.content_type = build()
     except Exception as exc:
         reason = str(exc) if isinstance(exc, HttpHooksError) else f"{type(exc).__name__}: {exc}"
         logger.warning(

@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 from .exceptions import InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
+from .validators import storable_text
 
 # None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
 Owners = Collection[str] | None
@@ -85,10 +86,11 @@ def scope(queryset: Scoped, owners: Owners) -> Scoped:
     return queryset.filter(owner__in=list(owners)) if owners else queryset.none()
 
 
-def owner_key(owner: Any) -> str:
+def owner_key(owner: Any, *, must_exist: bool = True) -> str:
     """What ``Hook.owner`` stores for ``owner``: an instance of ``OWNER_MODEL`` or its
-    primary key (as its type or as text) that names an existing row; "" for None or
-    "" (the project's hook). ``InvalidHookError`` on ``owner`` otherwise."""
+    primary key (as its type or as text) that names an existing row (any well-formed
+    key when not ``must_exist``); "" for None or "" (the project's hook).
+    ``InvalidHookError`` on ``owner`` otherwise."""
     if owner is None or owner == "":
         return ""
     model = owner_model()
@@ -102,13 +104,13 @@ def owner_key(owner: Any) -> str:
         raise InvalidHookError(
             f"the owner must be a {model._meta.label} or its primary key", field="owner"
         )
-    if len(str(owner)) > MAX_OWNER_LENGTH:
+    if len(str(owner)) > MAX_OWNER_LENGTH or not storable_text(str(owner)):
         raise InvalidHookError(
             f"the owner's key must be at most {MAX_OWNER_LENGTH} characters", field="owner"
         )
     try:
         pk = model._meta.pk.to_python(owner)
-        found = model._default_manager.filter(pk=pk).exists()
+        found = not must_exist or model._default_manager.filter(pk=pk).exists()
     except (ValidationError, ValueError, TypeError, OverflowError):
         found = False
     if not found:
@@ -133,7 +135,7 @@ def owner_for_write(requested: Any, *, owners: Owners, current: str | None = Non
         if len(owners) == 1:
             return next(iter(owners))
         if not owners:
-            raise InvalidHookError("you have no owner to create hooks for", field="owner")
+            raise InvalidHookError("you act for no owner", field="owner")
         raise InvalidHookError(
             f"you act for {len(owners)} owners: name the hook's owner", field="owner"
         )

@@ -44,9 +44,21 @@ XML_TYPES = frozenset({"application/xml", "text/xml"})
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
 _MISSING = object()
-# The names every event gives a template, and whether a path may go on past
-# each: ``instance`` is walked along the hook's model, the others are plain.
-BASE_NAMES: Mapping[str, bool] = {"instance": True, "event_type": False, "sender": False}
+# The names every model signal's event gives a template, and whether a path may go
+# on past each: ``instance`` is walked along the hook's model, ``event`` has the
+# names of ``EVENT_FIELDS``, the others are plain.
+BASE_NAMES: Mapping[str, bool] = {
+    "instance": True,
+    "event_type": False,
+    "sender": False,
+    "event": False,
+}
+# What an explicit event (``send_event``) gives a template: ``payload`` is the
+# event's JSON, walked by its keys when it renders.
+EXPLICIT_EVENT_NAMES: Mapping[str, bool] = {"event": False, "event_type": False, "payload": True}
+# ``event.type``: the full type name (``shop.order.created``, ``order.paid``);
+# ``event.key``: the explicit event's key, or a model signal's object id.
+EVENT_FIELDS = ("type", "key")
 PROPERTIES = (property, cached_property, django_cached_property)
 DATA_TYPES = (
     models.Model,
@@ -399,6 +411,11 @@ def check_template_names(
             )
         if root == "instance":
             _check_model_path(model, rest)
+        elif root == "event":
+            if len(rest) > 1 or (rest and rest[0] not in EVENT_FIELDS):
+                raise InvalidPayloadError(
+                    f"cannot render {part.dotted}: an event has {', '.join(EVENT_FIELDS)}"
+                )
         elif rest and not names[root]:
             raise InvalidPayloadError(
                 f"cannot render {part.dotted}: {root} is a plain value, it has no {rest[0]!r}"
@@ -556,9 +573,7 @@ def build_payload(
     applies: the template, the serializer, or the default payload."""
     instance = context.get("instance")
     if template:
-        payload = render_template(template, content_type, context_lookup(context))
-        validate_payload(payload, content_type)
-        return payload, content_type
+        return rendered_template(template, content_type, context)
     if serializer_class:
         payload = serializer_payload(serializer_class, instance)
     else:
@@ -567,3 +582,28 @@ def build_payload(
     if content_type and content_type not in JSON_TYPES:
         validate_payload(payload, content_type)
     return payload, content_type or "application/json"
+
+
+def rendered_template(
+    template: str, content_type: str, context: Mapping[str, Any]
+) -> tuple[str, str]:
+    """``(payload, content_type)`` of a hook's template over an event's ``context``."""
+    payload = render_template(template, content_type, context_lookup(context))
+    validate_payload(payload, content_type)
+    return payload, content_type
+
+
+def build_event_payload(
+    *, template: str, content_type: str, context: Mapping[str, Any], timestamp: datetime.datetime
+) -> tuple[str, str]:
+    """``(payload, content_type)`` of an explicit event: the hook's template, or the
+    Standard Webhooks body ``{"type", "timestamp", "data"}`` (the event's payload
+    as ``data``, ``timestamp`` when it was sent)."""
+    if template:
+        return rendered_template(template, content_type, context)
+    body = to_json(
+        {"type": context["event"]["type"], "timestamp": timestamp, "data": context["payload"]}
+    )
+    if content_type and content_type not in JSON_TYPES:
+        validate_payload(body, content_type)
+    return body, content_type or "application/json"

@@ -34,6 +34,7 @@ from django.dispatch import Signal as DjangoSignal
 
 from .changes import tracker
 from .context import hooks_disabled
+from .events import EMPTY_INDEX, EventIndex
 from .exceptions import HttpHooksError, InvalidHookError, InvalidModelError, InvalidSignalError
 from .outbox import record_event
 from .routing import compile_rule, select_hooks, watched_by_model
@@ -41,7 +42,12 @@ from .settings import hooks_settings
 
 logger = logging.getLogger(__name__)
 
-Table = dict[tuple[str, type], tuple[Any, ...]]
+
+class Table(dict[tuple[str, type], tuple[Any, ...]]):
+    """The map from (signal path, model) to hooks; ``events`` routes explicit events."""
+
+    events: EventIndex = EMPTY_INDEX
+
 
 WRITE_SIGNALS: dict[str, DjangoSignal] = {
     "django.db.models.signals.pre_save": model_signals.pre_save,
@@ -58,7 +64,7 @@ class HookRegistry:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._table: Table = {}
+        self._table: Table = Table()
         self._fingerprint: tuple | None = None
         self._next_check = 0.0
         self._connected: dict[tuple[str, type], DjangoSignal] = {}
@@ -145,6 +151,11 @@ class HookRegistry:
             chosen = select_hooks(hooks, path, kwargs)
             if chosen:
                 record_event(chosen, path, {**kwargs, "sender": sender})
+
+    def event_hooks(self, event_type: str, owner: str = "") -> list[Any]:
+        """The enabled hooks that take an explicit event ``event_type`` sent for
+        ``owner`` (``events.EventIndex``), as this thread should see them now."""
+        return self.table().events.hooks_for(event_type, owner)
 
     def table(self) -> Table:
         """The map as this thread should see it now."""
@@ -284,6 +295,7 @@ class HookRegistry:
         from .models import Hook
 
         table: dict[tuple[str, type], list[Any]] = {}
+        event_hooks = []
         hooks = (
             Hook.objects.using(using)
             .filter(enabled=True)
@@ -292,6 +304,10 @@ class HookRegistry:
             .order_by("id")
         )
         for hook in hooks:
+            if hook.event_types:
+                event_hooks.append(hook)
+            if hook.model_id is None:
+                continue
             model = hook.model.model_class()
             if model is None or model._meta.app_label == "http_hooks":
                 problems.append(
@@ -308,7 +324,9 @@ class HookRegistry:
                 continue
             for signal in hook.signals.all():
                 table.setdefault((signal.signal, model), []).append(hook)
-        return {key: tuple(hooks) for key, hooks in table.items()}
+        built = Table((key, tuple(hooks)) for key, hooks in table.items())
+        built.events = EventIndex(event_hooks, problems)
+        return built
 
     def _connect(
         self, table: Table, problems: list[HttpHooksError], *, prune: bool = False

@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections
@@ -19,8 +19,11 @@ from django.utils import timezone
 from .delivery.health import breaker_state, held_hooks, pause_reason
 from .delivery.sender import TEST_EVENT_TYPE
 from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, hour_start, percentile
+from .events import is_event_type, model_event_types
 from .models import Attempt, Callback, CallbackStatus, DeliveryStats, DisabledReason, Hook, Signal
 from .outbox import SAVE_SIGNALS
+from .owners import Owners
+from .settings import hooks_settings
 from .validators import MAX_ID, whole_number
 
 
@@ -158,10 +161,62 @@ def hooked_models() -> QuerySet[ContentType]:
 
 
 def event_types() -> list[str]:
-    """Every event type a callback can have, from the signals table alone: ``created``
-    and ``updated`` for save signals, the test event, any other signal's path."""
+    """Every event type a model signal's callback can have, from the signals table alone:
+    ``created`` and ``updated`` for save signals, the test event, any other signal's path."""
     others = Signal.objects.exclude(signal__in=SAVE_SIGNALS).values_list("signal", flat=True)
     return ["created", "updated", TEST_EVENT_TYPE, *others]
+
+
+def explicit_event_types() -> list[str]:
+    """The types of explicit events known without reading the callbacks: declared in
+    ``EVENT_TYPES`` or subscribed to by name by an enabled hook."""
+    from .registry import registry
+
+    return sorted(set(declared_event_types()) | registry.table().events.subscribed_names())
+
+
+def known_event_types(owners: Owners = None) -> list[dict[str, Any]]:
+    """The event types ``GET /api/event-types/`` lists, sorted by name: those declared in
+    ``EVENT_TYPES``, those the enabled hooks subscribe to by name and those their model
+    signals send. From the settings and the registry's loaded hooks, never the callbacks.
+    With ``owners`` (a tenant's), only the hooks of those owners count: the names other
+    owners or the project subscribe to are theirs to know."""
+    from .registry import registry
+
+    table = registry.table()
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, source: str, description: str = "") -> None:
+        entry = found.setdefault(name, {"name": name, "description": "", "sources": []})
+        entry["description"] = entry["description"] or description
+        if source not in entry["sources"]:
+            entry["sources"].append(source)
+
+    for name, description in declared_event_types().items():
+        add(name, "declared", description)
+    for name in table.events.subscribed_names(owners):
+        add(name, "subscribed")
+    for (path, model), hooks in table.items():
+        if owners is not None and not any(hook.owner in owners for hook in hooks):
+            continue
+        for name in model_event_types(model, path):
+            add(name, "model_signal")
+    return [found[name] for name in sorted(found)]
+
+
+def declared_event_types() -> dict[str, str]:
+    """``EVENT_TYPES`` as ``{name: description}`` (a list gives empty descriptions);
+    entries that are not valid are left out (``checks`` reports them)."""
+    declared = hooks_settings.EVENT_TYPES or {}
+    if isinstance(declared, list | tuple):
+        declared = dict.fromkeys((name for name in declared if isinstance(name, str)), "")
+    if not isinstance(declared, dict):
+        return {}
+    return {
+        name: description
+        for name, description in declared.items()
+        if isinstance(name, str) and isinstance(description, str) and is_event_type(name)
+    }
 
 
 class RowCount(NamedTuple):

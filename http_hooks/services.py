@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import secrets as secrets_module
 import threading
 import time
@@ -23,6 +24,7 @@ from django.dispatch import Signal as DjangoSignal
 from django.utils import timezone
 
 from . import delivery, dispatch
+from .context import hooks_disabled
 from .delivery import DeliveryReport
 from .delivery.health import HEALTH_FIELDS
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
@@ -30,10 +32,20 @@ from .delivery.processes import Supervision, check_processes, run_processes
 from .delivery.processes import write_report as write_report
 from .delivery.rates import BUCKET_FIELDS
 from .delivery.stats import delete_old_stats
-from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
+from .events import accepts, validate_event_type
+from .exceptions import (
+    InvalidEventError,
+    InvalidFilterError,
+    InvalidHookError,
+    InvalidSignalError,
+    TooManyCallbacksError,
+)
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
-from .owners import Owners, owner_key, scope
+from .outbox import record_explicit_event
+from .owners import Owners, owner_for_write, owner_key, scope
+from .payloads import PayloadEncoder
+from .registry import registry
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
@@ -41,10 +53,14 @@ from .validators import (
     HOOK_FIELDS,
     import_signal,
     resolve_model,
+    storable_text,
     validate_hook,
     validate_secret,
     whole_number,
 )
+
+# The longest ``key`` of an explicit event (``Callback.object_id`` holds 255 characters).
+MAX_EVENT_KEY_LENGTH = 255
 
 # --- signals -------------------------------------------------------------------
 
@@ -101,9 +117,10 @@ def new_hook_secret(secret: str | None = None) -> str:
 
 
 def create_hook(
-    signals: Iterable[Any] | str,
+    signals: Iterable[Any] | str = (),
     model: Any = None,
     *,
+    event_types: Iterable[str] | None = None,
     target_url: str | None = None,
     http_method: str = "POST",
     content_type: str = "",
@@ -129,15 +146,19 @@ def create_hook(
     Its requests are signed with a generated secret (read it from ``hook.secret``)
     unless ``secret`` gives one, or is "" for an unsigned hook.
 
+    ``event_types`` (names, ``prefix.*`` or ``*``) subscribe it to explicit events
+    (``send_event``); a hook has a model and signals, event types, or both.
+
     ``changed_fields`` (field names) and ``conditions`` (lookups, see
     ``conditions``) narrow which saves fire it; both are checked against the model.
+    On an explicit event the conditions apply to its payload.
 
     ``owner`` (an instance of ``OWNER_MODEL`` or its primary key; None: the
     project's hook) makes it that tenant's: only they see it in the API.
     """
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}
-    fields["model"] = resolve_model(model)
+    fields["model"] = None if model is None else resolve_model(model)
     fields["signals"] = [signals] if isinstance(signals, str) else signals
     cleaned = validate_hook(fields)
     secret = new_hook_secret(secret)
@@ -166,7 +187,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     # are, but never shown by a change that unmarks them (``refuse_unmasking``).
     merged["headers"] = mask_headers(hook.headers or {}, hook.secret_headers)
     merged.update((k, v) for k, v in changes.items() if k in HOOK_FIELDS)
-    merged["model"] = resolve_model(merged["model"])
+    merged["model"] = None if merged["model"] is None else resolve_model(merged["model"])
     if isinstance(merged["signals"], str):
         merged["signals"] = [merged["signals"]]
     cleaned = validate_hook(merged, current=hook)
@@ -415,6 +436,110 @@ def send_batch_or_queue(
     else:
         more = count_due(hook_id=hook_id, ids=ids) > 0
     return SendResult(mode="sent", report=report, more=more)
+
+
+# --- explicit events -----------------------------------------------------------
+
+
+def send_event(
+    event_type: str,
+    payload: Any,
+    *,
+    owner: Any = None,
+    key: str | None = None,
+    shared: bool = True,
+) -> list[Callback]:
+    """Store one callback for every enabled hook subscribed to ``event_type``; return them.
+
+    In the caller's transaction, like a model signal's callbacks: a rolled-back
+    transaction leaves none, and they are handed to the sender at commit.
+    ``payload`` is any JSON-serialisable value (dates, decimals and UUIDs as DRF
+    writes them); templates and conditions see it as the receiver will.
+    ``owner`` (an instance of the owner model, or its primary key) reaches that
+    owner's hooks besides the hooks with no owner; without it, only those. ``key``
+    (at most 255 characters) is the event's ``event.key`` and the callbacks'
+    ``object_id``. Raises ``InvalidEventError`` and stores nothing for a bad type,
+    payload, key or owner. Inside ``disable_hooks()`` nothing is stored.
+    ``shared=False`` leaves the hooks with no owner out (what a tenant sends through
+    the API reaches only their own hooks, never the project's).
+    """
+    event_type = validate_event_type(event_type)
+    data = plain_json(payload)
+    key = _event_key(key)
+    try:
+        owner = owner_key(owner, must_exist=False)
+    except InvalidHookError as exc:
+        raise InvalidEventError(exc.message, field="owner") from None
+    if hooks_disabled() or hooks_settings.SHUT_DOWN:
+        return []
+    hooks = [
+        hook
+        for hook in registry.event_hooks(event_type, owner)
+        if (shared or hook.owner) and accepts(hook, data)
+    ]
+    return record_explicit_event(hooks, event_type, data, key, using=router.db_for_write(Callback))
+
+
+def send_event_for(
+    owners: Owners, event_type: str, payload: Any, *, owner: Any = None, key: str | None = None
+) -> list[Callback]:
+    """``send_event`` on behalf of a request acting for ``owners`` (None: every owner).
+
+    A user limited to owners sends as one of them (``owner``, or their only one) and
+    reaches that owner's hooks only: a tenant can neither speak for another owner nor
+    feed events to the project's own hooks."""
+    if owners is None:
+        return send_event(event_type, payload, owner=owner, key=key)
+    try:
+        chosen = owner_for_write(owner, owners=owners)
+    except InvalidHookError as exc:
+        raise InvalidEventError(exc.message, field="owner") from None
+    return send_event(event_type, payload, owner=chosen, key=key, shared=False)
+
+
+def _event_key(key: Any) -> str:
+    if key is None:
+        return ""
+    if not isinstance(key, str) or len(key) > MAX_EVENT_KEY_LENGTH or not storable_text(key):
+        raise InvalidEventError(
+            f"the key must be text of at most {MAX_EVENT_KEY_LENGTH} characters "
+            "(no NUL, valid UTF-8)",
+            field="key",
+        )
+    return key
+
+
+def plain_json(payload: Any) -> Any:
+    """``payload`` as the JSON a receiver gets back would parse: dicts, lists, text,
+    numbers, booleans and nulls. ``InvalidEventError`` (field ``payload``) for a value
+    that JSON cannot carry (an object, NaN, a NUL or a lone surrogate in a string)."""
+    try:
+        text = json.dumps(payload, cls=PayloadEncoder, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+        data = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "a lone surrogate" if isinstance(exc, UnicodeEncodeError) else exc
+        raise InvalidEventError(
+            f"the payload is not JSON-serialisable: {reason}", field="payload"
+        ) from None
+    if "\\u0000" in text and _has_nul(data):
+        raise InvalidEventError("the payload holds a NUL character", field="payload")
+    return data
+
+
+def _has_nul(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 def _owned_due(*, hook_id: int | None, owners: Owners) -> QuerySet[Callback]:

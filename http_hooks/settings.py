@@ -84,6 +84,9 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_CACHE_SECONDS": 10,
     # Callbacks of a status counted exactly up to this many; beyond, PostgreSQL's estimate.
     "METRICS_COUNT_LIMIT": 10_000,
+    # The catalog of explicit event types (``GET /api/event-types/``), like Svix's:
+    # {"order.paid": "An order was paid", ...} or a list of names.
+    "EVENT_TYPES": {},
     "CELERY_QUEUE": None,
     # The queue of the tasks of the "tasks" mode, on the default backend of TASKS.
     "TASKS_QUEUE": "default",

@@ -15,7 +15,8 @@ from django.db import models
 from django.db.models import signals as model_signals
 from django.dispatch import Signal as DjangoSignal
 
-from .conditions import compile_conditions
+from .conditions import compile_conditions, compile_payload_conditions
+from .events import validate_subscriptions
 from .exceptions import (
     InvalidFilterError,
     InvalidHookError,
@@ -34,7 +35,13 @@ from .imports import RefusedPath, project_object, shown
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .outbox import SAVE_SIGNALS
-from .payloads import BASE_NAMES, XML_TYPES, import_serializer, validate_template
+from .payloads import (
+    BASE_NAMES,
+    EXPLICIT_EVENT_NAMES,
+    XML_TYPES,
+    import_serializer,
+    validate_template,
+)
 from .signing import SECRET_PREFIX
 
 APP_LABEL = "http_hooks"
@@ -44,6 +51,7 @@ HOOK_FIELDS = (
     "name",
     "model",
     "signals",
+    "event_types",
     "target_url",
     "http_method",
     "headers",
@@ -118,18 +126,21 @@ def _resolve_signals(paths: Iterable[Any]) -> dict[str, DjangoSignal]:
         path = getattr(path, "signal", path)
         signal = import_signal(path)
         resolved.setdefault(path.strip(), signal)
-    if not resolved:
-        raise InvalidSignalError("a hook needs at least one signal")
     return resolved
 
 
-def template_names(signals: Iterable[DjangoSignal]) -> dict[str, bool]:
-    """The names a template of a hook on ``signals`` can use: the ones each of
-    them gives (a name only some give would fail to render for the others),
-    with whether a path may go on past it (see ``payloads.check_template_names``)."""
+def template_names(
+    signals: Iterable[DjangoSignal], *, explicit_events: bool = False
+) -> dict[str, bool]:
+    """The names a template of a hook on ``signals`` (and, with ``explicit_events``,
+    on event types) can use: the ones each kind of event gives (a name only some
+    give would fail to render for the others), with whether a path may go on past
+    it (see ``payloads.check_template_names``)."""
+    kinds = [{**signal_names(signal), **BASE_NAMES} for signal in signals]
+    if explicit_events:
+        kinds.append(dict(EXPLICIT_EVENT_NAMES))
     common: dict[str, bool] | None = None
-    for signal in signals:
-        names = {**signal_names(signal), **BASE_NAMES}
+    for names in kinds:
         if common is None:
             common = names
         else:
@@ -200,11 +211,16 @@ def validate_secret(secret: str) -> str:
     return secret
 
 
-def validate_changed_fields(names: Any, model: type[models.Model]) -> list[str]:
+def validate_changed_fields(names: Any, model: type[models.Model] | None) -> list[str]:
     """The names of ``changed_fields``, each once: concrete fields of ``model``, not
     many-to-many, not reverse relations."""
-    if names is None:
+    if names is None or (model is None and isinstance(names, list | tuple) and not names):
         return []
+    if model is None:
+        raise InvalidHookError(
+            "changed_fields applies to a model's saves: the hook has no model",
+            field="changed_fields",
+        )
     if isinstance(names, str | bytes | Mapping) or not isinstance(names, Iterable):
         raise InvalidHookError(
             "changed_fields must be a list of field names", field="changed_fields"
@@ -243,9 +259,10 @@ def validate_changed_fields(names: Any, model: type[models.Model]) -> list[str]:
 def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> dict[str, Any]:
     """Check every field of a hook (``HOOK_FIELDS``) together and return the cleaned values.
 
-    ``model`` is a ContentType (see ``resolve_model``); other missing fields are
-    empty. ``current`` is the hook being changed (None for a new one): a secret
-    header left out of ``headers`` or given as the mask keeps its stored value
+    ``model`` is a ContentType (see ``resolve_model``) or None; other missing fields
+    are empty. A hook has a model and signals, event types, or both. ``current`` is
+    the hook being changed (None for a new one): a secret header left out of
+    ``headers`` or given as the mask keeps its stored value
     (``headers.keep_secret_values``). Raises the ``HttpHooksError`` subclass for
     the first field that is wrong.
     """
@@ -264,6 +281,9 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
     cleaned["name"] = name
     signals = _resolve_signals(cleaned["signals"] or [])
     cleaned["signals"] = list(signals)
+    event_types = cleaned["event_types"] = validate_subscriptions(cleaned["event_types"])
+    model = cleaned["model"].model_class() if cleaned["model"] is not None else None
+    _check_kinds(cleaned["model"], signals, event_types)
     target_url = cleaned["target_url"]
     if not isinstance(target_url, str) or not 1 <= len(target_url) <= MAX_URL_LENGTH:
         raise InvalidHookError(
@@ -308,8 +328,8 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
         validate_template(
             payload_template,
             content_type,
-            cleaned["model"].model_class(),
-            template_names(signals.values()),
+            model,
+            template_names(signals.values(), explicit_events=bool(event_types)),
         )
     elif content_type in XML_TYPES:
         raise InvalidPayloadError(
@@ -317,9 +337,14 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
             field="content_type",
         )
     if serializer_class:
+        if model is None:
+            raise InvalidPayloadError(
+                "a serializer class renders a model's instance: a hook without a model "
+                "sends the event's payload (or its template)",
+                field="serializer_class",
+            )
         import_serializer(serializer_class)
     cleaned["rate_limit"] = validate_rate_limit(cleaned["rate_limit"])
-    model = cleaned["model"].model_class()
     changed_fields = cleaned["changed_fields"] = validate_changed_fields(
         cleaned["changed_fields"], model
     )
@@ -329,9 +354,27 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
             "changed_fields applies to pre_save and post_save: the hook has neither",
             field="changed_fields",
         )
-    compile_conditions(cleaned["conditions"], model)
+    if model is not None:
+        compile_conditions(cleaned["conditions"], model)
+    if event_types:
+        # On an explicit event they apply to its payload: the grammar is all there is to check.
+        compile_payload_conditions(cleaned["conditions"])
     cleaned["conditions"] = cleaned["conditions"] or {}
     return cleaned
+
+
+def _check_kinds(
+    model: ContentType | None, signals: Mapping[str, DjangoSignal], event_types: list[str]
+) -> None:
+    """A hook needs a model and signals, event types, or both."""
+    if model is not None and not signals:
+        raise InvalidSignalError("a hook on a model needs at least one signal")
+    if model is None and signals:
+        raise InvalidModelError("a hook with signals needs a model")
+    if model is None and not event_types:
+        raise InvalidModelError(
+            "a hook needs a model and signals, event types (event_types), or both"
+        )
 
 
 def whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:
@@ -365,3 +408,14 @@ def validate_rate_limit(rate_limit: Any) -> int | None:
             field="rate_limit",
         )
     return rate_limit
+
+
+def storable_text(text: str) -> bool:
+    """No NUL (PostgreSQL refuses it in text) and no lone surrogate (no UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

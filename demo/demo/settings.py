@@ -130,6 +130,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "WEBHOOKS": [
         "http_hooks.api.schema.callback_webhook",
+        "http_hooks.api.schema.event_webhook",
         "http_hooks.api.schema.test_event_webhook",
     ],
 }

@@ -20,6 +20,7 @@ from ..services import (
     resend_callbacks,
     rotate_secret,
     send_callbacks,
+    send_event,
     send_test_event,
     update_hook,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "resend_callbacks",
     "rotate_secret",
     "send_callbacks",
+    "send_event",
     "send_test_event",
     "update_hook",
 ]

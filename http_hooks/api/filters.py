@@ -22,6 +22,7 @@ from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
+from ..events import MAX_EVENT_TYPE_LENGTH, covering, validate_subscriptions
 from ..exceptions import HttpHooksError
 from ..models import Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..owners import MAX_OWNER_LENGTH
@@ -155,6 +156,14 @@ class OrderingFilter(filters.OrderingFilter):
         return [parameter]
 
 
+def check_subscription(value: str) -> None:
+    """An entry of ``Hook.event_types`` (a name, ``prefix.*`` or ``*``), or a form error."""
+    try:
+        validate_subscriptions([value])
+    except HttpHooksError as exc:
+        raise exc.as_django_error() from exc
+
+
 @extend_schema_field(
     {"type": "string", "description": "Hooks on this model, as `app_label.model`."}
 )
@@ -184,6 +193,19 @@ class HookFilter(django_filters.FilterSet):
         field_name="target_url", lookup_expr="icontains", help_text="URL contains (any case)."
     )
 
+    has_model = BooleanFilter(
+        field_name="model",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="Hooks on a model (`true`) or taking explicit events only (`false`).",
+    )
+    event_type = django_filters.CharFilter(
+        method="filter_event_type",
+        max_length=MAX_EVENT_TYPE_LENGTH,
+        validators=[check_subscription],
+        help_text="Hooks whose `event_types` take this type: the name itself, a `.*` "
+        "wildcard over it, or `*` (`order.*` as a value: hooks with `order.*` or `*`).",
+    )
     has_conditions = BooleanFilter(
         method="filter_has_conditions",
         help_text="Hooks with conditions (`true`) or without (`false`).",
@@ -208,6 +230,13 @@ class HookFilter(django_filters.FilterSet):
     def filter_has_conditions(self, queryset: Any, name: str, value: bool) -> Any:
         without = Q(conditions={})
         return queryset.exclude(without) if value else queryset.filter(without)
+
+    def filter_event_type(self, queryset: Any, name: str, entry: str) -> Any:
+        # Each entry is quoted in the list's JSON text; the same query on every database.
+        matches = Q()
+        for covering_entry in covering(entry):
+            matches |= Q(event_types__icontains=f'"{covering_entry}"')
+        return queryset.filter(matches)
 
     def filter_changed_field(self, queryset: Any, name: str, value: str) -> Any:
         # The list as JSON text holds the name in quotes; the same query on every database.
@@ -251,7 +280,8 @@ class CallbackFilter(django_filters.FilterSet):
     )
 
     event_type = django_filters.CharFilter(
-        help_text="`created`, `updated`, `http_hooks.test` or a signal's path."
+        help_text="`created`, `updated`, `http_hooks.test` or a signal's path for a model "
+        "signal's event; the type (`order.paid`) of an explicit event."
     )
     event_id = django_filters.UUIDFilter(help_text="The callback with this `webhook-id`.")
     owner = django_filters.CharFilter(

@@ -12,7 +12,8 @@ class IsStaffOrModelPermission(DjangoModelPermissions):
 
     A view's ``action_permissions`` maps an extra action to the permission it needs
     whatever its HTTP method: ``{"resend": "change"}`` asks for ``change_callback``
-    for ``POST /callbacks/{id}/resend/`` (which would otherwise ask for ``add_``).
+    for ``POST /callbacks/{id}/resend/`` (which would otherwise ask for ``add_``);
+    a full name (``"http_hooks.send_event"``) asks for that permission.
     """
 
     perms_map = {
@@ -31,6 +32,8 @@ class IsStaffOrModelPermission(DjangoModelPermissions):
         action_perm = getattr(view, "action_permissions", {}).get(getattr(view, "action", None))
         if action_perm is None:
             return super().has_permission(request, view)
+        if "." in action_perm:
+            return user.has_perm(action_perm)
         opts = self._queryset(view).model._meta
         return user.has_perm(f"{opts.app_label}.{action_perm}_{opts.model_name}")
 

@@ -55,6 +55,12 @@ class DefaultPayloadSerializer(serializers.Serializer):
     )
 
 
+class ExplicitEventSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="The event's type (`order.paid`).")
+    timestamp = serializers.DateTimeField(help_text="When the event was sent (`send_event`).")
+    data = serializers.JSONField(help_text="The event's payload, as it was sent.")
+
+
 class HookTestEventSerializer(serializers.Serializer):
     event_type = serializers.CharField(help_text="Always `http_hooks.test`.")
     hook_id = serializers.IntegerField(min_value=1)
@@ -82,6 +88,19 @@ callback_webhook = OpenApiWebhook(
         "`serializer_class` output, or (shown here) the default payload; a GET or DELETE "
         f"carries it too. {SIGNING_DESCRIPTION}",
         request=DefaultPayloadSerializer,
+        responses=RECEIVER_RESPONSES,
+    ),
+)
+
+event_webhook = OpenApiWebhook(
+    name="event",
+    decorator=with_each_method(
+        summary="An explicit event: the request sent for `send_event` or `POST /events/`",
+        description="Sent with the hook's `http_method` (POST unless set otherwise) to the "
+        "`target_url` of each hook whose `event_types` take the event. The body is the "
+        "hook's rendered `payload_template` or (shown here) the Standard Webhooks shape "
+        f"`{{type, timestamp, data}}`. {SIGNING_DESCRIPTION}",
+        request=ExplicitEventSerializer,
         responses=RECEIVER_RESPONSES,
     ),
 )

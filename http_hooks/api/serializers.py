@@ -19,6 +19,12 @@ from rest_framework import serializers
 from ..conditions import MAX_DEPTH, MAX_LOOKUPS, MAX_SIZE
 from ..delivery.health import BREAKER_STATES, PAUSE_REASONS
 from ..delivery.stats import MAX_WINDOW_HOURS, WINDOWS
+from ..events import (
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_EVENT_TYPES,
+    validate_event_type,
+    validate_subscriptions,
+)
 from ..exceptions import HttpHooksError
 from ..headers import (
     MASKED,
@@ -35,6 +41,7 @@ from ..network import check_target_url
 from ..owners import MAX_OWNER_LENGTH, owner_for_write, scope
 from ..services import (
     MAX_DAYS,
+    MAX_EVENT_KEY_LENGTH,
     MAX_MINUTES,
     MONITORED_STATUSES,
     SendResult,
@@ -162,8 +169,10 @@ class ModelLabelField(StringField):
         )
         super().__init__(**kwargs)
 
-    def run_validation(self, data: Any = serializers.empty) -> ContentType:
+    def run_validation(self, data: Any = serializers.empty) -> ContentType | None:
         label = super().run_validation(data)
+        if label is None:
+            return None
         with field_errors():
             return resolve_model(label)
 
@@ -177,12 +186,12 @@ class SignalPathsField(serializers.ListField):
     child = StringField(max_length=MAX_PATH_LENGTH)
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("min_length", 1)
         kwargs.setdefault("max_length", MAX_SIGNALS)
         kwargs.setdefault(
             "help_text",
             "Dotted paths of the `django.dispatch.Signal` instances that fire the hook "
-            "(e.g. `django.db.models.signals.post_save`). Only the project's own code is "
+            "(e.g. `django.db.models.signals.post_save`); at least one for a hook with a "
+            "`model`, none without. Only the project's own code is "
             "imported: a path's module must be loaded already or belong to an installed app.",
         )
         super().__init__(**kwargs)
@@ -194,6 +203,29 @@ class SignalPathsField(serializers.ListField):
 
     def to_representation(self, value: Any) -> list[str]:
         return [signal.signal for signal in value.all()]
+
+
+class EventTypesField(serializers.ListField):
+    """The explicit events a hook takes (``events.validate_subscriptions``)."""
+
+    child = StringField(max_length=MAX_EVENT_TYPE_LENGTH)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MAX_EVENT_TYPES)
+        kwargs.setdefault(
+            "help_text",
+            "Types of the explicit events (`POST /events/`, `send_event`) the hook receives: "
+            "names of lowercase segments of `a-z`, `0-9` and `_` separated by `.` or `-` "
+            "(`order.paid`), a name ending in `.*` for every type under it (`order.*` takes "
+            "`order.paid` and `order.item.added`, not `order`), or `*` for every event. A hook "
+            "has a `model` and `signals`, `event_types`, or both. Empty: none.",
+        )
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> list[str]:
+        entries = super().run_validation(data)
+        with field_errors():
+            return validate_subscriptions(entries)
 
 
 class HeadersField(serializers.Field):
@@ -325,8 +357,14 @@ HEALTH_FIELDS = ["paused_until", "consecutive_failures", "disabled_reason", "dis
 
 
 class HookSerializer(ModelSerializer):
-    model = ModelLabelField()
-    signals = SignalPathsField()
+    model = ModelLabelField(
+        required=False,
+        allow_null=True,
+        help_text="The model whose signals fire the hook, as `app_label.model` (e.g. "
+        "`auth.user`); `null` for a hook that takes explicit events only (`event_types`).",
+    )
+    signals = SignalPathsField(required=False)
+    event_types = EventTypesField(required=False)
     target_url = TargetURLField()
     headers = HeadersField(required=False, initial=dict)
     secret_headers = serializers.ListField(
@@ -341,17 +379,22 @@ class HookSerializer(ModelSerializer):
         allow_blank=True,
         trim_whitespace=False,
         max_length=MAX_TEMPLATE_LENGTH,
-        help_text="Text with `{{ placeholders }}` (`{{instance.name}}`, `{{event_type}}`, ...); "
-        "checked against `content_type`. Takes precedence over `serializer_class`. A name "
-        "must be `instance`, `event_type`, `sender` or an argument every signal of the hook "
-        "sends; unknown names and paths past a plain value are refused.",
+        help_text="Text with `{{ placeholders }}` (`{{instance.name}}`, `{{event.type}}`, ...); "
+        "checked against `content_type`. Takes precedence over `serializer_class`. A model "
+        "signal's event gives `instance`, `event_type` (`created`, `updated` or the signal's "
+        "path), `event.type` (`shop.order.created`), `event.key` (the object's id), `sender` "
+        "and the arguments of its signal; an explicit event gives `event.type`, `event.key`, "
+        "`event_type` and `payload.<key>...`. A name must be one that every kind of event of "
+        "the hook gives; unknown names and paths past a plain value are refused.",
     )
     serializer_class = StringField(
         required=False,
         allow_blank=True,
         max_length=MAX_PATH_LENGTH,
-        help_text="Dotted path of a DRF serializer class that renders the payload (of a "
-        "module loaded already or in an installed app).",
+        help_text="Dotted path of a DRF serializer class that renders the payload of a model "
+        "signal's event (of a module loaded already or in an installed app); a hook needs a "
+        "`model` for it. An explicit event without a template sends "
+        '`{"type", "timestamp", "data"}`.',
     )
     changed_fields = serializers.ListField(
         child=StringField(max_length=100),
@@ -624,6 +667,57 @@ class RecoverSerializer(RequestSerializer):
         "at most 100 years ago.",
     )
     confirm = confirm_field()
+
+
+class SendEventSerializer(RequestSerializer):
+    event_type = StringField(
+        max_length=MAX_EVENT_TYPE_LENGTH,
+        help_text="The event's type (`order.paid`): lowercase segments of `a-z`, `0-9` and `_` "
+        "separated by `.` or `-`, no wildcard.",
+    )
+    payload = serializers.JSONField(
+        allow_null=True,
+        help_text="Any JSON value: the `data` of the default body, `payload` in templates "
+        "and what the hooks' conditions test.",
+    )
+    key = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_EVENT_KEY_LENGTH,
+        help_text="The event's key (e.g. the id of the object it is about): `event.key` in "
+        "templates, the callbacks' `object_id`.",
+    )
+    owner = StringField(
+        required=False,
+        max_length=MAX_OWNER_LENGTH,
+        help_text="The primary key of an owner: the event reaches that owner's hooks. Staff and "
+        "users with `http_hooks.view_all_hooks` may name any owner (the hooks with no owner "
+        "take the event too); others one of their own.",
+    )
+
+    def validate_event_type(self, event_type: str) -> str:
+        with field_errors():
+            return validate_event_type(event_type)
+
+
+class SendEventResultSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The ids of the callbacks stored, one per hook that takes the event (in "
+        "hook order); empty when none does.",
+    )
+
+
+class EventTypeSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The type's name (`order.paid`, `shop.order.created`).")
+    description = serializers.CharField(
+        help_text="From the `EVENT_TYPES` setting; empty when it does not declare the type."
+    )
+    sources = serializers.ListField(
+        child=serializers.ChoiceField(choices=["declared", "subscribed", "model_signal"]),
+        help_text="Why the type is known: `declared` in `EVENT_TYPES`, `subscribed` to by a "
+        "hook's `event_types`, or sent by a `model_signal` of an enabled hook.",
+    )
 
 
 class ResendResultSerializer(serializers.Serializer):

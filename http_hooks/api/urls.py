@@ -4,13 +4,15 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from .metrics import MetricsView
-from .views import CallbackViewSet, HookViewSet, SignalViewSet
+from .views import CallbackViewSet, EventTypeViewSet, EventViewSet, HookViewSet, SignalViewSet
 
 router = DefaultRouter()
 router.include_format_suffixes = False
 router.register("hooks", HookViewSet, basename="hook")
 router.register("signals", SignalViewSet, basename="signal")
 router.register("callbacks", CallbackViewSet, basename="callback")
+router.register("events", EventViewSet, basename="event")
+router.register("event-types", EventTypeViewSet, basename="event-type")
 
 urlpatterns = [
     *router.urls,

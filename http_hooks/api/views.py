@@ -44,6 +44,7 @@ from .serializers import (
     DeletedSerializer,
     DeleteOldSerializer,
     ErrorSerializer,
+    EventTypeSerializer,
     HealthQuerySerializer,
     HookHealthSerializer,
     HookSerializer,
@@ -55,6 +56,8 @@ from .serializers import (
     ResendResultSerializer,
     RotateSecretSerializer,
     SecretSerializer,
+    SendEventResultSerializer,
+    SendEventSerializer,
     SendRequestSerializer,
     SendResultSerializer,
     SignalSerializer,
@@ -546,3 +549,78 @@ class CallbackViewSet(
             **serializer.validated_data, vacuum=False, owners=self.owners
         )
         return Response(DeletedSerializer({"deleted": deleted}).data)
+
+
+# --- explicit events -----------------------------------------------------------
+
+
+class EventViewSet(HttpHooksAPIMixin, viewsets.GenericViewSet):
+    """Explicit events: ``send_event`` over HTTP."""
+
+    queryset = Callback.objects.none()
+    serializer_class = SendEventSerializer
+    action_permissions = {"create": "http_hooks.send_event"}
+
+    @extend_schema(
+        operation_id="send_event",
+        summary="Send an explicit event",
+        description="Stores one callback for every enabled hook whose `event_types` take "
+        "`event_type` (and whose conditions hold for `payload`), as `send_event` does, and "
+        "answers with their ids; the sender delivers them. Needs the "
+        "`http_hooks.send_event` permission (staff need none). Staff and users with "
+        "`http_hooks.view_all_hooks` reach the hooks with no owner, and those of `owner` "
+        "when they name one. Any other user sends as one of their owners (`owner`, required "
+        "when they act for several) and reaches that owner's hooks only.",
+        request=SendEventSerializer,
+        responses=responses({202: SendEventResultSerializer}, 400, 415),
+        examples=[
+            OpenApiExample(
+                "An order was paid",
+                value={
+                    "event_type": "order.paid",
+                    "payload": {"id": 42, "total": "9.90"},
+                    "key": "42",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        callbacks = services.send_event_for(
+            self.owners,
+            data["event_type"],
+            data["payload"],
+            owner=data.get("owner"),
+            key=data.get("key"),
+        )
+        return Response(
+            SendEventResultSerializer({"ids": [callback.pk for callback in callbacks]}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="list_event_types",
+        summary="List the known event types",
+        description="Sorted by name: the types declared in `EVENT_TYPES` (with their "
+        "descriptions), the names the enabled hooks' `event_types` subscribe to (wildcards "
+        "left out) and the types their models' signals send "
+        "(`<app_label>.<model>.created|updated|deleted`, a custom signal's path). Read from "
+        "the hooks the process has loaded, never from the callbacks.",
+        responses=responses({200: EventTypeSerializer}, 400, 404),
+    ),
+)
+class EventTypeViewSet(HttpHooksAPIMixin, viewsets.GenericViewSet):
+    """The event types that hooks can take."""
+
+    queryset = Hook.objects.none()
+    serializer_class = EventTypeSerializer
+    pagination_class = HooksPageNumberPagination
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(selectors.known_event_types(self.owners))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
