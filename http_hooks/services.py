@@ -481,14 +481,17 @@ class MonitorResult:
     exceeded: bool
 
 
-MONITORED_STATUSES = (CallbackStatus.ERROR, CallbackStatus.WAITING)
+MONITORED_STATUSES = (CallbackStatus.ERROR, CallbackStatus.WAITING, CallbackStatus.SENDING)
 
 
 def monitor_callbacks(
     *, status: str, callbacks_limit: int = 10, minutes_ago: int | None = None
 ) -> MonitorResult:
     """Count callbacks with ``status`` updated in the last ``minutes_ago`` minutes
-    (the whole table when None); ``exceeded`` when the count reaches the limit."""
+    (the whole table when None); ``exceeded`` when the count reaches the limit.
+
+    ``sending`` counts the stuck ones only: claimed by a sender whose lease ran out
+    (it died, or stalls), which no sender or sweep has taken back yet."""
     if status not in MONITORED_STATUSES:
         raise InvalidFilterError(
             f"invalid status {status!r}: use one of {', '.join(MONITORED_STATUSES)}",
