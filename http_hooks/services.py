@@ -30,6 +30,8 @@ from .delivery.processes import Supervision, check_processes, run_processes
 from .delivery.processes import write_report as write_report
 from .delivery.rates import BUCKET_FIELDS
 from .delivery.stats import delete_old_stats
+from .delivery.sweep import start_sweeper as start_sweeper
+from .delivery.sweep import stop_sweeper as stop_sweeper
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
@@ -278,15 +280,31 @@ def run_queued_send(
     *, ids: Sequence[int] | None = None, hook_id: int | None = None
 ) -> dict[str, int]:
     """What a worker's task does, on Celery or Django's tasks framework: send the
-    listed callbacks that are still waiting and due, or without ids every due one (of
-    one hook). The counts, as a task's result can hold them.
+    listed callbacks that are still waiting and due, then go on with whatever else is
+    due, for up to ``DRAIN_SECONDS``; or without ids every due one (of one hook). The
+    counts, as a task's result can hold them.
 
     New callbacks are due at once. A task delivered again (a worker lost, a late
     acknowledgement, a task queued twice) finds a sent callback done and a failed
     one waiting for its retry, and leaves both alone.
+
+    Why go on past the listed ids: a commit queues a task per transaction, often of
+    one callback, and a task that sent one callback cost about 36 ms (its claim, its
+    outcome written, its lease), 20-odd deliveries a second a worker process. Going
+    on, a task claims ``BATCH_SIZE`` at a time like ``send_callbacks``, and the tasks
+    whose callbacks it took find them done, for a query each.
     """
     report = send_callbacks(hook_id=hook_id, ids=ids, due_only=ids is not None)
+    if ids is not None:
+        deadline = time.monotonic() + DRAIN_SECONDS
+        report.add(send_callbacks(stop=lambda: time.monotonic() > deadline))
     return {"sent": report.sent, "retried": report.retried, "failed": report.failed}
+
+
+# Seconds a task goes on sending due callbacks after its own: long enough to take up a
+# backlog in batches, short enough to hand the worker back to its other tasks (and to
+# keep under time limits); the next task goes on where it stopped.
+DRAIN_SECONDS = 10.0
 
 
 def count_due(*, hook_id: int | None = None, ids: Sequence[int] | None = None) -> int:
