@@ -67,7 +67,8 @@ class Publisher:
                     target=self._run, name="http_hooks publisher", daemon=True
                 )
                 self.thread.start()
-            self.lock.notify()
+            # All: a thread given up as hung may be waiting too, and must not take the call.
+            self.lock.notify_all()
 
     def forget(self) -> None:
         """In a forked child: start afresh (the parent publishes what it had; a lock
@@ -81,7 +82,7 @@ class Publisher:
         me = threading.current_thread()
         while True:
             with self.lock:
-                while not self.waiting:
+                while not self.waiting and self.thread is me:
                     self.lock.wait()
                 if self.thread is not me:
                     return  # given up as hung: a newer thread publishes
