@@ -284,6 +284,7 @@ def test_retrieve_hook(staff_client, make_hook):
         "changed_fields": [],
         "conditions": {},
         "has_secret": True,
+        "owner": "",
         "paused_until": None,
         "consecutive_failures": 0,
         "disabled_reason": "",

@@ -118,6 +118,7 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                 import_string(path)
             except ImportError as exc:
                 bad("PERMISSION_CLASSES", f"Cannot import {path!r}: {exc}.", "http_hooks.E011")
+    errors += _owner_problems()
     for problem in _hidden_field_problems(user.get("HIDDEN_FIELDS", ())):
         bad("HIDDEN_FIELDS", problem, "http_hooks.E015")
     if not _positive_number(s.SECRET_ROTATION_GRACE) and s.SECRET_ROTATION_GRACE != 0:
@@ -165,6 +166,43 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                 hint="For example ['touch', 'demo/wsgi.py'].",
                 id="http_hooks.E013",
             )
+        )
+    return errors
+
+
+def _owner_problems() -> list[Error]:
+    """``OWNER_MODEL`` must name an installed model, ``OWNER_RESOLVER`` a callable."""
+    s = hooks_settings
+    errors = []
+    model = s.OWNER_MODEL
+    if model is not None:
+        problem = None
+        if not isinstance(model, str):
+            problem = 'Use None (the user model) or "app_label.Model".'
+        else:
+            try:
+                apps.get_model(model)
+            except (LookupError, ValueError) as exc:
+                problem = (
+                    f'Use None (the user model) or "app_label.Model" of an installed app: {exc}'
+                )
+        if problem:
+            errors.append(
+                Error("HTTP_HOOKS['OWNER_MODEL'] is invalid.", hint=problem, id="http_hooks.E027")
+            )
+    path = s.OWNER_RESOLVER
+    problem = None
+    if not isinstance(path, str):
+        problem = "Use the dotted path of a callable(request) -> iterable of owners."
+    else:
+        try:
+            if not callable(import_string(path)):
+                problem = f"{path!r} is not callable."
+        except ImportError as exc:
+            problem = f"Cannot import {path!r}: {exc}."
+    if problem:
+        errors.append(
+            Error("HTTP_HOOKS['OWNER_RESOLVER'] is invalid.", hint=problem, id="http_hooks.E028")
         )
     return errors
 

@@ -80,6 +80,7 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
     model = hook.model.model_class()
     callback = Callback(
         hook_id=hook.pk,
+        owner=hook.owner,
         event_type=context["event_type"],
         object_type=model._meta.label_lower if model else "",
         object_id="" if shown_pk(instance) is None else str(instance.pk),

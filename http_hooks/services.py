@@ -35,6 +35,7 @@ from .delivery.sweep import stop_sweeper as stop_sweeper
 from .exceptions import InvalidFilterError, InvalidSignalError, TooManyCallbacksError
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
+from .owners import Owners, owner_key, scope
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
@@ -71,13 +72,14 @@ def _clean_signals(signals: Iterable[Any]) -> list[str]:
     return validate_signal_paths(signals)
 
 
-def delete_signal(*, signal: Signal) -> None:
-    """Delete a signal no hook listens to; one in use is refused, to leave no hook deaf."""
-    hook_ids = sorted(signal.hooks.values_list("pk", flat=True))
-    if hook_ids:
+def delete_signal(*, signal: Signal, owners: Owners = None) -> None:
+    """Delete a signal no hook listens to; one in use is refused, to leave no hook deaf.
+    The refusal names the hooks ``owners`` may see, never another owner's."""
+    if signal.hooks.exists():
+        hook_ids = sorted(scope(signal.hooks.all(), owners).values_list("pk", flat=True))
+        used_by = f"hooks {', '.join(map(str, hook_ids))}" if hook_ids else "other owners' hooks"
         raise InvalidSignalError(
-            f"signal {signal.signal} is used by hooks {', '.join(map(str, hook_ids))}: "
-            "remove it from them first",
+            f"signal {signal.signal} is used by {used_by}: remove it from them first",
             field="signal",
         )
     signal.delete()
@@ -117,6 +119,7 @@ def create_hook(
     name: str = "",
     enabled: bool = True,
     secret: str | None = None,
+    owner: Any = None,
 ) -> Hook:
     """Validate and store a hook; it fires at once, in every process within REGISTRY_TTL.
 
@@ -130,6 +133,9 @@ def create_hook(
 
     ``changed_fields`` (field names) and ``conditions`` (lookups, see
     ``conditions``) narrow which saves fire it; both are checked against the model.
+
+    ``owner`` (an instance of ``OWNER_MODEL`` or its primary key; None: the
+    project's hook) makes it that tenant's: only they see it in the API.
     """
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}
@@ -137,9 +143,10 @@ def create_hook(
     fields["signals"] = [signals] if isinstance(signals, str) else signals
     cleaned = validate_hook(fields)
     secret = new_hook_secret(secret)
+    owner = owner_key(owner)
     signal_paths = cleaned.pop("signals")
     with transaction.atomic():
-        hook = Hook.objects.create(enabled=bool(enabled), secret=secret, **cleaned)
+        hook = Hook.objects.create(enabled=bool(enabled), secret=secret, owner=owner, **cleaned)
         hook.signals.set(_signal_rows(signal_paths))
     return hook
 
@@ -148,8 +155,11 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     """Change some fields of ``hook``; the whole hook is validated again.
 
     Secret header values are kept when ``headers`` leaves them out or gives
-    them as ``********``, and removed when given empty (see ``Hook``)."""
-    unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret"}
+    them as ``********``, and removed when given empty (see ``Hook``).
+
+    A new ``owner`` (see ``create_hook``) takes the hook's callbacks along: they
+    are the new owner's to see and resend, as the hook is."""
+    unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret", "owner"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
     merged = {field: getattr(hook, field) for field in HOOK_FIELDS if field != "signals"}
@@ -164,6 +174,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     cleaned = validate_hook(merged, current=hook)
     if changes.get("secret"):
         validate_secret(changes["secret"])
+    owner = owner_key(changes["owner"]) if "owner" in changes else hook.owner
     signal_paths = cleaned.pop("signals")
     # The sender writes the health fields and the rate limit's bucket at any time: a
     # stale copy never overwrites them.
@@ -183,6 +194,9 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
             hook.enabled = bool(changes["enabled"])
         if "secret" in changes:
             hook.secret = changes["secret"] or ""
+        if owner != hook.owner:
+            hook.owner = owner
+            give_callbacks_hook_owner(hook)
         hook.save(
             update_fields=[
                 field.name
@@ -192,6 +206,12 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         )
         hook.signals.set(_signal_rows(signal_paths))
     return hook
+
+
+def give_callbacks_hook_owner(hook: Hook) -> None:
+    """After a hook changed hands: its callbacks are its new owner's to see and resend
+    (a resend goes out through the hook, with its secret and headers)."""
+    Callback.objects.filter(hook=hook).exclude(owner=hook.owner).update(owner=hook.owner)
 
 
 def _signal_rows(paths: Sequence[str]) -> list[Signal]:
@@ -322,9 +342,10 @@ def run_sender(
     return delivery.run_loop(stop=stop, hook_id=hook_id, on_report=on_report)
 
 
-def check_hook_exists(hook_id: int | None) -> None:
-    """``InvalidFilterError`` unless ``hook_id`` is None or names a hook."""
-    if hook_id is not None and not Hook.objects.filter(pk=hook_id).exists():
+def check_hook_exists(hook_id: int | None, *, owners: Owners = None) -> None:
+    """``InvalidFilterError`` unless ``hook_id`` is None or names a hook (of ``owners``:
+    another owner's is as missing as one that never was)."""
+    if hook_id is not None and not scope(Hook.objects.filter(pk=hook_id), owners).exists():
         raise InvalidFilterError(f"no hook with id {hook_id}", field="hook_id")
 
 
@@ -361,7 +382,11 @@ def check_send_limit(limit: Any) -> int:
 
 
 def send_batch_or_queue(
-    *, hook_id: int | None = None, ids: Sequence[int] | None = None, limit: int | None = None
+    *,
+    hook_id: int | None = None,
+    ids: Sequence[int] | None = None,
+    limit: int | None = None,
+    owners: Owners = None,
 ) -> SendResult:
     """What a web request may do to send: never an unbounded loop.
 
@@ -372,10 +397,17 @@ def send_batch_or_queue(
     more than ``BATCH_SIZE``; no new try starts once one try's time (connect and
     read timeouts together) has passed, so a receiver that hangs holds the web
     request for at most twice that, not once per wave of transfers.
+
+    With ``owners`` (a request limited to some tenants) only their callbacks are
+    sent: the listed ones of theirs (others' ids are passed over like ids that do
+    not exist), or, without ids, at most ``limit`` of their due ones, as a list.
     """
     batch_size = int(hooks_settings.BATCH_SIZE)
     limit = batch_size if limit is None else check_send_limit(limit)
-    check_hook_exists(hook_id)
+    check_hook_exists(hook_id, owners=owners)
+    listed = ids is not None
+    if owners is not None:
+        ids = _owned_selection(hook_id=hook_id, ids=ids, owners=owners, limit=limit)
     if dispatch.queues_work():
         if ids is None:
             dispatch.enqueue_due(hook_id=hook_id)
@@ -394,8 +426,35 @@ def send_batch_or_queue(
     )
     # A batch that was neither full nor cut short took everything there was to take.
     cut_short = report.total >= limit or time.monotonic() >= deadline
-    more = cut_short and count_due(hook_id=hook_id, ids=ids) > 0
+    if not cut_short:
+        more = False
+    elif owners is not None and not listed:
+        more = _owned_due(hook_id=hook_id, owners=owners).exists()
+    else:
+        more = count_due(hook_id=hook_id, ids=ids) > 0
     return SendResult(mode="sent", report=report, more=more)
+
+
+def _owned_due(*, hook_id: int | None, owners: Owners) -> QuerySet[Callback]:
+    due = Callback.objects.filter(
+        status=CallbackStatus.WAITING, next_attempt_at__lte=timezone.now()
+    )
+    if hook_id is not None:
+        due = due.filter(hook_id=hook_id)
+    return scope(due, owners)
+
+
+def _owned_selection(
+    *, hook_id: int | None, ids: Sequence[int] | None, owners: Owners, limit: int
+) -> list[int]:
+    """The callbacks a send limited to ``owners`` takes: those of ``ids`` that are
+    theirs, or their due ones (oldest due first, by ``callback_due_idx``)."""
+    if ids is not None:
+        return list(
+            scope(Callback.objects.filter(pk__in=list(ids)), owners).values_list("pk", flat=True)
+        )
+    due = _owned_due(hook_id=hook_id, owners=owners).order_by("next_attempt_at")
+    return list(due.values_list("pk", flat=True)[:limit])
 
 
 # --- callbacks -----------------------------------------------------------------
@@ -406,6 +465,7 @@ def resend_callbacks(
     ids: Sequence[int] | None = None,
     queryset: QuerySet[Callback] | None = None,
     confirm: bool = False,
+    owners: Owners = None,
 ) -> int:
     """Put callbacks back in the queue, due now, with a fresh retry budget (their
     attempt numbers go on from the last one).
@@ -416,8 +476,11 @@ def resend_callbacks(
     updated, and queued to the workers of ``DISPATCH``, ``BATCH_SIZE`` at a time,
     each chunk in a transaction of its own: no list of every id, no transaction
     that locks a million rows. Returns how many were queued.
+
+    With ``owners`` only their callbacks are resent; others are passed over as
+    ids that do not exist are.
     """
-    callbacks = queryset if queryset is not None else Callback.objects.all()
+    callbacks = scope(queryset if queryset is not None else Callback.objects.all(), owners)
     if ids is not None:
         callbacks = callbacks.filter(pk__in=list(ids))
     # Not the ones a sender holds right now: its result would overwrite ours.
@@ -503,10 +566,15 @@ MONITORED_STATUSES = (CallbackStatus.ERROR, CallbackStatus.WAITING, CallbackStat
 
 
 def monitor_callbacks(
-    *, status: str, callbacks_limit: int = 10, minutes_ago: int | None = None
+    *,
+    status: str,
+    callbacks_limit: int = 10,
+    minutes_ago: int | None = None,
+    owners: Owners = None,
 ) -> MonitorResult:
     """Count callbacks with ``status`` updated in the last ``minutes_ago`` minutes
-    (the whole table when None); ``exceeded`` when the count reaches the limit.
+    (the whole table when None), of ``owners`` only when given; ``exceeded`` when
+    the count reaches the limit.
 
     ``sending`` counts the stuck ones only: claimed by a sender whose lease ran out
     (it died, or stalls), which no sender or sweep has taken back yet."""
@@ -521,7 +589,7 @@ def monitor_callbacks(
     since = (
         None if minutes_ago is None else timezone.now() - datetime.timedelta(minutes=minutes_ago)
     )
-    count = callbacks_updated_since(status=status, since=since).count()
+    count = scope(callbacks_updated_since(status=status, since=since), owners).count()
     return MonitorResult(
         status=status,
         count=count,
@@ -540,6 +608,7 @@ def delete_old_callbacks(
     include_undelivered: bool = False,
     batch_size: int = 5000,
     vacuum: bool = True,
+    owners: Owners = None,
 ) -> int:
     """Delete callbacks created more than ``days`` days ago, ``batch_size`` rows at a time,
     then reclaim space where the database supports it (VACUUM ANALYZE on PostgreSQL,
@@ -551,14 +620,16 @@ def delete_old_callbacks(
     locks short on big tables. Returns how many callbacks were deleted.
 
     The hourly delivery counts older than the longest window of the health
-    endpoint and the overview go too, whatever ``days`` (``stats.delete_old_stats``).
+    endpoint and the overview go too, whatever ``days`` (``stats.delete_old_stats``),
+    unless ``owners`` limits the deletion to the callbacks of those owners.
     """
     whole_number(days, "days", minimum=0, maximum=MAX_DAYS)
     whole_number(batch_size, "batch_size", minimum=1)
     now = timezone.now()
-    delete_old_stats(now)
+    if owners is None:
+        delete_old_stats(now)
     cutoff = now - datetime.timedelta(days=days)
-    old = Callback.objects.filter(create_datetime__lt=cutoff)
+    old = scope(Callback.objects.filter(create_datetime__lt=cutoff), owners)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)
     deleted = 0

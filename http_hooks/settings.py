@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTO_DISABLE_FAILURES": 20,
     "PERMISSION_CLASSES": ["http_hooks.api.permissions.IsStaffOrModelPermission"],
+    # Tenants (``owners``): the model of a hook's owner, "app_label.Model"; None: the user model.
+    "OWNER_MODEL": None,
+    # Dotted path of a callable(request) -> iterable of owners (instances or primary keys)
+    # the request's user acts for; the default: the user themself.
+    "OWNER_RESOLVER": "http_hooks.owners.request_user",
     # Prometheus metrics (``http_hooks.metrics``), when prometheus_client is installed.
     "METRICS": True,
     # Dotted path of the CollectorRegistry the metrics are registered in too (the

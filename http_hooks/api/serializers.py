@@ -32,6 +32,7 @@ from ..headers import (
 from ..imports import MAX_PATH_LENGTH
 from ..models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
 from ..network import check_target_url
+from ..owners import MAX_OWNER_LENGTH, owner_for_write, scope
 from ..services import (
     MAX_DAYS,
     MAX_MINUTES,
@@ -124,6 +125,10 @@ class HookIdField(JSONTyped, serializers.PrimaryKeyRelatedField):
         if isinstance(data, int) and not 1 <= data <= MAX_ID:
             self.fail("does_not_exist", pk_value=data)
         return super().to_internal_value(data)
+
+    def get_queryset(self) -> models.QuerySet[Hook]:
+        """Only the hooks of the request's owners: another's is as missing as no hook."""
+        return scope(super().get_queryset(), self.context.get("owners"))
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -377,6 +382,16 @@ class HookSerializer(ModelSerializer):
     has_secret = serializers.SerializerMethodField(
         help_text="Whether requests of this hook are signed (`webhook-signature`)."
     )
+    owner = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_OWNER_LENGTH,
+        help_text="The tenant the hook belongs to: the primary key, as text, of an instance of "
+        '`OWNER_MODEL` (the user model by default); `""`: the project\'s own hook, seen by '
+        "staff only. Set from the request on create: a user who acts for several owners "
+        "names one of them, and may move a hook only between their own. Staff and users with "
+        "`http_hooks.view_all_hooks` may give any existing owner.",
+    )
 
     class Meta:
         model = Hook
@@ -386,6 +401,7 @@ class HookSerializer(ModelSerializer):
             "enabled",
             "secret",
             "has_secret",
+            "owner",
             *HEALTH_FIELDS,
             "create_datetime",
             "update_datetime",
@@ -412,6 +428,17 @@ class HookSerializer(ModelSerializer):
     def get_has_secret(self, hook: Hook) -> bool:
         return bool(hook.secret)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "owner" in attrs or self.instance is None:
+            current = self.instance.owner if self.instance is not None else None
+            try:
+                attrs["owner"] = owner_for_write(
+                    attrs.get("owner"), owners=self.context.get("owners"), current=current
+                )
+            except HttpHooksError as exc:
+                raise serializers.ValidationError({"owner": [exc.message]}, code=exc.code) from exc
+        return attrs
+
     def to_representation(self, hook: Hook) -> dict[str, Any]:
         data = super().to_representation(hook)
         data["headers"] = mask_headers(data["headers"], hook.secret_headers)
@@ -420,11 +447,13 @@ class HookSerializer(ModelSerializer):
     def get_initial(self) -> dict[str, Any]:
         """The body the browsable API offers for a new hook: the model's defaults
         (enabled, POST, ...) and ``NEW_HOOK``, accepted as it stands. No ``secret``:
-        one is generated (``""`` would mean an unsigned hook)."""
+        one is generated (``""`` would mean an unsigned hook); no ``owner``: it comes
+        from the request (``""`` would be refused to a user limited to their owners)."""
         initial = super().get_initial()
         if hasattr(self, "initial_data"):
             return initial
         initial.pop("secret", None)
+        initial.pop("owner", None)
         return {**initial, **NEW_HOOK}
 
     def create(self, validated_data: dict[str, Any]) -> Hook:
@@ -500,6 +529,7 @@ class CallbackSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "hook",
+            "owner",
             "event_id",
             "event_type",
             "object_type",
@@ -520,6 +550,7 @@ class CallbackSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "event_id": {"help_text": "Sent as `webhook-id`; receivers drop duplicates by it."},
             "attempts": {"help_text": "Tries since the callback was created or last resent."},
+            "owner": {"help_text": 'The owner of its hook (`Hook.owner`); `""`: the project\'s.'},
         }
 
 

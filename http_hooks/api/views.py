@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -29,6 +30,7 @@ from rest_framework.settings import api_settings
 
 from .. import selectors, services
 from ..models import Callback, Hook, Signal
+from ..owners import Owners, owners_for, scope
 from ..settings import hooks_settings
 from . import schema  # noqa: F401  (registers the schema extensions)
 from .errors import Conflict, exception_handler
@@ -63,7 +65,8 @@ ERROR_DESCRIPTIONS = {
     "valid JSON or nests deeper than 32 levels).",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
-    404: "No such object (or, for a list, no such page or cursor).",
+    404: "No such object, or one of an owner the user does not act for (or, for a list, "
+    "no such page or cursor).",
     409: "Conflict with the object's current state.",
     413: "The body is larger than the server accepts (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`).",
     415: "The body is not JSON (`Content-Type: application/json`).",
@@ -103,10 +106,26 @@ def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
 class HttpHooksAPIMixin:
     """What every ViewSet of the app shares: JSON bodies, ids in URLs (anything else
     in their place is a JSON 404, not the project's HTML one), permissions from the
-    app's settings and the one exception handler."""
+    app's settings, the one exception handler, and the owners the request acts for
+    (``owners``; None: every owner). A view of hooks or callbacks lists and finds only
+    their rows, so another owner's are 404 in every action."""
 
     parser_classes = [JSONParser]
     lookup_value_regex = "[^/]+"
+    scoped_by_owner = True
+
+    @property
+    def owners(self) -> Owners:
+        if not hasattr(self, "_owners"):
+            self._owners = owners_for(self.request)
+        return self._owners
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()
+        return scope(queryset, self.owners) if self.scoped_by_owner else queryset
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "owners": self.owners}
 
     def get_permissions(self) -> list[BasePermission]:
         return [
@@ -187,7 +206,10 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         hook = serializer.save()
-        return Response(HookWithSecretSerializer(hook).data, status=status.HTTP_201_CREATED)
+        return Response(
+            HookWithSecretSerializer(hook, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     def perform_destroy(self, instance: Hook) -> None:
         services.delete_hook(instance)
@@ -326,6 +348,7 @@ class SignalViewSet(
     """Signals that hooks can listen to, by dotted path."""
 
     queryset = Signal.objects.order_by("signal")
+    scoped_by_owner = False
     serializer_class = SignalSerializer
     pagination_class = HooksPageNumberPagination
     filter_backends = [FilterBackend, filters.SearchFilter, OrderingFilter]
@@ -334,7 +357,7 @@ class SignalViewSet(
     ordering_fields = ["id", "signal", "create_datetime"]
 
     def perform_destroy(self, instance: Signal) -> None:
-        services.delete_signal(signal=instance)
+        services.delete_signal(signal=instance, owners=self.owners)
 
 
 # --- callbacks -----------------------------------------------------------------
@@ -398,7 +421,7 @@ class CallbackViewSet(
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:
         callback = self.get_object()
-        if not services.resend_callbacks(ids=[callback.pk]):
+        if not services.resend_callbacks(ids=[callback.pk], owners=self.owners):
             raise Conflict(
                 "the callback is being sent right now; try again later", code="callback_sending"
             )
@@ -411,7 +434,9 @@ class CallbackViewSet(
         description="Queues again every callback that matches the query's filters and, when "
         "given, is among `ids`. At least one filter or `ids` is required, and `confirm` "
         "when more than `RESEND_LIMIT` callbacks match. The callbacks are queued "
-        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails).",
+        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails). "
+        "Callbacks of owners the user does not act for are passed over, as ids that do not "
+        "exist are.",
         request=ResendManySerializer,
         responses=responses({200: ResendResultSerializer}, 400, 415),
         filters=True,
@@ -435,7 +460,10 @@ class CallbackViewSet(
             )
         callbacks = self.filter_queryset(self.get_queryset())
         count = services.resend_callbacks(
-            ids=ids, queryset=callbacks, confirm=serializer.validated_data["confirm"]
+            ids=ids,
+            queryset=callbacks,
+            confirm=serializer.validated_data["confirm"],
+            owners=self.owners,
         )
         return Response(ResendResultSerializer({"count": count}).data)
 
@@ -447,19 +475,22 @@ class CallbackViewSet(
         "not), at most `limit` and never more than `BATCH_SIZE`, starting no new try once one "
         "try's time (`TIMEOUT`: connect and read) has passed, and returns the summary; "
         "`more` says whether to call again. With `DISPATCH` `celery` or `tasks` the work is "
-        "handed to the workers instead (`mode` says which).",
+        "handed to the workers instead (`mode` says which). A user limited to their owners "
+        "sends only their callbacks: another owner's ids are passed over, another owner's "
+        "`hook_id` does not exist.",
         request=SendRequestSerializer,
         responses=responses({200: SendResultSerializer}, 400, 415, 503),
     )
     @action(detail=False, methods=["post"])
     def send(self, request: Request) -> Response:
-        serializer = SendRequestSerializer(data=request.data)
+        serializer = SendRequestSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         hook = serializer.validated_data.get("hook_id")
         result = services.send_batch_or_queue(
             hook_id=hook.pk if hook else None,
             ids=serializer.validated_data.get("ids"),
             limit=serializer.validated_data.get("limit"),
+            owners=self.owners,
         )
         return Response(SendResultSerializer(result).data)
 
@@ -468,7 +499,8 @@ class CallbackViewSet(
         summary="Count callbacks by status",
         description="What `manage.py monitor_callbacks` does: counts callbacks with `status` "
         "updated in the last `minutes_ago` minutes; `exceeded` is true when the count "
-        "reaches `callbacks_limit` (where the command exits 1).",
+        "reaches `callbacks_limit` (where the command exits 1). Only the callbacks of the "
+        "user's owners are counted, unless the user sees every owner.",
         parameters=[MonitorQuerySerializer],
         responses=responses({200: MonitorResultSerializer}, 400),
     )
@@ -476,7 +508,7 @@ class CallbackViewSet(
     def monitor(self, request: Request) -> Response:
         query = MonitorQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        result = services.monitor_callbacks(**query.validated_data)
+        result = services.monitor_callbacks(**query.validated_data, owners=self.owners)
         return Response(MonitorResultSerializer(result).data)
 
     @extend_schema(
@@ -501,7 +533,8 @@ class CallbackViewSet(
         description="What `manage.py delete_old_callbacks DAYS` does: deletes callbacks "
         "created more than `days` days ago, in batches; callbacks not delivered yet are kept "
         "unless `include_undelivered`. Space is not reclaimed here (no `VACUUM` inside a "
-        "request): the command does that.",
+        "request): the command does that. Only the callbacks of the user's owners are "
+        "deleted, unless the user sees every owner.",
         request=DeleteOldSerializer,
         responses=responses({200: DeletedSerializer}, 400, 415),
     )
@@ -509,5 +542,7 @@ class CallbackViewSet(
     def delete_old(self, request: Request) -> Response:
         serializer = DeleteOldSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        deleted = services.delete_old_callbacks(**serializer.validated_data, vacuum=False)
+        deleted = services.delete_old_callbacks(
+            **serializer.validated_data, vacuum=False, owners=self.owners
+        )
         return Response(DeletedSerializer({"deleted": deleted}).data)

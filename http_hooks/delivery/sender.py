@@ -608,6 +608,7 @@ def send_test_event(hook: Hook) -> Attempt:
     }
     callback = Callback.objects.create(
         hook=hook,
+        owner=hook.owner,
         event_type=TEST_EVENT_TYPE,
         target_url=hook.target_url,
         http_method=hook.http_method,

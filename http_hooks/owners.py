@@ -1,0 +1,143 @@
+"""Tenants: who owns a hook, and which owners a request may act for.
+
+An owner is an instance of ``OWNER_MODEL`` (the user model unless set); hooks and
+callbacks store its primary key as text (``Hook.owner``, ``Callback.owner``; ""
+for the project's own). ``OWNER_RESOLVER`` maps a request to the owners its user
+acts for. A user who is staff or has ``http_hooks.view_all_hooks`` is not limited:
+``owners_for`` gives None, "every owner". Everyone else gets a list of owner keys,
+perhaps empty, and every read and write of the API is narrowed to it
+(``scope``), so another owner's rows are "not found", never "forbidden".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, TypeVar
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from .exceptions import InvalidHookError
+from .models import Hook
+from .settings import hooks_settings
+
+# None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
+Owners = Collection[str] | None
+Scoped = TypeVar("Scoped", bound=QuerySet)
+
+VIEW_ALL_PERMISSION = "http_hooks.view_all_hooks"
+MAX_OWNER_LENGTH = Hook._meta.get_field("owner").max_length
+
+
+def owner_model() -> type[Model]:
+    """The model of owners: ``OWNER_MODEL``, or the project's user model."""
+    return apps.get_model(hooks_settings.OWNER_MODEL or settings.AUTH_USER_MODEL)
+
+
+def owner_resolver() -> Callable[[HttpRequest], Iterable[Any]]:
+    return hooks_settings.derived(
+        "owner_resolver", lambda: import_string(hooks_settings.OWNER_RESOLVER)
+    )
+
+
+def request_user(request: HttpRequest) -> list[Any]:
+    """The default ``OWNER_RESOLVER``: the request's user is its only owner."""
+    user = getattr(request, "user", None)
+    return [user] if user is not None and user.is_authenticated else []
+
+
+def sees_every_owner(user: Any) -> bool:
+    return bool(
+        user
+        and user.is_authenticated
+        and user.is_active
+        and (user.is_staff or user.has_perm(VIEW_ALL_PERMISSION))
+    )
+
+
+def owners_for(request: HttpRequest) -> Owners:
+    """The owner keys ``request`` may act for, or None for every owner (staff and
+    users with ``http_hooks.view_all_hooks``). Anonymous users have none."""
+    user = getattr(request, "user", None)
+    if sees_every_owner(user):
+        return None
+    if user is None or not user.is_authenticated:
+        return []
+    keys = (_key_of(owner) for owner in owner_resolver()(request) or ())
+    # "" is the project's: never an owner's, whatever a resolver returns.
+    return sorted({key for key in keys if key})
+
+
+def _key_of(owner: Any) -> str:
+    return str(owner.pk if isinstance(owner, Model) else owner)
+
+
+def scope(queryset: Scoped, owners: Owners) -> Scoped:
+    """The rows of ``queryset`` (hooks or callbacks: both have ``owner``) that
+    ``owners`` may see; all of them for None."""
+    if owners is None:
+        return queryset
+    return queryset.filter(owner__in=list(owners)) if owners else queryset.none()
+
+
+def owner_key(owner: Any) -> str:
+    """What ``Hook.owner`` stores for ``owner``: an instance of ``OWNER_MODEL`` or its
+    primary key (as its type or as text) that names an existing row; "" for None or
+    "" (the project's hook). ``InvalidHookError`` on ``owner`` otherwise."""
+    if owner is None or owner == "":
+        return ""
+    model = owner_model()
+    if isinstance(owner, Model):
+        if not isinstance(owner, model) or owner.pk is None:
+            raise InvalidHookError(
+                f"the owner must be a saved {model._meta.label} (OWNER_MODEL)", field="owner"
+            )
+        owner = owner.pk
+    if isinstance(owner, bool) or not isinstance(owner, str | int | uuid.UUID):
+        raise InvalidHookError(
+            f"the owner must be a {model._meta.label} or its primary key", field="owner"
+        )
+    if len(str(owner)) > MAX_OWNER_LENGTH:
+        raise InvalidHookError(
+            f"the owner's key must be at most {MAX_OWNER_LENGTH} characters", field="owner"
+        )
+    try:
+        pk = model._meta.pk.to_python(owner)
+        found = model._default_manager.filter(pk=pk).exists()
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        found = False
+    if not found:
+        raise InvalidHookError(f"no {model._meta.label} with key {str(owner)!r}", field="owner")
+    return str(pk)
+
+
+def owner_for_write(requested: Any, *, owners: Owners, current: str | None = None) -> str:
+    """The owner a hook gets when a request with ``owners`` writes it.
+
+    Every owner (None): ``requested`` as ``owner_key`` checks it; left out (``current``
+    is the hook's owner, None for a new hook) it stays, or is "" on a new hook.
+    Otherwise ``requested`` must be one of ``owners``; left out, a new hook takes the
+    only one, and a request with several (or none) must name one."""
+    if owners is None:
+        if requested is None:
+            return current or ""
+        return owner_key(requested)
+    if requested is None:
+        if current is not None:
+            return current
+        if len(owners) == 1:
+            return next(iter(owners))
+        if not owners:
+            raise InvalidHookError("you have no owner to create hooks for", field="owner")
+        raise InvalidHookError(
+            f"you act for {len(owners)} owners: name the hook's owner", field="owner"
+        )
+    key = _key_of(requested)
+    if key not in owners:
+        raise InvalidHookError(f"{key[:255]!r} is not one of your owners", field="owner")
+    return key
