@@ -8,15 +8,19 @@ import threading
 import uuid
 
 import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from http_hooks.delivery.claims import claim_batch
 from http_hooks.models import Attempt, Callback, CallbackStatus
 from shop.models import Customer, Order
 
 from .receiver import Receiver
+from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -488,6 +492,26 @@ def test_monitor_counts_only_the_window(staff_client, make_hook):
         "minutes_ago": 10,
         "exceeded": False,
     }
+
+
+def test_monitor_counts_the_callbacks_stuck_in_sending(staff_client, make_hook):
+    """A sender that died leaves its claims ``sending``: once their lease has run out
+    they are stuck, and counted (by the API and the command); a claim whose lease still
+    runs is in flight, and is not."""
+    make_hook()
+    orders(3)
+    with override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "LEASE_SECONDS": 1}):
+        claim_batch(size=2)
+    claim_batch(size=1)
+    assert Callback.objects.filter(status="sending").count() == 3
+
+    def stuck() -> dict:
+        return monitor(staff_client, status="sending", callbacks_limit=2).json()
+
+    wait_until(lambda: stuck()["count"] == 2, timeout=30, message=lambda: str(stuck()))
+    assert stuck()["exceeded"] is True
+    with pytest.raises(CommandError, match="limit reached: 2 sending callbacks"):
+        call_command("monitor_callbacks", "--status", "sending", "--callbacks_limit", "2")
 
 
 @pytest.mark.parametrize(

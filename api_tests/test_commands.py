@@ -141,7 +141,7 @@ def test_monitor_exit_codes_from_a_real_process(make_hook, same_db_env):
     )
     bad = run_manage("monitor_callbacks", "--status", "nope", env=same_db_env)
     assert bad.returncode == 2
-    assert "invalid choice: 'nope' (choose from 'error', 'waiting')" in bad.stderr
+    assert "invalid choice: 'nope' (choose from 'error', 'waiting', 'sending')" in bad.stderr
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,8 @@ def start_worker(same_db_env, tmp_path):
     """Start ``manage.py db_worker`` processes on this test's database."""
     started = []
 
-    def start():
+    def start(**overrides):
+        """A worker process, with these ``HTTP_HOOKS`` overrides."""
         log = tmp_path / f"worker-{len(started)}.log"
         with log.open("w") as output:
             process = subprocess.Popen(
@@ -56,7 +57,7 @@ def start_worker(same_db_env, tmp_path):
                     *(sys.executable, "-m", "django", "db_worker", "--no-reload"),
                     *("--interval", "0.1", "--no-startup-delay", "--queue-name", "default"),
                 ],
-                env=same_db_env,
+                env={**same_db_env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides)},
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
@@ -163,10 +164,9 @@ def test_the_send_endpoint_hands_the_work_to_the_workers(make_hook, receiver, wo
     hook = make_hook()
     Order.objects.create(name="Tea")
     Order.objects.create(name="Cake")
-    later, _due = Callback.objects.order_by("pk")
-    Callback.objects.filter(pk=later.pk).update(
-        next_attempt_at=timezone.now() + datetime.timedelta(hours=1)
-    )
+    later, other = Callback.objects.order_by("pk")
+    # Neither due: a task goes on with whatever is due after its own callbacks.
+    Callback.objects.update(next_attempt_at=timezone.now() + datetime.timedelta(hours=1))
     queued = {
         "mode": "queued",
         **dict.fromkeys(("sent", "retried", "failed", "total"), 0),
@@ -180,6 +180,7 @@ def test_the_send_endpoint_hands_the_work_to_the_workers(make_hook, receiver, wo
         (request,) = receiver.wait_for(1, timeout=60)
         assert request.headers["webhook-id"] == str(later.event_id)
         wait_until_done(1, worker)
+        Callback.objects.filter(pk=other.pk).update(next_attempt_at=timezone.now())
         response = staff_client.post("/api/callbacks/send/", {"hook_id": hook.pk}, format="json")
         assert response.json() == queued
         receiver.wait_for(2, timeout=60)
@@ -291,3 +292,34 @@ def test_without_a_tasks_framework_the_save_commits_and_check_says_why(make_hook
     assert "no tasks framework is installed" in result.stderr
     assert "http_hooks.E021" in result.stderr
     assert Callback.objects.get().status == "waiting"
+
+
+@pytest.mark.multiprocess
+def test_a_worker_sweeps_up_the_callbacks_of_a_sender_that_died(make_hook, receiver, start_worker):
+    """Once a worker process has run a task it sweeps: a callback claimed by a sender
+    that died goes out after its lease, with no task queued for it."""
+    from http_hooks.delivery.claims import claim_batch
+    from http_hooks.tasks_framework import send_listed_callbacks
+
+    make_hook()
+    Order.objects.create(name="Tea")
+    Order.objects.create(name="Lost")
+    fresh, lost = Callback.objects.order_by("pk")
+    Callback.objects.filter(pk=lost.pk).update(
+        next_attempt_at=timezone.now() + datetime.timedelta(hours=1)
+    )
+    worker = start_worker(DISPATCH="tasks", SWEEP_SECONDS=1)
+    send_listed_callbacks.enqueue([fresh.pk])
+    wait_until_done(1, worker)
+    assert task_results().get().return_value == {"sent": 1, "retried": 0, "failed": 0}
+    with tasks_mode(LEASE_SECONDS=1):
+        assert len(claim_batch(callback_ids=[lost.pk])) == 1  # and its sender died
+    wait_until(
+        lambda: Callback.objects.get(pk=lost.pk).status == "sent",
+        alive=lambda: worker.poll() is None,
+    )
+    assert task_results().count() == 1
+    assert [request.headers["webhook-id"] for request in receiver.requests] == [
+        str(fresh.event_id),
+        str(lost.event_id),
+    ]

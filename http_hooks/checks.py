@@ -151,6 +151,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "Use None (the loop workers only poll) or a PostgreSQL channel name of 1 to 63 bytes.",
             "http_hooks.E024",
         )
+    if s.SWEEP_SECONDS is not None and not _positive_number(s.SWEEP_SECONDS):
+        bad("SWEEP_SECONDS", "Use None (no sweep) or seconds > 0.", "http_hooks.E033")
     errors += _metrics_problems()
     errors += _event_type_problems(s.EVENT_TYPES)
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)

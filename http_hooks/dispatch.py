@@ -12,9 +12,10 @@ only, whichever engine runs the workers:
 - ``enqueue_due(hook_id=...)`` for ``POST /callbacks/send/`` without ids.
 
 Queueing never raises into the caller: it runs after the user's commit, so an
-error (a broker down, a tasks backend refusing) is logged, and the callbacks
-wait for the periodic send of due callbacks (``send_due_callbacks``, or
-``send_callbacks``).
+error (a tasks backend refusing) is logged, and the callbacks wait for the
+sweep of the workers (``delivery.sweep``). Celery tasks are published by a
+thread of their own (``publishing``), so a broker that is down or never
+answers does not hold the commit either.
 """
 
 from __future__ import annotations

@@ -88,6 +88,10 @@ DEFAULTS: dict[str, Any] = {
     # {"order.paid": "An order was paid", ...} or a list of names.
     "EVENT_TYPES": {},
     "CELERY_QUEUE": None,
+    # Seconds between the sweeps of a Celery or tasks worker (``sweep``): a callback
+    # due for longer than this, or whose lease ran out, is sent by the sweep; after
+    # a failed publish to the broker, publishing pauses this long. None: no sweep.
+    "SWEEP_SECONDS": 10,
     # The queue of the tasks of the "tasks" mode, on the default backend of TASKS.
     "TASKS_QUEUE": "default",
     # "app_label.Model.field" whose values no payload ever shows (a model also

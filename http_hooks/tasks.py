@@ -1,14 +1,14 @@
 """Celery tasks: the ``celery`` dispatch mode (``HTTP_HOOKS["DISPATCH"] = "celery"``).
 
 New callbacks are queued after the commit that stored them, ``BATCH_SIZE`` ids a
-task (``dispatch.enqueue_on_commit``, called by the outbox), and a worker sends
-them with the same ``services.send_callbacks`` as every other entry point.
-``send_due_callbacks`` is the task to schedule with Celery beat: it sends
-whatever is due, retries included, and anything whose enqueueing was lost::
-
-    CELERY_BEAT_SCHEDULE = {
-        "http-hooks": {"task": "http_hooks.send_due_callbacks", "schedule": 10.0},
-    }
+task (``dispatch.enqueue_on_commit``, called by the outbox), published by a
+thread of their own (``publishing``: a broker that is down or hangs never holds
+the save), and a worker sends them with the same ``services.send_callbacks`` as
+every other entry point. Retries, the callbacks of a worker that died, and any
+whose publish was lost are sent by the sweep each worker runs in a thread
+(``delivery.sweep``, started when the worker is ready): no Celery beat needed.
+``send_due_callbacks`` sends every due callback: what ``POST /callbacks/send/``
+queues.
 
 Celery is an optional extra: without it this module still imports, the
 functions are plain functions, and queueing fails with an error that ``dispatch``
@@ -18,14 +18,17 @@ logs (the system check ``http_hooks.E009`` reports the setting first).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .exceptions import DispatchError
-from .services import run_queued_send
+from .publishing import publisher
+from .services import run_queued_send, start_sweeper, stop_sweeper
 from .settings import hooks_settings
 
 try:
     from celery import shared_task
+    from celery.signals import worker_ready, worker_shutdown
 except ModuleNotFoundError:
     shared_task = None
 
@@ -49,23 +52,39 @@ def send_listed_callbacks(callback_ids: list[int]) -> dict[str, int]:
 
 @_task("http_hooks.send_due_callbacks")
 def send_due_callbacks(hook_id: int | None = None) -> dict[str, int]:
-    """Send every due callback (of one hook): the periodic task for Celery beat, and
-    what ``POST /callbacks/send/`` queues in the ``celery`` mode."""
+    """Send every due callback (of one hook): what ``POST /callbacks/send/`` queues in
+    the ``celery`` mode (a beat schedule of your own may run it too; the workers'
+    sweep makes that unnecessary)."""
     return run_queued_send(hook_id=hook_id)
 
 
 def queue_due(*, hook_id: int | None = None) -> None:
-    """Queue one ``send_due_callbacks`` task on ``CELERY_QUEUE``."""
-    _apply(send_due_callbacks, kwargs={"hook_id": hook_id})
+    """Queue one ``send_due_callbacks`` task on ``CELERY_QUEUE``, soon (``publishing``)."""
+    what = "a send of due callbacks" + ("" if hook_id is None else f" of hook {hook_id}")
+    _apply(send_due_callbacks, what, kwargs={"hook_id": hook_id})
 
 
 def queue_listed(ids: list[int]) -> None:
     """Queue one ``send_listed_callbacks`` task on ``CELERY_QUEUE`` (Celery's default
-    queue when None). Raises what the broker raises: ``dispatch`` logs it."""
-    _apply(send_listed_callbacks, args=[ids])
+    queue when None), soon: the publishing thread logs what the broker raises."""
+    _apply(send_listed_callbacks, f"callbacks {ids[0]}..{ids[-1]} ({len(ids)})", args=[ids])
 
 
-def _apply(task: Any, **options: Any) -> None:
+def _apply(task: Any, what: str, **options: Any) -> None:
     if shared_task is None:
         raise DispatchError("DISPATCH is 'celery' but Celery is not installed")
-    task.apply_async(queue=hooks_settings.CELERY_QUEUE, **options)
+    queue = hooks_settings.CELERY_QUEUE
+    publisher.submit(partial(task.apply_async, queue=queue, **options), what)
+
+
+if shared_task is not None:
+
+    @worker_ready.connect
+    def _start_sweep(**kwargs: Any) -> None:
+        """The worker's sweep, in its main process (``delivery.sweep``)."""
+        if hooks_settings.DISPATCH == "celery":
+            start_sweeper()
+
+    @worker_shutdown.connect
+    def _stop_sweep(**kwargs: Any) -> None:
+        stop_sweeper()

@@ -10,9 +10,9 @@ entry point. With the ``django-tasks-db`` backend (the ``tasks`` extra)::
 
     python manage.py db_worker --queue-name default --no-reload
 
-Neither framework has a scheduler: run ``send_callbacks --loop`` (or
-``send_callbacks`` from cron) beside the workers for retries and for anything
-whose queueing was lost.
+Retries and anything whose queueing was lost are sent by the sweep
+(``delivery.sweep``): a thread that the first of these tasks a worker process
+runs starts in it (neither framework signals a worker's start).
 
 Without either framework this module still imports, the functions are plain
 functions, and queueing fails with an error that ``dispatch`` logs (the system
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .exceptions import DispatchError
-from .services import run_queued_send
+from .services import run_queued_send, start_sweeper
 from .settings import hooks_settings
 
 try:
@@ -47,6 +47,7 @@ def _task(function: Callable[..., Any]) -> Any:
 @_task
 def send_listed_callbacks(callback_ids: list[int]) -> dict[str, int]:
     """Send the listed callbacks that are still waiting and due (``run_queued_send``)."""
+    _sweep_here()
     return run_queued_send(ids=callback_ids)
 
 
@@ -54,7 +55,14 @@ def send_listed_callbacks(callback_ids: list[int]) -> dict[str, int]:
 def send_due_callbacks(hook_id: int | None = None) -> dict[str, int]:
     """Send every due callback (of one hook): what ``POST /callbacks/send/`` queues
     in the ``tasks`` mode, and a task to enqueue from a scheduler of your own."""
+    _sweep_here()
     return run_queued_send(hook_id=hook_id)
+
+
+def _sweep_here() -> None:
+    """Start the sweep in this worker process, once."""
+    if hooks_settings.DISPATCH == "tasks":
+        start_sweeper()
 
 
 def queue_listed(ids: list[int]) -> None:

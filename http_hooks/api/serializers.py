@@ -786,7 +786,8 @@ class SendResultSerializer(serializers.Serializer):
 class MonitorQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=[(status.value, status.label) for status in MONITORED_STATUSES],
-        help_text="The status to count.",
+        help_text="The status to count; `sending` counts the stuck ones only, whose "
+        "sender's lease ran out and which no sender has taken back yet.",
     )
     callbacks_limit = serializers.IntegerField(
         min_value=1,

@@ -74,8 +74,12 @@ def _claimable(
     if token is not None:
         expired &= ~Q(claim_token=token)
     waiting = scope & Q(status=CallbackStatus.WAITING)
-    if callback_ids is None or due_only:
+    if callback_ids is None:
         due = (waiting & Q(next_attempt_at__lte=now), "next_attempt_at")
+    elif due_only:
+        # In the order of the ids: the primary key finds the listed rows, where the
+        # order of callback_due_idx would step over every due callback of the backlog.
+        due = (waiting & Q(next_attempt_at__lte=now), "pk")
     else:
         due = (waiting, "pk")
     return [(scope & expired, "claimed_until"), due]

@@ -15,7 +15,8 @@ class Command(BaseCommand):
     help = (
         "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
         "updated in the last --minutes_ago minutes (in the whole table without it); "
-        "2 for bad arguments."
+        "2 for bad arguments. --status sending counts the stuck ones: their sender's "
+        "lease ran out."
     )
 
     def add_arguments(self, parser) -> None:

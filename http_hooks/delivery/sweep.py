@@ -1,0 +1,147 @@
+"""The sweep of the worker dispatchers (``DISPATCH`` ``"celery"`` and ``"tasks"``).
+
+With workers, a task carries each new callback to a sender. What no task
+carries is still due: retries whose time has come, the callbacks of a worker
+killed mid-task (their lease runs out), the tasks a dead worker had prefetched
+(Redis gives them back only after its visibility timeout, an hour by default)
+and the callbacks whose publish failed or was skipped while the broker was
+down (``publishing``). So every ``SWEEP_SECONDS`` a thread of each worker
+process looks for a callback due for longer than ``SWEEP_SECONDS``, or whose
+lease ran out, and when it finds one it sends every due callback, there and
+then, as ``send_callbacks`` does.
+
+Why a thread in the worker, not a task for Celery beat: beat is one more
+process to remember, and its task waits in the queue behind the backlog it is
+meant to help with (on the default queue, where no worker may read, when
+``CELERY_QUEUE`` names another one). Why "due for longer than
+``SWEEP_SECONDS``": fresh callbacks are the tasks' work; the sweep only takes
+up what they leave behind, or help when they fall behind.
+
+One sweep at a time: on PostgreSQL a sweep holds a session advisory lock,
+taken without waiting, so of many workers one sweeps and the others skip
+their turn. Elsewhere concurrent sweeps are only more senders: the claims keep
+them apart, each callback is sent by one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import close_old_connections, connection, connections
+from django.utils import timezone
+
+from ..models import Callback, CallbackStatus
+from ..settings import hooks_settings
+from .outcomes import DeliveryReport
+from .sender import send_callbacks
+
+logger = logging.getLogger(__name__)
+
+# The key of the advisory lock of the sweep on PostgreSQL ("hhsw" in ASCII).
+SWEEP_LOCK = 0x68687377
+
+
+def overdue() -> bool:
+    """Whether a callback was left behind: due for longer than ``SWEEP_SECONDS``
+    (``callback_due_idx``), or claimed by a sender whose lease ran out."""
+    now = timezone.now()
+    late = now - timedelta(seconds=float(hooks_settings.SWEEP_SECONDS))
+    waiting = Callback.objects.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=late)
+    expired = Callback.objects.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    return waiting.exists() or expired.exists()
+
+
+@contextmanager
+def sweep_turn() -> Iterator[bool]:
+    """Whether this process may sweep now: on PostgreSQL, whether it took the advisory
+    lock (held until the block ends); elsewhere always."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK])
+        (taken,) = cursor.fetchone()
+    try:
+        yield taken
+    finally:
+        if taken:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK])
+
+
+def sweep(*, stop: Callable[[], bool] | None = None) -> DeliveryReport | None:
+    """One sweep: when a callback was left behind, send every due one (until ``stop()``).
+    None when another process sweeps or nothing was left behind."""
+    with sweep_turn() as mine:
+        if not mine or not overdue():
+            return None
+        return send_callbacks(stop=stop)
+
+
+class Sweeper(threading.Thread):
+    """Sweeps every ``period`` seconds, in a thread (and on a database connection) of
+    its own, until stopped. An error is logged and the next period tries again: a
+    thread that died would leave the worker without recovery, silently."""
+
+    def __init__(self, period: float) -> None:
+        super().__init__(name="http_hooks sweep", daemon=True)
+        self.period = period
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.period):
+                close_old_connections()
+                try:
+                    report = sweep(stop=self.stopped.is_set)
+                except Exception:
+                    logger.exception("sweep failed; trying again in %s s", self.period)
+                    connection.close()
+                    continue
+                if report is not None and report.total:
+                    logger.info(
+                        "sweep: sent %s, retried %s, failed %s",
+                        report.sent,
+                        report.retried,
+                        report.failed,
+                    )
+        finally:
+            connections.close_all()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop sweeping: a sweep under way finishes its transfers in flight."""
+        self.stopped.set()
+        self.join(timeout)
+
+
+_sweeper: Sweeper | None = None
+_starting = threading.Lock()
+
+
+def start_sweeper() -> bool:
+    """Start this process's sweeper unless one runs or ``SWEEP_SECONDS`` is None; True
+    when it started one. A forked child has no thread of its parent's, so it starts
+    its own."""
+    global _sweeper
+    period = hooks_settings.SWEEP_SECONDS
+    if period is None:
+        return False
+    with _starting:
+        if _sweeper is not None and _sweeper.is_alive():
+            return False
+        _sweeper = Sweeper(float(period))
+        _sweeper.start()
+        return True
+
+
+def stop_sweeper() -> None:
+    """Stop this process's sweeper, if it runs."""
+    global _sweeper
+    with _starting:
+        if _sweeper is not None:
+            _sweeper.stop()
+            _sweeper = None
