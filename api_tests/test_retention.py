@@ -1,0 +1,75 @@
+"""Retention (``services.delete_old_callbacks``) in bounded batches."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from http_hooks.models import Attempt, Callback, CallbackStatus
+from http_hooks.services import delete_old_callbacks
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def aged(make_hook):
+    """13 callbacks: 10 old and sent (ages 31 to 40 days, one attempt each), one old
+    waiting, one old sending, and one new; returns the old sent ones' ids and the kept."""
+    make_hook()
+    for i in range(13):
+        Order.objects.create(name=f"o{i}")
+    ids = list(Callback.objects.order_by("id").values_list("id", flat=True))
+    now = timezone.now()
+    for age, pk in enumerate(ids[:12]):
+        Callback.objects.filter(pk=pk).update(
+            status=CallbackStatus.SENT, create_datetime=now - datetime.timedelta(days=40 - age)
+        )
+    Callback.objects.filter(pk=ids[10]).update(status=CallbackStatus.WAITING)
+    Callback.objects.filter(pk=ids[11]).update(status=CallbackStatus.SENDING)
+    Attempt.objects.bulk_create(Attempt(callback_id=pk, number=1) for pk in ids)
+    return ids[:10], ids[10:]
+
+
+def test_deletes_exactly_the_old_ones_and_their_attempts_in_batches(aged):
+    _, kept = aged
+    batches = []
+    with CaptureQueriesContext(connection) as queries:
+        deleted = delete_old_callbacks(days=30, batch_size=4, vacuum=False, on_batch=batches.append)
+    assert (deleted, batches) == (10, [4, 4, 2])
+    assert sorted(Callback.objects.values_list("id", flat=True)) == kept
+    assert sorted(Attempt.objects.values_list("callback_id", flat=True)) == kept
+    # No callback was loaded as an object to cascade: only ids were read.
+    assert not [query for query in queries.captured_queries if '"payload"' in query["sql"]]
+    deletes = [q for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len([q for q in deletes if "http_hooks_callback" in q["sql"].split("WHERE")[0]]) == 3
+
+
+def test_callbacks_created_at_the_same_moment_are_all_deleted(aged):
+    old, kept = aged
+    Callback.objects.filter(pk__in=old + kept[:2]).update(
+        create_datetime=timezone.now() - datetime.timedelta(days=50)
+    )
+    batches = []
+    deleted = delete_old_callbacks(days=30, batch_size=3, vacuum=False, on_batch=batches.append)
+    assert (deleted, batches) == (10, [3, 3, 3, 1])
+    assert sorted(Callback.objects.values_list("id", flat=True)) == kept
+    deleted = delete_old_callbacks(days=30, include_undelivered=True, batch_size=1, vacuum=False)
+    assert deleted == 2
+    assert list(Callback.objects.values_list("id", flat=True)) == kept[2:]
+
+
+def test_a_stop_between_batches_leaves_whole_callbacks(aged):
+    old, kept = aged
+
+    def stop(count):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        delete_old_callbacks(days=30, batch_size=4, vacuum=False, on_batch=stop)
+    # The oldest four are gone with their attempts; every other callback has its own.
+    remaining = sorted(Callback.objects.values_list("id", flat=True))
+    assert remaining == old[4:] + kept
+    assert sorted(Attempt.objects.values_list("callback_id", flat=True)) == remaining
