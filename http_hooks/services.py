@@ -545,11 +545,12 @@ def delete_old_callbacks(
     whole_number(batch_size, "batch_size", minimum=1)
     now = timezone.now()
     delete_old_stats(now)
-    old = Callback.objects.filter(create_datetime__lt=now - datetime.timedelta(days=days))
+    using = router.db_for_write(Callback)
+    cutoff = now - datetime.timedelta(days=days)
+    old = Callback.objects.using(using).filter(create_datetime__lt=cutoff)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)
     old = old.order_by("create_datetime").select_for_update().values_list("pk", "create_datetime")
-    using = router.db_for_write(Callback)
     deleted, reached = 0, None
     while True:
         with transaction.atomic(using=using):
