@@ -226,9 +226,11 @@ def retention(rows_to_delete: int) -> str:
     from django.utils import timezone
 
     from http_hooks.models import Attempt, Callback
-    from http_hooks.services import delete_old_callbacks
+    from http_hooks.services import UNDELIVERED_STATUSES, delete_old_callbacks
 
-    oldest = Callback.objects.aggregate(oldest=Min("create_datetime"))["oldest"]
+    # The oldest that retention would delete: old undelivered ones stay.
+    deletable = Callback.objects.exclude(status__in=UNDELIVERED_STATUSES)
+    oldest = deletable.aggregate(oldest=Min("create_datetime"))["oldest"]
     if oldest is None:
         return "retention: no callbacks left"
     age_days = (timezone.now() - oldest).days
