@@ -174,6 +174,8 @@ def cases(client, hook_ids: list[int]) -> dict:
         "list response_status=500": {"response_status": 500},
         "list ordering=id (oldest first)": {"ordering": "id"},
         "list status=error&ordering=id": {"status": "error", "ordering": "id"},
+        "list ordering=-create_datetime": {"ordering": "-create_datetime"},
+        "list ordering=create_datetime (oldest first)": {"ordering": "create_datetime"},
     }
     timed = {name: get("/api/callbacks/", **params) for name, params in lists.items()}
     timed["list event_id=..."] = lambda: client.get(
