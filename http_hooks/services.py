@@ -533,10 +533,11 @@ def delete_old_callbacks(
     Each batch is one short transaction: it takes the next oldest callbacks by
     ``callback_retention_idx`` from where the last batch ended (no rescan of what
     is kept or already deleted, and the last batch reads no further than the
-    cutoff), locks them (a resend at the same moment waits, then finds them gone
-    or keeps its callback), and deletes their attempts and then them by id, with
-    no object loaded: memory does not grow with the table, no lock outlives its
-    batch, and a stop between batches leaves whole callbacks with their attempts.
+    cutoff), locks them (on PostgreSQL a resend at the same moment waits, then
+    finds them gone; on SQLite a write waits for the database anyway), and
+    deletes their attempts and then them by id, with no object loaded: memory
+    does not grow with the table, no lock outlives its batch, and a stop between
+    batches leaves whole callbacks with their attempts.
 
     The hourly delivery counts older than the longest window of the health
     endpoint and the overview go too, whatever ``days`` (``stats.delete_old_stats``).
