@@ -73,3 +73,57 @@ def test_a_stop_between_batches_leaves_whole_callbacks(aged):
     remaining = sorted(Callback.objects.values_list("id", flat=True))
     assert remaining == old[4:] + kept
     assert sorted(Attempt.objects.values_list("callback_id", flat=True)) == remaining
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resend_during_a_batch_keeps_its_callback(aged):
+    """On PostgreSQL a batch locks its callbacks: one that a resend (another
+    transaction) queues again while the batch waits for it is kept, attempts too."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    import threading
+    import time
+
+    import psycopg
+
+    old, kept = aged
+    settings = connection.settings_dict
+
+    def connect(**options):
+        return psycopg.connect(
+            host=settings["HOST"] or None,
+            port=settings["PORT"] or None,
+            user=settings["USER"],
+            password=settings["PASSWORD"] or None,
+            dbname=settings["NAME"],
+            **options,
+        )
+
+    other = connect()
+    other.execute("UPDATE http_hooks_callback SET status = 'waiting' WHERE id = %s", [old[0]])
+    result = {}
+
+    def retention():
+        try:
+            result["deleted"] = delete_old_callbacks(days=30, vacuum=False)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=retention)
+    thread.start()
+    watcher = connect(autocommit=True)
+    # Until retention waits for the row that the other transaction holds.
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s"
+    )
+    while not watcher.execute(waiting, [settings["NAME"]]).fetchone()[0]:
+        assert thread.is_alive(), result
+        time.sleep(0.01)
+    other.commit()
+    thread.join()
+    other.close()
+    watcher.close()
+    assert result["deleted"] == 9
+    remaining = sorted(Callback.objects.values_list("id", flat=True))
+    assert remaining == [old[0], *kept]
+    assert sorted(Attempt.objects.values_list("callback_id", flat=True)) == remaining
