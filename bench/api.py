@@ -113,8 +113,7 @@ def fill(rows: int, hook_ids: list[int]) -> None:
         indexes = cursor.fetchall()
         for name, _ in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
-        random_seed = 0.42
-        cursor.execute("SELECT setseed(%s)", [random_seed])
+        cursor.execute("SELECT setseed(0.42)")  # the same hooks at every fill
         for first in range(1, rows + 1, CHUNK):
             last = min(first + CHUNK - 1, rows)
             params = {"first": first, "last": last, "rows": rows, "seconds": ROW_SECONDS}
