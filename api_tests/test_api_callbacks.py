@@ -683,3 +683,36 @@ def test_send_starts_no_try_after_one_tries_time(staff_client, make_hook):
     assert answer["more"] is True
     assert max(Callback.objects.values_list("attempts", flat=True)) == 1
     assert Callback.objects.filter(status="sending").count() == 0
+
+
+def test_list_callbacks_created_before_newest_first_by_creation_time(staff_client, make_hook):
+    """With a bound on the creation time, the cursor follows it: the second page
+    starts where the first ended, even where ids and creation times disagree."""
+    make_hook()
+    callbacks = orders(4)
+    now = timezone.now()
+    for age, callback in zip([3, 1, 2, 4], callbacks, strict=True):
+        Callback.objects.filter(pk=callback.pk).update(
+            create_datetime=now - datetime.timedelta(days=age)
+        )
+    params = {"created_before": now.isoformat(), "page_size": 2}
+    body = staff_client.get("/api/callbacks/", params).json()
+    assert [c["id"] for c in body["results"]] == [callbacks[1].pk, callbacks[2].pk]
+    following = staff_client.get(body["next"]).json()
+    assert [c["id"] for c in following["results"]] == [callbacks[0].pk, callbacks[3].pk]
+    assert following["next"] is None
+    by_id = staff_client.get("/api/callbacks/", {**params, "ordering": "-id"}).json()
+    assert [c["id"] for c in by_id["results"]] == [callbacks[3].pk, callbacks[2].pk]
+
+
+def test_list_callbacks_refuses_a_forged_time_cursor(staff_client, make_hook):
+    import base64
+
+    make_hook()
+    orders(1)
+    for position in ("x", "2026-13-40"):
+        cursor = base64.b64encode(f"p={position}".encode()).decode()
+        response = staff_client.get(
+            "/api/callbacks/", {"ordering": "-create_datetime", "cursor": cursor}
+        )
+        assert response.status_code == 404, position

@@ -734,15 +734,25 @@ def delete_old_callbacks(
     batch_size: int = 5000,
     vacuum: bool = True,
     owners: Owners = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Delete callbacks created more than ``days`` days ago, ``batch_size`` rows at a time,
-    then reclaim space where the database supports it (VACUUM ANALYZE on PostgreSQL,
-    when ``vacuum``: a web request leaves it to the command).
+    """Delete callbacks created more than ``days`` days ago, and their attempts,
+    ``batch_size`` callbacks at a time, then reclaim space where the database supports
+    it (VACUUM ANALYZE on PostgreSQL, when ``vacuum``: a web request leaves it to the
+    command). ``on_batch`` is called with the count of each batch once it is committed.
 
     Callbacks not delivered yet (``waiting``, ``sending``) are kept unless
     ``include_undelivered``: an old callback still waiting for a retry is an
-    event a receiver has not had. Small batches keep each transaction and its
-    locks short on big tables. Returns how many callbacks were deleted.
+    event a receiver has not had. Returns how many callbacks were deleted.
+
+    Each batch is one short transaction: it takes the next oldest callbacks by
+    ``callback_retention_idx`` from where the last batch ended (no rescan of what
+    is kept or already deleted, and the last batch reads no further than the
+    cutoff), locks them (on PostgreSQL a resend at the same moment waits, then
+    finds them gone; on SQLite a write waits for the database anyway), and
+    deletes their attempts and then them by id, with no object loaded: memory
+    does not grow with the table, no lock outlives its batch, and a stop between
+    batches leaves whole callbacks with their attempts.
 
     The hourly delivery counts older than the longest window of the health
     endpoint and the overview go too, whatever ``days`` (``stats.delete_old_stats``),
@@ -753,26 +763,45 @@ def delete_old_callbacks(
     now = timezone.now()
     if owners is None:
         delete_old_stats(now)
+    using = router.db_for_write(Callback)
     cutoff = now - datetime.timedelta(days=days)
-    old = scope(Callback.objects.filter(create_datetime__lt=cutoff), owners)
+    old = scope(Callback.objects.using(using).filter(create_datetime__lt=cutoff), owners)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)
-    deleted = 0
+    old = old.order_by("create_datetime").select_for_update().values_list("pk", "create_datetime")
+    deleted, reached = 0, None
     while True:
-        ids = list(old.order_by("id").values_list("id", flat=True)[:batch_size])
-        if not ids:
-            break
-        with transaction.atomic():
-            Callback.objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
+        with transaction.atomic(using=using):
+            # From ``reached`` on, not after it: callbacks created in the same
+            # microsecond as the last one taken may not all have fitted in its batch.
+            batch = old if reached is None else old.filter(create_datetime__gte=reached)
+            rows = list(batch[:batch_size])
+            if not rows:
+                break
+            count = _delete_callbacks([pk for pk, _ in rows], using)
+        reached = rows[-1][1]
+        deleted += count
+        if on_batch is not None:
+            on_batch(count)
     if vacuum and deleted:
         _reclaim_space()
     return deleted
 
 
-def _reclaim_space() -> None:
-    from .models import Attempt
+def _delete_callbacks(ids: list[int], using: str) -> int:
+    """Delete the callbacks ``ids`` and their attempts in SQL (Django's ``delete()``
+    would load the callbacks to cascade), as many ids a statement as the database
+    takes. Returns how many callbacks were deleted."""
+    deleted = 0
+    size = connections[using].ops.bulk_batch_size(["pk"], ids)
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        Attempt.objects.using(using).filter(callback_id__in=chunk)._raw_delete(using)
+        deleted += Callback.objects.using(using).filter(pk__in=chunk)._raw_delete(using)
+    return deleted
 
+
+def _reclaim_space() -> None:
     using = router.db_for_write(Callback)
     connection = connections[using]
     if connection.vendor != "postgresql" or connection.in_atomic_block:

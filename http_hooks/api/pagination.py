@@ -1,7 +1,8 @@
 """Pages of the list endpoints: numbered pages, and cursors for callbacks.
 
-Callbacks are paged by cursor on ``-id``: the newest page of a table with
-millions of rows is an index range scan with no ``COUNT(*)`` and no ``OFFSET``.
+Callbacks are paged by cursor on ``-id`` (or on their creation time, see
+``filters.CallbackOrderingFilter``): the newest page of a table with millions of
+rows is an index range scan with no ``COUNT(*)`` and no ``OFFSET``.
 
 ``page`` and ``page_size`` are whole numbers within their documented bounds or
 a 400 (DRF would read ``page_size=0`` or ``page_size=x`` as the default, and a
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 
+from ..models import Callback
 from ..validators import MAX_ID
 
 PAGE_SIZE = 50
@@ -94,11 +97,22 @@ class CallbackCursorPagination(BoundedPageSize, CursorPagination):
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         """DRF's, plus a check of the position: a cursor is the client's text, and a
-        forged one (``p=x``) would otherwise reach the ``id`` lookup as a 500."""
+        forged one (``p=x``) would otherwise reach the lookup as a 500."""
         cursor = super().decode_cursor(request)
         position = None if cursor is None else cursor.position
-        if position is not None and not (position.isascii() and position.isdigit()):
-            raise NotFound(self.invalid_cursor_message)
-        if position is not None and (len(position) > 19 or int(position) > MAX_ID):
+        if position is None:
+            return cursor
+        if self.ordering[0].lstrip("-") == "id":
+            if not (position.isascii() and position.isdigit()):
+                raise NotFound(self.invalid_cursor_message)
+            if len(position) > 19 or int(position) > MAX_ID:
+                raise NotFound(self.invalid_cursor_message)
+            return cursor
+        field = Callback._meta.get_field(self.ordering[0].lstrip("-"))
+        try:
+            valid = field.to_python(position) is not None
+        except DjangoValidationError:
+            valid = False
+        if not valid:
             raise NotFound(self.invalid_cursor_message)
         return cursor

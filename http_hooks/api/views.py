@@ -34,7 +34,14 @@ from ..owners import Owners, owners_for, scope
 from ..settings import hooks_settings
 from . import schema  # noqa: F401  (registers the schema extensions)
 from .errors import Conflict, exception_handler
-from .filters import CallbackFilter, FilterBackend, HookFilter, OrderingFilter, SignalFilter
+from .filters import (
+    CallbackFilter,
+    CallbackOrderingFilter,
+    FilterBackend,
+    HookFilter,
+    OrderingFilter,
+    SignalFilter,
+)
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
 from .parsers import JSONParser
 from .serializers import (
@@ -370,7 +377,10 @@ class SignalViewSet(
     list=extend_schema(
         operation_id="list_callbacks",
         summary="List callbacks",
-        description="Newest first, paged by cursor: follow `next`.",
+        description="Newest first, paged by cursor: follow `next`. Newest by id, or by "
+        "creation time (`-create_datetime`) when `created_after` or `created_before` is "
+        "given without `ordering`. No count of the matches: at millions of callbacks it "
+        "would cost more than the page.",
         responses=responses({200: CallbackSerializer}, 400, 404),
     ),
     retrieve=extend_schema(
@@ -398,9 +408,9 @@ class CallbackViewSet(
     queryset = Callback.objects.all()
     serializer_class = CallbackSerializer
     pagination_class = CallbackCursorPagination
-    filter_backends = [FilterBackend, OrderingFilter]
+    filter_backends = [FilterBackend, CallbackOrderingFilter]
     filterset_class = CallbackFilter
-    ordering_fields = ["id"]
+    ordering_fields = ["id", "create_datetime"]
     ordering = ["-id"]
     action_permissions = {
         "resend": "change",
