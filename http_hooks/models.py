@@ -307,6 +307,13 @@ class Callback(models.Model):
             models.Index(
                 fields=["owner", "-id"], condition=~models.Q(owner=""), name="callback_owner_idx"
             ),
+            # A tenant's list by status: a status an owner rarely has would otherwise
+            # walk all of that owner's callbacks (877 ms at 10 million).
+            models.Index(
+                fields=["owner", "status", "-id"],
+                condition=~models.Q(owner=""),
+                name="callback_owner_status_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -30,6 +30,10 @@ class Migration(migrations.Migration):
             index=models.Index(condition=models.Q(('owner', ''), _negated=True), fields=['owner', '-id'], name='callback_owner_idx'),
         ),
         migrations.AddIndex(
+            model_name='callback',
+            index=models.Index(condition=models.Q(('owner', ''), _negated=True), fields=['owner', 'status', '-id'], name='callback_owner_status_idx'),
+        ),
+        migrations.AddIndex(
             model_name='hook',
             index=models.Index(condition=models.Q(('owner', ''), _negated=True), fields=['owner'], name='hook_owner_idx'),
         ),
