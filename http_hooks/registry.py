@@ -39,7 +39,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from typing import Any, NamedTuple
 
@@ -80,7 +80,7 @@ POST_SAVE = "django.db.models.signals.post_save"
 # over a million hooks stays a 64-bit integer. Other databases have no stamp:
 # there a moved fingerprint reloads every hook.
 STAMP_SQL = {
-    "postgresql": "CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)",
+    "postgresql": "CAST(date_part('epoch', {column}) * 1000000 AS BIGINT)",
     "sqlite": "CAST((julianday({column}) - 2440587.5) * 86400000000.0 AS INTEGER)",
 }
 STAMP_MODULUS = 2_147_483_647
@@ -221,7 +221,8 @@ class HookRegistry:
         with self._lock:
             self._state = dataclasses.replace(self._state, fingerprint=None)
             self._next_check = 0.0
-            self._local.state = None
+        # This thread's uncommitted view, if any, is built again at its next lookup.
+        self._local.blocks = None
 
     def _watch_definitions(self) -> None:
         from .models import Hook, Signal
@@ -293,15 +294,17 @@ class HookRegistry:
         transaction (or the savepoint it was registered in) rolls back, and
         runs it on commit. If only inner atomic blocks changed since the view
         was built, a savepoint was released or rolled back, so the view is
-        brought up to what the transaction sees now.
+        brought up to what the transaction sees now (as after ``invalidate``).
         """
         connection = connections[self._local.alias]
         if not self._publish_pending(connection):
             self._local.state = None
             return None
         blocks, recorded = list(connection.atomic_blocks), self._local.blocks
-        if len(blocks) != len(recorded) or any(
-            a is not b for a, b in zip(blocks, recorded, strict=True)
+        if (
+            recorded is None
+            or len(blocks) != len(recorded)
+            or any(a is not b for a, b in zip(blocks, recorded, strict=True))
         ):
             self._set_local(self._local.alias)
         return self._local.state
@@ -369,6 +372,7 @@ class HookRegistry:
             state = self._refreshed(self._state if base is None else base, using)
             if strict or state is not self._state:
                 problems.extend(state.problems.values())
+            if state is not self._state:
                 self._connect(state.table, problems, prune=True)
                 self._state = state
             self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
@@ -409,12 +413,13 @@ class HookRegistry:
         changed = _merge(
             versions, totals, _read_versions(using, since=since and since - RECHECK_WINDOW)
         )
+        if tuple(totals) != fingerprint.totals and fingerprint.hooks != totals[0]:
+            # Deleted hooks, most likely: the ids alone tell which.
+            changed |= _drop_missing(versions, totals, _read_ids(using))
         if tuple(totals) != fingerprint.totals:
             every = _read_versions(using)
             changed |= _merge(versions, totals, every)
-            for pk in versions.keys() - every.keys():
-                changed.add(pk)
-                _shift(totals, pk, versions.pop(pk), None)
+            changed |= _drop_missing(versions, totals, every.keys())
         state = dataclasses.replace(state, versions=versions, totals=tuple(totals))
         return _load(state, using, fingerprint, changed=changed)
 
@@ -548,6 +553,22 @@ def _merge(versions: dict[int, Version], totals: list[int], read: dict[int, Vers
         _shift(totals, pk, old, version)
         versions[pk] = version
     return changed
+
+
+def _drop_missing(
+    versions: dict[int, Version], totals: list[int], present: Collection[int]
+) -> set[int]:
+    """Take the hooks that are not ``present`` out of ``versions``; their ids."""
+    missing = versions.keys() - present
+    for pk in missing:
+        _shift(totals, pk, versions.pop(pk), None)
+    return missing
+
+
+def _read_ids(using: str) -> set[int]:
+    from .models import Hook
+
+    return set(Hook.objects.using(using).values_list("pk", flat=True))
 
 
 def _shift(totals: list[int], pk: int, old: Version | None, new: Version | None) -> None:
