@@ -402,17 +402,20 @@ class HookRegistry:
         fingerprint = _read_fingerprint(using)
         if fingerprint == state.fingerprint:
             return state
-        if (
-            state.fingerprint is None
-            or fingerprint.signals != state.fingerprint.signals
-            or connections[using].vendor not in STAMP_SQL
-        ):
+        if state.fingerprint is None or connections[using].vendor not in STAMP_SQL:
             return _load(EMPTY, using, fingerprint)
         versions, totals = dict(state.versions), list(state.totals)
         since = state.fingerprint.latest
         changed = _merge(
             versions, totals, _read_versions(using, since=since and since - RECHECK_WINDOW)
         )
+        if fingerprint.signals != state.fingerprint.signals:
+            # A signal added, renamed or deleted: the hooks linked to the last two.
+            paths = _read_signal_paths(using)
+            moved = {pk for pk, path in state.signal_paths.items() if paths.get(pk) != path}
+            if moved:
+                changed |= {pk for pk, v in versions.items() if not moved.isdisjoint(v.signals)}
+            state = dataclasses.replace(state, signal_paths=paths)
         if tuple(totals) != fingerprint.totals and fingerprint.hooks != totals[0]:
             # Deleted hooks, most likely: the ids alone tell which.
             changed |= _drop_missing(versions, totals, _read_ids(using))
@@ -465,14 +468,14 @@ def _load(
     state: Loaded, using: str, fingerprint: Fingerprint, *, changed: set[int] | None = None
 ) -> Loaded:
     """``state`` with the hooks of ``changed`` read again (every hook when None)."""
-    from .models import Hook, Signal
+    from .models import Hook
 
     if changed is None:
         versions = _read_versions(using)
         totals = list(NO_TOTALS)
         for pk, version in versions.items():
             _shift(totals, pk, None, version)
-        signal_paths = dict(Signal.objects.using(using).values_list("pk", "signal"))
+        signal_paths = _read_signal_paths(using)
         state = Loaded(
             table={},
             hooks={},
@@ -563,6 +566,12 @@ def _drop_missing(
     for pk in missing:
         _shift(totals, pk, versions.pop(pk), None)
     return missing
+
+
+def _read_signal_paths(using: str) -> dict[int, str]:
+    from .models import Signal
+
+    return dict(Signal.objects.using(using).values_list("pk", "signal"))
 
 
 def _read_ids(using: str) -> set[int]:

@@ -47,7 +47,7 @@ class Bucket:
 
     def for_instance(self, instance: Any) -> tuple[Any, ...]:
         """The project's hooks, and those of the owner ``instance`` belongs to."""
-        if not self.owned or not isinstance(instance, self.model):
+        if not self.owned or self.owner_path is None or not isinstance(instance, self.model):
             return self.project
         owner = owner_of(instance, self.owner_path)
         mine = self.owned.get(owner) if owner is not None else None
