@@ -192,7 +192,7 @@ def test_create_hook_parameters_are_the_hook_fields():
     from http_hooks.validators import HOOK_FIELDS
 
     parameters = set(inspect.signature(create_hook).parameters)
-    assert parameters == {*HOOK_FIELDS, "enabled", "secret"}
+    assert parameters == {*HOOK_FIELDS, "enabled", "secret", "owner"}
 
 
 def test_create_signal_by_position_and_create_false_stores_nothing():

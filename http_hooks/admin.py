@@ -92,6 +92,28 @@ class HookModelFilter(admin.SimpleListFilter):
         return queryset.filter(hook__model_id=self.value())
 
 
+class OwnerFilter(admin.SimpleListFilter):
+    """The owners that have hooks, read from the hooks (``hook_owner_idx``), at most
+    ``OWNER_CHOICES`` of them listed; ``?owner=<key>`` finds any other."""
+
+    title = _("owner")
+    parameter_name = "owner"
+    PROJECT = "-"
+    OWNER_CHOICES = 100
+
+    def lookups(self, request, model_admin):
+        owners = Hook.objects.exclude(owner="").order_by("owner").values_list("owner", flat=True)
+        return [
+            (self.PROJECT, _("the project's (none)")),
+            *((owner, owner) for owner in owners.distinct()[: self.OWNER_CHOICES]),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(owner="" if self.value() == self.PROJECT else self.value())
+
+
 class EventTypeFilter(admin.SimpleListFilter):
     """The event types the signals can produce: Django's filter on a plain field
     reads every distinct value of the callbacks table."""
@@ -168,6 +190,7 @@ class HookAdmin(ModelAdmin):
         ("rate_limit", admin.EmptyFieldListFilter),
         "http_method",
         ("model", admin.RelatedOnlyFieldListFilter),
+        OwnerFilter,
     ]
     search_fields = ["name", "target_url"]
     filter_horizontal = ["signals"]
@@ -186,7 +209,7 @@ class HookAdmin(ModelAdmin):
         "recover_failed_callbacks",
     ]
     fieldsets = [
-        (_("When it fires"), {"fields": ["name", "model", "signals", "enabled"]}),
+        (_("When it fires"), {"fields": ["name", "model", "signals", "enabled", "owner"]}),
         (_("Conditions"), {"fields": ["changed_fields", "conditions"]}),
         (
             _("Request"),
@@ -258,6 +281,8 @@ class HookAdmin(ModelAdmin):
             columns = {field.name for field in obj._meta.concrete_fields}
             changed = [name for name in form.changed_data if name in columns]
             obj.save(update_fields=[*changed, "update_datetime"])
+            if "owner" in changed:
+                services.give_callbacks_hook_owner(obj)
         if change and obj.enabled and "enabled" in form.changed_data:
             services.enable_hook(obj)
         if not change and obj.secret:
@@ -498,6 +523,7 @@ class CallbackAdmin(ModelAdmin):
         "hook",
         HookModelFilter,
         "hook__enabled",
+        OwnerFilter,
         EventTypeFilter,
         ("create_datetime", admin.DateFieldListFilter),
     ]

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
+from .owners import owner_key
 from .services import check_since
 from .settings import hooks_settings
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
@@ -82,7 +83,12 @@ class HookAdminForm(forms.ModelForm):
 
     class Meta:
         model = Hook
-        fields = [*HOOK_FIELDS, "enabled"]
+        fields = [*HOOK_FIELDS, "enabled", "owner"]
+        help_texts = {
+            "owner": "The primary key of the tenant (an instance of OWNER_MODEL, the user "
+            "model by default) who sees and manages this hook in the REST API; empty: the "
+            "project's own hook, seen by staff only. Its callbacks follow it.",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -102,6 +108,12 @@ class HookAdminForm(forms.ModelForm):
         self.initial.setdefault("conditions", self.instance.conditions)  # {} for a new hook
         if "model" in self.fields:
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"
+
+    def clean_owner(self) -> str:
+        try:
+            return owner_key(self.cleaned_data["owner"].strip())
+        except HttpHooksError as exc:
+            raise exc.as_django_error() from exc
 
     def clean_changed_fields(self) -> list[str]:
         names = self.cleaned_data["changed_fields"].split(",")

@@ -11,6 +11,7 @@ perhaps empty, and every read and write of the API is narrowed to it
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
 from .exceptions import InvalidHookError
+from .models import Hook
 from .settings import hooks_settings
 
 # None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
@@ -29,6 +31,7 @@ Owners = Collection[str] | None
 Scoped = TypeVar("Scoped", bound=QuerySet)
 
 VIEW_ALL_PERMISSION = "http_hooks.view_all_hooks"
+MAX_OWNER_LENGTH = Hook._meta.get_field("owner").max_length
 
 
 def owner_model() -> type[Model]:
@@ -95,9 +98,13 @@ def owner_key(owner: Any) -> str:
                 f"the owner must be a saved {model._meta.label} (OWNER_MODEL)", field="owner"
             )
         owner = owner.pk
-    if isinstance(owner, bool) or not isinstance(owner, str | int) or len(str(owner)) > 255:
+    if isinstance(owner, bool) or not isinstance(owner, str | int | uuid.UUID):
         raise InvalidHookError(
             f"the owner must be a {model._meta.label} or its primary key", field="owner"
+        )
+    if len(str(owner)) > MAX_OWNER_LENGTH:
+        raise InvalidHookError(
+            f"the owner's key must be at most {MAX_OWNER_LENGTH} characters", field="owner"
         )
     try:
         pk = model._meta.pk.to_python(owner)

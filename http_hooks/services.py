@@ -194,7 +194,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
             hook.secret = changes["secret"] or ""
         if owner != hook.owner:
             hook.owner = owner
-            Callback.objects.filter(hook=hook).update(owner=owner)
+            give_callbacks_hook_owner(hook)
         hook.save(
             update_fields=[
                 field.name
@@ -204,6 +204,12 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         )
         hook.signals.set(_signal_rows(signal_paths))
     return hook
+
+
+def give_callbacks_hook_owner(hook: Hook) -> None:
+    """After a hook changed hands: its callbacks are its new owner's to see and resend
+    (a resend goes out through the hook, with its secret and headers)."""
+    Callback.objects.filter(hook=hook).exclude(owner=hook.owner).update(owner=hook.owner)
 
 
 def _signal_rows(paths: Sequence[str]) -> list[Signal]:

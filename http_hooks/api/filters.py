@@ -24,6 +24,7 @@ from rest_framework.request import Request
 
 from ..exceptions import HttpHooksError
 from ..models import Callback, CallbackStatus, Hook, HttpMethod, Signal
+from ..owners import MAX_OWNER_LENGTH
 from ..validators import resolve_model
 from .serializers import MAX_ID
 
@@ -188,7 +189,7 @@ class HookFilter(django_filters.FilterSet):
         help_text="Hooks with conditions (`true`) or without (`false`).",
     )
     owner = django_filters.CharFilter(
-        max_length=255,
+        max_length=MAX_OWNER_LENGTH,
         help_text="Hooks of this owner (its primary key as text); a user limited to their "
         "own owners finds nothing for another's.",
     )
@@ -254,7 +255,7 @@ class CallbackFilter(django_filters.FilterSet):
     )
     event_id = django_filters.UUIDFilter(help_text="The callback with this `webhook-id`.")
     owner = django_filters.CharFilter(
-        max_length=255,
+        max_length=MAX_OWNER_LENGTH,
         help_text="Callbacks of this owner's hooks (its primary key as text); a user limited "
         "to their own owners finds nothing for another's.",
     )

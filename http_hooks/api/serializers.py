@@ -32,7 +32,7 @@ from ..headers import (
 from ..imports import MAX_PATH_LENGTH
 from ..models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
 from ..network import check_target_url
-from ..owners import owner_for_write, scope
+from ..owners import MAX_OWNER_LENGTH, owner_for_write, scope
 from ..services import (
     MAX_DAYS,
     MAX_MINUTES,
@@ -385,7 +385,7 @@ class HookSerializer(ModelSerializer):
     owner = StringField(
         required=False,
         allow_blank=True,
-        max_length=255,
+        max_length=MAX_OWNER_LENGTH,
         help_text="The tenant the hook belongs to: the primary key, as text, of an instance of "
         '`OWNER_MODEL` (the user model by default); `""`: the project\'s own hook, seen by '
         "staff only. Set from the request on create: a user who acts for several owners "
@@ -447,11 +447,13 @@ class HookSerializer(ModelSerializer):
     def get_initial(self) -> dict[str, Any]:
         """The body the browsable API offers for a new hook: the model's defaults
         (enabled, POST, ...) and ``NEW_HOOK``, accepted as it stands. No ``secret``:
-        one is generated (``""`` would mean an unsigned hook)."""
+        one is generated (``""`` would mean an unsigned hook); no ``owner``: it comes
+        from the request (``""`` would be refused to a user limited to their owners)."""
         initial = super().get_initial()
         if hasattr(self, "initial_data"):
             return initial
         initial.pop("secret", None)
+        initial.pop("owner", None)
         return {**initial, **NEW_HOOK}
 
     def create(self, validated_data: dict[str, Any]) -> Hook:

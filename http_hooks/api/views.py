@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -64,7 +65,8 @@ ERROR_DESCRIPTIONS = {
     "valid JSON or nests deeper than 32 levels).",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
-    404: "No such object (or, for a list, no such page or cursor).",
+    404: "No such object, or one of an owner the user does not act for (or, for a list, "
+    "no such page or cursor).",
     409: "Conflict with the object's current state.",
     413: "The body is larger than the server accepts (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`).",
     415: "The body is not JSON (`Content-Type: application/json`).",
@@ -118,7 +120,7 @@ class HttpHooksAPIMixin:
             self._owners = owners_for(self.request)
         return self._owners
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()
         return scope(queryset, self.owners) if self.scoped_by_owner else queryset
 
@@ -432,7 +434,9 @@ class CallbackViewSet(
         description="Queues again every callback that matches the query's filters and, when "
         "given, is among `ids`. At least one filter or `ids` is required, and `confirm` "
         "when more than `RESEND_LIMIT` callbacks match. The callbacks are queued "
-        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails).",
+        "`BATCH_SIZE` at a time (a chunk that was queued stays queued if a later one fails). "
+        "Callbacks of owners the user does not act for are passed over, as ids that do not "
+        "exist are.",
         request=ResendManySerializer,
         responses=responses({200: ResendResultSerializer}, 400, 415),
         filters=True,
@@ -471,7 +475,9 @@ class CallbackViewSet(
         "not), at most `limit` and never more than `BATCH_SIZE`, starting no new try once one "
         "try's time (`TIMEOUT`: connect and read) has passed, and returns the summary; "
         "`more` says whether to call again. With `DISPATCH` `celery` or `tasks` the work is "
-        "handed to the workers instead (`mode` says which).",
+        "handed to the workers instead (`mode` says which). A user limited to their owners "
+        "sends only their callbacks: another owner's ids are passed over, another owner's "
+        "`hook_id` does not exist.",
         request=SendRequestSerializer,
         responses=responses({200: SendResultSerializer}, 400, 415, 503),
     )
@@ -493,7 +499,8 @@ class CallbackViewSet(
         summary="Count callbacks by status",
         description="What `manage.py monitor_callbacks` does: counts callbacks with `status` "
         "updated in the last `minutes_ago` minutes; `exceeded` is true when the count "
-        "reaches `callbacks_limit` (where the command exits 1).",
+        "reaches `callbacks_limit` (where the command exits 1). Only the callbacks of the "
+        "user's owners are counted, unless the user sees every owner.",
         parameters=[MonitorQuerySerializer],
         responses=responses({200: MonitorResultSerializer}, 400),
     )
@@ -526,7 +533,8 @@ class CallbackViewSet(
         description="What `manage.py delete_old_callbacks DAYS` does: deletes callbacks "
         "created more than `days` days ago, in batches; callbacks not delivered yet are kept "
         "unless `include_undelivered`. Space is not reclaimed here (no `VACUUM` inside a "
-        "request): the command does that.",
+        "request): the command does that. Only the callbacks of the user's owners are "
+        "deleted, unless the user sees every owner.",
         request=DeleteOldSerializer,
         responses=responses({200: DeletedSerializer}, 400, 415),
     )

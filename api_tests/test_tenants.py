@@ -1,0 +1,632 @@
+"""Tenants (``Hook.owner``, ``OWNER_MODEL``, ``OWNER_RESOLVER``), tested as an attacker
+would: Alice and Bob, two owners with every model permission, each try the other's
+hook, callbacks and attempts through every route and action of the API, every filter
+and bulk body; the answer must be the one a nonexistent id gets, and nothing of the
+other owner's may change or be sent."""
+
+from __future__ import annotations
+
+import datetime
+import html
+import re
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.test import override_settings
+from django.urls import URLPattern, URLResolver, reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from http_hooks import checks
+from http_hooks.api import create_hook, send_callbacks, update_hook
+from http_hooks.exceptions import InvalidHookError
+from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
+from http_hooks.urls import urlpatterns
+from shop.models import Customer, Order
+
+pytestmark = pytest.mark.django_db
+
+MISSING = 999_999
+POST_SAVE = "django.db.models.signals.post_save"
+
+
+def tenant(username: str, **fields) -> User:
+    """A user with every model permission of http_hooks, but not staff."""
+    user = User.objects.create_user(username, email=f"{username}@example.com", **fields)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="http_hooks").exclude(
+            codename__in=["view_all_hooks", "view_metrics"]
+        )
+    )
+    return User.objects.get(pk=user.pk)  # no cached permissions
+
+
+def client_of(user: User) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def alice() -> User:
+    return tenant("alice")
+
+
+@pytest.fixture
+def bob() -> User:
+    return tenant("bob")
+
+
+@pytest.fixture
+def world(alice, bob, make_hook, receiver):
+    """A hook each for Alice, Bob and the project; one order gave each a callback, sent
+    once (so each has an attempt); then a second order left each a waiting one."""
+    hooks = {
+        "alice": make_hook(name="alice-hook", owner=alice, target_url=receiver.url("/alice")),
+        "bob": make_hook(name="bob-hook", owner=bob.pk, target_url=receiver.url("/bob")),
+        "project": make_hook(name="project-hook", target_url=receiver.url("/project")),
+    }
+    Order.objects.create(name="first")
+    report = send_callbacks()
+    assert report.sent == 3
+    Order.objects.create(name="second")
+    receiver.clear()
+    callbacks = {
+        name: list(Callback.objects.filter(hook=hook).order_by("id"))
+        for name, hook in hooks.items()
+    }
+    return {"hooks": hooks, "callbacks": callbacks}
+
+
+def snapshot(*hooks: Hook) -> list:
+    """Every stored value of these hooks, their callbacks and attempts."""
+    return [
+        list(Hook.objects.filter(pk__in=[h.pk for h in hooks]).order_by("pk").values()),
+        list(Callback.objects.filter(hook__in=hooks).order_by("pk").values()),
+        list(Attempt.objects.filter(callback__hook__in=hooks).order_by("pk").values()),
+    ]
+
+
+def paths_of(response) -> list[str]:
+    return sorted(r.path for r in response)
+
+
+# --- storage and the Python API --------------------------------------------------------
+
+
+def test_callbacks_carry_their_hooks_owner(world, alice, bob):
+    owners = {name: {c.owner for c in cbs} for name, cbs in world["callbacks"].items()}
+    assert owners == {"alice": {str(alice.pk)}, "bob": {str(bob.pk)}, "project": {""}}
+    response = client_of(alice).post(f"/api/hooks/{world['hooks']['alice'].pk}/test/")
+    assert response.status_code == 200
+    test_event = Callback.objects.get(event_type="http_hooks.test")
+    assert test_event.owner == str(alice.pk)
+
+
+def test_create_hook_takes_an_owner_instance_or_primary_key(make_hook, alice):
+    assert make_hook(owner=alice).owner == str(alice.pk)
+    assert make_hook(owner=alice.pk).owner == str(alice.pk)
+    assert make_hook(owner=str(alice.pk)).owner == str(alice.pk)
+    assert make_hook().owner == ""
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [MISSING, str(MISSING), "not a key", "1; DROP TABLE", 1.5, True, ["1"], "x" * 300],
+    ids=["missing-pk", "missing-pk-text", "not-a-number", "sql", "float", "bool", "list", "long"],
+)
+def test_create_hook_refuses_an_owner_that_does_not_exist(make_hook, owner):
+    with pytest.raises(InvalidHookError) as error:
+        make_hook(owner=owner)
+    assert error.value.field == "owner"
+    assert not Hook.objects.exists()
+
+
+def test_create_hook_refuses_an_instance_of_another_model(make_hook):
+    customer = Customer.objects.create(name="c")
+    with pytest.raises(InvalidHookError, match=r"auth\.User"):
+        make_hook(owner=customer)
+    with pytest.raises(InvalidHookError):
+        make_hook(owner=User(username="unsaved"))
+    assert not Hook.objects.exists()
+
+
+def test_update_hook_moves_the_hook_and_its_callbacks(world, alice, bob):
+    hook = world["hooks"]["alice"]
+    update_hook(hook, owner=bob)
+    assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+    assert set(Callback.objects.filter(hook=hook).values_list("owner", flat=True)) == {str(bob.pk)}
+    with pytest.raises(InvalidHookError):
+        update_hook(hook, owner=MISSING)
+    assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+
+
+# --- every route of the API -----------------------------------------------------------
+
+
+def routes(patterns=urlpatterns) -> dict[str, dict[str, str]]:
+    """Every named route under the API: name -> {method: action}."""
+    found = {}
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            found |= routes(pattern.url_patterns)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            found[pattern.name] = getattr(pattern.callback, "actions", None) or {"get": "get"}
+    return found
+
+
+# Routes of one hook or callback: {pk} of another owner's must be 404. The body each
+# method sends is valid, so that only the owner can make the answer differ.
+def detail_bodies(receiver_url: str) -> dict[str, dict | None]:
+    return {
+        "update": {
+            "model": "shop.order",
+            "signals": [POST_SAVE],
+            "target_url": receiver_url,
+            "name": "stolen",
+        },
+        "partial_update": {"name": "stolen"},
+        "recover": {"since": (timezone.now() - datetime.timedelta(days=1)).isoformat()},
+        "rotate_secret": {},
+    }
+
+
+HOOK_DETAIL = {"hook-detail", "hook-enable", "hook-health", "hook-recover"}
+HOOK_DETAIL |= {"hook-rotate-secret", "hook-test"}
+CALLBACK_DETAIL = {"callback-detail", "callback-attempts", "callback-resend"}
+# Routes over many rows: each has its own tests below.
+COLLECTIONS = {
+    "hook-list": "test_hook_list_and_filters_show_only_ones_own",
+    "callback-list": "test_callback_list_and_filters_show_only_ones_own",
+    "callback-resend-many": "test_bulk_resend_never_touches_another_owners_callbacks",
+    "callback-send": "test_send_never_sends_another_owners_callbacks",
+    "callback-monitor": "test_monitor_counts_only_ones_own",
+    "callback-delete-old": "test_delete_old_deletes_only_ones_own",
+}
+# Routes that hold no owner's data, and why.
+NOT_OWNED = {
+    "api-root": "links only",
+    "signal-list": "signal paths are the project's, shared by every hook",
+    "signal-detail": "as signal-list; test_deleting_a_used_signal_names_no_other_owners_hook",
+    "http_hooks-metrics": "staff and view_metrics only: test_metrics_are_not_for_tenants",
+    "http_hooks-schema": "the API's description",
+    "http_hooks-docs": "the API's description",
+    "http_hooks-redoc": "the API's description",
+}
+
+
+def test_every_route_is_covered_here():
+    """A new route or action fails here until this file says how it is scoped."""
+    assert set(routes()) == HOOK_DETAIL | CALLBACK_DETAIL | set(COLLECTIONS) | set(NOT_OWNED)
+    names = globals()
+    assert all(test in names for test in COLLECTIONS.values())
+
+
+def detail_calls() -> list[tuple[str, str, str]]:
+    return [
+        (name, method, action)
+        for name, actions in sorted(routes().items())
+        if name in HOOK_DETAIL | CALLBACK_DETAIL
+        for method, action in sorted(actions.items())
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "action"), detail_calls(), ids=[f"{n} {m}" for n, m, _ in detail_calls()]
+)
+@pytest.mark.parametrize("victim", ["bob", "project"])
+def test_another_owners_object_is_not_found_in_every_action(
+    world, alice, receiver, name, method, action, victim
+):
+    kind = "hooks" if name in HOOK_DETAIL else "callbacks"
+    target = world[kind][victim]
+    target_id = target.pk if kind == "hooks" else target[0].pk
+    body = detail_bodies(receiver.url("/stolen")).get(action)
+    before = snapshot(*world["hooks"].values())
+
+    def call(pk: int):
+        path = reverse(name, kwargs={"pk": pk})
+        return getattr(client_of(alice), method)(path, body, format="json")
+
+    response = call(target_id)
+    assert response.status_code == 404, response.content
+    assert response.json() == call(MISSING).json()
+    assert response.json()["code"] == "not_found"
+    assert snapshot(*world["hooks"].values()) == before
+    assert receiver.requests == []
+    # Her own object answers: the 404 above is the owner's doing, not the request's.
+    own = world[kind]["alice"]
+    own_response = call(own.pk if kind == "hooks" else own[-1].pk)
+    assert own_response.status_code in (200, 204), own_response.content
+
+
+@pytest.mark.parametrize("path", ["/api/hooks/{hook}/", "/api/callbacks/{callback}/"])
+def test_browsable_api_shows_another_owners_object_as_not_found(world, alice, path):
+    objects = {"hook": world["hooks"]["bob"].pk, "callback": world["callbacks"]["bob"][0].pk}
+    response = client_of(alice).get(path.format(**objects), HTTP_ACCEPT="text/html")
+    assert response.status_code == 404
+    assert b"bob-hook" not in response.content
+    assert b"/bob" not in response.content
+
+
+@pytest.mark.parametrize("path", ["/api/hooks/", "/api/callbacks/"])
+def test_browsable_api_lists_only_ones_own(world, alice, path):
+    response = client_of(alice).get(path, HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b"/alice" in response.content
+    assert b"/bob" not in response.content
+    assert b"/project" not in response.content
+
+
+def test_the_browsable_api_offers_a_tenant_a_new_hook_of_their_own(alice):
+    client = client_of(alice)
+    page = client.get("/api/hooks/", HTTP_ACCEPT="text/html").content.decode()
+    (body,) = re.findall(r'<textarea[^>]*name="_content"[^>]*>(.*?)</textarea>', page, re.S)
+    response = client.post("/api/hooks/", html.unescape(body), content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["owner"] == str(alice.pk)
+
+
+# --- lists and filters ----------------------------------------------------------------
+
+
+def hook_names(client, **query) -> list[str]:
+    response = client.get("/api/hooks/", query)
+    assert response.status_code == 200, response.content
+    return [hook["name"] for hook in response.json()["results"]]
+
+
+def callback_ids(client, **query) -> list[int]:
+    response = client.get("/api/callbacks/", query)
+    assert response.status_code == 200, response.content
+    return sorted(callback["id"] for callback in response.json()["results"])
+
+
+def ids_of(callbacks) -> list[int]:
+    return sorted(c.pk for c in callbacks)
+
+
+def test_hook_list_and_filters_show_only_ones_own(world, alice, bob):
+    client = client_of(alice)
+    assert hook_names(client) == ["alice-hook"]
+    assert client.get("/api/hooks/").json()["results"][0]["owner"] == str(alice.pk)
+    for query in [
+        {"owner": str(bob.pk)},
+        {"name": "bob-hook"},
+        {"name__icontains": "bob"},
+        {"search": "bob"},
+        {"target_url__icontains": "/bob"},
+        {"model": "shop.order", "owner": str(bob.pk)},
+    ]:
+        assert hook_names(client, **query) == [], query
+    assert hook_names(client, owner=str(alice.pk)) == ["alice-hook"]
+
+
+def test_callback_list_and_filters_show_only_ones_own(world, alice, bob):
+    client = client_of(alice)
+    own = ids_of(world["callbacks"]["alice"])
+    assert callback_ids(client) == own
+    bobs = world["callbacks"]["bob"]
+    for query in [
+        {"hook": world["hooks"]["bob"].pk},
+        {"hook": world["hooks"]["project"].pk},
+        {"owner": str(bob.pk)},
+        {"event_id": str(bobs[0].event_id)},
+        {"status": "sent", "hook": world["hooks"]["bob"].pk},
+    ]:
+        assert callback_ids(client, **query) == [], query
+    assert callback_ids(client, hook=world["hooks"]["alice"].pk) == own
+    assert callback_ids(client, status="waiting") == own[1:]
+
+
+@pytest.mark.parametrize("path", ["/api/hooks/", "/api/callbacks/"])
+@pytest.mark.parametrize("value", ["", "\x00", "x" * 256], ids=["empty", "nul", "too-long"])
+def test_the_owner_filter_refuses_bad_values(staff_client, path, value):
+    response = staff_client.get(path, {"owner": value})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["owner"]
+
+
+@pytest.mark.parametrize(
+    "owner", [None, "\x00", "x" * 256, {"pk": 1}], ids=["null", "nul", "too-long", "object"]
+)
+def test_the_owner_field_refuses_bad_values(staff_client, receiver, owner):
+    response = staff_client.post("/api/hooks/", new_hook(receiver, owner=owner), format="json")
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["owner"]
+    assert not Hook.objects.exists()
+
+
+def test_staff_see_everything_and_filter_by_owner(world, alice, bob, staff_client):
+    assert hook_names(staff_client) == ["alice-hook", "bob-hook", "project-hook"]
+    assert hook_names(staff_client, owner=str(bob.pk)) == ["bob-hook"]
+    assert callback_ids(staff_client, owner=str(alice.pk)) == ids_of(world["callbacks"]["alice"])
+    all_ids = [c.pk for callbacks in world["callbacks"].values() for c in callbacks]
+    assert callback_ids(staff_client) == sorted(all_ids)
+
+
+def test_view_all_hooks_permission_sees_every_owner(world, alice):
+    alice.user_permissions.add(Permission.objects.get(codename="view_all_hooks"))
+    alice = User.objects.get(pk=alice.pk)
+    assert hook_names(client_of(alice)) == ["alice-hook", "bob-hook", "project-hook"]
+
+
+def nobody(request):
+    return []
+
+
+@override_settings(
+    HTTP_HOOKS={
+        "BLOCK_PRIVATE_NETWORKS": False,
+        "OWNER_RESOLVER": "api_tests.test_tenants.nobody",
+    }
+)
+def test_a_user_without_owners_sees_nothing_and_creates_nothing(world, alice, receiver):
+    client = client_of(alice)
+    assert hook_names(client) == []
+    assert callback_ids(client) == []
+    response = client.post(
+        "/api/hooks/",
+        {"model": "shop.order", "signals": [POST_SAVE], "target_url": receiver.url()},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "owner"
+    assert Hook.objects.count() == 3
+
+
+# --- bulk operations ------------------------------------------------------------------
+
+
+def resend(client, query: str = "", **body):
+    response = client.post(f"/api/callbacks/resend/{query}", body, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()["count"]
+
+
+def test_bulk_resend_never_touches_another_owners_callbacks(world, alice, bob):
+    client = client_of(alice)
+    others = [c.pk for name in ("bob", "project") for c in world["callbacks"][name]]
+    before = snapshot(world["hooks"]["bob"], world["hooks"]["project"])
+    assert resend(client, ids=others) == resend(client, ids=[MISSING]) == 0
+    assert resend(client, f"?hook={world['hooks']['bob'].pk}") == 0
+    assert resend(client, f"?owner={bob.pk}") == 0
+    assert resend(client, "?status=sent") == 1  # her own sent one
+    assert resend(client, ids=[*others, world["callbacks"]["alice"][0].pk]) == 1
+    assert snapshot(world["hooks"]["bob"], world["hooks"]["project"]) == before
+
+
+def send(client, **body) -> dict:
+    response = client.post("/api/callbacks/send/", body, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_send_never_sends_another_owners_callbacks(world, alice, receiver):
+    client = client_of(alice)
+    others = [world["callbacks"][name][-1].pk for name in ("bob", "project")]
+    assert send(client, ids=others)["sent"] == 0
+    assert receiver.requests == []
+    missing = client.post("/api/callbacks/send/", {"hook_id": MISSING}, format="json")
+    bobs_hook = world["hooks"]["bob"].pk
+    stolen = client.post("/api/callbacks/send/", {"hook_id": bobs_hook}, format="json")
+    assert stolen.status_code == missing.status_code == 400
+    assert stolen.json()["errors"] == [
+        {**error, "message": error["message"].replace(str(MISSING), str(bobs_hook))}
+        for error in missing.json()["errors"]
+    ]
+    assert send(client)["sent"] == 1
+    assert paths_of(receiver.wait_for(1)) == ["/alice"]
+    waiting = Callback.objects.filter(status=CallbackStatus.WAITING)
+    assert ids_of(waiting) == sorted(others)
+
+
+@pytest.mark.tasks
+@pytest.mark.django_db(transaction=True)
+def test_send_queues_only_ones_own_callbacks_to_the_workers(world, alice):
+    from django_tasks_db.models import DBTaskResult
+
+    client = client_of(alice)
+    others = [world["callbacks"][name][-1].pk for name in ("bob", "project")]
+    own = world["callbacks"]["alice"][-1].pk
+    with override_settings(HTTP_HOOKS={"BLOCK_PRIVATE_NETWORKS": False, "DISPATCH": "tasks"}):
+        assert send(client, ids=others)["mode"] == "queued"
+        assert send(client, ids=[*others, own])["mode"] == "queued"
+        assert send(client)["mode"] == "queued"
+    queued = DBTaskResult.objects.order_by("enqueued_at").values_list("args_kwargs", flat=True)
+    # Nothing for ids of others, not a "send every due callback" task: her listed one.
+    assert list(queued) == [{"args": [[own]], "kwargs": {}}] * 2
+
+
+def test_monitor_counts_only_ones_own(world, alice):
+    response = client_of(alice).get("/api/callbacks/monitor/", {"status": "waiting"})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+def test_delete_old_deletes_only_ones_own(world, alice):
+    response = client_of(alice).post(
+        "/api/callbacks/delete-old/", {"days": 0, "include_undelivered": True}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["deleted"] == 2
+    assert not Callback.objects.filter(hook=world["hooks"]["alice"]).exists()
+    assert Callback.objects.count() == 4
+
+
+def test_deleting_a_used_signal_names_no_other_owners_hook(world, alice):
+    signal = Signal.objects.create(signal="shop.signals.order_shipped")
+    world["hooks"]["bob"].signals.add(signal)
+    response = client_of(alice).delete(f"/api/signals/{signal.pk}/")
+    assert response.status_code == 400
+    assert str(world["hooks"]["bob"].pk) not in response.json()["detail"]
+    assert Signal.objects.filter(pk=signal.pk).exists()
+
+
+def test_metrics_are_not_for_tenants(world, alice):
+    assert client_of(alice).get("/api/metrics/").status_code == 403
+
+
+# --- writing the owner ------------------------------------------------------------------
+
+
+def new_hook(receiver, **fields) -> dict:
+    return {
+        "model": "shop.order",
+        "signals": [POST_SAVE],
+        "target_url": receiver.url(),
+        **fields,
+    }
+
+
+def test_creating_a_hook_makes_it_ones_own(alice, bob, receiver):
+    client = client_of(alice)
+    response = client.post("/api/hooks/", new_hook(receiver), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["owner"] == str(alice.pk)
+    assert Hook.objects.get().owner == str(alice.pk)
+    named = client.post("/api/hooks/", new_hook(receiver, owner=str(alice.pk)), format="json")
+    assert named.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "owner", ["bob", "", str(MISSING), 5], ids=["other-owner", "project", "missing", "number"]
+)
+def test_a_tenant_cannot_give_a_hook_to_another_owner(alice, bob, receiver, owner):
+    owner = str(bob.pk) if owner == "bob" else owner
+    client = client_of(alice)
+    response = client.post("/api/hooks/", new_hook(receiver, owner=owner), format="json")
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["owner"]
+    assert not Hook.objects.exists()
+    hook = create_hook(signals=[POST_SAVE], model="shop.order", target_url=receiver.url())
+    update_hook(hook, owner=alice)
+    response = client.patch(f"/api/hooks/{hook.pk}/", {"owner": owner}, format="json")
+    assert response.status_code == 400
+    assert Hook.objects.get().owner == str(alice.pk)
+
+
+def test_staff_give_a_hook_any_existing_owner(staff_client, bob, receiver, world):
+    response = staff_client.post(
+        "/api/hooks/", new_hook(receiver, owner=str(bob.pk)), format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["owner"] == str(bob.pk)
+    bad = staff_client.post("/api/hooks/", new_hook(receiver, owner=str(MISSING)), format="json")
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["field"] == "owner"
+    hook = world["hooks"]["project"]
+    moved = staff_client.patch(f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json")
+    assert moved.status_code == 200
+    assert set(Callback.objects.filter(hook=hook).values_list("owner", flat=True)) == {str(bob.pk)}
+    put = staff_client.put(f"/api/hooks/{hook.pk}/", new_hook(receiver, name="p"), format="json")
+    assert put.status_code == 200
+    assert put.json()["owner"] == str(bob.pk)  # left out: kept
+
+
+# --- a project's own owner model -----------------------------------------------------
+
+
+def customers_of(request):
+    """A resolver: the customers with the user's e-mail address."""
+    return Customer.objects.filter(email=request.user.email)
+
+
+CUSTOMERS = override_settings(
+    HTTP_HOOKS={
+        "BLOCK_PRIVATE_NETWORKS": False,
+        "OWNER_MODEL": "shop.Customer",
+        "OWNER_RESOLVER": "api_tests.test_tenants.customers_of",
+    }
+)
+
+
+@CUSTOMERS
+def test_a_project_owner_model_scopes_by_its_resolver(alice, bob, receiver):
+    shop, outlet = (Customer.objects.create(name=n, email=alice.email) for n in ("shop", "out"))
+    rival = Customer.objects.create(name="rival", email=bob.email)
+    for customer in (shop, outlet, rival):
+        create_hook(
+            signals=[POST_SAVE],
+            model="shop.order",
+            target_url=receiver.url(),
+            name=customer.name,
+            owner=customer,
+        )
+    client = client_of(alice)
+    assert sorted(hook_names(client)) == ["out", "shop"]
+    rival_hook = Hook.objects.get(owner=str(rival.pk))
+    assert client.get(f"/api/hooks/{rival_hook.pk}/").status_code == 404
+    unnamed = client.post("/api/hooks/", new_hook(receiver), format="json")
+    assert unnamed.status_code == 400
+    assert "name the hook's owner" in unnamed.json()["errors"][0]["message"]
+    stolen = client.post("/api/hooks/", new_hook(receiver, owner=str(rival.pk)), format="json")
+    assert stolen.status_code == 400
+    named = client.post("/api/hooks/", new_hook(receiver, owner=str(outlet.pk)), format="json")
+    assert named.status_code == 201
+    assert named.json()["owner"] == str(outlet.pk)
+    Order.objects.create(name="o")
+    assert callback_ids(client) == ids_of(Callback.objects.exclude(owner=str(rival.pk)))
+    with pytest.raises(InvalidHookError):
+        create_hook(signals=[POST_SAVE], model="shop.order", target_url=receiver.url(), owner=alice)
+
+
+# --- settings and the admin ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "check_id"),
+    [
+        ("OWNER_MODEL", "shop.Nothing", "http_hooks.E027"),
+        ("OWNER_MODEL", 5, "http_hooks.E027"),
+        ("OWNER_RESOLVER", "api_tests.test_tenants.missing", "http_hooks.E028"),
+        ("OWNER_RESOLVER", "api_tests.test_tenants.MISSING", "http_hooks.E028"),
+        ("OWNER_RESOLVER", None, "http_hooks.E028"),
+    ],
+    ids=["no-such-model", "not-a-label", "no-such-callable", "not-callable", "none"],
+)
+def test_bad_owner_settings_are_system_check_errors(setting, value, check_id):
+    with override_settings(HTTP_HOOKS={setting: value}):
+        assert [e.id for e in checks.check_settings()] == [check_id]
+
+
+@CUSTOMERS
+def test_good_owner_settings_pass_the_checks():
+    assert checks.check_settings() == []
+    call_command("check")
+
+
+def test_the_admin_is_for_staff_only(world, alice, client):
+    client.force_login(alice)
+    for path in ["/admin/http_hooks/hook/", "/admin/http_hooks/callback/"]:
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_the_admin_filters_and_edits_the_owner(world, alice, bob, client):
+    client.force_login(User.objects.create_superuser("root"))
+    hook = world["hooks"]["alice"]
+    listed = client.get("/admin/http_hooks/hook/", {"owner": str(bob.pk)})
+    assert listed.status_code == 200
+    assert [h.name for h in listed.context["cl"].result_list] == ["bob-hook"]
+    project = client.get("/admin/http_hooks/callback/", {"owner": "-"})
+    assert ids_of(project.context["cl"].result_list) == ids_of(world["callbacks"]["project"])
+    page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
+    form = page.context["adminform"].form
+    data = {
+        **{k: v for k, v in form.initial.items() if v is not None},
+        "model": hook.model_id,
+        "signals": [s.pk for s in hook.signals.all()],
+        "owner": str(MISSING),
+    }
+    data["conditions"] = "{}"
+    refused = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
+    assert refused.status_code == 200
+    assert "owner" in refused.context["adminform"].form.errors
+    assert Hook.objects.get(pk=hook.pk).owner == str(alice.pk)
+    moved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", {**data, "owner": bob.pk})
+    assert moved.status_code == 302, moved.context["adminform"].form.errors
+    assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+    assert {c.owner for c in Callback.objects.filter(hook=hook)} == {str(bob.pk)}
