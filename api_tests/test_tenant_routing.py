@@ -8,6 +8,7 @@ import datetime
 import threading
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection, transaction
@@ -102,6 +103,22 @@ def test_a_path_ending_at_the_owners_key_reads_the_foreign_key_column(make_hook,
     assert list(Callback.objects.filter(hook=on_customers).values_list("object_id", flat=True)) == [
         str(bob.pk)
     ]
+
+
+@pytest.mark.django_db
+def test_the_owner_is_found_through_two_foreign_keys(make_hook):
+    """The demo's OWNER_FIELDS: an order is its customer's account's (a user's)."""
+    alice, bob = (User.objects.create_user(name) for name in ("alice", "bob"))
+    project, alices, bobs = make_hook(), make_hook(owner=alice), make_hook(owner=bob)
+    customer = Customer.objects.create(name="c", account=alice)
+    for_alice = Order.objects.create(name="a", customer=customer)
+    without_account = Order.objects.create(name="b", customer=Customer.objects.create(name="d"))
+    customer.account = bob
+    customer.save()
+    for_bob = Order.objects.create(name="c", customer=customer)
+    assert fired(for_alice) == {project.pk, alices.pk}
+    assert fired(without_account) == {project.pk}
+    assert fired(for_bob) == {project.pk, bobs.pk}
 
 
 @pytest.mark.django_db
