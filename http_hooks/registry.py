@@ -398,7 +398,16 @@ class HookRegistry:
 
     def _refreshed(self, state: Loaded, using: str) -> Loaded:
         """``state`` brought up to what ``using`` holds now (``state`` itself if
-        nothing moved)."""
+        nothing moved).
+
+        In a transaction, the reads run in a savepoint: a table missing or not
+        migrated yet (``migrate`` itself saves models) fails them without breaking
+        the caller's transaction.
+        """
+        with _savepoint_if_needed(using):
+            return self._read_changes(state, using)
+
+    def _read_changes(self, state: Loaded, using: str) -> Loaded:
         fingerprint = _read_fingerprint(using)
         if fingerprint == state.fingerprint:
             return state
@@ -638,7 +647,7 @@ def _read_fingerprint(using: str) -> Fingerprint:
         f"(SELECT COUNT(*), SUM({signal_id}), SUM({hook_id} * {signal_id}) FROM {through}) t, "
         f"(SELECT COUNT(*), MAX(update_datetime) FROM {signal}) s"
     )
-    with _savepoint_if_needed(using), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql)
         hooks, enabled, stamps, latest, links_count, signals, pairs, *signal_rows = (
             cursor.fetchone()
