@@ -494,11 +494,9 @@ def _load(
             signal_paths=signal_paths,
             fingerprint=None,
         )
-        wanted = [pk for pk, version in versions.items() if version.enabled]
-    else:
-        wanted = [pk for pk in changed if pk in state.versions and state.versions[pk].enabled]
     rows = Hook.objects.using(using).filter(enabled=True).defer(*NOT_LOADED).order_by("pk")
     if changed is not None:
+        wanted = [pk for pk in changed if pk in state.versions and state.versions[pk].enabled]
         rows = rows.filter(pk__in=wanted) if wanted else rows.none()
     left_out = dict(state.problems)
     loaded = []
@@ -509,12 +507,12 @@ def _load(
             loaded.append(hook)
         else:
             left_out[hook.pk] = problem
-    gone = set(state.hooks) if changed is None else changed
+    gone = changed or set()
     for pk in gone - {hook.pk for hook in loaded}:
         if pk not in state.versions or not state.versions[pk].enabled:
             left_out.pop(pk, None)
-    removed = [state.hooks[pk] for pk in gone if pk in state.hooks]
-    hooks = {pk: hook for pk, hook in state.hooks.items() if pk not in gone}
+    hooks = dict(state.hooks)
+    removed = [hooks.pop(pk) for pk in gone if pk in hooks]
     hooks.update((hook.pk, hook) for hook in loaded)
     return dataclasses.replace(
         state,
