@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from http_hooks.api import create_signal, delete_hook, update_hook
@@ -22,6 +23,8 @@ from http_hooks.models import Callback, Hook
 from http_hooks.registry import HookRegistry
 from http_hooks.services import set_hook_enabled
 from shop.models import Customer, Order
+
+from .test_admin import hook_form
 
 POST_SAVE = "django.db.models.signals.post_save"
 PRE_DELETE = "django.db.models.signals.pre_delete"
@@ -164,6 +167,19 @@ def test_the_rest_api_answers_400_for_an_owned_hook_on_a_model_without_owner_fie
     assert response.status_code == 400, response.content
     assert response.json()["errors"][0]["field"] == "model"
     assert "OWNER_FIELDS" in response.json()["errors"][0]["message"]
+    assert not Hook.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_a_form_error_for_an_owned_hook_on_a_model_without_owner_fields(
+    admin_client, receiver, owners
+):
+    alice, _ = owners
+    form = hook_form(receiver, model="shop.parcel", owner=str(alice.pk), payload_template="")
+    response = admin_client.post(reverse("admin:http_hooks_hook_add"), form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "OWNER_FIELDS" in str(errors.get("model")), errors
     assert not Hook.objects.exists()
 
 
