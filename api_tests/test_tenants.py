@@ -60,17 +60,22 @@ def bob() -> User:
 
 @pytest.fixture
 def world(alice, bob, make_hook, receiver):
-    """A hook each for Alice, Bob and the project; one order gave each a callback, sent
-    once (so each has an attempt); then a second order left each a waiting one."""
+    """A hook each for Alice, Bob and the project; an order of each owner gave each owner's
+    hook a callback and the project's two, sent once (so each has an attempt); then a
+    second order of each left them waiting ones."""
     hooks = {
         "alice": make_hook(name="alice-hook", owner=alice, target_url=receiver.url("/alice")),
         "bob": make_hook(name="bob-hook", owner=bob.pk, target_url=receiver.url("/bob")),
         "project": make_hook(name="project-hook", target_url=receiver.url("/project")),
     }
-    Order.objects.create(name="first")
+    # Whose an order is: its customer's account (the demo's OWNER_FIELDS).
+    customers = [Customer.objects.create(name=user.username, account=user) for user in (alice, bob)]
+    for customer in customers:
+        Order.objects.create(name="first", customer=customer)
     report = send_callbacks()
-    assert report.sent == 3
-    Order.objects.create(name="second")
+    assert report.sent == 4
+    for customer in customers:
+        Order.objects.create(name="second", customer=customer)
     receiver.clear()
     callbacks = {
         name: list(Callback.objects.filter(hook=hook).order_by("id"))
@@ -409,7 +414,12 @@ def send(client, **body) -> dict:
 
 def test_send_never_sends_another_owners_callbacks(world, alice, receiver):
     client = client_of(alice)
-    others = [world["callbacks"][name][-1].pk for name in ("bob", "project")]
+    others = [
+        callback.pk
+        for name in ("bob", "project")
+        for callback in world["callbacks"][name]
+        if callback.status == CallbackStatus.WAITING
+    ]
     assert send(client, ids=others)["sent"] == 0
     assert receiver.requests == []
     missing = client.post("/api/callbacks/send/", {"hook_id": MISSING}, format="json")
@@ -456,7 +466,7 @@ def test_delete_old_deletes_only_ones_own(world, alice):
     assert response.status_code == 200
     assert response.json()["deleted"] == 2
     assert not Callback.objects.filter(hook=world["hooks"]["alice"]).exists()
-    assert Callback.objects.count() == 4
+    assert Callback.objects.count() == 6
 
 
 @pytest.fixture
@@ -580,6 +590,7 @@ CUSTOMERS = override_settings(
         "BLOCK_PRIVATE_NETWORKS": False,
         "OWNER_MODEL": "shop.Customer",
         "OWNER_RESOLVER": "api_tests.test_tenants.customers_of",
+        "OWNER_FIELDS": {"shop.Order": "customer"},
     }
 )
 
@@ -608,8 +619,10 @@ def test_a_project_owner_model_scopes_by_its_resolver(alice, bob, receiver):
     named = client.post("/api/hooks/", new_hook(receiver, owner=str(outlet.pk)), format="json")
     assert named.status_code == 201
     assert named.json()["owner"] == str(outlet.pk)
-    Order.objects.create(name="o")
+    for customer in (shop, outlet, rival):
+        Order.objects.create(name="o", customer=customer)
     assert callback_ids(client) == ids_of(Callback.objects.exclude(owner=str(rival.pk)))
+    assert Callback.objects.filter(owner=str(rival.pk)).count() == 1
     with pytest.raises(InvalidHookError):
         create_hook(signals=[POST_SAVE], model="shop.order", target_url=receiver.url(), owner=alice)
 

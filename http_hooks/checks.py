@@ -13,9 +13,11 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Count, Min
 from django.db.models.options import Options
 from django.utils.module_loading import import_string
 
+from .owner_fields import owner_paths, parse_owner_fields
 from .payloads import parse_hidden_field
 from .settings import DEFAULTS, LEGACY, hooks_settings
 
@@ -119,6 +121,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             except ImportError as exc:
                 bad("PERMISSION_CLASSES", f"Cannot import {path!r}: {exc}.", "http_hooks.E011")
     errors += _owner_problems()
+    for problem in parse_owner_fields(s.OWNER_FIELDS)[1]:
+        bad("OWNER_FIELDS", problem, "http_hooks.E029")
     for problem in _hidden_field_problems(user.get("HIDDEN_FIELDS", ())):
         bad("HIDDEN_FIELDS", problem, "http_hooks.E015")
     if not _positive_number(s.SECRET_ROTATION_GRACE) and s.SECRET_ROTATION_GRACE != 0:
@@ -382,7 +386,31 @@ def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[Error]:
         # migrate runs the checks before it creates the tables.
         if Hook._meta.db_table in connections[alias].introspection.table_names():
             errors += _own_model_hooks(Hook.objects.using(alias))
+            errors += _owned_hooks_without_owner_field(Hook.objects.using(alias))
     return errors
+
+
+def _owned_hooks_without_owner_field(hooks) -> list[Error]:
+    """Hooks with an owner on a model that has no ``OWNER_FIELDS`` entry never fire
+    (the registry cannot tell whose an instance is): one error per model."""
+    owned = (
+        hooks.exclude(owner="")
+        .exclude(model__app_label="http_hooks")
+        .values_list("model__app_label", "model__model")
+        .annotate(count=Count("pk"), first=Min("pk"))
+        .order_by("model__app_label", "model__model")
+    )
+    known = {model._meta.label_lower for model in owner_paths()}
+    return [
+        Error(
+            f"{count} hook(s) with an owner (the first: {first}) are on {app_label}.{name}, "
+            "which has no entry in HTTP_HOOKS['OWNER_FIELDS']: they never fire.",
+            hint="Add the model's path to its owner to OWNER_FIELDS, or delete the hooks.",
+            id="http_hooks.E030",
+        )
+        for app_label, name, count, first in owned
+        if f"{app_label}.{name}" not in known
+    ]
 
 
 def _own_model_hooks(hooks) -> list[Error]:

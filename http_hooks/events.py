@@ -154,12 +154,7 @@ class EventIndex:
         self._cache: dict[tuple[str, str], tuple[Any, ...]] = {}
         for hook in hooks:
             try:
-                # Checked again: a row written around validation must not subscribe a
-                # string's characters ("*") or a wildcard in the wrong place.
-                entries = validate_subscriptions(hook.event_types)
-                hook.event_conditions = compile_payload_conditions(
-                    hook.conditions, label=f"hook {hook.pk}"
-                )
+                entries = _compiled(hook)
             except HttpHooksError as exc:
                 if problems is not None:
                     problems.append(InvalidHookError(f"hook {hook.pk} ignored for events: {exc}"))
@@ -193,6 +188,21 @@ class EventIndex:
         return {
             entry for by_entry in owned for entry in by_entry or () if not entry.endswith(WILDCARD)
         }
+
+
+def _compiled(hook: Any) -> list[str]:
+    """The entries of the registry's copy of ``hook``, its payload conditions compiled
+    on it; worked out once per copy (an index rebuilt for another hook's change
+    reuses them).
+
+    Checked again here: a row written around validation must not subscribe a
+    string's characters ("*") or a wildcard in the wrong place."""
+    entries = getattr(hook, "event_entries", None)
+    if entries is None:
+        entries = validate_subscriptions(hook.event_types)
+        hook.event_conditions = compile_payload_conditions(hook.conditions, label=f"hook {hook.pk}")
+        hook.event_entries = entries
+    return entries
 
 
 def accepts(hook: Any, payload: Any) -> bool:

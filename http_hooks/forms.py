@@ -139,7 +139,11 @@ class HookAdminForm(forms.ModelForm):
         try:
             fields = {field: cleaned.get(field) for field in HOOK_FIELDS}
             fields["signals"] = [s.signal for s in cleaned.get("signals", [])]
-            valid = validate_hook(fields, current=self.instance if self.instance.pk else None)
+            valid = validate_hook(
+                fields,
+                current=self.instance if self.instance.pk else None,
+                owner=cleaned.get("owner"),
+            )
         except HttpHooksError as exc:
             field = exc.field if exc.field in self.fields else None
             self.add_error(field, exc.as_django_error())

@@ -211,6 +211,8 @@ class Hook(models.Model):
                 name="hook_held_idx",
             ),
             models.Index(fields=["owner"], condition=~models.Q(owner=""), name="hook_owner_idx"),
+            # The registry's refresh reads the hooks changed since the last one it saw.
+            models.Index(fields=["update_datetime"], name="hook_updated_idx"),
         ]
         permissions = [("view_all_hooks", _("Can see and manage the hooks of every owner"))]
 

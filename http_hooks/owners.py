@@ -25,7 +25,7 @@ from django.utils.module_loading import import_string
 from .exceptions import InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
-from .validators import storable_text
+from .text import storable_text
 
 # None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
 Owners = Collection[str] | None

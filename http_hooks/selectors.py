@@ -176,7 +176,7 @@ def explicit_event_types() -> list[str]:
     ``EVENT_TYPES`` or subscribed to by name by an enabled hook."""
     from .registry import registry
 
-    return sorted(set(declared_event_types()) | registry.table().events.subscribed_names())
+    return sorted(set(declared_event_types()) | registry.loaded().events.subscribed_names())
 
 
 def known_event_types(owners: Owners = None) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ def known_event_types(owners: Owners = None) -> list[dict[str, Any]]:
     owners or the project subscribe to are theirs to know."""
     from .registry import registry
 
-    table = registry.table()
+    loaded = registry.loaded()
     found: dict[str, dict[str, Any]] = {}
 
     def add(name: str, source: str, description: str = "") -> None:
@@ -198,11 +198,15 @@ def known_event_types(owners: Owners = None) -> list[dict[str, Any]]:
 
     for name, description in declared_event_types().items():
         add(name, "declared", description)
-    for name in table.events.subscribed_names(owners):
+    for name in loaded.events.subscribed_names(owners):
         add(name, "subscribed")
-    for (path, model), hooks in table.items():
-        if owners is not None and not any(hook.owner in owners for hook in hooks):
-            continue
+    routes = {
+        route
+        for hook in loaded.hooks.values()
+        if owners is None or hook.owner in owners
+        for route in hook.routes
+    }
+    for path, model in routes:
         for name in model_event_types(model, path):
             add(name, "model_signal")
     return [found[name] for name in sorted(found)]

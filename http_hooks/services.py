@@ -51,11 +51,11 @@ from .registry import registry
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
+from .text import storable_text
 from .validators import (
     HOOK_FIELDS,
     import_signal,
     resolve_model,
-    storable_text,
     validate_hook,
     validate_secret,
     whole_number,
@@ -162,9 +162,9 @@ def create_hook(
     fields = {field: arguments[field] for field in HOOK_FIELDS}
     fields["model"] = None if model is None else resolve_model(model)
     fields["signals"] = [signals] if isinstance(signals, str) else signals
-    cleaned = validate_hook(fields)
-    secret = new_hook_secret(secret)
     owner = owner_key(owner)
+    cleaned = validate_hook(fields, owner=owner)
+    secret = new_hook_secret(secret)
     signal_paths = cleaned.pop("signals")
     with transaction.atomic():
         hook = Hook.objects.create(enabled=bool(enabled), secret=secret, owner=owner, **cleaned)
@@ -192,10 +192,10 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     merged["model"] = None if merged["model"] is None else resolve_model(merged["model"])
     if isinstance(merged["signals"], str):
         merged["signals"] = [merged["signals"]]
-    cleaned = validate_hook(merged, current=hook)
+    owner = owner_key(changes["owner"]) if "owner" in changes else hook.owner
+    cleaned = validate_hook(merged, current=hook, owner=owner)
     if changes.get("secret"):
         validate_secret(changes["secret"])
-    owner = owner_key(changes["owner"]) if "owner" in changes else hook.owner
     signal_paths = cleaned.pop("signals")
     # The sender writes the health fields and the rate limit's bucket at any time: a
     # stale copy never overwrites them.

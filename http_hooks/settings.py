@@ -75,6 +75,10 @@ DEFAULTS: dict[str, Any] = {
     # Dotted path of a callable(request) -> iterable of owners (instances or primary keys)
     # the request's user acts for; the default: the user themself.
     "OWNER_RESOLVER": "http_hooks.owners.request_user",
+    # {"app_label.Model": "path"}: the owner of an instance, a path of forward foreign
+    # keys ending at OWNER_MODEL ("customer__account"). A hook with an owner fires only
+    # for its owner's instances, and only on the models listed here.
+    "OWNER_FIELDS": {},
     # Prometheus metrics (``http_hooks.metrics``), when prometheus_client is installed.
     "METRICS": True,
     # Dotted path of the CollectorRegistry the metrics are registered in too (the

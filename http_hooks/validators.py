@@ -35,6 +35,7 @@ from .imports import RefusedPath, project_object, shown
 from .models import ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .outbox import SAVE_SIGNALS
+from .owner_fields import check_owned_model
 from .payloads import (
     BASE_NAMES,
     EXPLICIT_EVENT_NAMES,
@@ -256,15 +257,19 @@ def validate_changed_fields(names: Any, model: type[models.Model] | None) -> lis
     return list(dict.fromkeys(names))
 
 
-def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> dict[str, Any]:
+def validate_hook(
+    fields: Mapping[str, Any], *, current: Hook | None = None, owner: str | None = None
+) -> dict[str, Any]:
     """Check every field of a hook (``HOOK_FIELDS``) together and return the cleaned values.
 
     ``model`` is a ContentType (see ``resolve_model``) or None; other missing fields
     are empty. A hook has a model and signals, event types, or both. ``current`` is
     the hook being changed (None for a new one): a secret header left out of
     ``headers`` or given as the mask keeps its stored value
-    (``headers.keep_secret_values``). Raises the ``HttpHooksError`` subclass for
-    the first field that is wrong.
+    (``headers.keep_secret_values``). ``owner`` is the owner key the hook will have
+    (None: the one it has); an owned hook with a model must be on a model of
+    ``OWNER_FIELDS``. Raises the ``HttpHooksError`` subclass for the first field
+    that is wrong.
     """
     unknown = set(fields) - set(HOOK_FIELDS)
     if unknown:
@@ -345,6 +350,8 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
             )
         import_serializer(serializer_class)
     cleaned["rate_limit"] = validate_rate_limit(cleaned["rate_limit"])
+    if model is not None:
+        check_owned_model(owner if owner is not None else getattr(current, "owner", ""), model)
     changed_fields = cleaned["changed_fields"] = validate_changed_fields(
         cleaned["changed_fields"], model
     )
@@ -408,14 +415,3 @@ def validate_rate_limit(rate_limit: Any) -> int | None:
             field="rate_limit",
         )
     return rate_limit
-
-
-def storable_text(text: str) -> bool:
-    """No NUL (PostgreSQL refuses it in text) and no lone surrogate (no UTF-8)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

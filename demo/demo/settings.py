@@ -140,6 +140,13 @@ HTTP_HOOKS = {
     # switched off here, on purpose. Keep it on in production.
     "BLOCK_PRIVATE_NETWORKS": False,
     "RETRY_SCHEDULE": [1, 5, 30, 120, 600, 1800, 3600],
+    # Tenants are users (OWNER_MODEL's default): whose each shop row is.
+    "OWNER_FIELDS": {
+        "auth.User": "pk",
+        "shop.Customer": "account",
+        "shop.Order": "customer__account",
+        "shop.Parcel": "nested_attribute__account",
+    },
 }
 # Processes started by the tests and benchmarks (senders, Celery and tasks workers) get
 # other settings through this variable: a JSON object merged into HTTP_HOOKS.

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils.functional import cached_property
 
@@ -11,6 +12,14 @@ class Customer(models.Model):
     email = models.EmailField(blank=True)
     is_vip = models.BooleanField(default=False)
     avatar = models.FileField(upload_to="avatars/", blank=True)
+    # The user whose customer this is: the demo's tenants (OWNER_FIELDS in settings).
+    account = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+    )
 
     def __str__(self) -> str:
         return self.name
