@@ -296,8 +296,8 @@ def test_no_such_hook_is_a_404_in_the_error_body(staff_client, pk):
 
 
 def test_health_takes_the_permission_to_view_hooks(make_hook):
-    hook = make_hook()
     user = User.objects.create_user("viewer")
+    hook = make_hook(owner=user)
     client = APIClient()
     client.force_authenticate(user)
     assert client.get(*health_url(hook.pk)).status_code == 403

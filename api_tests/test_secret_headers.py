@@ -93,7 +93,8 @@ def test_a_view_only_user_sees_no_credential_in_the_api(secret_hook, receiver):
     send_callbacks()
     callback = Callback.objects.get()
     client = APIClient()
-    client.force_authenticate(user_with("view_hook", "view_callback"))
+    # Every owner's viewer: a tenant sees only their own hooks (test_tenants.py).
+    client.force_authenticate(user_with("view_hook", "view_callback", "view_all_hooks"))
     for path in [
         "/api/hooks/",
         f"/api/hooks/{secret_hook.pk}/",
