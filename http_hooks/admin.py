@@ -166,6 +166,7 @@ class HookAdmin(ModelAdmin):
         "enabled",
         ("disabled_reason", DisabledByListFilter),
         ("rate_limit", admin.EmptyFieldListFilter),
+        ("ordering_key", admin.EmptyFieldListFilter),
         "http_method",
         ("model", admin.RelatedOnlyFieldListFilter),
     ]
@@ -198,6 +199,7 @@ class HookAdmin(ModelAdmin):
                     "secret_headers",
                     "content_type",
                     "rate_limit",
+                    "ordering_key",
                 ]
             },
         ),

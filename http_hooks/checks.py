@@ -16,6 +16,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models.options import Options
 from django.utils.module_loading import import_string
 
+from .delivery.ordering import FAILURE_POLICIES
 from .payloads import parse_hidden_field
 from .settings import DEFAULTS, LEGACY, hooks_settings
 
@@ -149,6 +150,13 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "NOTIFY_CHANNEL",
             "Use None (the loop workers only poll) or a PostgreSQL channel name of 1 to 63 bytes.",
             "http_hooks.E024",
+        )
+    if s.ORDERED_ON_FAILURE not in FAILURE_POLICIES:
+        bad(
+            "ORDERED_ON_FAILURE",
+            "Use 'skip' (a key's next callback goes after its head ends in error) or 'halt' "
+            "(the key waits until the head is resent).",
+            "http_hooks.E031",
         )
     errors += _metrics_problems()
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)

@@ -9,6 +9,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# Characters of a hook's ordering key template, and of a rendered key (a longer
+# one is stored as its hash: ``delivery.ordering.stored_key``).
+MAX_ORDERING_KEY_LENGTH = 255
+
 
 class HttpMethod(models.TextChoices):
     POST = "POST", "POST"
@@ -126,6 +130,16 @@ class Hook(models.Model):
         help_text=_(
             'Django-style lookups the instance must match, e.g. {"paid": true, '
             '"total__gte": 100}. Empty: no condition.'
+        ),
+    )
+    ordering_key = models.CharField(
+        _("ordering key"),
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        blank=True,
+        default="",
+        help_text=_(
+            "A template such as {{instance.pk}}: the callbacks of this hook with the same "
+            "key are delivered one at a time, in the order they were created. Empty: no order."
         ),
     )
     secret = models.CharField(_("signing secret"), max_length=255, blank=True, default="")
@@ -265,6 +279,11 @@ class Callback(models.Model):
     # The hook's owner when the callback was stored (``Hook.owner``): an owner's
     # list is one index range, not a join through the hooks, at any table size.
     owner = models.CharField(_("owner"), max_length=255, blank=True, default="")
+    # The hook's ordering key rendered for this event (``delivery.ordering``); empty:
+    # the callback goes in any order.
+    ordering_key = models.CharField(
+        _("ordering key"), max_length=MAX_ORDERING_KEY_LENGTH, blank=True, default=""
+    )
     create_datetime = models.DateTimeField(_("created"), default=timezone.now, db_index=False)
     update_datetime = models.DateTimeField(_("updated"), default=timezone.now)
 
@@ -286,6 +305,13 @@ class Callback(models.Model):
             # Only the rows of owned hooks: a project without tenants pays nothing.
             models.Index(
                 fields=["owner", "-id"], condition=~models.Q(owner=""), name="callback_owner_idx"
+            ),
+            # Whether a keyed callback heads its key (``delivery.ordering``); unordered
+            # callbacks are not in it and cost nothing.
+            models.Index(
+                fields=["hook", "ordering_key", "id"],
+                condition=~models.Q(ordering_key=""),
+                name="callback_ordering_idx",
             ),
         ]
 

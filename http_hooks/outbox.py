@@ -17,6 +17,7 @@ from typing import Any
 from django.db import router
 from django.utils import timezone
 
+from .delivery.ordering import render_ordering_key
 from .dispatch import enqueue_on_commit
 from .exceptions import HttpHooksError
 from .headers import check_hook_headers, parse_headers
@@ -68,8 +69,9 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
 
 
 def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
-    """The event's request for ``hook`` (without headers: a try reads the hook's);
-    an ``error`` callback if it cannot be built.
+    """The event's request for ``hook`` (without headers: a try reads the hook's) and
+    its ordering key; an ``error`` callback, without a key (it was never part of its
+    key's line), if either cannot be built.
 
     A failure never reaches the user's ``save()``, whatever
     ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` says (as in infi.django_http_hooks,
@@ -102,6 +104,8 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
             model=model,
             context=context,
         )
+        if hook.ordering_key:
+            callback.ordering_key = render_ordering_key(hook.ordering_key, context)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, HttpHooksError) else f"{type(exc).__name__}: {exc}"
         logger.warning(

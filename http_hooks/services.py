@@ -112,6 +112,7 @@ def create_hook(
     rate_limit: int | None = None,
     changed_fields: Iterable[str] | None = None,
     conditions: dict[str, Any] | None = None,
+    ordering_key: str = "",
     name: str = "",
     enabled: bool = True,
     secret: str | None = None,
@@ -128,6 +129,8 @@ def create_hook(
 
     ``changed_fields`` (field names) and ``conditions`` (lookups, see
     ``conditions``) narrow which saves fire it; both are checked against the model.
+    ``ordering_key``, a template such as ``{{instance.pk}}``, delivers the callbacks
+    that render the same key one at a time, in order (``delivery.ordering``).
     """
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}

@@ -31,10 +31,16 @@ from .headers import (
     refuse_unmasking,
 )
 from .imports import RefusedPath, project_object, shown
-from .models import ContentTypeChoice, Hook, HttpMethod
+from .models import MAX_ORDERING_KEY_LENGTH, ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .outbox import SAVE_SIGNALS
-from .payloads import BASE_NAMES, XML_TYPES, import_serializer, validate_template
+from .payloads import (
+    BASE_NAMES,
+    XML_TYPES,
+    check_template_names,
+    import_serializer,
+    validate_template,
+)
 from .signing import SECRET_PREFIX
 
 APP_LABEL = "http_hooks"
@@ -54,6 +60,7 @@ HOOK_FIELDS = (
     "rate_limit",
     "changed_fields",
     "conditions",
+    "ordering_key",
 )
 # What Django's model signals send a template besides ``signal`` and ``sender``,
 # and whether a path may go on past each (pre_init's ``kwargs`` is a dict). Not
@@ -331,7 +338,33 @@ def validate_hook(fields: Mapping[str, Any], *, current: Hook | None = None) -> 
         )
     compile_conditions(cleaned["conditions"], model)
     cleaned["conditions"] = cleaned["conditions"] or {}
+    cleaned["ordering_key"] = validate_ordering_key(
+        cleaned["ordering_key"], model, template_names(signals.values())
+    )
     return cleaned
+
+
+def validate_ordering_key(
+    template: Any, model: type[models.Model] | None, names: Mapping[str, bool]
+) -> str:
+    """A hook's ordering key: "" (no order), or a template its events can render
+    (``payloads.check_template_names``), rendered as text when an event is stored."""
+    if template is None:
+        return ""
+    if not isinstance(template, str) or len(template) > MAX_ORDERING_KEY_LENGTH:
+        raise InvalidHookError(
+            f"the ordering key must be a template of at most {MAX_ORDERING_KEY_LENGTH} "
+            "characters, such as {{instance.pk}}",
+            field="ordering_key",
+        )
+    template = template.strip()
+    try:
+        check_template_names(template, model, names)
+    except InvalidPayloadError as exc:
+        raise InvalidHookError(
+            f"invalid ordering key: {exc.message}", field="ordering_key"
+        ) from exc
+    return template
 
 
 def whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:

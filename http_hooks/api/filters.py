@@ -23,7 +23,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 from ..exceptions import HttpHooksError
-from ..models import Callback, CallbackStatus, Hook, HttpMethod, Signal
+from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..validators import resolve_model
 from .serializers import MAX_ID
 
@@ -187,6 +187,14 @@ class HookFilter(django_filters.FilterSet):
         method="filter_has_conditions",
         help_text="Hooks with conditions (`true`) or without (`false`).",
     )
+    ordered = BooleanFilter(
+        method="filter_ordered",
+        help_text="Hooks with (`true`) or without (`false`) an ordering key.",
+    )
+    ordering_key = django_filters.CharFilter(
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        help_text="Hooks with exactly this ordering key template.",
+    )
     changed_field = django_filters.CharFilter(
         method="filter_changed_field",
         max_length=100,
@@ -202,6 +210,10 @@ class HookFilter(django_filters.FilterSet):
     def filter_has_conditions(self, queryset: Any, name: str, value: bool) -> Any:
         without = Q(conditions={})
         return queryset.exclude(without) if value else queryset.filter(without)
+
+    def filter_ordered(self, queryset: Any, name: str, value: bool) -> Any:
+        unordered = Q(ordering_key="")
+        return queryset.exclude(unordered) if value else queryset.filter(unordered)
 
     def filter_changed_field(self, queryset: Any, name: str, value: str) -> Any:
         # The list as JSON text holds the name in quotes; the same query on every database.
@@ -248,6 +260,11 @@ class CallbackFilter(django_filters.FilterSet):
         help_text="`created`, `updated`, `http_hooks.test` or a signal's path."
     )
     event_id = django_filters.UUIDFilter(help_text="The callback with this `webhook-id`.")
+    ordering_key = django_filters.CharFilter(
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        help_text="Callbacks with this rendered ordering key (with `hook`, in the order they "
+        "are delivered: sort by `id`).",
+    )
 
     class Meta:
         model = Callback

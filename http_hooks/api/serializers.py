@@ -30,7 +30,15 @@ from ..headers import (
     parse_headers,
 )
 from ..imports import MAX_PATH_LENGTH
-from ..models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
+from ..models import (
+    MAX_ORDERING_KEY_LENGTH,
+    Attempt,
+    Callback,
+    CallbackStatus,
+    DisabledReason,
+    Hook,
+    Signal,
+)
 from ..network import check_target_url
 from ..services import (
     MAX_DAYS,
@@ -358,6 +366,16 @@ class HookSerializer(ModelSerializer):
         "Concrete fields only: no many-to-many or reverse relation. Empty: every save fires.",
     )
     conditions = ConditionsField(required=False)
+    ordering_key = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        help_text="A template such as `{{instance.pk}}`, rendered as text when an event is "
+        "stored: callbacks of this hook with the same key are delivered one at a time, in "
+        "the order they were created (a failing one holds back its key only; "
+        "`ORDERED_ON_FAILURE` says what its final error does). Names as in "
+        "`payload_template`. Empty: no order.",
+    )
     secret = SecretField(
         write_only=True,
         required=False,
@@ -513,6 +531,7 @@ class CallbackSerializer(serializers.ModelSerializer):
             "attempts",
             "next_attempt_at",
             "last_response_status",
+            "ordering_key",
             "create_datetime",
             "update_datetime",
         ]
@@ -520,6 +539,10 @@ class CallbackSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "event_id": {"help_text": "Sent as `webhook-id`; receivers drop duplicates by it."},
             "attempts": {"help_text": "Tries since the callback was created or last resent."},
+            "ordering_key": {
+                "help_text": "Its hook's ordering key as rendered for this event: callbacks of "
+                "one hook with the same key go one at a time, by `id`. Empty: any order."
+            },
         }
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..models import Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from .ids import ids_among
+from .ordering import heads_only
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ CLAIMED_FIELDS = (
     "earlier_attempts",
     "next_attempt_at",
     "claim_token",
+    "ordering_key",
 )
 
 
@@ -62,8 +64,9 @@ def _claimable(
     Listed callbacks are due whatever their retry time, unless ``due_only``.
     Callbacks of ``exclude_hooks`` are left for later, and a sender never takes
     back its own (``token``) whose lease ran out: they may still be in flight.
+    A keyed callback is taken only when it heads its key (``ordering``).
     """
-    scope = Q()
+    scope = heads_only()
     if exclude_hooks:
         scope &= ~Q(hook_id__in=list(exclude_hooks))
     if hook_id is not None:

@@ -1,0 +1,127 @@
+"""Ordered delivery per key: the callbacks of one hook that share an ordering key
+(``Hook.ordering_key`` rendered when the event is stored, ``Callback.ordering_key``)
+go one at a time, in the order they were created (their ids); other keys, and
+callbacks without a key, go as they always do.
+
+The rule is one condition on what a claim may take (``heads_only``): a keyed
+callback is claimable only while it heads its key, that is while no earlier
+callback of its hook and key is pending: ``waiting`` (due or waiting for a
+retry), ``sending`` (whatever its lease), or, with ``ORDERED_ON_FAILURE =
+"halt"``, ``error``. Every claim of every sender (the loop, ``--processes``, the
+Celery and tasks workers, a web request's batch) asks it, in the same statement
+that takes the rows.
+
+Why two senders never have two callbacks of one key in flight. Say ``a`` and
+``b`` (``a.id < b.id``) share a key and a sender holds ``a``: ``a`` is
+``sending``, committed before the claim that took it returned. A claim decides
+on ``b`` from one snapshot (PostgreSQL's READ COMMITTED takes one per
+statement; a claim is one statement, ``claims._claim_returning``):
+
+- A snapshot taken after ``a`` was claimed shows ``a`` as ``sending``, so ``b``
+  is not a head. If that sender died, ``a`` stays ``sending`` with a lease that
+  runs out: it blocks ``b`` all the same, and the expired-lease part of a claim
+  takes ``a`` again (it heads its key: nothing earlier is pending), so ``a`` is
+  re-sent before ``b`` can go.
+- A snapshot taken before ``a`` was claimed shows ``a`` as ``waiting``, which
+  blocks ``b`` too.
+- Only a snapshot in which ``a`` is ``sent`` (or ``error`` with ``skip``), its
+  outcome committed, makes ``b`` a head; by then ``a`` is not in flight. ``a``
+  is pending again only if an operator resends it (see below).
+
+``FOR UPDATE SKIP LOCKED`` only ever leaves rows out, and a row locked by a
+concurrent claim that then commits is re-checked by PostgreSQL against the same
+condition (on the same snapshot for the other rows), so it adds no other case.
+SQLite runs each claim under its one write lock, and the claim without
+``RETURNING`` repeats the condition in its ``UPDATE``: the same rule holds.
+One claim takes at most one callback per key, as only the lowest pending id of
+a key can head it.
+
+A sender whose lease ran out while it still sent ``a`` (stalled, not dead) may
+deliver ``a`` a second time after the sender that took it over: delivery is
+at least once, as for every callback, and the ``webhook-id`` tells receivers so.
+Resending an earlier callback that was done puts it back in its key's line by
+its id: the later ones not yet sent wait for it, one already in flight does not.
+
+A key's next callback goes as soon as its head's outcome is written: the sender
+claims again at once (``sender``), and a run restricted to listed callbacks (a
+Celery or tasks worker, which leaves the non-heads among its ids) takes the next
+heads of the keys it finished itself (``next_heads``), so nobody has to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Iterable
+from functools import reduce
+from typing import Any
+
+from django.db.models import Exists, Min, OuterRef, Q
+
+from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus
+from ..payloads import context_lookup, render_template
+from ..settings import hooks_settings
+
+# What ORDERED_ON_FAILURE may be: a head that ends in ``error`` lets the next go, or
+# holds its key until it is resent.
+SKIP, HALT = "skip", "halt"
+FAILURE_POLICIES = (SKIP, HALT)
+
+
+def render_ordering_key(template: str, context: dict[str, Any]) -> str:
+    """The ordering key of one event: ``template`` rendered as text (``payloads``);
+    a key longer than a column holds is stored as its SHA-256, which keeps it apart
+    from every other key."""
+    key = render_template(template, "text/plain", context_lookup(context))
+    if len(key) > MAX_ORDERING_KEY_LENGTH:
+        return "sha256:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return key
+
+
+def blocking_statuses() -> list[str]:
+    """The statuses of an earlier callback that hold its key back."""
+    statuses = [CallbackStatus.WAITING, CallbackStatus.SENDING]
+    if hooks_settings.ORDERED_ON_FAILURE == HALT:
+        statuses.append(CallbackStatus.ERROR)
+    return statuses
+
+
+def heads_only() -> Q:
+    """Callbacks without a key, and those that head their key (see the module).
+
+    The ``NOT EXISTS`` is only evaluated for keyed rows, and reads the partial
+    index ``callback_ordering_idx`` (its condition is repeated so that PostgreSQL
+    may use it).
+    """
+    earlier = Callback.objects.filter(
+        ~Q(ordering_key=""),
+        hook_id=OuterRef("hook_id"),
+        ordering_key=OuterRef("ordering_key"),
+        pk__lt=OuterRef("pk"),
+        status__in=blocking_statuses(),
+    )
+    return Q(ordering_key="") | ~Exists(earlier)
+
+
+def next_heads(finished: Iterable[Callback]) -> set[int]:
+    """The first waiting callback after each keyed callback of ``finished`` that is
+    done (``sent``, or ``error``), in one query: what a run restricted to listed
+    callbacks takes next."""
+    done = [
+        callback
+        for callback in finished
+        if callback.ordering_key and callback.status in (CallbackStatus.SENT, CallbackStatus.ERROR)
+    ]
+    if not done:
+        return set()
+    keys = reduce(
+        operator.or_,
+        (Q(hook_id=c.hook_id, ordering_key=c.ordering_key, pk__gt=c.pk) for c in done),
+    )
+    firsts = (
+        Callback.objects.filter(keys, ~Q(ordering_key=""), status=CallbackStatus.WAITING)
+        .values("hook_id", "ordering_key")
+        .annotate(first=Min("pk"))
+        .order_by()
+    )
+    return {row["first"] for row in firsts}
