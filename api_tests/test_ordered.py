@@ -300,3 +300,63 @@ def test_four_sender_processes_deliver_50_keys_of_40_in_order(receiver, make_hoo
     watch.sent_in_order(keys=50, per_key=40)
     assert watch.most_per_key == 1
     assert any(status == 500 for _, _, status in watch.log)
+
+
+# --- writing the key: the API, the Python API, the admin ---------------------------
+
+
+def test_the_api_writes_the_key_filters_by_it_and_shows_it_on_callbacks(staff_client, receiver):
+    data = {
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+        "target_url": receiver.url(),
+        "ordering_key": " {{instance.pk}} ",
+    }
+    response = staff_client.post("/api/hooks/", data, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["ordering_key"] == "{{instance.pk}}"
+    order = Order.objects.create(name="x")
+    callbacks = staff_client.get("/api/callbacks/", {"ordering_key": str(order.pk)}).json()
+    assert [c["ordering_key"] for c in callbacks["results"]] == [str(order.pk)]
+    assert staff_client.get("/api/callbacks/", {"ordering_key": "nope"}).json()["results"] == []
+    hooks = staff_client.get("/api/hooks/", {"ordered": "true"}).json()["results"]
+    assert [h["ordering_key"] for h in hooks] == ["{{instance.pk}}"]
+    assert staff_client.get("/api/hooks/", {"ordered": "false"}).json()["results"] == []
+    exact = staff_client.get("/api/hooks/", {"ordering_key": "{{instance.pk}}"}).json()
+    assert len(exact["results"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("{{instance.nope}}", "has no field"),
+        ("{{instance.name.upper}}", "plain value"),
+        ("{{ 1 + 2 }}", "invalid placeholder"),
+        ("{{user}}", "no event of this hook has 'user'"),
+        ("x" * 256, "no more than 255 characters"),
+        (7, "Not a string"),
+    ],
+)
+def test_a_bad_key_is_a_400_on_its_field_and_changes_nothing(staff_client, make_hook, key, words):
+    hook = make_hook(ordering_key="{{instance.pk}}")
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"ordering_key": key}, format="json")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert set(body) == {"code", "detail", "errors"}
+    assert [error["field"] for error in body["errors"]] == ["ordering_key"]
+    assert words in body["errors"][0]["message"]
+    hook.refresh_from_db()
+    assert hook.ordering_key == "{{instance.pk}}"
+
+
+def test_the_python_api_refuses_a_bad_key_with_invalid_hook_error(make_hook):
+    from http_hooks.api import update_hook
+    from http_hooks.exceptions import InvalidHookError
+
+    hook = make_hook()
+    with pytest.raises(InvalidHookError) as raised:
+        update_hook(hook, ordering_key="{{instance.customer.nope}}")
+    assert raised.value.field == "ordering_key"
+    assert "shop.Customer has no field" in raised.value.message
+    hook.refresh_from_db()
+    assert hook.ordering_key == ""

@@ -294,7 +294,11 @@ class Callback(models.Model):
         # ``GET /api/metrics/`` (staff need none).
         permissions = [("view_metrics", _("Can view delivery metrics"))]
         indexes = [
-            models.Index(fields=["status", "next_attempt_at"], name="callback_due_idx"),
+            # ordering_key last: a claim of unordered callbacks reads it from the index
+            # and steps over the keyed ones without reading their rows.
+            models.Index(
+                fields=["status", "next_attempt_at", "ordering_key"], name="callback_due_idx"
+            ),
             models.Index(fields=["hook", "status", "-id"], name="callback_hook_status_idx"),
             models.Index(fields=["status", "-id"], name="callback_status_idx"),
             models.Index(fields=["status", "update_datetime"], name="callback_monitor_idx"),
@@ -306,11 +310,13 @@ class Callback(models.Model):
             models.Index(
                 fields=["owner", "-id"], condition=~models.Q(owner=""), name="callback_owner_idx"
             ),
-            # Whether a keyed callback heads its key (``delivery.ordering``); unordered
-            # callbacks are not in it and cost nothing.
+            # The heads of the keys (``delivery.ordering``), read from the index alone:
+            # only keyed callbacks that may hold their key back are in it, so that
+            # unordered ones cost nothing and a key's sent history is never read.
             models.Index(
-                fields=["hook", "ordering_key", "id"],
-                condition=~models.Q(ordering_key=""),
+                fields=["hook", "ordering_key", "id", "status"],
+                condition=~models.Q(ordering_key="")
+                & models.Q(status__in=["waiting", "sending", "error"]),
                 name="callback_ordering_idx",
             ),
         ]

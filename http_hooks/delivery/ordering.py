@@ -3,9 +3,10 @@
 go one at a time, in the order they were created (their ids); other keys, and
 callbacks without a key, go as they always do.
 
-The rule is one condition on what a claim may take (``heads_only``): a keyed
+The rule is one condition on what a claim may take (``heads``): a keyed
 callback is claimable only while it heads its key, that is while no earlier
-callback of its hook and key is pending: ``waiting`` (due or waiting for a
+callback of its hook and key is pending (it is the lowest id of its key's pending
+callbacks); pending is ``waiting`` (due or waiting for a
 retry), ``sending`` (whatever its lease), or, with ``ORDERED_ON_FAILURE =
 "halt"``, ``error``. Every claim of every sender (the loop, ``--processes``, the
 Celery and tasks workers, a web request's batch) asks it, in the same statement
@@ -56,7 +57,9 @@ from collections.abc import Iterable
 from functools import reduce
 from typing import Any
 
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db import connection
+from django.db.models import Min, Q
+from django.db.models.expressions import RawSQL
 
 from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus
 from ..payloads import context_lookup, render_template
@@ -86,21 +89,52 @@ def blocking_statuses() -> list[str]:
     return statuses
 
 
-def heads_only() -> Q:
-    """Callbacks without a key, and those that head their key (see the module).
+def unordered() -> Q:
+    """Callbacks without a key."""
+    return Q(ordering_key="")
 
-    The ``NOT EXISTS`` is only evaluated for keyed rows, and reads the partial
-    index ``callback_ordering_idx`` (its condition is repeated so that PostgreSQL
-    may use it).
+
+def heads() -> Q:
+    """The keyed callbacks that head their key (see the module): the lowest id of
+    each key's pending callbacks.
+
+    Why a list of heads and not a ``NOT EXISTS`` per row: a claim stepped over
+    every waiting callback of a key to find its head, with a probe each, and a
+    claim over 5,000 keyed callbacks cost 50 ms. The heads are read from the
+    partial index ``callback_ordering_idx`` (pending keyed callbacks only, by hook,
+    key and id), once per statement: on PostgreSQL by skipping from each key to the
+    next (a recursive query, one index descent per key, however long the keys'
+    lines), elsewhere by grouping the index.
     """
-    earlier = Callback.objects.filter(
-        ~Q(ordering_key=""),
-        hook_id=OuterRef("hook_id"),
-        ordering_key=OuterRef("ordering_key"),
-        pk__lt=OuterRef("pk"),
-        status__in=blocking_statuses(),
+    statuses = blocking_statuses()
+    if connection.vendor == "postgresql":
+        return Q(pk__in=RawSQL(_skip_scan_sql(len(statuses)), statuses * 2))
+    pending = Callback.objects.filter(~Q(ordering_key=""), status__in=statuses)
+    firsts = pending.order_by().values("hook_id", "ordering_key").annotate(head=Min("pk"))
+    return Q(pk__in=firsts.values("head"))
+
+
+def _skip_scan_sql(statuses: int) -> str:
+    """PostgreSQL has no skip scan of an index: the first pending callback of the first
+    key, then, key after key, the first of the next key (``LATERAL ... LIMIT 1``)."""
+    table = connection.ops.quote_name(Callback._meta.db_table)
+    pending = "ordering_key <> '' AND status IN ({})".format(", ".join(["%s"] * statuses))
+    order = "ORDER BY hook_id, ordering_key, id LIMIT 1"
+    return (
+        "WITH RECURSIVE ordering_heads AS ("
+        f"(SELECT hook_id, ordering_key, id FROM {table} WHERE {pending} {order}) "
+        "UNION ALL SELECT next_head.* FROM ordering_heads CROSS JOIN LATERAL ("
+        f"SELECT hook_id, ordering_key, id FROM {table} WHERE {pending} "
+        "AND (hook_id, ordering_key) > (ordering_heads.hook_id, ordering_heads.ordering_key) "
+        f"{order}) AS next_head"
+        ") SELECT id FROM ordering_heads"
     )
-    return Q(ordering_key="") | ~Exists(earlier)
+
+
+def heads_only() -> Q:
+    """Callbacks without a key, and the heads of the keys; the heads are only read
+    when a keyed row is met."""
+    return unordered() | heads()
 
 
 def next_heads(finished: Iterable[Callback]) -> set[int]:

@@ -14,8 +14,8 @@ How a run goes, in one thread over one ``Transport``:
   are waiting. A crash therefore sends again only what was in flight and the
   unwritten window, and memory stays flat however many callbacks are due.
 - Callbacks with an ordering key are claimed only when they head their key
-  (``ordering``); a keyed outcome is written, and its key's next callback
-  claimed, as soon as the run wants more to send.
+  (``ordering``); keyed outcomes are written, and their keys' next callbacks
+  claimed, as soon as nothing claimed may start.
 - The lease of everything the run holds is renewed by a ``LeaseKeeper``
   thread, never in the way of the transfers; a dropped database connection
   is reconnected (``with_reconnect``).
@@ -522,8 +522,9 @@ class _Run:
             self.failures[callback.hook_id] = failures
             if stops_hook(outcome) or failures >= self.stopping_failures:
                 self.window_ends = 0.0
-        if callback.ordering_key and self.wants_claim():
-            # Its key's next callback may go once this outcome is written: not a window later.
+        if callback.ordering_key and not self.queue.ready():
+            # Nothing claimed may start: the next callbacks of the keys that ended may go
+            # once their outcomes are written, not a window later.
             self.window_ends = 0.0
         self.ended.append((callback, outcome))
         if self.progress:
