@@ -116,6 +116,21 @@ def test_the_rendered_key_is_stored_and_unordered_callbacks_have_none(make_hook)
     assert keys[1] == "" and keys[2:] == ["b", ""]
 
 
+def test_a_claim_takes_exactly_the_heads_and_every_unordered_callback(make_hook):
+    ordered_hook(make_hook)
+    unordered = make_hook()
+    store(keys=3, per_key=4)  # and 12 unordered callbacks of the other hook
+    rows = Callback.objects.order_by("pk")
+    heads = {key: rows.filter(ordering_key=key).first().pk for key in ("k0", "k1", "k2")}
+    expected = {*heads.values(), *rows.filter(hook=unordered).values_list("pk", flat=True)}
+    assert {callback.pk for callback in claim_batch()} == expected
+    assert claim_batch() == []  # the next of each key waits for its head
+    # A head sent: its key's next one, and only that one, is claimable.
+    second = rows.filter(ordering_key="k1").values_list("pk", flat=True)[1]
+    Callback.objects.filter(pk=heads["k1"]).update(status="sent")
+    assert [callback.pk for callback in claim_batch()] == [second]
+
+
 def test_a_failing_head_holds_back_its_key_only_and_retries_keep_the_order(receiver, make_hook):
     """The head of k0 fails twice and then succeeds; its later callbacks wait for it,
     and k1 is not held back."""

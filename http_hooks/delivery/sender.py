@@ -532,14 +532,17 @@ class _Run:
 
     def follow_keys(self, written: Collection[Callback]) -> None:
         """After the outcomes of keyed callbacks are written, their keys' next callbacks
-        may be claimed (``ordering``): at once, not after a claim's pause; a run
-        restricted to listed callbacks takes them too (nobody else would soon)."""
+        may be claimed (``ordering``): at once, not after a claim's pause. A queued
+        worker's run (listed callbacks, ``due_only``) takes them too: the tasks that
+        listed them may have left them already, as they were not heads then."""
         if not any(callback.ordering_key for callback in written):
             return
         self.next_claim = 0.0
         self.claim_pause = CLAIM_INTERVAL
-        if self.untried is not None:
-            self.untried.update(with_reconnect(lambda: next_heads(written), what="ordering"))
+        if self.untried is not None and self.due_only:
+            self.untried.update(
+                with_reconnect(lambda: next_heads(written), what="finding the keys' next callbacks")
+            )
 
     def flush(self) -> None:
         """Write the outcomes that ended, in bulk; give back the callbacks whose
