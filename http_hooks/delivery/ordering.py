@@ -69,6 +69,8 @@ from ..settings import hooks_settings
 # holds its key until it is resent.
 SKIP, HALT = "skip", "halt"
 FAILURE_POLICIES = (SKIP, HALT)
+# The statuses of the keyed callbacks in ``callback_ordering_idx`` (its condition).
+INDEXED_STATUSES = [CallbackStatus.WAITING, CallbackStatus.SENDING, CallbackStatus.ERROR]
 
 
 def render_ordering_key(template: str, context: dict[str, Any]) -> str:
@@ -107,20 +109,20 @@ def heads() -> Q:
     lines), elsewhere by grouping the index.
     """
     statuses = blocking_statuses()
-    if connection.vendor == "postgresql":
-        return Q(pk__in=RawSQL(_skip_scan_sql(len(statuses)), statuses * 2))
-    pending = Callback.objects.filter(~Q(ordering_key=""), status__in=statuses)
-    firsts = pending.order_by().values("hook_id", "ordering_key").annotate(head=Min("pk"))
-    return Q(pk__in=firsts.values("head"))
-
-
-def _skip_scan_sql(statuses: int) -> str:
-    """PostgreSQL has no skip scan of an index: the first pending callback of the first
-    key, then, key after key, the first of the next key (``LATERAL ... LIMIT 1``)."""
     table = connection.ops.quote_name(Callback._meta.db_table)
-    pending = "ordering_key <> '' AND status IN ({})".format(", ".join(["%s"] * statuses))
+    # The index's condition word for word, its values written out: SQLite uses a
+    # partial index only for a query that repeats its condition's terms, and a
+    # bound parameter repeats no value. They are this module's constants.
+    pending = "NOT (ordering_key = '') AND status IN ({}) AND status IN ({})".format(
+        ", ".join(f"'{status}'" for status in INDEXED_STATUSES), ", ".join(["%s"] * len(statuses))
+    )
+    if connection.vendor != "postgresql":
+        sql = f"SELECT MIN(id) FROM {table} WHERE {pending} GROUP BY hook_id, ordering_key"
+        return Q(pk__in=RawSQL(sql, statuses))
+    # PostgreSQL has no skip scan of an index: the first pending callback of the first
+    # key, then, key after key, the first of the next key (``LATERAL ... LIMIT 1``).
     order = "ORDER BY hook_id, ordering_key, id LIMIT 1"
-    return (
+    sql = (
         "WITH RECURSIVE ordering_heads AS ("
         f"(SELECT hook_id, ordering_key, id FROM {table} WHERE {pending} {order}) "
         "UNION ALL SELECT next_head.* FROM ordering_heads CROSS JOIN LATERAL ("
@@ -129,6 +131,7 @@ def _skip_scan_sql(statuses: int) -> str:
         f"{order}) AS next_head"
         ") SELECT id FROM ordering_heads"
     )
+    return Q(pk__in=RawSQL(sql, statuses * 2))
 
 
 def heads_only() -> Q:
