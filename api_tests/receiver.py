@@ -56,6 +56,8 @@ class Behaviour:
     hold: threading.Event | None = None
     # Send the headers and one byte of body, then nothing more until ``hold`` is set.
     stall: bool = False
+    # Called with each request (in the request's thread) to choose its answer instead.
+    pick: Any = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -89,16 +91,17 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
-                receiver._record(
-                    ReceivedRequest(
-                        self.command,
-                        path,
-                        {k.lower(): v for k, v in self.headers.items()},
-                        body,
-                        self.client_address[1],
-                    )
+                request = ReceivedRequest(
+                    self.command,
+                    path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    self.client_address[1],
                 )
+                receiver._record(request)
                 behaviour = receiver.behaviour_for(path)
+                if behaviour.pick is not None:
+                    behaviour = behaviour.pick(request)
                 if behaviour.hold is not None and not behaviour.stall:
                     receiver._held(behaviour.hold)
                 if behaviour.delay:

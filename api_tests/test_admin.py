@@ -97,6 +97,7 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
         ),
         ({"target_url": "ftp://x.example/"}, "target_url", "absolute http"),
         ({"signals": []}, "signals", "needs at least one signal"),
+        ({"ordering_key": "{{instance.nope}}"}, "ordering_key", "has no field"),
     ],
     ids=[
         "bad-headers",
@@ -107,6 +108,7 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
         "bad-serializer",
         "bad-url",
         "no-signal",
+        "bad-ordering-key",
     ],
 )
 def test_bad_hooks_are_refused_with_a_form_error(admin_client, receiver, overrides, field, words):

@@ -289,6 +289,7 @@ def test_retrieve_hook(staff_client, make_hook):
         "rate_limit": None,
         "changed_fields": [],
         "conditions": {},
+        "ordering_key": "",
         "has_secret": True,
         "owner": "",
         "paused_until": None,

@@ -49,6 +49,8 @@ def test_default_settings_pass():
         ({"NOTIFY_CHANNEL": ""}, ["http_hooks.E024"]),
         ({"NOTIFY_CHANNEL": "x" * 64}, ["http_hooks.E024"]),
         ({"NOTIFY_CHANNEL": 7}, ["http_hooks.E024"]),
+        ({"ORDERED_ON_FAILURE": "stop"}, ["http_hooks.E031"]),
+        ({"ORDERED_ON_FAILURE": None}, ["http_hooks.E031"]),
     ],
     ids=lambda v: str(v)[:40],
 )

@@ -190,6 +190,7 @@ class HookAdmin(ModelAdmin):
         "enabled",
         ("disabled_reason", DisabledByListFilter),
         ("rate_limit", admin.EmptyFieldListFilter),
+        ("ordering_key", admin.EmptyFieldListFilter),
         "http_method",
         ("model", admin.RelatedOnlyFieldListFilter),
         OwnerFilter,
@@ -226,6 +227,7 @@ class HookAdmin(ModelAdmin):
                     "secret_headers",
                     "content_type",
                     "rate_limit",
+                    "ordering_key",
                 ]
             },
         ),

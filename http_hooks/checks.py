@@ -17,6 +17,7 @@ from django.db.models import Count, Min
 from django.db.models.options import Options
 from django.utils.module_loading import import_string
 
+from .delivery.ordering import FAILURE_POLICIES
 from .owner_fields import owner_paths, parse_owner_fields
 from .payloads import parse_hidden_field
 from .settings import DEFAULTS, LEGACY, hooks_settings
@@ -157,6 +158,13 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         )
     if s.SWEEP_SECONDS is not None and not _positive_number(s.SWEEP_SECONDS):
         bad("SWEEP_SECONDS", "Use None (no sweep) or seconds > 0.", "http_hooks.E033")
+    if s.ORDERED_ON_FAILURE not in FAILURE_POLICIES:
+        bad(
+            "ORDERED_ON_FAILURE",
+            "Use 'skip' (a key's next callback goes after its head ends in error) or 'halt' "
+            "(the key waits until the head is resent).",
+            "http_hooks.E031",
+        )
     errors += _metrics_problems()
     errors += _event_type_problems(s.EVENT_TYPES)
     reload_command = getattr(settings, LEGACY["RELOAD"][0], None)

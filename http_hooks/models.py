@@ -9,6 +9,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# Characters of a hook's ordering key template, and of a rendered key (a longer
+# one is stored as its hash: ``delivery.ordering.stored_key``).
+MAX_ORDERING_KEY_LENGTH = 255
+
 
 class HttpMethod(models.TextChoices):
     POST = "POST", "POST"
@@ -143,6 +147,16 @@ class Hook(models.Model):
         help_text=_(
             'Django-style lookups the instance must match, e.g. {"paid": true, '
             '"total__gte": 100}. Empty: no condition.'
+        ),
+    )
+    ordering_key = models.CharField(
+        _("ordering key"),
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        blank=True,
+        default="",
+        help_text=_(
+            "A template such as {{instance.pk}}: the callbacks of this hook with the same "
+            "key are delivered one at a time, in the order they were created. Empty: no order."
         ),
     )
     secret = models.CharField(_("signing secret"), max_length=255, blank=True, default="")
@@ -284,6 +298,11 @@ class Callback(models.Model):
     # The hook's owner when the callback was stored (``Hook.owner``): an owner's
     # list is one index range, not a join through the hooks, at any table size.
     owner = models.CharField(_("owner"), max_length=255, blank=True, default="")
+    # The hook's ordering key rendered for this event (``delivery.ordering``); empty:
+    # the callback goes in any order.
+    ordering_key = models.CharField(
+        _("ordering key"), max_length=MAX_ORDERING_KEY_LENGTH, blank=True, default=""
+    )
     create_datetime = models.DateTimeField(_("created"), default=timezone.now, db_index=False)
     update_datetime = models.DateTimeField(_("updated"), default=timezone.now)
 
@@ -297,7 +316,11 @@ class Callback(models.Model):
             ("send_event", _("Can send explicit events (POST /api/events/)")),
         ]
         indexes = [
-            models.Index(fields=["status", "next_attempt_at"], name="callback_due_idx"),
+            # ordering_key last: a claim of unordered callbacks reads it from the index
+            # and steps over the keyed ones without reading their rows.
+            models.Index(
+                fields=["status", "next_attempt_at", "ordering_key"], name="callback_due_idx"
+            ),
             models.Index(fields=["hook", "status", "-id"], name="callback_hook_status_idx"),
             models.Index(fields=["status", "-id"], name="callback_status_idx"),
             models.Index(fields=["status", "update_datetime"], name="callback_monitor_idx"),
@@ -315,6 +338,15 @@ class Callback(models.Model):
                 fields=["owner", "status", "-id"],
                 condition=~models.Q(owner=""),
                 name="callback_owner_status_idx",
+            ),
+            # The heads of the keys (``delivery.ordering``), read from the index alone:
+            # only keyed callbacks that may hold their key back are in it, so that
+            # unordered ones cost nothing and a key's sent history is never read.
+            models.Index(
+                fields=["hook", "ordering_key", "id", "status"],
+                condition=~models.Q(ordering_key="")
+                & models.Q(status__in=["waiting", "sending", "error"]),
+                name="callback_ordering_idx",
             ),
         ]
 

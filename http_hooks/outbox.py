@@ -17,6 +17,7 @@ from typing import Any
 from django.db import router
 from django.utils import timezone
 
+from .delivery.ordering import render_ordering_key
 from .dispatch import enqueue_on_commit
 from .events import SAVE_SIGNALS, model_event_type
 from .exceptions import HttpHooksError
@@ -79,6 +80,7 @@ def record_explicit_event(
         _fill(
             callback,
             hook,
+            context,
             lambda hook=hook: build_event_payload(
                 template=hook.payload_template,
                 content_type=hook.content_type,
@@ -105,8 +107,9 @@ def _store(callbacks: list[Callback], using: str) -> list[Callback]:
 
 
 def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
-    """The event's request for ``hook`` (without headers: a try reads the hook's);
-    an ``error`` callback if it cannot be built.
+    """The event's request for ``hook`` (without headers: a try reads the hook's) and
+    its ordering key; an ``error`` callback, without a key (it was never part of its
+    key's line), if either cannot be built.
 
     A failure never reaches the user's ``save()``, whatever
     ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` says (as in infi.django_http_hooks,
@@ -124,6 +127,7 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
     return _fill(
         callback,
         hook,
+        context,
         lambda: build_payload(
             template=hook.payload_template,
             serializer_class=hook.serializer_class,
@@ -151,14 +155,21 @@ def _new_callback(hook: Hook, event_type: str, object_type: str, object_id: str,
     )
 
 
-def _fill(callback: Callback, hook: Hook, build: Callable[[], tuple[str, str]]) -> Callback:
-    """Set the callback's payload from ``build()``; on failure make it an ``error``
-    callback with the reason (see ``build_callback``)."""
+def _fill(
+    callback: Callback,
+    hook: Hook,
+    context: dict[str, Any],
+    build: Callable[[], tuple[str, str]],
+) -> Callback:
+    """Set the callback's payload from ``build()`` and its ordering key from ``context``;
+    on failure make it an ``error`` callback with the reason (see ``build_callback``)."""
     try:
         # Not stored (a try reads the hook's headers as it goes out), only checked:
         # headers broken around validation make an error callback, as a bad payload does.
         check_hook_headers(parse_headers(hook.headers))
         callback.payload, callback.content_type = build()
+        if hook.ordering_key:
+            callback.ordering_key = render_ordering_key(hook.ordering_key, context)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, HttpHooksError) else f"{type(exc).__name__}: {exc}"
         logger.warning(

@@ -133,6 +133,7 @@ def create_hook(
     rate_limit: int | None = None,
     changed_fields: Iterable[str] | None = None,
     conditions: dict[str, Any] | None = None,
+    ordering_key: str = "",
     name: str = "",
     enabled: bool = True,
     secret: str | None = None,
@@ -157,6 +158,8 @@ def create_hook(
 
     ``owner`` (an instance of ``OWNER_MODEL`` or its primary key; None: the
     project's hook) makes it that tenant's: only they see it in the API.
+    ``ordering_key``, a template such as ``{{instance.pk}}``, delivers the callbacks
+    that render the same key one at a time, in order (``delivery.ordering``).
     """
     arguments = locals()
     fields = {field: arguments[field] for field in HOOK_FIELDS}

@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     # tries is disabled; None drops that condition (both None: never).
     "AUTO_DISABLE_AFTER": 5 * 24 * 3600,
     "AUTO_DISABLE_FAILURES": 20,
+    # Ordered delivery (``Hook.ordering_key``): when a key's head ends in error, "skip"
+    # lets the next one go, "halt" holds the key until the head is resent.
+    "ORDERED_ON_FAILURE": "skip",
     "PERMISSION_CLASSES": ["http_hooks.api.permissions.IsStaffOrModelPermission"],
     # Tenants (``owners``): the model of a hook's owner, "app_label.Model"; None: the user model.
     "OWNER_MODEL": None,

@@ -32,7 +32,7 @@ from .headers import (
     refuse_unmasking,
 )
 from .imports import RefusedPath, project_object, shown
-from .models import ContentTypeChoice, Hook, HttpMethod
+from .models import MAX_ORDERING_KEY_LENGTH, ContentTypeChoice, Hook, HttpMethod
 from .network import check_target_url
 from .outbox import SAVE_SIGNALS
 from .owner_fields import check_owned_model
@@ -40,6 +40,7 @@ from .payloads import (
     BASE_NAMES,
     EXPLICIT_EVENT_NAMES,
     XML_TYPES,
+    check_template_names,
     import_serializer,
     validate_template,
 )
@@ -63,6 +64,7 @@ HOOK_FIELDS = (
     "rate_limit",
     "changed_fields",
     "conditions",
+    "ordering_key",
 )
 # What Django's model signals send a template besides ``signal`` and ``sender``,
 # and whether a path may go on past each (pre_init's ``kwargs`` is a dict). Not
@@ -329,13 +331,9 @@ def validate_hook(
             "the serializer class must be a dotted path", field="serializer_class"
         )
     serializer_class = cleaned["serializer_class"] = serializer_class.strip()
+    names = template_names(signals.values(), explicit_events=bool(event_types))
     if payload_template:
-        validate_template(
-            payload_template,
-            content_type,
-            model,
-            template_names(signals.values(), explicit_events=bool(event_types)),
-        )
+        validate_template(payload_template, content_type, model, names)
     elif content_type in XML_TYPES:
         raise InvalidPayloadError(
             f"invalid XML: without a payload template the payload is JSON, not {content_type}",
@@ -367,6 +365,7 @@ def validate_hook(
         # On an explicit event they apply to its payload: the grammar is all there is to check.
         compile_payload_conditions(cleaned["conditions"])
     cleaned["conditions"] = cleaned["conditions"] or {}
+    cleaned["ordering_key"] = validate_ordering_key(cleaned["ordering_key"], model, names)
     return cleaned
 
 
@@ -382,6 +381,29 @@ def _check_kinds(
         raise InvalidModelError(
             "a hook needs a model and signals, event types (event_types), or both"
         )
+
+
+def validate_ordering_key(
+    template: Any, model: type[models.Model] | None, names: Mapping[str, bool]
+) -> str:
+    """A hook's ordering key: "" (no order), or a template its events can render
+    (``payloads.check_template_names``), rendered as text when an event is stored."""
+    if template is None:
+        return ""
+    if not isinstance(template, str) or len(template) > MAX_ORDERING_KEY_LENGTH:
+        raise InvalidHookError(
+            f"the ordering key must be a template of at most {MAX_ORDERING_KEY_LENGTH} "
+            "characters, such as {{instance.pk}}",
+            field="ordering_key",
+        )
+    template = template.strip()
+    try:
+        check_template_names(template, model, names)
+    except InvalidPayloadError as exc:
+        raise InvalidHookError(
+            f"invalid ordering key: {exc.message}", field="ordering_key"
+        ) from exc
+    return template
 
 
 def whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:

@@ -24,7 +24,7 @@ from rest_framework.request import Request
 
 from ..events import MAX_EVENT_TYPE_LENGTH, covering, validate_subscriptions
 from ..exceptions import HttpHooksError
-from ..models import Callback, CallbackStatus, Hook, HttpMethod, Signal
+from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..owners import MAX_OWNER_LENGTH
 from ..validators import resolve_model
 from .serializers import MAX_ID
@@ -231,6 +231,14 @@ class HookFilter(django_filters.FilterSet):
         help_text="Hooks of this owner (its primary key as text); a user limited to their "
         "own owners finds nothing for another's.",
     )
+    ordered = BooleanFilter(
+        method="filter_ordered",
+        help_text="Hooks with (`true`) or without (`false`) an ordering key.",
+    )
+    ordering_key = django_filters.CharFilter(
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        help_text="Hooks with exactly this ordering key template.",
+    )
     changed_field = django_filters.CharFilter(
         method="filter_changed_field",
         max_length=100,
@@ -253,6 +261,10 @@ class HookFilter(django_filters.FilterSet):
         for covering_entry in covering(entry):
             matches |= Q(event_types__icontains=f'"{covering_entry}"')
         return queryset.filter(matches)
+
+    def filter_ordered(self, queryset: Any, name: str, value: bool) -> Any:
+        unordered = Q(ordering_key="")
+        return queryset.exclude(unordered) if value else queryset.filter(unordered)
 
     def filter_changed_field(self, queryset: Any, name: str, value: str) -> Any:
         # The list as JSON text holds the name in quotes; the same query on every database.
@@ -304,6 +316,11 @@ class CallbackFilter(django_filters.FilterSet):
         max_length=MAX_OWNER_LENGTH,
         help_text="Callbacks of this owner's hooks (its primary key as text); a user limited "
         "to their own owners finds nothing for another's.",
+    )
+    ordering_key = django_filters.CharFilter(
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        help_text="Callbacks with this rendered ordering key (with `hook`, in the order they "
+        "are delivered: sort by `id`).",
     )
 
     class Meta:

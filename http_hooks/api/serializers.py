@@ -36,7 +36,15 @@ from ..headers import (
     parse_headers,
 )
 from ..imports import MAX_PATH_LENGTH
-from ..models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
+from ..models import (
+    MAX_ORDERING_KEY_LENGTH,
+    Attempt,
+    Callback,
+    CallbackStatus,
+    DisabledReason,
+    Hook,
+    Signal,
+)
 from ..network import check_target_url
 from ..owners import MAX_OWNER_LENGTH, owner_for_write, scope
 from ..services import (
@@ -406,6 +414,16 @@ class HookSerializer(ModelSerializer):
         "Concrete fields only: no many-to-many or reverse relation. Empty: every save fires.",
     )
     conditions = ConditionsField(required=False)
+    ordering_key = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_ORDERING_KEY_LENGTH,
+        help_text="A template such as `{{instance.pk}}`, rendered as text when an event is "
+        "stored: callbacks of this hook with the same key are delivered one at a time, in "
+        "the order they were created (a failing one holds back its key only; "
+        "`ORDERED_ON_FAILURE` says what its final error does). Names as in "
+        "`payload_template`. Empty: no order.",
+    )
     secret = SecretField(
         write_only=True,
         required=False,
@@ -586,6 +604,7 @@ class CallbackSerializer(serializers.ModelSerializer):
             "attempts",
             "next_attempt_at",
             "last_response_status",
+            "ordering_key",
             "create_datetime",
             "update_datetime",
         ]
@@ -594,6 +613,10 @@ class CallbackSerializer(serializers.ModelSerializer):
             "event_id": {"help_text": "Sent as `webhook-id`; receivers drop duplicates by it."},
             "attempts": {"help_text": "Tries since the callback was created or last resent."},
             "owner": {"help_text": 'The owner of its hook (`Hook.owner`); `""`: the project\'s.'},
+            "ordering_key": {
+                "help_text": "Its hook's ordering key as rendered for this event: callbacks of "
+                "one hook with the same key go one at a time, by `id`. Empty: any order."
+            },
         }
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..models import Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from .ids import ids_among
+from .ordering import heads, heads_only, unordered
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ CLAIMED_FIELDS = (
     "earlier_attempts",
     "next_attempt_at",
     "claim_token",
+    "ordering_key",
 )
 
 
@@ -62,6 +64,10 @@ def _claimable(
     Listed callbacks are due whatever their retry time, unless ``due_only``.
     Callbacks of ``exclude_hooks`` are left for later, and a sender never takes
     back its own (``token``) whose lease ran out: they may still be in flight.
+    A keyed callback is taken only when it heads its key (``ordering``): due ones
+    are looked for apart, the heads first (one per key at most, they never crowd
+    out the others), then the unordered ones, which the index finds without
+    stepping over the keyed ones (``ordering_key`` is its last column).
     """
     scope = Q()
     if exclude_hooks:
@@ -73,16 +79,17 @@ def _claimable(
     expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
     if token is not None:
         expired &= ~Q(claim_token=token)
+    claimable = [(scope & heads_only() & expired, "claimed_until")]
     waiting = scope & Q(status=CallbackStatus.WAITING)
-    if callback_ids is None:
-        due = (waiting & Q(next_attempt_at__lte=now), "next_attempt_at")
-    elif due_only:
-        # In the order of the ids: the primary key finds the listed rows, where the
-        # order of callback_due_idx would step over every due callback of the backlog.
-        due = (waiting & Q(next_attempt_at__lte=now), "pk")
+    if callback_ids is None or due_only:
+        due = waiting & Q(next_attempt_at__lte=now)
+        # Listed ids go in the order of the ids: the primary key finds the listed rows,
+        # where the order of callback_due_idx would step over every due callback.
+        order = "next_attempt_at" if callback_ids is None else "pk"
+        claimable += [(due & heads(), order), (due & unordered(), order)]
     else:
-        due = (waiting, "pk")
-    return [(scope & expired, "claimed_until"), due]
+        claimable.append((waiting & heads_only(), "pk"))
+    return claimable
 
 
 def claim_batch(

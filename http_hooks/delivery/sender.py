@@ -13,6 +13,9 @@ How a run goes, in one thread over one ``Transport``:
   seconds have passed since the first unwritten one or ``OUTCOME_WINDOW_SIZE``
   are waiting. A crash therefore sends again only what was in flight and the
   unwritten window, and memory stays flat however many callbacks are due.
+- Callbacks with an ordering key are claimed only when they head their key
+  (``ordering``); keyed outcomes are written, and their keys' next callbacks
+  claimed, as soon as nothing claimed may start.
 - The lease of everything the run holds is renewed by a ``LeaseKeeper``
   thread, never in the way of the transfers; a dropped database connection
   is reconnected (``with_reconnect``).
@@ -38,6 +41,7 @@ from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
 from .claims import LeaseKeeper, claim_batch, claim_probe, release_claims
 from .health import held_hooks, stopping_failures, stops_hook
+from .ordering import next_heads
 from .outcomes import DeliveryReport, record_outcomes
 from .rates import RateLimits
 from .reconnect import with_reconnect
@@ -518,9 +522,27 @@ class _Run:
             self.failures[callback.hook_id] = failures
             if stops_hook(outcome) or failures >= self.stopping_failures:
                 self.window_ends = 0.0
+        if callback.ordering_key and not self.queue.ready():
+            # Nothing claimed may start: the next callbacks of the keys that ended may go
+            # once their outcomes are written, not a window later.
+            self.window_ends = 0.0
         self.ended.append((callback, outcome))
         if self.progress:
             self.progress(1)
+
+    def follow_keys(self, written: Collection[Callback]) -> None:
+        """After the outcomes of keyed callbacks are written, their keys' next callbacks
+        may be claimed (``ordering``): at once, not after a claim's pause. A queued
+        worker's run (listed callbacks, ``due_only``) takes them too: the tasks that
+        listed them may have left them already, as they were not heads then."""
+        if not any(callback.ordering_key for callback in written):
+            return
+        self.next_claim = 0.0
+        self.claim_pause = CLAIM_INTERVAL
+        if self.untried is not None and self.due_only:
+            self.untried.update(
+                with_reconnect(lambda: next_heads(written), what="finding the keys' next callbacks")
+            )
 
     def flush(self) -> None:
         """Write the outcomes that ended, in bulk; give back the callbacks whose
@@ -531,6 +553,7 @@ class _Run:
             callbacks, outcomes = zip(*self.ended, strict=True)
             self.ended = []
             paused = record_outcomes(callbacks, outcomes, self.report, probes=self.probes)
+            self.follow_keys(callbacks)
             probed = [callback.pk for callback in callbacks if callback.pk in self.probes]
             if probed:
                 # A probe's answer may have resumed its hook: the next claim reads again.
