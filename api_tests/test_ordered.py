@@ -21,8 +21,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks import services
-from http_hooks.api import resend_callbacks, send_callbacks
+from http_hooks.api import create_hook, resend_callbacks, send_callbacks, send_event
 from http_hooks.delivery import claim_batch
+from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Callback
 from http_hooks.services import run_queued_send
 from shop.models import Order
@@ -378,3 +379,23 @@ def test_the_python_api_refuses_a_bad_key_with_invalid_hook_error(make_hook):
     assert "shop.Customer has no field" in raised.value.message
     hook.refresh_from_db()
     assert hook.ordering_key == ""
+
+
+def test_explicit_events_are_ordered_by_their_key(receiver, make_hook):
+    """``{{ event.key }}`` orders explicit events: a key's next waits for its head."""
+    receiver.respond(status=500)
+    hook = create_hook(
+        event_types=["order.*"], ordering_key="{{ event.key }}", target_url=receiver.url()
+    )
+    first, second = (send_event("order.paid", {"n": n}, key="order-1") for n in (1, 2))
+    other = send_event("order.paid", {"n": 3}, key="order-2")
+    assert {c.ordering_key for c in (*first, *second)} == {"order-1"}
+    services.send_callbacks()
+    # The heads were tried (and failed, to be retried later); order-1's next waits.
+    tried = Callback.objects.filter(hook=hook, attempts=1).values_list("pk", flat=True)
+    assert set(tried) == {first[0].pk, other[0].pk}
+    with pytest.raises(InvalidHookError) as error:
+        create_hook(
+            event_types=["order.*"], ordering_key="{{ event.nope }}", target_url=receiver.url()
+        )
+    assert error.value.field == "ordering_key"
