@@ -81,6 +81,25 @@ def test_two_hooks_on_the_same_model_and_signal_both_fire_a_disabled_one_does_no
     assert sorted(Callback.objects.values_list("hook_id", flat=True)) == [first.pk, second.pk]
 
 
+def test_hooks_of_one_event_each_get_the_payload_of_their_own_settings(make_hook):
+    """Hooks that render alike share one rendering; the others render their own."""
+    first, second = make_hook(), make_hook()
+    json_template = make_hook(
+        content_type="application/json", payload_template='{"n": "{{ instance.name }}"}'
+    )
+    template = make_hook(content_type="text/plain", payload_template="order {{ instance.name }}")
+    on_customer = make_hook(model="shop.customer")
+    order = Order.objects.create(name="ada")
+    Customer.objects.create(name="grace")
+    payloads = dict(Callback.objects.values_list("hook_id", "payload"))
+    assert payloads[first.pk] == payloads[second.pk]
+    assert '"name": "ada"' in payloads[first.pk]
+    assert payloads[json_template.pk] == '{"n": "ada"}'
+    assert payloads[template.pk] == "order ada"
+    assert '"name": "grace"' in payloads[on_customer.pk]
+    assert str(order.pk) in payloads[first.pk]
+
+
 def test_hooks_for_other_models_never_fire(make_hook):
     make_hook(model="shop.customer")
     Order.objects.create(name="x")
