@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from http_hooks import disable_hooks
@@ -98,6 +99,19 @@ def test_hooks_of_one_event_each_get_the_payload_of_their_own_settings(make_hook
     assert payloads[template.pk] == "order ada"
     assert '"name": "grace"' in payloads[on_customer.pk]
     assert str(order.pk) in payloads[first.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_in_autocommit_stores_its_callbacks_in_one_statement(make_hook):
+    """No BEGIN and COMMIT around it: one statement commits alone, in one round trip."""
+    hooks = [make_hook() for _ in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        Order.objects.create(name="x")
+    # (On PostgreSQL a NOTIFY follows, at most once per NOTIFY_INTERVAL.)
+    statements = [q["sql"] for q in queries.captured_queries if "pg_notify" not in q["sql"]]
+    assert [sql.split()[0] for sql in statements] == ["INSERT", "INSERT"], statements
+    assert "http_hooks_callback" in statements[1]
+    assert sorted(Callback.objects.values_list("hook_id", flat=True)) == [h.pk for h in hooks]
 
 
 def test_hooks_for_other_models_never_fire(make_hook):
