@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from http_hooks import disable_hooks
@@ -79,6 +80,38 @@ def test_two_hooks_on_the_same_model_and_signal_both_fire_a_disabled_one_does_no
     make_hook(enabled=False)
     Order.objects.create(name="x")
     assert sorted(Callback.objects.values_list("hook_id", flat=True)) == [first.pk, second.pk]
+
+
+def test_hooks_of_one_event_each_get_the_payload_of_their_own_settings(make_hook):
+    """Hooks that render alike share one rendering; the others render their own."""
+    first, second = make_hook(), make_hook()
+    json_template = make_hook(
+        content_type="application/json", payload_template='{"n": "{{ instance.name }}"}'
+    )
+    template = make_hook(content_type="text/plain", payload_template="order {{ instance.name }}")
+    on_customer = make_hook(model="shop.customer")
+    order = Order.objects.create(name="ada")
+    Customer.objects.create(name="grace")
+    payloads = dict(Callback.objects.values_list("hook_id", "payload"))
+    assert payloads[first.pk] == payloads[second.pk]
+    assert '"name": "ada"' in payloads[first.pk]
+    assert payloads[json_template.pk] == '{"n": "ada"}'
+    assert payloads[template.pk] == "order ada"
+    assert '"name": "grace"' in payloads[on_customer.pk]
+    assert str(order.pk) in payloads[first.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_in_autocommit_stores_its_callbacks_in_one_statement(make_hook):
+    """No BEGIN and COMMIT around it: one statement commits alone, in one round trip."""
+    hooks = [make_hook() for _ in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        Order.objects.create(name="x")
+    # (On PostgreSQL a NOTIFY follows, at most once per NOTIFY_INTERVAL.)
+    statements = [q["sql"] for q in queries.captured_queries if "pg_notify" not in q["sql"]]
+    assert [sql.split()[0] for sql in statements] == ["INSERT", "INSERT"], statements
+    assert "http_hooks_callback" in statements[1]
+    assert sorted(Callback.objects.values_list("hook_id", flat=True)) == [h.pk for h in hooks]
 
 
 def test_hooks_for_other_models_never_fire(make_hook):

@@ -1,5 +1,6 @@
 """Near-instant pickup: a commit that stores callbacks sends one NOTIFY (PostgreSQL),
-which wakes an idle ``--loop`` worker at once; elsewhere the worker polls."""
+at most one per ``NOTIFY_INTERVAL`` and process, which wakes an idle ``--loop`` worker
+at once; elsewhere the worker polls."""
 
 import json
 import signal
@@ -9,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from http_hooks.api import resend_callbacks
@@ -22,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks", "--loop"]
 
 
+# Every commit notifies: the tests that count them see each one.
+EACH_COMMIT = override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "NOTIFY_INTERVAL": 0})
+
+
 def notifies(queries: CaptureQueriesContext) -> int:
     return sum("pg_notify" in q["sql"] for q in queries.captured_queries)
 
@@ -31,6 +38,7 @@ def on_postgres(count: int) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
+@EACH_COMMIT
 def test_a_transaction_that_stores_callbacks_notifies_once_at_commit(make_hook):
     make_hook()
     make_hook()
@@ -43,7 +51,8 @@ def test_a_transaction_that_stores_callbacks_notifies_once_at_commit(make_hook):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_each_save_in_autocommit_notifies_once(make_hook):
+@EACH_COMMIT
+def test_each_save_in_autocommit_notifies_once_without_an_interval(make_hook):
     make_hook()
     with CaptureQueriesContext(connection) as queries:
         Order.objects.create(name="one")
@@ -52,6 +61,20 @@ def test_each_save_in_autocommit_notifies_once(make_hook):
 
 
 @pytest.mark.django_db(transaction=True)
+@override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "NOTIFY_INTERVAL": 3600})
+def test_a_process_notifies_once_per_interval(make_hook):
+    make_hook()
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(3):
+            Order.objects.create(name=f"order {n}")
+        with transaction.atomic():
+            Order.objects.create(name="in a transaction")
+    assert Callback.objects.count() == 4
+    assert notifies(queries) == on_postgres(1)
+
+
+@pytest.mark.django_db(transaction=True)
+@EACH_COMMIT
 def test_no_notify_without_callbacks_or_after_a_rollback(make_hook):
     with CaptureQueriesContext(connection) as queries:
         Order.objects.create(name="no hook yet")
@@ -64,6 +87,7 @@ def test_no_notify_without_callbacks_or_after_a_rollback(make_hook):
 
 
 @pytest.mark.django_db(transaction=True)
+@EACH_COMMIT
 def test_a_resend_notifies_once_per_chunk(make_hook):
     make_hook()
     Order.objects.create(name="one")
@@ -129,6 +153,39 @@ def test_an_idle_worker_wakes_on_notify_well_before_its_next_poll(make_hook, rec
             assert pickup(receiver, f"order {n}") < 1.0
     finally:
         stop(worker)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "NOTIFY_INTERVAL": 1})
+def test_a_commit_that_sends_no_notify_is_taken_by_the_woken_worker(
+    make_hook, receiver, same_db_env
+):
+    """Saves less than ``NOTIFY_INTERVAL`` (1 s) after this process's last NOTIFY send
+    none: the worker that NOTIFY woke polls again within the interval, not 60 s later."""
+    make_hook()
+    worker = start_loop(
+        same_db_env,
+        LOOP_MIN_SLEEP=60,
+        LOOP_MAX_SLEEP=60,
+        LOOP_LISTEN_MAX_SLEEP=60,
+        NOTIFY_INTERVAL=1,
+    )
+    try:
+        wait_until(listening_backends, alive=lambda: worker.poll() is None)
+        pickup(receiver, "first")
+        latencies = []
+        with CaptureQueriesContext(connection) as queries:
+            for n in range(3):
+                # Past the send that took the last one: the worker waits again.
+                time.sleep(0.3)
+                latencies.append(pickup(receiver, f"order {n}"))
+    finally:
+        stop(worker)
+    assert notifies(queries) < 3, "every save notified: none was left to the worker's poll"
+    # The interval, and room for a loaded machine to claim and send.
+    assert max(latencies) < 1 + 2, latencies
 
 
 @pytest.mark.multiprocess

@@ -43,9 +43,12 @@ def drop_postgres(name: str) -> None:
         connection.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
-def database_env(db: str, *, name: str, reuse: bool = False) -> dict[str, str]:
+def database_env(
+    db: str, *, name: str, reuse: bool = False, on_disk: bool = False
+) -> dict[str, str]:
     """Environment naming a new, empty database: ``db`` is ``sqlite`` or ``postgres``.
-    With ``reuse``, a PostgreSQL database of that name is kept if it exists."""
+    With ``reuse``, a PostgreSQL database of that name is kept if it exists; with
+    ``on_disk``, the SQLite file is in the system's temporary folder, not in memory."""
     if db == "postgres":
         with _server_connection() as connection:
             exists = connection.execute(
@@ -55,7 +58,8 @@ def database_env(db: str, *, name: str, reuse: bool = False) -> dict[str, str]:
                 connection.execute(f"DROP DATABASE IF EXISTS {name}")
                 connection.execute(f"CREATE DATABASE {name}")
         return {"HTTP_HOOKS_DB": "postgres", "HTTP_HOOKS_PG_NAME": name}
-    folder = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    in_memory = not on_disk and os.path.isdir("/dev/shm")
+    folder = tempfile.mkdtemp(dir="/dev/shm" if in_memory else None)
     return {"HTTP_HOOKS_DB": "sqlite", "HTTP_HOOKS_SQLITE_PATH": str(Path(folder) / f"{name}.db")}
 
 

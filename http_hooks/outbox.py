@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
-from django.db import router
+from django.db import connections, router
 from django.utils import timezone
 
 from .delivery.ordering import render_ordering_key
@@ -26,6 +27,9 @@ from .models import Callback, CallbackStatus, Hook
 from .payloads import build_event_payload, build_payload, shown_pk
 
 logger = logging.getLogger(__name__)
+
+# The payloads rendered for one event: (payload, content type) by what renders them.
+Rendered = dict[tuple, tuple[str, str]]
 
 
 def event_type_for(signal_path: str, kwargs: dict[str, Any]) -> str:
@@ -57,7 +61,8 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
     # A template sees the sending model by its label, never the class itself.
     context["sender"] = sender._meta.label_lower if hasattr(sender, "_meta") else None
     now = timezone.now()
-    callbacks = [build_callback(hook, context, now) for hook in hooks]
+    payloads: Rendered = {}
+    callbacks = [build_callback(hook, context, now, payloads=payloads) for hook in hooks]
     using = kwargs.get("using") or router.db_for_write(Callback, instance=instance)
     return _store(callbacks, using)
 
@@ -95,21 +100,53 @@ def record_explicit_event(
 def _store(callbacks: list[Callback], using: str) -> list[Callback]:
     if not callbacks:
         return callbacks
-    if len(callbacks) == 1:
-        # One INSERT; bulk_create would add BEGIN and COMMIT around it in autocommit mode.
-        callbacks[0].save(force_insert=True, using=using)
-    else:
-        Callback.objects.using(using).bulk_create(callbacks)
+    insert_callbacks(callbacks, using=using)
     enqueue_on_commit(
         [c.pk for c in callbacks if c.status == CallbackStatus.WAITING and c.pk], using=using
     )
     return callbacks
 
 
-def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
+def insert_callbacks(callbacks: list[Callback], *, using: str) -> None:
+    """Store new callbacks with one INSERT statement, their ids set from its ``RETURNING``.
+
+    One statement is atomic by itself, so in autocommit it is one round trip and
+    one commit, where ``bulk_create`` wraps even one statement in BEGIN and COMMIT
+    (two round trips more on PostgreSQL) and ``save()`` runs the model signals and
+    the save machinery once per row. More rows than the database takes in one
+    statement (or a database that returns no ids from a multi-row insert) go
+    through ``bulk_create``.
+    """
+    connection = connections[using]
+    fields = _insert_fields()
+    if len(callbacks) > 1 and (
+        not connection.features.can_return_rows_from_bulk_insert
+        or len(callbacks) > connection.ops.bulk_batch_size(fields, callbacks)
+    ):
+        Callback.objects.using(using).bulk_create(callbacks)
+        return
+    rows = Callback.objects.db_manager(using)._insert(
+        callbacks, fields=fields, returning_fields=Callback._meta.db_returning_fields, using=using
+    )
+    for callback, row in zip(callbacks, rows, strict=True):
+        for field, value in zip(Callback._meta.db_returning_fields, row, strict=True):
+            setattr(callback, field.attname, value)
+        callback._state.adding, callback._state.db = False, using
+
+
+@cache
+def _insert_fields() -> list:
+    return [field for field in Callback._meta.concrete_fields if not field.primary_key]
+
+
+def build_callback(
+    hook: Hook, context: dict[str, Any], now, *, payloads: Rendered | None = None
+) -> Callback:
     """The event's request for ``hook`` (without headers: a try reads the hook's) and
     its ordering key; an ``error`` callback, without a key (it was never part of its
-    key's line), if either cannot be built.
+    key's line), if either cannot be built. ``payloads`` keeps the payloads rendered
+    for this event: hooks that render alike (same template, serializer and content
+    type, as hooks with the default payload do) render once.
 
     A failure never reaches the user's ``save()``, whatever
     ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS`` says (as in infi.django_http_hooks,
@@ -124,18 +161,23 @@ def build_callback(hook: Hook, context: dict[str, Any], now) -> Callback:
         context["event"]["key"],
         now,
     )
-    return _fill(
-        callback,
-        hook,
-        context,
-        lambda: build_payload(
-            template=hook.payload_template,
-            serializer_class=hook.serializer_class,
-            content_type=hook.content_type,
-            model=model,
-            context=context,
-        ),
-    )
+
+    def build() -> tuple[str, str]:
+        key = (hook.payload_template, hook.serializer_class, hook.content_type, model)
+        if payloads is None or key not in payloads:
+            rendered = build_payload(
+                template=hook.payload_template,
+                serializer_class=hook.serializer_class,
+                content_type=hook.content_type,
+                model=model,
+                context=context,
+            )
+            if payloads is None:
+                return rendered
+            payloads[key] = rendered
+        return payloads[key]
+
+    return _fill(callback, hook, context, build)
 
 
 def _new_callback(hook: Hook, event_type: str, object_type: str, object_id: str, now) -> Callback:

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL channel on which a commit that stores callbacks wakes the idle
     # ``--loop`` workers (LISTEN/NOTIFY); None: they only poll.
     "NOTIFY_CHANNEL": "http_hooks",
+    # A process sends that NOTIFY at most once per this many seconds; the workers
+    # it wakes poll again within this time, for the commits that sent none.
+    "NOTIFY_INTERVAL": 0.05,
     # Endpoint health (``delivery.health``). The longest Retry-After honoured, in seconds.
     "RETRY_AFTER_MAX": 86_400,
     # A 410 Gone disables the hook (the callback ends in error either way).

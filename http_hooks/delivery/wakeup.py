@@ -4,9 +4,11 @@ workers as it commits, on PostgreSQL (``LISTEN``/``NOTIFY``).
 The sending side: ``dispatch.enqueue_on_commit()`` has the commit send one ``NOTIFY`` on
 ``NOTIFY_CHANNEL``, however many callbacks the transaction stored (one
 ``pg_notify`` a transaction, after the commit, so a rolled-back one wakes
-nobody). The listening side: ``Waiter.wait()``, the loop's pause between
-polls, waits for a notification on a connection of its own instead of only
-sleeping; a notification ends the pause at once. The polling stays: retries
+nobody), and a process at most one per ``NOTIFY_INTERVAL``: a commit that
+follows its last one sooner sends none, and the workers that notification
+woke poll again within that interval. The listening side: ``Waiter.wait()``,
+the loop's pause between polls, waits for a notification on a connection of its
+own instead of only sleeping; a notification ends the pause at once. The polling stays: retries
 fall due and leases expire without any NOTIFY, and a notification can be missed
 (the connection drops, a ``NOTIFY`` fails after the commit): the next poll finds
 those callbacks within ``LOOP_MAX_SLEEP``. A lost connection is opened again
@@ -18,6 +20,7 @@ Other databases, psycopg 2 and ``NOTIFY_CHANNEL = None`` poll only.
 from __future__ import annotations
 
 import logging
+import math
 import select
 import threading
 import time
@@ -48,9 +51,26 @@ def can_notify(using: str) -> bool:
 
 
 def notify(ids: Sequence[int] = (), *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Wake the idle workers listening on the database of ``using``."""
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [hooks_settings.NOTIFY_CHANNEL])
+    """Wake the idle workers listening on the database of ``using``, unless this
+    process did less than ``NOTIFY_INTERVAL`` seconds ago.
+
+    PostgreSQL commits the transactions that notify one at a time (a global lock
+    held through the commit's flush), so a NOTIFY per save would line up every
+    busy process's commits behind each other. A commit that sends none is covered
+    by the workers the previous one woke: they poll again within
+    ``NOTIFY_INTERVAL`` (``Waiter.wait``), and find its callbacks.
+    """
+    sent = hooks_settings.derived("notify_sent", dict)
+    now = time.monotonic()
+    if now - sent.get(using, -math.inf) < float(hooks_settings.NOTIFY_INTERVAL):
+        return
+    sent[using] = now
+    try:
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [hooks_settings.NOTIFY_CHANNEL])
+    except Exception:
+        sent.pop(using, None)  # nobody was woken: the next commit notifies
+        raise
 
 
 def can_listen(using: str) -> bool:
@@ -81,6 +101,7 @@ class Waiter:
         self.enabled = can_listen(self.using)
         self.listener: psycopg.Connection | None = None
         self.reconnect_at = 0.0
+        self.notified = False
 
     def __enter__(self) -> Waiter:
         self.connect()
@@ -112,6 +133,13 @@ class Waiter:
         return float(getattr(hooks_settings, name))
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
+        """Pause up to ``timeout`` seconds; after a pause that a notification ended,
+        the next one lasts ``NOTIFY_INTERVAL`` at most: the process that notified
+        sends no other NOTIFY for that long, and its commits meanwhile wait for
+        this worker's next poll (``notify``)."""
+        if self.notified:
+            timeout = min(timeout, float(hooks_settings.NOTIFY_INTERVAL))
+        self.notified = False
         if self.listener is None and time.monotonic() >= self.reconnect_at and self.connect():
             # Back after a loss: callbacks may have been stored meanwhile, poll now.
             return
@@ -125,6 +153,7 @@ class Waiter:
                 # every 0.1 s; then read what came, every notification at once.
                 readable, _, _ = select.select([self.listener.fileno()], [], [], min(left, SLICE))
                 if readable and list(self.listener.notifies(timeout=0)):
+                    self.notified = True
                     return
             except (psycopg.Error, OSError) as exc:
                 logger.warning("send_callbacks loop: lost the LISTEN connection (%s); polling", exc)
