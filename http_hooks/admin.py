@@ -289,7 +289,7 @@ class HookAdmin(ModelAdmin):
             changed = [name for name in form.changed_data if name in columns]
             obj.save(update_fields=[*changed, "update_datetime"])
             if "owner" in changed:
-                services.give_callbacks_hook_owner(obj)
+                services.part_with_previous_owners(obj)
         if change and obj.enabled and "enabled" in form.changed_data:
             services.enable_hook(obj)
         if not change and obj.secret:

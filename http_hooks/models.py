@@ -250,10 +250,12 @@ class Hook(models.Model):
 class Callback(models.Model):
     """One event of a hook: the payload to send, and its delivery state.
 
-    The payload, URL, method and content type are fixed when the event
-    happens. The headers and the signing secrets are not copied: they are read
-    from the hook when each try goes out, so a rotated credential reaches the
-    pending retries, and no credential is copied into the busiest table.
+    The payload, method and content type are fixed when the event happens
+    (``target_url`` records the hook's URL then). The URL, headers and signing
+    secrets a try uses are read from the hook when it goes out, so a rotated
+    credential or a moved endpoint reaches the pending retries (a new token
+    never goes to the old URL), and no credential is copied into the busiest
+    table.
     """
 
     # No database constraint, on purpose: for up to REGISTRY_TTL seconds after a

@@ -11,11 +11,15 @@ most once per TTL, so a steady-state save costs no query.
 When the fingerprint moved, only the hooks that changed are loaded again
 (``_refreshed``): the rows updated since shortly before the last change seen
 are read (by ``hook_updated_idx``); if what they show does not account for the
-new fingerprint (a deleted hook, a ``QuerySet.update()`` that left
-``update_datetime`` alone, a transaction that committed long after it wrote its
-row), the narrow state of every hook (id, enabled, update stamp, signal ids) is
-compared with what is loaded instead. Either way only the changed hooks are
-read in full and compiled, and only their owners' buckets are rebuilt. The
+new fingerprint (a deleted hook, a ``QuerySet.update()`` of ``enabled`` that
+left ``update_datetime`` alone, a transaction that committed long after it wrote
+its row), the narrow state of every hook (id, enabled, update stamp, signal ids)
+is compared with what is loaded instead. A change of any other column that
+leaves ``update_datetime`` alone (``QuerySet.update(owner=...)``,
+``save(update_fields=[...])`` without it) moves nothing and is seen only at the
+next full load: the service layer, the API and the admin always stamp it.
+Either way only the changed hooks are read in full and compiled, and only
+their owners' buckets are rebuilt. The
 fingerprint holds a sum of the update times (``STAMP_SQL``) so that a change
 that commits out of order still moves it.
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.dispatch import Signal as DjangoSignal
 from django.utils import timezone
 
@@ -27,6 +27,7 @@ from . import delivery, dispatch
 from .context import hooks_disabled
 from .delivery import DeliveryReport
 from .delivery.health import HEALTH_FIELDS
+from .delivery.ordering import HALT
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
 from .delivery.processes import Supervision, check_processes, run_processes
 from .delivery.processes import write_report as write_report
@@ -220,7 +221,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
             hook.secret = changes["secret"] or ""
         if owner != hook.owner:
             hook.owner = owner
-            give_callbacks_hook_owner(hook)
+            part_with_previous_owners(hook)
         hook.save(
             update_fields=[
                 field.name
@@ -232,10 +233,23 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     return hook
 
 
-def give_callbacks_hook_owner(hook: Hook) -> None:
-    """After a hook changed hands: its callbacks are its new owner's to see and resend
-    (a resend goes out through the hook, with its secret and headers)."""
-    Callback.objects.filter(hook=hook).exclude(owner=hook.owner).update(owner=hook.owner)
+def part_with_previous_owners(hook: Hook) -> int:
+    """After ``hook`` changed hands: its callbacks stay with the owner whose data they
+    hold (their ``owner``), and those still waiting end in ``error`` unsent: they would
+    go out with the new owner's URL, secret and headers (``resend_callbacks`` passes
+    them over too). Returns how many were stopped."""
+    now = timezone.now()
+    return (
+        Callback.objects.filter(hook=hook, status=CallbackStatus.WAITING)
+        .exclude(owner=hook.owner)
+        .update(
+            status=CallbackStatus.ERROR,
+            status_details="not sent: its hook moved to another owner",
+            claimed_until=None,
+            claim_token=None,
+            update_datetime=now,
+        )
+    )
 
 
 def _signal_rows(paths: Sequence[str]) -> list[Signal]:
@@ -588,6 +602,15 @@ def _owned_selection(
 # --- callbacks -----------------------------------------------------------------
 
 
+def delete_callback(callback: Callback) -> bool:
+    """Delete ``callback`` and its attempts, unless a sender holds it (False then): its
+    outcome would be lost, and its key's next callback would go while it is in flight."""
+    deleted, _ = (
+        Callback.objects.filter(pk=callback.pk).exclude(status=CallbackStatus.SENDING).delete()
+    )
+    return bool(deleted)
+
+
 def resend_callbacks(
     *,
     ids: Sequence[int] | None = None,
@@ -611,8 +634,13 @@ def resend_callbacks(
     callbacks = scope(queryset if queryset is not None else Callback.objects.all(), owners)
     if ids is not None:
         callbacks = callbacks.filter(pk__in=list(ids))
-    # Not the ones a sender holds right now: its result would overwrite ours.
-    callbacks = callbacks.exclude(status=CallbackStatus.SENDING).order_by("pk")
+    # Not the ones a sender holds right now: its result would overwrite ours; nor those
+    # of a hook that has changed hands since (``part_with_previous_owners``).
+    callbacks = (
+        callbacks.exclude(status=CallbackStatus.SENDING)
+        .filter(owner=F("hook__owner"))
+        .order_by("pk")
+    )
     limit = int(hooks_settings.RESEND_LIMIT)
     if not confirm and callbacks.values_list("pk", flat=True)[limit : limit + 1]:
         raise TooManyCallbacksError(
@@ -771,6 +799,17 @@ def delete_old_callbacks(
     old = scope(Callback.objects.using(using).filter(create_datetime__lt=cutoff), owners)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)
+    if hooks_settings.ORDERED_ON_FAILURE == HALT:
+        # A halted key's head waits for an operator's resend: deleting it would let the
+        # callbacks queued behind it go on (``delivery.ordering``).
+        queued_behind = Callback.objects.filter(
+            ~Q(ordering_key=""),
+            hook_id=OuterRef("hook_id"),
+            ordering_key=OuterRef("ordering_key"),
+            pk__gt=OuterRef("pk"),
+            status__in=UNDELIVERED_STATUSES,
+        )
+        old = old.exclude(Exists(queued_behind), status=CallbackStatus.ERROR)
     old = old.order_by("create_datetime").select_for_update().values_list("pk", "create_datetime")
     deleted, reached = 0, None
     while True:

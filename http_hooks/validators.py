@@ -47,6 +47,9 @@ from .payloads import (
 from .signing import SECRET_PREFIX
 
 APP_LABEL = "http_hooks"
+INIT_SIGNALS = frozenset(
+    {"django.db.models.signals.pre_init", "django.db.models.signals.post_init"}
+)
 # The writable fields of a hook that ``validate_hook`` checks together: the one list
 # the service layer, the REST serializer and the admin form are built from.
 HOOK_FIELDS = (
@@ -349,7 +352,12 @@ def validate_hook(
         import_serializer(serializer_class)
     cleaned["rate_limit"] = validate_rate_limit(cleaned["rate_limit"])
     if model is not None:
-        check_owned_model(owner if owner is not None else getattr(current, "owner", ""), model)
+        owned = owner if owner is not None else getattr(current, "owner", "")
+        check_owned_model(owned, model)
+        if owned and INIT_SIGNALS & set(signals):
+            # Whose an instance is cannot be told while it is being built, and
+            # following its owner path would cost every load of the model a query.
+            raise InvalidSignalError("a hook with an owner cannot listen to pre_init or post_init")
     changed_fields = cleaned["changed_fields"] = validate_changed_fields(
         cleaned["changed_fields"], model
     )

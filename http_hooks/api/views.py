@@ -393,7 +393,9 @@ class SignalViewSet(
         operation_id="delete_callback",
         parameters=[CALLBACK_ID],
         summary="Delete a callback",
-        responses=responses({204: None}, 404),
+        description="Not while a sender holds it (409): its outcome would be lost, and the "
+        "next callback of its ordering key would go while it is still in flight.",
+        responses=responses({204: None}, 404, 409),
     ),
 )
 class CallbackViewSet(
@@ -421,6 +423,12 @@ class CallbackViewSet(
         "delete_old": "delete",
     }
 
+    def perform_destroy(self, instance: Callback) -> None:
+        if not services.delete_callback(instance):
+            raise Conflict(
+                "the callback is being sent right now; try again later", code="callback_sending"
+            )
+
     @extend_schema(
         operation_id="resend_callback",
         parameters=[CALLBACK_ID],
@@ -436,7 +444,9 @@ class CallbackViewSet(
         callback = self.get_object()
         if not services.resend_callbacks(ids=[callback.pk], owners=self.owners):
             raise Conflict(
-                "the callback is being sent right now; try again later", code="callback_sending"
+                "the callback is being sent right now, or its hook has moved to another "
+                "owner since",
+                code="callback_sending",
             )
         callback.refresh_from_db()
         return Response(self.get_serializer(callback).data)

@@ -60,9 +60,11 @@ class RequestShape:
         signature = signature_headers(
             callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
         )
-        # The signature's names are reserved: never among the hook's headers.
+        # The signature's names are reserved: never among the hook's headers. The URL is
+        # the hook's as it is now, like its headers and secrets: a retry never takes the
+        # hook's new credentials to the URL it had when the event happened.
         return Request(
-            callback.http_method, callback.target_url, {**self.headers, **signature}, body
+            callback.http_method, callback.hook.target_url, {**self.headers, **signature}, body
         )
 
     def logged(self, headers: Mapping[str, str]) -> dict[str, str]:
@@ -86,8 +88,8 @@ def check_stored(callback: Callback) -> None:
 
 
 def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = None) -> Request:
-    """The HTTP request of one try of ``callback``: its method, URL and body, our
-    headers, its hook's headers as they are now (``hook_headers``, parsed once by
+    """The HTTP request of one try of ``callback``: its method and body, its hook's URL
+    and headers as they are now (``hook_headers``, parsed once by
     the caller, or parsed here), its Content-Type and the Standard Webhooks headers.
 
     Stored headers a hook may not set (``Content-Length``, ``Host``, ...: written

@@ -1,0 +1,128 @@
+"""A hostile review's findings, kept as tests: what a tenant (or a hook changing
+hands) must never be able to do, and what ordered keys must survive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from http_hooks import services
+from http_hooks.api import send_callbacks
+from http_hooks.delivery import claim_batch
+from http_hooks.models import Callback, CallbackStatus
+from shop.models import Customer, Order
+
+from .test_tenants import client_of, tenant
+
+pytestmark = pytest.mark.django_db
+POST_INIT = "django.db.models.signals.post_init"
+
+
+@pytest.fixture
+def alice():
+    return tenant("alice")
+
+
+@pytest.fixture
+def bob():
+    return tenant("bob")
+
+
+def order_of(owner, name="o") -> Order:
+    customer = Customer.objects.create(name="c", account=owner)
+    return Order.objects.create(name=name, customer=customer)
+
+
+def keyed(make_hook, owner):
+    """An ordered hook of ``owner`` and the two callbacks of one key: a, then b."""
+    hook = make_hook(owner=owner, ordering_key="{{instance.name}}")
+    order = order_of(owner, "k")
+    order.total = 1
+    order.save()
+    a, b = Callback.objects.filter(hook=hook).order_by("pk")
+    assert a.ordering_key == b.ordering_key == "k"
+    return hook, a, b
+
+
+def test_a_callback_in_flight_cannot_be_deleted(make_hook, alice):
+    """Deleting the head a sender holds would let the key's next go while it is sent."""
+    _, a, _ = keyed(make_hook, alice)
+    assert [c.pk for c in claim_batch()] == [a.pk]
+    response = client_of(alice).delete(f"/api/callbacks/{a.pk}/")
+    assert response.status_code == 409
+    assert response.json()["code"] == "callback_sending"
+    assert Callback.objects.filter(pk=a.pk).exists()
+    assert claim_batch() == []
+    Callback.objects.filter(pk=a.pk).update(status=CallbackStatus.SENT)
+    assert client_of(alice).delete(f"/api/callbacks/{a.pk}/").status_code == 204
+
+
+def test_retention_keeps_the_head_of_a_halted_key(make_hook, alice, settings):
+    with override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "ORDERED_ON_FAILURE": "halt"}):
+        _, a, b = keyed(make_hook, alice)
+        old = timezone.now() - timedelta(days=40)
+        Callback.objects.filter(pk=a.pk).update(status=CallbackStatus.ERROR, create_datetime=old)
+        Callback.objects.filter(pk=b.pk).update(create_datetime=old)
+        assert services.delete_old_callbacks(days=30, vacuum=False) == 0
+        assert claim_batch() == []
+    # With skip, the head that ended in error is history like any other.
+    assert services.delete_old_callbacks(days=30, vacuum=False) == 1
+
+
+def test_a_hook_that_changes_hands_leaves_its_callbacks_with_the_old_owner(
+    make_hook, alice, bob, staff_client, receiver
+):
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
+    order_of(alice, "alice-secret")
+    [callback] = Callback.objects.filter(hook=hook)
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json")
+    assert response.status_code == 200, response.content
+    assert client_of(bob).get("/api/callbacks/").json()["results"] == []
+    [seen] = client_of(alice).get("/api/callbacks/").json()["results"]
+    assert (seen["id"], seen["status"]) == (callback.pk, "error")
+    assert "moved to another owner" in seen["status_details"]
+    # Neither Alice nor staff can send Alice's event through Bob's hook now.
+    assert client_of(alice).post(f"/api/callbacks/{callback.pk}/resend/").status_code == 409
+    assert services.resend_callbacks(ids=[callback.pk]) == 0
+    bobs = {"target_url": receiver.url("/bob"), "headers": {"Authorization": "Bearer BOB"}}
+    assert client_of(bob).patch(f"/api/hooks/{hook.pk}/", bobs, format="json").status_code == 200
+    send_callbacks()
+    assert receiver.requests == []
+
+
+def test_a_retry_goes_to_the_url_the_hook_has_now(make_hook, alice, receiver):
+    """A new URL and credential go together: never the new token to the old URL."""
+    hook = make_hook(owner=alice, target_url=receiver.url("/old"))
+    order_of(alice)
+    new = {"target_url": receiver.url("/new"), "headers": {"Authorization": "Bearer NEW"}}
+    assert client_of(alice).patch(f"/api/hooks/{hook.pk}/", new, format="json").status_code == 200
+    send_callbacks()
+    assert [(r.path, r.headers.get("authorization")) for r in receiver.requests] == [
+        ("/new", "Bearer NEW")
+    ]
+
+
+def test_an_owned_hook_cannot_listen_to_init_signals(alice, bob, receiver):
+    """Whose an instance is cannot be told while it is built; following the owner path
+    would cost every load of the model, any owner's, a query."""
+    for number in range(5):
+        order_of(bob, f"o{number}")
+    body = {"model": "shop.order", "signals": [POST_INIT], "target_url": receiver.url()}
+    response = client_of(alice).post("/api/hooks/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "signals"
+    with CaptureQueriesContext(connection) as loads:
+        list(Order.objects.all())
+    assert len(loads) == 1
+
+
+def test_options_on_another_owners_hook_answers_as_for_a_missing_one(make_hook, alice, bob):
+    hook = make_hook(owner=bob)
+    theirs = client_of(alice).options(f"/api/hooks/{hook.pk}/")
+    missing = client_of(alice).options("/api/hooks/999999/")
+    assert (theirs.status_code, theirs.content) == (missing.status_code, missing.content)
