@@ -15,7 +15,7 @@ The same callbacks, put back to waiting, are sent by one ``manage.py
 send_callbacks`` process in the same run (its own figure, Django's start left
 out); each worker process's share is compared with it. Run it with::
 
-    .venv/bin/python bench/celery.py [--callbacks 20000] [--processes 1 2 4]
+    .venv/bin/python bench/celery_workers.py [--callbacks 20000] [--processes 1 2 4]
                                      [--brokers redis amqp] [--ids-per-task 500]
 
 ``--ids-per-task 1`` queues a task per callback, as transactions of one save do
