@@ -59,6 +59,8 @@ from django.utils.dateparse import parse_datetime
 
 from .changes import tracker
 from .context import hooks_disabled
+from .delivery.health import HEALTH_FIELDS
+from .delivery.rates import BUCKET_FIELDS
 from .events import EMPTY_INDEX, EventIndex
 from .exceptions import HttpHooksError, InvalidHookError, InvalidModelError, InvalidSignalError
 from .outbox import record_event
@@ -99,17 +101,8 @@ NOT_LOADED = (
     "previous_secret",
     "previous_secret_expires_at",
     "rate_limit",
-    "rate_full_at",
-    "rate_granted",
-    "paused_until",
-    "consecutive_failures",
-    "breaker_trips",
-    "failing_since",
-    "last_success_at",
-    "last_failure_at",
-    "last_failure_reason",
-    "disabled_reason",
-    "disabled_at",
+    *BUCKET_FIELDS,
+    *(name for name in HEALTH_FIELDS if name != "enabled"),
     "create_datetime",
 )
 
