@@ -635,11 +635,13 @@ def resend_callbacks(
     if ids is not None:
         callbacks = callbacks.filter(pk__in=list(ids))
     # Not the ones a sender holds right now: its result would overwrite ours; nor those
-    # of a hook that has changed hands since (``part_with_previous_owners``).
+    # of a hook that has changed hands since (``part_with_previous_owners``). Tested
+    # with EXISTS, not a join: with a join Django would move the whole condition into
+    # a subquery of the UPDATE, and PostgreSQL would no longer check the status again
+    # on the rows it waited for.
+    same_owner = Hook.objects.filter(pk=OuterRef("hook_id"), owner=OuterRef("owner"))
     callbacks = (
-        callbacks.exclude(status=CallbackStatus.SENDING)
-        .filter(owner=F("hook__owner"))
-        .order_by("pk")
+        callbacks.exclude(status=CallbackStatus.SENDING).filter(Exists(same_owner)).order_by("pk")
     )
     limit = int(hooks_settings.RESEND_LIMIT)
     if not confirm and callbacks.values_list("pk", flat=True)[limit : limit + 1]:
