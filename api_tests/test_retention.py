@@ -11,6 +11,8 @@ from http_hooks.models import Attempt, Callback, CallbackStatus
 from http_hooks.services import delete_old_callbacks
 from shop.models import Order
 
+from .waiting import wait_until
+
 pytestmark = pytest.mark.django_db
 
 
@@ -82,7 +84,6 @@ def test_a_resend_during_a_batch_keeps_its_callback(aged):
     if connection.vendor != "postgresql":
         pytest.skip("row locks: PostgreSQL")
     import threading
-    import time
 
     import psycopg
 
@@ -116,9 +117,11 @@ def test_a_resend_during_a_batch_keeps_its_callback(aged):
     waiting = (
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s"
     )
-    while not watcher.execute(waiting, [settings["NAME"]]).fetchone()[0]:
-        assert thread.is_alive(), result
-        time.sleep(0.01)
+    wait_until(
+        lambda: watcher.execute(waiting, [settings["NAME"]]).fetchone()[0],
+        alive=thread.is_alive,
+        message=lambda: str(result),
+    )
     other.commit()
     thread.join()
     other.close()
