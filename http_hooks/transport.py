@@ -40,7 +40,7 @@ import os
 import selectors
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -78,6 +78,8 @@ class Request(NamedTuple):
     url: str
     headers: Mapping[str, str]
     body: bytes
+    # ``header_lines(headers)``, when the maker of the request has them already.
+    lines: Sequence[bytes] | None = None
 
 
 @dataclass
@@ -101,12 +103,14 @@ def printable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def header_lines(headers: Mapping[str, str]) -> list[bytes]:
+def header_lines(headers: Mapping[str, str], *, defaults: bool = True) -> list[bytes]:
     """``headers`` as libcurl takes them (Latin-1, as HTTP carries them); an empty
-    value is sent as such (``Name;``), and libcurl's own defaults are left out."""
+    value is sent as such (``Name;``), and libcurl's own defaults are left out (unless
+    not ``defaults``: lines to add to others that leave them out already)."""
     lines = [f"{name}: {value}" if value.strip() else f"{name};" for name, value in headers.items()]
-    present = {name.lower() for name in headers}
-    lines += [f"{name}:" for name in SUPPRESSED_HEADERS if name.lower() not in present]
+    if defaults:
+        present = {name.lower() for name in headers}
+        lines += [f"{name}:" for name in SUPPRESSED_HEADERS if name.lower() not in present]
     return [line.encode("latin-1") for line in lines]
 
 
@@ -166,7 +170,7 @@ class _Slot:
         self.url = request.url
         curl = self.curl
         curl.setopt(pycurl.URL, ascii_url(request.url))
-        curl.setopt(pycurl.HTTPHEADER, header_lines(request.headers))
+        curl.setopt(pycurl.HTTPHEADER, request.lines or header_lines(request.headers))
         if request.body or request.method != "GET":
             curl.setopt(pycurl.POSTFIELDS, request.body)
         else:

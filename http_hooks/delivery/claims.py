@@ -19,10 +19,12 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from functools import reduce
+from typing import TypeVar
 
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.base import Model, ModelState
 from django.utils import timezone
 
 from ..models import Callback, CallbackStatus, Hook
@@ -31,6 +33,8 @@ from .ids import ids_among
 from .ordering import heads, heads_only, unordered
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Model)
 
 # What sending a claimed callback reads; the rest of the row stays in the database.
 CLAIMED_FIELDS = (
@@ -246,24 +250,51 @@ def _claim_returning(
     with db.cursor() as cursor:
         cursor.execute(sql, [*values, *select_params])
         rows = cursor.fetchall()
+    converting = [(index, *column) for index, column in enumerate(columns) if column[1]]
     claimed = []
     for row in rows:
-        values = []
-        for value, (column, converters) in zip(row, columns, strict=True):
+        values = list(row)
+        for index, column, converters in converting:
+            value = values[index]
             for convert in converters:
                 value = convert(value, column, db)
-            values.append(value)
-        claimed.append(Callback.from_db(db.alias, names, values))
+            values[index] = value
+        claimed.append(loaded(Callback, db.alias, names, values))
     return claimed
+
+
+def loaded(model: type[M], alias: str, names: Sequence[str], values: Sequence[object]) -> M:
+    """An instance of ``model`` as read from the database ``alias``, with the fields
+    ``names`` set to ``values`` and the others deferred: what ``Model.from_db`` makes,
+    at a sixth of its cost (measured: 20 against 3.4 µs a row of a claim).
+
+    Why: ``from_db`` goes through ``Model.__init__``, which walks every field of the
+    model and sends ``pre_init`` and ``post_init``; a claim makes thousands of these
+    instances a second, and it was a good part of the sender's time per callback
+    (``bench/delivery.py``). The init signals of http_hooks' own rows concern no
+    hook (hooks on them are refused, ``validators``).
+    """
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(names, values, strict=True))
+    state = instance._state = ModelState()
+    state.adding, state.db = False, alias
+    return instance
 
 
 def with_hooks(callbacks: list[Callback]) -> list[Callback]:
     """``callbacks`` with their hooks, each hook loaded once (a batch has few
     hooks and many callbacks); callbacks whose hook is gone are left out."""
     hooks = Hook.objects.in_bulk({callback.hook_id for callback in callbacks})
+    # The relation's cache set straight: the descriptor's checks cost more than the
+    # rest of this function.
+    cache = Callback.hook.field.set_cached_value
+    kept = []
     for callback in callbacks:
-        callback.hook = hooks.get(callback.hook_id)  # type: ignore[assignment]
-    return [callback for callback in callbacks if callback.hook_id in hooks]
+        hook = hooks.get(callback.hook_id)
+        if hook is not None:
+            cache(callback, hook)
+            kept.append(callback)
+    return kept
 
 
 def delete_orphans(callbacks: QuerySet[Callback]) -> None:

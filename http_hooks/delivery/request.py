@@ -9,7 +9,7 @@ from ..headers import MASKED, is_secret_header, mask_headers, parse_headers, wit
 from ..models import Callback, ContentTypeChoice, HttpMethod
 from ..settings import hooks_settings
 from ..signing import signature_headers
-from ..transport import Request, printable
+from ..transport import Request, header_lines, printable
 
 __all__ = ["MASKED", "is_secret_header", "logged_headers", "request_for", "requests_for"]
 
@@ -50,6 +50,8 @@ class RequestShape:
             without_reserved(hook_headers),
             {"Content-Type": content_type} if content_type else {},
         )
+        # Encoded once; each request adds its signature's lines.
+        self.lines = header_lines(self.headers)
         self.marked = marked
         self.secret: dict[str, bool] = {}
 
@@ -64,7 +66,11 @@ class RequestShape:
         # the hook's as it is now, like its headers and secrets: a retry never takes the
         # hook's new credentials to the URL it had when the event happened.
         return Request(
-            callback.http_method, callback.hook.target_url, {**self.headers, **signature}, body
+            callback.http_method,
+            callback.hook.target_url,
+            {**self.headers, **signature},
+            body,
+            [*self.lines, *header_lines(signature, defaults=False)],
         )
 
     def logged(self, headers: Mapping[str, str]) -> dict[str, str]:
