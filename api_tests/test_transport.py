@@ -5,7 +5,6 @@ Every case sends to the real receiver on 127.0.0.1 and looks at what arrived.
 
 import os
 import resource
-import selectors
 import socket
 import sys
 import threading
@@ -18,6 +17,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import override_settings
 
+from http_hooks import transport
 from http_hooks.api import send_callbacks
 from http_hooks.delivery import request as outgoing
 from http_hooks.delivery import run_loop
@@ -197,14 +197,14 @@ def test_an_error_while_in_flight_leaves_the_transport_usable(receiver):
     assert [outcome.status_code for outcome in outcomes] == [200, 200]
 
 
-class CountingSelector(selectors.DefaultSelector):
-    """The transport's selector, counting its waits."""
+class CountingPoller(transport.Poller):
+    """The transport's poller, counting its waits."""
 
     waits = 0
 
-    def select(self, timeout=None):
-        CountingSelector.waits += 1
-        return super().select(timeout)
+    def poll(self, timeout):
+        CountingPoller.waits += 1
+        return super().poll(timeout)
 
 
 def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiver, monkeypatch):
@@ -212,7 +212,7 @@ def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiv
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1200:
         pytest.skip(f"the open-files limit ({hard}) is below 1200")
-    monkeypatch.setattr(selectors, "DefaultSelector", CountingSelector)
+    monkeypatch.setattr(transport, "Poller", CountingPoller)
     hold = threading.Event()
     receiver.respond(hold=hold)
     waits_while_held = []
@@ -222,9 +222,9 @@ def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiv
         second; one that spins, thousands of times, however loaded the machine."""
         try:
             receiver.wait_for(4, timeout=60)
-            before = CountingSelector.waits
+            before = CountingPoller.waits
             time.sleep(0.5)
-            waits_while_held.append(CountingSelector.waits - before)
+            waits_while_held.append(CountingPoller.waits - before)
         finally:
             hold.set()
 
@@ -245,7 +245,7 @@ def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiv
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert CountingSelector.waits > 0, "the transport waited on another selector"
+    assert CountingPoller.waits > 0, "the transport waited on another poller"
     assert waits_while_held[0] < 50, f"{waits_while_held[0]} waits in 0.5 s: spinning"
 
 

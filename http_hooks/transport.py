@@ -37,7 +37,7 @@ of waiting for a whole batch.
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,11 +60,13 @@ from .settings import hooks_settings
 
 # libcurl's errors that mean a TLS handshake or certificate failed.
 TLS_ERRORS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
-# What libcurl wants to know of a socket, as selector events (POLL_REMOVE: nothing).
+# What libcurl wants to know of a socket, as poll events (POLL_REMOVE: nothing); the
+# values are poll's and epoll's alike.
+READABLE, WRITABLE = select.POLLIN, select.POLLOUT
 SOCKET_EVENTS = {
-    pycurl.POLL_IN: selectors.EVENT_READ,
-    pycurl.POLL_OUT: selectors.EVENT_WRITE,
-    pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE,
+    pycurl.POLL_IN: READABLE,
+    pycurl.POLL_OUT: WRITABLE,
+    pycurl.POLL_INOUT: READABLE | WRITABLE,
 }
 # Response headers kept at most; a receiver sending more fails the try (libcurl
 # itself holds at most 300 KB of them per transfer).
@@ -275,6 +277,40 @@ def status_error(code: int, headers: Mapping[str, str]) -> str:
     return f"HTTP {code}"
 
 
+def curl_action(mask: int) -> int:
+    """What ``socket_action`` is told of a socket poll reported with ``mask``: an
+    error or a hang-up wakes both directions, as ``selectors`` does, and libcurl
+    finds out which way it failed."""
+    action = 0
+    if mask & ~WRITABLE:
+        action |= pycurl.CSELECT_IN
+    if mask & ~READABLE:
+        action |= pycurl.CSELECT_OUT
+    return action
+
+
+class Poller:
+    """``select.epoll``, or ``select.poll`` where there is none (macOS), behind one
+    interface: ``poll(seconds)`` returns ``(fd, mask)`` pairs."""
+
+    def __init__(self) -> None:
+        epoll = getattr(select, "epoll", None)
+        self.epoll = epoll() if epoll is not None else None
+        self.poller = self.epoll or select.poll()
+        self.register = self.poller.register
+        self.modify = self.poller.modify
+        self.unregister = self.poller.unregister
+
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        if self.epoll is not None:
+            return self.epoll.poll(timeout)
+        return self.poller.poll(int(timeout * 1000))
+
+    def close(self) -> None:
+        if self.epoll is not None:
+            self.epoll.close()
+
+
 class Transport:
     """Up to ``CONCURRENCY`` transfers at once, on connections kept alive from
     one request to the next. One transport belongs to one thread."""
@@ -300,10 +336,12 @@ class Transport:
             (pycurl.SSL_VERIFYHOST, 2),
         ]
         # libcurl's socket interface: it says which sockets to watch and when its
-        # timer runs out, an epoll (or kqueue, or poll) selector waits on them with
+        # timer runs out, epoll (or poll, where there is no epoll) waits on them with
         # no limit on descriptor numbers (``select()`` stops at 1024), and each
-        # ready socket goes back to libcurl through ``socket_action``.
-        self.selector = selectors.DefaultSelector()
+        # ready socket goes back to libcurl through ``socket_action``. Used as they
+        # are, not through ``selectors``: its bookkeeping, for a socket watched and
+        # dropped on every request, cost more than the system calls.
+        self.poller = Poller()
         self.watched: dict[int, int] = {}
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
@@ -329,7 +367,7 @@ class Transport:
         for slot in self.slots:
             slot.curl.close()
         self.multi.close()
-        self.selector.close()
+        self.poller.close()
         self.idle, self.slots, self.running = [], [], []
 
     def _on_socket(self, what: int, fd: int, multi: Any, data: Any) -> None:
@@ -338,18 +376,18 @@ class Transport:
             return
         try:
             if not events:
-                self.selector.unregister(fd)
+                self.poller.unregister(fd)
             elif fd in self.watched:
-                self.selector.modify(fd, events)
+                self.poller.modify(fd, events)
             else:
-                self.selector.register(fd, events)
+                self.poller.register(fd, events)
         except (KeyError, ValueError, OSError):
-            # The selector and libcurl disagreed (a descriptor closed and reused):
+            # The poller and libcurl disagreed (a descriptor closed and reused):
             # start this descriptor afresh.
             with suppress(KeyError, ValueError, OSError):
-                self.selector.unregister(fd)
+                self.poller.unregister(fd)
             if events:
-                self.selector.register(fd, events)
+                self.poller.register(fd, events)
         if events:
             self.watched[fd] = events
         else:
@@ -404,11 +442,8 @@ class Transport:
 
         try:
             now = time.monotonic()
-            for key, mask in self.selector.select(min(timeout, self._wait(now))):
-                action = (pycurl.CSELECT_IN if mask & selectors.EVENT_READ else 0) | (
-                    pycurl.CSELECT_OUT if mask & selectors.EVENT_WRITE else 0
-                )
-                multi.socket_action(key.fd, action)
+            for fd, mask in self.poller.poll(min(timeout, self._wait(now))):
+                multi.socket_action(fd, curl_action(mask))
             if self.timer_at is not None and time.monotonic() >= self.timer_at:
                 self.timer_at = None
                 multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)

@@ -40,6 +40,7 @@ from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
 from .claims import LeaseKeeper, claim_batch, claim_probe, release_claims
+from .collector import fewer_collections
 from .health import held_hooks, stopping_failures, stops_hook
 from .ordering import next_heads
 from .outcomes import DeliveryReport, record_outcomes
@@ -266,7 +267,8 @@ class _Run:
         keeper = LeaseKeeper(self.token, self.probes)
         keeper.start()
         try:
-            self.pump()
+            with fewer_collections():
+                self.pump()
         except BaseException:
             # What ended is written if the database lets us; what was in flight
             # is sent again after the lease.
