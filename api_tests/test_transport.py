@@ -5,6 +5,7 @@ Every case sends to the real receiver on 127.0.0.1 and looks at what arrived.
 
 import os
 import resource
+import select
 import socket
 import sys
 import threading
@@ -205,6 +206,22 @@ class CountingPoller(transport.Poller):
     def poll(self, timeout):
         CountingPoller.waits += 1
         return super().poll(timeout)
+
+
+def test_without_epoll_the_transport_waits_on_poll(make_hook, receiver, monkeypatch):
+    """macOS has no epoll: the same transfers, timers and timeouts on poll()."""
+    monkeypatch.delattr(select, "epoll")
+    assert transport.Poller().epoll is None
+    receiver.respond(path="/slow", delay=0.3)
+    receiver.respond(path="/hang", delay=5.0)
+    make_hook()
+    make_hook(target_url=receiver.url("/slow"))
+    make_hook(target_url=receiver.url("/hang"))
+    Order.objects.create(name="Tea")
+    with hooks_settings(TIMEOUT=(5.0, 1.0)):
+        report = send_callbacks()
+    assert (report.sent, report.retried) == (2, 1)
+    assert "read timeout" in Callback.objects.get(target_url=receiver.url("/hang")).status_details
 
 
 def test_sockets_numbered_above_1024_are_waited_on_not_spun_on(make_hook, receiver, monkeypatch):

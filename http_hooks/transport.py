@@ -36,6 +36,7 @@ of waiting for a whole batch.
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import socket
@@ -304,7 +305,9 @@ class Poller:
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         if self.epoll is not None:
             return self.epoll.poll(timeout)
-        return self.poller.poll(int(timeout * 1000))
+        # In whole milliseconds, rounded up: rounded down, a wait for libcurl's timer
+        # would come back early, again and again.
+        return self.poller.poll(math.ceil(timeout * 1000))
 
     def close(self) -> None:
         if self.epoll is not None:
