@@ -81,7 +81,7 @@ def rounds_of(root: Path, args: argparse.Namespace) -> list[tuple[float, float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--other", type=Path, required=True, help="the other checkout")
+    parser.add_argument("--other", type=Path, help="the other checkout (required)")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--callbacks", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=8)
@@ -91,6 +91,8 @@ def main() -> None:
     if args.run:
         run(args.run, args.db, args.callbacks, args.rounds)
         return
+    if args.other is None:
+        parser.error("--other is required")
     other = args.other.resolve()
     if not (other / ".venv" / "bin" / "python").exists():
         raise SystemExit(f"{other} has no .venv: run make install there first")
