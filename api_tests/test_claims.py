@@ -132,6 +132,39 @@ def test_concurrent_claimers_never_share_a_callback(make_hook, monkeypatch, retu
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "conditional-update"])
+def test_claimed_callbacks_are_model_instances_as_the_orm_reads_them(
+    make_hook, monkeypatch, returning
+):
+    """A claim builds its instances without ``Model.__init__`` (``claims.loaded``): they
+    must still be what ``from_db`` makes (stored, of their database, with their hook,
+    the fields a claim does not read loaded on access) and save like any other."""
+    monkeypatch.setattr(claims, "updates_return_rows", lambda db: returning)
+    hook = make_hook()
+    save_orders(1)
+    stored = Callback.objects.get()
+
+    (claimed,) = claim_batch()
+
+    assert isinstance(claimed, Callback)
+    assert not claimed._state.adding
+    assert claimed._state.db == "default"
+    assert (claimed.pk, claimed.event_id, claimed.payload) == (
+        stored.pk,
+        stored.event_id,
+        stored.payload,
+    )
+    assert claimed.claim_token is not None and claimed.attempts == 0
+    assert claimed.hook == hook and claimed.hook.target_url == hook.target_url
+    assert "create_datetime" in claimed.get_deferred_fields()
+    assert claimed.create_datetime == stored.create_datetime  # read on access
+    assert claimed.object_type == "shop.order"
+    claimed.status_details = "edited"
+    claimed.save(update_fields=["status_details"])
+    assert Callback.objects.get().status_details == "edited"
+    assert claimed == stored and hash(claimed) == hash(stored)
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "conditional-update"])
 def test_a_claim_takes_its_size_expired_leases_first_then_the_oldest_due(
     make_hook, monkeypatch, returning
 ):
