@@ -1,6 +1,7 @@
 """The garbage collector's pace while a sender runs (``delivery.collector``)."""
 
 import gc
+import os
 import threading
 
 import pytest
@@ -74,4 +75,41 @@ def test_a_change_made_during_a_run_is_kept(default_threshold):
 def test_a_run_that_fails_gives_the_pace_back(default_threshold):
     with pytest.raises(RuntimeError), fewer_collections():
         raise RuntimeError("the database went away")
+    assert gc.get_threshold() == default_threshold
+
+
+def test_collection_switched_off_stays_off(default_threshold):
+    gc.set_threshold(0, 10, 10)
+    with fewer_collections():
+        assert gc.get_threshold() == (0, 10, 10)
+    assert gc.get_threshold() == (0, 10, 10)
+
+
+def test_a_child_forked_during_a_run_puts_the_pace_back(default_threshold):
+    """A Celery pool child is forked while the sweep runs in a thread of its parent:
+    the child has no such run, and must neither keep the run's pace nor count it."""
+    running, done = threading.Event(), threading.Event()
+
+    def run():
+        with fewer_collections():
+            running.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert running.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit code, never return into pytest
+            ok = gc.get_threshold() == default_threshold
+            with fewer_collections():
+                ok = ok and gc.get_threshold() == (SENDING_THRESHOLD, 10, 10)
+            ok = ok and gc.get_threshold() == default_threshold
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert gc.get_threshold() == (SENDING_THRESHOLD, 10, 10)  # the parent's run goes on
+    finally:
+        done.set()
+        thread.join(5)
     assert gc.get_threshold() == default_threshold

@@ -201,6 +201,7 @@ def test_stored_framing_headers_are_never_sent(make_hook, receiver):
         # Six characters: what PostgreSQL's column holds (SQLite would take more).
         pytest.param({"http_method": "G\r\nX:a"}, id="method"),
         pytest.param({"content_type": "x\r\nTransfer-Encoding: chunked"}, id="content-type"),
+        pytest.param({"content_type": "text/plain\u20ac"}, id="content-type-not-latin-1"),
         pytest.param({"http_method": "TRACE"}, id="method-not-ours"),
     ],
 )

@@ -208,6 +208,20 @@ class CountingPoller(transport.Poller):
         return super().poll(timeout)
 
 
+@pytest.mark.parametrize("epoll", [True, False], ids=["epoll", "poll"])
+def test_a_negative_wait_does_not_block(monkeypatch, epoll):
+    """As with ``selectors``: a wait already past returns at once (epoll and poll
+    themselves would wait for ever)."""
+    if not epoll:
+        monkeypatch.delattr(select, "epoll")
+    poller = transport.Poller()
+    returned = threading.Event()
+    waiter = threading.Thread(target=lambda: (poller.poll(-1.0), returned.set()), daemon=True)
+    waiter.start()
+    assert returned.wait(5), "poll(-1.0) blocked"
+    poller.close()
+
+
 def test_without_epoll_the_transport_waits_on_poll(make_hook, receiver, monkeypatch):
     """macOS has no epoll: the same transfers, timers and timeouts on poll()."""
     monkeypatch.delattr(select, "epoll")

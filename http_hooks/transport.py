@@ -303,6 +303,9 @@ class Poller:
         self.unregister = self.poller.unregister
 
     def poll(self, timeout: float) -> list[tuple[int, int]]:
+        """The sockets ready within ``timeout`` seconds; a negative one is 0, as for
+        ``selectors`` (epoll and poll would wait for ever)."""
+        timeout = max(timeout, 0.0)
         if self.epoll is not None:
             return self.epoll.poll(timeout)
         # In whole milliseconds, rounded up: rounded down, a wait for libcurl's timer

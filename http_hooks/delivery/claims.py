@@ -229,7 +229,6 @@ def _claim_returning(
         selects.append(f"SELECT * FROM ({sql}) AS candidates_{len(selects)}")
         select_params += params
     assignments = [meta.get_field(name) for name in claim]
-    # In the model's order, as ``from_db`` takes a subset of the fields.
     wanted = {meta.pk.attname, *(meta.get_field(name).attname for name in CLAIMED_FIELDS)}
     returned = [field for field in meta.concrete_fields if field.attname in wanted]
     sql = "UPDATE {table} SET {sets} WHERE {pk} IN ({select}) RETURNING {columns}".format(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,7 +37,8 @@ def fewer_collections() -> Iterator[None]:
     with _lock:
         if _runs == 0:
             current = gc.get_threshold()
-            if current[0] < SENDING_THRESHOLD:
+            # 0: collection switched off by the process, which stays so.
+            if 0 < current[0] < SENDING_THRESHOLD:
                 _saved = current
                 gc.set_threshold(SENDING_THRESHOLD, *current[1:])
         _runs += 1
@@ -44,8 +46,24 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         with _lock:
-            _runs -= 1
+            # Never below 0: a child forked within a run ends it with no run counted.
+            _runs = max(_runs - 1, 0)
             if _runs == 0 and _saved is not None:
                 if gc.get_threshold() == (SENDING_THRESHOLD, *_saved[1:]):
                     gc.set_threshold(*_saved)
                 _saved = None
+
+
+def _forget_runs() -> None:
+    """In a child forked while a run went on in another thread (a Celery pool child
+    forked beside the sweep): that run goes on in the parent only, so the child puts
+    its threshold back and counts no run (with a new lock, which the fork may have
+    copied held)."""
+    global _lock, _runs, _saved
+    _lock = threading.Lock()
+    if _saved is not None and gc.get_threshold() == (SENDING_THRESHOLD, *_saved[1:]):
+        gc.set_threshold(*_saved)
+    _runs, _saved = 0, None
+
+
+os.register_at_fork(after_in_child=_forget_runs)

@@ -41,6 +41,7 @@ class RequestShape:
     of the sender's time per callback (``bench/delivery.py``)."""
 
     def __init__(self, hook_headers: Mapping[str, str], content_type: str, marked: Collection[str]):
+        check_content_type(content_type)
         self.headers = merge_headers(
             {
                 "User-Agent": str(hooks_settings.USER_AGENT),
@@ -56,8 +57,9 @@ class RequestShape:
         self.secret: dict[str, bool] = {}
 
     def request(self, callback: Callback) -> Request:
-        """The request of one try of ``callback`` (see ``request_for``)."""
-        check_stored(callback)
+        """The request of one try of ``callback`` (see ``request_for``), whose content
+        type is the shape's."""
+        check_method(callback.http_method)
         body = (callback.payload or "").encode("utf-8")
         signature = signature_headers(
             callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
@@ -85,12 +87,16 @@ class RequestShape:
         return logged
 
 
-def check_stored(callback: Callback) -> None:
-    """``ValueError`` for a stored method or content type that is not one of ours."""
-    if callback.http_method not in METHODS:
-        raise ValueError(f"the stored HTTP method {callback.http_method[:20]!r} is not allowed")
-    if callback.content_type not in CONTENT_TYPES:
-        raise ValueError(f"the stored content type {callback.content_type[:40]!r} is not allowed")
+def check_method(method: str) -> None:
+    """``ValueError`` for a stored HTTP method that is not one of ours."""
+    if method not in METHODS:
+        raise ValueError(f"the stored HTTP method {method[:20]!r} is not allowed")
+
+
+def check_content_type(content_type: str) -> None:
+    """``ValueError`` for a stored content type that is not one of ours."""
+    if content_type not in CONTENT_TYPES:
+        raise ValueError(f"the stored content type {content_type[:40]!r} is not allowed")
 
 
 def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = None) -> Request:
@@ -102,7 +108,6 @@ def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = Non
     around validation, or before it refused them) are left out, so that no row
     can frame this request or smuggle another; for the same reason a stored method
     or content type that is not one of ours fails the try (``ValueError``)."""
-    check_stored(callback)
     if hook_headers is None:
         hook_headers = parse_headers(callback.hook.headers)
     shape = RequestShape(hook_headers, callback.content_type, callback.hook.secret_headers)
