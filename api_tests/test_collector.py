@@ -85,6 +85,8 @@ def test_collection_switched_off_stays_off(default_threshold):
     assert gc.get_threshold() == (0, 10, 10)
 
 
+# Forking beside a running thread is the case itself (Python 3.12 warns of it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_child_forked_during_a_run_puts_the_pace_back(default_threshold):
     """A Celery pool child is forked while the sweep runs in a thread of its parent:
     the child has no such run, and must neither keep the run's pace nor count it."""
