@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
 from http_hooks.delivery import claim_batch
 from http_hooks.delivery.claims import renew_lease
+from http_hooks.delivery.outcomes import insert_attempts
+from http_hooks.delivery.reconnect import with_reconnect
 from http_hooks.delivery.sender import OUTCOME_WINDOW_SIZE
 from http_hooks.models import Attempt, Callback
 from http_hooks.settings import hooks_settings as live_settings
@@ -209,6 +211,16 @@ def start_sender(env: dict, *args: str, **overrides) -> subprocess.Popen:
     )
 
 
+def wait_for_deliveries(receiver, count: int, sender: subprocess.Popen) -> None:
+    """``receiver.wait_for(count)``; when they do not come, the sender's stderr says why."""
+    try:
+        receiver.wait_for(count, timeout=60)
+    except AssertionError as exc:
+        sender.kill()
+        _, stderr = sender.communicate(timeout=10)
+        raise AssertionError(f"{exc}; sender exited {sender.returncode}:\n{stderr}") from None
+
+
 def deliveries(receiver) -> Counter:
     """How many times each event arrived."""
     return Counter(request.headers["webhook-id"] for request in receiver.requests)
@@ -226,7 +238,7 @@ def test_a_killed_sender_repeats_only_what_was_in_flight(make_hook, receiver, sa
         same_db_env, BATCH_SIZE=1000, CONCURRENCY=concurrency, HOOK_CONCURRENCY=concurrency
     )
     try:
-        receiver.wait_for(400, timeout=60)
+        wait_for_deliveries(receiver, 400, sender)
     finally:
         sender.send_signal(signal.SIGKILL)
         sender.wait(timeout=10)
@@ -253,6 +265,40 @@ def terminate_other_backends() -> int:
         return cursor.fetchone()[0]
 
 
+def terminate_this_backend() -> None:
+    """``pg_terminate_backend`` on this test's connection, from another one."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_attempt_copy_reconnects_when_its_connection_was_dropped(make_hook):
+    """The attempt log goes by COPY through the driver's own cursor: a dropped
+    connection there is Django's OperationalError, which the outcome write
+    reconnects on (it once escaped as the driver's error and ended the sender)."""
+    make_hook()
+    Order.objects.create(name="one")
+    callback = Callback.objects.get()
+    row = (callback.pk, 1, timezone.now(), 5, {}, 204, {}, "", "")
+
+    terminate_this_backend()
+    with pytest.raises(OperationalError):
+        insert_attempts([row])
+
+    connection.close()
+    terminate_this_backend()
+    with_reconnect(lambda: insert_attempts([row]), what="logging the attempt")
+    assert list(Attempt.objects.values_list("callback", "response_status")) == [(callback.pk, 204)]
+
+
 @pytest.mark.postgres
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)
@@ -273,10 +319,10 @@ def test_a_database_blip_loses_no_outcome(make_hook, receiver, same_db_env, loop
     )
     try:
         for count in (100, 250, 400):
-            receiver.wait_for(count, timeout=60)
+            wait_for_deliveries(receiver, count, sender)
             assert terminate_other_backends() >= 1
         if loop:
-            receiver.wait_for(600, timeout=60)
+            wait_for_deliveries(receiver, 600, sender)
     finally:
         if loop:
             sender.send_signal(signal.SIGTERM)

@@ -265,7 +265,9 @@ def insert_attempts(rows: Collection[Sequence[Any]]) -> None:
         prepared.append(values)
     with db.cursor() as cursor:
         if db.vendor == "postgresql" and hasattr(cursor.cursor, "copy"):
-            with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            # The driver's own cursor: its errors are turned into Django's here, so
+            # that a dropped connection is an OperationalError like any other.
+            with db.wrap_database_errors, cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
                 for values in prepared:
                     copy.write_row(values)
             return
