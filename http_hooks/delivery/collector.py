@@ -48,10 +48,16 @@ def fewer_collections() -> Iterator[None]:
         with _lock:
             # Never below 0: a child forked within a run ends it with no run counted.
             _runs = max(_runs - 1, 0)
-            if _runs == 0 and _saved is not None:
-                if gc.get_threshold() == (SENDING_THRESHOLD, *_saved[1:]):
-                    gc.set_threshold(*_saved)
-                _saved = None
+            if _runs == 0:
+                _put_back()
+
+
+def _put_back() -> None:
+    """The process's threshold again, unless it was changed during the runs."""
+    global _saved
+    if _saved is not None and gc.get_threshold() == (SENDING_THRESHOLD, *_saved[1:]):
+        gc.set_threshold(*_saved)
+    _saved = None
 
 
 def _forget_runs() -> None:
@@ -59,11 +65,10 @@ def _forget_runs() -> None:
     forked beside the sweep): that run goes on in the parent only, so the child puts
     its threshold back and counts no run (with a new lock, which the fork may have
     copied held)."""
-    global _lock, _runs, _saved
+    global _lock, _runs
     _lock = threading.Lock()
-    if _saved is not None and gc.get_threshold() == (SENDING_THRESHOLD, *_saved[1:]):
-        gc.set_threshold(*_saved)
-    _runs, _saved = 0, None
+    _put_back()
+    _runs = 0
 
 
 os.register_at_fork(after_in_child=_forget_runs)
