@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from http_hooks import checks
-from http_hooks.api import create_hook, send_callbacks, update_hook
+from http_hooks.api import create_hook, delete_owner_data, send_callbacks, update_hook
 from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
 from http_hooks.urls import urlpatterns
@@ -149,6 +149,74 @@ def test_update_hook_moves_the_hook_not_its_callbacks(world, alice, bob):
     with pytest.raises(InvalidHookError):
         update_hook(hook, owner=MISSING)
     assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+
+
+def test_deleting_an_owner_deletes_their_hooks_and_callbacks(world, alice, bob):
+    """With the owner go their hooks, the callbacks stored for them (those left on a
+    hook that moved to another owner too) and the attempts; nobody else's row moves."""
+    moved = create_hook(
+        signals=[POST_SAVE], model="shop.order", target_url="http://127.0.0.1:9/", owner=alice
+    )
+    Order.objects.create(name="third", customer=Customer.objects.get(account=alice))
+    update_hook(moved, owner=bob)  # alice's callback stays hers
+    others = snapshot(world["hooks"]["bob"], world["hooks"]["project"])
+    key = str(alice.pk)  # None once deleted
+    alices = Callback.objects.filter(owner=key)
+    # Two of her first hook's, one of each hook for the third order.
+    assert alices.count() == 4 and Attempt.objects.filter(callback__in=alices).count() == 1
+    assert Callback.objects.filter(hook=moved, owner=key).count() == 1
+    assert Hook.objects.filter(owner=key).count() == 1
+
+    alice.delete()
+
+    assert not Hook.objects.filter(owner=key).exists()
+    assert not Callback.objects.filter(owner=key).exists()
+    assert not Attempt.objects.filter(callback__owner=key).exists()
+    assert Hook.objects.get(pk=moved.pk).owner == str(bob.pk)
+    assert snapshot(world["hooks"]["bob"], world["hooks"]["project"]) == others
+
+
+def test_owners_deleted_by_a_queryset_go_with_their_hooks_and_a_rollback_keeps_them(
+    world, alice, bob
+):
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        User.objects.filter(pk__in=[alice.pk, bob.pk]).delete()
+        assert not Hook.objects.exclude(owner="").exists()
+        raise RuntimeError("rolled back")
+    assert Hook.objects.exclude(owner="").count() == 2
+
+    # The service itself: "" (the project's) is nobody's key.
+    projects = snapshot(world["hooks"]["project"])
+    assert delete_owner_data("") == (0, 0)
+    assert delete_owner_data(str(alice.pk)) == (1, 2)
+    User.objects.filter(pk__in=[alice.pk, bob.pk]).delete()
+    assert list(Hook.objects.values_list("name", flat=True)) == ["project-hook"]
+    assert set(Callback.objects.values_list("owner", flat=True)) == {""}
+    assert snapshot(world["hooks"]["project"]) == projects
+
+
+@override_settings(DJANGO_HTTP_HOOKS_SHUT_DOWN=True)
+def test_a_shut_down_app_deletes_nothing_with_an_owner(world, alice):
+    key = str(alice.pk)
+    alice.delete()
+    assert Hook.objects.filter(owner=key).count() == 1
+
+
+def test_deleting_a_user_leaves_the_hooks_of_a_project_owner_model(alice, receiver):
+    """OWNER_MODEL decides whose deletion counts: with customers as owners, a user with a
+    customer's key deletes nothing; the customer does."""
+    with CUSTOMERS:
+        customer = Customer.objects.create(name="shop", email=alice.email, pk=alice.pk)
+        create_hook(
+            signals=[POST_SAVE], model="shop.order", target_url=receiver.url(), owner=customer
+        )
+        Order.objects.create(name="one", customer=customer)
+        User.objects.filter(pk=alice.pk).delete()
+        assert Hook.objects.filter(owner=str(customer.pk)).count() == 1
+        Customer.objects.get(pk=customer.pk).delete()
+        assert not Hook.objects.exists() and not Callback.objects.exists()
 
 
 # --- every route of the API -----------------------------------------------------------

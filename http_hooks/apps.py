@@ -10,7 +10,9 @@ class HttpHooksConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
         from .metrics import loaded as load_metrics
+        from .owners import watch_owner_deletions
         from .registry import registry
 
         registry.start()
+        watch_owner_deletions()
         load_metrics()  # registers them in METRICS_REGISTRY, when they are on

@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
 from django.db.models import Model, QuerySet
+from django.db.models.signals import post_delete
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
@@ -38,6 +40,46 @@ MAX_OWNER_LENGTH = Hook._meta.get_field("owner").max_length
 def owner_model() -> type[Model]:
     """The model of owners: ``OWNER_MODEL``, or the project's user model."""
     return apps.get_model(hooks_settings.OWNER_MODEL or settings.AUTH_USER_MODEL)
+
+
+OWNER_DELETED = "http_hooks:owner_deleted"
+_watched: type[Model] | None = None
+
+
+def watch_owner_deletions() -> None:
+    """Delete an owner's hooks and callbacks with the owner (``services.delete_owner_data``,
+    in the transaction of the owner's delete): connected to ``post_delete`` of the
+    owner model (of no other: a receiver for every model would stop Django's fast
+    deletes everywhere), and again to the new one when the settings change.
+
+    Only deletes through the ORM are seen (a ``QuerySet.delete()`` and cascades
+    included); rows deleted by SQL of one's own leave their hooks, as any receiver of
+    ``post_delete`` would. An ``OWNER_MODEL`` that is not installed connects nothing
+    (``http_hooks.E027`` says why); ``SHUT_DOWN`` neither."""
+    global _watched
+    setting_changed.connect(_on_setting_changed, dispatch_uid=OWNER_DELETED)
+    if _watched is not None:
+        post_delete.disconnect(sender=_watched, dispatch_uid=OWNER_DELETED)
+        _watched = None
+    if hooks_settings.SHUT_DOWN:
+        return
+    try:
+        model = owner_model()
+    except (LookupError, ValueError, TypeError, AttributeError):
+        return
+    post_delete.connect(_owner_deleted, sender=model, weak=False, dispatch_uid=OWNER_DELETED)
+    _watched = model
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("HTTP_HOOKS", "AUTH_USER_MODEL") or setting.startswith("DJANGO_HTTP_HOOKS_"):
+        watch_owner_deletions()
+
+
+def _owner_deleted(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    from .services import delete_owner_data
+
+    delete_owner_data(_key_of(instance))
 
 
 def owner_resolver() -> Callable[[HttpRequest], Iterable[Any]]:
