@@ -11,6 +11,7 @@ import html
 import re
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.test import override_settings
@@ -22,6 +23,7 @@ from http_hooks import checks
 from http_hooks.api import create_hook, delete_owner_data, send_callbacks, update_hook
 from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
+from http_hooks.owners import watch_owner_deletions
 from http_hooks.urls import urlpatterns
 from shop.models import Customer, Order
 
@@ -195,6 +197,65 @@ def test_owners_deleted_by_a_queryset_go_with_their_hooks_and_a_rollback_keeps_t
     assert list(Hook.objects.values_list("name", flat=True)) == ["project-hook"]
     assert set(Callback.objects.values_list("owner", flat=True)) == {""}
     assert snapshot(world["hooks"]["project"]) == projects
+
+
+def test_an_owners_hook_goes_with_every_callback_on_it(world, alice, bob):
+    """As deleting the hook would: the callbacks of its previous owner too (left alone,
+    they would point at a hook that is gone); nothing else of that owner's."""
+    hook = world["hooks"]["bob"]
+    update_hook(hook, owner=alice)
+    assert Callback.objects.filter(hook=hook, owner=str(bob.pk)).count() == 2
+    bobs_customer = Customer.objects.get(account=bob)
+    bobs_hook = create_hook(
+        signals=[POST_SAVE], model="shop.order", target_url="http://127.0.0.1:9/", owner=bob
+    )
+    Order.objects.create(name="fourth", customer=bobs_customer)
+    projects = snapshot(world["hooks"]["project"])
+    keep = snapshot(bobs_hook)
+
+    # Her 2 hooks: 2 callbacks of hers on her own, 2 of Bob's on the one she was given.
+    assert delete_owner_data(alice) == (2, 4)
+
+    assert not Callback.objects.filter(hook=hook).exists()
+    assert snapshot(bobs_hook) == keep and snapshot(world["hooks"]["project"]) == projects
+
+
+@pytest.fixture
+def staff_users():
+    """A proxy of the user model, defined after the app was ready (so connected when the
+    receivers are connected again), and unregistered after the test."""
+
+    class StaffUser(User):
+        class Meta:
+            proxy = True
+            app_label = "shop"
+
+    watch_owner_deletions()
+    yield StaffUser
+    del apps.all_models["shop"]["staffuser"]
+    apps.clear_cache()
+    watch_owner_deletions()
+
+
+@pytest.mark.parametrize("how", ["instance", "queryset"])
+def test_an_owner_deleted_through_a_proxy_goes_with_their_hooks(world, alice, how, staff_users):
+    key = str(alice.pk)
+    if how == "instance":
+        staff_users.objects.get(pk=alice.pk).delete()
+    else:
+        staff_users.objects.filter(pk=alice.pk).delete()
+    assert not Hook.objects.filter(owner=key).exists()
+    assert not Callback.objects.filter(owner=key).exists()
+
+
+def test_the_owner_key_is_the_stored_form_of_the_primary_key(world, alice):
+    key = str(alice.pk)
+    User(pk=f"0{alice.pk}").delete()  # deletes user 1, whose hooks are under "1"
+    assert not Hook.objects.filter(owner=key).exists()
+    zero = User.objects.create(pk=0, username="zero")
+    create_hook(signals=[POST_SAVE], model="shop.order", target_url="http://x.test/", owner=zero)
+    assert delete_owner_data(0) == (1, 0)
+    assert delete_owner_data(None) == (0, 0)
 
 
 @override_settings(DJANGO_HTTP_HOOKS_SHUT_DOWN=True)

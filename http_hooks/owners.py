@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Iterable
+from contextlib import suppress
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -43,32 +44,35 @@ def owner_model() -> type[Model]:
 
 
 OWNER_DELETED = "http_hooks:owner_deleted"
-_watched: type[Model] | None = None
+_watched: list[type[Model]] = []
 
 
 def watch_owner_deletions() -> None:
     """Delete an owner's hooks and callbacks with the owner (``services.delete_owner_data``,
     in the transaction of the owner's delete): connected to ``post_delete`` of the
-    owner model (of no other: a receiver for every model would stop Django's fast
-    deletes everywhere), and again to the new one when the settings change.
+    owner model and its proxies (of no other model: a receiver for every model would
+    stop Django's fast deletes everywhere), and again when the settings change.
 
     Only deletes through the ORM are seen (a ``QuerySet.delete()`` and cascades
     included); rows deleted by SQL of one's own leave their hooks, as any receiver of
     ``post_delete`` would. An ``OWNER_MODEL`` that is not installed connects nothing
     (``http_hooks.E027`` says why); ``SHUT_DOWN`` neither."""
-    global _watched
     setting_changed.connect(_on_setting_changed, dispatch_uid=OWNER_DELETED)
-    if _watched is not None:
-        post_delete.disconnect(sender=_watched, dispatch_uid=OWNER_DELETED)
-        _watched = None
+    while _watched:
+        post_delete.disconnect(sender=_watched.pop(), dispatch_uid=OWNER_DELETED)
     if hooks_settings.SHUT_DOWN:
         return
     try:
         model = owner_model()
     except (LookupError, ValueError, TypeError, AttributeError):
         return
-    post_delete.connect(_owner_deleted, sender=model, weak=False, dispatch_uid=OWNER_DELETED)
-    _watched = model
+    # A proxy's delete sends post_delete with the proxy as its sender.
+    for sender in apps.get_models():
+        if sender._meta.concrete_model is model._meta.concrete_model:
+            post_delete.connect(
+                _owner_deleted, sender=sender, weak=False, dispatch_uid=OWNER_DELETED
+            )
+            _watched.append(sender)
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
@@ -79,7 +83,9 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 def _owner_deleted(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     from .services import delete_owner_data
 
-    delete_owner_data(_key_of(instance))
+    # InvalidHookError: a key no hook can have (too long for Hook.owner), nothing to do.
+    with suppress(InvalidHookError):
+        delete_owner_data(instance.pk)  # the key as stored: "1" for a pk given as "01"
 
 
 def owner_resolver() -> Callable[[HttpRequest], Iterable[Any]]:

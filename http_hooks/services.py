@@ -294,23 +294,30 @@ def delete_hook(hook: Hook) -> None:
 OWNER_DELETE_BATCH = 5000
 
 
-def delete_owner_data(owner: str) -> tuple[int, int]:
-    """Delete what the owner with key ``owner`` had, in one transaction: the callbacks
-    stored for them (with their attempts: in SQL, ``OWNER_DELETE_BATCH`` at a time, none
-    loaded), then their hooks (and what else the hooks had). Returns (hooks,
-    callbacks) deleted. Left behind, a deleted owner's payloads would stay, and a
-    later owner with the same key would take over their hooks. "" (the project's)
-    deletes nothing."""
-    if not owner:
+def delete_owner_data(owner: Any) -> tuple[int, int]:
+    """Delete what ``owner`` (an instance of ``OWNER_MODEL`` or its key) had: their
+    hooks, with every callback stored on them (as deleting a hook does: those of a
+    previous owner of the hook too), and the callbacks stored for them on hooks that
+    moved to another owner; attempts with their callbacks. Returns (hooks, callbacks)
+    deleted. Left behind, a deleted owner's payloads would stay, and a later owner
+    with the same key would take over their hooks. None or "" (the project's)
+    deletes nothing.
+
+    In the caller's transaction, or one of its own; callbacks go in SQL,
+    ``OWNER_DELETE_BATCH`` at a time, none loaded."""
+    key = owner_key(owner, must_exist=False)
+    if not key:
         return 0, 0
     using = router.db_for_write(Callback)
     callbacks = 0
-    with transaction.atomic(using=using):
-        theirs = Callback.objects.using(using).filter(owner=owner).values_list("pk", flat=True)
-        while ids := list(theirs[:OWNER_DELETE_BATCH]):
-            callbacks += _delete_callbacks(ids, using)
-        _, hooks = Hook.objects.using(using).filter(owner=owner).delete()
-    return hooks.get(Hook._meta.label, 0), callbacks + hooks.get(Callback._meta.label, 0)
+    hooks = Hook.objects.using(using).filter(owner=key)
+    with transaction.atomic(using=using, savepoint=False):
+        for theirs in (Q(owner=key), Q(hook__in=hooks.values("pk"))):
+            ids = Callback.objects.using(using).filter(theirs).values_list("pk", flat=True)
+            while batch := list(ids[:OWNER_DELETE_BATCH]):
+                callbacks += _delete_callbacks(batch, using)
+        _, deleted = hooks.delete()
+    return deleted.get(Hook._meta.label, 0), callbacks
 
 
 def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
