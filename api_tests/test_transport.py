@@ -3,6 +3,7 @@
 Every case sends to the real receiver on 127.0.0.1 and looks at what arrived.
 """
 
+import gc
 import os
 import resource
 import select
@@ -10,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from types import SimpleNamespace
 
 import pycurl
@@ -418,3 +420,21 @@ def test_idle_connections_kept_are_bounded():
     finally:
         for server in servers:
             server.stop()
+
+
+def test_sockets_opened_for_libcurl_are_closed_not_left_to_the_collector(receiver):
+    """libcurl works on its own copy of each socket the transport opens for it; the
+    transport's copy is closed at once, for a refused connection too, not left
+    for the garbage collector to find unclosed (a ResourceWarning per connection)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{unused.getsockname()[1]}/"
+    requests = [Request("POST", receiver.url(), {}, b"{}"), Request("POST", refused, {}, b"")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Transport(concurrency=2) as sender:
+            outcomes = sender.send_all(2, requests.__getitem__)
+            gc.collect()
+    assert outcomes[0].status_code == 200
+    assert outcomes[1].status_code is None and "connect" in outcomes[1].error.lower()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []

@@ -148,6 +148,9 @@ class _Slot:
         self.key: Any = None
         # Header lines go straight into this buffer and are parsed once, at the end.
         self.raw_headers = bytearray()
+        # The sockets handed to libcurl, which works on a copy of each (pycurl dups
+        # the descriptor): ours are closed once it has the copy, not left unclosed.
+        self.opened: list[socket.socket] = []
         self.curl = curl = pycurl.Curl()
         self.reset()
         curl.slot = self  # type: ignore[attr-defined]
@@ -159,6 +162,7 @@ class _Slot:
         curl.setopt(pycurl.PREREQFUNCTION, self.on_connected)
 
     def reset(self) -> None:
+        self.close_opened()
         self.url = ""
         self.started = self.activity = 0.0
         self.connected = self.too_large = False
@@ -180,6 +184,10 @@ class _Slot:
             curl.setopt(pycurl.HTTPGET, 1)
         curl.setopt(pycurl.CUSTOMREQUEST, request.method)
         self.started = self.activity = time.monotonic()
+
+    def close_opened(self) -> None:
+        while self.opened:
+            self.opened.pop().close()
 
     def moved(self, now: float) -> bool:
         """True when request bytes went out or header bytes came in since the last
@@ -206,9 +214,12 @@ class _Slot:
     def on_open_socket(self, purpose: int, address: Any) -> socket.socket | int:
         if self.refuses(address.addr[0]):
             return pycurl.SOCKET_BAD
-        return socket.socket(address.family, address.socktype, address.protocol)
+        opened = socket.socket(address.family, address.socktype, address.protocol)
+        self.opened.append(opened)
+        return opened
 
     def on_connected(self, peer: str, local: str, peer_port: int, local_port: int) -> int:
+        self.close_opened()
         if self.refuses(peer):
             return pycurl.PREREQFUNC_ABORT
         # An address refused before may have been passed over for an allowed one.
@@ -372,6 +383,7 @@ class Transport:
             self.abandon()
         for slot in self.slots:
             slot.curl.close()
+            slot.close_opened()
         self.multi.close()
         self.poller.close()
         self.idle, self.slots, self.running = [], [], []
@@ -442,6 +454,7 @@ class Transport:
 
         def finish(slot: _Slot, errno: int = 0, message: str = "") -> None:
             multi.remove_handle(slot.curl)
+            slot.close_opened()
             self.running.remove(slot)
             self.idle.append(slot)
             ended.append((slot.key, slot.outcome(errno, message)))
