@@ -9,6 +9,7 @@ import logging
 import math
 import subprocess
 import sys
+import threading
 from collections import Counter
 from contextlib import nullcontext
 
@@ -325,3 +326,71 @@ def test_a_worker_sweeps_up_the_callbacks_of_a_sender_that_died(make_hook, recei
         str(fresh.event_id),
         str(lost.event_id),
     ]
+
+
+@pytest.mark.multiprocess
+def test_a_worker_sweeps_from_its_start_with_no_task_queued(make_hook, receiver, start_worker):
+    """A worker started with a retry due and nothing queued (restarted by a deploy on a
+    quiet evening) sends it: the sweep starts with the process, not its first task."""
+    make_hook()
+    Order.objects.create(name="Tea")
+    callback = Callback.objects.get()
+    Callback.objects.update(
+        attempts=1, next_attempt_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+    worker = start_worker(DISPATCH="tasks", SWEEP_SECONDS=1)
+    (request,) = receiver.wait_for(1, timeout=60)
+    assert request.headers["webhook-id"] == str(callback.event_id)
+    wait_until(lambda: Callback.objects.get().status == "sent", alive=lambda: worker.poll() is None)
+    assert not task_results().exists()
+
+
+@pytest.mark.multiprocess
+def test_a_worker_stopped_mid_sweep_records_the_transfer_in_flight(
+    make_hook, receiver, start_worker
+):
+    """SIGTERM while the sweep waits on a receiver: the worker exits once that transfer
+    has ended (here by its read timeout) and its outcome is recorded; the callback is
+    not left "sending" until its lease ends."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    Order.objects.create(name="Tea")
+    Callback.objects.update(next_attempt_at=timezone.now() - datetime.timedelta(hours=1))
+    worker = start_worker(DISPATCH="tasks", SWEEP_SECONDS=1, TIMEOUT=[5, 1])
+    receiver.wait_for(1, timeout=60)
+    worker.terminate()
+    try:
+        assert worker.wait(timeout=60) == 0
+    finally:
+        hold.set()
+    callback = Callback.objects.get()
+    assert (callback.status, callback.attempts) == ("waiting", 1)
+    assert "read timeout" in callback.attempt_log.get().error
+
+
+@pytest.mark.parametrize(
+    ("argv", "debug", "reloader_child", "worker"),
+    [
+        (["manage.py", "db_worker", "--no-reload"], True, False, True),
+        (["manage.py", "db_worker"], False, False, True),
+        (["manage.py", "db_worker"], True, False, False),  # the reloader's watcher
+        (["manage.py", "db_worker"], True, True, True),  # the reloader's child
+        (["manage.py", "db_worker", "--reload"], False, False, False),
+        (["manage.py", "db_worker", "--batch"], True, False, True),
+        (["manage.py", "runserver"], False, False, False),
+        (["manage.py", "send_callbacks", "--loop"], False, False, False),
+        (["manage.py"], False, False, False),
+    ],
+)
+def test_which_processes_are_tasks_workers(argv, debug, reloader_child, worker, monkeypatch):
+    from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
+
+    from http_hooks.delivery.sweep import runs_a_tasks_worker
+
+    if reloader_child:
+        monkeypatch.setenv(DJANGO_AUTORELOAD_ENV, "true")
+    else:
+        monkeypatch.delenv(DJANGO_AUTORELOAD_ENV, raising=False)
+    with override_settings(DEBUG=debug):
+        assert runs_a_tasks_worker(argv) is worker

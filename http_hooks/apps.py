@@ -9,6 +9,7 @@ class HttpHooksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .delivery.sweep import start_in_tasks_worker
         from .metrics import loaded as load_metrics
         from .owners import watch_owner_deletions
         from .registry import registry
@@ -16,3 +17,4 @@ class HttpHooksConfig(AppConfig):
         registry.start()
         watch_owner_deletions()
         load_metrics()  # registers them in METRICS_REGISTRY, when they are on
+        start_in_tasks_worker()

@@ -11,8 +11,10 @@ entry point. With the ``django-tasks-db`` backend (the ``tasks`` extra)::
     python manage.py db_worker --queue-name default --no-reload
 
 Retries and anything whose queueing was lost are sent by the sweep
-(``delivery.sweep``): a thread that the first of these tasks a worker process
-runs starts in it (neither framework signals a worker's start).
+(``delivery.sweep``), a thread in each worker process. Neither framework
+signals a worker's start: the sweep starts when the app is ready in a
+``db_worker`` process (``sweep.start_in_tasks_worker``), and in any other
+worker with the first of these tasks it runs.
 
 Without either framework this module still imports, the functions are plain
 functions, and queueing fails with an error that ``dispatch`` logs (the system

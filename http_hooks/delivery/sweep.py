@@ -25,14 +25,19 @@ them apart, each callback is sent by one of them.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import close_old_connections, connection, connections
 from django.utils import timezone
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 from ..models import Callback, CallbackStatus
 from ..settings import hooks_settings
@@ -43,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 # The key of the advisory lock of the sweep on PostgreSQL ("hhsw" in ASCII).
 SWEEP_LOCK = 0x68687377
+
+# The commands whose processes are workers of the ``tasks`` mode: django-tasks-db's.
+TASKS_WORKER_COMMANDS = frozenset({"db_worker"})
 
 
 def overdue() -> bool:
@@ -145,3 +153,41 @@ def stop_sweeper() -> None:
         if _sweeper is not None:
             _sweeper.stop()
             _sweeper = None
+
+
+def runs_a_tasks_worker(argv: Sequence[str]) -> bool:
+    """Whether the command line ``argv`` (``manage.py db_worker ...``) runs a tasks
+    worker in this process: not when ``db_worker``'s autoreloader (``--reload``, on by
+    default with ``DEBUG``, off with ``--batch``) only watches the files, running the
+    worker in a child of its own."""
+    if len(argv) < 2 or argv[1] not in TASKS_WORKER_COMMANDS:
+        return False
+    options = argv[2:]
+    reload = bool(settings.DEBUG)
+    for option in options:
+        if option in ("--reload", "--no-reload"):
+            reload = option == "--reload"
+    if "--batch" in options:
+        reload = False
+    return not reload or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
+
+
+def start_in_tasks_worker(argv: Sequence[str] | None = None) -> bool:
+    """With ``DISPATCH`` ``"tasks"``, start the sweep when this process is a tasks
+    worker (``runs_a_tasks_worker``, of ``sys.argv`` by default); True when it started.
+
+    Why at the start, not with the worker's first task: a worker
+    restarted with retries due and nothing queued, a deploy on a quiet evening, would
+    leave them until the next save queued a task. Neither Django's tasks framework nor
+    django-tasks-db signals a worker's start, hence the command line."""
+    if hooks_settings.DISPATCH != "tasks":
+        return False
+    if not runs_a_tasks_worker(sys.argv if argv is None else argv):
+        return False
+    return start_sweeper()
+
+
+# A worker that exits (SIGTERM to db_worker, or a Celery worker that skipped its
+# shutdown signal) lets a sweep under way finish its transfers and record them,
+# rather than leave its callbacks "sending" until their lease ends.
+atexit.register(stop_sweeper)
