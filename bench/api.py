@@ -61,7 +61,7 @@ INSERT INTO http_hooks_callback (
     hook_id, event_id, event_type, object_type, object_id, target_url,
     http_method, payload, content_type, status, status_details,
     attempts, earlier_attempts, next_attempt_at, last_response_status, owner,
-    create_datetime, update_datetime
+    ordering_key, create_datetime, update_datetime
 )
 SELECT
     (%(hooks)s::bigint[])[1 + floor(power(r, 3) * %(count)s)::int],
@@ -75,7 +75,7 @@ SELECT
                 WHEN 'sent' THEN 'HTTP 200' ELSE '' END,
     1, 0, t, CASE status WHEN 'error' THEN 500 WHEN 'sent' THEN 200 END,
     CASE WHEN i %% 2 = 0 THEN 'owner-' || (i / 2) %% 100 ELSE '' END,
-    t, t + interval '1 second'
+    '', t, t + interval '1 second'
 FROM generate_series(%(first)s, %(last)s) AS i,
      LATERAL (SELECT now() - (%(rows)s - i) * interval '%(seconds)s seconds' AS t,
                      random() AS r,
