@@ -179,6 +179,38 @@ def test_filter_by_created_and_updated_ranges(staff_client, make_hook):
     assert listed(staff_client, updated_before=day_ago) == [old.pk]
 
 
+def test_updated_before_is_the_update_time_whatever_the_creation_time(staff_client, make_hook):
+    """``updated_before`` takes the callbacks updated before the moment: those created
+    long before and updated since are not among them, those created and updated just
+    before it are; the bulk resend selects the same ones."""
+    make_hook()
+    early_updated_late, just_before, after = orders(3)
+    now = timezone.now()
+    moment = now - datetime.timedelta(days=1)
+    stamps = {
+        early_updated_late.pk: (now - datetime.timedelta(days=30), now),
+        just_before.pk: (
+            moment - datetime.timedelta(seconds=2),
+            moment - datetime.timedelta(seconds=1),
+        ),
+        after.pk: (moment, moment),
+    }
+    for pk, (created, updated) in stamps.items():
+        Callback.objects.filter(pk=pk).update(
+            create_datetime=created, update_datetime=updated, status="error"
+        )
+    assert listed(staff_client, updated_before=moment.isoformat()) == [just_before.pk]
+    response = staff_client.post(
+        f"/api/callbacks/resend/?updated_before={moment.isoformat().replace('+', '%2B')}",
+        {"confirm": True},
+        format="json",
+    )
+    assert response.json() == {"count": 1}, response.json()
+    assert set(Callback.objects.filter(status="waiting").values_list("pk", flat=True)) == {
+        just_before.pk
+    }
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -685,17 +717,22 @@ def test_send_starts_no_try_after_one_tries_time(staff_client, make_hook):
     assert Callback.objects.filter(status="sending").count() == 0
 
 
-def test_list_callbacks_created_before_newest_first_by_creation_time(staff_client, make_hook):
-    """With a bound on the creation time, the cursor follows it: the second page
-    starts where the first ended, even where ids and creation times disagree."""
+@pytest.mark.parametrize("bound", ["created_before", "updated_before"])
+def test_list_callbacks_created_before_newest_first_by_creation_time(
+    staff_client, make_hook, bound
+):
+    """With a bound on the creation time (``updated_before`` implies one), the cursor
+    follows it: the second page starts where the first ended, even where ids and
+    creation times disagree."""
     make_hook()
     callbacks = orders(4)
     now = timezone.now()
     for age, callback in zip([3, 1, 2, 4], callbacks, strict=True):
+        created = now - datetime.timedelta(days=age)
         Callback.objects.filter(pk=callback.pk).update(
-            create_datetime=now - datetime.timedelta(days=age)
+            create_datetime=created, update_datetime=created + datetime.timedelta(hours=1)
         )
-    params = {"created_before": now.isoformat(), "page_size": 2}
+    params = {bound: now.isoformat(), "page_size": 2}
     body = staff_client.get("/api/callbacks/", params).json()
     assert [c["id"] for c in body["results"]] == [callbacks[1].pk, callbacks[2].pk]
     following = staff_client.get(body["next"]).json()

@@ -31,7 +31,8 @@ from .serializers import MAX_ID
 
 BLANK_MESSAGE = "Give a value, or leave the parameter out."
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
-CREATED_FILTERS = ("created_after", "created_before")
+# The filters that bound the creation time, and so order the list by it (without ``ordering``).
+CREATION_BOUNDS = ("created_after", "created_before", "updated_before")
 
 
 class FilterForm(forms.Form):
@@ -166,16 +167,16 @@ def check_subscription(value: str) -> None:
 
 
 class CallbackOrderingFilter(OrderingFilter):
-    """With ``created_after`` or ``created_before`` and no ``ordering``, callbacks come
-    newest first by creation time, not by id: ``callback_retention_idx`` then reads the
-    page from the bound on. Ordered by id, a bound far back in time would make the
-    database step over every newer callback (1.5-2.3 s at 10 million callbacks)."""
+    """With a bound on the creation time (``CREATION_BOUNDS``) and no ``ordering``,
+    callbacks come newest first by creation time, not by id: ``callback_retention_idx``
+    then reads the page from the bound on. Ordered by id, a bound far back in time would
+    make the database step over every newer callback (1.5-2.3 s at 10 million callbacks)."""
 
     BY_CREATION = ["-create_datetime", "-id"]
 
     def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str] | None:
         given = request.query_params
-        if self.ordering_param not in given and any(name in given for name in CREATED_FILTERS):
+        if self.ordering_param not in given and any(name in given for name in CREATION_BOUNDS):
             return self.BY_CREATION
         return super().get_ordering(request, queryset, view)
 
@@ -298,7 +299,9 @@ class CallbackFilter(django_filters.FilterSet):
         field_name="update_datetime", lookup_expr="gte", help_text="Updated at or after."
     )
     updated_before = DateTimeFilter(
-        field_name="update_datetime", lookup_expr="lt", help_text="Updated before."
+        field_name="update_datetime",
+        method="filter_updated_before",
+        help_text="Updated before (and so created before).",
     )
     response_status = integer_filter(
         field_name="last_response_status",
@@ -327,3 +330,12 @@ class CallbackFilter(django_filters.FilterSet):
         model = Callback
         form = FilterForm
         fields = ["status", "hook", "event_type", "event_id"]
+
+    def filter_updated_before(self, queryset: Any, name: str, value: datetime) -> Any:
+        """Updated before ``value``, and created before it too, as a callback is updated
+        no earlier than it was created (each process stamps its changes with its own
+        clock: only a callback whose update a slower clock stamped before its creation
+        differs). The creation bound lets ``callback_retention_idx`` find the rows, in the
+        creation-time order ``CallbackOrderingFilter`` gives; without it a bound far back
+        made the database step over every newer callback (2.1 s p95 at 10 million)."""
+        return queryset.filter(update_datetime__lt=value, create_datetime__lt=value)

@@ -378,8 +378,9 @@ class SignalViewSet(
         operation_id="list_callbacks",
         summary="List callbacks",
         description="Newest first, paged by cursor: follow `next`. Newest by id, or by "
-        "creation time (`-create_datetime`) when `created_after` or `created_before` is "
-        "given without `ordering`. No count of the matches: at millions of callbacks it "
+        "creation time (`-create_datetime`) when `created_after`, `created_before` or "
+        "`updated_before` (a callback is updated no earlier than it was created) is given "
+        "without `ordering`. No count of the matches: at millions of callbacks it "
         "would cost more than the page.",
         responses=responses({200: CallbackSerializer}, 400, 404),
     ),
