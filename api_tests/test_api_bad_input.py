@@ -159,6 +159,55 @@ def test_a_missing_slash_still_redirects_a_get_and_says_so_otherwise(staff_clien
     assert "/api/hooks/" in body["detail"]
 
 
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+@pytest.mark.parametrize("url", ["/api/hooks", "/api/nothing/", "/api//hooks/"])
+def test_a_wrong_url_is_a_json_404_for_a_client_that_csrf_applies_to(method, url):
+    """Not Django's HTML 403 "CSRF verification failed": the URL is the error, and the
+    404 view changes nothing."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)(url, "{}", content_type="application/json")
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "pk", ["+1", "01", "1_0", " 1", "1 ", "\u0661", "\uff11", "0", "-1", "1.0"]
+)
+def test_a_path_id_is_ascii_digits_or_a_404(staff_client, make_hook, pk):
+    """ "+1", "1_0" or an Arabic-Indic digit would reach ``int()`` and name a hook."""
+    for _ in range(10):
+        make_hook()
+    from urllib.parse import quote
+
+    for url in (f"/api/hooks/{quote(pk)}/", f"/api/hooks/{quote(pk)}/health/"):
+        assert_error(staff_client.get(url), 404, "not_found")
+
+
+@pytest.mark.parametrize("url", ["/api/hooks/", "/api/callbacks/", "/api/callbacks/monitor/"])
+def test_too_many_query_parameters_are_a_json_400(staff_client, url):
+    """Over ``DATA_UPLOAD_MAX_NUMBER_FIELDS``: Django's HTML 400 otherwise."""
+    query = "&".join(f"a{n}=1" for n in range(1001))
+    assert_error(staff_client.get(f"{url}?{query}"), 400, "parse_error")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/schema/?format=nope",
+        "/api/?format=nope",
+    ],
+)
+def test_the_schema_and_the_root_answer_errors_in_the_error_body(staff_client, url):
+    assert_error(staff_client.get(url), 404, "not_found")
+
+
+@pytest.mark.parametrize("url", ["/api/schema/", "/api/docs/", "/api/redoc/", "/api/"])
+def test_the_schema_docs_and_root_refuse_other_methods_in_the_error_body(staff_client, url):
+    body = assert_error(staff_client.post(url, {}, format="json"), 405, "method_not_allowed")
+    assert "POST" in body["detail"]
+
+
 # --- query parameters mean what the schema says, or are a 400 ------------------------
 
 LISTS = ["/api/hooks/", "/api/signals/", "/api/callbacks/"]
@@ -303,3 +352,37 @@ def test_a_lone_surrogate_in_a_body_is_a_400(staff_client, field):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("value", ["+1", " 1", "1.0", "\u0661", "1_0"])
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/api/callbacks/", "hook"),
+        ("/api/callbacks/", "response_status"),
+        ("/api/callbacks/monitor/?status=error", "callbacks_limit"),
+        ("/api/callbacks/monitor/?status=error", "minutes_ago"),
+    ],
+)
+def test_whole_numbers_in_a_query_are_ascii_digits(staff_client, url, name, value):
+    joiner = "&" if "?" in url else "?"
+    response = staff_client.get(f"{url}{joiner}{urlencode({name: value})}")
+    assert_error(response, 400, None, name)
+
+
+@pytest.mark.parametrize("name", ["callbacks_limit", "minutes_ago"])
+def test_an_empty_monitor_parameter_is_a_400(staff_client, name):
+    response = staff_client.get(f"/api/callbacks/monitor/?status=error&{name}=")
+    assert_error(response, 400, None, name)
+
+
+def test_a_repeated_ordering_is_one_ordering_of_every_field(staff_client, make_hook):
+    """Generated clients send a list as ``?ordering=a&ordering=b``: both count, as
+    ``?ordering=a,b`` does, and a wrong one among them is still a 400."""
+    for name in ("b", "a", "b", "a"):
+        make_hook(name=name)
+    ids = [row["id"] for row in staff_client.get("/api/hooks/?ordering=name,-id").json()["results"]]
+    repeated = staff_client.get("/api/hooks/?ordering=name&ordering=-id").json()["results"]
+    assert [row["id"] for row in repeated] == ids
+    assert ids[0] > ids[1]  # name first, then newest
+    assert_error(staff_client.get("/api/hooks/?ordering=name&ordering=nope"), 400, None, "ordering")

@@ -246,7 +246,6 @@ def test_deleting_a_hook_deletes_its_stats(staff_client, make_hook):
     ("query", "hours"),
     [
         ({}, 24),
-        ({"window": ""}, 24),  # empty is absent, as from an HTML form
         ({"window": "1h"}, 1),
         ({"window": "7d"}, 168),
         ({"window": "30d"}, 720),
@@ -274,6 +273,12 @@ def test_the_window_is_named_or_in_hours(staff_client, make_hook, query, hours):
         {"hours": "1e3"},
         {"hours": "abc"},
         {"hours": "9" * 5000},
+        {"hours": "+1"},
+        {"hours": " 1"},
+        {"hours": "1.0"},
+        {"hours": "\u0661"},  # an Arabic-Indic 1
+        {"hours": ""},
+        {"window": ""},
         {"window": "7d", "hours": "5"},
     ],
 )

@@ -203,3 +203,34 @@ def test_the_browsable_api_offers_a_new_hook_that_is_accepted_as_it_stands(staff
     assert hook["enabled"] is True
     assert hook["has_secret"] is True
     assert hook["http_method"] == "POST"
+
+
+def test_action_bodies_that_refuse_unknown_keys_say_so(schema, staff_client):
+    """The actions' bodies refuse a key they do not know (400 ``unknown_field``), and
+    the schema says so, so that clients and fuzzers send none."""
+    closed = {
+        name
+        for name, component in schema["components"]["schemas"].items()
+        if component.get("additionalProperties") is False
+    }
+    assert closed == {
+        "DeleteOldRequest",
+        "RecoverRequest",
+        "ResendManyRequest",
+        "RotateSecretRequest",
+        "SendEventRequest",
+        "SendRequestRequest",
+    }
+    response = staff_client.post("/api/callbacks/send/", {"nope": 1}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "unknown_field"
+
+
+def test_an_event_payload_of_null_is_valid_by_the_schema(schema):
+    """``payload`` takes any JSON value, null included: a schema of ``oneOf: [{}, null]``
+    would match a null twice, and so refuse it."""
+    import jsonschema
+
+    payload = schema["components"]["schemas"]["SendEventRequest"]["properties"]["payload"]
+    for value in (None, 1, "x", [1], {"a": None}):
+        jsonschema.validate(value, payload)

@@ -7,14 +7,20 @@ through the project's static files, whatever those settings say.
 """
 
 from django.templatetags.static import static
-from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from .errors import JSONErrorsMixin
 
 
 def _sidecar(path: str) -> str:
     return static(f"drf_spectacular_sidecar/{path}")
 
 
-class SwaggerView(SpectacularSwaggerView):
+class SchemaView(JSONErrorsMixin, SpectacularAPIView):
+    pass
+
+
+class SwaggerView(JSONErrorsMixin, SpectacularSwaggerView):
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:
         return _sidecar(f"swagger-ui-dist/{filename}")
@@ -24,7 +30,7 @@ class SwaggerView(SpectacularSwaggerView):
         return _sidecar("swagger-ui-dist/favicon-32x32.png")
 
 
-class RedocView(SpectacularRedocView):
+class RedocView(JSONErrorsMixin, SpectacularRedocView):
     # drf-spectacular's page without the web fonts it loads from Google.
     template_name = "http_hooks/redoc.html"
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.http import (
     Http404,
     HttpRequest,
@@ -27,7 +27,9 @@ from django.http import (
     JsonResponse,
 )
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -68,6 +70,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    elif isinstance(exc, TooManyFieldsSent):  # over DATA_UPLOAD_MAX_NUMBER_FIELDS parameters
+        exc = exceptions.ParseError(str(exc))
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
@@ -76,6 +80,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+class JSONErrorsMixin:
+    """For a view of the API outside its ViewSets (the API root, the schema, the docs
+    pages): its errors get the API's body, in JSON whatever the view renders (the
+    schema view would write DRF's error as YAML, the docs pages as a text page)."""
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+@csrf_exempt  # changes nothing; without it a POST is CsrfViewMiddleware's HTML 403
 def not_found(request: HttpRequest) -> HttpResponse:
     """The answer to a URL under the API that no route matches: the JSON error body,
     not the project's HTML 404 page.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
@@ -28,6 +28,18 @@ class HeadersFieldExtension(OpenApiSerializerFieldExtension):
             "oneOf": [HEADERS_OBJECT, {"type": "string", "maxLength": 16 * 1024}],
             "description": description,
         }
+
+
+class RequestSerializerExtension(OpenApiSerializerExtension):
+    """An action's body refuses a key it does not know (``RequestSerializer``): say so,
+    so that clients and fuzzers do not send one (``additionalProperties: false``)."""
+
+    target_class = "http_hooks.api.serializers.RequestSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
 
 
 SIGNING_DESCRIPTION = (

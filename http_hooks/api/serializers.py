@@ -7,6 +7,7 @@ value (a model label, a signal path, headers, a URL, a secret) and call
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -692,14 +693,24 @@ class RecoverSerializer(RequestSerializer):
     confirm = confirm_field()
 
 
+class AnyJSONField(serializers.JSONField):
+    """Any JSON value, null included: ``{}`` in the schema. DRF's JSONField with
+    ``allow_null`` would be ``oneOf: [{}, {type: null}]`` there, which no null
+    matches (a null matches both branches)."""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            return (True, None)
+        return super().validate_empty_values(data)
+
+
 class SendEventSerializer(RequestSerializer):
     event_type = StringField(
         max_length=MAX_EVENT_TYPE_LENGTH,
         help_text="The event's type (`order.paid`): lowercase segments of `a-z`, `0-9` and `_` "
         "separated by `.` or `-`, no wildcard.",
     )
-    payload = serializers.JSONField(
-        allow_null=True,
+    payload = AnyJSONField(
         help_text="Any JSON value: the `data` of the default body, `payload` in templates "
         "and what the hooks' conditions test.",
     )
@@ -806,19 +817,44 @@ class SendResultSerializer(serializers.Serializer):
         }
 
 
-class MonitorQuerySerializer(serializers.Serializer):
+class QueryIntegerField(serializers.IntegerField):
+    """A whole number in a query string, in ASCII digits: DRF's would take "+1", " 1 ",
+    "1.0" and an Arabic-Indic one as 1."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, str) and not re.fullmatch(r"-?[0-9]+", data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QuerySerializer(serializers.Serializer):
+    """Query parameters: one given empty (``?hours=``) is a 400, as in the filters,
+    not taken as left out (DRF's reading of an empty form value)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        blank = {
+            name: [serializers.ErrorDetail("Give a value, or leave the parameter out.", "blank")]
+            for name in self.fields
+            if name in data and data.get(name) == ""
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class MonitorQuerySerializer(QuerySerializer):
     status = serializers.ChoiceField(
         choices=[(status.value, status.label) for status in MONITORED_STATUSES],
         help_text="The status to count; `sending` counts the stuck ones only, whose "
         "sender's lease ran out and which no sender has taken back yet.",
     )
-    callbacks_limit = serializers.IntegerField(
+    callbacks_limit = QueryIntegerField(
         min_value=1,
         max_value=MAX_ID,
         default=10,
         help_text="`exceeded` is true when at least this many callbacks have the status.",
     )
-    minutes_ago = serializers.IntegerField(
+    minutes_ago = QueryIntegerField(
         min_value=0,
         max_value=MAX_MINUTES,
         required=False,
@@ -837,13 +873,13 @@ class MonitorResultSerializer(serializers.Serializer):
     exceeded = serializers.BooleanField(help_text="`count >= callbacks_limit`.")
 
 
-class HealthQuerySerializer(serializers.Serializer):
+class HealthQuerySerializer(QuerySerializer):
     window = serializers.ChoiceField(
         choices=list(WINDOWS),
         required=False,
         help_text="The window by name: the last hour, day, week or 30 days (default `24h`).",
     )
-    hours = serializers.IntegerField(
+    hours = QueryIntegerField(
         min_value=1,
         max_value=MAX_WINDOW_HOURS,
         required=False,

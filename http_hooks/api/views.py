@@ -121,7 +121,9 @@ class HttpHooksAPIMixin:
     their rows, so another owner's are 404 in every action."""
 
     parser_classes = [JSONParser]
-    lookup_value_regex = "[^/]+"
+    # ASCII digits, no leading zero (not \d, which takes any Unicode digit): "+1", " 1",
+    # "1_0" or an Arabic-Indic digit would otherwise reach int() and name a hook.
+    lookup_value_regex = "[1-9][0-9]*"
     scoped_by_owner = True
 
     @property
