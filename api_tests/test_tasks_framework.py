@@ -357,7 +357,8 @@ def test_a_worker_stopped_mid_sweep_records_the_transfer_in_flight(
     make_hook()
     Order.objects.create(name="Tea")
     Callback.objects.update(next_attempt_at=timezone.now() - datetime.timedelta(hours=1))
-    worker = start_worker(DISPATCH="tasks", SWEEP_SECONDS=1, TIMEOUT=[5, 1])
+    # A retry far off: a read timeout that came before the SIGTERM sends nothing more.
+    worker = start_worker(DISPATCH="tasks", SWEEP_SECONDS=1, TIMEOUT=[5, 1], RETRY_SCHEDULE=[3600])
     receiver.wait_for(1, timeout=60)
     worker.terminate()
     try:
@@ -373,11 +374,14 @@ def test_a_worker_stopped_mid_sweep_records_the_transfer_in_flight(
     ("argv", "debug", "reloader_child", "worker"),
     [
         (["manage.py", "db_worker", "--no-reload"], True, False, True),
+        (["manage.py", "db_worker", "--no-rel"], True, False, True),  # as argparse reads it
         (["manage.py", "db_worker"], False, False, True),
         (["manage.py", "db_worker"], True, False, False),  # the reloader's watcher
         (["manage.py", "db_worker"], True, True, True),  # the reloader's child
         (["manage.py", "db_worker", "--reload"], False, False, False),
         (["manage.py", "db_worker", "--batch"], True, False, True),
+        (["manage.py", "db_worker", "--bat"], True, False, True),
+        (["manage.py", "db_worker", "--interval", "x"], False, False, False),  # refused
         (["manage.py", "runserver"], False, False, False),
         (["manage.py", "send_callbacks", "--loop"], False, False, False),
         (["manage.py"], False, False, False),
@@ -386,11 +390,44 @@ def test_a_worker_stopped_mid_sweep_records_the_transfer_in_flight(
 def test_which_processes_are_tasks_workers(argv, debug, reloader_child, worker, monkeypatch):
     from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
-    from http_hooks.delivery.sweep import runs_a_tasks_worker
+    from http_hooks.delivery.sweep import tasks_worker_options
 
     if reloader_child:
         monkeypatch.setenv(DJANGO_AUTORELOAD_ENV, "true")
     else:
         monkeypatch.delenv(DJANGO_AUTORELOAD_ENV, raising=False)
     with override_settings(DEBUG=debug):
-        assert runs_a_tasks_worker(argv) is worker
+        assert (tasks_worker_options(argv) is not None) is worker
+
+
+@pytest.mark.multiprocess
+def test_a_batch_worker_sweeps_once_more_as_it_exits(make_hook, receiver, same_db_env):
+    """``db_worker --batch`` (from cron) exits once its queue is empty, before its
+    sweep's first period: it sweeps to the end as it exits."""
+    make_hook()
+    Order.objects.create(name="Tea")
+    Callback.objects.update(
+        attempts=1, next_attempt_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+    finished = subprocess.run(
+        [*(sys.executable, "-m", "django", "db_worker", "--batch", "--no-startup-delay")],
+        env={
+            **same_db_env,
+            "HTTP_HOOKS_OVERRIDES": json.dumps({"DISPATCH": "tasks", "SWEEP_SECONDS": 60}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert Callback.objects.get().status == "sent"
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("seconds", ["ten", [1], -1])
+def test_a_sweep_period_that_is_no_number_starts_no_sweep(seconds):
+    """What ``http_hooks.E033`` reports; not a traceback from ``apps.ready()``."""
+    from http_hooks.delivery.sweep import start_sweeper
+
+    with tasks_mode(SWEEP_SECONDS=seconds):
+        assert start_sweeper() is False

@@ -25,6 +25,7 @@ them apart, each callback is sent by one of them.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import logging
 import os
@@ -34,7 +35,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.conf import settings
+from django.core.management import get_commands, load_command_class
+from django.core.management.base import CommandError
 from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
@@ -42,6 +44,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from ..models import Callback, CallbackStatus
 from ..settings import hooks_settings
 from .outcomes import DeliveryReport
+from .processes import stop_grace
 from .sender import send_callbacks
 
 logger = logging.getLogger(__name__)
@@ -90,6 +93,13 @@ def sweep(*, stop: Callable[[], bool] | None = None) -> DeliveryReport | None:
         return send_callbacks(stop=stop)
 
 
+def log_report(report: DeliveryReport | None) -> None:
+    if report is not None and report.total:
+        logger.info(
+            "sweep: sent %s, retried %s, failed %s", report.sent, report.retried, report.failed
+        )
+
+
 class Sweeper(threading.Thread):
     """Sweeps every ``period`` seconds, in a thread (and on a database connection) of
     its own, until stopped. An error is logged and the next period tries again: a
@@ -110,20 +120,15 @@ class Sweeper(threading.Thread):
                     logger.exception("sweep failed; trying again in %s s", self.period)
                     connection.close()
                     continue
-                if report is not None and report.total:
-                    logger.info(
-                        "sweep: sent %s, retried %s, failed %s",
-                        report.sent,
-                        report.retried,
-                        report.failed,
-                    )
+                log_report(report)
         finally:
             connections.close_all()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop sweeping: a sweep under way finishes its transfers in flight."""
+    def stop(self) -> None:
+        """Stop sweeping: a sweep under way finishes its transfers in flight (waited
+        for as long as the longest try takes, ``stop_grace``)."""
         self.stopped.set()
-        self.join(timeout)
+        self.join(stop_grace())
 
 
 _sweeper: Sweeper | None = None
@@ -135,13 +140,18 @@ def start_sweeper() -> bool:
     when it started one. A forked child has no thread of its parent's, so it starts
     its own."""
     global _sweeper
-    period = hooks_settings.SWEEP_SECONDS
-    if period is None:
+    try:
+        period = float(hooks_settings.SWEEP_SECONDS)
+    except (TypeError, ValueError):
+        # None: no sweep. Any other value that is no number is http_hooks.E033's to
+        # report (a worker's command stops on it), not a traceback from apps.ready().
+        return False
+    if not period > 0:
         return False
     with _starting:
         if _sweeper is not None and _sweeper.is_alive():
             return False
-        _sweeper = Sweeper(float(period))
+        _sweeper = Sweeper(period)
         _sweeper.start()
         return True
 
@@ -155,36 +165,58 @@ def stop_sweeper() -> None:
             _sweeper = None
 
 
-def runs_a_tasks_worker(argv: Sequence[str]) -> bool:
-    """Whether the command line ``argv`` (``manage.py db_worker ...``) runs a tasks
-    worker in this process: not when ``db_worker``'s autoreloader (``--reload``, on by
-    default with ``DEBUG``, off with ``--batch``) only watches the files, running the
-    worker in a child of its own."""
+def tasks_worker_options(argv: Sequence[str]) -> argparse.Namespace | None:
+    """The options of the tasks worker the command line ``argv`` (``manage.py
+    db_worker ...``) runs in this process, as the command itself reads them
+    (``--no-rel`` is ``--no-reload``); None when this process runs none: another
+    command, options the command refuses, or ``db_worker``'s autoreloader (``--reload``,
+    on by default with ``DEBUG``, off with ``--batch``), which only watches the files
+    and runs the worker in a child of its own."""
     if len(argv) < 2 or argv[1] not in TASKS_WORKER_COMMANDS:
-        return False
-    options = argv[2:]
-    reload = bool(settings.DEBUG)
-    for option in options:
-        if option in ("--reload", "--no-reload"):
-            reload = option == "--reload"
-    if "--batch" in options:
-        reload = False
-    return not reload or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
+        return None
+    try:
+        command = load_command_class(get_commands()[argv[1]], argv[1])
+        # Not called from the command line: a refused option raises, prints nothing.
+        options, _ = command.create_parser(argv[0], argv[1]).parse_known_args(argv[2:])
+    except (KeyError, ImportError, CommandError):
+        return None
+    reload = getattr(options, "reload", False) and not getattr(options, "batch", False)
+    if reload and os.environ.get(DJANGO_AUTORELOAD_ENV) != "true":
+        return None
+    return options
 
 
 def start_in_tasks_worker(argv: Sequence[str] | None = None) -> bool:
     """With ``DISPATCH`` ``"tasks"``, start the sweep when this process is a tasks
-    worker (``runs_a_tasks_worker``, of ``sys.argv`` by default); True when it started.
+    worker (``tasks_worker_options``, of ``sys.argv`` by default); True when it started.
 
-    Why at the start, not with the worker's first task: a worker
-    restarted with retries due and nothing queued, a deploy on a quiet evening, would
-    leave them until the next save queued a task. Neither Django's tasks framework nor
-    django-tasks-db signals a worker's start, hence the command line."""
+    Why at the start, not with the worker's first task: a worker restarted with
+    retries due and nothing queued, a deploy on a quiet evening, would leave them
+    until the next save queued a task. Neither Django's tasks framework nor
+    django-tasks-db signals a worker's start, hence the command line. A ``--batch``
+    worker (run from cron) exits once its queue is empty, before the thread's first
+    period: it sweeps once more, to the end, as it exits."""
     if hooks_settings.DISPATCH != "tasks":
         return False
-    if not runs_a_tasks_worker(sys.argv if argv is None else argv):
+    options = tasks_worker_options(sys.argv if argv is None else argv)
+    if options is None:
         return False
+    if getattr(options, "batch", False):
+        atexit.register(sweep_before_exit)
     return start_sweeper()
+
+
+def sweep_before_exit() -> None:
+    """Stop the thread's sweeping, then sweep once to the end in this thread."""
+    stop_sweeper()
+    try:
+        report = sweep()
+    except Exception:
+        logger.exception("the sweep at exit failed")
+        return
+    finally:
+        connections.close_all()
+    log_report(report)
 
 
 # A worker that exits (SIGTERM to db_worker, or a Celery worker that skipped its
