@@ -27,6 +27,8 @@ from http_hooks.owners import watch_owner_deletions
 from http_hooks.urls import urlpatterns
 from shop.models import Customer, Order
 
+from .waiting import wait_until
+
 pytestmark = pytest.mark.django_db
 
 MISSING = 999_999
@@ -278,6 +280,144 @@ def test_deleting_a_user_leaves_the_hooks_of_a_project_owner_model(alice, receiv
         assert Hook.objects.filter(owner=str(customer.pk)).count() == 1
         Customer.objects.get(pk=customer.pk).delete()
         assert not Hook.objects.exists() and not Callback.objects.exists()
+
+
+def test_a_callback_whose_hook_changed_hands_meanwhile_is_never_sent_with_the_new_owners_hook(
+    make_hook, alice, bob, receiver
+):
+    """Alice's try in flight when her hook moves to Bob, then retried; or one stored under
+    her by a process whose registry has not seen the move yet: neither goes to Bob's URL
+    with Bob's headers. They end in error, as the ones waiting at the move did."""
+    from http_hooks.delivery.claims import claim_batch
+    from http_hooks.delivery.outcomes import DeliveryReport, record_outcomes
+    from http_hooks.transport import Outcome
+
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
+    Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
+    (claimed,) = claim_batch(size=10)
+    update_hook(
+        hook, owner=bob, target_url=receiver.url("/bob"), headers={"Authorization": "Bearer B"}
+    )
+    record_outcomes([claimed], [Outcome(status_code=500, error="HTTP 500")], DeliveryReport())
+    late = Callback.objects.create(
+        hook=hook, owner=str(alice.pk), target_url=receiver.url("/alice"), payload="{}"
+    )
+    Callback.objects.update(next_attempt_at=timezone.now())
+    send_callbacks()
+    assert receiver.requests == []
+    for pk in (claimed.pk, late.pk):
+        callback = Callback.objects.get(pk=pk)
+        assert (callback.status, callback.owner) == ("error", str(alice.pk))
+        assert "moved to another owner" in callback.status_details
+
+
+def test_a_hook_is_not_given_to_an_owner_deleted_since_it_was_checked(alice):
+    """The owner's row is held (PostgreSQL) or looked for again when the hook is saved."""
+    from http_hooks.services import hold_owner
+
+    key = str(alice.pk)
+    User.objects.filter(pk=alice.pk).delete()
+    with pytest.raises(InvalidHookError, match=r"no auth\.User"):
+        hold_owner(key)
+
+
+# --- an owner's deletion racing a sender or a staff member (PostgreSQL's row locks) ----
+
+
+def waiting_on_a_lock() -> bool:
+    """Whether another backend of this database waits for a row lock."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def in_another_transaction(work, then_wait_for):
+    """Run ``work()`` in a transaction of a thread of its own and commit once
+    ``then_wait_for()`` is true; returns the thread, started once ``work`` is done."""
+    import threading
+
+    from django.db import connections, transaction
+
+    done, failed = threading.Event(), []
+
+    def run():
+        try:
+            with transaction.atomic():
+                work()
+                done.set()
+                wait_until(then_wait_for, message="the other side never waited for the lock")
+        except BaseException as exc:
+            failed.append(exc)
+            done.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert done.wait(30)
+    thread.failed = failed
+    return thread
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_owner_deleted_while_a_sender_records_an_outcome_goes_with_the_new_attempt(
+    make_hook, alice
+):
+    """The deletion waits for the sender's outcome (its callbacks locked before their
+    attempts go) and deletes the attempt the sender wrote: no foreign key left dangling."""
+    import uuid
+
+    from http_hooks.delivery.outcomes import insert_attempts
+
+    make_hook(owner=alice)
+    Order.objects.create(name="one", customer=Customer.objects.create(account=alice))
+    token = uuid.uuid4()
+    Callback.objects.update(status=CallbackStatus.SENDING, claim_token=token)
+    callback = Callback.objects.get()
+
+    def record_the_outcome():
+        Callback.objects.filter(claim_token=token).update(status="sent", attempts=1)
+        insert_attempts([(callback.pk, 1, timezone.now(), 5, {}, 200, {}, "", "")])
+
+    sender = in_another_transaction(record_the_outcome, waiting_on_a_lock)
+    alice.delete()
+    sender.join(30)
+    assert sender.failed == []
+    assert not Callback.objects.exists() and not Attempt.objects.exists()
+    assert not Hook.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_moved_to_bob_while_alice_is_deleted_stays_bobs(make_hook, alice, bob):
+    hook = make_hook(owner=alice)
+    mover = in_another_transaction(
+        lambda: update_hook(Hook.objects.get(pk=hook.pk), owner=bob), waiting_on_a_lock
+    )
+    alice.delete()
+    mover.join(30)
+    assert mover.failed == []
+    assert list(Hook.objects.values_list("pk", "owner")) == [(hook.pk, str(bob.pk))]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_moved_to_alice_while_she_is_deleted_goes_with_her(make_hook, alice, bob):
+    """The move holds Alice's row: her deletion waits for it, then takes the hook along."""
+    hook = make_hook(owner=bob)
+    mover = in_another_transaction(
+        lambda: update_hook(Hook.objects.get(pk=hook.pk), owner=alice.pk), waiting_on_a_lock
+    )
+    User.objects.filter(pk=alice.pk).delete()
+    mover.join(30)
+    assert mover.failed == []
+    assert not Hook.objects.exists()
 
 
 # --- every route of the API -----------------------------------------------------------

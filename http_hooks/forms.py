@@ -11,7 +11,7 @@ from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
 from .owners import owner_key
-from .services import check_since
+from .services import check_since, hold_owner
 from .settings import hooks_settings
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
 
@@ -121,10 +121,15 @@ class HookAdminForm(forms.ModelForm):
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"
 
     def clean_owner(self) -> str:
+        """The owner's key; a new owner's row is held until the admin's transaction
+        ends (``services.hold_owner``), so that it is not deleted meanwhile."""
         try:
-            return owner_key(self.cleaned_data["owner"].strip())
+            key = owner_key(self.cleaned_data["owner"].strip())
+            if key != self.instance.owner:
+                hold_owner(key)
         except HttpHooksError as exc:
             raise exc.as_django_error() from exc
+        return key
 
     def clean_changed_fields(self) -> list[str]:
         return _comma_list(self.cleaned_data["changed_fields"])

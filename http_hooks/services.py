@@ -46,7 +46,7 @@ from .exceptions import (
 from .headers import mask_headers
 from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
 from .outbox import record_explicit_event
-from .owners import Owners, owner_for_write, owner_key, scope
+from .owners import Owners, owner_for_write, owner_key, owner_model, scope
 from .payloads import PayloadEncoder
 from .registry import registry
 from .selectors import callbacks_updated_since
@@ -171,6 +171,7 @@ def create_hook(
     secret = new_hook_secret(secret)
     signal_paths = cleaned.pop("signals")
     with transaction.atomic():
+        hold_owner(owner)
         hook = Hook.objects.create(enabled=bool(enabled), secret=secret, owner=owner, **cleaned)
         hook.signals.set(_signal_rows(signal_paths))
     return hook
@@ -182,8 +183,8 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     Secret header values are kept when ``headers`` leaves them out or gives
     them as ``********``, and removed when given empty (see ``Hook``).
 
-    A new ``owner`` (see ``create_hook``) takes the hook's callbacks along: they
-    are the new owner's to see and resend, as the hook is."""
+    A new ``owner`` (see ``create_hook``) takes the hook, not its callbacks: they
+    stay with the owner whose data they hold (``part_with_previous_owners``)."""
     unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret", "owner"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
@@ -220,6 +221,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         if "secret" in changes:
             hook.secret = changes["secret"] or ""
         if owner != hook.owner:
+            hold_owner(owner)
             hook.owner = owner
             part_with_previous_owners(hook)
         hook.save(
@@ -285,6 +287,22 @@ def _clear_health(hook: Hook) -> None:
     hook.failing_since = None
 
 
+def hold_owner(owner: str) -> None:
+    """Lock the row of ``owner`` (a key) until the transaction ends, so that it is not
+    deleted while a hook is given to it (the deletion would not see that hook, and a
+    later owner with the same key would take it over); ``InvalidHookError`` if it was
+    deleted since ``owner_key`` found it. Outside a transaction only the check."""
+    if not owner:
+        return
+    model = owner_model()
+    using = router.db_for_write(model)
+    rows = model._default_manager.using(using).filter(pk=owner)
+    if transaction.get_connection(using).in_atomic_block:
+        rows = rows.select_for_update(no_key=True)
+    if not rows.exists():
+        raise InvalidHookError(f"no {model._meta.label} with key {owner!r}", field="owner")
+
+
 def delete_hook(hook: Hook) -> None:
     """Delete a hook and its callbacks."""
     hook.delete()
@@ -310,13 +328,38 @@ def delete_owner_data(owner: Any) -> tuple[int, int]:
         return 0, 0
     using = router.db_for_write(Callback)
     callbacks = 0
-    hooks = Hook.objects.using(using).filter(owner=key)
     with transaction.atomic(using=using, savepoint=False):
-        for theirs in (Q(owner=key), Q(hook__in=hooks.values("pk"))):
-            ids = Callback.objects.using(using).filter(theirs).values_list("pk", flat=True)
+        # Their hooks locked first: one being given to another owner right now is read
+        # again once that commits (and left to its new owner), and none moves meanwhile.
+        hook_ids = list(
+            Hook.objects.using(using)
+            .filter(owner=key)
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        selections = [Q(owner=key), *([Q(hook_id__in=hook_ids)] if hook_ids else [])]
+        for theirs in selections:
+            # Locked before their attempts go: a sender writing an outcome of one of them
+            # commits its attempt first, and the batch then sees and deletes it.
+            ids = (
+                Callback.objects.using(using)
+                .filter(theirs)
+                .select_for_update()
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            # Each batch from where the last one ended (a batch from the start would step
+            # over every row deleted before it), then once more from the start for what
+            # others committed meanwhile below that point.
+            last = 0
+            while batch := list(ids.filter(pk__gt=last)[:OWNER_DELETE_BATCH]):
+                callbacks += _delete_callbacks(batch, using)
+                last = batch[-1]
             while batch := list(ids[:OWNER_DELETE_BATCH]):
                 callbacks += _delete_callbacks(batch, using)
-        _, deleted = hooks.delete()
+        deleted = {}
+        if hook_ids:
+            _, deleted = Hook.objects.using(using).filter(pk__in=hook_ids).delete()
     return deleted.get(Hook._meta.label, 0), callbacks
 
 

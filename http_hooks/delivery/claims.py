@@ -49,6 +49,7 @@ CLAIMED_FIELDS = (
     "next_attempt_at",
     "claim_token",
     "ordering_key",
+    "owner",
 )
 
 
@@ -159,6 +160,13 @@ def claim_batch(
         if len(batch) < len(rows):
             kept = {callback.pk for callback in batch}
             delete_orphans(Callback.objects.filter(pk__in=[r.pk for r in rows if r.pk not in kept]))
+        # A callback stored for an owner its hook no longer has (a try in flight or an
+        # event recorded by a stale registry when the hook changed hands) never goes
+        # out with the new owner's URL, secret and headers.
+        moved = [c.pk for c in batch if c.owner != c.hook.owner]
+        if moved:
+            stop_moved(Callback.objects.filter(pk__in=moved, claim_token=token))
+            batch = [c for c in batch if c.owner == c.hook.owner]
         if batch:
             return batch
 
@@ -294,6 +302,16 @@ def with_hooks(callbacks: list[Callback]) -> list[Callback]:
             cache(callback, hook)
             kept.append(callback)
     return kept
+
+
+def stop_moved(callbacks: QuerySet[Callback]) -> None:
+    callbacks.update(
+        status=CallbackStatus.ERROR,
+        status_details="not sent: its hook moved to another owner",
+        claimed_until=None,
+        claim_token=None,
+        update_datetime=timezone.now(),
+    )
 
 
 def delete_orphans(callbacks: QuerySet[Callback]) -> None:
