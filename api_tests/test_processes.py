@@ -236,3 +236,39 @@ def test_a_bad_number_of_processes_exits_2_with_one_line(same_db_env):
     assert result.stderr.strip().splitlines() == [
         "CommandError: --processes takes a whole number from 1 to 64, not '0'"
     ]
+
+
+def gone(pid: int) -> bool:
+    """Whether the process ``pid`` has exited (a zombie not yet reaped counts)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_children_stop_when_their_supervisor_is_killed_with_sigkill(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    """A supervisor killed with SIGKILL cannot stop its children: they see they were
+    orphaned and stop as on SIGTERM, rather than send on beside the next supervisor."""
+    make_hook()
+    supervisor = start(same_db_env, tmp_path, "--processes", "2", "--loop", LOOP_MAX_SLEEP=0.3)
+    try:
+        pids = wait_until(
+            lambda: len(found := children(supervisor)) == 2 and found,
+            message="the supervisor did not start its two children",
+            alive=lambda: supervisor.poll() is None,
+        )
+        supervisor.kill()
+        supervisor.wait(timeout=30)
+        wait_until(
+            lambda: all(gone(pid) for pid in pids),
+            timeout=60,
+            message=lambda: f"children still running: {[p for p in pids if not gone(p)]}",
+        )
+    finally:
+        for pid in pids if "pids" in locals() else []:
+            if not gone(pid):
+                subprocess.run(["kill", "-KILL", str(pid)], check=False)

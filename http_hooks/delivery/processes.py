@@ -58,6 +58,8 @@ RESTART_DELAY_MAX = 60.0
 STEADY = 60.0
 # How often the supervisor looks at its children.
 TICK = 0.1
+# Seconds between a child's looks at whether its supervisor is still its parent.
+ORPHAN_CHECK = 1.0
 
 
 def check_processes(value: Any) -> int:
@@ -81,12 +83,30 @@ def stop_grace() -> float:
 
 def child_command(*, loop: bool, hook_id: int | None, report_file: Path) -> list[str]:
     command = [sys.executable, "-m", "django", "send_callbacks", "--quiet"]
-    command += ["--report-file", str(report_file)]
+    command += ["--report-file", str(report_file), "--supervisor", str(os.getpid())]
     if loop:
         command.append("--loop")
     if hook_id is not None:
         command += ["--hook_id", str(hook_id)]
     return command
+
+
+def stop_when_orphaned(supervisor: int, stop: threading.Event) -> None:
+    """Set ``stop`` once the process ``supervisor`` is no longer this one's parent: a
+    supervisor killed with SIGKILL cannot stop its children, and a service manager that
+    starts it again would otherwise add senders each time. Looked at every
+    ``ORPHAN_CHECK`` seconds, in a thread; the child then stops as on SIGTERM."""
+
+    def watch() -> None:
+        while not stop.wait(ORPHAN_CHECK):
+            if os.getppid() != supervisor:
+                logger.warning("the supervisor (pid %s) is gone: stopping", supervisor)
+                stop.set()
+
+    if os.getppid() != supervisor:
+        stop.set()
+        return
+    threading.Thread(target=watch, name="http_hooks supervisor watch", daemon=True).start()
 
 
 def child_environment() -> dict[str, str]:

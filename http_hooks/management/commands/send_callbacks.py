@@ -23,6 +23,7 @@ from http_hooks.services import (
     run_sender,
     run_sender_processes,
     send_callbacks,
+    stop_when_orphaned,
     write_report,
 )
 from http_hooks.validators import MAX_ID
@@ -106,6 +107,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
         # Where a child of --processes writes its counts for the parent to sum.
         parser.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
+        parser.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
 
     def handle(
         self,
@@ -116,6 +118,7 @@ class Command(BaseCommand):
         processes,
         quiet: bool,
         report_file: Path | None,
+        supervisor: int | None,
         **options,
     ) -> None:
         hook_id = None if hook_id is None else parse_id(hook_id, "--hook_id")
@@ -131,6 +134,8 @@ class Command(BaseCommand):
         failures: list[str] = []
         try:
             with stop_on_signals() as stop:
+                if supervisor is not None:
+                    stop_when_orphaned(supervisor, stop)
                 if processes is not None:
                     if loop and not quiet:
                         self.stdout.write(
