@@ -118,6 +118,56 @@ def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_three_hanging_hooks_never_take_every_transfer_from_a_healthy_one(make_hook, receiver):
+    """Three hooks whose receiver hangs, their callbacks claimed first: the first holds
+    its share (12 of 16), and the last quarter of the transfers goes to hooks with none
+    in flight, one each, so the healthy hook's 50 all go out while the 14 are held."""
+    hold = threading.Event()
+    hanging = Receiver().start()
+    slow = []
+    for name in ("a", "b", "c"):
+        hanging.respond(f"/{name}", hold=hold)
+        slow.append(make_hook(target_url=hanging.url(f"/{name}")))
+    fast = make_hook()
+    save_orders(50)
+    due_in_turn(*slow, fast)
+    stop = threading.Event()
+
+    def sender() -> None:
+        try:
+            send_callbacks(stop=stop.is_set)
+        finally:
+            connection.close()
+
+    healthy = Callback.objects.filter(hook=fast)
+    try:
+        with hooks_settings(TIMEOUT=(5.0, 60.0), BATCH_SIZE=50, CONCURRENCY=16):
+            thread = threading.Thread(target=sender)
+            thread.start()
+            try:
+                wait_until(
+                    lambda: healthy.filter(status="sent").count() == 50,
+                    timeout=45,
+                    message=lambda: (
+                        f"healthy sent: {healthy.filter(status='sent').count()}, "
+                        f"hanging requests: {len(hanging.requests)}"
+                    ),
+                )
+                held = Counter(request.path for request in hanging.requests)
+                held_meanwhile = not hold.is_set()
+            finally:
+                stop.set()
+                hold.set()
+                thread.join(timeout=30)
+    finally:
+        hanging.stop()
+    assert not thread.is_alive()
+    assert held_meanwhile
+    assert sorted(held.values()) == [1, 1, 12]
+    assert len(receiver.requests) == 50
+
+
+@pytest.mark.django_db(transaction=True)
 def test_one_hook_never_holds_more_than_hook_concurrency(make_hook, receiver, hanging):
     slow = make_hook(target_url=hanging.url())
     fast = make_hook()

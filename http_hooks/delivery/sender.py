@@ -70,7 +70,8 @@ TOKEN_LIFETIME = 0.1
 
 class FairQueue:
     """Claimed callbacks waiting for a transfer: one queue per hook, served
-    round-robin; a hook holding ``limit`` transfers waits until one ends."""
+    round-robin; a hook holding ``limit`` transfers waits until one ends. The last
+    free transfers (``take(idle_only=True)``) go to hooks with none in flight."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -106,11 +107,18 @@ class FairQueue:
             self.size += 1
             self._offer(callback.hook_id)
 
-    def take(self) -> Callback | None:
-        """The next callback to send (its hook's transfer counted), or None."""
-        if not self.turns:
+    def take(self, *, idle_only: bool = False) -> Callback | None:
+        """The next callback to send (its hook's transfer counted), or None; with
+        ``idle_only``, of a hook with no transfer in flight. Hooks passed over keep
+        their turn; at most as many as there are transfers in flight are."""
+        for _ in range(len(self.turns)):
+            hook_id = self.turns[0]
+            if not idle_only or not self.in_flight[hook_id]:
+                break
+            self.turns.rotate(-1)
+        else:
             return None
-        hook_id = self.turns.popleft()
+        self.turns.popleft()
         self.in_turns.discard(hook_id)
         queue = self.waiting[hook_id]
         callback = queue.popleft()
@@ -128,9 +136,11 @@ class FairQueue:
             del self.in_flight[hook_id]
         self._offer(hook_id)
 
-    def ready(self) -> bool:
-        """True when a waiting callback may start now."""
-        return bool(self.turns)
+    def ready(self, *, idle_only: bool = False) -> bool:
+        """True when a waiting callback may start now (``take``)."""
+        if not idle_only:
+            return bool(self.turns)
+        return any(not self.in_flight[hook_id] for hook_id in self.turns)
 
     def room(self, hook_id: int) -> int:
         """Transfers ``hook_id`` may start besides those it holds and has waiting."""
@@ -231,6 +241,12 @@ class _Run:
         self.token = uuid.uuid4()
         self.queue = FairQueue(hooks_settings.hook_concurrency)
         self.concurrency = int(hooks_settings.CONCURRENCY)
+        # The last quarter of the transfers is kept for hooks with none in flight: two
+        # or three receivers that hang (each holding its share until the read timeout)
+        # must not take every transfer from the others. Not more than one hook's share
+        # leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook have them all.
+        share = hooks_settings.hook_concurrency
+        self.reserve = max(0, min(self.concurrency // 4, self.concurrency - share))
         self.batch_size = int(hooks_settings.BATCH_SIZE)
         # A claim that came back short is not repeated for ``claim_pause``, unless
         # a hook it left out has since run out of waiting callbacks. A claim that
@@ -298,7 +314,9 @@ class _Run:
                     break
             elif self.wants_claim() and self.may_claim():
                 self.claim()
-            while transport.free and (callback := queue.take()):
+            while transport.free and (
+                callback := queue.take(idle_only=transport.free <= self.reserve)
+            ):
                 self.start(callback)
             if not transport.busy:
                 self.flush()
@@ -351,8 +369,9 @@ class _Run:
         transfer has nothing it may take."""
         if self.exhausted():
             return False
+        free = self.transport.free
         return len(self.queue) < self.concurrency or (
-            not self.queue.ready() and self.transport.free > 0
+            free > 0 and not self.queue.ready(idle_only=free <= self.reserve)
         )
 
     def claim_time(self) -> float:
