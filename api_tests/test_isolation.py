@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -212,6 +213,37 @@ def test_hook_concurrency_defaults_to_three_quarters_of_concurrency():
         assert live_settings.hook_concurrency == 1
     with hooks_settings(CONCURRENCY=16, HOOK_CONCURRENCY=16):
         assert live_settings.hook_concurrency == 16
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_lease_renewal_is_tried_again_long_before_the_next_period(monkeypatch):
+    """A renewal that failed (a dropped connection) is tried again after LEASE_RETRY,
+    not a whole LEASE_SECONDS / 3 later: a second failure would let the lease run out.
+    The keeper's waits are recorded instead of waited."""
+    from http_hooks.delivery.claims import LEASE_RETRY, LeaseKeeper
+
+    outcomes = iter([OperationalError("server closed the connection"), None, None])
+
+    def renewal(token, probes):
+        if (failure := next(outcomes)) is not None:
+            raise failure
+
+    class Waits(list):
+        """``stopped``: each wait is recorded and returns at once; the fourth stops."""
+
+        def wait(self, timeout):
+            self.append(timeout)
+            return len(self) > 3
+
+        def set(self):
+            pass
+
+    monkeypatch.setattr("http_hooks.delivery.claims.renew_lease", renewal)
+    with hooks_settings(LEASE_SECONDS=300):
+        keeper = LeaseKeeper(uuid.uuid4())
+    keeper.stopped = Waits()
+    keeper.run()
+    assert keeper.stopped == [100.0, LEASE_RETRY, 100.0, 100.0]
 
 
 @pytest.mark.django_db(transaction=True)

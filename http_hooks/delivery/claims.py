@@ -360,6 +360,10 @@ def release_claims(
             )
 
 
+# Seconds before a failed lease renewal is tried again.
+LEASE_RETRY = 1.0
+
+
 class LeaseKeeper(threading.Thread):
     """Renews a sender's lease every ``LEASE_SECONDS / 3``, in a thread (and on a
     database connection) of its own.
@@ -378,14 +382,18 @@ class LeaseKeeper(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        wait = self.period
         try:
-            while not self.stopped.wait(self.period):
+            while not self.stopped.wait(wait):
                 try:
                     renew_lease(self.token, list(self.probes))
+                    wait = self.period
                 except DatabaseError:
-                    # The next period tries again on a new connection.
+                    # Tried again soon, on a new connection: a second failure a whole
+                    # period later would leave the lease to run out.
                     logger.warning("renewing lease %s failed", self.token, exc_info=True)
                     connection.close()
+                    wait = min(self.period, LEASE_RETRY)
         finally:
             connections.close_all()
 
