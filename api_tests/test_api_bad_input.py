@@ -386,3 +386,32 @@ def test_a_repeated_ordering_is_one_ordering_of_every_field(staff_client, make_h
     assert [row["id"] for row in repeated] == ids
     assert ids[0] > ids[1]  # name first, then newest
     assert_error(staff_client.get("/api/hooks/?ordering=name&ordering=nope"), 400, None, "ordering")
+
+
+@pytest.mark.parametrize("value", ["2026-01-31", " 2026-01-31 ", "2026-01-31T"])
+def test_a_date_without_its_time_is_no_date_time(staff_client, make_hook, value):
+    """The schema's ``date-time`` has a time; Python's parser would take midnight."""
+    assert_error(
+        staff_client.get("/api/callbacks/", {"created_after": value}), 400, None, "created_after"
+    )
+    hook = make_hook()
+    response = staff_client.post(
+        f"/api/hooks/{hook.pk}/recover/", {"since": value, "confirm": True}, format="json"
+    )
+    assert_error(response, 400, None, "since")
+
+
+def test_a_date_and_time_is_taken(staff_client, make_hook):
+    moment = "2026-01-31T12:00:00Z"
+    assert staff_client.get("/api/callbacks/", {"created_after": moment}).status_code == 200
+    assert (
+        staff_client.get("/api/callbacks/", {"created_after": "2026-01-31 12:00"}).status_code
+        == 200
+    )
+
+
+@pytest.mark.parametrize("cursor", ["!!!", "", "%00", "A" * 3, "YQ"])
+def test_a_cursor_that_is_no_base64_is_a_json_404_not_the_first_page(staff_client, cursor):
+    """DRF's decoding drops what is not base64: ``!!!`` would read as no cursor."""
+    response = staff_client.get(f"/api/callbacks/?cursor={cursor}")
+    assert_error(response, 404, "not_found")

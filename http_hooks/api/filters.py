@@ -28,7 +28,7 @@ from ..exceptions import HttpHooksError
 from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..owners import MAX_OWNER_LENGTH
 from ..validators import resolve_model
-from .serializers import MAX_ID
+from .serializers import MAX_ID, NO_TIME, has_a_time
 
 BLANK_MESSAGE = "Give a value, or leave the parameter out."
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
@@ -88,6 +88,8 @@ class UTCDateTimeFormField(IsoDateTimeField):
     """
 
     def to_python(self, value: Any) -> datetime | None:
+        if value not in self.empty_values and not has_a_time(value):
+            raise forms.ValidationError(NO_TIME, code="invalid")
         moment = super().to_python(value)
         if moment is None:
             return None

@@ -11,6 +11,7 @@ size above the maximum as the maximum); a page past the last is a 404.
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -97,7 +98,17 @@ class CallbackCursorPagination(BoundedPageSize, CursorPagination):
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         """DRF's, plus a check of the position: a cursor is the client's text, and a
-        forged one (``p=x``) would otherwise reach the lookup as a 500."""
+        forged one (``p=x``) would otherwise reach the lookup as a 500. Its text must be
+        base64 of something: DRF's decoding drops the characters that are not base64,
+        so that ``!!!`` or an empty cursor read as no cursor at all, the first page."""
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is not None:
+            try:
+                decoded = binascii.a2b_base64(encoded.encode("ascii"), strict_mode=True)
+            except (ValueError, UnicodeError):
+                decoded = b""
+            if not decoded:
+                raise NotFound(self.invalid_cursor_message)
         cursor = super().decode_cursor(request)
         position = None if cursor is None else cursor.position
         if position is None:

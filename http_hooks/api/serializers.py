@@ -684,8 +684,27 @@ class ResendManySerializer(RequestSerializer):
     confirm = confirm_field()
 
 
+DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+NO_TIME = "Enter a date and a time (ISO 8601: 2026-01-31T12:00:00Z), not a date alone."
+
+
+def has_a_time(value: Any) -> bool:
+    """Whether a date-time given as text has its time: Python's ISO parser takes
+    ``2026-01-31`` alone as midnight, the schema's ``date-time`` does not."""
+    return not isinstance(value, str) or DATE_AND_TIME.match(value.strip()) is not None
+
+
+class DateTimeField(serializers.DateTimeField):
+    """DRF's date-time, its time required (``has_a_time``)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        if not has_a_time(value):
+            raise serializers.ValidationError(NO_TIME, code="invalid")
+        return super().to_internal_value(value)
+
+
 class RecoverSerializer(RequestSerializer):
-    since = serializers.DateTimeField(
+    since = DateTimeField(
         help_text="Queue again the hook's `error` callbacks created at or after this time "
         "(ISO 8601; without an offset, in the server's time zone): not in the future, "
         "at most 100 years ago.",
