@@ -16,6 +16,8 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,31 @@ def hanging():
     server.stop()
 
 
+@contextmanager
+def sending_meanwhile(hold: threading.Event, **overrides) -> Iterator[list]:
+    """``send_callbacks()`` in a thread, with these settings, while the block runs; then
+    it is stopped, ``hold`` is set (its held requests answered) and it must end. Yields
+    the list its report goes into."""
+    stop, reports = threading.Event(), []
+
+    def sender() -> None:
+        try:
+            reports.append(send_callbacks(stop=stop.is_set))
+        finally:
+            connection.close()
+
+    with hooks_settings(TIMEOUT=(5.0, 60.0), **overrides):
+        thread = threading.Thread(target=sender)
+        thread.start()
+        try:
+            yield reports
+        finally:
+            stop.set()
+            hold.set()
+            thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver):
     """100 callbacks to a hanging receiver, claimed first, and 100 to a healthy one:
@@ -83,34 +110,17 @@ def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver):
     fast = make_hook()
     save_orders(100)
     due_in_turn(slow, fast)
-    stop = threading.Event()
-    reports = []
-
-    def sender() -> None:
-        try:
-            reports.append(send_callbacks(stop=stop.is_set))
-        finally:
-            connection.close()
-
     healthy = Callback.objects.filter(hook=fast)
     try:
-        with hooks_settings(TIMEOUT=(5.0, 60.0), BATCH_SIZE=50):
-            thread = threading.Thread(target=sender)
-            thread.start()
-            try:
-                wait_until(
-                    lambda: healthy.filter(status="sent").count() == 100,
-                    timeout=45,
-                    message="the healthy hook's callbacks were not all marked sent",
-                )
-                held_meanwhile = not hold.is_set() and len(hanging.requests) == 12
-            finally:
-                stop.set()
-                hold.set()
-                thread.join(timeout=30)
+        with sending_meanwhile(hold, BATCH_SIZE=50) as reports:
+            wait_until(
+                lambda: healthy.filter(status="sent").count() == 100,
+                timeout=45,
+                message="the healthy hook's callbacks were not all marked sent",
+            )
+            held_meanwhile = not hold.is_set() and len(hanging.requests) == 12
     finally:
         hanging.stop()
-    assert not thread.is_alive()
     # The hanging hook held its share (3/4 of 16) and no more, the whole time.
     assert held_meanwhile
     assert len(receiver.requests) == 100
@@ -132,37 +142,21 @@ def test_three_hanging_hooks_never_take_every_transfer_from_a_healthy_one(make_h
     fast = make_hook()
     save_orders(50)
     due_in_turn(*slow, fast)
-    stop = threading.Event()
-
-    def sender() -> None:
-        try:
-            send_callbacks(stop=stop.is_set)
-        finally:
-            connection.close()
-
     healthy = Callback.objects.filter(hook=fast)
     try:
-        with hooks_settings(TIMEOUT=(5.0, 60.0), BATCH_SIZE=50, CONCURRENCY=16):
-            thread = threading.Thread(target=sender)
-            thread.start()
-            try:
-                wait_until(
-                    lambda: healthy.filter(status="sent").count() == 50,
-                    timeout=45,
-                    message=lambda: (
-                        f"healthy sent: {healthy.filter(status='sent').count()}, "
-                        f"hanging requests: {len(hanging.requests)}"
-                    ),
-                )
-                held = Counter(request.path for request in hanging.requests)
-                held_meanwhile = not hold.is_set()
-            finally:
-                stop.set()
-                hold.set()
-                thread.join(timeout=30)
+        with sending_meanwhile(hold, BATCH_SIZE=50, CONCURRENCY=16):
+            wait_until(
+                lambda: healthy.filter(status="sent").count() == 50,
+                timeout=45,
+                message=lambda: (
+                    f"healthy sent: {healthy.filter(status='sent').count()}, "
+                    f"hanging requests: {len(hanging.requests)}"
+                ),
+            )
+            held = Counter(request.path for request in hanging.requests)
+            held_meanwhile = not hold.is_set()
     finally:
         hanging.stop()
-    assert not thread.is_alive()
     assert held_meanwhile
     assert sorted(held.values()) == [1, 1, 12]
     assert len(receiver.requests) == 50
