@@ -400,30 +400,6 @@ def test_which_processes_are_tasks_workers(argv, debug, reloader_child, worker, 
         assert (tasks_worker_options(argv) is not None) is worker
 
 
-@pytest.mark.multiprocess
-def test_a_batch_worker_sweeps_once_more_as_it_exits(make_hook, receiver, same_db_env):
-    """``db_worker --batch`` (from cron) exits once its queue is empty, before its
-    sweep's first period: it sweeps to the end as it exits."""
-    make_hook()
-    Order.objects.create(name="Tea")
-    Callback.objects.update(
-        attempts=1, next_attempt_at=timezone.now() - datetime.timedelta(hours=1)
-    )
-    finished = subprocess.run(
-        [*(sys.executable, "-m", "django", "db_worker", "--batch", "--no-startup-delay")],
-        env={
-            **same_db_env,
-            "HTTP_HOOKS_OVERRIDES": json.dumps({"DISPATCH": "tasks", "SWEEP_SECONDS": 60}),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert finished.returncode == 0, finished.stdout + finished.stderr
-    assert Callback.objects.get().status == "sent"
-    assert len(receiver.requests) == 1
-
-
 @pytest.mark.parametrize("seconds", ["ten", [1], -1])
 def test_a_sweep_period_that_is_no_number_starts_no_sweep(seconds):
     """What ``http_hooks.E033`` reports; not a traceback from ``apps.ready()``."""

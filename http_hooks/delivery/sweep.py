@@ -93,13 +93,6 @@ def sweep(*, stop: Callable[[], bool] | None = None) -> DeliveryReport | None:
         return send_callbacks(stop=stop)
 
 
-def log_report(report: DeliveryReport | None) -> None:
-    if report is not None and report.total:
-        logger.info(
-            "sweep: sent %s, retried %s, failed %s", report.sent, report.retried, report.failed
-        )
-
-
 class Sweeper(threading.Thread):
     """Sweeps every ``period`` seconds, in a thread (and on a database connection) of
     its own, until stopped. An error is logged and the next period tries again: a
@@ -120,7 +113,13 @@ class Sweeper(threading.Thread):
                     logger.exception("sweep failed; trying again in %s s", self.period)
                     connection.close()
                     continue
-                log_report(report)
+                if report is not None and report.total:
+                    logger.info(
+                        "sweep: sent %s, retried %s, failed %s",
+                        report.sent,
+                        report.retried,
+                        report.failed,
+                    )
         finally:
             connections.close_all()
 
@@ -193,30 +192,14 @@ def start_in_tasks_worker(argv: Sequence[str] | None = None) -> bool:
     Why at the start, not with the worker's first task: a worker restarted with
     retries due and nothing queued, a deploy on a quiet evening, would leave them
     until the next save queued a task. Neither Django's tasks framework nor
-    django-tasks-db signals a worker's start, hence the command line. A ``--batch``
-    worker (run from cron) exits once its queue is empty, before the thread's first
-    period: it sweeps once more, to the end, as it exits."""
+    django-tasks-db signals a worker's start, hence the command line. (A ``--batch``
+    worker that exits before ``SWEEP_SECONDS`` has not swept: a sweep at exit would
+    need new threads, which Python 3.12 refuses at interpreter shutdown.)"""
     if hooks_settings.DISPATCH != "tasks":
         return False
-    options = tasks_worker_options(sys.argv if argv is None else argv)
-    if options is None:
+    if tasks_worker_options(sys.argv if argv is None else argv) is None:
         return False
-    if getattr(options, "batch", False):
-        atexit.register(sweep_before_exit)
     return start_sweeper()
-
-
-def sweep_before_exit() -> None:
-    """Stop the thread's sweeping, then sweep once to the end in this thread."""
-    stop_sweeper()
-    try:
-        report = sweep()
-    except Exception:
-        logger.exception("the sweep at exit failed")
-        return
-    finally:
-        connections.close_all()
-    log_report(report)
 
 
 # A worker that exits (SIGTERM to db_worker, or a Celery worker that skipped its
