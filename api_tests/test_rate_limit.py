@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from django.utils import timezone
 from http_hooks.api import send_callbacks, update_hook
 from http_hooks.delivery import rates, sender
 from http_hooks.delivery.rates import RateLimits, take_tokens
-from http_hooks.delivery.sender import Sender
+from http_hooks.delivery.sender import TOKEN_LIFETIME, Sender
 from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Attempt, Callback, Hook
 from shop.models import Customer, Order
@@ -361,8 +362,10 @@ def start_sender(env: dict) -> subprocess.Popen:
 def test_senders_together_keep_to_the_limit_over_ten_seconds(make_hook, receiver, same_db_env):
     """Limit 10 a second, 125 callbacks: four sender processes on PostgreSQL (one
     process and this one on SQLite) share one bucket, so in any ten seconds the
-    receiver sees at most 1.1 times the limit, 110 requests; and the limit is used,
-    not starved. Nothing is tried twice: held-back callbacks are not charged."""
+    receiver sees at most 1.1 times the limit, 110 requests, and the tokens of the
+    TOKEN_LIFETIME a request may wait for a transfer after its token was taken (one
+    more: tokens of 10.1 s can arrive within 10); and the limit is used, not starved.
+    Nothing is tried twice: held-back callbacks are not charged."""
     limit, count = 10, 125
     make_hook(rate_limit=limit)
     orders(count)
@@ -380,7 +383,8 @@ def test_senders_together_keep_to_the_limit_over_ten_seconds(make_hook, receiver
     times = arrivals(receiver)
     assert len(times) == count
     busiest = most_in_any(10.0, times)
-    assert busiest <= 1.1 * limit * 10, f"{busiest} requests in ten seconds"
+    bound = 1.1 * limit * 10 + math.ceil(limit * TOKEN_LIFETIME)
+    assert busiest <= bound, f"{busiest} requests in ten seconds"
     assert busiest >= 0.9 * limit * 10, "the limit was not used"
     assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
     assert Attempt.objects.count() == count
