@@ -24,6 +24,7 @@ from .models import Attempt, Callback, CallbackStatus, DeliveryStats, DisabledRe
 from .outbox import SAVE_SIGNALS
 from .owners import Owners
 from .settings import hooks_settings
+from .text import ascii_digits
 from .validators import MAX_ID, whole_number
 
 
@@ -265,7 +266,7 @@ def callbacks_named_by(queryset: QuerySet[Callback], term: str) -> QuerySet[Call
     named = Q(object_id=term)
     with contextlib.suppress(ValueError):
         named |= Q(event_id=uuid.UUID(term))
-    if term.isascii() and term.isdigit() and len(term) <= 19 and int(term) <= MAX_ID:
+    if ascii_digits(term) and len(term) <= 19 and int(term) <= MAX_ID:
         named |= Q(pk=int(term))
     return queryset.filter(named)
 

@@ -1,4 +1,4 @@
-"""Text that every database can store."""
+"""Rules on text: what every database can store, what is a whole number."""
 
 
 def storable_text(text: str) -> bool:
@@ -10,3 +10,16 @@ def storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def ascii_digits(text: str, *, signed: bool = False) -> bool:
+    """``text`` is a whole number in ASCII digits (after one "-" if ``signed``), and
+    nothing else: no sign "+", space, "_" or newline.
+
+    ``str.isdigit()`` alone accepts other digits (Arabic-Indic ones, superscripts such
+    as "²") that ``int()`` refuses or reads differently, and a regex ``[0-9]+$`` would
+    accept a trailing newline.
+    """
+    if signed and text.startswith("-"):
+        text = text[1:]
+    return text.isascii() and text.isdigit()

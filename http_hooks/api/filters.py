@@ -7,7 +7,6 @@ unknown ``ordering``; leave a parameter out to not filter by it.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +26,10 @@ from ..events import MAX_EVENT_TYPE_LENGTH, covering, validate_subscriptions
 from ..exceptions import HttpHooksError
 from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..owners import MAX_OWNER_LENGTH
+from ..text import ascii_digits
 from ..validators import resolve_model
-from .serializers import MAX_ID, NO_TIME, has_a_time
+from .serializers import BLANK_MESSAGE, MAX_ID, NO_TIME, has_a_time
 
-BLANK_MESSAGE = "Give a value, or leave the parameter out."
 FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
 # The filters that bound the creation time, and so order the list by it (without ``ordering``).
 CREATION_BOUNDS = ("created_after", "created_before", "updated_before")
@@ -112,7 +111,7 @@ class StrictIntegerFormField(forms.IntegerField):
     digit as a number."""
 
     def to_python(self, value: Any) -> int | None:
-        if value not in self.empty_values and not re.fullmatch(r"-?[0-9]+", str(value)):
+        if value not in self.empty_values and not ascii_digits(str(value), signed=True):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return super().to_python(value)
 

@@ -20,6 +20,7 @@ from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagina
 from rest_framework.request import Request
 
 from ..models import Callback
+from ..text import ascii_digits
 from ..validators import MAX_ID
 
 PAGE_SIZE = 50
@@ -32,7 +33,7 @@ def whole_number(request: Request, name: str, maximum: int | None = None) -> int
     value = request.query_params.get(name)
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()):
+    if not ascii_digits(value):
         number = 0
     elif len(value) > 18:  # past any page or size (and int() refuses 4,300 digits)
         number = 10**18
@@ -114,7 +115,7 @@ class CallbackCursorPagination(BoundedPageSize, CursorPagination):
         if position is None:
             return cursor
         if self.ordering[0].lstrip("-") == "id":
-            if not (position.isascii() and position.isdigit()):
+            if not ascii_digits(position):
                 raise NotFound(self.invalid_cursor_message)
             if len(position) > 19 or int(position) > MAX_ID:
                 raise NotFound(self.invalid_cursor_message)

@@ -59,6 +59,7 @@ from ..services import (
     create_signal,
     update_hook,
 )
+from ..text import ascii_digits
 from ..validators import (
     HOOK_FIELDS,
     MAX_CHANGED_FIELDS,
@@ -75,6 +76,8 @@ from ..validators import (
 )
 
 MAX_IDS = 1000
+# A query parameter given empty (``?status=``), in the filters and the query serializers.
+BLANK_MESSAGE = "Give a value, or leave the parameter out."
 
 
 @contextmanager
@@ -841,7 +844,7 @@ class QueryIntegerField(serializers.IntegerField):
     "1.0" and an Arabic-Indic one as 1."""
 
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, str) and not re.fullmatch(r"-?[0-9]+", data):
+        if isinstance(data, str) and not ascii_digits(data, signed=True):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -852,7 +855,7 @@ class QuerySerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         blank = {
-            name: [serializers.ErrorDetail("Give a value, or leave the parameter out.", "blank")]
+            name: [serializers.ErrorDetail(BLANK_MESSAGE, "blank")]
             for name in self.fields
             if name in data and data.get(name) == ""
         }

@@ -34,6 +34,7 @@ from django.utils import timezone
 from ..models import Callback, CallbackStatus, DisabledReason, Hook
 from ..settings import hooks_settings
 from ..signals import hook_disabled
+from ..text import ascii_digits
 from ..transport import Outcome, printable
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def retry_after(outcome: Outcome, now: datetime) -> datetime | None:
 def _seconds_after(value: str, now: datetime) -> float | None:
     """The pause ``value`` (a Retry-After value) asks for, bounded by ``RETRY_AFTER_MAX``."""
     longest = float(hooks_settings.RETRY_AFTER_MAX)
-    if value.isascii() and value.isdigit():
+    if ascii_digits(value):
         digits = value.lstrip("0") or "0"  # "0003600" is an hour
         return longest if len(digits) > 12 else min(float(digits), longest)
     try:

@@ -47,6 +47,7 @@ from django.conf import settings
 
 from ..exceptions import InvalidFilterError
 from ..settings import hooks_settings
+from ..text import ascii_digits
 from .outcomes import DeliveryReport
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,7 @@ ORPHAN_CHECK = 1.0
 def check_processes(value: Any) -> int:
     """A number of sender processes: a whole number from 1 to ``MAX_PROCESSES``."""
     text = str(value).strip()
-    if not (text.isascii() and text.isdigit() and len(text) < 6) or not (
-        1 <= int(text) <= MAX_PROCESSES
-    ):
+    if not (ascii_digits(text) and len(text) < 6) or not (1 <= int(text) <= MAX_PROCESSES):
         raise InvalidFilterError(
             f"--processes takes a whole number from 1 to {MAX_PROCESSES}, not {value!r}"[:300],
             field="processes",

@@ -26,12 +26,13 @@ from http_hooks.services import (
     stop_when_orphaned,
     write_report,
 )
+from http_hooks.text import ascii_digits
 from http_hooks.validators import MAX_ID
 
 
 def parse_id(value: Any, option: str) -> int:
     text = str(value).strip()
-    if not (text.isascii() and text.isdigit() and len(text) < 20) or not 1 <= int(text) <= MAX_ID:
+    if not (ascii_digits(text) and len(text) < 20) or not 1 <= int(text) <= MAX_ID:
         raise CommandError(
             f"{option} takes ids (whole numbers from 1 to {MAX_ID}), not {value!r}"[:300],
             returncode=BAD_ARGUMENTS,
