@@ -114,6 +114,43 @@ def test_a_save_in_autocommit_stores_its_callbacks_in_one_statement(make_hook):
     assert sorted(Callback.objects.values_list("hook_id", flat=True)) == [h.pk for h in hooks]
 
 
+def test_the_callbacks_of_one_event_get_their_own_rows_ids_in_order():
+    """One multi-row INSERT: each callback object gets the id of its own row back."""
+    from http_hooks.api import create_hook, send_event
+
+    hooks = [
+        create_hook(event_types=["order.paid"], target_url=f"http://127.0.0.1:9/{n}")
+        for n in range(4)
+    ]
+    callbacks = send_event("order.paid", {"n": 1})
+    assert len({c.pk for c in callbacks}) == 4
+    stored = {c.pk: (c.hook_id, c.target_url, c.event_id) for c in Callback.objects.all()}
+    assert stored == {c.pk: (c.hook_id, c.target_url, c.event_id) for c in callbacks}
+    assert sorted(c.hook_id for c in callbacks) == sorted(h.pk for h in hooks)
+
+
+def test_event_ids_are_version_7_uuids_ordered_by_creation_time(make_hook):
+    """RFC 9562 version 7: the first 48 bits are the creation time in milliseconds,
+    so that their unique index grows at its end."""
+    import time
+
+    from http_hooks.models import uuid7
+
+    make_hook()
+    before = time.time_ns() // 1_000_000
+    Order.objects.create(name="x")
+    after = time.time_ns() // 1_000_000
+    event_id = Callback.objects.get().event_id
+    assert (event_id.version, event_id.variant) == (7, "specified in RFC 4122")
+    assert before <= event_id.int >> 80 <= after
+    ids = []
+    for _ in range(3):
+        ids.append(uuid7())
+        time.sleep(0.002)
+    assert ids == sorted(ids)
+    assert len({uuid7() for _ in range(10_000)}) == 10_000
+
+
 def test_hooks_for_other_models_never_fire(make_hook):
     make_hook(model="shop.customer")
     Order.objects.create(name="x")

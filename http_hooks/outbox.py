@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
+from .bulk import insert_returning
 from .delivery.ordering import render_ordering_key
 from .dispatch import enqueue_on_commit
 from .events import SAVE_SIGNALS, model_event_type
@@ -113,22 +114,18 @@ def insert_callbacks(callbacks: list[Callback], *, using: str) -> None:
     One statement is atomic by itself, so in autocommit it is one round trip and
     one commit, where ``bulk_create`` wraps even one statement in BEGIN and COMMIT
     (two round trips more on PostgreSQL) and ``save()`` runs the model signals and
-    the save machinery once per row. More rows than the database takes in one
-    statement (or a database that returns no ids from a multi-row insert) go
-    through ``bulk_create``.
+    the save machinery once per row (``bulk.insert_returning``: what it spares).
+    More rows than the database takes in one statement (or a database that
+    returns no ids from a multi-row insert) go through ``bulk_create``.
     """
     connection = connections[using]
     fields = _insert_fields()
-    if len(callbacks) > 1 and (
-        not connection.features.can_return_rows_from_bulk_insert
-        or len(callbacks) > connection.ops.bulk_batch_size(fields, callbacks)
-    ):
+    rows = [[getattr(callback, field.attname) for field in fields] for callback in callbacks]
+    returned = insert_returning(Callback, fields, rows, connection)
+    if returned is None:
         Callback.objects.using(using).bulk_create(callbacks)
         return
-    rows = Callback.objects.db_manager(using)._insert(
-        callbacks, fields=fields, returning_fields=Callback._meta.db_returning_fields, using=using
-    )
-    for callback, row in zip(callbacks, rows, strict=True):
+    for callback, row in zip(callbacks, returned, strict=True):
         for field, value in zip(Callback._meta.db_returning_fields, row, strict=True):
             setattr(callback, field.attname, value)
         callback._state.adding, callback._state.db = False, using

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import metrics
+from ..bulk import row_preparer, table_and_columns
 from ..models import Attempt, Callback, CallbackStatus
 from ..settings import hooks_settings
 from ..transport import Outcome, printable
@@ -247,22 +248,9 @@ def insert_attempts(rows: Collection[Sequence[Any]]) -> None:
         return
     db = connections[router.db_for_write(Attempt)]
     fields = [Attempt._meta.get_field(name) for name in ATTEMPT_COLUMNS]
-    quote = db.ops.quote_name
-    table = "{} ({})".format(
-        quote(Attempt._meta.db_table), ", ".join(quote(field.column) for field in fields)
-    )
-    # Numbers and text go as they are; JSON and dates take the field's preparation.
-    adapted = [
-        (index, field.get_db_prep_save)
-        for index, field in enumerate(fields)
-        if field.get_internal_type() in {"JSONField", "DateTimeField"}
-    ]
-    prepared = []
-    for row in rows:
-        values = list(row)
-        for index, prepare in adapted:
-            values[index] = prepare(values[index], db)
-        prepared.append(values)
+    table = table_and_columns(Attempt, fields, db)
+    prepare = row_preparer(fields, db)
+    prepared = [prepare(row) for row in rows]
     with db.cursor() as cursor:
         if db.vendor == "postgresql" and hasattr(cursor.cursor, "copy"):
             # The driver's own cursor: its errors are turned into Django's here, so
