@@ -178,6 +178,23 @@ def test_oversized_response_headers_fail_the_try(make_hook, receiver):
     assert len(str(attempt.response_headers)) <= 65536
 
 
+def test_nul_characters_in_a_response_are_logged_replaced(make_hook, receiver):
+    """A lying receiver's NUL characters are logged as U+FFFD (PostgreSQL's text and
+    JSON hold no NUL): in the body; a header with one fails the try (libcurl refuses
+    it), and the header parser replaces them in names and values alike."""
+    receiver.respond(body=b"a\x00b")
+    receiver.respond("/header", headers=[("X-N\x00ame", "v\x00al")])
+    body_hook = make_hook()
+    header_hook = make_hook(target_url=receiver.url("/header"))
+    Order.objects.create(name="Tea")
+    report = send_callbacks()
+    assert (report.sent, report.retried) == (1, 1)
+    assert Attempt.objects.get(callback__hook=body_hook).response_body == "a\ufffdb"
+    assert Attempt.objects.get(callback__hook=header_hook).error
+    raw = b"HTTP/1.1 200 OK\r\nX-N\x00ame: v\x00al\r\nX-N\x00ame: 2\r\n\r\n"
+    assert transport.parse_response_headers(raw) == {"X-N\ufffdame": "v\ufffdal, 2"}
+
+
 def test_an_error_while_in_flight_leaves_the_transport_usable(receiver):
     """An error raised while transfers are in flight gives the connections back."""
     hold = threading.Event()

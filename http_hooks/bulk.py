@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -31,13 +31,20 @@ _statements: dict[tuple[str, type[Model], tuple[str, ...], int], str] = {}
 def row_preparer(
     fields: Sequence[Field], connection: BaseDatabaseWrapper
 ) -> Callable[[Sequence[Any]], list[Any]]:
-    """A function turning one row's values (in ``fields`` order) into the database's."""
-    adapted = [(index, fields[index].get_db_prep_save) for index in _adapted(tuple(fields))]
+    """A function turning one row's values (in ``fields`` order) into the database's.
+    It prepares each date once: the rows written together mostly share one time."""
+    adapted = []
+    for index in _adapted(tuple(fields)):
+        field = fields[index]
+        prepare_value = partial(field.get_db_prep_save, connection=connection)
+        if field.get_internal_type() == "DateTimeField":
+            prepare_value = cache(prepare_value)
+        adapted.append((index, prepare_value))
 
     def prepare(row: Sequence[Any]) -> list[Any]:
         values = list(row)
         for index, prepare_value in adapted:
-            values[index] = prepare_value(values[index], connection)
+            values[index] = prepare_value(values[index])
         return values
 
     return prepare

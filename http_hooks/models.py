@@ -256,12 +256,11 @@ class Hook(models.Model):
     def signing_secrets(self, now=None) -> list[str]:
         """The secrets that sign a request now: the current one and, during a
         rotation's grace period, the previous one."""
-        now = now or timezone.now()
         secrets = [self.secret] if self.secret else []
         if (
             self.previous_secret
             and self.previous_secret_expires_at
-            and self.previous_secret_expires_at > now
+            and self.previous_secret_expires_at > (now or timezone.now())
         ):
             secrets.append(self.previous_secret)
         return secrets

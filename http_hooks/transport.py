@@ -239,12 +239,12 @@ class _Slot:
     def outcome(self, errno: int, message: str) -> Outcome:
         transport = self.transport
         code = self.curl.getinfo(pycurl.RESPONSE_CODE) if self.connected else 0
-        headers = parse_response_headers(bytes(self.raw_headers[:HEADER_LIMIT]))
+        headers = parse_response_headers(self.raw_headers[:HEADER_LIMIT])
         outcome = Outcome(
             status_code=code or None,
             response_headers=headers,
             response_body=printable(
-                bytes(self.body[: transport.body_limit]).decode("utf-8", errors="replace")
+                self.body[: transport.body_limit].decode("utf-8", errors="replace")
             ),
             duration_ms=int((time.monotonic() - self.started) * 1000),
         )
@@ -264,16 +264,16 @@ class _Slot:
         return outcome
 
 
-def parse_response_headers(raw: bytes) -> dict[str, str]:
-    """The headers of the last response in ``raw`` (after any 1xx), as text;
-    a repeated name's values are joined with ", "."""
+def parse_response_headers(raw: bytes | bytearray) -> dict[str, str]:
+    """The headers of the last response in ``raw`` (after any 1xx), as printable
+    text; a repeated name's values are joined with ", "."""
     headers: dict[str, str] = {}
-    for line in raw.decode("latin-1").split("\n"):
+    for line in printable(raw.decode("latin-1")).split("\n"):
         if line.startswith("HTTP/"):
             headers = {}
         elif ":" in line:
             name, value = line.split(":", 1)
-            value = printable(value.strip())
+            value = value.strip()
             old = headers.get(name)
             headers[name] = value if old is None else f"{old}, {value}"
     return headers

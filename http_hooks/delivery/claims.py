@@ -237,7 +237,10 @@ def _claim_returning(
         selects.append(f"SELECT * FROM ({sql}) AS candidates_{len(selects)}")
         select_params += params
     assignments = [meta.get_field(name) for name in claim]
+    # What the claim sets is not read back (the token: a UUID to parse for every row).
+    known = {f.attname: claim[f.name] for f in assignments if f.name in CLAIMED_FIELDS}
     wanted = {meta.pk.attname, *(meta.get_field(name).attname for name in CLAIMED_FIELDS)}
+    wanted -= known.keys()
     returned = [field for field in meta.concrete_fields if field.attname in wanted]
     sql = "UPDATE {table} SET {sets} WHERE {pk} IN ({select}) RETURNING {columns}".format(
         table=quote(meta.db_table),
@@ -253,14 +256,14 @@ def _claim_returning(
         (field.cached_col, db.ops.get_db_converters(field.cached_col) + field.get_db_converters(db))
         for field in returned
     ]
-    names = [field.attname for field in returned]
+    names = [*(field.attname for field in returned), *known]
     with db.cursor() as cursor:
         cursor.execute(sql, [*values, *select_params])
         rows = cursor.fetchall()
     converting = [(index, *column) for index, column in enumerate(columns) if column[1]]
     claimed = []
     for row in rows:
-        values = list(row)
+        values = [*row, *known.values()]
         for index, column, converters in converting:
             value = values[index]
             for convert in converters:

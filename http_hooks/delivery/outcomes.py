@@ -165,8 +165,9 @@ def record_outcomes(
     attempts = {}
     for callback, outcome in zip(batch, outcomes, strict=True):
         apply_outcome(callback, outcome, now, max_attempts=max_attempts)
-        attempts[callback.pk] = (
-            callback.pk,
+        pk = callback.pk
+        attempts[pk] = (
+            pk,
             callback.earlier_attempts + callback.attempts,  # numbered on across resends
             now,
             outcome.duration_ms,

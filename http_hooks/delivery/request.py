@@ -35,7 +35,7 @@ def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
 class RequestShape:
     """What the requests of one hook with one content type share, made once (per
     claim, as hooks are loaded afresh) instead of once per request: the headers
-    before signing, and which header names are secret in the attempt log.
+    before signing, as libcurl takes them and as the attempt log keeps them.
 
     Why: merging and checking the same headers for every request was a good part
     of the sender's time per callback (``bench/delivery.py``)."""
@@ -51,32 +51,35 @@ class RequestShape:
             without_reserved(hook_headers),
             {"Content-Type": content_type} if content_type else {},
         )
-        # Encoded once; each request adds its signature's lines.
+        # Encoded and logged once; each request adds its signature's.
         self.lines = header_lines(self.headers)
         self.marked = marked
         self.secret: dict[str, bool] = {}
+        self.logged_headers = self.logged(self.headers)
 
-    def request(self, callback: Callback) -> Request:
+    def request(self, callback: Callback) -> tuple[Request, dict[str, str]]:
         """The request of one try of ``callback`` (see ``request_for``), whose content
-        type is the shape's."""
+        type is the shape's, and its headers as the attempt log keeps them."""
         check_method(callback.http_method)
+        hook = callback.hook
         body = (callback.payload or "").encode("utf-8")
         signature = signature_headers(
-            callback.hook.signing_secrets(), str(callback.event_id), int(time.time()), body
+            hook.signing_secrets(), str(callback.event_id), int(time.time()), body
         )
         # The signature's names are reserved: never among the hook's headers. The URL is
         # the hook's as it is now, like its headers and secrets: a retry never takes the
         # hook's new credentials to the URL it had when the event happened.
-        return Request(
+        request = Request(
             callback.http_method,
-            callback.hook.target_url,
+            hook.target_url,
             {**self.headers, **signature},
             body,
             [*self.lines, *header_lines(signature, defaults=False)],
         )
+        return request, {**self.logged_headers, **self.logged(signature)}
 
     def logged(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """``logged_headers`` of one of its requests' headers."""
+        """``logged_headers`` of its requests' headers: its own, or a signature's."""
         secret = self.secret
         logged = {}
         for name, value in headers.items():
@@ -111,7 +114,8 @@ def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = Non
     if hook_headers is None:
         hook_headers = parse_headers(callback.hook.headers)
     shape = RequestShape(hook_headers, callback.content_type, callback.hook.secret_headers)
-    return shape.request(callback)
+    request, _ = shape.request(callback)
+    return request
 
 
 def requests_for(batch: Sequence[Callback]) -> Callable[[int], Request]:

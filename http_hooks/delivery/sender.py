@@ -103,9 +103,10 @@ class FairQueue:
         """Queue ``callbacks``; those of the ``first`` hooks go before the others."""
         self.first.update(first)
         for callback in callbacks:
-            self.waiting.setdefault(callback.hook_id, deque()).append(callback)
+            hook_id = callback.hook_id
+            self.waiting.setdefault(hook_id, deque()).append(callback)
             self.size += 1
-            self._offer(callback.hook_id)
+            self._offer(hook_id)
 
     def take(self, *, idle_only: bool = False) -> Callback | None:
         """The next callback to send (its hook's transfer counted), or None; with
@@ -256,7 +257,8 @@ class _Run:
         self.others_claim = 0.0
         self.claim_pause = CLAIM_INTERVAL
         self.short_without: set[int] = set()
-        self.in_flight: dict[int, tuple[Callback, Request]] = {}
+        # Each transfer's callback and its request headers as the attempt log keeps them.
+        self.in_flight: dict[int, tuple[Callback, dict[str, str]]] = {}
         # What each hook's requests share (by hook and content type), made once per
         # claim (which loads the hooks afresh).
         self.shapes: dict[tuple[int, str], RequestShape] = {}
@@ -330,9 +332,8 @@ class _Run:
             if not stopping and self.wants_claim():
                 wait = min(wait, self.claim_time() - now)
             for key, outcome in transport.poll(max(wait, 0.0)):
-                callback, request = self.in_flight.pop(key)
+                callback, outcome.request_headers = self.in_flight.pop(key)
                 queue.done(callback.hook_id)
-                outcome.request_headers = self.shape_of(callback).logged(request.headers)
                 self.end(callback, outcome)
             if self.ended and (
                 len(self.ended) >= OUTCOME_WINDOW_SIZE or time.monotonic() >= self.window_ends
@@ -500,23 +501,24 @@ class _Run:
     def start(self, callback: Callback) -> None:
         """Start one try of ``callback``; its request is made (and signed) now, as it goes out.
         One whose rate-limit token is past TOKEN_LIFETIME goes back instead."""
-        taken = self.token_taken.pop(callback.pk, None)
+        pk = callback.pk
+        taken = self.token_taken.pop(pk, None)
         if taken is not None and time.monotonic() - taken > TOKEN_LIFETIME:
             self.queue.done(callback.hook_id)
-            self.expired_tokens.append(callback.pk)
+            self.expired_tokens.append(pk)
             return
         try:
-            request = self.shape_of(callback).request(callback)
+            request, logged = self.shape_of(callback).request(callback)
         except (ValueError, InvalidTargetURLError, InvalidHeadersError) as exc:
             self.queue.done(callback.hook_id)
             self.end(callback, Outcome(error=f"invalid request: {exc}"))
             return
-        failed = self.transport.start(callback.pk, request)
+        failed = self.transport.start(pk, request)
         if failed is None:
-            self.in_flight[callback.pk] = (callback, request)
+            self.in_flight[pk] = (callback, logged)
             return
         self.queue.done(callback.hook_id)
-        failed.request_headers = self.shape_of(callback).logged(request.headers)
+        failed.request_headers = logged
         self.end(callback, failed)
 
     def shape_of(self, callback: Callback) -> RequestShape:
@@ -536,11 +538,12 @@ class _Run:
         any starts."""
         if not self.ended:
             self.window_ends = time.monotonic() + OUTCOME_WINDOW
+        hook_id = callback.hook_id
         if outcome.ok:
-            self.failures.pop(callback.hook_id, None)
+            self.failures.pop(hook_id, None)
         else:
-            failures = self.failures.get(callback.hook_id, callback.hook.consecutive_failures) + 1
-            self.failures[callback.hook_id] = failures
+            failures = self.failures.get(hook_id, callback.hook.consecutive_failures) + 1
+            self.failures[hook_id] = failures
             if stops_hook(outcome) or failures >= self.stopping_failures:
                 self.window_ends = 0.0
         if callback.ordering_key and not self.queue.ready():

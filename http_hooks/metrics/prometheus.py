@@ -75,8 +75,9 @@ def record_attempts(
     durations: defaultdict[int, list[float]] = defaultdict(list)
     for callback, outcome in zip(batch, outcomes, strict=True):
         if callback.pk in recorded:
-            tally[callback.hook_id, OUTCOMES[callback.status]] += 1
-            durations[callback.hook_id].append(outcome.duration_ms / 1000)
+            hook_id = callback.hook_id
+            tally[hook_id, OUTCOMES[callback.status]] += 1
+            durations[hook_id].append(outcome.duration_ms / 1000)
     for (hook_id, label), count in tally.items():
         DELIVERIES.labels(str(hook_id), label).inc(count)
     for hook_id, seconds in durations.items():
