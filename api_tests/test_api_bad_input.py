@@ -415,3 +415,17 @@ def test_a_cursor_that_is_no_base64_is_a_json_404_not_the_first_page(staff_clien
     """DRF's decoding drops what is not base64: ``!!!`` would read as no cursor."""
     response = staff_client.get(f"/api/callbacks/?cursor={cursor}")
     assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("path", ["/api/hooks/", "/api/no-such-thing/", "/api/schema/"])
+def test_a_host_django_refuses_is_the_json_400_under_the_api(client, path):
+    """Refused by CommonMiddleware before any view: the demo's handler400 answers."""
+    response = client.get(path, HTTP_HOST="W/,n-CTr")
+    body = assert_error(response, 400, "bad_request")
+    assert body["detail"] == "The Host header names no host this server answers to."
+
+
+def test_a_host_django_refuses_is_django_s_own_400_outside_the_api(client):
+    response = client.get("/admin/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

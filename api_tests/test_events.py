@@ -129,6 +129,84 @@ def test_the_callbacks_of_one_event_get_their_own_rows_ids_in_order():
     assert sorted(c.hook_id for c in callbacks) == sorted(h.pk for h in hooks)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_text_no_database_can_store_fails_the_save_and_stores_nothing(make_hook):
+    """Two halves of a surrogate pair are not text: they must not come out joined
+    (JSON's escapes would join them into one character) in a callback of a save
+    that failed."""
+    make_hook(
+        signals=["django.db.models.signals.pre_save"],
+        content_type="text/plain",
+        payload_template="{{ instance.name }}",
+    )
+    with pytest.raises(UnicodeEncodeError):
+        Order.objects.create(name="\ud83d" + "\ude00")
+    assert not Callback.objects.exists()
+    assert not Order.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_nul_in_a_callback_is_refused_by_the_driver_and_nothing_is_stored(make_hook):
+    """As before the one-statement insert: psycopg refuses the NUL before anything
+    reaches the server (a JSON error would speak of escapes, with the text quoted)."""
+    from django.db import DataError
+
+    make_hook(
+        signals=["django.db.models.signals.pre_save"],
+        content_type="text/plain",
+        payload_template="{{ instance.notes }}",
+    )
+    with pytest.raises(DataError, match="cannot contain NUL"):
+        Order(name="x", notes="a\x00b").save()
+    assert not Callback.objects.exists()
+
+
+@pytest.mark.postgres
+def test_an_event_over_what_one_jsonb_takes_is_stored_all_the_same(make_hook, monkeypatch):
+    from http_hooks import bulk
+
+    monkeypatch.setattr(bulk, "MAX_JSON_CHARACTERS", 1000)
+    hooks = [make_hook(target_url=f"http://127.0.0.1:9/{n}") for n in range(3)]
+    order = Order.objects.create(name="x", notes="x" * 500)
+    stored = Callback.objects.filter(object_id=str(order.pk))
+    assert sorted(stored.values_list("hook_id", flat=True)) == [h.pk for h in hooks]
+    assert all("x" * 500 in payload for payload in stored.values_list("payload", flat=True))
+
+
+@override_settings(TIME_ZONE="America/New_York")
+def test_a_naive_date_is_read_in_the_current_time_zone_as_django_reads_it(make_hook):
+    import datetime
+
+    from http_hooks.outbox import insert_callbacks
+
+    hook = make_hook()
+    callback = Callback(hook=hook, target_url=hook.target_url, http_method="POST")
+    callback.next_attempt_at = datetime.datetime(2026, 3, 1, 12, 0)
+    with pytest.warns(RuntimeWarning, match="naive datetime"):
+        insert_callbacks([callback], using="default")
+    stored = Callback.objects.get(pk=callback.pk).next_attempt_at
+    assert stored == datetime.datetime(2026, 3, 1, 17, 0, tzinfo=datetime.UTC)
+
+
+def test_the_date_preparation_is_shared_by_the_same_object_only():
+    """Equal datetimes may be different instants (``fold``): each is prepared."""
+    import datetime
+    import zoneinfo
+
+    from http_hooks.bulk import row_preparer
+    from http_hooks.models import Attempt
+
+    new_york = zoneinfo.ZoneInfo("America/New_York")
+    first = datetime.datetime(2021, 11, 7, 1, 30, tzinfo=new_york)
+    second = first.replace(fold=1)  # an hour later, and == first
+    assert first == second
+    prepare = row_preparer([Attempt._meta.get_field("attempted_at")], connection)
+    (earlier,), (later,) = prepare([first]), prepare([second])
+    assert str(earlier) != str(later)
+    assert prepare([first]) == prepare([first]) == [earlier]
+
+
 def test_event_ids_are_version_7_uuids_ordered_by_creation_time(make_hook):
     """RFC 9562 version 7: the first 48 bits are the creation time in milliseconds,
     so that their unique index grows at its end."""

@@ -22,6 +22,8 @@ from typing import Any
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
+from .text import storable_text
+
 # What a driver does not take as Python holds it, or takes differently per database.
 ADAPTED_TYPES = frozenset({"DateTimeField", "JSONField", "UUIDField"})
 
@@ -32,13 +34,13 @@ def row_preparer(
     fields: Sequence[Field], connection: BaseDatabaseWrapper
 ) -> Callable[[Sequence[Any]], list[Any]]:
     """A function turning one row's values (in ``fields`` order) into the database's.
-    It prepares each date once: the rows written together mostly share one time."""
+    It prepares a date object once: the rows written together mostly share one."""
     adapted = []
     for index in _adapted(tuple(fields)):
         field = fields[index]
         prepare_value = partial(field.get_db_prep_save, connection=connection)
         if field.get_internal_type() == "DateTimeField":
-            prepare_value = cache(prepare_value)
+            prepare_value = _same_object_once(prepare_value)
         adapted.append((index, prepare_value))
 
     def prepare(row: Sequence[Any]) -> list[Any]:
@@ -48,6 +50,23 @@ def row_preparer(
         return values
 
     return prepare
+
+
+def _same_object_once(prepare: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``prepare``, whose result for the very object it was last given is reused. By
+    identity, not equality: equal datetimes may differ (``fold``, a naive one read in
+    the current time zone)."""
+    last: list[Any] = [_NOTHING, None]
+
+    def prepared(value: Any) -> Any:
+        if value is not last[0]:
+            last[:] = [value, prepare(value)]
+        return last[1]
+
+    return prepared
+
+
+_NOTHING = object()
 
 
 @cache
@@ -79,23 +98,56 @@ def insert_returning(
     (``jsonb_to_recordset``), whatever their number. As one value a row, psycopg
     parses again every statement of more than 50 values (it caches fewer) and
     dumps each value in Python: five hooks' callbacks took about 50% more CPU
-    that way. Values there are ``str``, ``int``, ``None``, dates and UUIDs.
+    that way. Values there are text, numbers, ``None``, dates and UUIDs. On SQLite,
+    one value a row.
 
-    Elsewhere, one value a row. None, with nothing written, where one statement
-    cannot do it: the database returns no rows from an INSERT of several (MySQL),
-    or takes fewer values in one statement. The caller then uses ``bulk_create``.
+    None, with nothing written, where this does not serve, and the caller uses
+    ``bulk_create``: another database; too many values for one statement on
+    SQLite; on PostgreSQL, text it cannot store (a NUL, a lone surrogate: the
+    driver refuses it as before, before anything reaches the server, where a JSON
+    error would abort the caller's transaction) or more JSON than ``jsonb`` takes.
     """
     count = len(rows)
-    postgres = connection.vendor == "postgresql"
-    if not postgres:
-        features = connection.features
-        can_return = (
-            features.can_return_rows_from_bulk_insert
-            if count > 1
-            else features.can_return_columns_from_insert
-        )
-        if not can_return or (count > 1 and count > connection.ops.bulk_batch_size(fields, rows)):
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        if count > 1 and count > connection.ops.bulk_batch_size(fields, rows):
             return None
+        if not connection.features.can_return_rows_from_bulk_insert:  # before SQLite 3.35
+            return None
+    elif vendor != "postgresql":
+        return None
+    prepare = row_preparer(fields, connection)
+    if vendor == "postgresql":
+        prepared = [prepare(row) for row in rows]
+        if not all(
+            storable_text(value) for row in prepared for value in row if isinstance(value, str)
+        ):
+            return None
+        columns = [field.column for field in fields]
+        document = json.dumps(
+            [dict(zip(columns, row, strict=True)) for row in prepared],
+            default=_json,
+            ensure_ascii=False,
+        )
+        if len(document) > MAX_JSON_CHARACTERS:
+            return None
+        params = [document]
+    else:
+        params = [value for row in rows for value in prepare(row)]
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(model, fields, connection, count), params)
+        return cursor.fetchall()
+
+
+# jsonb takes less than 256 MiB of text, at most 4 bytes a character.
+MAX_JSON_CHARACTERS = 60 * 2**20
+
+
+def _statement(
+    model: type[Model], fields: Sequence[Field], connection: BaseDatabaseWrapper, count: int
+) -> str:
+    """The INSERT of ``insert_returning``: one per database, and per row count on SQLite."""
+    postgres = connection.vendor == "postgresql"
     key = (
         connection.vendor,
         model,
@@ -116,15 +168,7 @@ def insert_returning(
         sql = _statements[key] = (
             f"INSERT INTO {table_and_columns(model, fields, connection)} {values} {returning}"
         )
-    if postgres:
-        columns = [field.column for field in fields]
-        params = [json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=_json)]
-    else:
-        prepare = row_preparer(fields, connection)
-        params = [value for row in rows for value in prepare(row)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return sql
 
 
 def _json(value: Any) -> str:

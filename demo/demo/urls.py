@@ -8,3 +8,6 @@ urlpatterns = [
     path("api/", include("http_hooks.urls")),
     path("receiver/", include("receiver.urls")),
 ]
+
+# Under /api/, a 400 that Django answers before any view (an unknown Host) in the API's JSON.
+handler400 = "http_hooks.api.errors.bad_request"

@@ -5,8 +5,10 @@ Every view of the REST API uses ``exception_handler`` (through
 need no change. The service layer's ``HttpHooksError`` becomes a 400 on the
 field it names (a failed HTTP transport, ``TransportError``, becomes a 503), a
 body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413; every error, DRF's
-own included, and the 404 of an unknown URL under the API (``not_found``) get
-the same body::
+own included, the 404 of an unknown URL under the API (``not_found``) and, with
+``handler400 = "http_hooks.api.errors.bad_request"`` in the project's root
+URLconf, the 400s Django answers before any view (``bad_request``) get the same
+body::
 
     {"code": "invalid_headers", "detail": "headers: invalid headers: ...",
      "errors": [{"field": "headers", "code": "invalid_headers", "message": "..."}]}
@@ -18,7 +20,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+)
 from django.http import (
     Http404,
     HttpRequest,
@@ -27,6 +34,7 @@ from django.http import (
     JsonResponse,
 )
 from django.urls import Resolver404, resolve
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -93,6 +101,27 @@ class JSONErrorsMixin:
         self.request.accepted_renderer = JSONRenderer()
         self.request.accepted_media_type = JSONRenderer.media_type
         return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The project's ``handler400``: the API's error body for a URL under the API,
+    Django's own page elsewhere.
+
+    A 400 that Django raises before any view runs (a ``Host`` header not in
+    ``ALLOWED_HOSTS``, refused by ``CommonMiddleware``) reaches no view of the API,
+    so only the root URLconf's ``handler400`` can answer it in JSON.
+    """
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        match = None
+    if match is None or not match.func.__module__.startswith("http_hooks."):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        detail = "The Host header names no host this server answers to."
+    else:
+        detail = "Bad request."
+    return JsonResponse(error_body(exceptions.ParseError(detail, code="bad_request")), status=400)
 
 
 @csrf_exempt  # changes nothing; without it a POST is CsrfViewMiddleware's HTML 403
