@@ -5,9 +5,9 @@ time and send every value of every field through the field's methods (a model
 instance per row, too, for ``bulk_create``). For the callbacks of a user's save
 and for an outcome window's attempt log, that cost more CPU than the work
 around them (``bench/save_path.py``, ``bench/delivery.py``). Here each
-statement is written once per database and row count, and only the values
-that need it (dates, JSON, UUIDs) go through their field: the callers pass the
-others as the database takes them (``str``, ``int``, ``None``).
+statement is written once per database (and row count, on SQLite), and only
+the values that need it (dates, JSON, UUIDs) go through their field: the
+callers pass the others as the database takes them (``str``, ``int``, ``None``).
 """
 
 from __future__ import annotations
