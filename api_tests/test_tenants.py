@@ -311,6 +311,28 @@ def test_a_callback_whose_hook_changed_hands_meanwhile_is_never_sent_with_the_ne
         assert "moved to another owner" in callback.status_details
 
 
+def test_a_paused_hooks_probe_stops_a_callback_of_its_former_owner_for_good(
+    make_hook, alice, bob, receiver
+):
+    """The probe of a paused hook meets only a callback stored under the hook's former
+    owner: that callback ends in error (not rolled back with the empty probe, to be met
+    again at every claim) and the pause stays as it was."""
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
+    Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
+    update_hook(hook, owner=bob, target_url=receiver.url("/bob"))
+    # Stored under Alice by a process that had not seen the move yet.
+    late = Callback.objects.create(
+        hook=hook, owner=str(alice.pk), target_url=receiver.url("/alice"), payload="{}"
+    )
+    paused_until = timezone.now() - datetime.timedelta(seconds=1)
+    Hook.objects.filter(pk=hook.pk).update(paused_until=paused_until)
+    send_callbacks()
+    assert receiver.requests == []
+    late.refresh_from_db()
+    assert late.status == "error" and "moved to another owner" in late.status_details
+    assert Hook.objects.get(pk=hook.pk).paused_until == paused_until
+
+
 def test_a_hook_is_not_given_to_an_owner_deleted_since_it_was_checked(alice):
     """The owner's row is held (PostgreSQL) or looked for again when the hook is saved."""
     from http_hooks.services import hold_owner

@@ -186,17 +186,21 @@ def claim_probe(
     The hook's ``paused_until`` moves a lease ahead in the transaction that
     claims the probe, under the condition that it is still the value this sender
     read: of several senders only one matches it, and the others go on leaving
-    the hook out. The probe's outcome sets the pause anew or ends it.
+    the hook out. The probe's outcome sets the pause anew or ends it. With nothing
+    to probe the pause is put back as it was; what the claim did besides stays
+    done (callbacks of a hook that changed owners stopped, orphans deleted), or the
+    next probe would meet them again, and again.
     """
     hold = timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
+    held = Hook.objects.filter(pk=hook_id)
     with transaction.atomic():
-        if not Hook.objects.filter(pk=hook_id, paused_until=paused_until).update(paused_until=hold):
+        if not held.filter(paused_until=paused_until).update(paused_until=hold):
             return []
         batch = claim_batch(
             hook_id=hook_id, callback_ids=callback_ids, due_only=due_only, size=1, token=token
         )
         if not batch:
-            transaction.set_rollback(True)
+            held.update(paused_until=paused_until)
         return batch
 
 
