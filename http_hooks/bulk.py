@@ -156,9 +156,9 @@ def _statement(
     )
     sql = _statements.get(key)
     if sql is None:
-        returning, _ = connection.ops.return_insert_columns(model._meta.db_returning_fields)
+        quote = connection.ops.quote_name
+        returned = ", ".join(quote(field.column) for field in model._meta.db_returning_fields)
         if postgres:
-            quote = connection.ops.quote_name
             shape = ", ".join(
                 f"{quote(field.column)} {field.cast_db_type(connection)}" for field in fields
             )
@@ -166,7 +166,8 @@ def _statement(
         else:
             values = connection.ops.bulk_insert_sql(fields, [["%s"] * len(fields)] * count)
         sql = _statements[key] = (
-            f"INSERT INTO {table_and_columns(model, fields, connection)} {values} {returning}"
+            f"INSERT INTO {table_and_columns(model, fields, connection)} {values} "
+            f"RETURNING {returned}"
         )
     return sql
 
