@@ -115,8 +115,9 @@ def insert_callbacks(callbacks: list[Callback], *, using: str) -> None:
     one commit, where ``bulk_create`` wraps even one statement in BEGIN and COMMIT
     (two round trips more on PostgreSQL) and ``save()`` runs the model signals and
     the save machinery once per row (``bulk.insert_returning``: what it spares).
-    More rows than the database takes in one statement (or a database that
-    returns no ids from a multi-row insert) go through ``bulk_create``.
+    Where ``insert_returning`` does not serve (another database, more rows than
+    one statement takes, text PostgreSQL cannot store) they go through
+    ``bulk_create``.
     """
     connection = connections[using]
     fields = _insert_fields()
