@@ -12,21 +12,24 @@ one ``celery worker --pool prefork --concurrency N``), on PostgreSQL:
    the distinct ones, duplicated the requests beyond them.
 
 The same callbacks, put back to waiting, are sent by one ``manage.py
-send_callbacks`` process in the same run (its own figure, Django's start left
-out); each worker process's share is compared with it. Run it with::
+send_callbacks`` process right before each run of the workers (its own figure,
+Django's start left out); each worker process's share is compared with it.
+Each of the ``--rounds`` (3) runs both, on a new worker; it prints the medians. Run it with::
 
     .venv/bin/python bench/celery_workers.py [--callbacks 20000] [--processes 1 2 4]
                                      [--brokers redis amqp] [--ids-per-task 500]
+                                     [--rounds 3]
 
 ``--ids-per-task 1`` queues a task per callback, as transactions of one save do
 (the time then includes publishing them all, one after the other, from here).
 
 Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672 (guest/guest); a broker
-that does not answer is left out with a line saying so. The receiver is a small
-asyncio server in a process of its own (one core at most), answering 204 with
-keep-alive. Every process here shares the machine's cores: on a machine with
-fewer cores than worker processes, the processes take turns and the share of
-each falls.
+that does not answer is left out with a line saying so. The receiver is nginx
+answering 204 (as in ``bench/delivery.py``), writing each request's
+``webhook-id`` to a log that this script counts; without nginx, a small asyncio
+server in a process of its own counts them, and takes CPU from the others. Every
+process here shares the machine's cores: on a machine with fewer cores than
+worker processes, the processes take turns and the share of each falls.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +50,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchdb import ROOT, database_env, setup_django
-from delivery import free_port, make_hook, reset_callbacks, store_callbacks, wait_for_port
+from delivery import (
+    free_port,
+    make_hook,
+    nginx_path,
+    receiver,
+    reset_callbacks,
+    store_callbacks,
+    wait_for_port,
+)
 
 # This file is named celery.py: ``import celery`` must find Celery, not this script.
 sys.path[:] = [path for path in sys.path if Path(path).resolve() != Path(__file__).parent.resolve()]
@@ -103,22 +115,62 @@ asyncio.run(main())
 """
 
 
+class ServerCounts:
+    """What the asyncio receiver above saw: it answers GET with its counts, DELETE clears."""
+
+    def __init__(self, base: str) -> None:
+        self.url = f"{base}/hook"
+        self.base = base
+
+    def clear(self) -> None:
+        self._stats("DELETE")
+
+    def seen(self) -> dict[str, int]:
+        return self._stats("GET")
+
+    def _stats(self, method: str) -> dict[str, int]:
+        request = urllib.request.Request(f"{self.base}/stats", method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+
+class LogCounts:
+    """What nginx saw: the ``webhook-id`` lines it wrote to ``log`` since ``clear``."""
+
+    def __init__(self, url: str, log: Path) -> None:
+        self.url, self.log, self.offset = url, log, 0
+
+    def clear(self) -> None:
+        self.offset = self.log.stat().st_size
+
+    def seen(self) -> dict[str, int]:
+        with self.log.open("rb") as log:
+            log.seek(self.offset)
+            ids = log.read().splitlines()
+        return {"requests": len(ids), "distinct": len(set(ids))}
+
+
 @contextmanager
 def counting_receiver():
+    """nginx logging each request's ``webhook-id`` (``delivery.receiver``) where it is
+    installed; else the asyncio server above, which takes a share of the cores that
+    the workers and the sender share (about 15% of a core at 10,000 requests/s)."""
+    if nginx_path():
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "ids.log"
+            log.touch()
+            with receiver(log) as url:
+                yield LogCounts(url, log)
+        return
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", COUNTING_RECEIVER, str(port)])
+    print(f"receiver: nginx is not installed, a Python server on 127.0.0.1:{port} stands in")
     try:
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield ServerCounts(f"http://127.0.0.1:{port}")
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def received(base: str, method: str = "GET") -> dict[str, int]:
-    request = urllib.request.Request(f"{base}/stats", method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def port_open(port: int) -> bool:
@@ -181,10 +233,25 @@ def celery_worker(env: dict[str, str], broker: str, processes: int):
         finally:
             process.terminate()
             process.wait(timeout=60)
+            _delete_queue(broker, queue)
+
+
+def _delete_queue(broker: str, queue: str) -> None:
+    """Empty and delete the worker's queue: the tasks it left are those whose ids another
+    task had already sent. (On Redis, kombu deletes only what this process declared,
+    hence the purge.)"""
+    from kombu import Queue
+
+    from demo.celery import app
+
+    with app.connection_for_write(broker) as connection:
+        channel = connection.default_channel
+        channel.queue_purge(queue)
+        Queue(queue, routing_key=queue).bind(channel).delete()
 
 
 def through_workers(
-    count: int, base: str, queue: str, broker: str, size: int
+    count: int, counts: LogCounts | ServerCounts, queue: str, broker: str, size: int
 ) -> tuple[float, dict]:
     """Queue the waiting callbacks as commits do (one task per ``size`` ids, on one
     connection); seconds from the first task queued until the last callback was
@@ -196,7 +263,7 @@ def through_workers(
     from http_hooks.models import Callback
     from http_hooks.tasks import send_listed_callbacks
 
-    received(base, "DELETE")
+    counts.clear()
     ids = list(Callback.objects.filter(status="waiting").values_list("pk", flat=True))
     started = timezone.now()
     with app.connection_for_write(broker) as connection:
@@ -207,7 +274,7 @@ def through_workers(
     while Callback.objects.filter(status="sent").count() < count:
         time.sleep(0.25)
     done = Callback.objects.aggregate(last=Max("update_datetime"))["last"]
-    return (done - started).total_seconds(), received(base)
+    return (done - started).total_seconds(), counts.seen()
 
 
 def main() -> None:
@@ -218,12 +285,13 @@ def main() -> None:
     # Callbacks a task carries: BATCH_SIZE (500) as a big transaction queues them, 1
     # as a transaction of one save does.
     parser.add_argument("--ids-per-task", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     env = database_env("postgres", name=PG_NAME)
     setup_django(env)
     count = args.callbacks
-    with counting_receiver() as base:
-        hook = make_hook(f"{base}/hook")
+    with counting_receiver() as counts:
+        hook = make_hook(counts.url)
         store_callbacks(hook, count)
         rows = []
         for name in args.brokers:
@@ -232,25 +300,43 @@ def main() -> None:
                 print(f"{name}: nothing listens on 127.0.0.1:{port}, left out")
                 continue
             for processes in args.processes:
-                # The one process right before each run of the workers: the load of a
-                # shared machine changes from minute to minute.
-                reset_callbacks()
-                single = one_sender(env, count)
-                print(f"one send_callbacks process: {count} callbacks at {single:,.0f}/s")
-                reset_callbacks()
-                with celery_worker(env, url, processes) as queue:
-                    elapsed, seen = through_workers(count, base, queue, url, args.ids_per_task)
-                rate = count / elapsed
-                lost = count - seen["distinct"]
-                duplicated = seen["requests"] - seen["distinct"]
-                share = rate / processes / single
-                rows.append((name, processes, elapsed, rate, single, share, lost, duplicated))
-                print(
-                    f"{name:<6} {processes} processes: {elapsed:6.2f} s, {rate:8,.0f}/s, "
-                    f"{share:.2f}x one sender per process, lost {lost}, duplicated {duplicated}"
+                shares, elapsed_rounds, singles = [], [], []
+                lost = duplicated = 0
+                for _ in range(args.rounds):
+                    # One process right before each run of the workers (the load of a
+                    # shared machine changes from minute to minute), and no worker alive
+                    # while it runs: a task goes on with whatever is due once its own
+                    # ids are sent (``DRAIN_SECONDS``), so the tasks a worker still held
+                    # would send what the process is timed on.
+                    reset_callbacks()
+                    single = one_sender(env, count)
+                    reset_callbacks()
+                    with celery_worker(env, url, processes) as queue:
+                        elapsed, seen = through_workers(
+                            count, counts, queue, url, args.ids_per_task
+                        )
+                    lost += count - seen["distinct"]
+                    duplicated += seen["requests"] - seen["distinct"]
+                    share = count / elapsed / processes / single
+                    shares.append(share)
+                    elapsed_rounds.append(elapsed)
+                    singles.append(single)
+                    print(
+                        f"{name:<6} {processes} processes: {elapsed:6.2f} s, "
+                        f"{count / elapsed:8,.0f}/s against one send_callbacks at "
+                        f"{single:,.0f}/s: {share:.2f}x per process, "
+                        f"lost {count - seen['distinct']}, "
+                        f"duplicated {seen['requests'] - seen['distinct']}"
+                    )
+                elapsed = statistics.median(elapsed_rounds)
+                single = statistics.median(singles)
+                share = statistics.median(shares)
+                rows.append(
+                    (name, processes, elapsed, count / elapsed, single, share, lost, duplicated)
                 )
+    print(f"\nMedians of {args.rounds} rounds; lost and duplicated: all rounds together.\n")
     print(
-        f"\n| broker | worker processes | {count:,} callbacks in | per second | one "
+        f"| broker | worker processes | {count:,} callbacks in | per second | one "
         "send_callbacks | per worker process / one send_callbacks | lost | duplicated |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -87,7 +87,7 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {access_log}
     client_body_temp_path {tmp}/body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -119,18 +119,23 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def receiver():
-    """A fast receiver answering 204: nginx if installed, else a Python server."""
+def receiver(ids_log: Path | None = None):
+    """A fast receiver answering 204: nginx if installed, else a Python server. With
+    ``ids_log`` (nginx only), nginx writes each request's ``webhook-id`` there, a line
+    a request, unbuffered."""
     port = free_port()
-    nginx = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-    )
+    nginx = nginx_path()
     with tempfile.TemporaryDirectory() as tmp:
         if nginx:
             conf = Path(tmp) / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+            access_log = "access_log off;"
+            if ids_log is not None:
+                access_log = f"log_format ids '$http_webhook_id'; access_log {ids_log} ids;"
+            conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, access_log=access_log))
             command = [nginx, "-c", str(conf), "-p", tmp]
             print(f"receiver: nginx on 127.0.0.1:{port}, answering 204")
+        elif ids_log is not None:
+            raise RuntimeError("logging webhook ids takes nginx")
         else:
             command = [sys.executable, "-c", PYTHON_RECEIVER, str(port)]
             print(
@@ -144,6 +149,12 @@ def receiver():
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def nginx_path() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
 
 
 def make_hook(url: str):
