@@ -454,6 +454,37 @@ def test_pauses_that_passed_with_nothing_due_cost_no_probe(make_hook, receiver):
     assert stale[0].paused_until is None  # the probe's success resumed it
 
 
+def test_the_sweep_leaves_held_hooks_alone_but_not_a_due_probe(make_hook):
+    """A paused or disabled hook's backlog starts no sweep (it would send nothing, every
+    period); once a pause has passed, its due callback is the sweep's probe."""
+    from http_hooks.delivery.sweep import overdue
+
+    paused = callbacks_of(make_hook, 1, name="paused")
+    disabled = make_hook(name="disabled")
+    Hook.objects.filter(pk=disabled.pk).update(enabled=False, disabled_reason="gone")
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Callback.objects.update(next_attempt_at=long_ago)
+    Callback.objects.create(
+        hook=disabled, target_url=disabled.target_url, http_method="POST", next_attempt_at=long_ago
+    )
+    Callback.objects.create(
+        hook=paused,
+        target_url=paused.target_url,
+        http_method="POST",
+        status="sending",
+        claimed_until=long_ago,
+    )
+    Hook.objects.filter(pk=paused.pk).update(
+        paused_until=timezone.now() + datetime.timedelta(hours=1)
+    )
+    assert overdue() is False
+    end_pause(paused)
+    assert overdue() is True
+    Callback.objects.filter(hook=paused).delete()
+    Hook.objects.filter(pk=disabled.pk).update(enabled=True, disabled_reason="")
+    assert overdue() is True  # enabled again: its backlog is due
+
+
 # --- auto-disable -----------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
 from ..models import Callback, CallbackStatus
 from ..settings import hooks_settings
+from .health import held_hooks
 from .outcomes import DeliveryReport
 from .processes import stop_grace
 from .sender import send_callbacks
@@ -58,11 +59,18 @@ TASKS_WORKER_COMMANDS = frozenset({"db_worker"})
 
 def overdue() -> bool:
     """Whether a callback was left behind: due for longer than ``SWEEP_SECONDS``
-    (``callback_due_idx``), or claimed by a sender whose lease ran out."""
+    (``callback_due_idx``), or claimed by a sender whose lease ran out.
+
+    Not those of a hook held now (paused, or disabled by http_hooks: ``held_hooks``),
+    which no sender takes: a disabled hook's backlog would otherwise start a sweep
+    that sends nothing every period, for as long as the hook stays disabled. A hook
+    whose pause has passed with a callback due counts: its probe is the sweep's."""
     now = timezone.now()
     late = now - timedelta(seconds=float(hooks_settings.SWEEP_SECONDS))
-    waiting = Callback.objects.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=late)
-    expired = Callback.objects.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    held = [pk for pk, until in held_hooks().items() if until is None or until > now]
+    callbacks = Callback.objects.exclude(hook_id__in=held)
+    waiting = callbacks.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=late)
+    expired = callbacks.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
     return waiting.exists() or expired.exists()
 
 
