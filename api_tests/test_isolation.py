@@ -32,7 +32,7 @@ from http_hooks.delivery.claims import renew_lease
 from http_hooks.delivery.outcomes import insert_attempts
 from http_hooks.delivery.reconnect import with_reconnect
 from http_hooks.delivery.sender import OUTCOME_WINDOW_SIZE
-from http_hooks.models import Attempt, Callback
+from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.settings import hooks_settings as live_settings
 from shop.models import Order
 
@@ -160,6 +160,63 @@ def test_three_hanging_hooks_never_take_every_transfer_from_a_healthy_one(make_h
     assert held_meanwhile
     assert sorted(held.values()) == [1, 1, 12]
     assert len(receiver.requests) == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_hooks_never_take_the_last_transfers_however_many_hang(make_hook, receiver):
+    """Six hooks whose receiver hangs and whose last try failed (as a hanging one's does
+    at its timeout), claimed first: they share the first three quarters of the
+    transfers (the first holds its 12), and the last quarter goes to the healthy hook
+    alone, so that its 50 all go out while the hanging requests are held. Before, a
+    hook with none in flight took one of the last transfers however it had fared, and
+    four hanging hooks more than the first took them all."""
+    hold = threading.Event()
+    hanging = Receiver().start()
+    slow = []
+    for name in "abcdef":
+        hanging.respond(f"/{name}", hold=hold)
+        slow.append(make_hook(target_url=hanging.url(f"/{name}")))
+    Hook.objects.filter(pk__in=[hook.pk for hook in slow]).update(consecutive_failures=1)
+    fast = make_hook()
+    save_orders(50)
+    due_in_turn(*slow, fast)
+    healthy = Callback.objects.filter(hook=fast)
+    try:
+        with sending_meanwhile(hold, BATCH_SIZE=50, CONCURRENCY=16):
+            wait_until(
+                lambda: healthy.filter(status="sent").count() == 50,
+                timeout=45,
+                message=lambda: (
+                    f"healthy sent: {healthy.filter(status='sent').count()}, "
+                    f"hanging requests: {Counter(r.path for r in hanging.requests)}"
+                ),
+            )
+            held = Counter(request.path for request in hanging.requests)
+            held_meanwhile = not hold.is_set()
+    finally:
+        hanging.stop()
+    assert held_meanwhile
+    assert held == {"/a": 12}
+    assert len(receiver.requests) == 50
+
+
+def test_a_failing_hook_is_not_idle_until_a_try_of_it_succeeds():
+    """The queue's side: the last transfers (``idle_only``) skip a failing hook, even
+    with none of its transfers in flight."""
+    from http_hooks.delivery.sender import FairQueue
+
+    queue = FairQueue(limit=2)
+    callbacks = [Callback(pk=n, hook_id=hook_id) for n, hook_id in enumerate([1, 2, 1, 2])]
+    queue.add(callbacks)
+    queue.failing.add(1)
+    assert queue.ready(idle_only=True)
+    assert queue.take(idle_only=True).hook_id == 2
+    assert not queue.ready(idle_only=True)  # 1 fails, 2 has a transfer in flight
+    assert queue.take(idle_only=True) is None
+    assert queue.take().hook_id == 1  # the other transfers still go to it
+    queue.failing.discard(1)
+    queue.done(1)
+    assert queue.take(idle_only=True).hook_id == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -71,7 +71,8 @@ TOKEN_LIFETIME = 0.1
 class FairQueue:
     """Claimed callbacks waiting for a transfer: one queue per hook, served
     round-robin; a hook holding ``limit`` transfers waits until one ends. The last
-    free transfers (``take(idle_only=True)``) go to hooks with none in flight."""
+    free transfers (``take(idle_only=True)``) go to idle hooks: with none in flight,
+    and not ``failing``."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -83,6 +84,9 @@ class FairQueue:
         self.size = 0
         # Hooks whose turns come first: rate-limited ones, whose callbacks hold tokens.
         self.first: set[int] = set()
+        # Hooks whose last try failed (the sender says which): a receiver that hangs
+        # fails by its timeout, and once known it takes no more of the last transfers.
+        self.failing: set[int] = set()
 
     def __len__(self) -> int:
         return self.size
@@ -108,13 +112,16 @@ class FairQueue:
             self.size += 1
             self._offer(hook_id)
 
+    def idle(self, hook_id: int) -> bool:
+        return not self.in_flight[hook_id] and hook_id not in self.failing
+
     def take(self, *, idle_only: bool = False) -> Callback | None:
         """The next callback to send (its hook's transfer counted), or None; with
-        ``idle_only``, of a hook with no transfer in flight. Hooks passed over keep
-        their turn; at most as many as there are transfers in flight are."""
+        ``idle_only``, of an idle hook. Hooks passed over keep their turn; at most as
+        many as there are transfers in flight or failing hooks waiting are."""
         for _ in range(len(self.turns)):
             hook_id = self.turns[0]
-            if not idle_only or not self.in_flight[hook_id]:
+            if not idle_only or self.idle(hook_id):
                 break
             self.turns.rotate(-1)
         else:
@@ -141,7 +148,7 @@ class FairQueue:
         """True when a waiting callback may start now (``take``)."""
         if not idle_only:
             return bool(self.turns)
-        return any(not self.in_flight[hook_id] for hook_id in self.turns)
+        return any(self.idle(hook_id) for hook_id in self.turns)
 
     def room(self, hook_id: int) -> int:
         """Transfers ``hook_id`` may start besides those it holds and has waiting."""
@@ -242,10 +249,12 @@ class _Run:
         self.token = uuid.uuid4()
         self.queue = FairQueue(hooks_settings.hook_concurrency)
         self.concurrency = int(hooks_settings.CONCURRENCY)
-        # The last quarter of the transfers is kept for hooks with none in flight: two
-        # or three receivers that hang (each holding its share until the read timeout)
-        # must not take every transfer from the others. Not more than one hook's share
-        # leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook have them all.
+        # The last quarter of the transfers is kept for idle hooks (``FairQueue``: none
+        # in flight, not failing): two or three receivers that hang (each holding its
+        # share until the read timeout) must not take every transfer from the others,
+        # nor can more of them, nor their probes, once their timeouts have come. Not
+        # more than one hook's share leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook
+        # have them all.
         share = hooks_settings.hook_concurrency
         self.reserve = max(0, min(self.concurrency // 4, self.concurrency - share))
         self.batch_size = int(hooks_settings.BATCH_SIZE)
@@ -264,8 +273,8 @@ class _Run:
         self.shapes: dict[tuple[int, str], RequestShape] = {}
         self.ended: list[tuple[Callback, Outcome]] = []
         # This run's probes of paused hooks (callback id: hook id) until their outcome
-        # is written, and each failing hook's failed tries in a row as far as this run
-        # knows (``health``).
+        # is written, and each hook's failed tries in a row as far as this run knows
+        # (``health``; 0 after a success), before that as its row said at the claim.
         self.probes: dict[int, int] = {}
         self.failures: dict[int, int] = {}
         # Callbacks of rate-limited hooks: when their token was taken (time.monotonic());
@@ -455,6 +464,9 @@ class _Run:
         if limited:
             now = time.monotonic()
             self.token_taken.update((c.pk, now) for c in batch if c.hook_id in limited)
+        self.queue.failing.update(
+            c.hook_id for c in batch if self.failures.get(c.hook_id, c.hook.consecutive_failures)
+        )
         self.queue.add(batch, first=limited)
         return len(batch)
 
@@ -540,10 +552,12 @@ class _Run:
             self.window_ends = time.monotonic() + OUTCOME_WINDOW
         hook_id = callback.hook_id
         if outcome.ok:
-            self.failures.pop(hook_id, None)
+            self.failures[hook_id] = 0
+            self.queue.failing.discard(hook_id)
         else:
             failures = self.failures.get(hook_id, callback.hook.consecutive_failures) + 1
             self.failures[hook_id] = failures
+            self.queue.failing.add(hook_id)
             if stops_hook(outcome) or failures >= self.stopping_failures:
                 self.window_ends = 0.0
         if callback.ordering_key and not self.queue.ready():
