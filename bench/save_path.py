@@ -25,7 +25,10 @@ against no hook, with the figures the bars of issue 13 ask for.
     127.0.0.1 (nginx when installed, as in ``bench/delivery.py``). Before each
     round the worker has sent everything, so each round starts alike. Prints
     the saves per second of each case (median of the rounds) and their ratio.
-    Bar: with hooks at least 0.5 times the throughput without.
+    Bar: with hooks at least 0.5 times the throughput without. A third case,
+    the hooks on with the worker stopped (SIGSTOP, then SIGCONT and it sends
+    the round's callbacks before the next), shows the save path's own cost
+    apart from the share of the cores the sending takes.
 
 Run both (each part in a process of its own, Django being set up once per
 process)::
@@ -43,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -322,7 +326,8 @@ def threaded(threads: int, hooks: int, seconds: float, rounds: int) -> None:
             env={**os.environ, **env, "DJANGO_DEBUG": "0"},
             stdout=subprocess.DEVNULL,
         )
-        cases = ["hooks off", f"{hooks} hooks"]
+        hooked, paused = f"{hooks} hooks", f"{hooks} hooks, worker stopped"
+        cases = ["hooks off", hooked, paused]
         samples: dict[str, list[float]] = defaultdict(list)
         sent = 0
         try:
@@ -333,14 +338,20 @@ def threaded(threads: int, hooks: int, seconds: float, rounds: int) -> None:
                         if hook.enabled != (case != "hooks off"):
                             set_hook_enabled(hook, case != "hooks off")
                     drain()
-                    samples[case].append(save_for(seconds, threads))
+                    if case == paused:
+                        os.kill(worker.pid, signal.SIGSTOP)
+                    try:
+                        samples[case].append(save_for(seconds, threads))
+                    finally:
+                        if case == paused:
+                            os.kill(worker.pid, signal.SIGCONT)
             drain()
             sent = Callback.objects.filter(status="sent").count()
         finally:
             worker.terminate()
             worker.wait(timeout=60)
     median = {case: statistics.median(values) for case, values in samples.items()}
-    ratio = median[cases[1]] / median[cases[0]]
+    ratio = median[hooked] / median["hooks off"]
     print(
         f"(b) PostgreSQL, {threads} threads saving for {seconds:.0f} s x {rounds} rounds "
         f"(taking turns), a send_callbacks --loop worker running; median saves/s"
@@ -351,6 +362,10 @@ def threaded(threads: int, hooks: int, seconds: float, rounds: int) -> None:
     print(f"    callbacks sent by the worker: {sent}")
     verdict = "met" if ratio >= 0.5 else "NOT met"
     print(f"    bar: with hooks / without >= 0.5: {ratio:.2f}x, {verdict}")
+    print(
+        f"    the save path alone (worker stopped) / without: "
+        f"{median[paused] / median['hooks off']:.2f}x"
+    )
 
 
 def main() -> None:
