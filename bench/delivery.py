@@ -16,12 +16,15 @@
    script (which holds the 100,000 rows it stored) would report this script's
    size, not the sender's.
 4. Isolation: stores callbacks for a hook whose receiver accepts connections
-   and never answers (``--hanging``, 1,000), starts ``manage.py send_callbacks
-   --loop`` in a child and, once it sends, for ``--isolation-seconds`` (10)
-   adds callbacks for a healthy hook at a steady 200 a second. It prints the
-   healthy hook's latency from creation to being marked ``sent`` (median, p95,
-   max): with the hanging hook
-   holding its share of the sender, the others must still go out at once.
+   and never answers (``--hanging``, 1,000; over ``--hanging-hooks`` such hooks,
+   1), starts ``manage.py send_callbacks --loop`` in a child and, once it
+   sends, for ``--isolation-seconds`` (10) adds callbacks for a healthy hook at
+   a steady 200 a second. It prints the healthy hook's latency from creation to
+   being marked ``sent`` (median, p95, max): with the hanging hook holding its
+   share of the sender, the others must still go out at once. More hanging
+   hooks than the last quarter of the transfers has slots (4 of the default 16)
+   hold them all until their first read timeout (15 s by default): run that
+   case for longer than the timeout to see what comes after it.
 
 Run it with ``make bench`` or::
 
@@ -29,6 +32,7 @@ Run it with ``make bench`` or::
                                        [--rss-callbacks 100000]   # 0 skips step 3
                                        [--rounds 3]
                                        [--hanging 1000]          # 0 skips step 4
+                                       [--hanging-hooks 1]
                                        [--isolation-seconds 10]
 
 The receiver is nginx answering 204 on 127.0.0.1, started by this script with
@@ -315,8 +319,10 @@ def hanging_receiver():
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
 
 
-def isolation(env: dict[str, str], healthy_url: str, hanging: int, seconds: float) -> None:
-    """A healthy hook's latency (created to marked sent) while another hook hangs,
+def isolation(
+    env: dict[str, str], healthy_url: str, hanging: int, hooks: int, seconds: float
+) -> None:
+    """A healthy hook's latency (created to marked sent) while ``hooks`` others hang,
     with ``manage.py send_callbacks --loop`` as the sender, in a process of its own."""
     from django.utils import timezone
 
@@ -324,7 +330,8 @@ def isolation(env: dict[str, str], healthy_url: str, hanging: int, seconds: floa
 
     rate = 200
     with hanging_receiver() as hanging_url:
-        store_callbacks(make_hook(hanging_url), hanging)
+        for n in range(hooks):
+            store_callbacks(make_hook(f"{hanging_url}/{n}"), hanging // hooks)
         healthy = make_hook(healthy_url)
         worker = subprocess.Popen(
             [sys.executable, ROOT / "demo" / "manage.py", "send_callbacks", "--loop", "--quiet"],
@@ -369,8 +376,9 @@ def isolation(env: dict[str, str], healthy_url: str, hanging: int, seconds: floa
     if len(latencies) != added:
         raise SystemExit(f"isolation: {len(latencies)} of {added} healthy callbacks sent")
     p95 = latencies[int(len(latencies) * 0.95) - 1]
+    beside = "a hanging one" if hooks == 1 else f"{hooks} hanging ones"
     print(
-        f"{'healthy hook beside a hanging one':<34} {added:>7} at {rate}/s: latency median "
+        f"{'healthy hook beside ' + beside:<34} {added:>7} at {rate}/s: latency median "
         f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
         f"max {latencies[-1] * 1000:.0f} ms ({hanging} callbacks to a receiver that never answers)"
     )
@@ -383,6 +391,7 @@ def main() -> None:
     parser.add_argument("--rss-callbacks", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hanging", type=int, default=1000)
+    parser.add_argument("--hanging-hooks", type=int, default=1)
     parser.add_argument("--isolation-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
@@ -419,7 +428,7 @@ def main() -> None:
             sender_process(env, args.rss_callbacks)
         if args.hanging:
             Callback.objects.all().delete()
-            isolation(env, url, args.hanging, args.isolation_seconds)
+            isolation(env, url, args.hanging, args.hanging_hooks, args.isolation_seconds)
 
 
 if __name__ == "__main__":
