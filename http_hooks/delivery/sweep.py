@@ -37,7 +37,7 @@ from datetime import timedelta
 
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import CommandError
-from django.db import close_old_connections, connection, connections
+from django.db import DatabaseError, close_old_connections, connection, connections
 from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
@@ -77,19 +77,53 @@ def overdue() -> bool:
 @contextmanager
 def sweep_turn() -> Iterator[bool]:
     """Whether this process may sweep now: on PostgreSQL, whether it took the advisory
-    lock (held until the block ends); elsewhere always."""
+    lock (held until the block ends); elsewhere always.
+
+    A sweeper that stops answering while it holds the lock (a frozen process or
+    virtual machine, a host gone without closing its connection) must not stop
+    every worker's sweeps for good: PostgreSQL would keep the lock as long as it
+    keeps the session, which it does for hours without TCP keepalives. So while
+    the lock is held, its session has an ``idle_session_timeout`` of
+    ``LEASE_SECONDS`` (PostgreSQL 14 and later): idle for that long, the server
+    ends the session and the lock with it, and the next worker's turn sweeps
+    what was left (the callbacks of the frozen sweeper's claims as well, their
+    lease over too). A live sweep is never idle that long unless a try takes
+    longer (``TIMEOUT``); it then loses the lock, not its work: it reconnects,
+    and goes on beside whoever sweeps next, the claims keeping them apart.
+    """
     if connection.vendor != "postgresql":
         yield True
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK])
         (taken,) = cursor.fetchone()
+        if taken and connection.pg_version >= 140000:
+            cursor.execute(
+                "SELECT set_config('idle_session_timeout', %s, false)",
+                [f"{int(hooks_settings.LEASE_SECONDS)}s"],
+            )
+    session = connection.connection
     try:
         yield taken
     finally:
-        if taken:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK])
+        if taken and connection.connection is session:
+            _release_turn()
+
+
+def _release_turn() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('idle_session_timeout', '0', false), pg_advisory_unlock(%s)",
+                [SWEEP_LOCK],
+            )
+    except DatabaseError:
+        # The server ended the session (``idle_session_timeout``): the lock went with it.
+        logger.warning(
+            "sweep: the database ended this sweeper's session, idle for LEASE_SECONDS while "
+            "it held the sweep's lock; the lock went with it"
+        )
+        connection.close()
 
 
 def sweep(*, stop: Callable[[], bool] | None = None) -> DeliveryReport | None:
