@@ -72,7 +72,7 @@ class FairQueue:
     """Claimed callbacks waiting for a transfer: one queue per hook, served
     round-robin; a hook holding ``limit`` transfers waits until one ends. The last
     free transfers (``take(idle_only=True)``) go to idle hooks: with none in flight,
-    and not ``failing``."""
+    and not ``slow``."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -84,9 +84,10 @@ class FairQueue:
         self.size = 0
         # Hooks whose turns come first: rate-limited ones, whose callbacks hold tokens.
         self.first: set[int] = set()
-        # Hooks whose last try failed (the sender says which): a receiver that hangs
-        # fails by its timeout, and once known it takes no more of the last transfers.
-        self.failing: set[int] = set()
+        # Hooks whose last try was slow (the sender says which): a receiver that hangs
+        # holds a transfer until its timeout, and once known it takes no more of the
+        # last transfers.
+        self.slow: set[int] = set()
 
     def __len__(self) -> int:
         return self.size
@@ -113,12 +114,12 @@ class FairQueue:
             self._offer(hook_id)
 
     def idle(self, hook_id: int) -> bool:
-        return not self.in_flight[hook_id] and hook_id not in self.failing
+        return not self.in_flight[hook_id] and hook_id not in self.slow
 
     def take(self, *, idle_only: bool = False) -> Callback | None:
         """The next callback to send (its hook's transfer counted), or None; with
         ``idle_only``, of an idle hook. Hooks passed over keep their turn; at most as
-        many as there are transfers in flight or failing hooks waiting are."""
+        many as there are transfers in flight or slow hooks waiting are."""
         for _ in range(len(self.turns)):
             hook_id = self.turns[0]
             if not idle_only or self.idle(hook_id):
@@ -250,11 +251,13 @@ class _Run:
         self.queue = FairQueue(hooks_settings.hook_concurrency)
         self.concurrency = int(hooks_settings.CONCURRENCY)
         # The last quarter of the transfers is kept for idle hooks (``FairQueue``: none
-        # in flight, not failing): two or three receivers that hang (each holding its
+        # in flight, not slow): two or three receivers that hang (each holding its
         # share until the read timeout) must not take every transfer from the others,
-        # nor can more of them, nor their probes, once their timeouts have come. Not
-        # more than one hook's share leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook
-        # have them all.
+        # nor can more of them once each has had a slow try. Not more than one hook's
+        # share leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook have them all.
+        # Slow: a try of at least the connect timeout, more than a receiver that
+        # answers takes, less than one that hangs holds its transfer.
+        self.slow_ms = hooks_settings.connect_timeout * 1000
         share = hooks_settings.hook_concurrency
         self.reserve = max(0, min(self.concurrency // 4, self.concurrency - share))
         self.batch_size = int(hooks_settings.BATCH_SIZE)
@@ -273,8 +276,8 @@ class _Run:
         self.shapes: dict[tuple[int, str], RequestShape] = {}
         self.ended: list[tuple[Callback, Outcome]] = []
         # This run's probes of paused hooks (callback id: hook id) until their outcome
-        # is written, and each hook's failed tries in a row as far as this run knows
-        # (``health``; 0 after a success), before that as its row said at the claim.
+        # is written, and each failing hook's failed tries in a row as far as this run
+        # knows (``health``).
         self.probes: dict[int, int] = {}
         self.failures: dict[int, int] = {}
         # Callbacks of rate-limited hooks: when their token was taken (time.monotonic());
@@ -464,9 +467,6 @@ class _Run:
         if limited:
             now = time.monotonic()
             self.token_taken.update((c.pk, now) for c in batch if c.hook_id in limited)
-        self.queue.failing.update(
-            c.hook_id for c in batch if self.failures.get(c.hook_id, c.hook.consecutive_failures)
-        )
         self.queue.add(batch, first=limited)
         return len(batch)
 
@@ -551,13 +551,15 @@ class _Run:
         if not self.ended:
             self.window_ends = time.monotonic() + OUTCOME_WINDOW
         hook_id = callback.hook_id
+        if outcome.duration_ms >= self.slow_ms:
+            self.queue.slow.add(hook_id)
+        else:
+            self.queue.slow.discard(hook_id)
         if outcome.ok:
-            self.failures[hook_id] = 0
-            self.queue.failing.discard(hook_id)
+            self.failures.pop(hook_id, None)
         else:
             failures = self.failures.get(hook_id, callback.hook.consecutive_failures) + 1
             self.failures[hook_id] = failures
-            self.queue.failing.add(hook_id)
             if stops_hook(outcome) or failures >= self.stopping_failures:
                 self.window_ends = 0.0
         if callback.ordering_key and not self.queue.ready():
