@@ -207,6 +207,31 @@ def test_the_date_preparation_is_shared_by_the_same_object_only():
     assert prepare([first]) == prepare([first]) == [earlier]
 
 
+def test_instances_made_by_position_are_those_made_by_keyword():
+    """``bulk.instance_maker``: the fields given, every other one at its default, a
+    callable default (the event id, the dates) called for each instance; a name the
+    model does not have is refused."""
+    import datetime
+
+    from http_hooks.bulk import instance_maker
+
+    now = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
+    given = {"hook_id": 7, "object_id": "42", "next_attempt_at": now, "status": "error"}
+    make = instance_maker(Callback, tuple(given))
+    first, second = make(*given.values()), make(*given.values())
+    by_keyword = Callback(**given)
+    called = {"event_id", "create_datetime", "update_datetime"}  # uuid7, timezone.now
+    for field in Callback._meta.concrete_fields:
+        if field.attname not in called:
+            assert getattr(first, field.attname) == getattr(by_keyword, field.attname), field
+        else:
+            assert getattr(first, field.attname) != getattr(second, field.attname), field
+    assert first.event_id.version == 7
+    assert first._state.adding and first.pk is None
+    with pytest.raises(ValueError, match="Callback has no field nope"):
+        instance_maker(Callback, ("hook_id", "nope"))
+
+
 def test_event_ids_are_version_7_uuids_ordered_by_creation_time(make_hook, monkeypatch):
     """RFC 9562 version 7: the first 48 bits are the creation time in milliseconds,
     so that their unique index grows at its end."""

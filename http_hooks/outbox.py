@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
-from .bulk import insert_returning
+from .bulk import insert_returning, instance_maker
 from .delivery.ordering import render_ordering_key
 from .dispatch import enqueue_on_commit
 from .events import SAVE_SIGNALS, model_event_type
@@ -178,20 +178,36 @@ def build_callback(
     return _fill(callback, hook, context, build)
 
 
+_NEW_CALLBACK = (
+    "hook_id",
+    "event_type",
+    "object_type",
+    "object_id",
+    "owner",
+    "target_url",
+    "http_method",
+    "content_type",
+    "status",
+    "next_attempt_at",
+    "create_datetime",
+    "update_datetime",
+)
+
+
 def _new_callback(hook: Hook, event_type: str, object_type: str, object_id: str, now) -> Callback:
-    return Callback(
-        hook_id=hook.pk,
-        event_type=event_type,
-        object_type=object_type,
-        object_id=object_id,
-        owner=hook.owner,
-        target_url=hook.target_url,
-        http_method=hook.http_method,
-        content_type=hook.content_type,
-        status=CallbackStatus.WAITING,
-        next_attempt_at=now,
-        create_datetime=now,
-        update_datetime=now,
+    return instance_maker(Callback, _NEW_CALLBACK)(
+        hook.pk,
+        event_type,
+        object_type,
+        object_id,
+        hook.owner,
+        hook.target_url,
+        hook.http_method,
+        hook.content_type,
+        CallbackStatus.WAITING,
+        now,
+        now,
+        now,
     )
 
 
