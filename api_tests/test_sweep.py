@@ -42,11 +42,13 @@ def test_one_sweeper_at_a_time():
     finally:
         done.set()
         thread.join(30)
-    assert my_turn() is True
-    # Between turns the session has no idle timeout of its own.
+    # The session's own idle timeout (a database administrator's, say) is back after a turn.
     with connection.cursor() as cursor:
+        cursor.execute("SET idle_session_timeout = '1h'")
+        assert my_turn() is True
         cursor.execute("SHOW idle_session_timeout")
-        assert cursor.fetchone() == ("0",)
+        assert cursor.fetchone() == ("1h",)
+        cursor.execute("RESET idle_session_timeout")
 
 
 @override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "LEASE_SECONDS": 1})

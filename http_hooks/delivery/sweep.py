@@ -94,10 +94,13 @@ def sweep_turn() -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
+    timeout = None  # the session's own, put back after the turn
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK])
         (taken,) = cursor.fetchone()
         if taken and connection.pg_version >= 140000:
+            cursor.execute("SELECT current_setting('idle_session_timeout')")
+            (timeout,) = cursor.fetchone()
             cursor.execute(
                 "SELECT set_config('idle_session_timeout', %s, false)",
                 [f"{int(hooks_settings.LEASE_SECONDS)}s"],
@@ -107,16 +110,15 @@ def sweep_turn() -> Iterator[bool]:
         yield taken
     finally:
         if taken and connection.connection is session:
-            _release_turn()
+            _release_turn(timeout)
 
 
-def _release_turn() -> None:
+def _release_turn(timeout: str | None) -> None:
     try:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('idle_session_timeout', '0', false), pg_advisory_unlock(%s)",
-                [SWEEP_LOCK],
-            )
+            if timeout is not None:
+                cursor.execute("SELECT set_config('idle_session_timeout', %s, false)", [timeout])
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK])
     except DatabaseError:
         # The server ended the session (``idle_session_timeout``): the lock went with it.
         logger.warning(
