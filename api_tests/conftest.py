@@ -64,6 +64,15 @@ def same_db_env():
     return env
 
 
+@pytest.fixture(autouse=True)
+def _no_slow_hooks_of_other_tests():
+    """The sender's memory of slow hooks lives as long as the process: hook ids of
+    another test (reused after its rollback on SQLite) must not be in it."""
+    from http_hooks.delivery.sender import SLOW_HOOKS
+
+    SLOW_HOOKS.clear()
+
+
 @pytest.fixture
 def receiver():
     server = Receiver().start()

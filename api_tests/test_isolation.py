@@ -207,6 +207,46 @@ def test_slow_hooks_never_take_the_last_transfers_however_many_hang(make_hook, r
     assert len(receiver.requests) == 50
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_knows_the_slow_hooks_of_the_runs_before_it(make_hook, receiver):
+    """Runs are often short (a task's, a sweep's, a loop's poll), and a hanging try
+    outlasts them: six hooks whose tries were slow in an earlier run of this process
+    take none of the last transfers of the next run from its start, though every
+    request of theirs now hangs, and the healthy hook's 50 go out meanwhile."""
+    hold = threading.Event()
+    hanging = Receiver().start()
+    slow = []
+    for name in "abcdef":
+        hanging.respond(f"/{name}", delay=0.3)
+        slow.append(make_hook(target_url=hanging.url(f"/{name}")))
+    save_orders(1)
+    with hooks_settings(TIMEOUT=(0.2, 60.0)):
+        assert send_callbacks().sent == 6  # slow, all of them
+    for name in "abcdef":
+        hanging.respond(f"/{name}", hold=hold)
+    fast = make_hook()
+    save_orders(50)
+    due_in_turn(*slow, fast)
+    healthy = Callback.objects.filter(hook=fast)
+    try:
+        with sending_meanwhile(hold, BATCH_SIZE=50, CONCURRENCY=16, TIMEOUT=(0.2, 60.0)):
+            wait_until(
+                lambda: healthy.filter(status="sent").count() == 50,
+                timeout=45,
+                message=lambda: (
+                    f"healthy sent: {healthy.filter(status='sent').count()}, "
+                    f"hanging requests: {Counter(r.path for r in hanging.requests)}"
+                ),
+            )
+            held = len(hanging.requests) - 6
+            held_meanwhile = not hold.is_set()
+    finally:
+        hanging.stop()
+    assert held_meanwhile
+    assert held <= 12
+    assert len(receiver.requests) == 50
+
+
 def test_the_last_transfers_skip_a_slow_hook_until_a_try_of_it_is_quick():
     """The queue's side: the last transfers (``idle_only``) skip a slow hook, even with
     none of its transfers in flight."""

@@ -68,13 +68,19 @@ CLAIM_PAUSE_MAX = 0.5
 TOKEN_LIFETIME = 0.1
 
 
+# The hooks whose last try in this process was slow (``_Run.end``), for every run
+# of the process: a run is often short (a task's, a sweep's, a loop's poll), and a
+# hanging receiver's try often outlasts it. A quick try takes its hook out.
+SLOW_HOOKS: set[int] = set()
+
+
 class FairQueue:
     """Claimed callbacks waiting for a transfer: one queue per hook, served
     round-robin; a hook holding ``limit`` transfers waits until one ends. The last
     free transfers (``take(idle_only=True)``) go to idle hooks: with none in flight,
     and not ``slow``."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, slow: set[int] | None = None) -> None:
         self.limit = limit
         self.waiting: dict[int, deque[Callback]] = {}
         self.in_flight: Counter[int] = Counter()
@@ -87,7 +93,7 @@ class FairQueue:
         # Hooks whose last try was slow (the sender says which): a receiver that hangs
         # holds a transfer until its timeout, and once known it takes no more of the
         # last transfers.
-        self.slow: set[int] = set()
+        self.slow = set() if slow is None else slow
 
     def __len__(self) -> int:
         return self.size
@@ -248,16 +254,16 @@ class _Run:
         self.progress = progress
         self.stop = stop or (lambda: False)
         self.token = uuid.uuid4()
-        self.queue = FairQueue(hooks_settings.hook_concurrency)
+        self.queue = FairQueue(hooks_settings.hook_concurrency, SLOW_HOOKS)
         self.concurrency = int(hooks_settings.CONCURRENCY)
         # The last quarter of the transfers is kept for idle hooks (``FairQueue``: none
         # in flight, not slow): two or three receivers that hang (each holding its
         # share until the read timeout) must not take every transfer from the others,
         # nor can more of them once each has had a slow try. Not more than one hook's
         # share leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook have them all.
-        # Slow: a try of at least the connect timeout, more than a receiver that
-        # answers takes, less than one that hangs holds its transfer.
-        self.slow_ms = hooks_settings.connect_timeout * 1000
+        # Slow: a try of at least the shorter timeout, more than a receiver that answers
+        # takes, no more than one that hangs holds its transfer.
+        self.slow_ms = min(hooks_settings.connect_timeout, hooks_settings.read_timeout) * 1000
         share = hooks_settings.hook_concurrency
         self.reserve = max(0, min(self.concurrency // 4, self.concurrency - share))
         self.batch_size = int(hooks_settings.BATCH_SIZE)
