@@ -32,7 +32,7 @@ from http_hooks.delivery.claims import renew_lease
 from http_hooks.delivery.outcomes import insert_attempts
 from http_hooks.delivery.reconnect import with_reconnect
 from http_hooks.delivery.sender import OUTCOME_WINDOW_SIZE
-from http_hooks.models import Attempt, Callback
+from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.settings import hooks_settings as live_settings
 from shop.models import Order
 
@@ -123,6 +123,23 @@ def healthy_beside(hanging: Receiver, slow: list, hold: threading.Event, make_ho
     return seen
 
 
+def six_slow_hooks(make_hook, hold: threading.Event) -> tuple[Receiver, list]:
+    """Six hooks whose one try each was slow (longer than the shorter timeout, 0.2 s)
+    in a run that is over; from now on their receiver holds every request until
+    ``hold`` is set."""
+    hanging = Receiver().start()
+    slow = []
+    for name in "abcdef":
+        hanging.respond(f"/{name}", delay=0.3)
+        slow.append(make_hook(target_url=hanging.url(f"/{name}")))
+    save_orders(1)
+    with hooks_settings(TIMEOUT=(0.2, 60.0)):
+        assert send_callbacks().sent == 6  # slow, all of them
+    for name in "abcdef":
+        hanging.respond(f"/{name}", hold=hold)
+    return hanging, slow
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_hanging_hook_never_delays_a_healthy_one(make_hook, receiver):
     """100 callbacks to a hanging receiver, claimed first, and 100 to a healthy one:
@@ -205,19 +222,58 @@ def test_a_run_knows_the_slow_hooks_of_the_runs_before_it(make_hook, receiver):
     take none of the last transfers of the next run from its start, though every
     request of theirs now hangs, and the healthy hook's 50 go out meanwhile."""
     hold = threading.Event()
-    hanging = Receiver().start()
-    slow = []
-    for name in "abcdef":
-        hanging.respond(f"/{name}", delay=0.3)
-        slow.append(make_hook(target_url=hanging.url(f"/{name}")))
-    save_orders(1)
-    with hooks_settings(TIMEOUT=(0.2, 60.0)):
-        assert send_callbacks().sent == 6  # slow, all of them
-    for name in "abcdef":
-        hanging.respond(f"/{name}", hold=hold)
+    hanging, slow = six_slow_hooks(make_hook, hold)
     seen = healthy_beside(hanging, slow, hold, make_hook, TIMEOUT=(0.2, 60.0))
     assert seen.total() - 6 <= 12  # held: the first three quarters at most
     assert len(receiver.requests) == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_sender_knows_the_slow_hooks_other_senders_met(make_hook, receiver):
+    """A sender that starts (a new process: a restart, a Celery worker, one of
+    ``--processes``) knows nothing of its own; it reads the hooks' rows, where the
+    sender that met their slow tries wrote ``slow_since``. Six such hooks take none of
+    its last transfers from its start, though every request of theirs now hangs, and
+    the healthy hook's 50 go out meanwhile. Before, each hook had to be found out
+    again by a slow try in each process, while the six held every transfer."""
+    from http_hooks.delivery.sender import SLOW_HOOKS
+
+    hold = threading.Event()
+    hanging, slow = six_slow_hooks(make_hook, hold)
+    assert all(hook.slow_since for hook in Hook.objects.filter(pk__in=[h.pk for h in slow]))
+    SLOW_HOOKS.clear()  # all that a new process knows
+    seen = healthy_beside(hanging, slow, hold, make_hook, TIMEOUT=(0.2, 60.0))
+    assert seen.total() - 6 <= 12  # held: the first three quarters at most
+    assert len(receiver.requests) == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quick_try_clears_slow_since_and_a_slow_one_sets_it_once(
+    make_hook, receiver, staff_client
+):
+    """``slow_since`` is written when a hook's tries turn slow and when they turn quick
+    again, not at each slow try: it says since when. The hook's health shows it."""
+    hook = make_hook()
+    health = f"/api/hooks/{hook.pk}/health/"
+    receiver.respond(delay=0.3)
+    save_orders(1)
+    with hooks_settings(TIMEOUT=(0.2, 60.0)):
+        send_callbacks()
+        hook.refresh_from_db()
+        first = hook.slow_since
+        assert first is not None
+        assert staff_client.get(health).json()["slow_since"] is not None
+        save_orders(1)
+        send_callbacks()
+        hook.refresh_from_db()
+        assert hook.slow_since == first
+        receiver.respond()
+        save_orders(1)
+        send_callbacks()
+    hook.refresh_from_db()
+    assert hook.slow_since is None
+    assert staff_client.get(health).json()["slow_since"] is None
+    assert Callback.objects.filter(hook=hook, status="sent").count() == 3
 
 
 def test_the_last_transfers_skip_a_slow_hook_until_a_try_of_it_is_quick():

@@ -24,7 +24,10 @@
    share of the sender, the others must still go out at once. More hanging
    hooks than the last quarter of the transfers has slots (4 of the default 16)
    hold them all until their first read timeout (15 s by default): run that
-   case for longer than the timeout to see what comes after it.
+   case for longer than the timeout to see what comes after it. With
+   ``--restarted``, the sender measured is a second one, started after a first
+   had met every hanging hook and was killed: what a restart, or another
+   worker, knows of them (``Hook.slow_since``).
 
 Run it with ``make bench`` or::
 
@@ -33,7 +36,7 @@ Run it with ``make bench`` or::
                                        [--rounds 3]
                                        [--hanging 1000]          # 0 skips step 4
                                        [--hanging-hooks 1]
-                                       [--isolation-seconds 10]
+                                       [--isolation-seconds 10] [--restarted]
 
 The receiver is nginx answering 204 on 127.0.0.1, started by this script with
 a temporary configuration and stopped at the end (Debian:
@@ -320,23 +323,36 @@ def hanging_receiver():
 
 
 def isolation(
-    env: dict[str, str], healthy_url: str, hanging: int, hooks: int, seconds: float
+    env: dict[str, str],
+    healthy_url: str,
+    hanging: int,
+    hooks: int,
+    seconds: float,
+    restarted: bool = False,
 ) -> None:
     """A healthy hook's latency (created to marked sent) while ``hooks`` others hang,
-    with ``manage.py send_callbacks --loop`` as the sender, in a process of its own."""
+    with ``manage.py send_callbacks --loop`` as the sender, in a process of its own.
+    With ``restarted``, that sender is a second one: a first ran until each hanging
+    hook had had a slow try (``Hook.slow_since``), and was killed."""
     from django.utils import timezone
 
-    from http_hooks.models import Callback, CallbackStatus
+    from http_hooks.models import Callback, CallbackStatus, Hook
 
     rate = 200
+    command = [sys.executable, ROOT / "demo" / "manage.py", "send_callbacks", "--loop", "--quiet"]
+    worker_env = {**os.environ, **env, "DJANGO_DEBUG": "0"}
     with hanging_receiver() as hanging_url:
-        for n in range(hooks):
-            store_callbacks(make_hook(f"{hanging_url}/{n}"), hanging // hooks)
+        slow = [make_hook(f"{hanging_url}/{n}") for n in range(hooks)]
+        for hook in slow:
+            store_callbacks(hook, hanging // hooks)
+        if restarted:
+            first = subprocess.Popen(command, env=worker_env)
+            while Hook.objects.filter(pk__in=[h.pk for h in slow], slow_since=None).exists():
+                time.sleep(0.2)  # until the first sender has met every hanging hook
+            first.kill()
+            first.wait()
         healthy = make_hook(healthy_url)
-        worker = subprocess.Popen(
-            [sys.executable, ROOT / "demo" / "manage.py", "send_callbacks", "--loop", "--quiet"],
-            env={**os.environ, **env, "DJANGO_DEBUG": "0"},
-        )
+        worker = subprocess.Popen(command, env=worker_env)
         while not Callback.objects.filter(status=CallbackStatus.SENDING).exists():
             time.sleep(0.05)  # the worker is starting
         started = time.monotonic()
@@ -377,6 +393,8 @@ def isolation(
         raise SystemExit(f"isolation: {len(latencies)} of {added} healthy callbacks sent")
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     beside = "a hanging one" if hooks == 1 else f"{hooks} hanging ones"
+    if restarted:
+        beside += ", restarted"
     print(
         f"{'healthy hook beside ' + beside:<34} {added:>7} at {rate}/s: latency median "
         f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
@@ -393,6 +411,7 @@ def main() -> None:
     parser.add_argument("--hanging", type=int, default=1000)
     parser.add_argument("--hanging-hooks", type=int, default=1)
     parser.add_argument("--isolation-seconds", type=float, default=10.0)
+    parser.add_argument("--restarted", action="store_true")
     args = parser.parse_args()
 
     env = database_env(args.db, name=PG_NAME)
@@ -428,7 +447,14 @@ def main() -> None:
             sender_process(env, args.rss_callbacks)
         if args.hanging:
             Callback.objects.all().delete()
-            isolation(env, url, args.hanging, args.hanging_hooks, args.isolation_seconds)
+            isolation(
+                env,
+                url,
+                args.hanging,
+                args.hanging_hooks,
+                args.isolation_seconds,
+                restarted=args.restarted,
+            )
 
 
 if __name__ == "__main__":

@@ -162,6 +162,7 @@ HEALTH_FIELDS = [
     "last_success_at",
     "last_failure_at",
     "last_failure_reason",
+    "slow_since",
     "disabled_reason",
     "disabled_at",
 ]

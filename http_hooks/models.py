@@ -225,6 +225,17 @@ class Hook(models.Model):
         editable=False,
     )
     disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True, editable=False)
+    slow_since = models.DateTimeField(
+        _("slow since"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Since when its tries take at least the shorter timeout (a receiver that "
+            "hangs); empty once a try is quick. A slow hook gets no share of the "
+            "transfers kept for idle hooks, in any sender."
+        ),
+    )
     # The tenant: the primary key, as text, of an instance of OWNER_MODEL; empty for
     # a hook of the project itself. Text rather than a foreign key so that a
     # project picks any owner model (any primary key type) without a migration.

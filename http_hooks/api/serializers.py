@@ -971,6 +971,13 @@ class HookHealthSerializer(serializers.Serializer):
         help_text="Why the hook is paused now: `breaker`, `retry_after` (the receiver asked "
         "with `Retry-After`); empty when it is not.",
     )
+    slow_since = serializers.DateTimeField(
+        source="hook.slow_since",
+        allow_null=True,
+        help_text="Since when the hook's tries take at least the shorter of the connect and "
+        "read timeouts (a receiver that hangs); null once a try is quick. A slow hook gets "
+        "none of the transfers the senders keep for idle hooks.",
+    )
     enabled = serializers.BooleanField(source="hook.enabled")
     disabled_reason = serializers.ChoiceField(
         source="hook.disabled_reason",

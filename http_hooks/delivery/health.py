@@ -100,6 +100,13 @@ def is_gone(outcome: Outcome) -> bool:
     return outcome.status_code == GONE
 
 
+def slow_ms() -> float:
+    """A try that lasts this long (milliseconds) or longer is slow: the shorter of the
+    connect and read timeouts, more than a receiver that answers takes, no more than
+    one that hangs holds its transfer."""
+    return min(hooks_settings.connect_timeout, hooks_settings.read_timeout) * 1000
+
+
 def stops_hook(outcome: Outcome) -> bool:
     """True when ``outcome`` may pause or disable its hook by itself (429, 503, 410)."""
     return outcome.status_code in THROTTLING_STATUSES or is_gone(outcome)
@@ -198,6 +205,7 @@ def record_health(
     succeeded = {
         callback.hook_id: callback.hook for callback in batch if callback.hook_id not in troubled
     }
+    _record_speed(batch, outcomes, now)
     if succeeded:
         _record_successes(succeeded, now)
     if not troubled:
@@ -233,6 +241,37 @@ def record_health(
         for pk, hook in hooks.items()
         if hook.disabled_reason or (hook.paused_until is not None and hook.paused_until > now)
     }
+
+
+def _record_speed(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: datetime) -> None:
+    """``slow_since`` of the hooks whose tries turned slow, or quick again, in this
+    window (each hook's last try decides), against the hooks as they were claimed.
+    A sender that starts reads it (``Sender.claim``): a receiver that hangs is
+    known to every sender once one has met it, not found out by a timeout in each.
+    Written only on a change: a hook that stays quick (or slow) costs no write."""
+    threshold = slow_ms()
+    last: dict[int, tuple[Callback, bool]] = {}
+    for callback, outcome in zip(batch, outcomes, strict=True):
+        last[callback.hook_id] = (callback, outcome.duration_ms >= threshold)
+    turned: dict[bool, list[Hook]] = {True: [], False: []}
+    for callback, slow in last.values():
+        hook = callback.hook
+        if slow == (hook.slow_since is None):
+            turned[slow].append(hook)
+    if turned[True]:
+        Hook.objects.filter(
+            pk__in=[hook.pk for hook in turned[True]], slow_since__isnull=True
+        ).update(slow_since=now)
+    if turned[False]:
+        Hook.objects.filter(pk__in=[hook.pk for hook in turned[False]]).update(slow_since=None)
+
+    def written() -> None:
+        for slow, hooks in turned.items():
+            for hook in hooks:
+                hook.slow_since = now if slow else None
+
+    if turned[True] or turned[False]:
+        transaction.on_commit(written)
 
 
 def _state(hook: Hook) -> tuple[object, ...]:

@@ -41,7 +41,7 @@ from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
 from .claims import LeaseKeeper, claim_batch, claim_probe, release_claims
 from .collector import fewer_collections
-from .health import held_hooks, stopping_failures, stops_hook
+from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
 from .outcomes import DeliveryReport, record_outcomes
 from .rates import RateLimits
@@ -68,9 +68,10 @@ CLAIM_PAUSE_MAX = 0.5
 TOKEN_LIFETIME = 0.1
 
 
-# The hooks whose last try in this process was slow (``_Run.end``), for every run
-# of the process: a run is often short (a task's, a sweep's, a loop's poll), and a
-# hanging receiver's try often outlasts it. A quick try takes its hook out.
+# The hooks whose last try in this process was slow (``_Run.end``), or whose row
+# says so (``Hook.slow_since``, written by any sender), for every run of the
+# process: a run is often short (a task's, a sweep's, a loop's poll), and a hanging
+# receiver's try often outlasts it. A quick try in this process takes its hook out.
 SLOW_HOOKS: set[int] = set()
 
 
@@ -261,9 +262,7 @@ class _Run:
         # share until the read timeout) must not take every transfer from the others,
         # nor can more of them once each has had a slow try. Not more than one hook's
         # share leaves: HOOK_CONCURRENCY = CONCURRENCY lets a hook have them all.
-        # Slow: a try of at least the shorter timeout, more than a receiver that answers
-        # takes, no more than one that hangs holds its transfer.
-        self.slow_ms = min(hooks_settings.connect_timeout, hooks_settings.read_timeout) * 1000
+        self.slow_ms = slow_ms()
         share = hooks_settings.hook_concurrency
         self.reserve = max(0, min(self.concurrency // 4, self.concurrency - share))
         self.batch_size = int(hooks_settings.BATCH_SIZE)
@@ -464,6 +463,12 @@ class _Run:
             self.claim_pause = min(self.claim_pause * 2, CLAIM_PAUSE_MAX)
         if provided and not batch:
             self.others_claim = time.monotonic() + self.claim_pause
+        # What other senders (and this process's earlier ones) met, as the hooks' rows
+        # say: a slow hook is slow here from the start. Only a quick try here makes it
+        # idle again (``end``), never a row read before that try's outcome was written.
+        self.queue.slow.update(
+            {callback.hook_id for callback in batch if callback.hook.slow_since is not None}
+        )
         if self.untried is not None:
             self.untried.difference_update(callback.pk for callback in batch)
         if self.left is not None:
