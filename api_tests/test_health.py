@@ -582,10 +582,14 @@ def test_health_fields_are_read_only_in_the_api(make_hook, staff_client):
 def test_an_update_from_a_stale_copy_keeps_the_health_the_sender_wrote(make_hook):
     hook = make_hook()
     stale = Hook.objects.get(pk=hook.pk)
-    Hook.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone")
+    slow_since = timezone.now()
+    Hook.objects.filter(pk=hook.pk).update(
+        enabled=False, disabled_reason="gone", slow_since=slow_since
+    )
     update_hook(stale, name="renamed")
     hook.refresh_from_db()
     assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
+    assert hook.slow_since == slow_since
 
 
 def test_enabling_from_a_stale_copy_clears_the_disable_the_sender_wrote(make_hook):

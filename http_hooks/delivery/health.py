@@ -3,7 +3,7 @@
 A hook's health is a few columns of its row (``paused_until``,
 ``consecutive_failures``, ``breaker_trips``, ``failing_since``,
 ``last_success_at``, ``last_failure_at`` and its reason, ``disabled_reason``,
-``disabled_at``), written with the
+``disabled_at``, ``slow_since``), written with the
 outcomes of each window (``outcomes.record_outcomes``), in the same
 transaction, and only for hooks whose state changes.
 
@@ -60,6 +60,7 @@ HEALTH_FIELDS = [
     "last_failure_reason",
     "disabled_reason",
     "disabled_at",
+    "slow_since",
 ]
 
 
