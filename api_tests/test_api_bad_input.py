@@ -429,3 +429,28 @@ def test_a_host_django_refuses_is_django_s_own_400_outside_the_api(client):
     response = client.get("/admin/", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("url", ["/api/hooks/", "/api/signals/"])
+def test_a_search_is_bounded_and_its_errors_name_it(staff_client, url):
+    """Each term of a search is an ``ILIKE`` of every field searched: thousands of terms
+    kept the database busy for minutes. Past 100 characters a search is a 400."""
+    many = ",".join(["a"] * 2000)
+    assert_error(staff_client.get(url, {"search": many}), 400, "max_length", "search")
+    assert_error(staff_client.get(url, {"search": "a\x00b"}), 400, None, "search")
+    assert staff_client.get(url, {"search": ",".join(["a"] * 50)}).status_code == 200
+
+
+def test_a_search_term_given_twice_counts_once(staff_client, make_hook):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_hook(name="alpha")
+    make_hook(name="beta")
+    with CaptureQueriesContext(connection) as once:
+        response = staff_client.get("/api/hooks/", {"search": "alpha"})
+    assert [hook["name"] for hook in response.json()["results"]] == ["alpha"]
+    with CaptureQueriesContext(connection) as twice:
+        response = staff_client.get("/api/hooks/", {"search": "alpha alpha,alpha"})
+    assert [hook["name"] for hook in response.json()["results"]] == ["alpha"]
+    assert [q["sql"] for q in twice.captured_queries] == [q["sql"] for q in once.captured_queries]

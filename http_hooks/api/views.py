@@ -20,7 +20,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import filters, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
@@ -40,6 +40,7 @@ from .filters import (
     FilterBackend,
     HookFilter,
     OrderingFilter,
+    SearchFilter,
     SignalFilter,
 )
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
@@ -203,7 +204,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     queryset = Hook.objects.select_related("model").prefetch_related("signals").order_by("id")
     serializer_class = HookSerializer
     pagination_class = HooksPageNumberPagination
-    filter_backends = [FilterBackend, filters.SearchFilter, OrderingFilter]
+    filter_backends = [FilterBackend, SearchFilter, OrderingFilter]
     filterset_class = HookFilter
     search_fields = ["name", "target_url"]
     ordering_fields = ["id", "name", "create_datetime", "update_datetime"]
@@ -363,7 +364,7 @@ class SignalViewSet(
     scoped_by_owner = False
     serializer_class = SignalSerializer
     pagination_class = HooksPageNumberPagination
-    filter_backends = [FilterBackend, filters.SearchFilter, OrderingFilter]
+    filter_backends = [FilterBackend, SearchFilter, OrderingFilter]
     filterset_class = SignalFilter
     search_fields = ["signal"]
     ordering_fields = ["id", "signal", "create_datetime"]
