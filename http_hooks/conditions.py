@@ -393,7 +393,9 @@ def _field_value(key: str, lookup: str, field: models.Field | None, value: Any) 
         raise _error(f"{key!r}: a NUL character in the value")
     if isinstance(value, float) and not math.isfinite(value):
         raise _error(f"{key!r}: the value must be a finite number")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+    # A float too, past the 64-bit range: PostgreSQL's JSON gives 1e19 back as the
+    # integer 10000000000000000000, which a hook read again would refuse.
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) > MAX_INT:
         raise _error(f"{key!r}: the number is out of range")
     if lookup in TEXT_LOOKUPS:
         if field is not None and not isinstance(field, TEXT_FIELDS):
