@@ -32,6 +32,7 @@ def test_default_settings_pass():
         ({"MAX_ATTEMPTS": 0}, ["http_hooks.E004"]),
         ({"CONCURRENCY": "16"}, ["http_hooks.E004"]),
         ({"RESEND_LIMIT": 0}, ["http_hooks.E004"]),
+        ({"TEMPLATE_PAYLOAD_LIMIT": 0}, ["http_hooks.E004"]),
         ({"ADMIN_COUNT_LIMIT": 1.5}, ["http_hooks.E004"]),
         ({"ADMIN_SCAN_LIMIT": 0}, ["http_hooks.E004"]),
         ({"HOOK_CONCURRENCY": 0}, ["http_hooks.E004"]),

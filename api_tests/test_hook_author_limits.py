@@ -495,6 +495,18 @@ def test_template_names_no_event_can_render_are_refused(refuse, signals, templat
             id="template",
         ),
         pytest.param(
+            "payload_template",
+            {"payload_template": "[" * 1000 + "1" + "]" * 1000},
+            "nested deeper than 64",
+            id="template-nested-past-python",
+        ),
+        pytest.param(
+            "payload_template",
+            {"payload_template": "[" * 65 + "{{instance.id}}" + "]" * 65},
+            "nested deeper than 64",
+            id="template-nested",
+        ),
+        pytest.param(
             "headers", {"headers": {f"X-{i}": "v" for i in range(101)}}, "at most 100", id="many"
         ),
         pytest.param("headers", {"headers": {"X-Big": "v" * 16_400}}, "16384", id="big-header"),
@@ -510,6 +522,36 @@ def test_template_names_no_event_can_render_are_refused(refuse, signals, templat
 )
 def test_size_limits_are_the_same_through_every_entry_point(refuse, field, changes, words):
     assert words in refuse(field, **changes)
+
+
+def test_a_template_nested_64_levels_renders_at_each_event(make_hook, receiver):
+    hook = make_hook(
+        content_type="application/json", payload_template="[" * 64 + "{{instance.id}}" + "]" * 64
+    )
+    order = Order.objects.create(name="deep")
+    callback = Callback.objects.get(hook=hook)
+    assert callback.status == CallbackStatus.WAITING
+    assert callback.payload == "[" * 64 + str(order.pk) + "]" * 64
+
+
+def test_a_template_that_renders_past_its_limit_makes_an_error_callback(make_hook, settings):
+    """Each placeholder repeats the event's data: 1,000 of them over a 2,000-character
+    name would be 2 million characters a row. Past ``TEMPLATE_PAYLOAD_LIMIT`` the
+    callback is stored in error with the reason, without the payload; under it, whole."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "TEMPLATE_PAYLOAD_LIMIT": 100_000}
+    hook = make_hook(
+        content_type="application/json",
+        payload_template="[" + ",".join(["{{instance.name}}"] * 1000) + "]",
+    )
+    Order.objects.create(name="n" * 2000)
+    callback = Callback.objects.get(hook=hook)
+    assert callback.status == CallbackStatus.ERROR
+    assert callback.payload == ""
+    assert "TEMPLATE_PAYLOAD_LIMIT (100000 characters)" in callback.status_details
+    Order.objects.create(name="n" * 90)
+    fits = Callback.objects.filter(hook=hook).latest("id")
+    assert fits.status == CallbackStatus.WAITING
+    assert len(fits.payload) == 2 + 1000 * 92 + 999
 
 
 def test_a_hook_has_at_most_50_signals_in_python_as_in_rest(staff_client):

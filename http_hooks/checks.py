@@ -79,6 +79,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         )
     if not _positive_number(s.RESPONSE_BODY_LIMIT, integer=True):
         bad("RESPONSE_BODY_LIMIT", "Use a number of bytes >= 1.", "http_hooks.E004")
+    if not _positive_number(s.TEMPLATE_PAYLOAD_LIMIT, integer=True):
+        bad("TEMPLATE_PAYLOAD_LIMIT", "Use a number of characters >= 1.", "http_hooks.E004")
     schedule = s.RETRY_SCHEDULE
     if (
         not isinstance(schedule, list | tuple)

@@ -39,6 +39,10 @@ from .imports import RefusedPath, project_object, shown
 from .settings import hooks_settings
 
 JSON_TYPES = frozenset({"application/json"})
+# Twice what the REST API takes in a request body (``api.parsers.MAX_DEPTH``): an
+# event's payload with a template around it.
+MAX_PAYLOAD_DEPTH = 64
+TOO_DEEP = object()
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -246,13 +250,20 @@ def _follow_quotes(text: str, in_string: bool, escaped: bool) -> tuple[bool, boo
 def render_template(
     template: str, content_type: str, lookup: Callable[[tuple[str, ...]], Any]
 ) -> str:
-    """Render ``template``, asking ``lookup`` for the value of each placeholder."""
+    """Render ``template``, asking ``lookup`` for the value of each placeholder;
+    ``InvalidPayloadError`` as soon as it is longer than ``TEMPLATE_PAYLOAD_LIMIT``."""
+    limit = int(hooks_settings.TEMPLATE_PAYLOAD_LIMIT)
     out = []
+    size = 0
     for part in parse_template(template):
-        if isinstance(part, str):
-            out.append(part)
-        else:
-            out.append(_format(lookup(part.path), content_type, part.in_json_string))
+        if not isinstance(part, str):
+            part = _format(lookup(part.path), content_type, part.in_json_string)
+        size += len(part)
+        if size > limit:
+            raise InvalidPayloadError(
+                f"the rendered payload is longer than TEMPLATE_PAYLOAD_LIMIT ({limit} characters)"
+            )
+        out.append(part)
     return "".join(out)
 
 
@@ -481,17 +492,51 @@ def _is_file_attribute(field: models.FileField, name: str) -> bool:
 
 
 def validate_payload(payload: str, content_type: str) -> None:
-    """Raise ``InvalidPayloadError`` unless ``payload`` is valid for ``content_type``."""
+    """Raise ``InvalidPayloadError`` unless ``payload`` is valid for ``content_type``.
+    JSON nested deeper than ``MAX_PAYLOAD_DEPTH`` is not: Python's parser fails at
+    about 1,000 levels with a ``RecursionError``, and sooner the deeper the stack it
+    is called from (a template that passed here would fail at each event)."""
     if content_type in JSON_TYPES:
         try:
-            json.loads(payload, parse_constant=_refuse_constant)
+            data = load_within(
+                lambda: json.loads(payload, parse_constant=_refuse_constant), MAX_PAYLOAD_DEPTH
+            )
         except ValueError as exc:
             raise InvalidPayloadError(f"invalid JSON: {exc}") from exc
+        if data is TOO_DEEP:
+            raise InvalidPayloadError(
+                f"invalid JSON: nested deeper than {MAX_PAYLOAD_DEPTH} levels"
+            )
     elif content_type in XML_TYPES:
         try:
             defusedxml.ElementTree.fromstring(payload.encode("utf-8"))
         except Exception as exc:
             raise InvalidPayloadError(f"invalid XML: {exc}") from exc
+
+
+def load_within(load: Callable[[], Any], limit: int) -> Any:
+    """What ``load()`` parses, or ``TOO_DEEP`` when its lists and objects nest deeper
+    than ``limit`` levels, a parser's ``RecursionError`` included."""
+    try:
+        data = load()
+    except RecursionError:
+        return TOO_DEEP
+    return TOO_DEEP if depth_exceeds(data, limit) else data
+
+
+def depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether lists and objects in ``data`` nest deeper than ``limit`` (without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 def _refuse_constant(name: str) -> None:

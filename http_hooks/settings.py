@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 300,
     # Bytes of a response body read and logged; the rest is not read (the status counts).
     "RESPONSE_BODY_LIMIT": 16 * 1024,
+    # Characters a hook's template may render for one event: each placeholder repeats
+    # the event's data, and a template of thousands of them made a 140 MB row of a
+    # 20 KB event. Past it the event's callback is stored in error, without the payload.
+    "TEMPLATE_PAYLOAD_LIMIT": 4 * 1024 * 1024,
     "BLOCK_PRIVATE_NETWORKS": True,
     # A CA bundle (file path) that verifies receivers' TLS certificates; None: certifi's.
     "CA_BUNDLE": None,

@@ -8,6 +8,8 @@ from typing import Any
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from ..payloads import TOO_DEEP, load_within
+
 # No input of this API nests deeper than a few levels (a list of ids, an object
 # of headers); Python's parser fails at about 1,000 with a RecursionError.
 MAX_DEPTH = 32
@@ -19,28 +21,8 @@ class JSONParser(parsers.JSONParser):
     def parse(
         self, stream: Any, media_type: str | None = None, parser_context: Mapping | None = None
     ) -> Any:
-        try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            data = None
-            too_deep = True
-        else:
-            too_deep = depth_exceeds(data, MAX_DEPTH)
-        if too_deep:
+        parse = super().parse
+        data = load_within(lambda: parse(stream, media_type, parser_context), MAX_DEPTH)
+        if data is TOO_DEEP:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels")
         return data
-
-
-def depth_exceeds(data: Any, limit: int) -> bool:
-    """Whether lists and objects in ``data`` nest deeper than ``limit`` (without recursion)."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            value = value.values()
-        elif not isinstance(value, list):
-            continue
-        if depth > limit:
-            return True
-        stack.extend((item, depth + 1) for item in value)
-    return False
