@@ -278,7 +278,7 @@ def test_page_size_within_bounds_is_taken(staff_client, size):
     ("url", "data", "field"),
     [
         ("/api/callbacks/send/", {"hook_id": "1"}, "hook_id"),
-        ("/api/callbacks/send/", {"hook_id": 1.0}, "hook_id"),
+        ("/api/callbacks/send/", {"hook_id": 1.5}, "hook_id"),
         ("/api/callbacks/send/", {"hook_id": True}, "hook_id"),
         ("/api/callbacks/send/", {"hook_id": 2**64}, "hook_id"),
         ("/api/callbacks/send/", {"ids": ["1"]}, "ids.0"),
@@ -454,3 +454,23 @@ def test_a_search_term_given_twice_counts_once(staff_client, make_hook):
         response = staff_client.get("/api/hooks/", {"search": "alpha alpha,alpha"})
     assert [hook["name"] for hook in response.json()["results"]] == ["alpha"]
     assert [q["sql"] for q in twice.captured_queries] == [q["sql"] for q in once.captured_queries]
+
+
+def test_a_whole_number_written_with_a_point_is_a_whole_number(staff_client, make_hook):
+    """JSON has one kind of number: ``5.0`` is the whole number 5, as JSON Schema (and
+    the clients generated from the schema) read it."""
+    response = staff_client.post("/api/callbacks/delete-old/", {"days": 249.0}, format="json")
+    assert response.status_code == 200, response.content
+    hook = make_hook()
+    Order.objects.create(name="one")
+    pk = Callback.objects.get(hook=hook).pk
+    response = staff_client.post(
+        "/api/callbacks/send/", {"hook_id": float(hook.pk), "ids": [float(pk)]}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert_error(
+        staff_client.post("/api/callbacks/delete-old/", {"days": 1e300}, format="json"),
+        400,
+        None,
+        "days",
+    )

@@ -93,14 +93,18 @@ def field_errors() -> Iterator[None]:
 
 
 class JSONTyped:
-    """A field that takes only its JSON type: DRF reads ``"5"`` and ``5.0`` as the
-    number 5, ``1`` and ``"yes"`` as true and ``5`` as the text ``"5"``, so a body
-    that does not match the schema's types would be accepted on a guess."""
+    """A field that takes only its JSON type: DRF reads ``"5"`` as the number 5,
+    ``1`` and ``"yes"`` as true and ``5`` as the text ``"5"``, so a body that does
+    not match the schema's types would be accepted on a guess."""
 
     json_type: type = object
     type_name = "value"
 
     def to_internal_value(self, data: Any) -> Any:
+        if self.json_type is int and isinstance(data, float) and data.is_integer():
+            # JSON has one kind of number: ``249.0`` is the whole number 249, as JSON
+            # Schema (and so the schema's clients) read it.
+            data = int(data)
         is_bool = isinstance(data, bool)
         if not isinstance(data, self.json_type) or (is_bool and self.json_type is not bool):
             raise serializers.ValidationError(f"Not a {self.type_name}.", code="invalid")
