@@ -11,8 +11,10 @@ are IP literals and ``.invalid`` names.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -21,8 +23,15 @@ from hypothesis import strategies as st
 
 from http_hooks.api import create_hook, create_signal
 from http_hooks.api.filters import CallbackFilter, HookFilter, SignalFilter
+from http_hooks.events import (
+    EVENT_TYPE_PATTERN,
+    SUBSCRIPTION_PATTERN,
+    is_event_type,
+    validate_subscriptions,
+)
 from http_hooks.exceptions import HttpHooksError
 from http_hooks.models import Hook, HttpMethod
+from http_hooks.validators import SECRET_PATTERN, validate_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -236,3 +245,59 @@ def test_create_hook_returns_a_hook_or_raises_an_http_hooks_error(data):
 def test_create_signal_returns_a_signal_or_raises_an_http_hooks_error(signal):
     with contextlib.suppress(HttpHooksError):
         create_signal(signal)
+
+
+# --- the schema's patterns say what the server takes -----------------------------
+# A client generated from the schema checks a value against its pattern before
+# sending it: a pattern stricter than the server refuses good values, a looser one
+# lets through values that come back as a 400. Each pattern must match exactly the
+# values its rule takes (as regular expressions of JSON Schema: ``re.search``).
+
+
+def secret_candidates():
+    base64ish = st.text(alphabet="AB+/=", min_size=28, max_size=92)
+    return st.one_of(
+        st.builds(lambda body: "whsec_" + body, base64ish),
+        st.builds(
+            lambda raw, extra: "whsec_" + base64.b64encode(raw).decode() + extra,
+            st.binary(min_size=20, max_size=70),
+            st.sampled_from(["", "=", "==", "A", "\n"]),
+        ),
+        text,
+    )
+
+
+# Pure functions: many examples cost little.
+PATTERNS = settings(PROPERTY, max_examples=2000)
+
+
+def matches(pattern: str, value: str) -> bool:
+    """As JSON Schema reads a pattern: ECMA's ``$`` is the end of the text, where
+    Python's also matches before a last newline."""
+    return re.search(re.sub(r"\$$", r"\\Z", pattern), value) is not None
+
+
+def takes(check, value) -> bool:
+    try:
+        check(value)
+    except HttpHooksError:
+        return False
+    return True
+
+
+@PATTERNS
+@given(secret=secret_candidates())
+def test_the_secret_pattern_takes_what_the_server_takes(secret):
+    assert matches(SECRET_PATTERN, secret) == takes(validate_secret, secret)
+
+
+event_names = st.from_regex(r"\A[a-z0-9_.\-*A]{1,40}\Z") | st.sampled_from(
+    ["order.paid", "order.*", "*", "a" + ".b" * 15, "a" + ".b" * 16, "a" + ".b" * 15 + ".*"]
+)
+
+
+@PATTERNS
+@given(name=event_names)
+def test_the_event_type_patterns_take_what_the_server_takes(name):
+    assert matches(EVENT_TYPE_PATTERN, name) == is_event_type(name)
+    assert matches(SUBSCRIPTION_PATTERN, name) == takes(validate_subscriptions, [name])

@@ -34,7 +34,13 @@ MAX_SEGMENTS = 16
 # The (owner, event type) answers an index remembers; past it the cache starts over.
 CACHE_SIZE = 10_000
 
-_NAME = re.compile(r"[a-z0-9_]+(?:[.-][a-z0-9_]+)*\Z")
+_SEGMENT = "[a-z0-9_]+"
+_NAME = re.compile(rf"{_SEGMENT}(?:[.-]{_SEGMENT})*\Z")
+# The rules of an event type (``_name_problem``, its length apart) and of a
+# subscription (``validate_subscriptions``) as patterns of the API's schema.
+_NAME_PATTERN = rf"{_SEGMENT}(?:[.-]{_SEGMENT}){{0,{MAX_SEGMENTS - 1}}}"
+EVENT_TYPE_PATTERN = rf"^{_NAME_PATTERN}$"
+SUBSCRIPTION_PATTERN = rf"^(?:\*|{_NAME_PATTERN}(?:\.\*)?)$"
 _SEPARATORS = re.compile(r"[.-]")
 
 SAVE_SIGNALS = frozenset(

@@ -21,8 +21,10 @@ from ..conditions import MAX_DEPTH, MAX_LOOKUPS, MAX_SIZE
 from ..delivery.health import BREAKER_STATES, PAUSE_REASONS
 from ..delivery.stats import MAX_WINDOW_HOURS, WINDOWS
 from ..events import (
+    EVENT_TYPE_PATTERN,
     MAX_EVENT_TYPE_LENGTH,
     MAX_EVENT_TYPES,
+    SUBSCRIPTION_PATTERN,
     validate_event_type,
     validate_subscriptions,
 )
@@ -68,6 +70,7 @@ from ..validators import (
     MAX_SIGNALS,
     MAX_TEMPLATE_LENGTH,
     MAX_URL_LENGTH,
+    SECRET_PATTERN,
     import_signal,
     resolve_model,
     validate_rate_limit,
@@ -113,6 +116,16 @@ class JSONTyped:
 
 class StringField(JSONTyped, serializers.CharField):
     json_type, type_name = str, "string"
+
+
+class PatternField(StringField):
+    """A string whose rule the schema gives as a ``pattern`` (``extend_schema_field``
+    on the subclass): taken as sent, not trimmed, since the pattern refuses the
+    spaces that trimming would let through."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
 
 class WholeNumberField(JSONTyped, serializers.IntegerField):
@@ -221,10 +234,17 @@ class SignalPathsField(serializers.ListField):
         return [signal.signal for signal in value.all()]
 
 
+@extend_schema_field(
+    {"type": "string", "maxLength": MAX_EVENT_TYPE_LENGTH, "pattern": SUBSCRIPTION_PATTERN}
+)
+class SubscriptionField(PatternField):
+    """An entry of ``event_types``, checked with the others (``EventTypesField``)."""
+
+
 class EventTypesField(serializers.ListField):
     """The explicit events a hook takes (``events.validate_subscriptions``)."""
 
-    child = StringField(max_length=MAX_EVENT_TYPE_LENGTH)
+    child = SubscriptionField(max_length=MAX_EVENT_TYPE_LENGTH)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", MAX_EVENT_TYPES)
@@ -317,7 +337,10 @@ class ConditionsField(serializers.JSONField):
         return data
 
 
-class TargetURLField(StringField):
+@extend_schema_field(
+    {"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
+)
+class TargetURLField(PatternField):
     """An absolute http(s) URL that the network policy allows.
 
     Only its form is checked here, with the other fields: the service layer
@@ -340,7 +363,8 @@ class TargetURLField(StringField):
         return url
 
 
-class SecretField(StringField):
+@extend_schema_field({"type": "string", "maxLength": 255, "pattern": SECRET_PATTERN})
+class SecretField(PatternField):
     """A Standard Webhooks signing secret: ``whsec_`` + base64 of 24 to 64 bytes."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -730,8 +754,24 @@ class AnyJSONField(serializers.JSONField):
         return super().validate_empty_values(data)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_EVENT_TYPE_LENGTH,
+        "pattern": EVENT_TYPE_PATTERN,
+    }
+)
+class EventTypeField(PatternField):
+    """The type of an explicit event (``events.validate_event_type``): no wildcard."""
+
+    def to_internal_value(self, data: Any) -> str:
+        with field_errors():
+            return validate_event_type(super().to_internal_value(data))
+
+
 class SendEventSerializer(RequestSerializer):
-    event_type = StringField(
+    event_type = EventTypeField(
         max_length=MAX_EVENT_TYPE_LENGTH,
         help_text="The event's type (`order.paid`): lowercase segments of `a-z`, `0-9` and `_` "
         "separated by `.` or `-`, no wildcard.",
