@@ -543,3 +543,84 @@ def test_a_database_blip_loses_no_outcome(make_hook, receiver, same_db_env, loop
     counts = deliveries(receiver)
     assert len(counts) == 600
     assert sum(counts.values()) - len(counts) <= concurrency
+
+
+@pytest.mark.postgres
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_stalled_past_its_lease_never_sends_what_it_had_not_started(
+    make_hook, receiver, same_db_env
+):
+    """A sender stopped (SIGSTOP: a paused machine, a long pause of the process) for
+    longer than its lease, while another sent what it held: on waking it starts none
+    of the callbacks it had claimed and not started; only the requests that were in
+    flight when it stopped may go out twice. It once sent all 16 claimed and waiting
+    again, once it ran."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    save_orders(20)
+    in_flight = 4
+    stalled = start_sender(
+        same_db_env, LEASE_SECONDS=2, CONCURRENCY=in_flight, HOOK_CONCURRENCY=in_flight
+    )
+    try:
+        wait_for_deliveries(receiver, in_flight, stalled)
+        wait_until(
+            lambda: Callback.objects.filter(status="sending").count() == 20,
+            message="the sender did not claim all 20",
+        )
+        stalled.send_signal(signal.SIGSTOP)
+        wait_until(
+            lambda: not Callback.objects.filter(claimed_until__gt=timezone.now()).exists(),
+            message="its lease did not run out",
+        )
+        hold.set()
+        receiver.respond()
+        with hooks_settings(LEASE_SECONDS=2):
+            assert send_callbacks().sent == 20  # another sender takes them over
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+        _, stderr = stalled.communicate(timeout=60)
+    counts = deliveries(receiver)
+    assert len(counts) == 20
+    assert sum(counts.values()) - len(counts) <= in_flight, stderr
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.postgres
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_ends_after_sigterm_starts_nothing(make_hook, receiver, same_db_env):
+    """SIGTERM while the worker's claim waits for a lock on the callbacks table (a
+    migration, a long transaction): what the claim brings once the lock goes is given
+    back unstarted and the worker exits 0. It once sent it, and was killed past the
+    grace period with the callback left ``sending``."""
+    make_hook()
+    worker = start_sender(same_db_env, "--loop", LOOP_LISTEN_MAX_SLEEP=0.2, LOOP_MAX_SLEEP=0.2)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE http_hooks_callback IN EXCLUSIVE MODE")
+            Order.objects.create(name="after the signal")
+            wait_until(waiting_on_a_lock, message="the worker's claim did not wait for the lock")
+            worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, stderr
+    assert receiver.requests == []
+    assert list(Callback.objects.values_list("status", "attempts")) == [("waiting", 0)]
+
+
+def waiting_on_a_lock() -> bool:
+    """Whether another connection to this database waits for a lock (read afresh: a
+    transaction sees one snapshot of ``pg_stat_activity`` unless told otherwise)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import operator
 import threading
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
@@ -387,13 +388,19 @@ class LeaseKeeper(threading.Thread):
         self.probes = probes if probes is not None else {}
         self.period = int(hooks_settings.LEASE_SECONDS) / 3
         self.stopped = threading.Event()
+        # When (``time.monotonic()``) the last renewal that went through began, or the
+        # run began: every callback the sender holds is leased for LEASE_SECONDS past
+        # it at least, or past its claim if that came later.
+        self.renewed = time.monotonic()
 
     def run(self) -> None:
         wait = self.period
         try:
             while not self.stopped.wait(wait):
                 try:
+                    began = time.monotonic()
                     renew_lease(self.token, list(self.probes))
+                    self.renewed = began
                     wait = self.period
                 except DatabaseError:
                     # Tried again soon, on a new connection: a second failure a whole

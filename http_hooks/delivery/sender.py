@@ -257,6 +257,7 @@ class _Run:
         self.token = uuid.uuid4()
         self.queue = FairQueue(hooks_settings.hook_concurrency, SLOW_HOOKS)
         self.concurrency = int(hooks_settings.CONCURRENCY)
+        self.lease = int(hooks_settings.LEASE_SECONDS)
         # The last quarter of the transfers is kept for idle hooks (``FairQueue``: none
         # in flight, not slow): two or three receivers that hang (each holding its
         # share until the read timeout) must not take every transfer from the others,
@@ -288,7 +289,9 @@ class _Run:
         # Callbacks of rate-limited hooks: when their token was taken (time.monotonic());
         # and those that waited past TOKEN_LIFETIME, to give back.
         self.token_taken: dict[int, float] = {}
-        self.expired_tokens: list[int] = []
+        # Claimed callbacks that go back unstarted, uncharged: those whose token waited
+        # past TOKEN_LIFETIME, and those whose lease may have run out (``start``).
+        self.to_give_back: list[int] = []
         # The paused and disabled hooks (``held_hooks``), read again at most every
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
         self.held: dict[int, datetime | None] = {}
@@ -299,7 +302,7 @@ class _Run:
 
     def go(self) -> DeliveryReport:
         started = time.monotonic()
-        keeper = LeaseKeeper(self.token, self.probes)
+        keeper = self.keeper = LeaseKeeper(self.token, self.probes)
         keeper.start()
         try:
             with fewer_collections():
@@ -333,6 +336,11 @@ class _Run:
                     break
             elif self.wants_claim() and self.may_claim():
                 self.claim()
+            if not stopping and self.stop():
+                # Asked to stop while a claim waited for the database (a lock, a
+                # migration): what it brought goes back unstarted.
+                stopping = True
+                self.release_waiting()
             while transport.free and (
                 callback := queue.take(idle_only=transport.free <= self.reserve)
             ):
@@ -409,6 +417,7 @@ class _Run:
     def claim(self) -> int:
         if self.exhausted():
             return 0
+        leased_at = time.monotonic()  # before the claims: their leases end later
         fresh = time.monotonic() >= self.held_read_at + CLAIM_INTERVAL
         if fresh:
             self.held = with_reconnect(held_hooks, what="reading paused hooks")
@@ -469,6 +478,8 @@ class _Run:
         self.queue.slow.update(
             {callback.hook_id for callback in batch if callback.hook.slow_since is not None}
         )
+        for callback in batch:
+            callback.leased_at = leased_at
         if self.untried is not None:
             self.untried.difference_update(callback.pk for callback in batch)
         if self.left is not None:
@@ -523,12 +534,24 @@ class _Run:
 
     def start(self, callback: Callback) -> None:
         """Start one try of ``callback``; its request is made (and signed) now, as it goes out.
-        One whose rate-limit token is past TOKEN_LIFETIME goes back instead."""
+        One whose rate-limit token is past TOKEN_LIFETIME goes back instead, and so
+        does one whose lease may have run out: a sender stalled longer than
+        LEASE_SECONDS (a stopped process, a paused machine) finds on waking that
+        another may have taken and sent it; given back, it is claimed afresh if not."""
         pk = callback.pk
+        now = time.monotonic()
         taken = self.token_taken.pop(pk, None)
-        if taken is not None and time.monotonic() - taken > TOKEN_LIFETIME:
+        lapsed = max(callback.leased_at, self.keeper.renewed) + self.lease <= now
+        if lapsed or (taken is not None and now - taken > TOKEN_LIFETIME):
+            if lapsed:
+                logger.warning(
+                    "callback %s: not sent, its lease may have run out while the sender "
+                    "was stalled (LEASE_SECONDS=%s)",
+                    pk,
+                    self.lease,
+                )
             self.queue.done(callback.hook_id)
-            self.expired_tokens.append(pk)
+            self.to_give_back.append(pk)
             return
         try:
             request, logged = self.shape_of(callback).request(callback)
@@ -613,8 +636,8 @@ class _Run:
                 self.held_read_at = -CLAIM_INTERVAL
             self.held.update(dict.fromkeys(paused))
             self.release_waiting(paused)
-        if self.expired_tokens:
-            expired, self.expired_tokens = self.expired_tokens, []
+        if self.to_give_back:
+            expired, self.to_give_back = self.to_give_back, []
             self.give_back(expired)
 
 
