@@ -128,6 +128,27 @@ def test_without_celery_installed_the_app_imports_and_sends(make_hook, receiver,
     assert len(receiver.requests) == 1
 
 
+def test_the_tasks_are_registered_whatever_the_project_app_autodiscovers(same_db_env):
+    """A project's Celery app that autodiscovers only its own apps still has the tasks
+    (and the worker's sweep): a worker without them drops each task as unregistered."""
+    script = (
+        "from celery import Celery\n"
+        "app = Celery('project')\n"
+        "app.autodiscover_tasks(['shop'])\n"
+        "import django; django.setup()\n"
+        "app.finalize()\n"
+        "print(sorted(name for name in app.tasks if name.startswith('http_hooks.')))\n"
+    )
+    env = {**same_db_env, "HTTP_HOOKS_OVERRIDES": json.dumps({"DISPATCH": "celery"})}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == (
+        "['http_hooks.send_callbacks', 'http_hooks.send_due_callbacks']"
+    )
+
+
 @pytest.mark.celery
 def test_the_send_endpoint_hands_the_work_to_the_workers(
     make_hook, receiver, worker, queue, staff_client

@@ -100,6 +100,19 @@ def test_the_tasks_mode_needs_a_backend_with_workers(settings, backend, tasks_qu
     assert ids(check_settings()) == expected
 
 
+@pytest.mark.parametrize(("eager", "expected"), [(False, []), (True, ["http_hooks.W023"])])
+def test_the_celery_mode_warns_when_celery_runs_tasks_eagerly(settings, eager, expected):
+    from celery import current_app
+
+    settings.HTTP_HOOKS = {"DISPATCH": "celery"}
+    previous = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = eager
+    try:
+        assert ids(check_settings()) == expected
+    finally:
+        current_app.conf.task_always_eager = previous
+
+
 def test_wrong_legacy_reload_setting_is_reported(settings):
     settings.DJANGO_HTTP_HOOKS_RELOAD = "touch demo/wsgi.py"
     assert ids(check_settings()) == ["http_hooks.E013"]

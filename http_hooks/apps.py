@@ -13,6 +13,12 @@ class HttpHooksConfig(AppConfig):
         from .metrics import loaded as load_metrics
         from .owners import watch_owner_deletions
         from .registry import registry
+        from .settings import hooks_settings
+
+        if hooks_settings.DISPATCH == "celery":
+            # The tasks and the worker's sweep, whatever the project's Celery app
+            # autodiscovers: a worker without them drops every task as unregistered.
+            from . import tasks  # noqa: F401
 
         registry.start()
         watch_owner_deletions()

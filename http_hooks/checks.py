@@ -106,6 +106,8 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                 "Install the 'celery' extra: pip install http_hooks[celery].",
                 "http_hooks.E009",
             )
+        else:
+            errors += _celery_messages()
     elif s.DISPATCH == "tasks":
         errors += _tasks_backend_messages()
     if not isinstance(s.BLOCK_PRIVATE_NETWORKS, bool):
@@ -267,6 +269,25 @@ INLINE_BACKENDS = {
 DUMMY_BACKENDS = {
     f"{package}.backends.dummy.DummyBackend" for package in ("django.tasks", "django_tasks")
 }
+
+
+def _celery_messages() -> list[CheckMessage]:
+    """Celery's eager mode runs a task in the process that queued it: here in the
+    publishing thread of the process that saved, with no worker, so no sweep."""
+    from celery import current_app
+
+    if not current_app.conf.task_always_eager:
+        return []
+    return [
+        Warning(
+            "HTTP_HOOKS['DISPATCH'] is 'celery' but Celery runs tasks eagerly "
+            "(task_always_eager): each send runs in the process that saved, a send that "
+            "outlasts 2 s pauses publishing, and with no worker nothing sweeps.",
+            hint="Use HTTP_HOOKS['DISPATCH'] = 'command' where tasks run eagerly (tests, "
+            "development), and send_callbacks to send.",
+            id="http_hooks.W023",
+        )
+    ]
 
 
 def _tasks_backend_messages() -> list[CheckMessage]:
