@@ -161,7 +161,7 @@ def test_monitor_exit_codes_from_a_real_process(make_hook, same_db_env):
         ),
         (
             ["delete_old_callbacks", "1", "--batch-size", "0"],
-            "CommandError: --batch-size must be at least 1",
+            "CommandError: --batch-size must be a whole number from 1 to 100000",
         ),
     ],
     ids=["limit-zero", "window-overflow", "days-overflow", "batch-zero"],
@@ -225,9 +225,10 @@ def test_delete_old_callbacks_deletes_only_older_ones_and_their_attempts(callbac
         (["-3"], "days must be a whole number from 0 to 36500"),
         (["99999999999"], "days must be a whole number from 0 to 36500"),
         (["ten"], "invalid int value"),
-        (["3", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["3", "--batch-size", "0"], "--batch-size must be a whole number from 1 to 100000"),
+        (["3", "--batch-size", "100001"], "--batch-size must be a whole number from 1 to 100000"),
     ],
-    ids=["missing", "negative", "overflow", "not-a-number", "zero-batch"],
+    ids=["missing", "negative", "overflow", "not-a-number", "zero-batch", "huge-batch"],
 )
 def test_delete_old_callbacks_bad_arguments(callbacks, args, words):
     with pytest.raises(CommandError, match=words):

@@ -228,14 +228,20 @@ def test_processes_do_not_take_callbacks():
 
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)
-def test_a_bad_number_of_processes_exits_2_with_one_line(same_db_env):
+@pytest.mark.parametrize("loop", [[], ["--loop"]], ids=["one-shot", "loop"])
+def test_a_bad_number_of_processes_exits_2_with_one_line(same_db_env, loop):
     result = subprocess.run(
-        [*MANAGE, "--processes", "0"], env=same_db_env, capture_output=True, text=True, timeout=60
+        [*MANAGE, "--processes", "0", *loop],
+        env=same_db_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "CommandError: --processes takes a whole number from 1 to 64, not '0'"
     ]
+    assert result.stdout == ""  # no banner of workers that never start
 
 
 def gone(pid: int) -> bool:

@@ -246,7 +246,9 @@ def test_loop_sends_what_becomes_due_and_stops_on_sigterm(make_hook, receiver, s
 
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 @pytest.mark.parametrize("loop", [True, False], ids=["loop", "one-shot"])
 def test_a_stop_signal_finishes_the_transfers_in_flight_and_exits_0(
     make_hook, receiver, same_db_env, signum, loop

@@ -782,6 +782,9 @@ def check_since(since: Any) -> datetime.datetime:
 # Bounds of the time arguments: far beyond any real use, well inside what datetime
 # arithmetic and the databases accept (100 years).
 MAX_DAYS = 100 * 365
+# Callbacks a batch of ``delete_old_callbacks`` deletes at most: one transaction, its
+# ids in memory.
+MAX_DELETE_BATCH = 100_000
 MAX_MINUTES = MAX_DAYS * 24 * 60
 
 
@@ -866,7 +869,7 @@ def delete_old_callbacks(
     unless ``owners`` limits the deletion to the callbacks of those owners.
     """
     whole_number(days, "days", minimum=0, maximum=MAX_DAYS)
-    whole_number(batch_size, "batch_size", minimum=1)
+    whole_number(batch_size, "batch_size", minimum=1, maximum=MAX_DELETE_BATCH)
     now = timezone.now()
     if owners is None:
         delete_old_stats(now)

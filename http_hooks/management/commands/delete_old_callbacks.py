@@ -9,7 +9,7 @@ from django.template.defaultfilters import pluralize
 
 from http_hooks.exceptions import HttpHooksError
 from http_hooks.management import BAD_ARGUMENTS
-from http_hooks.services import delete_old_callbacks
+from http_hooks.services import MAX_DELETE_BATCH, delete_old_callbacks
 
 
 class Command(BaseCommand):
@@ -26,13 +26,21 @@ class Command(BaseCommand):
             action="store_true",
             help="Delete old waiting and sending callbacks too (their events are lost).",
         )
-        parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=5000,
+            help=f"Callbacks deleted per transaction (1 to {MAX_DELETE_BATCH}).",
+        )
 
     def handle(
         self, *args: Any, days: int, include_undelivered: bool, batch_size: int, **options
     ) -> None:
-        if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1", returncode=BAD_ARGUMENTS)
+        if not 1 <= batch_size <= MAX_DELETE_BATCH:
+            raise CommandError(
+                f"--batch-size must be a whole number from 1 to {MAX_DELETE_BATCH}",
+                returncode=BAD_ARGUMENTS,
+            )
         try:
             deleted = delete_old_callbacks(
                 days=days, include_undelivered=include_undelivered, batch_size=batch_size

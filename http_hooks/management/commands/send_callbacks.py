@@ -19,6 +19,7 @@ from http_hooks.management import BAD_ARGUMENTS
 from http_hooks.services import (
     MAX_PROCESSES,
     DeliveryReport,
+    check_processes,
     count_due,
     run_sender,
     run_sender_processes,
@@ -28,6 +29,11 @@ from http_hooks.services import (
 )
 from http_hooks.text import ascii_digits
 from http_hooks.validators import MAX_ID
+
+# SIGHUP (the terminal closed) where there is one: not on Windows.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def parse_id(value: Any, option: str) -> int:
@@ -49,16 +55,14 @@ def summary(report: DeliveryReport) -> str:
 
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
-    """An event that SIGTERM and SIGINT set while the block runs (in the main thread:
-    elsewhere Python lets no one handle signals, and nothing sets it)."""
+    """An event that SIGTERM, SIGINT and SIGHUP (the terminal closed) set while the
+    block runs (in the main thread: elsewhere Python lets no one handle signals, and
+    nothing sets it)."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set())
-        for signum in (signal.SIGTERM, signal.SIGINT)
-    }
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in STOP_SIGNALS}
     try:
         yield stop
     finally:
@@ -138,6 +142,7 @@ class Command(BaseCommand):
                 if supervisor is not None:
                     stop_when_orphaned(supervisor, stop)
                 if processes is not None:
+                    processes = check_processes(processes)  # before the banner
                     if loop and not quiet:
                         self.stdout.write(
                             f"{processes} sender processes sending due callbacks until "
