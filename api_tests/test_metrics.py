@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -254,6 +255,47 @@ def test_a_database_that_cannot_be_read_leaves_out_the_gauges_only(
     for samples in (default, ours):
         assert value(samples, "http_hooks_deliveries_total", hook=str(hook.pk), outcome="sent")
         assert not any(name == "http_hooks_callbacks" for name, _ in samples)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_callbacks_table_never_holds_a_scrape(make_hook, staff_client):
+    """A lock on the callbacks table (a migration, a long transaction) once held every
+    scrape, and django-prometheus's whole registry, for as long as it lasted: each
+    statement of the read now waits ``STATE_TIMEOUT`` at most, and the gauges are
+    left out of that scrape."""
+    make_hook()
+    orders(2)
+    other = connection.copy()
+    scraped: list[Samples] = []
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("LOCK TABLE http_hooks_callback IN ACCESS EXCLUSIVE MODE")
+            reader = threading.Thread(target=lambda: scraped.append(scrape(staff_client)))
+            reader.start()
+            reader.join(timeout=30)
+            assert not reader.is_alive(), "the scrape waited for the lock"
+    finally:
+        other.close()  # ends its transaction, and the lock
+    assert not any(name == "http_hooks_callbacks" for name, _ in scraped[0])
+    assert value(scrape(staff_client), "http_hooks_callbacks", status="waiting") == 2
+
+
+def test_a_scrape_during_another_s_read_shows_the_last_figures_without_a_query(
+    make_hook, staff_client
+):
+    from http_hooks.metrics.prometheus import STATE
+
+    make_hook()
+    orders(2)
+    scrape(staff_client)
+    orders(1)
+    with STATE._reading, CaptureQueriesContext(connection) as queries:  # another scrape reads
+        during = scrape(staff_client)
+    assert value(during, "http_hooks_callbacks", status="waiting") == 2
+    assert [q["sql"] for q in queries.captured_queries] == []
+    assert value(scrape(staff_client), "http_hooks_callbacks", status="waiting") == 3
 
 
 # --- who may scrape, and what ------------------------------------------------------

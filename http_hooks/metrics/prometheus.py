@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import Counter as Tally
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connections, router, transaction
 from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -47,6 +48,8 @@ OUTCOMES = {
 # Seconds. A webhook receiver answers in tens to hundreds of milliseconds; a try
 # lasts at most the connect and read timeouts together (20 s by default).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
+# Seconds each statement of a scrape's database read may take (PostgreSQL).
+STATE_TIMEOUT = 2.0
 # Who disabled a hook: http_hooks (after a 410, or failing too long), or a user.
 DISABLED_BY = (DisabledReason.GONE.value, DisabledReason.FAILING.value, "user")
 
@@ -88,11 +91,19 @@ def record_attempts(
 
 class StateCollector(Collector):
     """Gauges read from the database at scrape time (``selectors.delivery_state``),
-    kept for ``METRICS_CACHE_SECONDS``."""
+    kept for ``METRICS_CACHE_SECONDS``.
+
+    A scrape never waits long for a database that is slow or locked: one read at a
+    time (a scrape that comes during another's read shows the figures read before,
+    or none), and on PostgreSQL each of its statements waits at most
+    ``STATE_TIMEOUT`` seconds. Before, a table lock held every scrape for as long
+    as it lasted, each with a query of its own, and with them the whole registry
+    that django-prometheus serves."""
 
     def __init__(self) -> None:
         self._state: DeliveryState | None = None
         self._read_at = 0.0
+        self._reading = threading.Lock()
 
     def describe(self) -> Iterator[Metric]:
         """The families without values, so that registering reads no database."""
@@ -102,13 +113,16 @@ class StateCollector(Collector):
         """The gauges; none when the database cannot be read, so that a scrape of the
         whole registry (django-prometheus's) still shows everything else."""
         now = time.monotonic()
-        if self._state is None or now - self._read_at >= hooks_settings.METRICS_CACHE_SECONDS:
+        stale = self._state is None or now - self._read_at >= hooks_settings.METRICS_CACHE_SECONDS
+        if stale and self._reading.acquire(blocking=False):
             try:
-                self._state = delivery_state(exact_up_to=int(hooks_settings.METRICS_COUNT_LIMIT))
+                self._state = read_state()
             except DatabaseError as exc:
                 logger.warning("http_hooks metrics: the database could not be read: %s", exc)
                 self._state = None
-            self._read_at = now
+            finally:
+                self._read_at = time.monotonic()
+                self._reading.release()
         return iter(self._families(self._state))
 
     @staticmethod
@@ -147,6 +161,23 @@ class StateCollector(Collector):
             for reason in DISABLED_BY:
                 disabled.add_metric([reason], state.hooks_disabled[reason])
         return [callbacks, oldest, paused, breaker, disabled]
+
+
+def read_state() -> DeliveryState:
+    """``delivery_state``, each statement bounded by ``STATE_TIMEOUT`` on PostgreSQL
+    (in a transaction, or a savepoint of the request's, that takes the limit with it)."""
+    using = router.db_for_read(Callback)
+    with transaction.atomic(using=using):
+        db = connections[using]
+        if db.vendor == "postgresql":
+            with db.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [str(int(STATE_TIMEOUT * 1000))],
+                )
+        state = delivery_state(exact_up_to=int(hooks_settings.METRICS_COUNT_LIMIT))
+        transaction.set_rollback(True, using=using)  # the limit goes; nothing was written
+    return state
 
 
 class ProcessFiles(Collector):
