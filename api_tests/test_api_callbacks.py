@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from http_hooks.delivery.claims import claim_batch
 from http_hooks.models import Attempt, Callback, CallbackStatus
@@ -544,6 +545,34 @@ def test_monitor_counts_the_callbacks_stuck_in_sending(staff_client, make_hook):
     assert stuck()["exceeded"] is True
     with pytest.raises(CommandError, match="limit reached: 2 sending callbacks"):
         call_command("monitor_callbacks", "--status", "sending", "--callbacks_limit", "2")
+
+
+def test_a_callback_stuck_longer_than_the_window_still_counts(staff_client, make_hook):
+    """Stuck for 25 minutes, claimed 30 minutes ago: a window of 10 minutes once left it
+    out, so the longer a callback was stuck the sooner it fell out of an alert."""
+    make_hook()
+    orders(1)
+    now = timezone.now()
+    Callback.objects.update(
+        status="sending",
+        update_datetime=now - datetime.timedelta(minutes=30),
+        claimed_until=now - datetime.timedelta(minutes=25),
+    )
+    answer = monitor(staff_client, status="sending", callbacks_limit=1, minutes_ago=10).json()
+    assert (answer["count"], answer["exceeded"]) == (1, True)
+    # The list tells a stuck callback from one in flight by its lease.
+    (listed,) = staff_client.get("/api/callbacks/", {"status": "sending"}).json()["results"]
+    assert parse_datetime(listed["claimed_until"]) == now - datetime.timedelta(minutes=25)
+    with pytest.raises(CommandError, match="limit reached: 1 sending callbacks"):
+        call_command(
+            "monitor_callbacks",
+            "--status",
+            "sending",
+            "--callbacks_limit",
+            "1",
+            "--minutes_ago",
+            "10",
+        )
 
 
 @pytest.mark.parametrize(

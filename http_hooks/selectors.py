@@ -29,12 +29,13 @@ from .validators import MAX_ID, whole_number
 
 
 def callbacks_updated_since(*, status: str, since: datetime.datetime | None) -> QuerySet[Callback]:
-    """Callbacks with ``status`` updated at or after ``since`` (all of them when None);
-    of those ``sending``, only the stuck ones, whose sender's lease ran out (one with
-    a lease running is in flight)."""
+    """Callbacks with ``status`` updated at or after ``since`` (all of them when None).
+    Of those ``sending``, the stuck ones, whose sender's lease ran out (one with a
+    lease running is in flight), however long ago: ``since`` does not apply, since
+    one stuck for longer than the window is the worst case, not one to leave out."""
     callbacks = Callback.objects.filter(status=status)
     if status == CallbackStatus.SENDING:
-        callbacks = callbacks.filter(claimed_until__lt=timezone.now())
+        return callbacks.filter(claimed_until__lt=timezone.now())
     if since is not None:
         callbacks = callbacks.filter(update_datetime__gte=since)
     return callbacks

@@ -636,12 +636,18 @@ class CallbackSerializer(serializers.ModelSerializer):
             "attempts",
             "next_attempt_at",
             "last_response_status",
+            "claimed_until",
             "ordering_key",
             "create_datetime",
             "update_datetime",
         ]
         read_only_fields = fields
         extra_kwargs = {
+            "claimed_until": {
+                "help_text": "While `sending`: until when its sender's lease runs. Past it the "
+                "callback is stuck (its sender stopped or died): the next sender takes it "
+                "and sends it again. Null otherwise."
+            },
             "event_id": {"help_text": "Sent as `webhook-id`; receivers drop duplicates by it."},
             "attempts": {"help_text": "Tries since the callback was created or last resent."},
             "owner": {"help_text": 'The owner of its hook (`Hook.owner`); `""`: the project\'s.'},
@@ -925,7 +931,8 @@ class MonitorQuerySerializer(QuerySerializer):
         max_value=MAX_MINUTES,
         required=False,
         help_text="Count only callbacks updated in the last this many minutes "
-        "(the whole table when absent).",
+        "(the whole table when absent). Not for `sending`: every stuck one counts, "
+        "however long ago its lease ran out.",
     )
 
 

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from http_hooks.exceptions import HttpHooksError
 from http_hooks.management import BAD_ARGUMENTS
+from http_hooks.models import CallbackStatus
 from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
 
 
@@ -15,8 +16,8 @@ class Command(BaseCommand):
     help = (
         "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
         "updated in the last --minutes_ago minutes (in the whole table without it); "
-        "2 for bad arguments. --status sending counts the stuck ones: their sender's "
-        "lease ran out."
+        "2 for bad arguments. --status sending counts the stuck ones, their sender's "
+        "lease run out, all of them whatever --minutes_ago."
     )
 
     def add_arguments(self, parser) -> None:
@@ -33,8 +34,13 @@ class Command(BaseCommand):
             )
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
-        window = "in all" if minutes_ago is None else f"in the last {minutes_ago} minutes"
-        message = f"{result.count} {status} callbacks updated {window} (limit {callbacks_limit})"
+        if status == CallbackStatus.SENDING:
+            counted = "stuck, their lease run out"
+        elif minutes_ago is None:
+            counted = "updated in all"
+        else:
+            counted = f"updated in the last {minutes_ago} minutes"
+        message = f"{result.count} {status} callbacks {counted} (limit {callbacks_limit})"
         if result.exceeded:
             # Django's CommandError prints the line on stderr and exits with 1.
             raise CommandError(f"limit reached: {message}", returncode=1)
