@@ -302,3 +302,106 @@ def test_callbacks_saved_while_the_broker_was_down_go_out_once_it_is_back(
     finally:
         stop(worker, log)
     assert len(receiver.requests) == 10
+
+
+class HangingThenForwardingBroker:
+    """A TCP proxy for the Redis on 127.0.0.1:6379: first it takes connections and never
+    answers them, nor closes them (a broker that hangs, as one frozen behind a
+    failover does); after ``forward()`` it relays the connections that come next."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+        self.forwarding = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def forward(self) -> None:
+        self.forwarding.set()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            self.sockets.append(client)
+            if self.forwarding.is_set():
+                upstream = socket.create_connection(("127.0.0.1", 6379))
+                self.sockets.append(upstream)
+                for source, target in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=relay, args=(source, target), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def relay(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+
+
+@pytest.mark.celery
+def test_publishing_comes_back_after_a_broker_that_hung(
+    make_hook, receiver, same_db_env, queue, tmp_path
+):
+    """A broker that hung (its connections left open and silent) and then came back: the
+    process that saves publishes again, and holds a bounded number of threads. Before,
+    each hung publish kept a connection of Celery's pool for good; once the pool was
+    held (here its size is 1, by default 10) every later publish waited for ever,
+    broker back or not, a thread more at each pause."""
+    make_hook()
+    broker = HangingThenForwardingBroker()
+    stop_saving = tmp_path / "stop"
+    script = (
+        "import pathlib, threading, time, django; django.setup()\n"
+        "from demo.celery import app\n"
+        "app.conf.broker_pool_limit = 1\n"
+        "from shop.models import Order\n"
+        "most = 0\n"
+        f"while not pathlib.Path({str(stop_saving)!r}).exists():\n"
+        "    Order.objects.create()\n"
+        "    most = max(most, threading.active_count())\n"
+        "    time.sleep(0.2)\n"
+        "print(most)\n"
+    )
+    overrides = {"DISPATCH": "celery", "CELERY_QUEUE": queue, "SWEEP_SECONDS": 1}
+    saver = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={
+            **same_db_env,
+            "HTTP_HOOKS_OVERRIDES": json.dumps(overrides),
+            "CELERY_BROKER_URL": broker.url,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "worker.log"
+    worker = None
+    try:
+        # Publishes hang, and are given up (2 s each, then a pause of SWEEP_SECONDS).
+        wait_until(lambda: Callback.objects.count() >= 40, message="the saves did not go on")
+        broker.forward()
+        # No sweep in the worker: only a published task sends a callback.
+        worker = start_worker(same_db_env, queue, log, DISPATCH="celery", SWEEP_SECONDS=None)
+        wait_until(
+            lambda: Callback.objects.filter(status="sent").count() >= 5,
+            timeout=45,
+            message="nothing was published once the broker was back",
+        )
+    finally:
+        stop_saving.touch()
+        stdout, stderr = saver.communicate(timeout=60)
+        if worker is not None:
+            stop(worker, log)
+        broker.close()
+    assert saver.returncode == 0, stderr
+    assert int(stdout) <= 6, stdout  # threads at most: the hung ones are not kept piling up

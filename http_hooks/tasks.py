@@ -17,6 +17,7 @@ logs (the system check ``http_hooks.E009`` reports the setting first).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -74,7 +75,43 @@ def _apply(task: Any, what: str, **options: Any) -> None:
     if shared_task is None:
         raise DispatchError("DISPATCH is 'celery' but Celery is not installed")
     queue = hooks_settings.CELERY_QUEUE
-    publisher.submit(partial(task.apply_async, queue=queue, **options), what)
+    publisher.submit(partial(_publish, task, queue=queue, **options), what)
+
+
+# Seconds a publish waits for the broker on its socket (to connect, send or read).
+PUBLISH_TIMEOUT = 5.0
+_thread = threading.local()
+
+
+def _publish(task: Any, **options: Any) -> None:
+    """``task.apply_async``, in the publishing thread, on a broker connection of that
+    thread, with socket timeouts.
+
+    Why not Celery's pool of producers: a publish to a broker that accepts and never
+    answers held its pooled connection for good, and once the pool's ten were held
+    every later publish waited for one for ever, the broker back or not (a thread
+    more each pause). Here a hung publish times out; a thread given up as hung
+    keeps only its own connection, and the next thread opens another."""
+    connection = getattr(_thread, "connection", None)
+    if connection is None:
+        timeouts = {
+            name: PUBLISH_TIMEOUT
+            for name in (
+                "socket_timeout",
+                "socket_connect_timeout",
+                "read_timeout",
+                "write_timeout",
+            )
+        }
+        connection = _thread.connection = task.app.connection_for_write(
+            connect_timeout=PUBLISH_TIMEOUT, transport_options=timeouts
+        )
+    try:
+        task.apply_async(connection=connection, **options)
+    except Exception:
+        _thread.connection = None
+        connection.collect()  # its sockets closed, without waiting for the broker
+        raise
 
 
 if shared_task is not None:
