@@ -266,3 +266,28 @@ def test_a_live_sender_keeps_its_claims_past_the_lease(make_hook, receiver):
     assert reports[0].sent == 1
     assert len(receiver.requests) == 1
     assert Attempt.objects.count() == 1
+
+
+def test_anything_due_says_whether_a_run_would_find_a_callback(make_hook):
+    """What an idle loop asks before a run: a waiting callback whose time has come, or a
+    ``sending`` one whose lease ran out, of any hook or of the one given."""
+    from http_hooks.delivery.claims import anything_due
+
+    hook, other = make_hook(), make_hook()
+    assert not anything_due()
+    Order.objects.create(name="one")
+    now = timezone.now()
+    callbacks = Callback.objects.filter(hook=hook)
+    Callback.objects.filter(hook=other).delete()
+    callbacks.update(next_attempt_at=now + timedelta(minutes=1))
+    assert not anything_due()
+    callbacks.update(next_attempt_at=now - timedelta(seconds=1))
+    assert anything_due() and anything_due(hook_id=hook.pk)
+    assert not anything_due(hook_id=other.pk)
+    callbacks.update(status="sending", claimed_until=now + timedelta(minutes=1))
+    assert not anything_due()
+    callbacks.update(claimed_until=now - timedelta(seconds=1))
+    assert anything_due() and anything_due(hook_id=hook.pk)
+    assert not anything_due(hook_id=other.pk)
+    callbacks.update(status="sent")
+    assert not anything_due()

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import reduce
 from typing import TypeVar
 
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.base import Model, ModelState
@@ -416,6 +416,47 @@ class LeaseKeeper(threading.Thread):
         is a daemon), so a stuck database never holds the sender here for long."""
         self.stopped.set()
         self.join(timeout=5.0)
+
+
+def anything_due(*, hook_id: int | None = None) -> bool:
+    """Whether a callback is due now (waiting and its time come, or ``sending`` and its
+    lease run out), whatever its hook's state: when none is, a run would claim nothing.
+
+    Why: an idle ``--loop`` worker's run built every claim's query to find nothing,
+    4 ms of CPU a poll on a slow machine, 1.5% of a core at two polls a second. One
+    statement that ``callback_due_idx`` answers, its SQL written once per process
+    (the ORM would spend a millisecond building it), costs a small part of that."""
+    db = connections[router.db_for_read(Callback)]
+    key = (db.alias, hook_id is not None)
+    sql = _due_sql.get(key)
+    if sql is None:
+        sql = _due_sql[key] = _anything_due_sql(db, by_hook=hook_id is not None)
+    now = db.ops.adapt_datetimefield_value(timezone.now())
+    by_hook = [] if hook_id is None else [hook_id]
+    params = [CallbackStatus.WAITING.value, now, *by_hook, CallbackStatus.SENDING.value, now]
+    with db.cursor() as cursor:
+        cursor.execute(sql, [*params, *by_hook])
+        return bool(cursor.fetchone()[0])
+
+
+_due_sql: dict[tuple[str, bool], str] = {}
+
+
+def _anything_due_sql(db: BaseDatabaseWrapper, *, by_hook: bool) -> str:
+    meta = Callback._meta
+    quote = db.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    table = quote(meta.db_table)
+    hook = f" AND {column('hook')} = %s" if by_hook else ""
+    # Two lookups, each an index range, rather than one OR that a planner may scan.
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {column('status')} = %s "
+        f"AND {column('next_attempt_at')} <= %s{hook}) OR EXISTS (SELECT 1 FROM {table} "
+        f"WHERE {column('status')} = %s AND {column('claimed_until')} < %s{hook})"
+    )
 
 
 def count_due(*, hook_id: int | None = None, callback_ids: Collection[int] | None = None) -> int:

@@ -11,6 +11,7 @@ from django.db import DatabaseError, close_old_connections
 
 from ..exceptions import TransportError
 from ..settings import hooks_settings
+from .claims import anything_due
 from .outcomes import DeliveryReport
 from .sender import Sender
 from .wakeup import Waiter
@@ -48,7 +49,10 @@ def run_loop(
         while not stop.is_set():
             close_old_connections()
             try:
-                report = sender.send(hook_id=hook_id, stop=stop.is_set)
+                if anything_due(hook_id=hook_id):
+                    report = sender.send(hook_id=hook_id, stop=stop.is_set)
+                else:
+                    report = DeliveryReport()
             except DatabaseError:
                 logger.exception("send_callbacks loop: database error, trying again")
                 stop.wait(max_sleep)
