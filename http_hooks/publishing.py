@@ -9,8 +9,8 @@ has hung for longer than ``HUNG_SECONDS``, publishing pauses for
 ``SWEEP_SECONDS``: what arrives meanwhile is dropped with one log line, and
 the callbacks wait for the sweep of the workers (``delivery.sweep``), which
 sends what is due for longer than that. A hung publish is left to its thread
-(the broker may answer it one day); the next publish after the pause starts a
-new thread.
+(Celery's time out on their own connection: ``tasks._publish``); the next
+publish after the pause starts a new thread.
 
 At exit a process waits up to ``EXIT_SECONDS`` for what it still has to publish
 (a short script that saves and exits gets its tasks out); what is left then is
