@@ -153,6 +153,31 @@ def test_headers_a_hook_may_not_set_are_refused(refuse, name, value):
     assert f"{name!r} cannot be set" in message
 
 
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        # A name's last line break once passed the check (``$``) and reached the wire:
+        # "Transfer-Encoding\n: chunked", a line a lenient receiver reads apart.
+        pytest.param({"Transfer-Encoding\n": "chunked"}, "not a valid header name", id="name-lf"),
+        pytest.param({"X-A\n": "v"}, "not a valid header name", id="name-trailing-lf"),
+        pytest.param({"X-A": "v\x0bw"}, "control character", id="value-vertical-tab"),
+        pytest.param({"X-A": "v\x01"}, "control character", id="value-soh"),
+        pytest.param({"X-A": "v\x7f"}, "control character", id="value-del"),
+    ],
+)
+def test_header_names_and_values_http_cannot_carry_are_refused(refuse, headers, words):
+    message = refuse("headers", headers=headers)
+    # The admin's text form ("Key: value" lines) breaks the line there instead.
+    assert words in message or "is not of the form 'Key: value'" in message
+
+
+def test_a_tab_in_a_header_value_is_taken(make_hook, receiver):
+    make_hook(headers={"X-Tab": "a\tb"})
+    Order.objects.create(name="tab")
+    send_callbacks()
+    assert receiver.requests[0].headers["x-tab"] == "a\tb"
+
+
 SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: other.example\r\nContent-Length: 0\r\n\r\n"
 STORED_HOSTILE_HEADERS = {
     "X-Kept": "yes",

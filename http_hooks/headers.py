@@ -19,9 +19,11 @@ from typing import Any
 
 from .exceptions import InvalidHeadersError
 
-# RFC 9110 token characters.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+# RFC 9110 token characters, and nothing after them (``$`` would let a last line
+# break through: a name "X-A\n" once reached the wire as such).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# Control characters, but the tab that RFC 9110 allows in a field value.
+_FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 MAX_HEADERS = 100
 MAX_HEADERS_SIZE = 16 * 1024
@@ -108,7 +110,8 @@ def _normalise(pairs) -> dict[str, str]:
             ) from exc
         if _FORBIDDEN_IN_VALUE.search(text):
             raise InvalidHeadersError(
-                f"invalid headers: the value of {name!r} contains a line break or NUL"
+                f"invalid headers: the value of {name!r} contains a line break or another "
+                "control character"
             )
         try:
             text.encode("latin-1")
