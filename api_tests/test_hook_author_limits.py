@@ -420,6 +420,9 @@ BAD_URLS = [
     pytest.param("http://08.0.0.1/", "not an IPv4 address", id="ipv4-bad-octal"),
     pytest.param("http://example.0x1/", "not an IPv4 address", id="name-with-numeric-tld"),
     pytest.param("http://./", "invalid host name", id="only-a-dot"),
+    pytest.param("http://@example.com/", "credentials", id="empty-credentials"),
+    pytest.param("http://:@example.com/", "credentials", id="empty-user-and-password"),
+    pytest.param("http://example.com:0/", "port 0", id="port-0"),
 ]
 
 

@@ -100,8 +100,10 @@ def check_target_url(url: str, *, resolve_host: bool = True) -> None:
         raise InvalidTargetURLError(f"invalid target URL: {exc}") from exc
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise InvalidTargetURLError("the target URL must be an absolute http:// or https:// URL")
-    if parts.username or parts.password:
+    if "@" in parts.netloc:  # empty ones too: "http://@host/", "http://:@host/"
         raise InvalidTargetURLError("the target URL must not contain credentials")
+    if port == 0:
+        raise InvalidTargetURLError("invalid target URL: port 0 is no port to connect to")
     addresses = host_addresses(parts.hostname, port or 443, resolve_name=resolve_host)
     if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
         return
