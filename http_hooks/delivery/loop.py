@@ -32,7 +32,8 @@ def run_loop(
     commit that stores callbacks ends the wait at once (``wakeup``), and while
     the worker listens the idle polls, which then only find retries that fell
     due, expired leases and callbacks whose notification was missed, are up to
-    ``LOOP_LISTEN_MAX_SLEEP`` apart. Setting ``stop``
+    ``LOOP_LISTEN_MAX_SLEEP`` apart. A poll runs the sender only when a callback
+    is due (``claims.anything_due``), so that idling costs one query a poll. Setting ``stop``
     finishes the transfers in flight and gives back the claimed callbacks not
     yet started. A database error that reconnecting did not cure (a restart, a failover) is
     logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
