@@ -474,3 +474,28 @@ def test_a_whole_number_written_with_a_point_is_a_whole_number(staff_client, mak
         None,
         "days",
     )
+
+
+@pytest.mark.parametrize(
+    "action", ["hooks/{hook}/test/", "hooks/{hook}/enable/", "callbacks/{callback}/resend/"]
+)
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("garbage", "application/json", 400),
+        ('{"enabled": false}', "application/json", 400),
+        ("[]", "application/json", 400),
+        ("garbage", "text/plain", 415),
+    ],
+)
+def test_an_action_that_takes_no_body_refuses_one(
+    staff_client, make_hook, action, body, content_type, status
+):
+    hook = make_hook(target_url="http://127.0.0.1:9/hook")
+    Order.objects.create(name="one")
+    callback = Callback.objects.get(hook=hook)
+    Callback.objects.filter(pk=callback.pk).update(status=CallbackStatus.ERROR)
+    url = "/api/" + action.format(hook=hook.pk, callback=callback.pk)
+    assert_error(staff_client.post(url, body, content_type=content_type), status, None)
+    assert Callback.objects.get(pk=callback.pk).status == CallbackStatus.ERROR
+    assert staff_client.post(url, "{}", content_type="application/json").status_code == 200

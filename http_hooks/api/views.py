@@ -114,6 +114,14 @@ def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
     }
 
 
+def take_no_body(request: Request) -> None:
+    """An action that takes no body refuses one, as the others refuse a bad one: a body
+    that is not JSON is a 400 (415 for another content type), and anything but
+    nothing or ``{}`` a 400 (garbage was once taken, and the action done)."""
+    if request.data not in ({}, None):
+        raise ValidationError("this action takes no body (or {})", code="unexpected_body")
+
+
 class HttpHooksAPIMixin:
     """What every ViewSet of the app shares: JSON bodies, ids in URLs (anything else
     in their place is a JSON 404, not the project's HTML one), permissions from the
@@ -239,6 +247,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
+        take_no_body(request)
         hook = self.get_object()
         attempt = services.send_test_event(hook)
         return Response(
@@ -257,6 +266,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def enable(self, request: Request, pk: str | None = None) -> Response:
+        take_no_body(request)
         hook = services.enable_hook(self.get_object())
         return Response(self.get_serializer(hook).data)
 
@@ -445,6 +455,7 @@ class CallbackViewSet(
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:
+        take_no_body(request)
         callback = self.get_object()
         if not services.resend_callbacks(ids=[callback.pk], owners=self.owners):
             raise Conflict(
