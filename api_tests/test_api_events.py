@@ -168,6 +168,11 @@ def test_a_tenant_sends_as_their_owner_staff_name_any(event_hook):
         (shared.pk, ""),
         (adas.pk, str(ada.pk)),
     ]
+    # An owner that does not exist is a 400, as for a hook: not an event that reaches
+    # the project's hooks only.
+    body["owner"] = "999999"
+    error(overseer.post("/api/events/", body, format="json"), 400, "owner")
+    assert Callback.objects.count() == 2
 
 
 # --- GET /api/event-types/ -----------------------------------------------------

@@ -598,6 +598,13 @@ def send_event_for(
     reaches that owner's hooks only: a tenant can neither speak for another owner nor
     feed events to the project's own hooks."""
     if owners is None:
+        if owner is not None:
+            # Named in a request, an owner must exist, as for a hook: a typo is a 400,
+            # not an event that reaches only the hooks with no owner.
+            try:
+                owner = owner_key(owner)
+            except InvalidHookError as exc:
+                raise InvalidEventError(exc.message, field="owner") from None
         return send_event(event_type, payload, owner=owner, key=key)
     try:
         chosen = owner_for_write(owner, owners=owners)

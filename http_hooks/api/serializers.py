@@ -797,13 +797,9 @@ class SendEventSerializer(RequestSerializer):
         required=False,
         max_length=MAX_OWNER_LENGTH,
         help_text="The primary key of an owner: the event reaches that owner's hooks. Staff and "
-        "users with `http_hooks.view_all_hooks` may name any owner (the hooks with no owner "
-        "take the event too); others one of their own.",
+        "users with `http_hooks.view_all_hooks` may name any owner that exists (the hooks "
+        "with no owner take the event too); others one of their own.",
     )
-
-    def validate_event_type(self, event_type: str) -> str:
-        with field_errors():
-            return validate_event_type(event_type)
 
 
 class SendEventResultSerializer(serializers.Serializer):
