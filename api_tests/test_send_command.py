@@ -8,6 +8,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -272,3 +273,20 @@ def test_a_stop_signal_finishes_the_transfers_in_flight_and_exits_0(
     assert sorted(statuses) == ["sent"] * 5 + ["waiting"] * 5
     assert len(receiver.requests) == 5
     assert "sent 5, retried 0, failed 0" in stdout
+
+
+def test_a_database_that_cannot_be_reached_exits_1_with_one_line(same_db_env):
+    """The reconnection's tries are logged, one line each; then the command ends with
+    one line, not a traceback (a PostgreSQL port where nothing listens here)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    env = {**same_db_env, "HTTP_HOOKS_DB": "postgres", "HTTP_HOOKS_PG_PORT": str(closed_port)}
+    result = subprocess.run(MANAGE, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("CommandError: the database failed: connection failed")
+    )

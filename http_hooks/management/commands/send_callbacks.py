@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from tqdm import tqdm
 
 from http_hooks.exceptions import HttpHooksError, TransportError
@@ -160,6 +161,10 @@ class Command(BaseCommand):
                     )
         except TransportError as exc:
             raise CommandError(exc.message) from exc
+        except DatabaseError as exc:
+            # Reconnecting did not cure it (each try was logged): one line, not a traceback.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CommandError(f"the database failed: {reason}"[:500]) from exc
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if report_file is not None:
