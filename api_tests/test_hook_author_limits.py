@@ -563,20 +563,20 @@ def test_a_template_nested_64_levels_renders_at_each_event(make_hook, receiver):
 
 
 def test_a_template_that_renders_past_its_limit_makes_an_error_callback(make_hook, settings):
-    """Each placeholder repeats the event's data: 1,000 of them over a 2,000-character
-    name would be 2 million characters a row. Past ``TEMPLATE_PAYLOAD_LIMIT`` the
+    """Each placeholder repeats the event's data: 1,000 of them over 2,000 characters of
+    notes would be 2 million characters a row. Past ``TEMPLATE_PAYLOAD_LIMIT`` the
     callback is stored in error with the reason, without the payload; under it, whole."""
     settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "TEMPLATE_PAYLOAD_LIMIT": 100_000}
     hook = make_hook(
         content_type="application/json",
-        payload_template="[" + ",".join(["{{instance.name}}"] * 1000) + "]",
+        payload_template="[" + ",".join(["{{instance.notes}}"] * 1000) + "]",
     )
-    Order.objects.create(name="n" * 2000)
+    Order.objects.create(notes="n" * 2000)
     callback = Callback.objects.get(hook=hook)
     assert callback.status == CallbackStatus.ERROR
     assert callback.payload == ""
     assert "TEMPLATE_PAYLOAD_LIMIT (100000 characters)" in callback.status_details
-    Order.objects.create(name="n" * 90)
+    Order.objects.create(notes="n" * 90)
     fits = Callback.objects.filter(hook=hook).latest("id")
     assert fits.status == CallbackStatus.WAITING
     assert len(fits.payload) == 2 + 1000 * 92 + 999

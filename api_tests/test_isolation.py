@@ -597,12 +597,15 @@ def test_a_claim_that_ends_after_sigterm_starts_nothing(make_hook, receiver, sam
     back unstarted and the worker exits 0. It once sent it, and was killed past the
     grace period with the callback left ``sending``."""
     make_hook()
+    Order.objects.create(name="due soon")
+    # Due in a moment: the idle worker's question "anything due?" (a read, which the
+    # lock lets through) says yes once the lock is taken, and its claim then waits.
+    Callback.objects.update(next_attempt_at=timezone.now() + datetime.timedelta(seconds=2))
     worker = start_sender(same_db_env, "--loop", LOOP_LISTEN_MAX_SLEEP=0.2, LOOP_MAX_SLEEP=0.2)
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("LOCK TABLE http_hooks_callback IN EXCLUSIVE MODE")
-            Order.objects.create(name="after the signal")
             wait_until(waiting_on_a_lock, message="the worker's claim did not wait for the lock")
             worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=60)
