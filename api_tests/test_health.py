@@ -2,6 +2,7 @@
 HTTP dates), 410 Gone, a dead receiver (circuit breaker, half-open probe),
 auto-disable, the hook_disabled notice, and enabling the hook again."""
 
+import contextlib
 import datetime
 import logging
 import threading
@@ -12,14 +13,14 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.db import connection
+from django.db import OperationalError, connection, connections, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from http_hooks.api import enable_hook, send_callbacks, update_hook
 from http_hooks.delivery import health, sender
-from http_hooks.delivery.claims import claim_batch, claim_probe
+from http_hooks.delivery.claims import claim_batch, claim_probe, release_claims, with_hooks
 from http_hooks.delivery.outcomes import DeliveryReport, record_outcomes
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.signals import hook_disabled
@@ -795,3 +796,104 @@ def test_retry_after_in_seconds_is_read_whole(value, seconds):
         Outcome(status_code=503, response_headers={"Retry-After": value}), now
     )
     assert (None if until is None else (until - now).total_seconds()) == seconds
+
+
+def test_a_lapsed_probe_given_back_never_ends_another_senders_hold(make_hook):
+    """Sender A stalls past its lease holding a paused hook's probe; sender B probes the
+    hook. When A wakes and gives its probe back, B's hold stays: A's give-back once reset
+    the pause to now, and any sender could send a second probe meanwhile."""
+    hook = make_hook()
+    passed = timezone.now() - datetime.timedelta(seconds=1)
+    Hook.objects.filter(pk=hook.pk).update(paused_until=passed, breaker_trips=1)
+    Order.objects.create(name="one")
+    Order.objects.create(name="two")
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    (probe_a,) = claim_probe(hook_id=hook.pk, paused_until=passed, token=a)
+    expired = timezone.now() - datetime.timedelta(seconds=1)  # A's lease and hold run out
+    Callback.objects.filter(pk=probe_a.pk).update(claimed_until=expired)
+    Hook.objects.filter(pk=hook.pk).update(paused_until=expired)
+    (probe_b,) = claim_probe(hook_id=hook.pk, paused_until=expired, token=b)
+    held_by_b = Hook.objects.get(pk=hook.pk).paused_until
+    assert held_by_b > timezone.now()
+    release_claims(a, [probe_a.pk], probed_hooks={hook.pk})
+    assert Hook.objects.get(pk=hook.pk).paused_until == held_by_b
+    assert Callback.objects.get(pk=probe_b.pk).claim_token == b
+    assert hook.pk in health.held_hooks()  # no other sender probes it meanwhile
+    # A's own probe, still held, ends its own hold when given back.
+    passed = timezone.now() - datetime.timedelta(seconds=1)
+    Callback.objects.filter(pk=probe_b.pk).update(status="waiting", claim_token=None)
+    Hook.objects.filter(pk=hook.pk).update(paused_until=passed)
+    (probe_c,) = claim_probe(hook_id=hook.pk, paused_until=passed, token=c)
+    release_claims(c, [probe_c.pk], probed_hooks={hook.pk})
+    assert Hook.objects.get(pk=hook.pk).paused_until <= timezone.now()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_recording_the_same_two_hooks_never_deadlock(make_hook, monkeypatch):
+    """Two windows over the same two hooks, each turning one slow (a timeout) and the
+    other quick again: the speed writes once went before the hooks were locked in id
+    order, and the two transactions locked the rows in opposite orders (PostgreSQL's
+    "deadlock detected"). The two windows are made to meet before their locks."""
+    one, two = make_hook(), make_hook()
+    Order.objects.create(name="a")
+    Order.objects.create(name="b")
+    # An earlier sender met both slow: every copy claimed since says so. Both succeeded
+    # just now, so _record_successes' conditional UPDATE matches (and locks) no row: the
+    # only out-of-order lock is the new slow_since write.
+    now = timezone.now()
+    Hook.objects.filter(pk__in=[one.pk, two.pk]).update(slow_since=now, last_success_at=now)
+    cbs = with_hooks(list(Callback.objects.order_by("pk")))
+    first = {h: [c for c in cbs if c.hook_id == h] for h in (one.pk, two.pk)}
+    quick = Outcome(status_code=200, duration_ms=3)
+    timeout = Outcome(error="Operation timed out", duration_ms=15000)
+    windows = {
+        # sender A: hook one times out again (slow, troubled), hook two is quick again
+        "A": ([first[one.pk][0], first[two.pk][0]], [timeout, quick]),
+        # sender B: the other way round
+        "B": ([first[two.pk][1], first[one.pk][1]], [timeout, quick]),
+    }
+    meet = threading.Barrier(2, timeout=5)
+    real = health._record_successes
+
+    def meeting(*args, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(health, "_record_successes", meeting)
+    errors = {}
+
+    def sender(name):
+        batch, outcomes = windows[name]
+        try:
+            with transaction.atomic():
+                health.record_health(batch, outcomes, timezone.now())
+        except OperationalError as exc:
+            errors[name] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == {}
+
+
+def test_enabling_from_a_stale_copy_keeps_what_the_sender_wrote_since(make_hook):
+    """``enable_hook`` writes what it clears, not the rest of the copy it is given: a
+    sender's quick try since the copy was loaded keeps ``slow_since`` cleared, and its
+    success keeps ``last_success_at``."""
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(
+        slow_since=timezone.now(), enabled=False, disabled_reason="gone"
+    )
+    stale = Hook.objects.get(pk=hook.pk)  # the operator's page, loaded while it hung
+    succeeded = timezone.now()
+    Hook.objects.filter(pk=hook.pk).update(slow_since=None, last_success_at=succeeded)
+    enable_hook(stale)
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (True, "")
+    assert (hook.slow_since, hook.last_success_at) == (None, succeeded)

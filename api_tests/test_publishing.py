@@ -73,3 +73,35 @@ def test_a_hung_publish_never_holds_the_caller(short_pause, caplog):
     wait_until(resumed, timeout=10)
     assert published == ["resumed"]
     broker_answers.set()
+
+
+def test_a_publish_given_up_as_hung_that_fails_later_pauses_nothing(short_pause, caplog):
+    """A hung publish ends at last, by its socket timeout, after the broker is back and a
+    newer thread publishes: its failure is logged, and no longer pauses publishing
+    (it once dropped what came for another SWEEP_SECONDS)."""
+    publisher = Publisher()
+    published = []
+    times_out = threading.Event()
+
+    def hung_then_timed_out() -> None:
+        times_out.wait(30)
+        raise TimeoutError("Timeout reading from socket")
+
+    publisher.submit(hung_then_timed_out, "callbacks 1..1 (1)")
+    wait_until(lambda: publisher.busy_since is not None, timeout=5)
+    wait_until(lambda: time.monotonic() - publisher.busy_since > HUNG_SECONDS, timeout=10)
+    publisher.submit(lambda: published.append("dropped"), "callbacks 2..2 (1)")  # gives it up
+
+    def resumed() -> bool:
+        publisher.submit(lambda: published.append("resumed"), "callbacks 3..3 (1)")
+        return publisher.flush(5) and bool(published)
+
+    wait_until(resumed, timeout=10)
+    caplog.clear()  # the pause of the hang itself is logged above
+    with caplog.at_level(logging.WARNING, logger="http_hooks.publishing"):
+        times_out.set()
+        wait_until(lambda: "Timeout reading from socket" in caplog.text, timeout=10)
+    publisher.submit(lambda: published.append("later"), "callbacks 4..4 (1)")
+    assert publisher.flush(5)
+    assert published[-1] == "later"
+    assert "publishing pauses" not in caplog.text

@@ -92,7 +92,12 @@ class Publisher:
                 publish()
             except Exception as exc:
                 with self.lock:
-                    self._pause(f"could not queue {what}: {exc!r}")
+                    if self.thread is me:
+                        self._pause(f"could not queue {what}: {exc!r}")
+                    else:
+                        # Given up as hung, it failed at last: the pause was taken then,
+                        # and a newer thread may be publishing to a broker that is back.
+                        logger.warning("could not queue %s: %r", what, exc)
             finally:
                 with self.lock:
                     if self.thread is me:

@@ -274,8 +274,21 @@ def enable_hook(hook: Hook) -> Hook:
     the circuit breaker closed and its failure count reset. Callbacks it kept
     waiting while disabled or paused go out at the next send."""
     _clear_health(hook)
-    hook.save(update_fields=[*HEALTH_FIELDS, "update_datetime"])
+    # Only what it clears: the rest of the hook's health is the sender's, and ``hook``
+    # may be a copy older than what the sender wrote since.
+    hook.save(update_fields=[*CLEARED_HEALTH, "update_datetime"])
     return hook
+
+
+CLEARED_HEALTH = [
+    "enabled",
+    "disabled_reason",
+    "disabled_at",
+    "paused_until",
+    "consecutive_failures",
+    "breaker_trips",
+    "failing_since",
+]
 
 
 def _clear_health(hook: Hook) -> None:

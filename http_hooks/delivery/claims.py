@@ -17,9 +17,9 @@ import operator
 import threading
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from functools import reduce
+from functools import partial, reduce
 from typing import TypeVar
 
 from django.db import DatabaseError, connection, connections, router, transaction
@@ -356,12 +356,21 @@ def release_claims(
 ) -> None:
     """Give claimed callbacks that were never tried back, due as they were; end the
     hold of ``probed_hooks``, whose probe was among them (``claim_probe``), so that
-    the next claim of any sender probes again."""
+    the next claim of any sender probes again. Only what this sender (``token``)
+    still holds: a probe another sender took after this one's lease ran out keeps
+    that sender's hold on its hook."""
     with transaction.atomic():
+        held = Callback.objects.filter(
+            ids_among(callback_ids), claim_token=token, status=CallbackStatus.SENDING
+        )
+        if probed_hooks:
+            probed_hooks = set(
+                held.filter(hook_id__in=list(probed_hooks))
+                .select_for_update()
+                .values_list("hook_id", flat=True)
+            )
         if callback_ids:
-            Callback.objects.filter(
-                ids_among(callback_ids), claim_token=token, status=CallbackStatus.SENDING
-            ).update(status=CallbackStatus.WAITING, claimed_until=None)
+            held.update(status=CallbackStatus.WAITING, claimed_until=None)
         if probed_hooks:
             Hook.objects.filter(pk__in=list(probed_hooks), paused_until__isnull=False).update(
                 paused_until=timezone.now()
@@ -370,6 +379,14 @@ def release_claims(
 
 # Seconds before a failed lease renewal is tried again.
 LEASE_RETRY = 1.0
+# Seconds on a clock that runs while the machine is suspended (``CLOCK_BOOTTIME``,
+# Linux; ``time.monotonic`` elsewhere), as the database's clock does: a lease runs
+# out while the sender's machine sleeps too.
+lease_clock: Callable[[], float] = (
+    partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+    if hasattr(time, "CLOCK_BOOTTIME")
+    else time.monotonic
+)
 
 
 class LeaseKeeper(threading.Thread):
@@ -388,17 +405,17 @@ class LeaseKeeper(threading.Thread):
         self.probes = probes if probes is not None else {}
         self.period = int(hooks_settings.LEASE_SECONDS) / 3
         self.stopped = threading.Event()
-        # When (``time.monotonic()``) the last renewal that went through began, or the
-        # run began: every callback the sender holds is leased for LEASE_SECONDS past
-        # it at least, or past its claim if that came later.
-        self.renewed = time.monotonic()
+        # When (``lease_clock()``) the last renewal that went through began, or the run
+        # began: every callback the sender holds is leased for LEASE_SECONDS past it at
+        # least, or past its claim if that came later.
+        self.renewed = lease_clock()
 
     def run(self) -> None:
         wait = self.period
         try:
             while not self.stopped.wait(wait):
                 try:
-                    began = time.monotonic()
+                    began = lease_clock()
                     renew_lease(self.token, list(self.probes))
                     self.renewed = began
                     wait = self.period

@@ -206,20 +206,22 @@ def record_health(
     succeeded = {
         callback.hook_id: callback.hook for callback in batch if callback.hook_id not in troubled
     }
-    _record_speed(batch, outcomes, now)
+    speed = _speed_changes(batch, outcomes)
     if succeeded:
         _record_successes(succeeded, now)
-    if not troubled:
+    if not troubled and not speed:
         return set()
-    hooks = {
+    locked = {
         hook.pk: hook
         # Locked in id order, as every sender locks them: two senders never wait
         # for each other's hooks in a circle (a deadlock PostgreSQL would break).
         for hook in Hook.objects.select_for_update()
-        .filter(pk__in=troubled)
+        .filter(pk__in=troubled | speed.keys())
         .order_by("pk")
         .only("pk", "name", "target_url", *HEALTH_FIELDS)
     }
+    _record_speed(speed, locked, now)
+    hooks = {pk: hook for pk, hook in locked.items() if pk in troubled}
     before = {pk: _state(hook) for pk, hook in hooks.items()}
     disabled: list[Hook] = []
     for callback, outcome in zip(batch, outcomes, strict=True):
@@ -244,35 +246,49 @@ def record_health(
     }
 
 
-def _record_speed(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: datetime) -> None:
-    """``slow_since`` of the hooks whose tries turned slow, or quick again, in this
-    window (each hook's last try decides), against the hooks as they were claimed.
-    A sender that starts reads it (``Sender.claim``): a receiver that hangs is
-    known to every sender once one has met it, not found out by a timeout in each.
-    Written only on a change: a hook that stays quick (or slow) costs no write."""
+def _speed_changes(
+    batch: Sequence[Callback], outcomes: Sequence[Outcome]
+) -> dict[int, tuple[Hook, bool]]:
+    """The hooks whose tries turned slow, or quick again, in this window (each hook's
+    last try decides) against the hooks as they were claimed: hook id: (the claimed
+    copy, slow). Only these are locked and maybe written (``_record_speed``)."""
     threshold = slow_ms()
     last: dict[int, tuple[Callback, bool]] = {}
     for callback, outcome in zip(batch, outcomes, strict=True):
         last[callback.hook_id] = (callback, outcome.duration_ms >= threshold)
-    turned: dict[bool, list[Hook]] = {True: [], False: []}
-    for callback, slow in last.values():
+    changes = {}
+    for hook_id, (callback, slow) in last.items():
         hook = callback.hook
         if slow == (hook.slow_since is None):
-            turned[slow].append(hook)
-    if turned[True]:
-        Hook.objects.filter(
-            pk__in=[hook.pk for hook in turned[True]], slow_since__isnull=True
-        ).update(slow_since=now)
-    if turned[False]:
-        Hook.objects.filter(pk__in=[hook.pk for hook in turned[False]]).update(slow_since=None)
+            changes[hook_id] = (hook, slow)
+    return changes
 
-    def written() -> None:
-        for slow, hooks in turned.items():
-            for hook in hooks:
-                hook.slow_since = now if slow else None
 
-    if turned[True] or turned[False]:
-        transaction.on_commit(written)
+def _record_speed(
+    changes: dict[int, tuple[Hook, bool]], locked: dict[int, Hook], now: datetime
+) -> None:
+    """Write ``slow_since`` of the hooks whose tries turned slow or quick (``changes``),
+    as their locked rows (``locked``) say it must change. A sender that starts reads it
+    (``Sender.claim``): a receiver that hangs is known to every sender once one has
+    met it, not found out by a timeout in each. A hook that stays quick (or slow)
+    costs no write; the claimed copies learn the value once it is committed."""
+    turned: dict[bool, list[int]] = {True: [], False: []}
+    for pk, (_, slow) in changes.items():
+        row = locked.get(pk)
+        if row is not None and slow == (row.slow_since is None):
+            turned[slow].append(pk)
+            row.slow_since = now if slow else None
+    for slow, pks in turned.items():
+        if pks:
+            Hook.objects.filter(pk__in=pks).update(slow_since=now if slow else None)
+
+    def learned() -> None:
+        for pk, (copy, _) in changes.items():
+            if pk in locked:
+                copy.slow_since = locked[pk].slow_since
+
+    if changes:
+        transaction.on_commit(learned)
 
 
 def _state(hook: Hook) -> tuple[object, ...]:

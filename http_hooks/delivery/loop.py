@@ -13,6 +13,7 @@ from ..exceptions import TransportError
 from ..settings import hooks_settings
 from .claims import anything_due
 from .outcomes import DeliveryReport
+from .reconnect import with_reconnect
 from .sender import Sender
 from .wakeup import Waiter
 
@@ -50,10 +51,10 @@ def run_loop(
         while not stop.is_set():
             close_old_connections()
             try:
-                if anything_due(hook_id=hook_id):
-                    report = sender.send(hook_id=hook_id, stop=stop.is_set)
-                else:
-                    report = DeliveryReport()
+                due = with_reconnect(
+                    lambda: anything_due(hook_id=hook_id), what="looking for due callbacks"
+                )
+                report = sender.send(hook_id=hook_id, stop=stop.is_set) if due else DeliveryReport()
             except DatabaseError:
                 logger.exception("send_callbacks loop: database error, trying again")
                 stop.wait(max_sleep)

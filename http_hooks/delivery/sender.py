@@ -39,7 +39,7 @@ from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
-from .claims import LeaseKeeper, claim_batch, claim_probe, release_claims
+from .claims import LeaseKeeper, claim_batch, claim_probe, lease_clock, release_claims
 from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
@@ -292,6 +292,7 @@ class _Run:
         # Claimed callbacks that go back unstarted, uncharged: those whose token waited
         # past TOKEN_LIFETIME, and those whose lease may have run out (``start``).
         self.to_give_back: list[int] = []
+        self.lapsed = 0  # of those, the ones whose lease may have run out
         # The paused and disabled hooks (``held_hooks``), read again at most every
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
         self.held: dict[int, datetime | None] = {}
@@ -417,7 +418,7 @@ class _Run:
     def claim(self) -> int:
         if self.exhausted():
             return 0
-        leased_at = time.monotonic()  # before the claims: their leases end later
+        leased_at = lease_clock()  # before the claims: their leases end later
         fresh = time.monotonic() >= self.held_read_at + CLAIM_INTERVAL
         if fresh:
             self.held = with_reconnect(held_hooks, what="reading paused hooks")
@@ -539,17 +540,10 @@ class _Run:
         LEASE_SECONDS (a stopped process, a paused machine) finds on waking that
         another may have taken and sent it; given back, it is claimed afresh if not."""
         pk = callback.pk
-        now = time.monotonic()
         taken = self.token_taken.pop(pk, None)
-        lapsed = max(callback.leased_at, self.keeper.renewed) + self.lease <= now
-        if lapsed or (taken is not None and now - taken > TOKEN_LIFETIME):
-            if lapsed:
-                logger.warning(
-                    "callback %s: not sent, its lease may have run out while the sender "
-                    "was stalled (LEASE_SECONDS=%s)",
-                    pk,
-                    self.lease,
-                )
+        lapsed = max(callback.leased_at, self.keeper.renewed) + self.lease <= lease_clock()
+        if lapsed or (taken is not None and time.monotonic() - taken > TOKEN_LIFETIME):
+            self.lapsed += int(lapsed)
             self.queue.done(callback.hook_id)
             self.to_give_back.append(pk)
             return
@@ -638,6 +632,15 @@ class _Run:
             self.release_waiting(paused)
         if self.to_give_back:
             expired, self.to_give_back = self.to_give_back, []
+            if self.lapsed:
+                logger.warning(
+                    "%s claimed callbacks not sent: their lease may have run out while the "
+                    "sender was stalled (LEASE_SECONDS=%s); they go back to waiting, unless "
+                    "another sender has taken them",
+                    self.lapsed,
+                    self.lease,
+                )
+                self.lapsed = 0
             self.give_back(expired)
 
 
