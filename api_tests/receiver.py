@@ -31,6 +31,8 @@ class ReceivedRequest:
     body: bytes
     client_port: int = 0
     received_at: float = field(default_factory=time.monotonic)
+    # Every header line as it came, repeated names included.
+    lines: list[tuple[str, str]] = field(default_factory=list)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -97,6 +99,7 @@ class Receiver:
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
                     self.client_address[1],
+                    lines=list(self.headers.items()),
                 )
                 receiver._record(request)
                 behaviour = receiver.behaviour_for(path)

@@ -93,6 +93,21 @@ def test_header_values_in_an_object_must_be_strings(staff_client, hook_data, val
     assert not Hook.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Team": "a", "x-team": "b"}, "X-Team: a\r\nx-team: b", "X-Team: a\nX-Team: b"],
+    ids=["object", "text", "text-same-case"],
+)
+def test_a_header_name_given_twice_is_refused(staff_client, hook_data, headers):
+    """Names ignore case: both would go out, and a masked update could keep either."""
+    response = create(staff_client, {**hook_data, "headers": headers})
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["field"] == "headers"
+    assert "given twice" in error["message"]
+    assert not Hook.objects.exists()
+
+
 def test_hook_created_through_the_api_fires_and_signs(staff_client, hook_data, receiver):
     secret = create(staff_client, {**hook_data, "target_url": receiver.url()}).json()["secret"]
     order = Order.objects.create(name="A")

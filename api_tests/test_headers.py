@@ -51,6 +51,11 @@ def test_valid_headers_are_normalised(value, expected):
         '["A"]',
         42,
         {"A": 10**5000},
+        {"X-A": "1", "x-a": "2"},
+        "X-A: 1\nX-A: 2",
+        "X-A: 1\nx-a: 2",
+        '{"X-A": "1", "X-A": "2"}',
+        '{"X-A": "1", "x-A": "2"}',
     ],
     ids=[
         "no-colon",
@@ -68,11 +73,29 @@ def test_valid_headers_are_normalised(value, expected):
         "json-array",
         "not-text",
         "int-past-the-digit-limit",
+        "name-twice-in-another-case",
+        "line-twice",
+        "line-twice-in-another-case",
+        "json-member-twice",
+        "json-member-twice-in-another-case",
     ],
 )
 def test_invalid_headers_raise(value):
     with pytest.raises(InvalidHeadersError, match="invalid headers"):
         parse_headers(value)
+
+
+def test_a_name_given_twice_says_which():
+    with pytest.raises(InvalidHeadersError, match=r"'x-a' is given twice \(as 'X-A': names ignore"):
+        parse_headers({"X-A": "1", "x-a": "2"})
+    with pytest.raises(InvalidHeadersError, match=r"'X-A' is given twice$"):
+        parse_headers("X-A: 1\nX-A: 2")
+
+
+def test_stored_headers_keep_the_last_of_a_name_given_twice():
+    """Hooks stored before names given twice were refused send the last of them once,
+    as the old package's requests did, instead of failing every try."""
+    assert parse_headers({"X-A": "1", "B": "b", "x-a": "2"}, stored=True) == {"B": "b", "x-a": "2"}
 
 
 def test_format_headers_round_trips_through_parse():

@@ -322,6 +322,28 @@ def test_a_hook_whose_stored_headers_are_broken_fails_its_tries_alone(make_hook,
     assert attempt.error.startswith("invalid request: invalid headers")
 
 
+def test_stored_headers_with_a_name_twice_go_out_once(make_hook, receiver):
+    """A hook stored before such names were refused sends the last of them, once."""
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).update(headers={"X-Team": "old", "x-team": "new"})
+    Order.objects.create(name="A")
+    assert send_callbacks().sent == 1
+    (request,) = receiver.wait_for(1)
+    assert [line for line in request.lines if line[0].lower() == "x-team"] == [("x-team", "new")]
+
+
+def test_admin_form_refuses_a_header_name_given_twice(make_hook, admin_client, receiver):
+    from .test_admin import hook_form
+
+    hook = make_hook(headers=PLAIN)
+    url = reverse("admin:http_hooks_hook_change", args=[hook.pk])
+    response = admin_client.post(url, hook_form(receiver, headers="X-Team: a\nx-team: b"))
+    assert response.status_code == 200
+    assert "given twice" in response.content.decode()
+    hook.refresh_from_db()
+    assert hook.headers == PLAIN
+
+
 @pytest.mark.parametrize("entry", ["patch", "update_hook"])
 def test_unmarking_a_header_never_shows_its_stored_value(make_hook, staff_client, entry):
     """Taking a name out of secret_headers must not reveal the value nobody was shown:

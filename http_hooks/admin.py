@@ -304,7 +304,7 @@ class HookAdmin(ModelAdmin):
     @admin.display(description=_("headers"))
     def shown_headers(self, obj: Hook) -> str:
         try:
-            headers = parse_headers(obj.headers)
+            headers = parse_headers(obj.headers, stored=True)
         except InvalidHeadersError as exc:
             return exc.message
         return format_headers(mask_headers(headers, obj.secret_headers))

@@ -52,17 +52,22 @@ OWN_HEADERS = {
 }
 
 
-def parse_headers(value: Any) -> dict[str, str]:
+def parse_headers(value: Any, *, stored: bool = False) -> dict[str, str]:
     """Return the headers as a normalised ``{name: value}`` dict.
 
     Accepts ``None``/empty, a mapping, a JSON object string, or the old
     package's text form (one ``Key: value`` per line, ``\\r\\n`` or ``\\n``).
     Raises ``InvalidHeadersError`` with a message saying what is wrong.
+
+    Header names are case-insensitive, so a name given twice (``X-A`` and
+    ``x-a``, or one line twice) is refused: which value would go out, or be kept
+    behind a mask, is not for the sender to guess. Headers ``stored`` before that
+    rule keep the last of such names, as the old package's ``requests`` sent them.
     """
     if value is None or value == "" or value == {}:
         return {}
     if isinstance(value, Mapping):
-        return _normalise(value.items())
+        return _normalise(value.items(), stored=stored)
     if not isinstance(value, str):
         raise InvalidHeadersError(
             f"invalid headers: expected an object or 'Key: value' lines, got {type(value).__name__}"
@@ -74,12 +79,12 @@ def parse_headers(value: Any) -> dict[str, str]:
         return {}
     if text.startswith("{"):
         try:
-            loaded = json.loads(text)
+            loaded = json.loads(text, object_pairs_hook=_Pairs)
         except ValueError as exc:
             raise InvalidHeadersError(f"invalid headers: not a valid JSON object ({exc})") from exc
-        if not isinstance(loaded, dict):
+        if not isinstance(loaded, _Pairs):
             raise InvalidHeadersError("invalid headers: the JSON must be an object")
-        return _normalise(loaded.items())
+        return _normalise(loaded, stored=stored)
     pairs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -90,11 +95,17 @@ def parse_headers(value: Any) -> dict[str, str]:
                 f"invalid headers: line {number} ({line.strip()!r}) is not of the form 'Key: value'"
             )
         pairs.append((name.strip(), header_value.strip()))
-    return _normalise(pairs)
+    return _normalise(pairs, stored=stored)
 
 
-def _normalise(pairs) -> dict[str, str]:
+class _Pairs(list):
+    """A JSON object's members in order, repeated names included (``json``'s
+    ``object_pairs_hook``): a dict would keep the last of them without a word."""
+
+
+def _normalise(pairs, *, stored: bool) -> dict[str, str]:
     headers: dict[str, str] = {}
+    names: dict[str, str] = {}
     for name, value in pairs:
         if not isinstance(name, str) or not name:
             raise InvalidHeadersError("invalid headers: a header name is empty")
@@ -120,6 +131,15 @@ def _normalise(pairs) -> dict[str, str]:
                 f"invalid headers: the value of {name!r} has characters HTTP headers cannot "
                 "carry (use ASCII)"
             ) from exc
+        earlier = names.get(name.lower())
+        if earlier is not None:
+            if not stored:
+                raise InvalidHeadersError(
+                    f"invalid headers: {name!r} is given twice"
+                    + ("" if earlier == name else f" (as {earlier!r}: names ignore case)")
+                )
+            del headers[earlier]
+        names[name.lower()] = name
         headers[name] = text
     return headers
 

@@ -222,7 +222,7 @@ def _fill(
     try:
         # Not stored (a try reads the hook's headers as it goes out), only checked:
         # headers broken around validation make an error callback, as a bad payload does.
-        check_hook_headers(parse_headers(hook.headers))
+        check_hook_headers(parse_headers(hook.headers, stored=True))
         callback.payload, callback.content_type = build()
         if hook.ordering_key:
             callback.ordering_key = render_ordering_key(hook.ordering_key, context)

@@ -328,7 +328,7 @@ def validate_hook(
         )
     secret_headers = cleaned["secret_headers"] = parse_header_names(cleaned["secret_headers"])
     given = parse_headers(cleaned["headers"])
-    stored = parse_headers(current.headers) if current else {}
+    stored = parse_headers(current.headers, stored=True) if current else {}
     was_marked = current.secret_headers if current else ()
     refuse_unmasking(given, stored, was_marked, secret_headers)
     cleaned["headers"] = check_hook_headers(

@@ -272,7 +272,8 @@ class HeadersField(serializers.Field):
             "help_text",
             "Extra HTTP headers of each request, as an object of strings (at most "
             f"{MAX_HEADERS}, {MAX_HEADERS_SIZE} bytes in all). On input the legacy text form "
-            "(one `Key: value` per line) is accepted too. Refused: framing and hop-by-hop "
+            "(one `Key: value` per line) is accepted too. Refused: a name given twice, in "
+            "any case (`X-Team` and `x-team`), framing and hop-by-hop "
             "headers (`Content-Length`, `Transfer-Encoding`, `Host`, `Connection`, "
             "`Keep-Alive`, `Upgrade`, `TE`, `Trailer`, `Expect`, `Proxy-*`) and the ones "
             "http_hooks sets (`Content-Type`, `webhook-id`, `webhook-timestamp`, "

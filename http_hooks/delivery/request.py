@@ -112,7 +112,7 @@ def request_for(callback: Callback, hook_headers: Mapping[str, str] | None = Non
     can frame this request or smuggle another; for the same reason a stored method
     or content type that is not one of ours fails the try (``ValueError``)."""
     if hook_headers is None:
-        hook_headers = parse_headers(callback.hook.headers)
+        hook_headers = parse_headers(callback.hook.headers, stored=True)
     shape = RequestShape(hook_headers, callback.content_type, callback.hook.secret_headers)
     request, _ = shape.request(callback)
     return request
@@ -127,7 +127,7 @@ def requests_for(batch: Sequence[Callback]) -> Callable[[int], Request]:
         callback = batch[index]
         headers = parsed.get(callback.hook_id)
         if headers is None:
-            headers = parsed[callback.hook_id] = parse_headers(callback.hook.headers)
+            headers = parsed[callback.hook_id] = parse_headers(callback.hook.headers, stored=True)
         return request_for(callback, headers)
 
     return request_at

@@ -567,7 +567,7 @@ class _Run:
         if shape is None:
             hook = callback.hook
             shape = self.shapes[key] = RequestShape(
-                parse_headers(hook.headers), callback.content_type, hook.secret_headers
+                parse_headers(hook.headers, stored=True), callback.content_type, hook.secret_headers
             )
         return shape
 
