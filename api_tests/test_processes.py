@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from http_hooks.delivery import processes
+from http_hooks.delivery.processes import new_claim_token, read_token, write_tokens_to
 from http_hooks.models import Callback
 
 from .test_claims import assert_each_delivered_once, save_orders
@@ -123,7 +125,6 @@ def test_a_loop_process_killed_with_sigkill_is_replaced_and_nothing_is_lost(
         BATCH_SIZE=5,
         CONCURRENCY=5,
         HOOK_CONCURRENCY=5,
-        LEASE_SECONDS=2,
         LOOP_MIN_SLEEP=0.1,
         LOOP_MAX_SLEEP=0.3,
     )
@@ -138,7 +139,7 @@ def test_a_loop_process_killed_with_sigkill_is_replaced_and_nothing_is_lost(
             message="the killed process was not replaced",
         )
         assert replaced
-        # The dead one's lease runs out and another process sends its five again.
+        # Its five go back at once, not after the lease of 300 s: the others send them.
         wait_until(
             lambda: set(Callback.objects.values_list("status", flat=True)) == {"sent"},
             timeout=60,
@@ -151,6 +152,11 @@ def test_a_loop_process_killed_with_sigkill_is_replaced_and_nothing_is_lost(
     stderr = stderr_of(tmp_path)
     assert supervisor.returncode == 1, stderr
     assert f"(pid {first}) was killed by SIGKILL; starting another in 1 s" in stderr
+    # The five it was sending, and those it had claimed ahead.
+    held = re.search(
+        rf"sender process \d \(pid {first}\) held (\d+) callback\(s\): due again", stderr
+    )
+    assert held and int(held[1]) >= 5, stderr
     assert re.fullmatch(
         rf"CommandError: 1 sender process run\(s\) failed: sender process \d \(pid {first}\) "
         "was killed by SIGKILL",
@@ -166,7 +172,8 @@ def test_a_loop_process_killed_with_sigkill_is_replaced_and_nothing_is_lost(
 def test_a_one_shot_process_that_dies_is_reported_and_the_others_finish(
     make_hook, receiver, same_db_env, tmp_path
 ):
-    """Not replaced: what it claimed waits for its lease; the rest is sent, exit 1."""
+    """Not replaced, reported (exit 1): what it held goes back at once, and the other
+    process, still sending, sends it too."""
     hold = threading.Event()
     receiver.respond(hold=hold)
     make_hook()
@@ -184,6 +191,7 @@ def test_a_one_shot_process_that_dies_is_reported_and_the_others_finish(
         receiver.wait_for(10, timeout=120)
         first, _ = children(supervisor)
         subprocess.run(["kill", "-KILL", str(first)], check=True)
+        wait_until(lambda: "callback(s): due again" in stderr_of(tmp_path), timeout=60)
     finally:
         hold.set()
     stdout, _ = supervisor.communicate(timeout=120)
@@ -194,10 +202,9 @@ def test_a_one_shot_process_that_dies_is_reported_and_the_others_finish(
         stderr_of(tmp_path).strip().splitlines()[-1],
     )
     assert "starting another" not in stderr_of(tmp_path)
-    sent = Callback.objects.filter(status="sent").count()
-    assert stdout.startswith(f"sent {sent}, retried 0, failed 0 in "), stdout
-    held = Callback.objects.filter(status="sending").count()
-    assert held >= 5 and sent + held == 15
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+    # The dead one recorded nothing: the other sent all 15, its own and what was given back.
+    assert stdout.startswith("sent 15, retried 0, failed 0 in "), stdout
 
 
 BAD_NUMBERS = [
@@ -278,3 +285,15 @@ def test_children_stop_when_their_supervisor_is_killed_with_sigkill(
         for pid in pids if "pids" in locals() else []:
             if not gone(pid):
                 subprocess.run(["kill", "-KILL", str(pid)], check=False)
+
+
+def test_each_run_of_a_child_writes_its_claim_token_for_the_supervisor(tmp_path, monkeypatch):
+    token_file = tmp_path / "1-1.token"
+    assert read_token(token_file) is None
+    monkeypatch.setattr(processes, "_token_file", None)
+    write_tokens_to(token_file)
+    first = new_claim_token()
+    assert read_token(token_file) == first
+    second = new_claim_token()
+    assert second != first and read_token(token_file) == second
+    assert [p.name for p in tmp_path.iterdir()] == ["1-1.token"]

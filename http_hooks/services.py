@@ -32,6 +32,7 @@ from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
 from .delivery.processes import Supervision, check_processes, run_processes
 from .delivery.processes import stop_when_orphaned as stop_when_orphaned
 from .delivery.processes import write_report as write_report
+from .delivery.processes import write_tokens_to as write_tokens_to
 from .delivery.rates import BUCKET_FIELDS
 from .delivery.stats import delete_old_stats
 from .delivery.sweep import start_sweeper as start_sweeper

@@ -377,6 +377,16 @@ def release_claims(
             )
 
 
+def release_dead_claims(token: uuid.UUID) -> int:
+    """Give back, due as they were, the callbacks still ``sending`` under ``token``, the
+    claim token of a sender that is known to be dead (``processes``: its supervisor
+    waited for it), whose lease would otherwise hold them. Its probe's hold on a
+    paused hook ends with its lease, as it would have. Returns how many."""
+    return Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING).update(
+        status=CallbackStatus.WAITING, claimed_until=None
+    )
+
+
 # Seconds before a failed lease renewal is tried again.
 LEASE_RETRY = 1.0
 # Seconds on a clock that runs while the machine is suspended (``CLOCK_BOOTTIME``,

@@ -23,6 +23,13 @@ The supervisor:
 - on ``stop`` sends SIGTERM to every child (each finishes its requests in
   flight and gives back what it claimed and did not start), waits
   ``stop_grace()`` seconds, then sends SIGKILL to what is left;
+- gives back at once what a child that died held: each run of a child writes
+  its claim token to a file of the supervisor's (``--token-file``) before it
+  claims, and once the child is known dead (it has been waited for, so it
+  holds nothing any more) its callbacks still ``sending`` under that token go
+  back to waiting, instead of waiting out their lease (``LEASE_SECONDS``, 5
+  minutes by default) after an OOM kill or a crash. Its requests in flight are
+  sent again, as after a lease: delivery is at-least-once;
 - sums the children's reports: each writes its own as JSON to a file of the
   supervisor's (``--report-file``) as it exits. A child that dies without
   writing one is a failure, and what it sent is missing from the sum.
@@ -39,16 +46,20 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from ..exceptions import InvalidFilterError
 from ..settings import hooks_settings
 from ..text import ascii_digits
+from .claims import release_dead_claims
 from .outcomes import DeliveryReport
+from .reconnect import with_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +91,12 @@ def stop_grace() -> float:
     return hooks_settings.connect_timeout + hooks_settings.read_timeout + 5.0
 
 
-def child_command(*, loop: bool, hook_id: int | None, report_file: Path) -> list[str]:
+def child_command(
+    *, loop: bool, hook_id: int | None, report_file: Path, token_file: Path
+) -> list[str]:
     command = [sys.executable, "-m", "django", "send_callbacks", "--quiet"]
-    command += ["--report-file", str(report_file), "--supervisor", str(os.getpid())]
+    command += ["--report-file", str(report_file), "--token-file", str(token_file)]
+    command += ["--supervisor", str(os.getpid())]
     if loop:
         command.append("--loop")
     if hook_id is not None:
@@ -106,6 +120,36 @@ def stop_when_orphaned(supervisor: int, stop: threading.Event) -> None:
         stop.set()
         return
     threading.Thread(target=watch, name="http_hooks supervisor watch", daemon=True).start()
+
+
+# In a child: where each run writes its claim token for the supervisor (``--token-file``).
+_token_file: Path | None = None
+
+
+def write_tokens_to(path: Path) -> None:
+    """In a child of ``--processes``: have every run write its claim token to ``path``."""
+    global _token_file
+    _token_file = path
+
+
+def new_claim_token() -> uuid.UUID:
+    """A run's claim token, written first where the supervisor reads it (in a child):
+    replaced whole (``os.replace``), so that a child killed while writing leaves the
+    last token, never half of one."""
+    token = uuid.uuid4()
+    if _token_file is not None:
+        partial = _token_file.with_name(_token_file.name + ".new")
+        partial.write_text(str(token))
+        os.replace(partial, _token_file)
+    return token
+
+
+def read_token(path: Path) -> uuid.UUID | None:
+    """The claim token of a child's last run, or None if it wrote none."""
+    try:
+        return uuid.UUID(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def child_environment() -> dict[str, str]:
@@ -151,6 +195,7 @@ class Child:
     slot: int
     process: subprocess.Popen | None = None
     report_file: Path | None = None
+    token_file: Path | None = None
     started: float = 0.0
     crashes_in_a_row: int = 0
     restart_at: float | None = None
@@ -201,8 +246,14 @@ class Supervisor:
     def start(self, child: Child) -> None:
         child.runs += 1
         child.report_file = self.folder / f"{child.slot}-{child.runs}.json"
+        child.token_file = self.folder / f"{child.slot}-{child.runs}.token"
         child.process = subprocess.Popen(
-            child_command(loop=self.loop, hook_id=self.hook_id, report_file=child.report_file),
+            child_command(
+                loop=self.loop,
+                hook_id=self.hook_id,
+                report_file=child.report_file,
+                token_file=child.token_file,
+            ),
             env=child_environment(),
         )
         child.started = time.monotonic()
@@ -246,8 +297,36 @@ class Supervisor:
             self.result.failures.append(
                 f"sender process {child.slot} (pid {child.process.pid}) {describe_exit(code)}"
             )
+            self.give_back(child)
         if not self.loop:
             child.process = None
+
+    def give_back(self, child: Child) -> None:
+        """Make what a dead child held due again (see the module's docstring). A database
+        that fails here only leaves it to the lease, as without a supervisor."""
+        assert child.process is not None and child.token_file is not None
+        token = read_token(child.token_file)
+        if token is None:
+            return
+        try:
+            released = with_reconnect(
+                lambda: release_dead_claims(token), what="giving back a dead sender's callbacks"
+            )
+        except DatabaseError:
+            logger.exception(
+                "could not give back what sender process %s (pid %s) held: it goes out "
+                "again when its lease runs out",
+                child.slot,
+                child.process.pid,
+            )
+            return
+        if released:
+            logger.warning(
+                "sender process %s (pid %s) held %s callback(s): due again",
+                child.slot,
+                child.process.pid,
+                released,
+            )
 
     def stop_all(self) -> None:
         """SIGTERM to every child, then SIGKILL to those still there after the grace."""
@@ -274,6 +353,7 @@ class Supervisor:
                     f"sender process {child.slot} (pid {child.process.pid}) did not stop "
                     f"within {stop_grace():.0f} s and was killed"
                 )
+                self.give_back(child)
             else:
                 # Killed by the SIGTERM itself: it had not yet set up its handler, nor
                 # claimed anything.

@@ -44,6 +44,7 @@ from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
 from .outcomes import DeliveryReport, record_outcomes
+from .processes import new_claim_token
 from .rates import RateLimits
 from .reconnect import with_reconnect
 from .request import RequestShape, logged_headers, requests_for
@@ -254,7 +255,7 @@ class _Run:
         self.left = limit  # callbacks this run may still claim (None: any number)
         self.progress = progress
         self.stop = stop or (lambda: False)
-        self.token = uuid.uuid4()
+        self.token = new_claim_token()
         self.queue = FairQueue(hooks_settings.hook_concurrency, SLOW_HOOKS)
         self.concurrency = int(hooks_settings.CONCURRENCY)
         self.lease = int(hooks_settings.LEASE_SECONDS)

@@ -27,6 +27,7 @@ from http_hooks.services import (
     send_callbacks,
     stop_when_orphaned,
     write_report,
+    write_tokens_to,
 )
 from http_hooks.text import ascii_digits
 from http_hooks.validators import MAX_ID
@@ -113,6 +114,9 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
         # Where a child of --processes writes its counts for the parent to sum.
         parser.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
+        # Where it writes each run's claim token, for the parent to give back what it
+        # held if it dies.
+        parser.add_argument("--token-file", type=Path, help=argparse.SUPPRESS)
         parser.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
 
     def handle(
@@ -124,6 +128,7 @@ class Command(BaseCommand):
         processes,
         quiet: bool,
         report_file: Path | None,
+        token_file: Path | None,
         supervisor: int | None,
         **options,
     ) -> None:
@@ -142,6 +147,8 @@ class Command(BaseCommand):
             with stop_on_signals() as stop:
                 if supervisor is not None:
                     stop_when_orphaned(supervisor, stop)
+                if token_file is not None:
+                    write_tokens_to(token_file)
                 if processes is not None:
                     processes = check_processes(processes)  # before the banner
                     if loop and not quiet:
