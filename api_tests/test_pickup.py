@@ -223,3 +223,48 @@ def test_without_notify_an_idle_worker_picks_up_within_its_polling_bound(
         stop(worker)
     # The bound, and room for a loaded machine to claim and send.
     assert max(latencies) < 0.5 + 0.5, latencies
+
+
+def idle_poll_connection() -> list[int]:
+    """The worker's one session once it is idle, its last query the poll's question."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        sessions = cursor.fetchall()
+    if len(sessions) == 1 and sessions[0][1].startswith("SELECT EXISTS"):
+        return [sessions[0][0]]
+    return []
+
+
+@pytest.mark.multiprocess
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_worker_whose_connection_is_killed_reconnects_and_goes_on(
+    make_hook, receiver, same_db_env
+):
+    """The idle poll's question (``anything_due``) reconnects like the sender does: no
+    error logged as a failed loop, and the next callback goes out as before. With
+    persistent connections: otherwise every poll opens a new one."""
+    make_hook()
+    env = {**same_db_env, "HTTP_HOOKS_PG_CONN_MAX_AGE": "600"}
+    worker = start_loop(env, NOTIFY_CHANNEL=None, LOOP_MAX_SLEEP=0.3)
+    try:
+        pickup(receiver, "first")
+        (killed,) = wait_until(idle_poll_connection, alive=lambda: worker.poll() is None)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [killed])
+        wait_until(
+            lambda: (pids := idle_poll_connection()) and pids != [killed],
+            message="the worker did not connect again",
+            alive=lambda: worker.poll() is None,
+        )
+        assert pickup(receiver, "after the loss") < 2.0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    assert "looking for due callbacks: database error" in stderr, stderr
+    assert "database error, trying again" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr

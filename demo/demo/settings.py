@@ -78,6 +78,8 @@ if os.environ.get("HTTP_HOOKS_DB") == "postgres":
             "PASSWORD": os.environ.get("HTTP_HOOKS_PG_PASSWORD", ""),
             "HOST": os.environ.get("HTTP_HOOKS_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("HTTP_HOOKS_PG_PORT", "5432"),
+            # Persistent connections, as many projects run them (tests set it).
+            "CONN_MAX_AGE": int(os.environ.get("HTTP_HOOKS_PG_CONN_MAX_AGE", "0")),
             # One test database per test run here too, so that runs side by side
             # (several engineers, one checkout) never drop each other's.
             "TEST": {"NAME": f"test_http_hooks_{os.getpid()}"},
