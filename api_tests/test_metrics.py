@@ -125,6 +125,24 @@ def test_tries_are_counted_by_hook_and_outcome_with_their_durations(
     assert value(after, "http_hooks_oldest_due_callback_age_seconds") == 0
 
 
+def test_without_metrics_by_hook_all_hooks_are_counted_together(make_hook, receiver, staff_client):
+    """Many hooks (one per tenant) must not make a dozen series each."""
+    first = make_hook(target_url=receiver.url("/first"))
+    second = make_hook(target_url=receiver.url("/second"))
+    orders(2)
+    before = scrape(staff_client)
+    with hooks_settings(METRICS_BY_HOOK=False):
+        assert send_callbacks().sent == 4
+    after = scrape(staff_client)
+    deliveries = "http_hooks_deliveries_total"
+    assert delta(before, after, deliveries, hook="", outcome="sent") == 4
+    assert delta(before, after, "http_hooks_attempt_duration_seconds_count", hook="") == 4
+    for hook in (first, second):
+        labels = {"hook": str(hook.pk)}
+        assert delta(before, after, deliveries, outcome="sent", **labels) == 0
+        assert delta(before, after, "http_hooks_attempt_duration_seconds_count", **labels) == 0
+
+
 def test_a_slow_answer_lands_in_its_duration_bucket(make_hook, receiver, staff_client):
     hook = make_hook()
     receiver.respond(delay=0.15)
@@ -369,6 +387,7 @@ def test_the_project_chooses_the_registry(make_hook, receiver):
     ("overrides", "code", "hint"),
     [
         pytest.param({"METRICS": "yes"}, "E017", "True or False", id="metrics-not-a-bool"),
+        pytest.param({"METRICS_BY_HOOK": 1}, "E017", "True or False", id="by-hook-not-a-bool"),
         pytest.param({"METRICS_CACHE_SECONDS": -1}, "E017", "seconds >= 0", id="negative-cache"),
         pytest.param({"METRICS_COUNT_LIMIT": 0}, "E004", "number >= 1", id="zero-count-limit"),
         pytest.param(

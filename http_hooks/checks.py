@@ -229,8 +229,9 @@ def _metrics_problems() -> list[Error]:
     are on and prometheus_client is installed."""
     s = hooks_settings
     problems = []
-    if not isinstance(s.METRICS, bool):
-        problems.append(("METRICS", "Use True or False."))
+    for name in ("METRICS", "METRICS_BY_HOOK"):
+        if not isinstance(getattr(s, name), bool):
+            problems.append((name, "Use True or False."))
     cache = s.METRICS_CACHE_SECONDS
     if not isinstance(cache, int | float) or isinstance(cache, bool) or cache < 0:
         problems.append(("METRICS_CACHE_SECONDS", "Use seconds >= 0."))

@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_CACHE_SECONDS": 10,
     # Callbacks of a status counted exactly up to this many; beyond, PostgreSQL's estimate.
     "METRICS_COUNT_LIMIT": 10_000,
+    # The tries' counter and histogram by hook (a series per hook and outcome, and per
+    # hook and bucket); False: all hooks together, for projects with many hooks.
+    "METRICS_BY_HOOK": True,
     # The catalog of explicit event types (``GET /api/event-types/``), like Svix's:
     # {"order.paid": "An order was paid", ...} or a list of names.
     "EVENT_TYPES": {},

@@ -4,7 +4,9 @@ Two kinds:
 
 - Counted by the process that sends, as it records each window of outcomes:
   ``http_hooks_deliveries_total{hook, outcome}`` and
-  ``http_hooks_attempt_duration_seconds{hook}``. They live in that process
+  ``http_hooks_attempt_duration_seconds{hook}`` (``hook`` empty, which Prometheus
+  reads as no label, with ``METRICS_BY_HOOK`` off: a project with thousands of
+  hooks would otherwise export a dozen series per hook). They live in that process
   (with ``PROMETHEUS_MULTIPROC_DIR`` set, in its files there, which the
   endpoint of any process adds up).
 - Read from the database when scraped (``StateCollector``), and reused for
@@ -74,17 +76,18 @@ def record_attempts(
 ) -> None:
     """Count a window of tries: one counter step per hook and outcome, one histogram
     child looked up per hook (``labels()`` takes a lock and formats its labels)."""
-    tally: Tally[tuple[int, str]] = Tally()
-    durations: defaultdict[int, list[float]] = defaultdict(list)
+    tally: Tally[tuple[str, str]] = Tally()
+    durations: defaultdict[str, list[float]] = defaultdict(list)
+    by_hook = hooks_settings.METRICS_BY_HOOK
     for callback, outcome in zip(batch, outcomes, strict=True):
         if callback.pk in recorded:
-            hook_id = callback.hook_id
-            tally[hook_id, OUTCOMES[callback.status]] += 1
-            durations[hook_id].append(outcome.duration_ms / 1000)
-    for (hook_id, label), count in tally.items():
-        DELIVERIES.labels(str(hook_id), label).inc(count)
-    for hook_id, seconds in durations.items():
-        child = ATTEMPT_DURATION.labels(str(hook_id))
+            hook = str(callback.hook_id) if by_hook else ""
+            tally[hook, OUTCOMES[callback.status]] += 1
+            durations[hook].append(outcome.duration_ms / 1000)
+    for (hook, label), count in tally.items():
+        DELIVERIES.labels(hook, label).inc(count)
+    for hook, seconds in durations.items():
+        child = ATTEMPT_DURATION.labels(hook)
         for value in seconds:
             child.observe(value)
 
