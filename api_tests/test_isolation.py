@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -575,11 +576,15 @@ def test_a_sender_stalled_past_its_lease_never_sends_what_it_had_not_started(
             lambda: not Callback.objects.filter(claimed_until__gt=timezone.now()).exists(),
             message="its lease did not run out",
         )
-        hold.set()
         receiver.respond()
         with hooks_settings(LEASE_SECONDS=2):
             assert send_callbacks().sent == 20  # another sender takes them over
+        stalled.send_signal(signal.SIGCONT)
+        # Its lease keeper wakes with it and renews (what is still its own: nothing)
+        # before the answers it waits for come: that renewal must not hide the lapse.
+        time.sleep(1)
     finally:
+        hold.set()
         stalled.send_signal(signal.SIGCONT)
         _, stderr = stalled.communicate(timeout=60)
     counts = deliveries(receiver)

@@ -13,6 +13,7 @@ sender leaves to be sent again was only in flight or in its last window.
 from __future__ import annotations
 
 import logging
+import math
 import operator
 import threading
 import time
@@ -413,12 +414,20 @@ class LeaseKeeper(threading.Thread):
         self.token = token
         # The sender's probes (callback id: hook id), read as they are at each renewal.
         self.probes = probes if probes is not None else {}
-        self.period = int(hooks_settings.LEASE_SECONDS) / 3
+        self.lease = int(hooks_settings.LEASE_SECONDS)
+        self.period = self.lease / 3
         self.stopped = threading.Event()
         # When (``lease_clock()``) the last renewal that went through began, or the run
         # began: every callback the sender holds is leased for LEASE_SECONDS past it at
         # least, or past its claim if that came later.
         self.renewed = lease_clock()
+        # Callbacks claimed at or before this (``lease_clock()``) may have been taken by
+        # another sender: a renewal began once their lease had run out (the process was
+        # stopped, or renewals failed, for longer than it). Such a renewal goes through,
+        # renewing what is still this sender's, and moves ``renewed`` past the lapse, so
+        # ``renewed`` alone would hide it. Written before ``renewed``: a reader that
+        # reads ``renewed`` first sees the lapse that came with it.
+        self.lapsed_before = -math.inf
 
     def run(self) -> None:
         wait = self.period
@@ -427,6 +436,8 @@ class LeaseKeeper(threading.Thread):
                 try:
                     began = lease_clock()
                     renew_lease(self.token, list(self.probes))
+                    if self.renewed + self.lease <= began:
+                        self.lapsed_before = began - self.lease
                     self.renewed = began
                     wait = self.period
                 except DatabaseError:

@@ -542,7 +542,11 @@ class _Run:
         another may have taken and sent it; given back, it is claimed afresh if not."""
         pk = callback.pk
         taken = self.token_taken.pop(pk, None)
-        lapsed = max(callback.leased_at, self.keeper.renewed) + self.lease <= lease_clock()
+        renewed = self.keeper.renewed  # before lapsed_before (``LeaseKeeper``)
+        lapsed = (
+            max(callback.leased_at, renewed) + self.lease <= lease_clock()
+            or callback.leased_at <= self.keeper.lapsed_before
+        )
         if lapsed or (taken is not None and time.monotonic() - taken > TOKEN_LIFETIME):
             self.lapsed += int(lapsed)
             self.queue.done(callback.hook_id)
