@@ -7,17 +7,19 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
 from http_hooks.delivery import claim_batch, claims
+from http_hooks.delivery.reconnect import with_reconnect
 from http_hooks.models import Attempt, Callback
 from shop.models import Order
 
@@ -291,3 +293,28 @@ def test_anything_due_says_whether_a_run_would_find_a_callback(make_hook):
     assert not anything_due(hook_id=other.pk)
     callbacks.update(status="sent")
     assert not anything_due()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_whose_answer_was_lost_gives_its_rows_back_before_it_is_tried_again(make_hook):
+    """The connection drops after the claim was done: its rows were never seen. Tried
+    again as it is, the claim took others, and the lost ones stayed ``sending`` under
+    the sender's token, their lease renewed for as long as its run lasted."""
+    make_hook()
+    save_orders(4)
+    token = uuid.uuid4()
+    tries = []
+
+    def claim_and_lose_the_first_answer():
+        batch = claim_batch(size=2, token=token)
+        tries.append([callback.pk for callback in batch])
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return batch
+
+    batch = with_reconnect(
+        claim_and_lose_the_first_answer, what="claiming", undo=claims.lost_claims(token)
+    )
+    held = Callback.objects.filter(claim_token=token, status="sending")
+    assert sorted(held.values_list("pk", flat=True)) == sorted(c.pk for c in batch)
+    assert Callback.objects.filter(status="waiting").count() == 2

@@ -136,6 +136,8 @@ def claim_batch(
             "status": CallbackStatus.SENDING,
             "claim_token": token,
             "claimed_until": now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
+            # When it was claimed: a claim whose answer was lost is found by it (``lost_claims``).
+            "update_datetime": now,
         }
         rows: list[Callback]
         if updates_return_rows(connection):
@@ -376,6 +378,20 @@ def release_claims(
             Hook.objects.filter(pk__in=list(probed_hooks), paused_until__isnull=False).update(
                 paused_until=timezone.now()
             )
+
+
+def lost_claims(token: uuid.UUID) -> Callable[[], int]:
+    """The ``undo`` of a claim under ``token`` that ``with_reconnect`` tries again: a
+    claim whose connection dropped may have been done, its rows lost on the way
+    back. The sender would never know it held them, while its lease keeper renewed
+    them for as long as its run lasted (a busy worker's: for good). Before the next
+    try they go back to waiting: this token's ``sending`` callbacks claimed since
+    now (a claim stamps ``update_datetime``), which a sender, claiming from one
+    thread, took in no other claim."""
+    since = timezone.now()
+    return lambda: Callback.objects.filter(
+        claim_token=token, status=CallbackStatus.SENDING, update_datetime__gte=since
+    ).update(status=CallbackStatus.WAITING, claimed_until=None)
 
 
 def release_dead_claims(token: uuid.UUID) -> int:

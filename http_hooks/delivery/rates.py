@@ -43,7 +43,7 @@ from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from ..models import Callback, Hook
-from .claims import claim_batch, hooks_with_claimable, updates_return_rows
+from .claims import claim_batch, hooks_with_claimable, lost_claims, updates_return_rows
 from .reconnect import with_reconnect
 
 # Written by the senders only: an update of a hook from anywhere else leaves them be.
@@ -201,6 +201,7 @@ class RateLimits:
                     limited, want, token=token, callback_ids=callback_ids, due_only=due_only
                 ),
                 what="claiming callbacks of a rate-limited hook",
+                undo=lost_claims(token),
             )
             self._note(limited, grant, wanted=want, claimed=len(claimed))
             batch += claimed

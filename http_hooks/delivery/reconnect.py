@@ -27,17 +27,24 @@ T = TypeVar("T")
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0)
 
 
-def with_reconnect(work: Callable[[], T], *, what: str) -> T:
+def with_reconnect(
+    work: Callable[[], T], *, what: str, undo: Callable[[], object] | None = None
+) -> T:
     """``work()``; when the database connection fails under it, reconnect and try
     again after each of ``RECONNECT_DELAYS``. ``work`` must be one transaction
-    (or none), so that a failed try left nothing behind.
+    (or none), so that a failed try left nothing behind, or come with an ``undo``,
+    called before each new try: a connection lost while the answer to a COMMIT
+    (or to a statement in autocommit) was on its way leaves the work done, and
+    its result lost (``claims.lost_claims``).
 
     Inside an outer transaction (a test case's, a caller's ``atomic``) nothing
     is retried: closing the connection would lose that transaction.
     """
     db = connections[router.db_for_write(Callback)]
-    for delay in (*RECONNECT_DELAYS, None):
+    for number, delay in enumerate((*RECONNECT_DELAYS, None)):
         try:
+            if number and undo is not None:
+                undo()
             return work()
         except (OperationalError, InterfaceError) as exc:
             if delay is None or db.in_atomic_block:

@@ -39,7 +39,14 @@ from ..headers import parse_headers
 from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
-from .claims import LeaseKeeper, claim_batch, claim_probe, lease_clock, release_claims
+from .claims import (
+    LeaseKeeper,
+    claim_batch,
+    claim_probe,
+    lease_clock,
+    lost_claims,
+    release_claims,
+)
 from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
@@ -457,6 +464,7 @@ class _Run:
                     exclude_hooks=provided | held.keys() | self.rates.hooks().keys(),
                 ),
                 what="claiming callbacks",
+                undo=lost_claims(self.token),
             )
             batch += self.within_limits(general)
         if len(batch) < limit:
@@ -530,6 +538,7 @@ class _Run:
                     due_only=self.due_only,
                 ),
                 what="claiming a probe",
+                undo=lost_claims(self.token),
             )
         self.probes.update((callback.pk, callback.hook_id) for callback in probes)
         return probes
