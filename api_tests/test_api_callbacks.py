@@ -295,6 +295,44 @@ def test_resend_callback_being_sent_is_a_conflict(staff_client, make_hook):
     assert callback.status == "sending"
 
 
+@pytest.mark.parametrize("action", ["delete", "resend"])
+def test_a_callback_left_sending_by_a_dead_sender_may_be_deleted_or_resent(
+    staff_client, make_hook, action
+):
+    """Its lease ran out: no sender holds it (the 409 is for one that does)."""
+    make_hook()
+    (callback,) = orders(1)
+    Callback.objects.filter(pk=callback.pk).update(
+        status=CallbackStatus.SENDING,
+        claim_token=uuid.uuid4(),
+        claimed_until=timezone.now() - datetime.timedelta(seconds=1),
+    )
+    if action == "delete":
+        assert staff_client.delete(f"/api/callbacks/{callback.pk}/").status_code == 204
+        assert not Callback.objects.exists()
+    else:
+        response = staff_client.post(f"/api/callbacks/{callback.pk}/resend/")
+        assert response.status_code == 200
+        assert response.json()["status"] == "waiting"
+
+
+@pytest.mark.parametrize("action", ["delete", "resend"])
+def test_a_callback_a_sender_holds_under_its_lease_is_a_conflict(staff_client, make_hook, action):
+    make_hook()
+    (callback,) = orders(1)
+    Callback.objects.filter(pk=callback.pk).update(
+        status=CallbackStatus.SENDING,
+        claim_token=uuid.uuid4(),
+        claimed_until=timezone.now() + datetime.timedelta(minutes=5),
+    )
+    if action == "delete":
+        response = staff_client.delete(f"/api/callbacks/{callback.pk}/")
+    else:
+        response = staff_client.post(f"/api/callbacks/{callback.pk}/resend/")
+    assert response.status_code == 409
+    assert Callback.objects.get().status == "sending"
+
+
 def test_resend_unknown_callback_is_404(staff_client):
     assert staff_client.post("/api/callbacks/999/resend/").status_code == 404
 

@@ -897,3 +897,24 @@ def test_enabling_from_a_stale_copy_keeps_what_the_sender_wrote_since(make_hook)
     hook.refresh_from_db()
     assert (hook.enabled, hook.disabled_reason) == (True, "")
     assert (hook.slow_since, hook.last_success_at) == (None, succeeded)
+
+
+@pytest.mark.parametrize("held", ["disabled", "paused"])
+def test_what_a_dead_sender_held_of_a_held_hook_waits_again(make_hook, held):
+    """Only a claim takes over an expired lease, and no claim takes a held hook's
+    callbacks: they stayed ``sending`` (stuck, to the monitor; not to be deleted or
+    resent) for as long as the hook was disabled or paused."""
+    hook = callbacks_of(make_hook, 3)
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Callback.objects.update(status="sending", claim_token=uuid.uuid4(), claimed_until=long_ago)
+    if held == "disabled":
+        Hook.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone")
+    else:
+        Hook.objects.filter(pk=hook.pk).update(
+            paused_until=timezone.now() + datetime.timedelta(hours=1)
+        )
+    assert send_callbacks().total == 0
+    assert (
+        list(Callback.objects.values_list("status", "claimed_until", "attempts"))
+        == [("waiting", None, 0)] * 3
+    )

@@ -26,6 +26,7 @@ from django.utils import timezone
 from . import delivery, dispatch
 from .context import hooks_disabled
 from .delivery import DeliveryReport
+from .delivery.claims import held_by_a_sender
 from .delivery.health import HEALTH_FIELDS
 from .delivery.ordering import HALT
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
@@ -699,10 +700,9 @@ def _owned_selection(
 
 def delete_callback(callback: Callback) -> bool:
     """Delete ``callback`` and its attempts, unless a sender holds it (False then): its
-    outcome would be lost, and its key's next callback would go while it is in flight."""
-    deleted, _ = (
-        Callback.objects.filter(pk=callback.pk).exclude(status=CallbackStatus.SENDING).delete()
-    )
+    outcome would be lost, and its key's next callback would go while it is in flight.
+    One left ``sending`` by a sender whose lease ran out is not held."""
+    deleted, _ = Callback.objects.filter(pk=callback.pk).exclude(held_by_a_sender()).delete()
     return bool(deleted)
 
 
@@ -735,9 +735,7 @@ def resend_callbacks(
     # a subquery of the UPDATE, and PostgreSQL would no longer check the status again
     # on the rows it waited for.
     same_owner = Hook.objects.filter(pk=OuterRef("hook_id"), owner=OuterRef("owner"))
-    callbacks = (
-        callbacks.exclude(status=CallbackStatus.SENDING).filter(Exists(same_owner)).order_by("pk")
-    )
+    callbacks = callbacks.exclude(held_by_a_sender()).filter(Exists(same_owner)).order_by("pk")
     limit = int(hooks_settings.RESEND_LIMIT)
     if not confirm and callbacks.values_list("pk", flat=True)[limit : limit + 1]:
         raise TooManyCallbacksError(

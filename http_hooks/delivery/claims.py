@@ -380,6 +380,28 @@ def release_claims(
             )
 
 
+def held_by_a_sender() -> Q:
+    """Callbacks a sender holds now: ``sending`` under a lease that runs. One whose lease
+    ran out was left by a sender that died or stalled; another sender takes it over,
+    and it may be deleted or resent like a callback that waits."""
+    return Q(status=CallbackStatus.SENDING) & (
+        Q(claimed_until__gte=timezone.now()) | Q(claimed_until__isnull=True)
+    )
+
+
+def release_held_hooks_leftovers(hook_ids: Collection[int]) -> int:
+    """Give back the callbacks of ``hook_ids`` (paused or disabled: no claim takes them)
+    that a sender left ``sending`` when it died: their lease has run out, and since
+    only a claim takes over such callbacks, they would stay ``sending`` (stuck, to
+    ``monitor_callbacks``) for as long as their hook is held. They wait, as the
+    hook's other callbacks do. Returns how many."""
+    if not hook_ids:
+        return 0
+    return Callback.objects.filter(
+        hook_id__in=list(hook_ids), status=CallbackStatus.SENDING, claimed_until__lt=timezone.now()
+    ).update(status=CallbackStatus.WAITING, claimed_until=None)
+
+
 def lost_claims(token: uuid.UUID) -> Callable[[], int]:
     """The ``undo`` of a claim under ``token`` that ``with_reconnect`` tries again: a
     claim whose connection dropped may have been done, its rows lost on the way

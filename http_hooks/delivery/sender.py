@@ -46,6 +46,7 @@ from .claims import (
     lease_clock,
     lost_claims,
     release_claims,
+    release_held_hooks_leftovers,
 )
 from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
@@ -431,6 +432,10 @@ class _Run:
         if fresh:
             self.held = with_reconnect(held_hooks, what="reading paused hooks")
             self.held_read_at = time.monotonic()
+            with_reconnect(
+                lambda: release_held_hooks_leftovers(self.held.keys()),
+                what="giving back what dead senders left of paused hooks",
+            )
             # Not this run's own probes: their hooks are held by this very run.
             self.release_waiting(self.held.keys() - set(self.probes.values()))
         held = self.held
