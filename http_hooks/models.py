@@ -34,6 +34,10 @@ def uuid7() -> uuid.UUID:
     )
 
 
+# The event type of ``send_test_event``'s synthetic events, tried once only.
+TEST_EVENT_TYPE = "http_hooks.test"
+
+
 class HttpMethod(models.TextChoices):
     POST = "POST", "POST"
     PUT = "PUT", "PUT"

@@ -29,7 +29,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.base import Model, ModelState
 from django.utils import timezone
 
-from ..models import Callback, CallbackStatus, Hook
+from ..models import TEST_EVENT_TYPE, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from .ids import ids_among
 from .ordering import heads, heads_only, unordered
@@ -42,6 +42,7 @@ M = TypeVar("M", bound=Model)
 CLAIMED_FIELDS = (
     "hook_id",
     "event_id",
+    "event_type",
     "target_url",
     "http_method",
     "payload",
@@ -169,8 +170,22 @@ def claim_batch(
         # out with the new owner's URL, secret and headers.
         moved = [c.pk for c in batch if c.owner != c.hook.owner]
         if moved:
-            stop_moved(Callback.objects.filter(pk__in=moved, claim_token=token))
+            stop_claimed(
+                Callback.objects.filter(pk__in=moved, claim_token=token),
+                "not sent: its hook moved to another owner",
+            )
             batch = [c for c in batch if c.owner == c.hook.owner]
+        # A test event is tried once (``send_test_event``): one taken over here lost its
+        # sender before the answer, and a try minutes later would answer nothing (nor
+        # should its failure count against the hook as a retry).
+        tests = [c.pk for c in batch if c.event_type == TEST_EVENT_TYPE]
+        if tests:
+            stop_claimed(
+                Callback.objects.filter(pk__in=tests, claim_token=token),
+                "not sent again: a test event is tried once, and the process that tried it "
+                "stopped before its answer",
+            )
+            batch = [c for c in batch if c.event_type != TEST_EVENT_TYPE]
         if batch:
             return batch
 
@@ -315,10 +330,11 @@ def with_hooks(callbacks: list[Callback]) -> list[Callback]:
     return kept
 
 
-def stop_moved(callbacks: QuerySet[Callback]) -> None:
+def stop_claimed(callbacks: QuerySet[Callback], reason: str) -> None:
+    """End claimed ``callbacks`` unsent, as ``error`` with ``reason``."""
     callbacks.update(
         status=CallbackStatus.ERROR,
-        status_details="not sent: its hook moved to another owner",
+        status_details=reason,
         claimed_until=None,
         claim_token=None,
         update_datetime=timezone.now(),

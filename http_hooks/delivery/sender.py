@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from ..exceptions import InvalidFilterError, InvalidHeadersError, InvalidTargetURLError
 from ..headers import parse_headers
-from ..models import Attempt, Callback, CallbackStatus, Hook
+from ..models import TEST_EVENT_TYPE, Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, Request, Transport
 from .claims import (
@@ -58,8 +58,6 @@ from .reconnect import with_reconnect
 from .request import RequestShape, logged_headers, requests_for
 
 logger = logging.getLogger(__name__)
-
-TEST_EVENT_TYPE = "http_hooks.test"
 # Outcomes are written at the latest this many seconds after the first unwritten
 # one ended, or as soon as this many are waiting.
 OUTCOME_WINDOW = 0.1
