@@ -178,6 +178,17 @@ def test_oversized_response_headers_fail_the_try(make_hook, receiver):
     assert len(str(attempt.response_headers)) <= 65536
 
 
+def test_one_header_past_libcurls_limit_fails_the_try_with_a_message(make_hook, receiver):
+    """libcurl gives no message for its error 100: the try says what kind it was."""
+    receiver.respond(headers={"X-Big": "a" * 200_000})
+    make_hook()
+    Order.objects.create(name="Tea")
+    assert send_callbacks().retried == 1
+    attempt = Attempt.objects.get()
+    assert attempt.error.startswith("connection error: "), attempt.error
+    assert attempt.error.removeprefix("connection error: ").strip(), attempt.error
+
+
 def test_nul_characters_in_a_response_are_logged_replaced(make_hook, receiver):
     """A lying receiver's NUL characters are logged as U+FFFD (PostgreSQL's text and
     JSON hold no NUL): in the body; a header with one fails the try (libcurl refuses

@@ -552,6 +552,9 @@ class Transport:
             what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) else "response"
             total = self.connect_timeout + self.read_timeout
             return f"the {what} did not arrive within {total:g} s"
+        # libcurl leaves its message empty for some errors (a response header too
+        # large, error 100): its text for the code says at least what kind.
+        message = message or pycurl.easy_strerror(errno)
         if errno in TLS_ERRORS:
             return f"TLS error: {message}"
         os_errno = slot.curl.getinfo(pycurl.OS_ERRNO)
