@@ -23,3 +23,10 @@ def ascii_digits(text: str, *, signed: bool = False) -> bool:
     if signed and text.startswith("-"):
         text = text[1:]
     return text.isascii() and text.isdigit()
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (a driver's error has a DETAIL and a HINT
+    after it), or its class's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

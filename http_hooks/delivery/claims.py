@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from ..models import TEST_EVENT_TYPE, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
+from ..text import first_line
 from .ids import ids_among
 from .ordering import heads, heads_only, unordered
 
@@ -494,12 +495,18 @@ class LeaseKeeper(threading.Thread):
                         self.lapsed_before = began - self.lease
                     self.renewed = began
                     wait = self.period
-                except DatabaseError:
+                except DatabaseError as exc:
                     # Tried again soon, on a new connection: a second failure a whole
-                    # period later would leave the lease to run out.
-                    logger.warning("renewing lease %s failed", self.token, exc_info=True)
-                    connection.close()
+                    # period later would leave the lease to run out. One line: a
+                    # database restart is no bug to trace.
                     wait = min(self.period, LEASE_RETRY)
+                    logger.warning(
+                        "renewing lease %s failed (%s); trying again in %g s",
+                        self.token,
+                        first_line(exc),
+                        wait,
+                    )
+                    connection.close()
         finally:
             connections.close_all()
 

@@ -29,7 +29,7 @@ from http_hooks.services import (
     write_report,
     write_tokens_to,
 )
-from http_hooks.text import ascii_digits
+from http_hooks.text import ascii_digits, first_line
 from http_hooks.validators import MAX_ID
 
 # SIGHUP (the terminal closed) where there is one: not on Windows.
@@ -170,8 +170,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         except DatabaseError as exc:
             # Reconnecting did not cure it (each try was logged): one line, not a traceback.
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CommandError(f"the database failed: {reason}"[:500]) from exc
+            raise CommandError(f"the database failed: {first_line(exc)}"[:500]) from exc
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if report_file is not None:
