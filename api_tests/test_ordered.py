@@ -350,6 +350,7 @@ def test_the_api_writes_the_key_filters_by_it_and_shows_it_on_callbacks(staff_cl
     [
         ("{{instance.nope}}", "has no field"),
         ("{{instance.name.upper}}", "plain value"),
+        ("{{instance.pk.x}}", "plain value"),
         ("{{ 1 + 2 }}", "invalid placeholder"),
         ("{{user}}", "no event of this hook has 'user'"),
         ("x" * 256, "no more than 255 characters"),

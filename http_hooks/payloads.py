@@ -444,6 +444,10 @@ def _check_model_path(model: type[models.Model] | None, names: list[str]) -> Non
         where = f"{walked}.{name}"
         _refuse_hidden(current, name, where)
         kind = _model_attribute_kind(current, name)
+        if name == "pk":
+            # A property of every model, and always the key's plain value (a parent
+            # link's id, not the parent): nothing follows it.
+            kind = "plain"
         if kind == "many":
             raise InvalidPayloadError(
                 f"cannot render {where}: to-many relations are not supported in templates"
@@ -455,7 +459,7 @@ def _check_model_path(model: type[models.Model] | None, names: list[str]) -> Non
             )
         if kind == "property":
             return  # its value's type is only known when it renders
-        field = _field_or_none(current, name)
+        field = None if kind == "plain" else _field_or_none(current, name)
         following = names[position + 1 :]
         if kind == "relation" and field is not None and name == field.name:
             current, walked = field.related_model, where
