@@ -73,7 +73,8 @@ from .serializers import (
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: `errors` lists each field at fault (empty when the body is not "
-    "valid JSON or nests deeper than 32 levels).",
+    "valid JSON or nests deeper than 32 levels, or the query string has more parameters "
+    "than Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`).",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
     404: "No such object, or one of an owner the user does not act for (or, for a list, "
@@ -104,13 +105,14 @@ CALLBACK_ID = id_parameter("callback")
 
 
 def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
-    """``ok`` plus the documented error answers: ``errors`` and the auth errors of every
-    endpoint, all with the ``Error`` body. An operation that takes a body (a 415 when
-    it is not JSON) also answers 413 when it is too large."""
+    """``ok`` plus the documented error answers: ``errors``, and those of every endpoint
+    (400: a query string Django refuses, more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``
+    parameters; 401 and 403), all with the ``Error`` body. An operation that takes a
+    body (a 415 when it is not JSON) also answers 413 when it is too large."""
     too_large = (413,) if 415 in errors else ()
     return ok | {
         code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
-        for code in (*errors, *too_large, 401, 403)
+        for code in sorted({400, *errors, *too_large, 401, 403})
     }
 
 
@@ -243,7 +245,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         "signed like any other request, and returns the attempt (the receiver's answer "
         "or the error).",
         request=None,
-        responses=responses({200: AttemptSerializer}, 404, 503),
+        responses=responses({200: AttemptSerializer}, 404, 415, 503),
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
@@ -262,7 +264,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         "`disabled_at`, the circuit breaker (`consecutive_failures`) and any pause "
         "(`paused_until`). Callbacks it kept waiting go out at the next send. Returns the hook.",
         request=None,
-        responses=responses({200: HookSerializer}, 404),
+        responses=responses({200: HookSerializer}, 404, 415),
     )
     @action(detail=True, methods=["post"])
     def enable(self, request: Request, pk: str | None = None) -> Response:
@@ -451,7 +453,7 @@ class CallbackViewSet(
         "same event id; its attempts are numbered on from the last one. The sender "
         "(`send_callbacks`, the worker or `POST /callbacks/send/`) delivers it.",
         request=None,
-        responses=responses({200: CallbackSerializer}, 404, 409),
+        responses=responses({200: CallbackSerializer}, 404, 409, 415),
     )
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str | None = None) -> Response:
