@@ -429,6 +429,47 @@ def test_put_replaces_the_hook(staff_client, make_hook, receiver):
     assert_no_secret(response)
 
 
+def test_put_gives_what_it_leaves_out_the_value_of_a_new_hook(staff_client, make_hook, receiver):
+    """A replacement without ``conditions`` drops the filter (it once kept applying, as
+    a PATCH would have it); the secret and the owner stay."""
+    hook = make_hook(
+        conditions={"name": "Tea"},
+        rate_limit=5,
+        payload_template='{"n": "{{instance.name}}"}',
+        ordering_key="{{instance.pk}}",
+        enabled=False,
+        headers={"X-Team": "shop", "Authorization": "Bearer s3cret"},
+    )
+    secret = hook.secret
+    body = {
+        "model": "shop.order",
+        "signals": [POST_SAVE],
+        "target_url": receiver.url("/replaced"),
+    }
+    response = staff_client.put(f"/api/hooks/{hook.pk}/", body, format="json")
+    assert response.status_code == 200, response.json()
+    hook.refresh_from_db()
+    assert (hook.conditions, hook.rate_limit, hook.payload_template, hook.ordering_key) == (
+        {},
+        None,
+        "",
+        "",
+    )
+    assert hook.enabled is True
+    assert hook.content_type == ""
+    # Headers left out keep their credentials, as any change of headers does.
+    assert hook.headers == {"Authorization": "Bearer s3cret"}
+    assert hook.secret == secret
+
+
+def test_put_without_what_a_hook_needs_is_a_400_and_changes_nothing(staff_client, make_hook):
+    hook = make_hook(name="kept")
+    response = staff_client.put(f"/api/hooks/{hook.pk}/", {"name": "only"}, format="json")
+    assert response.status_code == 400
+    hook.refresh_from_db()
+    assert hook.name == "kept"
+
+
 def test_patch_changes_only_the_given_fields(staff_client, make_hook):
     hook = make_hook(name="keep", secret=SECRET)
     response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"enabled": False}, format="json")

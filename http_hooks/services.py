@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import inspect
 import json
 import secrets as secrets_module
 import threading
@@ -178,6 +179,14 @@ def create_hook(
         hook = Hook.objects.create(enabled=bool(enabled), secret=secret, owner=owner, **cleaned)
         hook.signals.set(_signal_rows(signal_paths))
     return hook
+
+
+def new_hook_fields() -> dict[str, Any]:
+    """What a new hook has of each field it is not given (``create_hook``'s defaults, the
+    one place they are written): what a replacement (``PUT``) leaves out becomes. Not
+    the secret (rotated apart) nor the owner (a hook's owner is kept unless moved)."""
+    parameters = inspect.signature(create_hook).parameters
+    return {name: parameters[name].default for name in (*HOOK_FIELDS, "enabled")}
 
 
 def update_hook(hook: Hook, **changes: Any) -> Hook:

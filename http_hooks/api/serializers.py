@@ -59,6 +59,7 @@ from ..services import (
     check_send_limit,
     create_hook,
     create_signal,
+    new_hook_fields,
     update_hook,
 )
 from ..text import ascii_digits
@@ -554,6 +555,8 @@ class HookSerializer(ModelSerializer):
         return create_hook(**validated_data)
 
     def update(self, instance: Hook, validated_data: dict[str, Any]) -> Hook:
+        if not self.partial:  # PUT replaces: what it leaves out is as a new hook has it
+            validated_data = {**new_hook_fields(), **validated_data}
         return update_hook(instance, **validated_data)
 
 

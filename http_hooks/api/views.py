@@ -188,6 +188,11 @@ class HttpHooksAPIMixin:
         operation_id="update_hook",
         parameters=[HOOK_ID],
         summary="Replace a hook",
+        description="The hook becomes what the body says: a field left out takes the value "
+        "a new hook would have (`enabled` true, no `conditions`, no `rate_limit`, ...), as "
+        "on `POST /hooks/`. Two exceptions: the signing `secret` stays (change it with "
+        "`rotate-secret`), and so does `owner`. Headers left out keep their credentials, "
+        "as a change of `headers` does. To change some fields only, use `PATCH`.",
         responses=responses({200: HookSerializer}, 400, 404, 415),
         examples=[NEW_HOOK_EXAMPLE],
     ),
