@@ -1,10 +1,14 @@
 import datetime
+import threading
+import time
 import uuid
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 
-from http_hooks.api import send_callbacks
+from http_hooks.api import resend_callbacks, send_callbacks
 from http_hooks.delivery import TEST_EVENT_TYPE, send_test_event
 from http_hooks.models import Callback
 
@@ -57,3 +61,39 @@ def test_a_test_event_whose_process_died_is_not_tried_again(make_hook, receiver)
     assert callback.status_details.startswith("not sent again: a test event is tried once")
     hook.refresh_from_db()
     assert hook.consecutive_failures == 0
+
+
+def test_a_test_event_resent_by_hand_goes_out_like_any_callback(make_hook, receiver):
+    receiver.respond(status=500)
+    hook = make_hook()
+    send_test_event(hook)
+    receiver.respond()
+    assert resend_callbacks(ids=[Callback.objects.get().pk]) == 1
+    assert send_callbacks().sent == 1
+    assert len(receiver.requests) == 2
+    assert Callback.objects.get().status == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_test_event_is_leased_past_its_one_try_however_short_the_lease(make_hook, receiver):
+    """No lease keeper renews it: with a lease shorter than its try, a sender running
+    beside it ended it as left behind while its request was out (and the test's
+    caller got no attempt)."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    with override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "LEASE_SECONDS": 1}):
+        hook = make_hook()
+        attempts = []
+        tester = threading.Thread(target=lambda: attempts.append(send_test_event(hook)))
+        tester.start()
+        try:
+            receiver.wait_for(1)
+            time.sleep(1.2)  # past LEASE_SECONDS
+            assert send_callbacks().total == 0
+            assert Callback.objects.get().status == "sending"
+        finally:
+            hold.set()
+            tester.join(timeout=60)
+    (attempt,) = attempts
+    assert attempt.response_status == 200
+    assert Callback.objects.get().status == "sent"

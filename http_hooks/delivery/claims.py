@@ -43,7 +43,6 @@ M = TypeVar("M", bound=Model)
 CLAIMED_FIELDS = (
     "hook_id",
     "event_id",
-    "event_type",
     "target_url",
     "http_method",
     "payload",
@@ -85,7 +84,12 @@ def _claimable(
         scope &= Q(hook_id=hook_id)
     if callback_ids is not None:
         scope &= Q(pk__in=list(callback_ids))
-    expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    # A test event is tried once (``send_test_event``): one whose lease ran out lost its
+    # process before the answer, and a try minutes later would answer nothing (nor
+    # should its failure count against the hook). ``settle_left_behind`` ends it.
+    expired = Q(status=CallbackStatus.SENDING, claimed_until__lt=now) & ~Q(
+        event_type=TEST_EVENT_TYPE
+    )
     if token is not None:
         expired &= ~Q(claim_token=token)
     claimable = [(scope & heads_only() & expired, "claimed_until")]
@@ -176,17 +180,6 @@ def claim_batch(
                 "not sent: its hook moved to another owner",
             )
             batch = [c for c in batch if c.owner == c.hook.owner]
-        # A test event is tried once (``send_test_event``): one taken over here lost its
-        # sender before the answer, and a try minutes later would answer nothing (nor
-        # should its failure count against the hook as a retry).
-        tests = [c.pk for c in batch if c.event_type == TEST_EVENT_TYPE]
-        if tests:
-            stop_claimed(
-                Callback.objects.filter(pk__in=tests, claim_token=token),
-                "not sent again: a test event is tried once, and the process that tried it "
-                "stopped before its answer",
-            )
-            batch = [c for c in batch if c.event_type != TEST_EVENT_TYPE]
         if batch:
             return batch
 
@@ -406,17 +399,23 @@ def held_by_a_sender() -> Q:
     )
 
 
-def release_held_hooks_leftovers(hook_ids: Collection[int]) -> int:
-    """Give back the callbacks of ``hook_ids`` (paused or disabled: no claim takes them)
-    that a sender left ``sending`` when it died: their lease has run out, and since
-    only a claim takes over such callbacks, they would stay ``sending`` (stuck, to
-    ``monitor_callbacks``) for as long as their hook is held. They wait, as the
-    hook's other callbacks do. Returns how many."""
-    if not hook_ids:
-        return 0
-    return Callback.objects.filter(
-        hook_id__in=list(hook_ids), status=CallbackStatus.SENDING, claimed_until__lt=timezone.now()
-    ).update(status=CallbackStatus.WAITING, claimed_until=None)
+def settle_left_behind(held_hooks: Collection[int]) -> None:
+    """Settle what senders that died left ``sending`` (their lease ran out) and no claim
+    takes over: the callbacks of ``held_hooks`` (paused or disabled), which would
+    stay ``sending`` (stuck, to ``monitor_callbacks``) for as long as their hook is
+    held, wait again as the hook's others do; and a test event, tried once only,
+    ends as ``error``."""
+    now = timezone.now()
+    left = Callback.objects.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
+    if held_hooks:
+        left.filter(hook_id__in=list(held_hooks)).exclude(event_type=TEST_EVENT_TYPE).update(
+            status=CallbackStatus.WAITING, claimed_until=None
+        )
+    stop_claimed(
+        left.filter(event_type=TEST_EVENT_TYPE),
+        "not sent again: a test event is tried once, and the process that tried it "
+        "stopped before its answer",
+    )
 
 
 def lost_claims(token: uuid.UUID) -> Callable[[], int]:

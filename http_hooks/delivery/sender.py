@@ -46,7 +46,7 @@ from .claims import (
     lease_clock,
     lost_claims,
     release_claims,
-    release_held_hooks_leftovers,
+    settle_left_behind,
 )
 from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
@@ -69,6 +69,9 @@ OUTCOME_WINDOW_SIZE = 512
 # which the database must still step over) does not cost a query every 100 ms.
 CLAIM_INTERVAL = 0.1
 CLAIM_PAUSE_MAX = 0.5
+# Seconds between two looks at what dead senders left behind (``settle_left_behind``),
+# at most: a run looks when it starts, and such callbacks wait a lease for it anyway.
+SETTLE_INTERVAL = 10.0
 # Seconds a callback of a rate-limited hook may wait for a transfer after its token
 # was taken: a token spent later would go out beside the fresh ones of the time it
 # is spent, over the limit. Such a callback goes back, uncharged, for a fresh token.
@@ -304,6 +307,7 @@ class _Run:
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
         self.held: dict[int, datetime | None] = {}
         self.held_read_at = -CLAIM_INTERVAL
+        self.settled_at = -SETTLE_INTERVAL
         self.stopping_failures = stopping_failures()
         self.window_ends = 0.0
         self.report = DeliveryReport()
@@ -430,10 +434,13 @@ class _Run:
         if fresh:
             self.held = with_reconnect(held_hooks, what="reading paused hooks")
             self.held_read_at = time.monotonic()
-            with_reconnect(
-                lambda: release_held_hooks_leftovers(self.held.keys()),
-                what="giving back what dead senders left of paused hooks",
-            )
+            # Not by a run of listed callbacks (a queued task's): it is not the one to look.
+            if self.untried is None and time.monotonic() >= self.settled_at + SETTLE_INTERVAL:
+                with_reconnect(
+                    lambda: settle_left_behind(self.held.keys()),
+                    what="settling what dead senders left behind",
+                )
+                self.settled_at = time.monotonic()
             # Not this run's own probes: their hooks are held by this very run.
             self.release_waiting(self.held.keys() - set(self.probes.values()))
         held = self.held
@@ -733,7 +740,14 @@ def send_test_event(hook: Hook) -> Attempt:
         content_type="application/json",
         status=CallbackStatus.SENDING,
         claim_token=uuid.uuid4(),
-        claimed_until=now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
+        # No lease keeper renews it: its lease outlasts the one try it gets, however
+        # short LEASE_SECONDS is, or a sender would end it as left behind mid-try.
+        claimed_until=now
+        + timedelta(
+            seconds=int(hooks_settings.LEASE_SECONDS)
+            + hooks_settings.connect_timeout
+            + hooks_settings.read_timeout
+        ),
         next_attempt_at=now,
         create_datetime=now,
         update_datetime=now,
