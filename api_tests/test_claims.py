@@ -318,3 +318,34 @@ def test_a_claim_whose_answer_was_lost_gives_its_rows_back_before_it_is_tried_ag
     held = Callback.objects.filter(claim_token=token, status="sending")
     assert sorted(held.values_list("pk", flat=True)) == sorted(c.pk for c in batch)
     assert Callback.objects.filter(status="waiting").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_undone_lost_claim_leaves_earlier_claims_alone_when_the_clock_is_set_back(
+    make_hook, monkeypatch
+):
+    """The lost rows are found by their claim's stamp, later than every stamp the
+    process gave before whatever the clock did: a clock set back once put the
+    sender's earlier claims, still in flight, in the range, and they went out twice."""
+    make_hook()
+    save_orders(4)
+    Callback.objects.update(next_attempt_at=timezone.now() - timedelta(hours=1))
+    token = uuid.uuid4()
+    earlier = claim_batch(size=2, token=token)
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() - timedelta(minutes=5))
+    tries = []
+
+    def claim_and_lose_the_first_answer():
+        batch = claim_batch(size=2, token=token)
+        tries.append(batch)
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return batch
+
+    batch = with_reconnect(
+        claim_and_lose_the_first_answer, what="claiming", undo=claims.lost_claims(token)
+    )
+    held = Callback.objects.filter(claim_token=token, status="sending")
+    assert sorted(held.values_list("pk", flat=True)) == sorted(c.pk for c in earlier + batch)
+    assert len(batch) == 2

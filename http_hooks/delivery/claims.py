@@ -142,8 +142,9 @@ def claim_batch(
             "status": CallbackStatus.SENDING,
             "claim_token": token,
             "claimed_until": now + timedelta(seconds=int(hooks_settings.LEASE_SECONDS)),
-            # When it was claimed: a claim whose answer was lost is found by it (``lost_claims``).
-            "update_datetime": now,
+            # When it was claimed, unique in this process: a claim whose answer was lost
+            # is found by it (``lost_claims``).
+            "update_datetime": claim_stamp(),
         }
         rows: list[Callback]
         if updates_return_rows(connection):
@@ -418,15 +419,34 @@ def settle_left_behind(held_hooks: Collection[int]) -> None:
     )
 
 
+_last_stamp: datetime | None = None
+_stamping = threading.Lock()
+
+
+def claim_stamp() -> datetime:
+    """Now, for a claim's ``update_datetime``, but later than every stamp this process
+    gave before: a clock set back (NTP, a virtual machine) or a coarse one never gives
+    two claims of a process the same stamp, nor a later one an earlier stamp."""
+    global _last_stamp
+    with _stamping:
+        stamp = timezone.now()
+        last = _last_stamp
+        # (Naive and aware times do not compare: USE_TZ changed, in a test.)
+        if last is not None and (last.tzinfo is None) == (stamp.tzinfo is None):
+            stamp = max(stamp, last + timedelta(microseconds=1))
+        _last_stamp = stamp
+        return stamp
+
+
 def lost_claims(token: uuid.UUID) -> Callable[[], int]:
     """The ``undo`` of a claim under ``token`` that ``with_reconnect`` tries again: a
     claim whose connection dropped may have been done, its rows lost on the way
     back. The sender would never know it held them, while its lease keeper renewed
     them for as long as its run lasted (a busy worker's: for good). Before the next
-    try they go back to waiting: this token's ``sending`` callbacks claimed since
-    now (a claim stamps ``update_datetime``), which a sender, claiming from one
-    thread, took in no other claim."""
-    since = timezone.now()
+    try they go back to waiting: this token's ``sending`` callbacks stamped since
+    now (``claim_stamp``), which a sender, claiming from one thread, took in no
+    other claim, whatever its clock did meanwhile."""
+    since = claim_stamp()
     return lambda: Callback.objects.filter(
         claim_token=token, status=CallbackStatus.SENDING, update_datetime__gte=since
     ).update(status=CallbackStatus.WAITING, claimed_until=None)
