@@ -411,6 +411,35 @@ def test_renewing_a_lease_moves_every_callback_the_sender_holds(make_hook):
     assert renew_lease(batch[0].claim_token.__class__(int=0)) == 0
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_skips_the_rows_an_outcome_write_holds_instead_of_waiting(make_hook):
+    """The outcome write locks its callbacks' rows in its own order and the renewal its
+    own: waiting for each other's rows, the two deadlocked (a second's stall for both
+    before PostgreSQL failed one)."""
+    make_hook()
+    save_orders(3)
+    batch = claim_batch()
+    writer = connection.copy()
+    try:
+        with writer.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute(
+                "SELECT id FROM http_hooks_callback WHERE id = %s FOR UPDATE", [batch[0].pk]
+            )
+            with connection.cursor() as ours:
+                ours.execute("SET lock_timeout = '5s'")  # a wait fails, not hangs
+            started = time.monotonic()
+            assert renew_lease(batch[0].claim_token) == 2
+            assert time.monotonic() - started < 1.0
+            cursor.execute("ROLLBACK")
+    finally:
+        writer.close()
+        with connection.cursor() as ours:
+            ours.execute("SET lock_timeout = 0")
+    assert renew_lease(batch[0].claim_token) == 3
+
+
 def start_sender(env: dict, *args: str, **overrides) -> subprocess.Popen:
     return subprocess.Popen(
         [*MANAGE, *args],
