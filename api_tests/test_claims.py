@@ -295,6 +295,27 @@ def test_anything_due_says_whether_a_run_would_find_a_callback(make_hook):
     assert not anything_due()
 
 
+def claim_losing_the_first_answer(token: uuid.UUID) -> list[Callback]:
+    """A claim of 2 tried by ``with_reconnect`` as a sender's is, whose first try is done
+    and its answer lost with the connection."""
+    tries = []
+
+    def claim() -> list[Callback]:
+        batch = claim_batch(size=2, token=token)
+        tries.append(batch)
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return batch
+
+    return with_reconnect(claim, what="claiming", undo=claims.lost_claims(token))
+
+
+def held_by(token: uuid.UUID) -> list[int]:
+    return sorted(
+        Callback.objects.filter(claim_token=token, status="sending").values_list("pk", flat=True)
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_whose_answer_was_lost_gives_its_rows_back_before_it_is_tried_again(make_hook):
     """The connection drops after the claim was done: its rows were never seen. Tried
@@ -303,20 +324,8 @@ def test_a_claim_whose_answer_was_lost_gives_its_rows_back_before_it_is_tried_ag
     make_hook()
     save_orders(4)
     token = uuid.uuid4()
-    tries = []
-
-    def claim_and_lose_the_first_answer():
-        batch = claim_batch(size=2, token=token)
-        tries.append([callback.pk for callback in batch])
-        if len(tries) == 1:
-            raise OperationalError("server closed the connection unexpectedly")
-        return batch
-
-    batch = with_reconnect(
-        claim_and_lose_the_first_answer, what="claiming", undo=claims.lost_claims(token)
-    )
-    held = Callback.objects.filter(claim_token=token, status="sending")
-    assert sorted(held.values_list("pk", flat=True)) == sorted(c.pk for c in batch)
+    batch = claim_losing_the_first_answer(token)
+    assert held_by(token) == sorted(c.pk for c in batch)
     assert Callback.objects.filter(status="waiting").count() == 2
 
 
@@ -334,18 +343,6 @@ def test_an_undone_lost_claim_leaves_earlier_claims_alone_when_the_clock_is_set_
     earlier = claim_batch(size=2, token=token)
     real_now = timezone.now
     monkeypatch.setattr(timezone, "now", lambda: real_now() - timedelta(minutes=5))
-    tries = []
-
-    def claim_and_lose_the_first_answer():
-        batch = claim_batch(size=2, token=token)
-        tries.append(batch)
-        if len(tries) == 1:
-            raise OperationalError("server closed the connection unexpectedly")
-        return batch
-
-    batch = with_reconnect(
-        claim_and_lose_the_first_answer, what="claiming", undo=claims.lost_claims(token)
-    )
-    held = Callback.objects.filter(claim_token=token, status="sending")
-    assert sorted(held.values_list("pk", flat=True)) == sorted(c.pk for c in earlier + batch)
+    batch = claim_losing_the_first_answer(token)
     assert len(batch) == 2
+    assert held_by(token) == sorted(c.pk for c in earlier + batch)
