@@ -295,18 +295,25 @@ def test_resend_callback_being_sent_is_a_conflict(staff_client, make_hook):
     assert callback.status == "sending"
 
 
+def sending_under_a_lease(*, seconds: float) -> Callback:
+    """A new order's callback, claimed by a sender under a lease that ends in ``seconds``
+    (ran out, when negative)."""
+    (callback,) = orders(1)
+    Callback.objects.filter(pk=callback.pk).update(
+        status=CallbackStatus.SENDING,
+        claim_token=uuid.uuid4(),
+        claimed_until=timezone.now() + datetime.timedelta(seconds=seconds),
+    )
+    return callback
+
+
 @pytest.mark.parametrize("action", ["delete", "resend"])
 def test_a_callback_left_sending_by_a_dead_sender_may_be_deleted_or_resent(
     staff_client, make_hook, action
 ):
     """Its lease ran out: no sender holds it (the 409 is for one that does)."""
     make_hook()
-    (callback,) = orders(1)
-    Callback.objects.filter(pk=callback.pk).update(
-        status=CallbackStatus.SENDING,
-        claim_token=uuid.uuid4(),
-        claimed_until=timezone.now() - datetime.timedelta(seconds=1),
-    )
+    callback = sending_under_a_lease(seconds=-1)
     if action == "delete":
         assert staff_client.delete(f"/api/callbacks/{callback.pk}/").status_code == 204
         assert not Callback.objects.exists()
@@ -319,18 +326,49 @@ def test_a_callback_left_sending_by_a_dead_sender_may_be_deleted_or_resent(
 @pytest.mark.parametrize("action", ["delete", "resend"])
 def test_a_callback_a_sender_holds_under_its_lease_is_a_conflict(staff_client, make_hook, action):
     make_hook()
-    (callback,) = orders(1)
-    Callback.objects.filter(pk=callback.pk).update(
-        status=CallbackStatus.SENDING,
-        claim_token=uuid.uuid4(),
-        claimed_until=timezone.now() + datetime.timedelta(minutes=5),
-    )
+    callback = sending_under_a_lease(seconds=300)
     if action == "delete":
         response = staff_client.delete(f"/api/callbacks/{callback.pk}/")
     else:
         response = staff_client.post(f"/api/callbacks/{callback.pk}/resend/")
     assert response.status_code == 409
     assert Callback.objects.get().status == "sending"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_while_a_callback_is_deleted_never_takes_it(make_hook):
+    """Django's delete reads the rows, then deletes them by id: a claim in between took
+    the callback (one whose lease ran out is what a claim takes first), and it was
+    deleted under the sender. Locked first, the claim passes it over."""
+    from django.db import connection
+    from django.db.models.signals import pre_delete
+
+    from http_hooks import services
+    from http_hooks.delivery import claim_batch
+
+    make_hook()
+    callback = sending_under_a_lease(seconds=-1)
+    claimed = []
+
+    def claim_meanwhile(**kwargs):
+        def claim():
+            try:
+                claimed.extend(claim_batch())
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=claim)
+        thread.start()
+        thread.join(30)
+
+    pre_delete.connect(claim_meanwhile, sender=Callback, dispatch_uid="claim-meanwhile")
+    try:
+        assert services.delete_callback(callback) is True
+    finally:
+        pre_delete.disconnect(dispatch_uid="claim-meanwhile", sender=Callback)
+    assert claimed == []
+    assert not Callback.objects.exists()
 
 
 def test_resend_unknown_callback_is_404(staff_client):

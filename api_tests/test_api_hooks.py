@@ -462,6 +462,27 @@ def test_put_gives_what_it_leaves_out_the_value_of_a_new_hook(staff_client, make
     assert hook.secret == secret
 
 
+def test_put_keeps_the_names_marked_secret_that_it_leaves_out(staff_client, make_hook, receiver):
+    """Their stored values were never shown: a replacement could not give them again,
+    and was refused for un-marking them."""
+    hook = make_hook(
+        headers={"X-Shop-Id": "s3cret", "X-Team": "shop"}, secret_headers=["x-shop-id"]
+    )
+    shown = staff_client.get(f"/api/hooks/{hook.pk}/").json()
+    assert shown["headers"] == {"X-Shop-Id": MASKED, "X-Team": "shop"}
+    body = {
+        "model": "shop.order",
+        "signals": [POST_SAVE],
+        "target_url": receiver.url("/replaced"),
+        "headers": shown["headers"],
+    }
+    response = staff_client.put(f"/api/hooks/{hook.pk}/", body, format="json")
+    assert response.status_code == 200, response.json()
+    hook.refresh_from_db()
+    assert hook.headers == {"X-Shop-Id": "s3cret", "X-Team": "shop"}
+    assert hook.secret_headers == ["x-shop-id"]
+
+
 def test_put_without_what_a_hook_needs_is_a_400_and_changes_nothing(staff_client, make_hook):
     hook = make_hook(name="kept")
     response = staff_client.put(f"/api/hooks/{hook.pk}/", {"name": "only"}, format="json")

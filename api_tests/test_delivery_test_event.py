@@ -37,12 +37,9 @@ def test_failed_test_event_is_not_retried(make_hook, receiver):
     assert Callback.objects.get().status == "error"
 
 
-def test_a_test_event_whose_process_died_is_not_tried_again(make_hook, receiver):
-    """A web worker killed mid-test (a timeout, the OOM killer, a deploy) leaves its test
-    event ``sending``: the sender that takes it over ends it, unsent, not as a retry
-    that would answer nothing and count against the hook."""
-    hook = make_hook()
-    Callback.objects.create(
+def left_behind_test_event(hook) -> Callback:
+    """A test event whose process died mid-try: ``sending``, its lease run out."""
+    return Callback.objects.create(
         hook=hook,
         event_type=TEST_EVENT_TYPE,
         target_url=hook.target_url,
@@ -53,6 +50,14 @@ def test_a_test_event_whose_process_died_is_not_tried_again(make_hook, receiver)
         claim_token=uuid.uuid4(),
         claimed_until=timezone.now() - datetime.timedelta(seconds=1),
     )
+
+
+def test_a_test_event_whose_process_died_is_not_tried_again(make_hook, receiver):
+    """A web worker killed mid-test (a timeout, the OOM killer, a deploy) leaves its test
+    event ``sending``: the sender that takes it over ends it, unsent, not as a retry
+    that would answer nothing and count against the hook."""
+    hook = make_hook()
+    left_behind_test_event(hook)
     report = send_callbacks()
     assert report.total == 0
     assert receiver.requests == []

@@ -22,7 +22,7 @@ from http_hooks.api import enable_hook, send_callbacks, update_hook
 from http_hooks.delivery import health, sender
 from http_hooks.delivery.claims import claim_batch, claim_probe, release_claims, with_hooks
 from http_hooks.delivery.outcomes import DeliveryReport, record_outcomes
-from http_hooks.models import Attempt, Callback, Hook
+from http_hooks.models import TEST_EVENT_TYPE, Attempt, Callback, Hook
 from http_hooks.signals import hook_disabled
 from http_hooks.transport import Outcome
 from shop.models import Order
@@ -918,3 +918,24 @@ def test_what_a_dead_sender_held_of_a_held_hook_waits_again(make_hook, held):
         list(Callback.objects.values_list("status", "claimed_until", "attempts"))
         == [("waiting", None, 0)] * 3
     )
+
+
+def test_the_sweep_settles_what_a_dead_sender_left_of_a_held_hook(make_hook):
+    """With workers (``DISPATCH`` celery or tasks) their tasks' runs send listed
+    callbacks and leave this to the sweep, which no held hook's backlog starts."""
+    from http_hooks.delivery.sweep import sweep
+
+    from .test_delivery_test_event import left_behind_test_event
+
+    hook = callbacks_of(make_hook, 1)
+    left_behind_test_event(hook)
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    Callback.objects.update(status="sending", claim_token=uuid.uuid4(), claimed_until=long_ago)
+    Hook.objects.filter(pk=hook.pk).update(
+        paused_until=timezone.now() + datetime.timedelta(hours=1)
+    )
+    assert sweep() is None  # nothing to send: the hook is paused
+    assert sorted(Callback.objects.values_list("event_type", "status")) == [
+        ("created", "waiting"),
+        (TEST_EVENT_TYPE, "error"),
+    ]

@@ -181,12 +181,22 @@ def create_hook(
     return hook
 
 
+# What a replacement keeps when it leaves it out, besides the secret (rotated apart) and
+# the owner (kept unless moved): the names marked as credentials, whose stored values a
+# client never saw and so cannot give again (``headers.refuse_unmasking``).
+KEPT_BY_REPLACEMENT = frozenset({"secret_headers"})
+
+
 def new_hook_fields() -> dict[str, Any]:
     """What a new hook has of each field it is not given (``create_hook``'s defaults, the
-    one place they are written): what a replacement (``PUT``) leaves out becomes. Not
-    the secret (rotated apart) nor the owner (a hook's owner is kept unless moved)."""
+    one place they are written): what a replacement (``PUT``) leaves out becomes, but
+    ``KEPT_BY_REPLACEMENT``."""
     parameters = inspect.signature(create_hook).parameters
-    return {name: parameters[name].default for name in (*HOOK_FIELDS, "enabled")}
+    return {
+        name: parameters[name].default
+        for name in (*HOOK_FIELDS, "enabled")
+        if name not in KEPT_BY_REPLACEMENT
+    }
 
 
 def update_hook(hook: Hook, **changes: Any) -> Hook:
@@ -710,9 +720,18 @@ def _owned_selection(
 def delete_callback(callback: Callback) -> bool:
     """Delete ``callback`` and its attempts, unless a sender holds it (False then): its
     outcome would be lost, and its key's next callback would go while it is in flight.
-    One left ``sending`` by a sender whose lease ran out is not held."""
-    deleted, _ = Callback.objects.filter(pk=callback.pk).exclude(held_by_a_sender()).delete()
-    return bool(deleted)
+    One left ``sending`` by a sender whose lease ran out is not held.
+
+    The row is locked first, under that condition: Django's delete reads the rows and
+    then deletes them by id, and a claim between the two (one whose lease ran out is
+    what a claim takes first) was deleted under the sender. Locked, a claim passes it
+    over; one that locked it first makes the condition fail once it commits."""
+    with transaction.atomic():
+        free = Callback.objects.filter(pk=callback.pk).exclude(held_by_a_sender())
+        if not list(free.select_for_update().values_list("pk", flat=True)):
+            return False
+        free.delete()
+    return True
 
 
 def resend_callbacks(
