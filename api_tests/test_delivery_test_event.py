@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -89,7 +90,14 @@ def test_a_test_event_is_leased_past_its_one_try_however_short_the_lease(make_ho
     with override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "LEASE_SECONDS": 1}):
         hook = make_hook()
         attempts = []
-        tester = threading.Thread(target=lambda: attempts.append(send_test_event(hook)))
+
+        def test_in_a_thread() -> None:
+            try:
+                attempts.append(send_test_event(hook))
+            finally:
+                connection.close()  # the thread's own: left open, it outlives the test
+
+        tester = threading.Thread(target=test_in_a_thread)
         tester.start()
         try:
             receiver.wait_for(1)
