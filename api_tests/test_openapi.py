@@ -234,3 +234,32 @@ def test_an_event_payload_of_null_is_valid_by_the_schema(schema):
     payload = schema["components"]["schemas"]["SendEventRequest"]["properties"]["payload"]
     for value in (None, 1, "x", [1], {"a": None}):
         jsonschema.validate(value, payload)
+
+
+def test_text_parameters_are_refused_exactly_where_the_schema_says(schema, staff_client):
+    """A value within a parameter's ``maxLength`` and ``pattern`` is taken, and one past
+    either is a 400 naming the parameter: a client checking the schema's rules first
+    is never refused for the form of a value."""
+    checked = []
+    for path, method, operation in operations(schema):
+        if method != "get" or "{" in path:
+            continue
+        for parameter in operation.get("parameters", []):
+            rules = parameter["schema"]
+            if parameter["in"] != "query" or not {"pattern", "maxLength"} & set(rules):
+                continue
+            name, longest = parameter["name"], rules.get("maxLength", 100)
+            pattern = re.compile(rules.get("pattern", "(?s).*").removesuffix("$") + r"\Z")
+            good = [v for v in ("a" * longest, "order.*", "*") if pattern.match(v)]
+            bad = ["a" * (longest + 1), "a" * longest + " ", "a b", "a\n", "Order"]
+            bad = [v for v in bad if len(v) > longest or not pattern.match(v)]
+            for value in good:
+                response = staff_client.get(path, {name: value})
+                assert response.status_code == 200, (path, name, value, response.json())
+            for value in bad:
+                response = staff_client.get(path, {name: value})
+                assert response.status_code == 400, (path, name, value, response.status_code)
+                assert name in {e["field"] for e in response.json()["errors"]}, response.json()
+            checked.append((path, name))
+    assert {("/api/hooks/", "event_type"), ("/api/hooks/", "changed_field")} <= set(checked)
+    assert ("/api/callbacks/", "owner") in checked

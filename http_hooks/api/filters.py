@@ -7,6 +7,7 @@ unknown ``ordering``; leave a parameter out to not filter by it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,12 @@ from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
-from ..events import MAX_EVENT_TYPE_LENGTH, covering, validate_subscriptions
+from ..events import (
+    MAX_EVENT_TYPE_LENGTH,
+    SUBSCRIPTION_PATTERN,
+    covering,
+    validate_subscriptions,
+)
 from ..exceptions import HttpHooksError
 from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..owners import MAX_OWNER_LENGTH
@@ -30,14 +36,22 @@ from ..text import ascii_digits
 from ..validators import resolve_model
 from .serializers import BLANK_MESSAGE, MAX_ID, NO_TIME, has_a_time
 
-FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
+FIELD_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_SEARCH_LENGTH = 100
 # The filters that bound the creation time, and so order the list by it (without ``ordering``).
 CREATION_BOUNDS = ("created_after", "created_before", "updated_before")
 
 
 class FilterForm(forms.Form):
-    """The form of every FilterSet here: a parameter given empty is an error."""
+    """The form of every FilterSet here: a parameter given empty is an error, and a
+    text is taken as sent, not stripped: the schema's ``maxLength`` and ``pattern``
+    hold of the value itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, forms.CharField):
+                field.strip = False
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -206,12 +220,30 @@ class SearchFilter(filters.SearchFilter):
         return parameters
 
 
+class PatternValidator:
+    """A text filter's check, whose rule the schema also gives as the parameter's
+    ``pattern``: a client that checks its values first is refused nothing."""
+
+    def __init__(self, pattern: str, check: Callable[[str], None]) -> None:
+        self.pattern = pattern
+        self.check = check
+
+    def __call__(self, value: str) -> None:
+        self.check(value)
+
+
 def check_subscription(value: str) -> None:
     """An entry of ``Hook.event_types`` (a name, ``prefix.*`` or ``*``), or a form error."""
     try:
         validate_subscriptions([value])
     except HttpHooksError as exc:
         raise exc.as_django_error() from exc
+
+
+# ``$`` of the schema's pattern (ECMA) is the end; Python's also matches before a last "\n".
+check_field_name = RegexValidator(
+    FIELD_NAME_PATTERN.removesuffix("$") + r"\Z", "Enter a field name."
+)
 
 
 class CallbackOrderingFilter(OrderingFilter):
@@ -267,7 +299,7 @@ class HookFilter(django_filters.FilterSet):
     event_type = django_filters.CharFilter(
         method="filter_event_type",
         max_length=MAX_EVENT_TYPE_LENGTH,
-        validators=[check_subscription],
+        validators=[PatternValidator(SUBSCRIPTION_PATTERN, check_subscription)],
         help_text="Hooks whose `event_types` take this type: the name itself, a `.*` "
         "wildcard over it, or `*` (`order.*` as a value: hooks with `order.*` or `*`).",
     )
@@ -291,7 +323,7 @@ class HookFilter(django_filters.FilterSet):
     changed_field = django_filters.CharFilter(
         method="filter_changed_field",
         max_length=100,
-        validators=[RegexValidator(FIELD_NAME, "Enter a field name.")],
+        validators=[PatternValidator(FIELD_NAME_PATTERN, check_field_name)],
         help_text="Hooks whose `changed_fields` name this field (compared without case).",
     )
 

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
 from ..models import HttpMethod
+from .filters import PatternValidator
 
 HEADERS_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
 
@@ -131,16 +132,28 @@ test_event_webhook = OpenApiWebhook(
 
 
 class FilterBackendExtension(DjangoFilterExtension):
-    """django-filter's parameters, with ``minLength: 1`` on the text ones: an empty
-    value is a 400 (``filters.FilterForm``), as for every other type."""
+    """django-filter's parameters, with the rules of the text ones: ``minLength: 1``
+    (an empty value is a 400, ``filters.FilterForm``, as for every other type), and
+    the ``maxLength`` and ``pattern`` a filter checks its value against."""
 
     target_class = "http_hooks.api.filters.FilterBackend"
     priority = 1
 
-    def get_schema_operation_parameters(self, auto_schema: Any, *args: Any, **kwargs: Any):
-        parameters = super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+    def resolve_filter_field(
+        self, auto_schema: Any, model: Any, filterset_class: Any, field_name: str, filter_field: Any
+    ) -> list[dict[str, Any]]:
+        parameters = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        extra = filter_field.extra
         for parameter in parameters:
             schema = parameter["schema"]
-            if schema.get("type") == "string" and not {"enum", "format"} & set(schema):
-                schema["minLength"] = 1
+            if schema.get("type") != "string" or {"enum", "format"} & set(schema):
+                continue
+            schema["minLength"] = 1
+            if extra.get("max_length"):
+                schema["maxLength"] = extra["max_length"]
+            for validator in extra.get("validators", ()):
+                if isinstance(validator, PatternValidator):
+                    schema["pattern"] = validator.pattern
         return parameters
