@@ -5,6 +5,8 @@ or a port nobody listens on), misbehaving the way the case says.
 """
 
 import datetime
+import logging
+import re
 import socket
 import ssl
 import threading
@@ -163,6 +165,26 @@ def test_a_redirect_is_not_followed(make_hook, receiver):
     assert [r.path for r in receiver.requests] == ["/old"]
     assert attempt.response_status == 302
     assert attempt.error == f"HTTP 302: redirect to {receiver.url('/new')} not followed"
+
+
+def test_a_receiver_cannot_put_control_characters_in_the_log_or_the_attempt(
+    make_hook, receiver, caplog
+):
+    """Escape sequences in a receiver's headers (a redirect's ``Location`` is quoted in
+    the error that is logged) would rewrite the screen of an operator reading the log."""
+    escape = "\x1b]0;owned\x07\x1b[1A\x1b[2K\x1b[32msent OK\x1b[0m\x9b8m"
+    receiver.respond(status=302, headers={"Location": f"http://x/{escape}", "X-Note": escape})
+    one_callback(make_hook, target_url=receiver.url())
+    with caplog.at_level(logging.INFO, logger="http_hooks"):
+        send_callbacks()
+    attempt = Attempt.objects.get()
+    shown = "\ufffd]0;owned\ufffd\ufffd[1A\ufffd[2K\ufffd[32msent OK\ufffd[0m\ufffd8m"
+    assert attempt.error == f"HTTP 302: redirect to http://x/{shown} not followed"
+    assert attempt.response_headers["X-Note"] == shown
+    assert Callback.objects.get().status_details.startswith(attempt.error)
+    logged = [r.getMessage() for r in caplog.records if "attempt 1 failed" in r.getMessage()]
+    assert logged and shown in logged[0]
+    assert not re.search("[\x00-\x08\x0a-\x1f\x7f-\x9f]", "".join(logged))
 
 
 def test_an_untrusted_tls_certificate_is_a_failed_try(make_hook, tls_receiver):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import select
 import socket
 import time
@@ -101,9 +102,20 @@ class Outcome:
         return not self.error and self.status_code is not None and 200 <= self.status_code < 300
 
 
+# Every control character but TAB: C0 (CR and LF too), DEL and C1.
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
 def printable(text: str) -> str:
     """``text`` without NUL characters, which PostgreSQL text and JSON cannot store."""
     return text.replace("\x00", "\ufffd")
+
+
+def one_line(text: str) -> str:
+    """``text`` with each control character (TAB apart) as U+FFFD: what a receiver
+    puts in a header or an error reaches the sender's log and an operator's
+    terminal, where an escape sequence would rewrite the screen."""
+    return _CONTROLS.sub("\ufffd", text)
 
 
 def header_lines(headers: Mapping[str, str], *, defaults: bool = True) -> list[bytes]:
@@ -261,14 +273,16 @@ class _Slot:
             outcome.error = f"response headers too large (more than {HEADER_LIMIT} bytes)"
         else:
             outcome.error = status_error(code, headers)
+        outcome.error = one_line(outcome.error)
         return outcome
 
 
 def parse_response_headers(raw: bytes | bytearray) -> dict[str, str]:
-    """The headers of the last response in ``raw`` (after any 1xx), as printable
-    text; a repeated name's values are joined with ", "."""
+    """The headers of the last response in ``raw`` (after any 1xx), each name and
+    value ``one_line``; a repeated name's values are joined with ", "."""
     headers: dict[str, str] = {}
-    for line in printable(raw.decode("latin-1")).split("\n"):
+    for line in raw.decode("latin-1").split("\n"):
+        line = one_line(line.removesuffix("\r"))
         if line.startswith("HTTP/"):
             headers = {}
         elif ":" in line:
