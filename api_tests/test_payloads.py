@@ -3,6 +3,7 @@
 import datetime
 import decimal
 import json
+import time
 import uuid
 from xml.etree import ElementTree
 
@@ -254,6 +255,40 @@ def test_template_placeholders_know_when_they_are_inside_json_strings():
         p for p in parse_template('{"a": "x \\" {{a}}", "b": {{b}}}') if not isinstance(p, str)
     ]
     assert [(p.dotted, p.in_json_string) for p in parts] == [("a", True), ("b", False)]
+
+
+@pytest.mark.parametrize(
+    "template, placeholders",
+    [
+        ("{{a}}{{ b }}", ["a", "b"]),
+        ("{{{a}}}", None),  # "{a" is no name
+        ("{ {{a}} } {{b}", ["a"]),
+        ("{{a}}}}{{b}}", ["a", "b"]),
+        ("}}{{a}}", ["a"]),
+        ("{{a\n}}", ["a"]),
+        ("{{}}", None),
+        ("{{", []),
+        ("{" * 100_000, []),
+        ("{{" * 50_000 + "a}}", None),
+        ("{{a}}" + "{{" * 50_000, ["a"]),
+    ],
+)
+def test_placeholders_are_found_in_one_pass(template, placeholders):
+    """The first ``}}`` after a ``{{`` closes it. Texts of "{" without "}}" (within the
+    100,000 characters a template may have) took 45 s to parse with a lazy regex."""
+    if placeholders is None:
+        with pytest.raises(InvalidPayloadError, match="invalid placeholder"):
+            parse_template(template)
+        return
+    started = time.monotonic()
+    parts = parse_template(template)
+    # A guard against the quadratic parse (45 s), not a measure: this one takes a few ms.
+    assert time.monotonic() - started < 5
+    assert [p.dotted for p in parts if not isinstance(p, str)] == placeholders
+    text = "".join(p if isinstance(p, str) else "" for p in parts)
+    assert len(text) + sum(len(p.dotted) + 4 for p in parts if not isinstance(p, str)) <= len(
+        template
+    )
 
 
 def test_render_template_uses_the_lookup_for_each_placeholder():
