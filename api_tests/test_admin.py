@@ -98,6 +98,9 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
         ({"target_url": "ftp://x.example/"}, "target_url", "absolute http"),
         ({"signals": []}, "signals", "needs at least one signal"),
         ({"ordering_key": "{{instance.nope}}"}, "ordering_key", "has no field"),
+        ({"conditions": "[" * 100_000 + "]" * 100_000}, "conditions", "nested at most"),
+        ({"conditions": '{"a": ' * 5000 + "1" + "}" * 5000}, "conditions", "nested at most"),
+        ({"conditions": '{"total__gte": ' + "9" * 5000 + "}"}, "conditions", "digits"),
     ],
     ids=[
         "bad-headers",
@@ -109,6 +112,9 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
         "bad-url",
         "no-signal",
         "bad-ordering-key",
+        "conditions-too-deep-to-parse",
+        "conditions-deep",
+        "conditions-too-many-digits",
     ],
 )
 def test_bad_hooks_are_refused_with_a_form_error(admin_client, receiver, overrides, field, words):

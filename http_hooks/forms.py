@@ -6,11 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib.contenttypes.models import ContentType
+from django.forms.fields import InvalidJSONInput
 
+from .api.parsers import MAX_DEPTH
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
 from .owners import owner_key
+from .payloads import TOO_DEEP, load_within
 from .services import check_since, hold_owner
 from .settings import hooks_settings
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
@@ -18,7 +21,26 @@ from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, v
 
 class JSONTextField(forms.JSONField):
     """Django's JSON field; a lone surrogate (``"\\ud800"`` in the JSON typed) is shown
-    escaped again, as no UTF-8 page can carry it (the form would fail to render)."""
+    escaped again, as no UTF-8 page can carry it (the form would fail to render).
+    JSON nested deeper than the REST API takes, or a number of more digits than
+    Python reads, is a form error (Django's field let their exceptions through: a 500)."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            data = load_within(lambda: super(JSONTextField, self).to_python(value), MAX_DEPTH)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Enter valid JSON: {exc}", code="invalid") from None
+        if data is TOO_DEEP:
+            raise forms.ValidationError(
+                f"Enter JSON nested at most {MAX_DEPTH} levels deep.", code="invalid"
+            )
+        return data
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except (RecursionError, ValueError):
+            return InvalidJSONInput(data)
 
     def prepare_value(self, value: Any) -> str:
         return super().prepare_value(value).encode("utf-8", "backslashreplace").decode()
