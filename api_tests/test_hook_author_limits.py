@@ -485,6 +485,15 @@ def test_every_spelling_of_a_blocked_host_is_refused_at_save(refuse, settings, u
             "plain value",
             id="past-a-file-name",
         ),
+        pytest.param(
+            [POST_SAVE],
+            '{"n": "{{instance.customer.avatar.path}}"}',
+            "plain value",
+            id="a-file-path-on-the-server",
+        ),
+        pytest.param(
+            [POST_SAVE], '{"n": "{{instance.customer.avatar.size}}"}', "plain value", id="file-size"
+        ),
         pytest.param([POST_SAVE], '{"n": "{{instance.pk.anything}}"}', "plain value", id="past-pk"),
         pytest.param(
             [POST_SAVE], '{"e": "{{event_type.upper}}"}', "plain value", id="past-event-type"

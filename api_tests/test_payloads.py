@@ -291,6 +291,21 @@ def test_placeholders_are_found_in_one_pass(template, placeholders):
     )
 
 
+def test_a_file_gives_a_template_its_name_and_url_only(settings, tmp_path):
+    """Not its path on the server, nor what opens or reads it in storage: checked when
+    it renders too, for a template stored around validation."""
+    settings.MEDIA_ROOT, settings.MEDIA_URL = str(tmp_path), "/media/"
+    customer = Customer(name="c", avatar="avatars/a.png")
+    text = render(
+        "{{instance.avatar.name}} {{instance.avatar.url}}", "text/plain", instance=customer
+    )
+    assert text == "avatars/a.png /media/avatars/a.png"
+    for name in ("path", "size", "file", "storage", "open"):
+        with pytest.raises(InvalidPayloadError, match=f"cannot render instance.avatar.{name}") as e:
+            render(f"{{{{instance.avatar.{name}}}}}", "text/plain", instance=customer)
+        assert str(tmp_path) not in str(e.value)
+
+
 def test_render_template_uses_the_lookup_for_each_placeholder():
     assert render_template("{{a}}-{{b.c}}", "text/plain", lambda path: ".".join(path)) == "a-b.c"
 

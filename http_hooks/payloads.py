@@ -47,6 +47,9 @@ XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 _PATH = re.compile(r"^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*$")
 _MISSING = object()
+# What a template may read of a file: not its ``path`` on the server, nor what would
+# open or read it in storage at each event (``file``, ``size``, an image's ``width``).
+FILE_ATTRIBUTES = frozenset({"name", "url"})
 # The names every model signal's event gives a template, and whether a path may go
 # on past each: ``instance`` is walked along the hook's model, ``event`` has the
 # names of ``EVENT_FIELDS``, the others are plain.
@@ -364,6 +367,9 @@ def _read_attribute(obj: Any, name: str, walked: str) -> Any:
                     return None
             if kind in {"field", "property"}:
                 return getattr(obj, name)
+        elif isinstance(obj, FieldFile):
+            if name in FILE_ATTRIBUTES:
+                return getattr(obj, name)
         elif not isinstance(obj, type):
             static = inspect.getattr_static(type(obj), name, _MISSING)
             if isinstance(static, PROPERTIES):
@@ -498,10 +504,8 @@ def _field_or_none(model: type[models.Model], name: str):
 
 
 def _is_file_attribute(field: models.FileField, name: str) -> bool:
-    """``name`` of a file is readable: its name, or a property (``url``, ``size``)."""
-    return name == "name" or isinstance(
-        inspect.getattr_static(field.attr_class, name, None), PROPERTIES
-    )
+    """``name`` of a file is readable: ``FILE_ATTRIBUTES`` only."""
+    return name in FILE_ATTRIBUTES
 
 
 # --- validation ----------------------------------------------------------------
