@@ -72,7 +72,11 @@ def test_monitor_waiting_status(callbacks, capsys):
             ["--status", "error", "--callbacks_limit", "0"],
             "callbacks_limit must be a whole number >= 1",
         ),
-        (["--status", "error", "--callbacks_limit", "x"], "invalid int value"),
+        (["--status", "error", "--callbacks_limit", "x"], "'x' is not a whole number"),
+        (
+            ["--status", "error", "--callbacks_limit", "\u0661\u0660"],
+            "'\u0661\u0660' is not a whole number",
+        ),
         (["--status", "error", "--minutes_ago", "-1"], "minutes_ago must be a whole number from 0"),
         (
             ["--status", "error", "--minutes_ago", "99999999999"],
@@ -84,6 +88,7 @@ def test_monitor_waiting_status(callbacks, capsys):
         "status-invalid",
         "limit-zero",
         "limit-not-a-number",
+        "limit-in-other-digits",
         "negative-window",
         "window-too-large",
     ],
@@ -178,14 +183,50 @@ def test_bad_values_exit_2_with_one_line_from_a_real_process(args, line, same_db
         ["monitor_callbacks"],
         ["monitor_callbacks", "--status", "error", "--callbacks_limit", "x"],
         ["delete_old_callbacks", "ten"],
+        ["delete_old_callbacks", "3_0"],
+        ["delete_old_callbacks", " 30 "],
+        ["delete_old_callbacks", "\u0661"],
+        ["monitor_callbacks", "--status", "error", "--minutes_ago", "1e400"],
     ],
-    ids=["status-missing", "limit-word", "days-word"],
+    ids=[
+        "status-missing",
+        "limit-word",
+        "days-word",
+        "underscore",
+        "spaces",
+        "other-digits",
+        "float",
+    ],
 )
 @pytest.mark.django_db(transaction=True)
-def test_unparsable_arguments_exit_2_from_a_real_process(args, same_db_env):
+def test_unparsable_arguments_exit_2_with_one_line_from_a_real_process(
+    args, same_db_env, make_hook
+):
+    """One line, without argparse's usage before it, and nothing deleted (``int()``
+    took "3_0", " 30 " and Arabic-Indic digits as numbers, and the deletion ran)."""
+    make_hook()
+    Order.objects.create(name="x")
+    Callback.objects.update(
+        status=CallbackStatus.SENT, create_datetime=timezone.now() - datetime.timedelta(days=400)
+    )
     result = run_manage(*args, env=same_db_env)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith(f"manage.py {args[0]}: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"manage.py {args[0]}: error: "), result.stderr
+    assert result.stdout == ""
+    assert Callback.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_report_file_that_cannot_be_written_is_refused_before_sending(make_hook, same_db_env):
+    make_hook()
+    Order.objects.create(name="x")
+    result = run_manage("send_callbacks", "--report-file", "/nonexistent/report", env=same_db_env)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "CommandError: cannot write in '/nonexistent'",
+    )
+    assert Callback.objects.get().status == CallbackStatus.WAITING
 
 
 def _age(callback_ids, days):
@@ -224,11 +265,22 @@ def test_delete_old_callbacks_deletes_only_older_ones_and_their_attempts(callbac
         ([], "the following arguments are required: days"),
         (["-3"], "days must be a whole number from 0 to 36500"),
         (["99999999999"], "days must be a whole number from 0 to 36500"),
-        (["ten"], "invalid int value"),
+        (["ten"], "'ten' is not a whole number"),
+        (["3_0"], "'3_0' is not a whole number"),
+        ([" 30 "], "' 30 ' is not a whole number"),
         (["3", "--batch-size", "0"], "--batch-size must be a whole number from 1 to 100000"),
         (["3", "--batch-size", "100001"], "--batch-size must be a whole number from 1 to 100000"),
     ],
-    ids=["missing", "negative", "overflow", "not-a-number", "zero-batch", "huge-batch"],
+    ids=[
+        "missing",
+        "negative",
+        "overflow",
+        "not-a-number",
+        "underscore",
+        "spaces",
+        "zero-batch",
+        "huge-batch",
+    ],
 )
 def test_delete_old_callbacks_bad_arguments(callbacks, args, words):
     with pytest.raises(CommandError, match=words):

@@ -1,4 +1,38 @@
-"""The app's management commands share their exit status for bad arguments."""
+"""What the app's management commands share: their exit status and one line for bad
+arguments, and whole numbers read strictly."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ..text import ascii_digits
 
 # As argparse's own: 1 means what the command reports ("limit reached", a failed run).
 BAD_ARGUMENTS = 2
+
+
+def whole_number_argument(text: str) -> int:
+    """An argparse ``type``: a whole number in ASCII digits, after one "-" at most.
+    ``int()`` also takes " 30 ", "3_0" and the digits of other scripts (Arabic-Indic ones)."""
+    if not (ascii_digits(text, signed=True) and len(text) <= 20):
+        raise argparse.ArgumentTypeError(f"{text[:50]!r} is not a whole number")
+    return int(text)
+
+
+class Command(BaseCommand):
+    """A command whose argument errors are one line on stderr (argparse prints its
+    usage first), with exit status ``BAD_ARGUMENTS``."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def error(message: str) -> NoReturn:
+            if not parser.called_from_command_line:
+                raise CommandError(f"Error: {message}", returncode=BAD_ARGUMENTS)
+            parser.exit(BAD_ARGUMENTS, f"{parser.prog}: error: {message} (see --help)\n")
+
+        parser.error = error
+        return parser

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.template.defaultfilters import pluralize
 
 from http_hooks.exceptions import HttpHooksError
-from http_hooks.management import BAD_ARGUMENTS
+from http_hooks.management import BAD_ARGUMENTS, whole_number_argument
+from http_hooks.management import Command as HooksCommand
 from http_hooks.services import MAX_DELETE_BATCH, delete_old_callbacks
 
 
-class Command(BaseCommand):
+class Command(HooksCommand):
     help = (
         "Delete callbacks (and their attempts) created more than DAYS days ago, in batches, "
         "then reclaim the space where the database supports it. Callbacks not delivered "
@@ -20,7 +21,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("days", type=int, help="Age in days of the oldest callbacks to keep.")
+        parser.add_argument(
+            "days", type=whole_number_argument, help="Age in days of the oldest callbacks to keep."
+        )
         parser.add_argument(
             "--include-undelivered",
             action="store_true",
@@ -28,7 +31,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=int,
+            type=whole_number_argument,
             default=5000,
             help=f"Callbacks deleted per transaction (1 to {MAX_DELETE_BATCH}).",
         )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from http_hooks.exceptions import HttpHooksError
-from http_hooks.management import BAD_ARGUMENTS
+from http_hooks.management import BAD_ARGUMENTS, whole_number_argument
+from http_hooks.management import Command as HooksCommand
 from http_hooks.models import CallbackStatus
 from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
 
 
-class Command(BaseCommand):
+class Command(HooksCommand):
     help = (
         "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
         "updated in the last --minutes_ago minutes (in the whole table without it); "
@@ -24,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--status", required=True, choices=[status.value for status in MONITORED_STATUSES]
         )
-        parser.add_argument("--callbacks_limit", type=int, default=10)
-        parser.add_argument("--minutes_ago", type=int, default=None)
+        parser.add_argument("--callbacks_limit", type=whole_number_argument, default=10)
+        parser.add_argument("--minutes_ago", type=whole_number_argument, default=None)
 
     def handle(self, *args: Any, status: str, callbacks_limit: int, minutes_ago, **options):
         try:

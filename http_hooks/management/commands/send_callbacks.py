@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from django.core.checks import Tags
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 from tqdm import tqdm
 
 from http_hooks.exceptions import HttpHooksError, TransportError
-from http_hooks.management import BAD_ARGUMENTS
+from http_hooks.management import BAD_ARGUMENTS, whole_number_argument
+from http_hooks.management import Command as HooksCommand
 from http_hooks.services import (
     MAX_PROCESSES,
     DeliveryReport,
@@ -78,7 +80,7 @@ def failed_processes(failures: list[str]) -> str:
     return f"{len(failures)} sender process run(s) failed: {shown}{more}"
 
 
-class Command(BaseCommand):
+class Command(HooksCommand):
     help = (
         "Send the waiting callbacks that are due: all of them, those of one hook, or the "
         "listed ones (due or not). With --loop, keep sending until SIGTERM or SIGINT, "
@@ -117,7 +119,7 @@ class Command(BaseCommand):
         # Where it writes each run's claim token, for the parent to give back what it
         # held if it dies.
         parser.add_argument("--token-file", type=Path, help=argparse.SUPPRESS)
-        parser.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
+        parser.add_argument("--supervisor", type=whole_number_argument, help=argparse.SUPPRESS)
 
     def handle(
         self,
@@ -141,6 +143,11 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"{option} sends whatever is due; it does not take --callbacks",
                     returncode=BAD_ARGUMENTS,
+                )
+        for path in (report_file, token_file):
+            if path is not None and not os.access(path.parent, os.W_OK):
+                raise CommandError(
+                    f"cannot write in {str(path.parent)!r}", returncode=BAD_ARGUMENTS
                 )
         failures: list[str] = []
         try:
@@ -174,7 +181,10 @@ class Command(BaseCommand):
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if report_file is not None:
-            write_report(report_file, report)
+            try:
+                write_report(report_file, report)
+            except OSError as exc:
+                raise CommandError(f"cannot write {exc.filename!r}: {exc.strerror}") from exc
         if not quiet:
             self.stdout.write(summary(report))
         if failures:
