@@ -124,6 +124,16 @@ def test_two_foreign_keys_deep_and_the_key_column_without_a_query(make_hook):
     assert len(reads) == 1
 
 
+def test_a_file_is_compared_by_its_name(make_hook):
+    make_hook(model="shop.customer", conditions={"avatar": "avatars/a.png"})
+    make_hook(model="shop.customer", conditions={"avatar__startswith": "avatars/"})
+    make_hook(model="shop.customer", conditions={"avatar": ""})
+    Customer.objects.create(name="with", avatar="avatars/a.png")
+    assert Callback.objects.count() == 2
+    Customer.objects.create(name="without")
+    assert Callback.objects.count() == 3
+
+
 def test_a_pre_save_hook_sees_the_values_about_to_be_saved(make_hook):
     make_hook(signals=[PRE_SAVE], conditions={"paid": True})
     item = Order.objects.create(name="x")

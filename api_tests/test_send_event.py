@@ -3,6 +3,7 @@
 import datetime
 import decimal
 import json
+import logging
 import math
 
 import pytest
@@ -324,6 +325,18 @@ def test_conditions_apply_to_the_payload(event_hook):
     ]
     assert [len(send_event("order.paid", payload)) for payload in fires] == [1, 1, 1]
     assert [len(send_event("order.paid", payload)) for payload in holds_back] == [0] * 8
+
+
+def test_an_in_list_of_several_kinds_takes_each_value_of_its_kind(event_hook, caplog):
+    """``["paid", 1]`` matched neither "paid" nor 1: every item was compared with the
+    value, and one of another kind made the whole condition false."""
+    event_hook("order.*", conditions={"status__in": ["paid", 1, True]})
+    sent = [send_event("order.paid", {"status": s}) for s in ("paid", 1, 1.0, True, "new", 2)]
+    assert [len(callbacks) for callbacks in sent] == [1, 1, 1, 1, 0, 0]
+    with caplog.at_level(logging.WARNING, logger="http_hooks.conditions"):
+        assert send_event("order.paid", {"status": None}) == []
+        assert send_event("order.paid", {"status": [1]}) == []
+    assert "list compared with" in caplog.text
 
 
 # --- delivery ------------------------------------------------------------------

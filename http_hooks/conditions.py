@@ -42,6 +42,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from .exceptions import InvalidHookError
@@ -92,11 +93,14 @@ def _exact(value: Any, expected: Any) -> bool:
 
 
 def _in(value: Any, expected: tuple) -> bool:
+    """Among the values of the value's kind: ``["paid", 1]`` takes "paid" and 1."""
     if value is None:
         return False
-    for item in expected:
-        _same_kind(value, item)
-    return value in expected
+    kind = _kind(value)
+    alike = [item for item in expected if _kind(item) is kind]
+    if expected and not alike:
+        _same_kind(value, expected[0])  # a mismatch: of no kind of the list
+    return value in alike
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -139,7 +143,7 @@ LOOKUPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 TEXT_LOOKUPS = frozenset({"iexact", "contains", "icontains", "startswith", "endswith"})
 CASELESS_LOOKUPS = frozenset({"iexact", "icontains"})
-TEXT_FIELDS = (models.CharField, models.TextField)
+TEXT_FIELDS = (models.CharField, models.TextField, models.FileField)  # a file: its name
 NOT, ANY = "not", "any"
 
 
@@ -172,7 +176,8 @@ def instance_value(instance: Any, path: Sequence[str]) -> Any:
         if value is None:
             return MISSING
         value = getattr(value, name)
-    return value
+    # A file is compared by its name, as a query compares the column.
+    return value.name if isinstance(value, FieldFile) else value
 
 
 def payload_value(payload: Any, path: Sequence[str]) -> Any:
