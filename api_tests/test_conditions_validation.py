@@ -67,6 +67,10 @@ BAD = [
     # again, would fire for nothing and refuse every later change.
     pytest.param("conditions", {"total__lt": 1e19}, "out of range", id="float-out-of-range"),
     pytest.param("conditions", {"total__lt": -1e308}, "out of range", id="float-far-out"),
+    pytest.param("conditions", {"id": 1.5}, "whole numbers, not 1.5", id="fraction-for-an-id"),
+    pytest.param(
+        "conditions", {"id__in": [2, 2.5]}, "whole numbers, not 2.5", id="fraction-in-a-list"
+    ),
     pytest.param("conditions", {"total__contains": "1"}, "text fields only", id="text-on-number"),
     pytest.param("conditions", {"name__gt": None}, "needs a value", id="null-for-gt"),
     pytest.param("conditions", {"name": {"a": 1}}, "string, number or boolean", id="an-object"),

@@ -416,6 +416,9 @@ def _field_value(key: str, lookup: str, field: models.Field | None, value: Any) 
         raise _error(f"{key!r}: {' '.join(exc.messages)}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise _error(f"{key!r}: not a value of {field.name}: {exc}") from None
+    # An integer field's ``to_python`` truncates a float: 1.5 would mean 1.
+    if isinstance(value, float) and isinstance(converted, int) and converted != value:
+        raise _error(f"{key!r}: {field.name} holds whole numbers, not {value!r}")
     # A naive date-time means the current time zone, as Django reads it in a query.
     if (
         isinstance(converted, datetime.datetime)
