@@ -1,7 +1,7 @@
 import pytest
 
 from http_hooks.exceptions import InvalidHeadersError
-from http_hooks.headers import format_headers, parse_headers
+from http_hooks.headers import format_headers, parse_header_names, parse_headers
 
 
 @pytest.mark.parametrize(
@@ -101,3 +101,18 @@ def test_stored_headers_keep_the_last_of_a_name_given_twice():
 def test_format_headers_round_trips_through_parse():
     headers = {"A": "1", "Link": "http://x:1/y"}
     assert parse_headers(format_headers(headers)) == headers
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["X-Api-Key, X-Other", "X-Api-Key,X-Other,", " X-Api-Key\nX-Other ", ",X-Api-Key,,X-Other"],
+)
+def test_secret_header_names_in_text_ignore_empty_entries(text):
+    """As the admin's other comma lists do: a trailing comma names no header."""
+    assert parse_header_names(text) == ["x-api-key", "x-other"]
+
+
+@pytest.mark.parametrize("names", [[""], ["X-Api-Key", ""], "X-Api-Key, x y:"])
+def test_an_empty_or_invalid_secret_header_name_is_refused(names):
+    with pytest.raises(InvalidHeadersError, match="not a valid header name"):
+        parse_header_names(names)

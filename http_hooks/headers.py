@@ -234,7 +234,7 @@ def parse_header_names(value: Any) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        value = re.split(r"[\s,]+", value.strip())
+        value = [name for name in re.split(r"[\s,]+", value) if name]
     elif not isinstance(value, list | tuple | set | frozenset):
         raise InvalidHeadersError(
             f"invalid secret headers: expected a list of header names, got {type(value).__name__}",
