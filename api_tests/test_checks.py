@@ -52,6 +52,18 @@ def test_default_settings_pass():
         ({"NOTIFY_CHANNEL": 7}, ["http_hooks.E024"]),
         ({"ORDERED_ON_FAILURE": "stop"}, ["http_hooks.E031"]),
         ({"ORDERED_ON_FAILURE": None}, ["http_hooks.E031"]),
+        # Durations past ten years, or infinite: added to a date, they crashed the sender.
+        ({"TIMEOUT": float("inf")}, ["http_hooks.E003"]),
+        ({"TIMEOUT": (5, float("inf"))}, ["http_hooks.E003"]),
+        ({"LEASE_SECONDS": 10**12}, ["http_hooks.E004"]),
+        ({"RETRY_SCHEDULE": [60, 10**12]}, ["http_hooks.E005"]),
+        ({"RETRY_SCHEDULE": [float("inf")]}, ["http_hooks.E005"]),
+        ({"REGISTRY_TTL": float("inf")}, ["http_hooks.E007"]),
+        ({"SECRET_ROTATION_GRACE": 10**12}, ["http_hooks.E012"]),
+        ({"RETRY_AFTER_MAX": 10**12}, ["http_hooks.E016"]),
+        ({"BREAKER_COOLDOWN": float("inf")}, ["http_hooks.E016"]),
+        ({"LOOP_MAX_SLEEP": float("inf")}, ["http_hooks.E023"]),
+        ({"SWEEP_SECONDS": float("nan")}, ["http_hooks.E033"]),
     ],
     ids=lambda v: str(v)[:40],
 )

@@ -145,6 +145,25 @@ def test_retry_after_is_capped_by_retry_after_max(make_hook, receiver):
     assert callback.next_attempt_at >= finished + datetime.timedelta(seconds=590)
 
 
+def test_the_longest_durations_the_checks_allow_are_dates_the_sender_can_write(make_hook, receiver):
+    """At ``checks.MAX_SECONDS`` (what ``manage.py check`` allows at most), a huge
+    Retry-After and the longest retry pause still make dates: past it, the sender
+    crashed with an OverflowError while writing a whole window of outcomes."""
+    from http_hooks.checks import MAX_SECONDS
+
+    receiver.respond(status=429, headers={"Retry-After": "999999999999"})
+    hook = callbacks_of(make_hook, 1)
+    with health_settings(
+        RETRY_AFTER_MAX=MAX_SECONDS, RETRY_SCHEDULE=[MAX_SECONDS], RETRY_JITTER=0.99
+    ):
+        send_callbacks()
+    finished = timezone.now()
+    hook.refresh_from_db()
+    (callback,) = tried()
+    assert hook.paused_until <= finished + datetime.timedelta(seconds=MAX_SECONDS)
+    assert callback.next_attempt_at >= finished + datetime.timedelta(seconds=MAX_SECONDS - 60)
+
+
 def test_a_429_without_retry_after_does_not_pause_the_hook(make_hook, receiver):
     receiver.respond(status=429)
     hook = callbacks_of(make_hook, 2)

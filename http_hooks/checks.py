@@ -6,6 +6,7 @@ only run with ``check --database default`` (Django's ``databases`` argument).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -26,6 +27,25 @@ from .settings import DEFAULTS, LEGACY, hooks_settings
 def _positive_number(value: Any, *, integer: bool = False) -> bool:
     kinds = (int,) if integer else (int, float)
     return isinstance(value, kinds) and not isinstance(value, bool) and value > 0
+
+
+# Durations are added to dates and times: past some thousands of years, Python's
+# dates overflow (a receiver's Retry-After, capped at RETRY_AFTER_MAX, crashed the sender).
+MAX_SECONDS = 10 * 365 * 24 * 3600
+TEN_YEARS = "at most ten years"
+
+
+def _seconds(value: Any, *, integer: bool = False, zero: bool = False) -> bool:
+    """A duration in seconds: more than 0 (or 0 too, with ``zero``), finite, and at
+    most ``MAX_SECONDS``."""
+    kinds = (int,) if integer else (int, float)
+    return (
+        isinstance(value, kinds)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if zero else value > 0)
+        and value <= MAX_SECONDS
+    )
 
 
 @register(Tags.compatibility)
@@ -51,19 +71,18 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
 
     timeout = s.TIMEOUT
     if not (
-        _positive_number(timeout)
-        or (
-            isinstance(timeout, list | tuple)
-            and len(timeout) == 2
-            and all(_positive_number(t) for t in timeout)
-        )
+        _seconds(timeout)
+        or (isinstance(timeout, list | tuple) and len(timeout) == 2 and all(map(_seconds, timeout)))
     ):
-        bad("TIMEOUT", "Use seconds > 0, or a (connect, read) pair of them.", "http_hooks.E003")
+        bad(
+            "TIMEOUT",
+            f"Use seconds > 0 ({TEN_YEARS}), or a (connect, read) pair of them.",
+            "http_hooks.E003",
+        )
     for name in (
         "MAX_ATTEMPTS",
         "CONCURRENCY",
         "BATCH_SIZE",
-        "LEASE_SECONDS",
         "RESEND_LIMIT",
         "ADMIN_COUNT_LIMIT",
         "ADMIN_SCAN_LIMIT",
@@ -71,6 +90,10 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     ):
         if not _positive_number(getattr(s, name), integer=True):
             bad(name, "Use a whole number >= 1.", "http_hooks.E004")
+    if not _seconds(s.LEASE_SECONDS, integer=True):
+        bad(
+            "LEASE_SECONDS", f"Use a whole number of seconds >= 1 ({TEN_YEARS}).", "http_hooks.E004"
+        )
     if s.HOOK_CONCURRENCY is not None and not _positive_number(s.HOOK_CONCURRENCY, integer=True):
         bad(
             "HOOK_CONCURRENCY",
@@ -85,16 +108,18 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
     if (
         not isinstance(schedule, list | tuple)
         or not schedule
-        or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in schedule
-        )
+        or not all(_seconds(x, zero=True) for x in schedule)
     ):
-        bad("RETRY_SCHEDULE", "Use a non-empty list of seconds >= 0.", "http_hooks.E005")
+        bad(
+            "RETRY_SCHEDULE",
+            f"Use a non-empty list of seconds >= 0 ({TEN_YEARS} each).",
+            "http_hooks.E005",
+        )
     jitter = s.RETRY_JITTER
     if not isinstance(jitter, int | float) or isinstance(jitter, bool) or not 0 <= jitter < 1:
         bad("RETRY_JITTER", "Use a fraction from 0 up to (not including) 1.", "http_hooks.E006")
-    if not isinstance(s.REGISTRY_TTL, int | float) or s.REGISTRY_TTL < 0:
-        bad("REGISTRY_TTL", "Use seconds >= 0.", "http_hooks.E007")
+    if not _seconds(s.REGISTRY_TTL, zero=True):
+        bad("REGISTRY_TTL", f"Use seconds >= 0 ({TEN_YEARS}).", "http_hooks.E007")
     if s.DISPATCH not in ("command", "celery", "tasks"):
         bad("DISPATCH", "Use 'command', 'celery' or 'tasks'.", "http_hooks.E008")
     elif s.DISPATCH == "celery":
@@ -130,20 +155,24 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
         bad("OWNER_FIELDS", problem, "http_hooks.E029")
     for problem in _hidden_field_problems(user.get("HIDDEN_FIELDS", ())):
         bad("HIDDEN_FIELDS", problem, "http_hooks.E015")
-    if not _positive_number(s.SECRET_ROTATION_GRACE) and s.SECRET_ROTATION_GRACE != 0:
-        bad("SECRET_ROTATION_GRACE", "Use seconds >= 0.", "http_hooks.E012")
-    if not _positive_number(s.RETRY_AFTER_MAX, integer=True):
-        bad("RETRY_AFTER_MAX", "Use a whole number of seconds >= 1.", "http_hooks.E016")
+    if not _seconds(s.SECRET_ROTATION_GRACE, zero=True):
+        bad("SECRET_ROTATION_GRACE", f"Use seconds >= 0 ({TEN_YEARS}).", "http_hooks.E012")
+    if not _seconds(s.RETRY_AFTER_MAX, integer=True):
+        bad(
+            "RETRY_AFTER_MAX",
+            f"Use a whole number of seconds >= 1 ({TEN_YEARS}).",
+            "http_hooks.E016",
+        )
     if not isinstance(s.DISABLE_ON_GONE, bool):
         bad("DISABLE_ON_GONE", "Use True or False.", "http_hooks.E016")
-    if s.BREAKER_COOLDOWN is None or not _positive_number(s.BREAKER_COOLDOWN):
-        bad("BREAKER_COOLDOWN", "Use seconds > 0.", "http_hooks.E016")
+    if not _seconds(s.BREAKER_COOLDOWN):
+        bad("BREAKER_COOLDOWN", f"Use seconds > 0 ({TEN_YEARS}).", "http_hooks.E016")
     for name in ("BREAKER_FAILURES", "AUTO_DISABLE_AFTER", "AUTO_DISABLE_FAILURES"):
         value = getattr(s, name)
         if value is not None and not _positive_number(value, integer=True):
             bad(name, "Use None (off) or a whole number >= 1.", "http_hooks.E016")
     sleeps = ("LOOP_MIN_SLEEP", "LOOP_MAX_SLEEP", "LOOP_LISTEN_MAX_SLEEP")
-    if not all(_positive_number(getattr(s, name)) for name in sleeps) or (
+    if not all(_seconds(getattr(s, name)) for name in sleeps) or (
         min(s.LOOP_MAX_SLEEP, s.LOOP_LISTEN_MAX_SLEEP) < s.LOOP_MIN_SLEEP
     ):
         bad(
@@ -160,8 +189,10 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "Use None (the loop workers only poll) or a PostgreSQL channel name of 1 to 63 bytes.",
             "http_hooks.E024",
         )
-    if s.SWEEP_SECONDS is not None and not _positive_number(s.SWEEP_SECONDS):
-        bad("SWEEP_SECONDS", "Use None (no sweep) or seconds > 0.", "http_hooks.E033")
+    if s.SWEEP_SECONDS is not None and not _seconds(s.SWEEP_SECONDS):
+        bad(
+            "SWEEP_SECONDS", f"Use None (no sweep) or seconds > 0 ({TEN_YEARS}).", "http_hooks.E033"
+        )
     if s.ORDERED_ON_FAILURE not in FAILURE_POLICIES:
         bad(
             "ORDERED_ON_FAILURE",
