@@ -249,6 +249,40 @@ def test_a_hook_disabled_listener_that_raises_does_not_stop_the_sender(make_hook
     assert "the listener broke" in error.getMessage()
 
 
+@pytest.mark.parametrize("update_fields", [None, ["enabled"]], ids=["save", "update-fields"])
+def test_a_gone_hook_enabled_by_a_plain_save_sends_what_it_kept(make_hook, receiver, update_fields):
+    """Code of the project's own may turn a hook back on with ``save()``: its disabled
+    reason went on holding its callbacks back, the row saying it was enabled."""
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, 3)
+    with health_settings():
+        send_callbacks()
+    receiver.respond(status=200)
+    hook.refresh_from_db()
+    hook.enabled = True
+    hook.save(update_fields=update_fields)
+
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason, hook.disabled_at) == (True, "", None)
+    assert (hook.consecutive_failures, hook.paused_until) == (0, None)
+    with health_settings():
+        report = send_callbacks()
+    assert report.sent == 2
+    assert len(receiver.requests) == 3
+
+
+def test_a_save_that_leaves_enabled_out_keeps_the_disabled_reason(make_hook, receiver):
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, 2)
+    with health_settings():
+        send_callbacks()
+    hook.refresh_from_db()
+    hook.name, hook.enabled = "renamed", True  # a stale copy's flag, not written
+    hook.save(update_fields=["name"])
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason) == ("renamed", False, "gone")
+
+
 def test_enabling_a_gone_hook_over_rest_sends_what_it_kept(make_hook, receiver, staff_client):
     receiver.respond(status=410)
     hook = callbacks_of(make_hook, 3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -88,6 +89,18 @@ class Signal(models.Model):
 
     def __str__(self) -> str:
         return self.signal
+
+
+# The fields ``Hook.clear_health`` sets.
+CLEARED_HEALTH = (
+    "enabled",
+    "disabled_reason",
+    "disabled_at",
+    "paused_until",
+    "consecutive_failures",
+    "breaker_trips",
+    "failing_since",
+)
 
 
 class Hook(models.Model):
@@ -267,6 +280,32 @@ class Hook(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"Hook {self.pk} → {self.target_url}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A hook disabled by http_hooks and saved enabled again, by any code, gets a
+        clean bill of health (``clear_health``): its disabled reason would otherwise
+        keep holding its callbacks back."""
+        update_fields = kwargs.get("update_fields")
+        if (
+            self.enabled
+            and self.disabled_reason
+            and (update_fields is None or "enabled" in update_fields)
+        ):
+            self.clear_health()
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, *CLEARED_HEALTH}
+        super().save(*args, **kwargs)
+
+    def clear_health(self) -> None:
+        """Enabled, with no disabled reason, no pause, the circuit breaker closed and
+        its failure count reset (``CLEARED_HEALTH``)."""
+        self.enabled = True
+        self.disabled_reason = DisabledReason.NONE
+        self.disabled_at = None
+        self.paused_until = None
+        self.consecutive_failures = 0
+        self.breaker_trips = 0
+        self.failing_since = None
 
     def signing_secrets(self, now=None) -> list[str]:
         """The secrets that sign a request now: the current one and, during a

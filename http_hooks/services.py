@@ -48,7 +48,14 @@ from .exceptions import (
     TooManyCallbacksError,
 )
 from .headers import mask_headers
-from .models import Attempt, Callback, CallbackStatus, DisabledReason, Hook, Signal
+from .models import (
+    CLEARED_HEALTH,
+    Attempt,
+    Callback,
+    CallbackStatus,
+    Hook,
+    Signal,
+)
 from .outbox import record_explicit_event
 from .owners import Owners, owner_for_write, owner_key, owner_model, scope
 from .payloads import PayloadEncoder
@@ -237,7 +244,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
             for field in HEALTH_FIELDS:
                 setattr(hook, field, getattr(current, field))
             if changes["enabled"] and not hook.enabled:
-                _clear_health(hook)
+                hook.clear_health()
                 kept = set()
             hook.enabled = bool(changes["enabled"])
         if "secret" in changes:
@@ -294,32 +301,11 @@ def enable_hook(hook: Hook) -> Hook:
     """Enable ``hook`` with a clean bill of health: no disabled reason, no pause,
     the circuit breaker closed and its failure count reset. Callbacks it kept
     waiting while disabled or paused go out at the next send."""
-    _clear_health(hook)
+    hook.clear_health()
     # Only what it clears: the rest of the hook's health is the sender's, and ``hook``
     # may be a copy older than what the sender wrote since.
     hook.save(update_fields=[*CLEARED_HEALTH, "update_datetime"])
     return hook
-
-
-CLEARED_HEALTH = [
-    "enabled",
-    "disabled_reason",
-    "disabled_at",
-    "paused_until",
-    "consecutive_failures",
-    "breaker_trips",
-    "failing_since",
-]
-
-
-def _clear_health(hook: Hook) -> None:
-    hook.enabled = True
-    hook.disabled_reason = DisabledReason.NONE
-    hook.disabled_at = None
-    hook.paused_until = None
-    hook.consecutive_failures = 0
-    hook.breaker_trips = 0
-    hook.failing_since = None
 
 
 def hold_owner(owner: str) -> None:
