@@ -353,6 +353,24 @@ def test_a_dead_receiver_opens_the_breaker_and_costs_one_probe_per_cooldown(make
     assert Callback.objects.filter(status="sent").count() == 6  # all but the four tried
 
 
+def test_a_receiver_asking_for_short_pauses_still_opens_the_breaker(make_hook, receiver):
+    """Each answer's Retry-After of a second made the hook paused when its failure was
+    counted, and the breaker never opened: the receiver set the pace at a try a
+    second, for days, instead of one per cool-down."""
+    receiver.respond(status=503, headers={"Retry-After": "1"})
+    hook = callbacks_of(make_hook, 10)
+    with health_settings(BREAKER_FAILURES=3, BREAKER_COOLDOWN=30):
+        for tries in range(1, 4):
+            if tries > 1:
+                end_pause(hook)
+            send_callbacks()  # one try: its answer pauses the hook for a second
+            hook.refresh_from_db()
+            assert (len(receiver.requests), hook.consecutive_failures) == (tries, tries)
+    assert hook.breaker_trips == 1
+    assert hook.paused_until is not None
+    assert hook.paused_until >= timezone.now() + datetime.timedelta(seconds=28)
+
+
 def test_a_success_resets_failures_written_after_its_hook_was_loaded(make_hook):
     """The sender's copy of a hook is as old as its claim: failures written since (by
     another sender, or by this one for callbacks of a later claim) are still reset by

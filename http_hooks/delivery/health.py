@@ -346,14 +346,17 @@ def _failed(hook: Hook, outcome: Outcome, now: datetime) -> bool:
     if _failing_for_good(hook, now):
         _disable(hook, DisabledReason.FAILING, now)
         return True
+    # Paused already (a try of the same window tripped the breaker): no second trip.
+    # A pause this very answer asks for (Retry-After) does not stop the breaker: a
+    # receiver that always asks for a second would never let it open.
+    paused = hook.paused_until is not None and hook.paused_until > now
     until = retry_after(outcome, now)
     if until is not None and (hook.paused_until is None or hook.paused_until < until):
         hook.paused_until = until
-    paused = hook.paused_until is not None and hook.paused_until > now
     threshold = hooks_settings.BREAKER_FAILURES
     if not paused and threshold is not None and hook.consecutive_failures >= threshold:
         hook.breaker_trips += 1
-        hook.paused_until = now + cooldown(hook.breaker_trips)
+        hook.paused_until = max(now + cooldown(hook.breaker_trips), hook.paused_until or now)
         logger.warning(
             "hook %s: %s failed tries in a row; circuit breaker open, paused until %s",
             hook.pk,
