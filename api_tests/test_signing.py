@@ -234,3 +234,31 @@ def test_patch_with_an_empty_secret_makes_a_hook_unsigned(make_hook, staff_clien
     response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"secret": ""}, format="json")
     assert (response.status_code, response.json()["has_secret"]) == (200, False)
     assert "webhook-signature" not in deliver_one(receiver).headers
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_a_secret_given_in_a_change_is_a_rotation_with_its_grace(
+    make_hook, staff_client, receiver, method
+):
+    """The old secret went on signing for nothing: replaced at once, every receiver
+    still checking it refused the requests until it was told the new one."""
+    hook = make_hook(secret=SECRET)
+    new_secret = "whsec_" + "bmV3LXNlY3JldC1mb3ItdGhlLXJvdGF0aW9uLXRlc3Q="
+    body = {"secret": new_secret}
+    if method == "put":
+        body = {**staff_client.get(f"/api/hooks/{hook.pk}/").json(), **body}
+    response = getattr(staff_client, method)(f"/api/hooks/{hook.pk}/", body, format="json")
+    assert response.status_code == 200, response.json()
+    hook.refresh_from_db()
+    assert (hook.secret, hook.previous_secret) == (new_secret, SECRET)
+    assert hook.previous_secret_expires_at > timezone.now()
+
+    during = deliver_one(receiver)
+    assert received_verifies(during, SECRET)
+    assert received_verifies(during, new_secret)
+
+    # The same secret again changes nothing: no grace given to itself.
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", body, format="json")
+    hook.refresh_from_db()
+    assert (hook.secret, hook.previous_secret) == (new_secret, SECRET)

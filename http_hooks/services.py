@@ -247,8 +247,8 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
                 hook.clear_health()
                 kept = set()
             hook.enabled = bool(changes["enabled"])
-        if "secret" in changes:
-            hook.secret = changes["secret"] or ""
+        if "secret" in changes and (changes["secret"] or "") != hook.secret:
+            _take_secret(hook, changes["secret"] or "")
         if owner != hook.owner:
             hold_owner(owner)
             hook.owner = owner
@@ -387,17 +387,26 @@ def delete_owner_data(owner: Any) -> tuple[int, int]:
 def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
     """Give ``hook`` a new secret; the old one keeps signing for ``SECRET_ROTATION_GRACE``."""
     new_secret = validate_secret(secret) if secret else generate_secret()
-    hook.previous_secret = hook.secret
-    hook.previous_secret_expires_at = (
-        timezone.now() + datetime.timedelta(seconds=hooks_settings.SECRET_ROTATION_GRACE)
-        if hook.secret
-        else None
-    )
-    hook.secret = new_secret
+    _take_secret(hook, new_secret)
     hook.save(
         update_fields=["secret", "previous_secret", "previous_secret_expires_at", "update_datetime"]
     )
     return new_secret
+
+
+def _take_secret(hook: Hook, new_secret: str) -> None:
+    """``new_secret`` signs from now on, and the old one with it for
+    ``SECRET_ROTATION_GRACE``, so that receivers can switch in their own time; with
+    no grace when the hook was unsigned or becomes so (``new_secret`` empty). Only the
+    last secret before it is kept: a rotation within the grace of another ends it."""
+    grace = bool(hook.secret and new_secret)
+    hook.previous_secret = hook.secret if grace else ""
+    hook.previous_secret_expires_at = (
+        timezone.now() + datetime.timedelta(seconds=hooks_settings.SECRET_ROTATION_GRACE)
+        if grace
+        else None
+    )
+    hook.secret = new_secret
 
 
 # --- sending -------------------------------------------------------------------

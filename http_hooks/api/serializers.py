@@ -463,8 +463,9 @@ class HookSerializer(ModelSerializer):
         required=False,
         allow_blank=True,
         help_text="The signing secret (`whsec_` + base64). Write-only: generated when not "
-        "given on create, and shown only in the answer of create and rotate-secret. "
-        'An empty string (`""`) makes the hook unsigned.',
+        "given on create, and shown only in the answer of create and rotate-secret. A new "
+        "one given in a change is a rotation: the old one keeps signing for "
+        '`SECRET_ROTATION_GRACE`. An empty string (`""`) makes the hook unsigned.',
     )
     rate_limit = RateLimitField(
         required=False,

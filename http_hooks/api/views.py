@@ -190,8 +190,9 @@ class HttpHooksAPIMixin:
         summary="Replace a hook",
         description="The hook becomes what the body says: a field left out takes the value "
         "a new hook would have (`enabled` true, no `conditions`, no `rate_limit`, ...), as "
-        "on `POST /hooks/`. Exceptions: the signing `secret` stays (change it with "
-        "`rotate-secret`), and so do `owner` and `secret_headers` (the values of the "
+        "on `POST /hooks/`. Exceptions: the signing `secret` stays unless given (a new one "
+        "is a rotation, as `rotate-secret` makes), and so do `owner` and `secret_headers` "
+        "(the values of the "
         "headers it marks were never shown, so a client could not give them again). "
         "Headers left out keep their credentials, as a change of `headers` does. To change "
         "some fields only, use `PATCH`.",
