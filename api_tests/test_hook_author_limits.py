@@ -144,6 +144,12 @@ RESERVED_HEADERS = [
     pytest.param("Webhook-Signature", "v1,forged", id="webhook-signature-is-ours"),
     pytest.param("webhook-id", "forged", id="webhook-id-is-ours"),
     pytest.param("WEBHOOK-TIMESTAMP", "1", id="webhook-timestamp-is-ours"),
+    # CGI and WSGI servers read "_" as "-": these would merge into our headers there.
+    pytest.param("Webhook_Id", "spoofed", id="webhook-id-with-an-underscore"),
+    pytest.param("webhook_signature", "v1,AAAA", id="webhook-signature-with-an-underscore"),
+    pytest.param("Content_Type", "text/evil", id="content-type-with-an-underscore"),
+    pytest.param("Content_Length", "0", id="content-length-with-an-underscore"),
+    pytest.param("proxy_authorization", "Basic eDp5", id="proxy-with-an-underscore"),
 ]
 
 

@@ -164,8 +164,10 @@ def check_hook_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def reserved_reason(name: str) -> str | None:
-    """Why a hook may not set header ``name`` (any case), or None when it may."""
-    lowered = name.lower()
+    """Why a hook may not set header ``name`` (any case), or None when it may. An
+    underscore counts as a hyphen: CGI and WSGI servers read both as one name
+    (``HTTP_WEBHOOK_ID``), and would merge a hook's ``Webhook_Id`` into ours."""
+    lowered = name.lower().replace("_", "-")
     if lowered in TRANSPORT_HEADERS or lowered.startswith("proxy-"):
         return "framing and hop-by-hop headers are the transport's"
     return OWN_HEADERS.get(lowered)
