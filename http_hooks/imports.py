@@ -20,7 +20,8 @@ from typing import Any
 from django.apps import apps
 
 MAX_PATH_LENGTH = 255
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+DOTTED_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
+_DOTTED = re.compile(DOTTED_PATTERN)
 
 
 class RefusedPath(Exception):

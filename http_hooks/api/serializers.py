@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.validators import RegexValidator
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from ..conditions import MAX_DEPTH, MAX_LOOKUPS, MAX_SIZE
 from ..delivery.health import BREAKER_STATES, PAUSE_REASONS
@@ -38,7 +40,7 @@ from ..headers import (
     mask_headers,
     parse_headers,
 )
-from ..imports import MAX_PATH_LENGTH
+from ..imports import DOTTED_PATTERN, MAX_PATH_LENGTH
 from ..models import (
     MAX_ORDERING_KEY_LENGTH,
     Attempt,
@@ -210,10 +212,30 @@ class ModelLabelField(StringField):
         return f"{value.app_label}.{value.model}"
 
 
+@extend_schema_field(
+    {"type": "string", "maxLength": MAX_PATH_LENGTH, "pattern": f"^{DOTTED_PATTERN}$"}
+)
+class SignalPathField(PatternField):
+    """A signal's dotted path of Python identifiers (``package.module.name``), as sent:
+    what it names is checked by the service layer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MAX_PATH_LENGTH)
+        super().__init__(**kwargs)
+        self.validators.append(
+            RegexValidator(
+                rf"\A{DOTTED_PATTERN}\Z",
+                "invalid signal: give the full dotted import path (package.module.name, "
+                "of Python identifiers)",
+                code="invalid_signal",
+            )
+        )
+
+
 class SignalPathsField(serializers.ListField):
     """The signals of a hook, by dotted path."""
 
-    child = StringField(max_length=MAX_PATH_LENGTH)
+    child = SignalPathField()
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", MAX_SIGNALS)
@@ -340,7 +362,12 @@ class ConditionsField(serializers.JSONField):
 
 
 @extend_schema_field(
-    {"type": "string", "maxLength": MAX_URL_LENGTH, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
+    {
+        "type": "string",
+        "maxLength": MAX_URL_LENGTH,
+        # A scheme, and a host after it (its first character at least).
+        "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\s]",
+    }
 )
 class TargetURLField(PatternField):
     """An absolute http(s) URL that the network policy allows.
@@ -605,6 +632,11 @@ class SecretSerializer(serializers.Serializer):
 
 
 class SignalSerializer(ModelSerializer):
+    signal = SignalPathField(
+        help_text="Dotted path of a `django.dispatch.Signal` instance.",
+        validators=[UniqueValidator(queryset=Signal.objects.all())],
+    )
+
     class Meta:
         model = Signal
         fields = ["id", "signal", "create_datetime", "update_datetime"]
@@ -622,6 +654,11 @@ class SignalSerializer(ModelSerializer):
 
 
 class CallbackSerializer(serializers.ModelSerializer):
+    # Text, not ``format: uri``: a hook's URL may be an IRI (``http://exämple.com/``).
+    target_url = serializers.CharField(
+        read_only=True, help_text="The hook's target URL when the event happened."
+    )
+
     class Meta:
         model = Callback
         fields = [
