@@ -389,6 +389,25 @@ def test_a_success_resets_failures_written_after_its_hook_was_loaded(make_hook):
     assert hook.last_success_at > now
 
 
+def test_a_callback_deleted_while_sent_is_not_called_taken_over(make_hook, caplog):
+    """Its hook deleted, say: the warning of a lease run out would send an operator
+    looking at LEASE_SECONDS for nothing."""
+    callbacks_of(make_hook, 3)
+    taken, deleted, held = claim_batch()
+    Callback.objects.filter(pk=taken.pk).update(claim_token=uuid.uuid4())
+    Callback.objects.filter(pk=deleted.pk).delete()
+    with health_settings(), caplog.at_level(logging.INFO, logger="http_hooks"):
+        record_outcomes([taken, deleted, held], [Outcome(status_code=200)] * 3, DeliveryReport())
+    (over,) = [r for r in caplog.records if "taken over" in r.getMessage()]
+    (gone,) = [r for r in caplog.records if "deleted" in r.getMessage()]
+    assert (over.levelno, gone.levelno) == (logging.WARNING, logging.INFO)
+    assert over.getMessage().startswith("1 callbacks were taken over")
+    assert over.getMessage().endswith(f"[{taken.pk}]")
+    assert gone.getMessage().startswith("1 callbacks were deleted (with their hook, say)")
+    assert gone.getMessage().endswith(f"[{deleted.pk}]")
+    assert list(Attempt.objects.values_list("callback_id", flat=True)) == [held.pk]
+
+
 def test_the_cooldown_doubles_up_to_an_hour(make_hook, receiver):
     receiver.respond(status=500)
     hook = callbacks_of(make_hook, 1)

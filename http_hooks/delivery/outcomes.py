@@ -192,13 +192,23 @@ def record_outcomes(
                 ).values_list("pk", flat=True)
             )
             if len(held) < len(batch):
-                logger.warning(
-                    "%s callbacks were taken over by another sender after their lease expired "
-                    "(LEASE_SECONDS=%s); their results here are dropped: %s",
-                    len(batch) - len(held),
-                    hooks_settings.LEASE_SECONDS,
-                    sorted(set(attempts) - held),
-                )
+                lost = sorted(set(attempts) - held)
+                present = set(Callback.objects.filter(pk__in=lost).values_list("pk", flat=True))
+                if present:
+                    logger.warning(
+                        "%s callbacks were taken over by another sender after their lease "
+                        "expired (LEASE_SECONDS=%s); their results here are dropped: %s",
+                        len(present),
+                        hooks_settings.LEASE_SECONDS,
+                        sorted(present),
+                    )
+                if len(present) < len(lost):
+                    logger.info(
+                        "%s callbacks were deleted (with their hook, say) while being sent; "
+                        "their results are dropped: %s",
+                        len(lost) - len(present),
+                        sorted(set(lost) - present),
+                    )
             logged = set(
                 Attempt.objects.filter(callback__in=held, attempted_at=now).values_list(
                     "callback_id", flat=True
