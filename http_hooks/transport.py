@@ -104,6 +104,8 @@ class Outcome:
 
 # Every control character but TAB: C0 (CR and LF too), DEL and C1.
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# The same but CR and LF, which end header lines (a CR alone is looked for apart).
+_CONTROLS_BUT_LINE_ENDS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
@@ -281,8 +283,11 @@ def parse_response_headers(raw: bytes | bytearray) -> dict[str, str]:
     """The headers of the last response in ``raw`` (after any 1xx), each name and
     value ``one_line``; a repeated name's values are joined with ", "."""
     headers: dict[str, str] = {}
-    for line in raw.decode("latin-1").split("\n"):
-        line = one_line(line.removesuffix("\r"))
+    text = raw.decode("latin-1")
+    # Lines as a receiver that keeps to HTTP sends them go as they are.
+    if _CONTROLS_BUT_LINE_ENDS.search(text) or text.count("\r") != text.count("\r\n"):
+        text = "\n".join(one_line(line.removesuffix("\r")) for line in text.split("\n"))
+    for line in text.split("\n"):
         if line.startswith("HTTP/"):
             headers = {}
         elif ":" in line:
