@@ -132,3 +132,11 @@ def test_a_signal_path_is_taken_as_sent_as_its_schema_pattern_says(staff_client,
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "signals.0"
+
+
+def test_a_signal_given_twice_is_refused_with_the_models_message(staff_client):
+    response = staff_client.post(
+        "/api/signals/", {"signal": "django.db.models.signals.post_save"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"] == "signal with this signal already exists."

@@ -217,16 +217,26 @@ def test_unparsable_arguments_exit_2_with_one_line_from_a_real_process(
     assert Callback.objects.count() == 1
 
 
+@pytest.mark.parametrize("where", ["/nonexistent/report", "a folder"])
 @pytest.mark.django_db(transaction=True)
-def test_a_report_file_that_cannot_be_written_is_refused_before_sending(make_hook, same_db_env):
+def test_a_report_file_that_cannot_be_written_is_refused_before_sending(
+    make_hook, same_db_env, tmp_path, where
+):
+    path = str(tmp_path) if where == "a folder" else where
     make_hook()
     Order.objects.create(name="x")
-    result = run_manage("send_callbacks", "--report-file", "/nonexistent/report", env=same_db_env)
-    assert (result.returncode, result.stderr.strip()) == (
-        2,
-        "CommandError: cannot write in '/nonexistent'",
-    )
+    result = run_manage("send_callbacks", "--report-file", path, env=same_db_env)
+    assert (result.returncode, result.stderr.strip()) == (2, f"CommandError: cannot write {path!r}")
     assert Callback.objects.get().status == CallbackStatus.WAITING
+
+
+def test_options_given_to_call_command_as_text_are_checked_too(callbacks, tmp_path):
+    """``call_command`` hands keyword options over as given, past argparse's ``type``."""
+    with pytest.raises(CommandError, match="--batch-size must be a whole number"):
+        call_command("delete_old_callbacks", "30", batch_size="3_0")
+    report = tmp_path / "report.json"
+    call_command("send_callbacks", "--quiet", report_file=str(report))
+    assert report.exists()
 
 
 def _age(callback_ids, days):

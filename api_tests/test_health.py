@@ -271,6 +271,18 @@ def test_a_gone_hook_enabled_by_a_plain_save_sends_what_it_kept(make_hook, recei
     assert len(receiver.requests) == 3
 
 
+def test_a_save_whose_update_fields_are_a_generator_writes_them_all(make_hook, receiver):
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, 1)
+    with health_settings():
+        send_callbacks()
+    hook.refresh_from_db()
+    hook.name, hook.enabled = "again", True
+    hook.save(update_fields=(name for name in ["name", "enabled"]))
+    hook.refresh_from_db()
+    assert (hook.name, hook.enabled, hook.disabled_reason) == ("again", True, "")
+
+
 def test_a_save_that_leaves_enabled_out_keeps_the_disabled_reason(make_hook, receiver):
     receiver.respond(status=410)
     hook = callbacks_of(make_hook, 2)

@@ -286,6 +286,8 @@ class Hook(models.Model):
         clean bill of health (``clear_health``): its disabled reason would otherwise
         keep holding its callbacks back."""
         update_fields = kwargs.get("update_fields")
+        if update_fields is not None:  # any iterable: a generator is read once
+            update_fields = kwargs["update_fields"] = list(update_fields)
         if (
             self.enabled
             and self.disabled_reason

@@ -217,6 +217,7 @@ class SearchFilter(filters.SearchFilter):
                 f"searched; at most {MAX_SEARCH_LENGTH} characters in all."
             )
             parameter["schema"]["maxLength"] = MAX_SEARCH_LENGTH
+            parameter["schema"]["pattern"] = "^[^\\x00]*$"  # Django refuses a NUL
         return parameters
 
 

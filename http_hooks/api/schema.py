@@ -14,6 +14,8 @@ from ..models import HttpMethod
 from .filters import PatternValidator
 
 HEADERS_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
+# Every text field refuses a NUL character (Django's forms, DRF's fields).
+NO_NUL = "^[^\\x00]*$"
 
 
 class HeadersFieldExtension(OpenApiSerializerFieldExtension):
@@ -133,8 +135,9 @@ test_event_webhook = OpenApiWebhook(
 
 class FilterBackendExtension(DjangoFilterExtension):
     """django-filter's parameters, with the rules of the text ones: ``minLength: 1``
-    (an empty value is a 400, ``filters.FilterForm``, as for every other type), and
-    the ``maxLength`` and ``pattern`` a filter checks its value against."""
+    (an empty value is a 400, ``filters.FilterForm``, as for every other type), no
+    NUL character, and the ``maxLength`` and ``pattern`` a filter checks its value
+    against."""
 
     target_class = "http_hooks.api.filters.FilterBackend"
     priority = 1
@@ -151,6 +154,7 @@ class FilterBackendExtension(DjangoFilterExtension):
             if schema.get("type") != "string" or {"enum", "format"} & set(schema):
                 continue
             schema["minLength"] = 1
+            schema["pattern"] = NO_NUL
             if extra.get("max_length"):
                 schema["maxLength"] = extra["max_length"]
             for validator in extra.get("validators", ()):

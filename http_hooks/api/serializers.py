@@ -634,7 +634,11 @@ class SecretSerializer(serializers.Serializer):
 class SignalSerializer(ModelSerializer):
     signal = SignalPathField(
         help_text="Dotted path of a `django.dispatch.Signal` instance.",
-        validators=[UniqueValidator(queryset=Signal.objects.all())],
+        validators=[
+            UniqueValidator(
+                queryset=Signal.objects.all(), message="signal with this signal already exists."
+            )
+        ],
     )
 
     class Meta:

@@ -39,7 +39,7 @@ class Command(HooksCommand):
     def handle(
         self, *args: Any, days: int, include_undelivered: bool, batch_size: int, **options
     ) -> None:
-        if not 1 <= batch_size <= MAX_DELETE_BATCH:
+        if not (isinstance(batch_size, int) and 1 <= batch_size <= MAX_DELETE_BATCH):
             raise CommandError(
                 f"--batch-size must be a whole number from 1 to {MAX_DELETE_BATCH}",
                 returncode=BAD_ARGUMENTS,

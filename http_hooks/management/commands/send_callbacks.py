@@ -50,6 +50,14 @@ def parse_id(value: Any, option: str) -> int:
     return int(text)
 
 
+def writable(path: Path) -> bool:
+    """Whether a file can be written at ``path`` (checked before sending, as its
+    counts are written after)."""
+    if path.exists():
+        return path.is_file() and os.access(path, os.W_OK)
+    return path.parent.is_dir() and os.access(path.parent, os.W_OK)
+
+
 def summary(report: DeliveryReport) -> str:
     return (
         f"sent {report.sent}, retried {report.retried}, failed {report.failed} "
@@ -145,10 +153,8 @@ class Command(HooksCommand):
                     returncode=BAD_ARGUMENTS,
                 )
         for path in (report_file, token_file):
-            if path is not None and not os.access(path.parent, os.W_OK):
-                raise CommandError(
-                    f"cannot write in {str(path.parent)!r}", returncode=BAD_ARGUMENTS
-                )
+            if path is not None and not writable(Path(path)):
+                raise CommandError(f"cannot write {str(path)!r}", returncode=BAD_ARGUMENTS)
         failures: list[str] = []
         try:
             with stop_on_signals() as stop:
@@ -182,7 +188,7 @@ class Command(HooksCommand):
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if report_file is not None:
             try:
-                write_report(report_file, report)
+                write_report(Path(report_file), report)
             except OSError as exc:
                 raise CommandError(f"cannot write {exc.filename!r}: {exc.strerror}") from exc
         if not quiet:
