@@ -102,6 +102,9 @@ def validate_subscriptions(entries: Any) -> list[str]:
             continue
         name = entry[:-2] if isinstance(entry, str) and entry.endswith(".*") else entry
         problem = _name_problem(name)
+        if not problem and len(entry) > MAX_EVENT_TYPE_LENGTH:
+            # Its ".*" too: a longer one would only cover types too long to exist.
+            problem = f"at most {MAX_EVENT_TYPE_LENGTH} characters"
         if problem:
             raise InvalidHookError(
                 f"invalid event type {shown(entry)} in event_types: {problem}; a wildcard "
