@@ -365,8 +365,10 @@ class ConditionsField(serializers.JSONField):
     {
         "type": "string",
         "maxLength": MAX_URL_LENGTH,
-        # A scheme, and a host after it (its first character at least).
-        "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\s]",
+        # A scheme, a host (no credentials, no percent sign), and no space or control
+        # character anywhere.
+        "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@%:\s\x00-\x1f\x7f-\x9f]"
+        r"[^/?#@%\s\x00-\x1f\x7f-\x9f]*(?:[/?#][^\s\x00-\x1f\x7f-\x9f]*)?$",
     }
 )
 class TargetURLField(PatternField):
