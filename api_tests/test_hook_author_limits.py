@@ -150,6 +150,8 @@ RESERVED_HEADERS = [
     pytest.param("Content_Type", "text/evil", id="content-type-with-an-underscore"),
     pytest.param("Content_Length", "0", id="content-length-with-an-underscore"),
     pytest.param("proxy_authorization", "Basic eDp5", id="proxy-with-an-underscore"),
+    pytest.param("Webhook.Id", "spoofed", id="webhook-id-with-a-dot"),
+    pytest.param("webhook~signature", "v1,AAAA", id="webhook-signature-with-a-tilde"),
 ]
 
 

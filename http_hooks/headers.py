@@ -22,6 +22,8 @@ from .exceptions import InvalidHeadersError
 # RFC 9110 token characters, and nothing after them (``$`` would let a last line
 # break through: a name "X-A\n" once reached the wire as such).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# What a server may read as a header name's hyphen: any token character but a letter or digit.
+_SEPARATOR_LIKE = re.compile(r"[^a-z0-9]")
 # Control characters, but the tab that RFC 9110 allows in a field value.
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -164,10 +166,11 @@ def check_hook_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def reserved_reason(name: str) -> str | None:
-    """Why a hook may not set header ``name`` (any case), or None when it may. An
-    underscore counts as a hyphen: CGI and WSGI servers read both as one name
-    (``HTTP_WEBHOOK_ID``), and would merge a hook's ``Webhook_Id`` into ours."""
-    lowered = name.lower().replace("_", "-")
+    """Why a hook may not set header ``name`` (any case), or None when it may. Any
+    character but a letter or digit counts as a hyphen: CGI and WSGI servers read
+    ``Webhook_Id`` as ``HTTP_WEBHOOK_ID`` (PHP ``Webhook.Id`` too), and would merge
+    it into ours."""
+    lowered = _SEPARATOR_LIKE.sub("-", name.lower())
     if lowered in TRANSPORT_HEADERS or lowered.startswith("proxy-"):
         return "framing and hop-by-hop headers are the transport's"
     return OWN_HEADERS.get(lowered)
