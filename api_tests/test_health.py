@@ -61,6 +61,17 @@ def end_pause(hook: Hook) -> None:
     )
 
 
+def gone_hook(make_hook, receiver, count: int) -> Hook:
+    """A hook with ``count`` callbacks, disabled by its receiver's 410 at the first."""
+    receiver.respond(status=410)
+    hook = callbacks_of(make_hook, count)
+    with health_settings():
+        send_callbacks()
+    hook.refresh_from_db()
+    assert hook.disabled_reason == "gone"
+    return hook
+
+
 @pytest.fixture
 def disabled_notices():
     notices = []
@@ -253,12 +264,8 @@ def test_a_hook_disabled_listener_that_raises_does_not_stop_the_sender(make_hook
 def test_a_gone_hook_enabled_by_a_plain_save_sends_what_it_kept(make_hook, receiver, update_fields):
     """Code of the project's own may turn a hook back on with ``save()``: its disabled
     reason went on holding its callbacks back, the row saying it was enabled."""
-    receiver.respond(status=410)
-    hook = callbacks_of(make_hook, 3)
-    with health_settings():
-        send_callbacks()
+    hook = gone_hook(make_hook, receiver, 3)
     receiver.respond(status=200)
-    hook.refresh_from_db()
     hook.enabled = True
     hook.save(update_fields=update_fields)
 
@@ -272,11 +279,7 @@ def test_a_gone_hook_enabled_by_a_plain_save_sends_what_it_kept(make_hook, recei
 
 
 def test_a_save_whose_update_fields_are_a_generator_writes_them_all(make_hook, receiver):
-    receiver.respond(status=410)
-    hook = callbacks_of(make_hook, 1)
-    with health_settings():
-        send_callbacks()
-    hook.refresh_from_db()
+    hook = gone_hook(make_hook, receiver, 1)
     hook.name, hook.enabled = "again", True
     hook.save(update_fields=(name for name in ["name", "enabled"]))
     hook.refresh_from_db()
@@ -284,11 +287,7 @@ def test_a_save_whose_update_fields_are_a_generator_writes_them_all(make_hook, r
 
 
 def test_a_save_that_leaves_enabled_out_keeps_the_disabled_reason(make_hook, receiver):
-    receiver.respond(status=410)
-    hook = callbacks_of(make_hook, 2)
-    with health_settings():
-        send_callbacks()
-    hook.refresh_from_db()
+    hook = gone_hook(make_hook, receiver, 2)
     hook.name, hook.enabled = "renamed", True  # a stale copy's flag, not written
     hook.save(update_fields=["name"])
     hook.refresh_from_db()
