@@ -608,3 +608,58 @@ def test_a_hook_has_at_most_50_signals_in_python_as_in_rest(staff_client):
     assert response.status_code == 400
     assert "50" in response.json()["errors"][0]["message"]
     assert Hook.objects.count() == 0
+
+
+# --- rows written around validation ----------------------------------------------
+
+
+def written_around_validation(hook: Hook, **values) -> None:
+    Hook.objects.filter(pk=hook.pk).update(update_datetime=timezone.now(), **values)
+
+
+def test_secret_headers_that_are_no_list_mask_every_header_and_stop_nothing(
+    make_hook, receiver, staff_client, admin_client
+):
+    """They crashed the sender (for every hook: ``in 5``), the API and the admin."""
+    odd = make_hook(headers={"X-Team": "blue"}, target_url=receiver.url("/odd"))
+    fine = make_hook(target_url=receiver.url("/fine"))
+    written_around_validation(odd, secret_headers=5)
+    Order.objects.create(name="x")
+    report = send_callbacks()
+    assert report.sent == 2
+    attempt = Attempt.objects.get(callback__hook=odd)
+    assert attempt.request_headers["X-Team"] == "********"
+    assert Callback.objects.get(hook=fine).status == CallbackStatus.SENT
+    response = staff_client.get(f"/api/hooks/{odd.pk}/")
+    assert response.status_code == 200
+    assert response.json()["headers"] == {"X-Team": "********"}
+    assert response.json()["secret_headers"] == []
+    page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[odd.pk]))
+    assert page.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"event_types": 5},
+        {"event_types": [1, "order.*"]},
+        {"changed_fields": 5},
+        {"changed_fields": [1, None]},
+        {"secret_headers": [1, None]},
+        {"headers": ["a", "b"]},
+        {"headers": "X-A: 1"},
+    ],
+    ids=str,
+)
+def test_list_fields_of_another_type_are_shown_not_a_500(
+    make_hook, staff_client, admin_client, values
+):
+    """One such row made the whole list of hooks a 500, and its admin pages."""
+    odd = make_hook(event_types=["order.paid"])
+    make_hook()
+    written_around_validation(odd, **values)
+    assert staff_client.get("/api/hooks/").status_code == 200
+    assert staff_client.get(f"/api/hooks/{odd.pk}/").status_code == 200
+    assert admin_client.get(reverse("admin:http_hooks_hook_changelist")).status_code == 200
+    page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[odd.pk]))
+    assert page.status_code == 200

@@ -453,3 +453,38 @@ def test_the_rate_limit_in_the_admin(admin_client, receiver):
     assert "at most 25/s" in admin_client.get(changelist).content.decode()
     page = admin_client.get(changelist, {"rate_limit__isempty": "1"}).content.decode()
     assert "at most 25/s" not in page
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"rate_limit": 0}, {"rate_full_at": 1e308}, {"rate_limit": 0, "rate_full_at": 1e308}],
+    ids=["limit-0", "bucket-full-far-ahead", "both"],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_bucket_written_around_validation_neither_crashes_nor_holds_a_run(
+    make_hook, receiver, values
+):
+    """A limit of 0 divided by zero in the take (every hook's delivery stopped), and
+    a bucket full in the far future held a one-shot run waiting for ever."""
+    odd = make_hook(rate_limit=5, target_url=receiver.url("/odd"))
+    fine = make_hook(target_url=receiver.url("/fine"))
+    Hook.objects.filter(pk=odd.pk).update(**values)
+    orders(1)
+    done = threading.Event()
+    reports = []
+
+    def run() -> None:
+        try:
+            reports.append(send_callbacks())
+        finally:
+            connection.close()
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    # A guard against a run that never ends, not a measure: this one takes about a second.
+    assert done.wait(60)
+    assert reports and reports[0].sent == 2
+    assert set(Callback.objects.values_list("hook_id", "status")) == {
+        (odd.pk, "sent"),
+        (fine.pk, "sent"),
+    }

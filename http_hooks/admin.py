@@ -41,6 +41,7 @@ from .selectors import (
     recovery_start,
 )
 from .settings import hooks_settings
+from .text import text_items
 
 
 def _time(value: datetime.datetime | None) -> str:
@@ -337,7 +338,7 @@ class HookAdmin(ModelAdmin):
     @admin.display(description=_("signals, events"))
     def signal_list(self, obj: Hook) -> str:
         signals = [s.signal.rsplit(".", 1)[-1] for s in obj.signals.all()]
-        return ", ".join([*signals, *(obj.event_types or ())])
+        return ", ".join([*signals, *text_items(obj.event_types)])
 
     @admin.display(description=_("request"), ordering="target_url")
     def request(self, obj: Hook) -> str:

@@ -16,6 +16,7 @@ from .owners import owner_key
 from .payloads import TOO_DEEP, load_within
 from .services import check_since, hold_owner
 from .settings import hooks_settings
+from .text import text_items
 from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
 
 
@@ -135,9 +136,9 @@ class HookAdminForm(forms.ModelForm):
                 mask_headers(self.instance.headers, self.instance.secret_headers)
             )
         if self.instance.pk:
-            self.initial["secret_headers"] = ", ".join(self.instance.secret_headers)
-        self.initial["changed_fields"] = ", ".join(self.instance.changed_fields or ())
-        self.initial["event_types"] = ", ".join(self.instance.event_types or ())
+            self.initial["secret_headers"] = ", ".join(text_items(self.instance.secret_headers))
+        self.initial["changed_fields"] = ", ".join(text_items(self.instance.changed_fields))
+        self.initial["event_types"] = ", ".join(text_items(self.instance.event_types))
         self.initial.setdefault("conditions", self.instance.conditions)  # {} for a new hook
         if "model" in self.fields:
             self.fields["model"].label_from_instance = lambda ct: f"{ct.app_label}.{ct.model}"

@@ -218,13 +218,20 @@ def _name_is_secret(lowered: str) -> bool:
 def is_secret_header(name: str, marked: Collection[str] = ()) -> bool:
     """Whether the value of header ``name`` is a credential: its name contains one
     of ``SECRET_NAME_PARTS``, or it is one of ``marked`` (a hook's
-    ``secret_headers``, lower-case). The one place that decides what is secret."""
+    ``secret_headers``, lower-case). The one place that decides what is secret. A
+    ``marked`` that is no list (written around validation) cannot say which headers
+    are credentials: every one is."""
+    if not isinstance(marked, list | tuple | set | frozenset):
+        return True
     lowered = name.lower()
     return lowered in marked or _name_is_secret(lowered)
 
 
 def mask_headers(headers: Mapping[str, Any], marked: Collection[str] = ()) -> dict[str, Any]:
-    """``headers`` with the value of every secret header replaced by ``MASKED``."""
+    """``headers`` with the value of every secret header replaced by ``MASKED``; no
+    headers for a value that is no mapping (written around validation)."""
+    if not isinstance(headers, Mapping):
+        return {}
     return {
         name: MASKED if is_secret_header(name, marked) else value for name, value in headers.items()
     }

@@ -1,5 +1,7 @@
 """Rules on text: what every database can store, what is a whole number."""
 
+from typing import Any
+
 
 def storable_text(text: str) -> bool:
     """No NUL (PostgreSQL refuses it in text) and no lone surrogate (no UTF-8)."""
@@ -30,3 +32,12 @@ def first_line(exc: BaseException) -> str:
     after it), or its class's name when it has none."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def text_items(value: Any) -> list[str]:
+    """The text items of a hook's list field as stored (``event_types``,
+    ``changed_fields``, ``secret_headers``): a value written around validation may be
+    anything, and what shows it must not fail on it."""
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, str)]
+    return []

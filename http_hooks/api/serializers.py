@@ -64,7 +64,7 @@ from ..services import (
     new_hook_fields,
     update_hook,
 )
-from ..text import ascii_digits
+from ..text import ascii_digits, text_items
 from ..validators import (
     HOOK_FIELDS,
     MAX_CHANGED_FIELDS,
@@ -264,7 +264,14 @@ class SubscriptionField(PatternField):
     """An entry of ``event_types``, checked with the others (``EventTypesField``)."""
 
 
-class EventTypesField(serializers.ListField):
+class TextListField(serializers.ListField):
+    """A list of text; shown as its text items, whatever was stored around validation."""
+
+    def to_representation(self, data: Any) -> list[Any]:
+        return super().to_representation(text_items(data))
+
+
+class EventTypesField(TextListField):
     """The explicit events a hook takes (``events.validate_subscriptions``)."""
 
     child = SubscriptionField(max_length=MAX_EVENT_TYPE_LENGTH)
@@ -323,8 +330,10 @@ class HeadersField(serializers.Field):
         with field_errors():
             return check_hook_headers(parse_headers(data))
 
-    def to_representation(self, value: dict[str, str]) -> dict[str, str]:
-        return dict(value or {})
+    def to_representation(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):  # stored around validation
+            return {}
+        return {name: str(text) for name, text in value.items()}
 
 
 @extend_schema_field(
@@ -438,7 +447,7 @@ class HookSerializer(ModelSerializer):
     event_types = EventTypesField(required=False)
     target_url = TargetURLField()
     headers = HeadersField(required=False, initial=dict)
-    secret_headers = serializers.ListField(
+    secret_headers = TextListField(
         child=StringField(max_length=200),
         required=False,
         max_length=MAX_SECRET_HEADER_NAMES,
@@ -467,7 +476,7 @@ class HookSerializer(ModelSerializer):
         "`model` for it. An explicit event without a template sends "
         '`{"type", "timestamp", "data"}`.',
     )
-    changed_fields = serializers.ListField(
+    changed_fields = TextListField(
         child=StringField(max_length=100),
         required=False,
         max_length=MAX_CHANGED_FIELDS,

@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F, FloatField, Q, Value
+from django.db.models import Case, F, FloatField, Q, Value, When
 from django.db.models.functions import Floor, Greatest, Least
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
@@ -50,6 +50,9 @@ from .reconnect import with_reconnect
 BUCKET_FIELDS = ["rate_full_at", "rate_granted"]
 # Rounding of the bucket's float arithmetic: a bucket with n tokens gives n.
 EPSILON = 1e-6
+# How far ahead of this sender's clock another's may be: a bucket full later than this
+# (and its second) was not written by a sender.
+MAX_CLOCK_AHEAD = 60.0
 # Seconds before a limited hook found with nothing due is looked at again.
 IDLE_RECHECK = 0.5
 
@@ -75,14 +78,21 @@ def take_tokens(hook_id: int, want: int) -> Grant | None:
     write lock (SQLite).
     """
     now = timezone.now().timestamp()
-    start = Greatest(F("rate_full_at"), Value(now), output_field=FloatField())
-    whole = Floor((Value(now + 1.0 + EPSILON) - start) * F("rate_limit"), output_field=FloatField())
+    # Within what a bucket can be, whatever was written around validation: a limit of
+    # at least 1 (0 divided by zero), and a bucket full no later than a clock ahead of
+    # this one by MAX_CLOCK_AHEAD could have made it: past that, it is taken as empty
+    # (a time far ahead held a one-shot run waiting for ever).
+    limit = Greatest(F("rate_limit"), Value(1), output_field=FloatField())
+    start = Case(
+        When(rate_full_at__gt=now + 1.0 + MAX_CLOCK_AHEAD, then=Value(now + 1.0)),
+        default=Greatest(F("rate_full_at"), Value(now), output_field=FloatField()),
+        output_field=FloatField(),
+    )
+    whole = Floor((Value(now + 1.0 + EPSILON) - start) * limit, output_field=FloatField())
     granted = Greatest(Value(0.0), Least(Value(float(want)), whole, output_field=FloatField()))
     query = UpdateQuery(Hook)
     query.add_q(Q(pk=hook_id, rate_limit__isnull=False))
-    query.add_update_values(
-        {"rate_granted": granted, "rate_full_at": start + granted / F("rate_limit")}
-    )
+    query.add_update_values({"rate_granted": granted, "rate_full_at": start + granted / limit})
     sql, params = query.get_compiler(connection.alias).as_sql()
     returned = ["rate_granted", "rate_full_at", "rate_limit"]
     with connection.cursor() as cursor:
@@ -97,7 +107,7 @@ def take_tokens(hook_id: int, want: int) -> Grant | None:
                 row = taken.first() if cursor.rowcount else None
     if row is None:
         return None
-    count, full_at, limit = int(row[0]), float(row[1]), int(row[2])
+    count, full_at, limit = int(row[0]), float(row[1]), max(int(row[2]), 1)
     return Grant(count, limit, max(0.0, full_at - 1.0 + 1.0 / limit - now))
 
 
