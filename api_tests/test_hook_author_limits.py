@@ -663,3 +663,29 @@ def test_list_fields_of_another_type_are_shown_not_a_500(
     assert admin_client.get(reverse("admin:http_hooks_hook_changelist")).status_code == 200
     page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[odd.pk]))
     assert page.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"http_method": "TRACE"},
+        {"target_url": "file:///etc/passwd"},
+        {"target_url": "gopher://example.com/"},
+        {"secret": "plainsecret"},
+    ],
+    ids=["method", "file-url", "gopher-url", "secret"],
+)
+def test_a_request_that_cannot_be_made_spares_the_hooks_health(make_hook, receiver, values):
+    """It counted as the receiver's failure: five in a row opened the breaker, and
+    more could disable the hook. It is retried (the hook may be mended meanwhile)."""
+    odd = make_hook(target_url=receiver.url("/odd"))
+    written_around_validation(odd, **values)
+    Order.objects.create(name="x")
+    report = send_callbacks()
+    assert (report.sent, report.retried) == (0, 1)
+    callback = Callback.objects.get()
+    assert (callback.status, callback.attempts) == (CallbackStatus.WAITING, 1)
+    assert callback.status_details.startswith("invalid request: ")
+    odd.refresh_from_db()
+    assert (odd.consecutive_failures, odd.failing_since, odd.paused_until) == (0, None, None)
+    assert receiver.requests == []

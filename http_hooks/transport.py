@@ -61,6 +61,8 @@ from .network import ascii_host, check_address, is_blocked_address
 from .settings import hooks_settings
 
 # libcurl's errors that mean a TLS handshake or certificate failed.
+# A stored URL libcurl will not take (``file://``, written around validation).
+INVALID_REQUEST_ERRORS = frozenset({pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT})
 TLS_ERRORS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
 # What libcurl wants to know of a socket, as poll events (POLL_REMOVE: nothing); the
 # values are poll's and epoll's alike.
@@ -96,6 +98,10 @@ class Outcome:
     error: str = ""
     duration_ms: int = 0
     request_headers: dict[str, str] = field(default_factory=dict)
+    # The request could not be made from what is stored (a hook written around
+    # validation): retried, since the hook may be mended meanwhile, but no try of the
+    # receiver's, so no mark on its health.
+    invalid: bool = False
 
     @property
     def ok(self) -> bool:
@@ -271,6 +277,7 @@ class _Slot:
             outcome.error = self.error
         elif errno:
             outcome.error = transport.describe(self, errno, message)
+            outcome.invalid = errno in INVALID_REQUEST_ERRORS
         elif len(self.raw_headers) > HEADER_LIMIT:
             outcome.error = f"response headers too large (more than {HEADER_LIMIT} bytes)"
         else:
@@ -455,7 +462,7 @@ class Transport:
         try:
             slot.start(key, request)
         except (ValueError, InvalidTargetURLError, InvalidHeadersError, pycurl.error) as exc:
-            return Outcome(error=f"invalid request: {exc}")
+            return Outcome(error=f"invalid request: {exc}", invalid=True)
         try:
             self.multi.add_handle(slot.curl)
         except pycurl.error as exc:
@@ -539,7 +546,7 @@ class Transport:
                         failed = self.start(index, request_at(index))
                     except (ValueError, InvalidTargetURLError, InvalidHeadersError) as exc:
                         # A request that cannot be made (a hook's stored headers, say).
-                        failed = Outcome(error=f"invalid request: {exc}")
+                        failed = Outcome(error=f"invalid request: {exc}", invalid=True)
                     if failed is not None:
                         outcomes[index] = failed
                         if on_done:
@@ -576,6 +583,8 @@ class Transport:
         message = message or pycurl.easy_strerror(errno)
         if errno in TLS_ERRORS:
             return f"TLS error: {message}"
+        if errno in INVALID_REQUEST_ERRORS:
+            return f"invalid request: {message}"
         os_errno = slot.curl.getinfo(pycurl.OS_ERRNO)
         if os_errno and errno == pycurl.E_COULDNT_CONNECT:
             return f"connection error: {os.strerror(os_errno)} ({message})"

@@ -198,13 +198,16 @@ def record_health(
     healthy (the fast path). Hooks with a failure or a probe are locked, read,
     brought through the window's outcomes in order, and written when changed.
     """
+    # A request that could not be made (``Outcome.invalid``) says nothing of the receiver.
     troubled = {
         callback.hook_id
         for callback, outcome in zip(batch, outcomes, strict=True)
-        if not outcome.ok or callback.pk in probes
+        if (not outcome.ok and not outcome.invalid) or callback.pk in probes
     }
     succeeded = {
-        callback.hook_id: callback.hook for callback in batch if callback.hook_id not in troubled
+        callback.hook_id: callback.hook
+        for callback, outcome in zip(batch, outcomes, strict=True)
+        if outcome.ok and callback.hook_id not in troubled
     }
     speed = _speed_changes(batch, outcomes)
     if succeeded:
@@ -230,6 +233,8 @@ def record_health(
             continue
         if callback.pk in probes:
             hook.paused_until = None  # the probe's hold ends with its answer
+        if outcome.invalid:
+            continue
         if outcome.ok:
             _succeeded(hook, now)
         elif _failed(hook, outcome, now):

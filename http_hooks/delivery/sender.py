@@ -575,7 +575,7 @@ class _Run:
             request, logged = self.shape_of(callback).request(callback)
         except (ValueError, InvalidTargetURLError, InvalidHeadersError) as exc:
             self.queue.done(callback.hook_id)
-            self.end(callback, Outcome(error=f"invalid request: {exc}"))
+            self.end(callback, Outcome(error=f"invalid request: {exc}", invalid=True))
             return
         failed = self.transport.start(pk, request)
         if failed is None:
