@@ -37,6 +37,8 @@ from ..validators import resolve_model
 from .serializers import BLANK_MESSAGE, MAX_ID, NO_TIME, has_a_time
 
 FIELD_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+# Every text field refuses a NUL character (Django's forms, DRF's fields).
+NO_NUL = "^[^\\x00]*$"
 MAX_SEARCH_LENGTH = 100
 # The filters that bound the creation time, and so order the list by it (without ``ordering``).
 CREATION_BOUNDS = ("created_after", "created_before", "updated_before")
@@ -217,7 +219,7 @@ class SearchFilter(filters.SearchFilter):
                 f"searched; at most {MAX_SEARCH_LENGTH} characters in all."
             )
             parameter["schema"]["maxLength"] = MAX_SEARCH_LENGTH
-            parameter["schema"]["pattern"] = "^[^\\x00]*$"  # Django refuses a NUL
+            parameter["schema"]["pattern"] = NO_NUL
         return parameters
 
 

@@ -11,11 +11,9 @@ from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
 from ..models import HttpMethod
-from .filters import PatternValidator
+from .filters import NO_NUL, PatternValidator
 
 HEADERS_OBJECT = {"type": "object", "additionalProperties": {"type": "string"}}
-# Every text field refuses a NUL character (Django's forms, DRF's fields).
-NO_NUL = "^[^\\x00]*$"
 
 
 class HeadersFieldExtension(OpenApiSerializerFieldExtension):
