@@ -320,8 +320,9 @@ def test_a_hook_that_cannot_be_loaded_never_breaks_a_save(
     make_hook, settings, caplog, breakage, error, words, raise_exceptions
 ):
     """Left out and logged; with RAISE_EXCEPTIONS also raised where hooks are loaded
-    on purpose (a hook change, ``reload()``), as the old package raised while
-    loading hooks, but never from the signal of a user's save."""
+    on purpose (a change of that hook, ``reload()``), as the old package raised while
+    loading hooks, but never from the signal of a user's save, nor from the change
+    of another hook."""
     settings.DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS = raise_exceptions
     settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "REGISTRY_TTL": 0}
     working, broken = make_hook(name="working"), make_hook(name="broken", model="shop.customer")
@@ -332,11 +333,35 @@ def test_a_hook_that_cannot_be_loaded_never_breaks_a_save(
     if raise_exceptions:
         with pytest.raises(error, match=words):
             registry.reload()
-        with pytest.raises(error, match=words):
-            update_hook(working, name="renamed")
-        assert Hook.objects.get(pk=working.pk).name == "working"  # the change rolled back
+        with pytest.raises(error, match=words), transaction.atomic():
+            stored = Hook.objects.get(pk=broken.pk)
+            stored.name = "renamed"
+            stored.save(update_fields=["name"])
+        assert Hook.objects.get(pk=broken.pk).name == "broken"  # the change rolled back
     else:
         registry.reload()
-        update_hook(working, name="renamed")
+    update_hook(working, name="renamed")
+    assert Hook.objects.get(pk=working.pk).name == "renamed"
     Order.objects.create(name="still fires")
     assert Callback.objects.filter(hook_id=working.pk).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_raise_exceptions_hooks_that_cannot_be_loaded_can_be_deleted(make_hook, settings):
+    """Two broken hooks (rows of an older version): deleting or disabling either, or
+    adding a new hook, is not refused for the other one's problem. Each delete once
+    raised the other's error, and neither could ever go."""
+    settings.DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS = True
+    model_gone, signal_gone = make_hook(), make_hook(model="shop.customer")
+    _point_at_a_model_that_is_gone(model_gone)
+    _link_a_signal_that_does_not_import(signal_gone)
+    with pytest.raises(InvalidModelError):
+        registry.reload()
+    new = make_hook(name="new")
+    set_hook_enabled(Hook.objects.get(pk=signal_gone.pk), False)
+    delete_hook(Hook.objects.get(pk=model_gone.pk))
+    delete_hook(Hook.objects.get(pk=signal_gone.pk))
+    assert list(Hook.objects.values_list("pk", flat=True)) == [new.pk]
+    registry.reload()  # nothing left that cannot load
+    Order.objects.create(name="fires")
+    assert list(Callback.objects.values_list("hook_id", flat=True)) == [new.pk]

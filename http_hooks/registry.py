@@ -239,11 +239,27 @@ class HookRegistry:
         )
 
     def _on_definition_saved(self, sender: Any, instance: Any, **kwargs: Any) -> None:
-        self.hooks_changed(using=kwargs.get("using") or instance._state.db or "default")
+        from .models import Hook
 
-    def _on_definition_m2m(self, sender: Any, action: str, using: str, **kwargs: Any) -> None:
+        using = kwargs.get("using") or instance._state.db or "default"
+        if sender is Hook:
+            touched = {instance.pk}
+        else:  # a signal: the hooks linked to it (none once it is deleted)
+            links = Hook.signals.through.objects.using(using).filter(signal_id=instance.pk)
+            touched = set(links.values_list("hook_id", flat=True))
+        self.hooks_changed(using=using, touched=touched)
+
+    def _on_definition_m2m(
+        self, sender: Any, action: str, using: str, instance: Any, pk_set: Any, **kwargs: Any
+    ) -> None:
+        from .models import Hook
+
         if action.startswith("post_"):
-            self.hooks_changed(using=using)
+            if isinstance(instance, Hook):
+                touched = {instance.pk}
+            else:  # a signal's hooks changed: pk_set holds theirs, if it says
+                touched = set(pk_set) if pk_set else None
+            self.hooks_changed(using=using, touched=touched)
 
     # --- lookups ------------------------------------------------------------
 
@@ -322,24 +338,31 @@ class HookRegistry:
             and any(entry[1] is publish for entry in connection.run_on_commit)
         )
 
-    def _set_local(self, using: str, *, strict: bool = False) -> None:
-        problems: list[HttpHooksError] = []
+    def _set_local(
+        self, using: str, *, strict: bool = False, touched: set[int] | None = None
+    ) -> None:
+        problems: list[Problem] = []
         state = self._refreshed(self._state, using)
-        problems.extend(state.problems.values())
+        problems.extend(_hook_problems(state))
         self._connect(state.table, problems)
         self._local.state, self._local.alias = state, using
         self._local.blocks = list(connections[using].atomic_blocks)
-        _report(problems, strict=strict)
+        _report(problems, strict=strict, touched=touched)
 
     # --- loading ------------------------------------------------------------
 
-    def hooks_changed(self, *, using: str) -> None:
+    def hooks_changed(self, *, using: str, touched: set[int] | None = None) -> None:
         """A hook or signal changed on ``using``: bring the map up to date now, in
-        this thread's view, and publish it after commit."""
+        this thread's view, and publish it after commit.
+
+        With ``DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS``, what raises is a problem of the
+        hooks ``touched`` (the ids of the hooks changed; None: any hook): another
+        hook that cannot be loaded must not refuse this change, or two broken hooks
+        could never be deleted or disabled (each one's delete raised the other's)."""
         connection = connections[using]
         if not connection.in_atomic_block:
             try:
-                self.refresh(using=using)
+                self._update(using, strict=True, base=None, touched=touched)
             finally:
                 run_reload_command()
             return
@@ -349,13 +372,14 @@ class HookRegistry:
             def publish() -> None:
                 self._local.state = self._local.publish = None
                 try:
-                    self.refresh(using=using)
+                    # Raised, if at all, in the transaction: not again after its commit.
+                    self.refresh(using=using, strict=False)
                 finally:
                     run_reload_command()
 
             self._local.publish = publish
             transaction.on_commit(publish, using=using)
-        self._set_local(using, strict=True)
+        self._set_local(using, strict=True, touched=touched)
 
     def reload(self, *, using: str | None = None, strict: bool = True) -> None:
         """Load every hook from the database now, in this process.
@@ -370,18 +394,25 @@ class HookRegistry:
         """Bring the map up to date now, loading only the hooks that changed."""
         self._update(using, strict=strict, base=None)
 
-    def _update(self, using: str | None, *, strict: bool, base: Loaded | None) -> None:
+    def _update(
+        self,
+        using: str | None,
+        *,
+        strict: bool,
+        base: Loaded | None,
+        touched: set[int] | None = None,
+    ) -> None:
         using = using or router.db_for_read(_hook_model())
-        problems: list[HttpHooksError] = []
+        problems: list[Problem] = []
         with self._lock:
             state = self._refreshed(self._state if base is None else base, using)
             if strict or state is not self._state:
-                problems.extend(state.problems.values())
+                problems.extend(_hook_problems(state))
             if state is not self._state:
                 self._connect(state.table, problems, prune=True)
                 self._state = state
             self._next_check = time.monotonic() + float(hooks_settings.REGISTRY_TTL)
-        _report(problems, strict=strict)
+        _report(problems, strict=strict, touched=touched)
 
     def _refresh_if_due(self) -> None:
         if time.monotonic() < self._next_check:
@@ -440,9 +471,7 @@ class HookRegistry:
         state = dataclasses.replace(state, versions=versions, totals=tuple(totals))
         return _load(state, using, fingerprint, changed=changed)
 
-    def _connect(
-        self, table: Table, problems: list[HttpHooksError], *, prune: bool = False
-    ) -> None:
+    def _connect(self, table: Table, problems: list[Problem], *, prune: bool = False) -> None:
         """Connect a receiver for each (signal, model) outside the write signals.
 
         Those (pre_init, post_init, custom signals) get a receiver bound to
@@ -459,9 +488,8 @@ class HookRegistry:
                 try:
                     signal = import_signal(path)
                 except InvalidSignalError as exc:
-                    problems.append(
-                        InvalidSignalError(f"signal {path} of a hook cannot be connected: {exc}")
-                    )
+                    error = InvalidSignalError(f"signal {path} of a hook cannot connect: {exc}")
+                    problems.append((frozenset(hook.pk for hook in table[path, model]), error))
                     continue
                 signal.connect(
                     self._receiver(path),
@@ -706,12 +734,23 @@ def _savepoint_if_needed(using: str):
     return nullcontext()
 
 
-def _report(problems: list[HttpHooksError], *, strict: bool) -> None:
-    """Log each hook that could not be loaded; raise the first one if asked to."""
-    for problem in problems:
+# Why some hooks were left out: their ids, and the error.
+Problem = tuple[frozenset[int], HttpHooksError]
+
+
+def _hook_problems(state: Loaded) -> list[Problem]:
+    return [(frozenset({pk}), problem) for pk, problem in state.problems.items()]
+
+
+def _report(problems: list[Problem], *, strict: bool, touched: set[int] | None = None) -> None:
+    """Log each hook that could not be loaded; if asked to, raise the first problem of
+    the hooks ``touched`` (None: of any hook)."""
+    for _, problem in problems:
         logger.warning("%s", problem)
-    if problems and strict and hooks_settings.RAISE_EXCEPTIONS:
-        raise problems[0]
+    if strict and hooks_settings.RAISE_EXCEPTIONS:
+        for hooks, problem in problems:
+            if touched is None or not hooks.isdisjoint(touched):
+                raise problem
 
 
 def run_reload_command() -> None:
