@@ -291,6 +291,37 @@ def test_placeholders_are_found_in_one_pass(template, placeholders):
     )
 
 
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        ("{% if instance.name %}named{% endif %} {{instance.id}}", "tags such as"),
+        ("{{instance.id}}{# a note #}", "comments"),
+        ('{"total": "{%now "Y" %}"}', "tags such as"),
+        ("{{ instance.name|upper }}", r"filters are not supported"),
+    ],
+    ids=["if-tag", "comment", "tag-in-json", "filter"],
+)
+@pytest.mark.parametrize("content_type", ["text/plain", ""])
+def test_django_template_language_is_refused_not_sent_as_text(template, words, content_type):
+    """infi.django_http_hooks rendered Django templates; a template written for it must
+    not go out with its tags as literal text (``{% if ... %}named{% endif %} 1``)."""
+    with pytest.raises(InvalidPayloadError, match=words):
+        validate_template(template, content_type, Order)
+    with pytest.raises(InvalidPayloadError, match=words):  # one stored around validation
+        render(template, content_type, instance=Order(pk=1, name="n"))
+
+
+@pytest.mark.parametrize(
+    "template", ["100% {{instance.id}} {", "{% on one line\n%} {{instance.id}}", "{#" * 50_000]
+)
+def test_percent_and_hash_signs_alone_are_text(template):
+    """Only what Django's lexer reads as a tag or a comment (opened and closed on one
+    line) is refused; a scan a line at a time, however many openings."""
+    started = time.monotonic()
+    assert render(template, "text/plain", instance=Order(pk=1, name="n")).startswith(template[:4])
+    assert time.monotonic() - started < 5  # a guard against a quadratic scan, not a measure
+
+
 def test_a_file_gives_a_template_its_name_and_url_only(settings, tmp_path):
     """Not its path on the server, nor what opens or reads it in storage: checked when
     it renders too, for a template stored around validation."""

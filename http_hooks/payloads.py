@@ -218,13 +218,16 @@ def parse_template(template: str) -> tuple[str | Placeholder, ...]:
     position = 0
     for start, end in _placeholders(template):
         literal = template[position:start]
+        _refuse_template_language(literal)
         in_string, escaped = _follow_quotes(literal, in_string, escaped)
         parts.append(literal)
         placeholder = template[start:end]
         path = _PATH.match(placeholder[2:-2])
         if not path:
+            hint = " (filters are not supported)" if "|" in placeholder else ""
             raise InvalidPayloadError(
-                f"invalid placeholder {placeholder!r}: use a dotted name like {{{{instance.id}}}}"
+                f"invalid placeholder {placeholder!r}{hint}: use a dotted name like "
+                "{{instance.id}}"
             )
         names = tuple(path.group(1).split("."))
         private = [name for name in names if name.startswith("_")]
@@ -234,8 +237,33 @@ def parse_template(template: str) -> tuple[str | Placeholder, ...]:
             )
         parts.append(Placeholder(names, in_string))
         position = end
+    _refuse_template_language(template[position:])
     parts.append(template[position:])
     return tuple(parts)
+
+
+# Django's template tags and comments, as its lexer finds them: on one line.
+_DJANGO_SYNTAX = (("{%", "%}", "tags such as {% if %}"), ("{#", "#}", "comments {# ... #}"))
+
+
+def _refuse_template_language(literal: str) -> None:
+    """Refuse Django's template tags and comments in the text between placeholders.
+
+    infi.django_http_hooks rendered templates with Django's template language; here
+    they would go out as literal text (``{% if instance.paid %}PAID{% endif %}``),
+    so a template written for the old package is refused with the reason instead.
+    A scan that moves on a line at a time: linear in the text."""
+    for opening, closing, what in _DJANGO_SYNTAX:
+        start = literal.find(opening)
+        while start != -1:
+            line_end = literal.find("\n", start)
+            stop = len(literal) if line_end == -1 else line_end
+            if literal.find(closing, start + 2, stop) != -1:
+                raise InvalidPayloadError(
+                    f"Django template {what} are not supported: a template has "
+                    "{{ placeholders }} only"
+                )
+            start = -1 if line_end == -1 else literal.find(opening, line_end)
 
 
 def _placeholders(template: str) -> Iterator[tuple[int, int]]:
