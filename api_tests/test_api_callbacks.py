@@ -601,6 +601,8 @@ def test_monitor_counts_only_the_window(staff_client, make_hook):
         "minutes_ago": 10,
         "exceeded": False,
     }
+    body = monitor(staff_client, status="waiting", minutes_ago=0, callbacks_limit=2).json()
+    assert (body["count"], body["minutes_ago"], body["exceeded"]) == (2, None, True)  # as before
 
 
 def test_monitor_counts_the_callbacks_stuck_in_sending(staff_client, make_hook):

@@ -53,6 +53,13 @@ def test_monitor_window_counts_only_recent_updates(callbacks, capsys):
         monitor("--status", "error", "--callbacks_limit", "3", "--minutes_ago", "10")
 
 
+def test_monitor_minutes_ago_0_counts_the_whole_table_as_the_old_package_did(callbacks, capsys):
+    """infi.django_http_hooks read ``--minutes_ago 0`` as no window: an alert written
+    with it must not turn silent (a window of 0 minutes would count nothing)."""
+    with pytest.raises(CommandError, match="limit reached: 5 error callbacks updated in all"):
+        monitor("--status", "error", "--callbacks_limit", "5", "--minutes_ago", "0")
+
+
 def test_monitor_default_limit_is_10(callbacks, capsys):
     monitor("--status", "error")
     assert "(limit 10)" in capsys.readouterr().out

@@ -850,8 +850,8 @@ def monitor_callbacks(
     owners: Owners = None,
 ) -> MonitorResult:
     """Count callbacks with ``status`` updated in the last ``minutes_ago`` minutes
-    (the whole table when None), of ``owners`` only when given; ``exceeded`` when
-    the count reaches the limit.
+    (the whole table when None or 0, as infi.django_http_hooks read 0), of ``owners``
+    only when given; ``exceeded`` when the count reaches the limit.
 
     ``sending`` counts the stuck ones only: claimed by a sender whose lease ran out
     (it died, or stalls), which no sender or sweep has taken back yet."""
@@ -863,6 +863,7 @@ def monitor_callbacks(
     whole_number(callbacks_limit, "callbacks_limit", minimum=1)
     if minutes_ago is not None:
         whole_number(minutes_ago, "minutes_ago", minimum=0, maximum=MAX_MINUTES)
+        minutes_ago = minutes_ago or None
     since = (
         None if minutes_ago is None else timezone.now() - datetime.timedelta(minutes=minutes_ago)
     )

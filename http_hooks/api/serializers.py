@@ -984,7 +984,7 @@ class MonitorQuerySerializer(QuerySerializer):
         max_value=MAX_MINUTES,
         required=False,
         help_text="Count only callbacks updated in the last this many minutes "
-        "(the whole table when absent). Not for `sending`: every stuck one counts, "
+        "(the whole table when absent or 0). Not for `sending`: every stuck one counts, "
         "however long ago its lease ran out.",
     )
 

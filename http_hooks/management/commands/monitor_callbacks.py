@@ -16,7 +16,7 @@ from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
 class Command(HooksCommand):
     help = (
         "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
-        "updated in the last --minutes_ago minutes (in the whole table without it); "
+        "updated in the last --minutes_ago minutes (in the whole table without it or with 0); "
         "2 for bad arguments. --status sending counts the stuck ones, their sender's "
         "lease run out, all of them whatever --minutes_ago."
     )
@@ -37,7 +37,7 @@ class Command(HooksCommand):
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if status == CallbackStatus.SENDING:
             counted = "stuck, their lease run out"
-        elif minutes_ago is None:
+        elif result.minutes_ago is None:
             counted = "updated in all"
         else:
             counted = f"updated in the last {minutes_ago} minutes"
