@@ -130,6 +130,13 @@ def test_wrong_legacy_reload_setting_is_reported(settings):
     assert ids(check_settings()) == ["http_hooks.E013"]
 
 
+def test_the_old_reload_callable_is_reported_as_unused(settings):
+    """infi.django_http_hooks called it on hook changes; ignored without a word, a user
+    would believe it still runs."""
+    settings.DJANGO_HTTP_HOOKS_RELOAD_CALLABLE = "myproject.reload:restart"
+    assert ids(check_settings()) == ["http_hooks.W024"]
+
+
 # Django 6 runs the model checks against every database, and the JSONField check
 # asks SQLite whether it supports JSON: ``check`` opens a connection there.
 @pytest.mark.django_db

@@ -215,6 +215,17 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
                 id="http_hooks.E013",
             )
         )
+    if getattr(settings, "DJANGO_HTTP_HOOKS_RELOAD_CALLABLE", None):
+        errors.append(
+            Warning(
+                "DJANGO_HTTP_HOOKS_RELOAD_CALLABLE is not used: infi.django_http_hooks "
+                "called it to restart the server after a hook change, and http_hooks "
+                "takes hook changes without a restart.",
+                hint="Remove it. To act on hook changes, connect to the post_save and "
+                "post_delete signals of http_hooks.models.Hook.",
+                id="http_hooks.W024",
+            )
+        )
     return errors
 
 
