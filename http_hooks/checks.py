@@ -447,21 +447,47 @@ def _event_type_problems(declared: Any) -> list[Error]:
 
 
 @register(Tags.database)
-def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[Error]:
-    """Stored hooks on http_hooks' own models would loop; report each one."""
+def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[CheckMessage]:
+    """Stored hooks on http_hooks' own models would loop; report each one. Report the
+    hooks of infi.django_http_hooks not imported yet too."""
     if not databases:
         return []
     from django.db import connections
 
+    from .legacy import HOOK_TABLE as LEGACY_HOOK_TABLE
     from .models import Hook
 
-    errors = []
+    errors: list[CheckMessage] = []
     for alias in databases:
+        tables = connections[alias].introspection.table_names()
         # migrate runs the checks before it creates the tables.
-        if Hook._meta.db_table in connections[alias].introspection.table_names():
+        if Hook._meta.db_table in tables:
             errors += _own_model_hooks(Hook.objects.using(alias))
             errors += _owned_hooks_without_owner_field(Hook.objects.using(alias))
+        if LEGACY_HOOK_TABLE in tables and Hook._meta.db_table in tables:
+            errors += _legacy_hooks_not_imported(alias)
     return errors
+
+
+def _legacy_hooks_not_imported(alias: str) -> list[CheckMessage]:
+    """The old package's hooks table holds hooks no hook of ours matches: the upgrade
+    is not done, and those hooks are silent. Two queries."""
+    from .legacy import HOOK_TABLE as LEGACY_HOOK_TABLE
+    from .legacy import unimported_legacy_hooks
+
+    missing = unimported_legacy_hooks(alias)
+    if not missing:
+        return []
+    option = "" if alias == "default" else f" --database {alias}"
+    return [
+        Warning(
+            f"{len(missing)} hook(s) of infi.django_http_hooks in table {LEGACY_HOOK_TABLE} "
+            f"of database {alias!r} (the first: {missing[0]}) are not imported: "
+            "http_hooks does not send them.",
+            hint=f"Run 'python manage.py import_legacy_hooks{option}', then drop the old tables.",
+            id="http_hooks.W025",
+        )
+    ]
 
 
 def _owned_hooks_without_owner_field(hooks) -> list[Error]:
