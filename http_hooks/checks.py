@@ -473,8 +473,11 @@ def _legacy_hooks_not_imported(alias: str) -> list[CheckMessage]:
     """The old package's hooks table holds hooks no hook of ours matches: the upgrade
     is not done, and those hooks are silent. Two queries."""
     from .legacy import HOOK_TABLE as LEGACY_HOOK_TABLE
-    from .legacy import unimported_legacy_hooks
+    from .legacy import LEGACY_APP, unimported_legacy_hooks
 
+    # Another app labelled ``hooks`` has a table of that name too, not the old one's.
+    if any(c.label == "hooks" and c.name != LEGACY_APP for c in apps.get_app_configs()):
+        return []
     missing = unimported_legacy_hooks(alias)
     if not missing:
         return []

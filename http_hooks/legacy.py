@@ -22,6 +22,8 @@ from .outbox import record_copied_requests
 from .services import create_hook
 from .validators import MAX_URL_LENGTH, resolve_model, validate_hook
 
+# The old app, whose label ``hooks`` prefixes its tables.
+LEGACY_APP = "infi.django_http_hooks.hooks"
 HOOK_TABLE = "hooks_hook"
 SIGNAL_TABLE = "hooks_signal"
 HOOK_SIGNALS_TABLE = "hooks_hook_signals"
