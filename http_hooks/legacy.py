@@ -65,7 +65,6 @@ class LegacyOutcome:
 @dataclass
 class LegacyImport:
     outcomes: list[LegacyOutcome] = field(default_factory=list)
-    dry_run: bool = False
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes if o.outcome == outcome)
@@ -73,11 +72,6 @@ class LegacyImport:
     @property
     def callbacks(self) -> int:
         return sum(o.callbacks for o in self.outcomes)
-
-
-class _AlreadyImported(Exception):
-    def __init__(self, hook: Hook) -> None:
-        self.hook = hook
 
 
 def legacy_tables_exist(using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -102,7 +96,7 @@ def import_legacy_hooks(
         raise InvalidFilterError(
             f"no table {HOOK_TABLE} in database {using!r}: nothing to import", field="database"
         )
-    report = LegacyImport(dry_run=dry_run)
+    report = LegacyImport()
     write_db = router.db_for_write(Hook)
     with transaction.atomic(using=write_db) if dry_run else nullcontext():
         for legacy in read_legacy_hooks(using):
@@ -148,17 +142,18 @@ def read_legacy_hooks(using: str) -> list[LegacyHook]:
     ]
 
 
-def _import_hook(legacy: LegacyHook, *, using: str, write_db: str, callbacks: bool):
+def _import_hook(
+    legacy: LegacyHook, *, using: str, write_db: str, callbacks: bool
+) -> LegacyOutcome:
+    """One old hook in a transaction (a savepoint in a dry run) of its own."""
     try:
         with transaction.atomic(using=write_db):
             fields = _hook_fields(legacy)
             twin = _twin(validate_hook(fields, owner=""), write_db)
             if twin is not None:
-                raise _AlreadyImported(twin)
+                return LegacyOutcome(legacy, SKIPPED, hook_id=twin.pk)
             hook = create_hook(**fields, enabled=legacy.enabled, secret="")
             copied = _copy_waiting_callbacks(legacy, hook, using=using) if callbacks else 0
-    except _AlreadyImported as already:
-        return LegacyOutcome(legacy, SKIPPED, hook_id=already.hook.pk)
     except HttpHooksError as exc:
         return LegacyOutcome(legacy, REFUSED, reason=exc.message)
     return LegacyOutcome(legacy, IMPORTED, hook_id=hook.pk, callbacks=copied)
