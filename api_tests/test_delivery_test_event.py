@@ -38,6 +38,24 @@ def test_failed_test_event_is_not_retried(make_hook, receiver):
     assert Callback.objects.get().status == "error"
 
 
+def test_a_test_events_answer_counts_for_the_hooks_health(make_hook, receiver):
+    """As any try's, documented: a failure counts toward the breaker, a success resets
+    the count, a 410 disables the hook."""
+    hook = make_hook()
+    receiver.respond(status=500)
+    send_test_event(hook)
+    hook.refresh_from_db()
+    assert hook.consecutive_failures == 1
+    receiver.respond(status=204)
+    send_test_event(hook)
+    hook.refresh_from_db()
+    assert hook.consecutive_failures == 0
+    receiver.respond(status=410)
+    send_test_event(hook)
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason) == (False, "gone")
+
+
 def left_behind_test_event(hook) -> Callback:
     """A test event whose process died mid-try: ``sending``, its lease run out."""
     return Callback.objects.create(
