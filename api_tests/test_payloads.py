@@ -298,8 +298,19 @@ def test_placeholders_are_found_in_one_pass(template, placeholders):
         ("{{instance.id}}{# a note #}", "comments"),
         ('{"total": "{%now "Y" %}"}', "tags such as"),
         ("{{ instance.name|upper }}", r"filters are not supported"),
+        ("order {{instance.pk}} {# internal: {{instance.name}} #}", "comments"),
+        ('{"id": "{{instance.pk}}", "note": "{# {{instance.name}} #}"}', "comments"),
+        ("{% if {{instance.pk}} %}", "tags such as"),
     ],
-    ids=["if-tag", "comment", "tag-in-json", "filter"],
+    ids=[
+        "if-tag",
+        "comment",
+        "tag-in-json",
+        "filter",
+        "comment-around",
+        "json-comment",
+        "tag-around",
+    ],
 )
 @pytest.mark.parametrize("content_type", ["text/plain", ""])
 def test_django_template_language_is_refused_not_sent_as_text(template, words, content_type):

@@ -213,12 +213,12 @@ def parse_template(template: str) -> tuple[str | Placeholder, ...]:
     Each placeholder knows whether it stands inside a JSON string, found by
     following the quotes of the literal text before it.
     """
+    _refuse_template_language(template)
     parts: list[str | Placeholder] = []
     in_string = escaped = False
     position = 0
     for start, end in _placeholders(template):
         literal = template[position:start]
-        _refuse_template_language(literal)
         in_string, escaped = _follow_quotes(literal, in_string, escaped)
         parts.append(literal)
         placeholder = template[start:end]
@@ -237,7 +237,6 @@ def parse_template(template: str) -> tuple[str | Placeholder, ...]:
             )
         parts.append(Placeholder(names, in_string))
         position = end
-    _refuse_template_language(template[position:])
     parts.append(template[position:])
     return tuple(parts)
 
@@ -246,24 +245,25 @@ def parse_template(template: str) -> tuple[str | Placeholder, ...]:
 _DJANGO_SYNTAX = (("{%", "%}", "tags such as {% if %}"), ("{#", "#}", "comments {# ... #}"))
 
 
-def _refuse_template_language(literal: str) -> None:
-    """Refuse Django's template tags and comments in the text between placeholders.
+def _refuse_template_language(template: str) -> None:
+    """Refuse Django's template tags and comments, whatever they hold (a comment around
+    a placeholder would otherwise send the value it commented out).
 
     infi.django_http_hooks rendered templates with Django's template language; here
     they would go out as literal text (``{% if instance.paid %}PAID{% endif %}``),
     so a template written for the old package is refused with the reason instead.
     A scan that moves on a line at a time: linear in the text."""
     for opening, closing, what in _DJANGO_SYNTAX:
-        start = literal.find(opening)
+        start = template.find(opening)
         while start != -1:
-            line_end = literal.find("\n", start)
-            stop = len(literal) if line_end == -1 else line_end
-            if literal.find(closing, start + 2, stop) != -1:
+            line_end = template.find("\n", start)
+            stop = len(template) if line_end == -1 else line_end
+            if template.find(closing, start + 2, stop) != -1:
                 raise InvalidPayloadError(
                     f"Django template {what} are not supported: a template has "
                     "{{ placeholders }} only"
                 )
-            start = -1 if line_end == -1 else literal.find(opening, line_end)
+            start = -1 if line_end == -1 else template.find(opening, line_end)
 
 
 def _placeholders(template: str) -> Iterator[tuple[int, int]]:
