@@ -137,6 +137,21 @@ def test_python_api_refuses_non_string_keys_and_non_finite_numbers(make_hook):
         make_hook(model="admin.logentry", conditions={"user__password__startswith": "p"})
 
 
+@pytest.mark.parametrize("combinator", ["not", "any"])
+def test_eight_levels_of_not_or_any_are_taken_nine_are_not(make_hook, combinator):
+    """As the README and the schema say: 8 levels (the outer object was counted as one)."""
+
+    def levels(depth: int) -> dict:
+        conditions: dict = {"paid": True}
+        for _ in range(depth):
+            conditions = {"not": conditions} if combinator == "not" else {"any": [conditions]}
+        return conditions
+
+    make_hook(conditions=levels(8))
+    with pytest.raises(InvalidHookError, match="nested deeper than 8 levels"):
+        make_hook(conditions=levels(9))
+
+
 def test_changed_fields_needs_a_save_signal(make_hook):
     with pytest.raises(InvalidHookError, match="pre_save and post_save"):
         make_hook(signals=["django.db.models.signals.post_delete"], changed_fields=["paid"])

@@ -208,7 +208,7 @@ def compile_conditions(
     if not isinstance(data, dict):
         raise _error("the conditions must be an object of lookups")
     counter = [0]
-    test = _compile_all(data, model, depth=1, counter=counter, where="")
+    test = _compile_all(data, model, depth=0, counter=counter, where="")
     _check_size(data)
     return Conditions(test, label)
 
