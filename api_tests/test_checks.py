@@ -64,6 +64,17 @@ def test_default_settings_pass():
         ({"BREAKER_COOLDOWN": float("inf")}, ["http_hooks.E016"]),
         ({"LOOP_MAX_SLEEP": float("inf")}, ["http_hooks.E023"]),
         ({"SWEEP_SECONDS": float("nan")}, ["http_hooks.E033"]),
+        # Read in the user's save (the NOTIFY after a commit): a save raised there.
+        ({"NOTIFY_INTERVAL": "abc"}, ["http_hooks.E034"]),
+        ({"NOTIFY_INTERVAL": None}, ["http_hooks.E034"]),
+        ({"NOTIFY_INTERVAL": -1}, ["http_hooks.E034"]),
+        # A line break added a header of its own to every request.
+        ({"USER_AGENT": "x\r\nX-Injected: yes"}, ["http_hooks.E032"]),
+        ({"USER_AGENT": "caf\u00e9 \u2713"}, ["http_hooks.E032"]),
+        ({"USER_AGENT": ""}, ["http_hooks.E032"]),
+        ({"USER_AGENT": 5}, ["http_hooks.E032"]),
+        ({"CELERY_QUEUE": 5}, ["http_hooks.E035"]),
+        ({"CELERY_QUEUE": " "}, ["http_hooks.E035"]),
     ],
     ids=lambda v: str(v)[:40],
 )

@@ -19,6 +19,8 @@ from django.db.models.options import Options
 from django.utils.module_loading import import_string
 
 from .delivery.ordering import FAILURE_POLICIES
+from .exceptions import InvalidHeadersError
+from .headers import parse_headers
 from .owner_fields import owner_paths, parse_owner_fields
 from .payloads import parse_hidden_field
 from .settings import DEFAULTS, LEGACY, hooks_settings
@@ -189,6 +191,18 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             "Use None (the loop workers only poll) or a PostgreSQL channel name of 1 to 63 bytes.",
             "http_hooks.E024",
         )
+    if not _seconds(s.NOTIFY_INTERVAL, zero=True):
+        bad("NOTIFY_INTERVAL", f"Use seconds >= 0 ({TEN_YEARS}).", "http_hooks.E034")
+    if not _header_value(s.USER_AGENT):
+        bad(
+            "USER_AGENT",
+            "Use non-empty text a header can carry: no line break or other control "
+            "character, Latin-1 only.",
+            "http_hooks.E032",
+        )
+    queue = s.CELERY_QUEUE
+    if queue is not None and not (isinstance(queue, str) and queue.strip()):
+        bad("CELERY_QUEUE", "Use None (Celery's default queue) or a queue name.", "http_hooks.E035")
     if s.SWEEP_SECONDS is not None and not _seconds(s.SWEEP_SECONDS):
         bad(
             "SWEEP_SECONDS", f"Use None (no sweep) or seconds > 0 ({TEN_YEARS}).", "http_hooks.E033"
@@ -227,6 +241,17 @@ def check_settings(app_configs=None, **kwargs: Any) -> list[CheckMessage]:
             )
         )
     return errors
+
+
+def _header_value(value: Any) -> bool:
+    """Text that goes out as a header's value as it is (``headers.parse_headers``' rules)."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        parse_headers({"User-Agent": value})
+    except InvalidHeadersError:
+        return False
+    return True
 
 
 def _owner_problems() -> list[Error]:
