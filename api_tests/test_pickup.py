@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -58,6 +58,29 @@ def test_each_save_in_autocommit_notifies_once_without_an_interval(make_hook):
         Order.objects.create(name="one")
         Order.objects.create(name="two")
     assert notifies(queries) == on_postgres(2)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@EACH_COMMIT
+def test_a_notify_that_fails_never_fails_the_users_save(make_hook, caplog):
+    """The save is committed when the NOTIFY goes: in autocommit as in a transaction, a
+    NOTIFY that fails is logged (the workers' poll finds the callbacks), never raised
+    into the code that saved. In autocommit it was."""
+
+    def refuse_notify(execute, sql, params, many, context):
+        if "pg_notify" in sql:
+            raise DatabaseError("the NOTIFY failed")
+        return execute(sql, params, many, context)
+
+    make_hook()
+    with connection.execute_wrapper(refuse_notify):
+        Order.objects.create(name="autocommit")
+        with transaction.atomic():
+            Order.objects.create(name="in a transaction")
+    assert Callback.objects.count() == 2
+    logged = [r for r in caplog.records if r.name == "http_hooks.dispatch"]
+    assert [str(r.exc_info[1]) for r in logged] == ["the NOTIFY failed"] * 2
 
 
 @pytest.mark.django_db(transaction=True)

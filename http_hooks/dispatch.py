@@ -103,7 +103,7 @@ class _AtCommit:
 
     def __call__(self) -> None:
         self.done = True
-        self.action(self.ids)
+        _after_commit(self.action, self.ids)
 
     def takes_more(self, connection: BaseDatabaseWrapper, action: Callable) -> bool:
         hooks = connection.run_on_commit
@@ -113,6 +113,16 @@ class _AtCommit:
             and self.position < len(hooks)
             and hooks[self.position][1] is self
         )
+
+
+def _after_commit(action: Callable[[list[int]], None], ids: list[int]) -> None:
+    """``action(ids)``, logged if it fails, never raised: the user's change is committed
+    by now, and the sweep or the workers' poll finds the callbacks. (Django's own
+    ``robust`` commit hooks fail to log a callable object: AttributeError, raised.)"""
+    try:
+        action(ids)
+    except Exception:
+        logger.exception("after the commit that stored callbacks %s", ids)
 
 
 _open: weakref.WeakKeyDictionary[BaseDatabaseWrapper, _AtCommit] = weakref.WeakKeyDictionary()
@@ -141,12 +151,11 @@ def enqueue_on_commit(ids: Sequence[int], *, using: str | None = None) -> None:
         return
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        action(list(ids))
+        _after_commit(action, list(ids))
         return
     batch = _open.get(connection)
     if batch is None or not batch.takes_more(connection, action):
         batch = _AtCommit(action, position=len(connection.run_on_commit))
-        # Robust: a NOTIFY that fails after the commit must not fail the user's code.
-        transaction.on_commit(batch, using=using, robust=True)
+        transaction.on_commit(batch, using=using)
         _open[connection] = batch
     batch.ids.extend(ids)
