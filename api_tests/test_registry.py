@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -365,3 +366,24 @@ def test_with_raise_exceptions_hooks_that_cannot_be_loaded_can_be_deleted(make_h
     registry.reload()  # nothing left that cannot load
     Order.objects.create(name="fires")
     assert list(Callback.objects.values_list("hook_id", flat=True)) == [new.pk]
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["autocommit", "atomic"])
+@pytest.mark.django_db(transaction=True)
+def test_clearing_a_signals_hooks_is_not_refused_for_another_hook(make_hook, settings, atomic):
+    """From the signal's side Django's post_clear names no hook: the ones linked before
+    the clear are the hooks it touched, not every hook."""
+    settings.DJANGO_HTTP_HOOKS_RAISE_EXCEPTIONS = True
+    good = make_hook(name="good", signals=["django.db.models.signals.post_delete"])
+    broken = make_hook(name="broken", model="shop.customer")
+    _point_at_a_model_that_is_gone(broken)
+    with pytest.raises(InvalidModelError):
+        registry.reload()
+    post_delete = Signal.objects.get(signal="django.db.models.signals.post_delete")
+    with transaction.atomic() if atomic else nullcontext():
+        post_delete.hooks.clear()
+    assert not good.signals.exists()
+    post_save = Signal.objects.get(signal="django.db.models.signals.post_save")
+    with pytest.raises(InvalidModelError):  # the broken hook's own links: refused
+        post_save.hooks.clear()
+    assert broken.signals.exists()

@@ -254,11 +254,19 @@ class HookRegistry:
     ) -> None:
         from .models import Hook
 
+        if isinstance(instance, Hook):
+            touched = {instance.pk}
+        elif action == "pre_clear":  # a signal's links go: post_clear does not say whose
+            links = Hook.signals.through.objects.using(using).filter(signal_id=instance.pk)
+            self._local.cleared = (instance.pk, set(links.values_list("hook_id", flat=True)))
+            return
+        elif action == "post_clear":
+            cleared = getattr(self._local, "cleared", None)
+            self._local.cleared = None
+            touched = cleared[1] if cleared and cleared[0] == instance.pk else None
+        else:  # a signal's hooks added or removed: pk_set holds theirs
+            touched = set(pk_set or ())
         if action.startswith("post_"):
-            if isinstance(instance, Hook):
-                touched = {instance.pk}
-            else:  # a signal's hooks changed: pk_set holds theirs, if it says
-                touched = set(pk_set) if pk_set else None
             self.hooks_changed(using=using, touched=touched)
 
     # --- lookups ------------------------------------------------------------
