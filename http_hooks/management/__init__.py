@@ -7,8 +7,9 @@ import argparse
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
-from ..text import ascii_digits
+from ..text import ascii_digits, first_line
 
 # As argparse's own: 1 means what the command reports ("limit reached", a failed run).
 BAD_ARGUMENTS = 2
@@ -24,7 +25,20 @@ def whole_number_argument(text: str) -> int:
 
 class Command(BaseCommand):
     """A command whose argument errors are one line on stderr (argparse prints its
-    usage first), with exit status ``BAD_ARGUMENTS``."""
+    usage first), with exit status ``BAD_ARGUMENTS``, and whose database failures too
+    (a database down, a lost connection that reconnecting did not cure), with exit
+    status ``database_failed``: a cron job's mail or a monitor's alert gets one line,
+    not a traceback."""
+
+    database_failed = 1
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"the database failed: {first_line(exc)}"[:500], returncode=self.database_failed
+            ) from exc
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)

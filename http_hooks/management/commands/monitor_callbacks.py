@@ -17,9 +17,11 @@ class Command(HooksCommand):
     help = (
         "Exit with status 1 when at least --callbacks_limit callbacks with --status were "
         "updated in the last --minutes_ago minutes (in the whole table without it or with 0); "
-        "2 for bad arguments. --status sending counts the stuck ones, their sender's "
-        "lease run out, all of them whatever --minutes_ago."
+        "2 for bad arguments, 3 when the database fails. --status sending counts the stuck "
+        "ones, their sender's lease run out, all of them whatever --minutes_ago."
     )
+    # Not 1: an alert on "too many errors" must not stand for a database that is down.
+    database_failed = 3
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.core.checks import Tags
 from django.core.management.base import CommandError
-from django.db import DatabaseError
 from tqdm import tqdm
 
 from http_hooks.exceptions import HttpHooksError, TransportError
@@ -31,7 +30,7 @@ from http_hooks.services import (
     write_report,
     write_tokens_to,
 )
-from http_hooks.text import ascii_digits, first_line
+from http_hooks.text import ascii_digits
 from http_hooks.validators import MAX_ID
 
 # SIGHUP (the terminal closed) where there is one: not on Windows.
@@ -181,9 +180,6 @@ class Command(HooksCommand):
                     )
         except TransportError as exc:
             raise CommandError(exc.message) from exc
-        except DatabaseError as exc:
-            # Reconnecting did not cure it (each try was logged): one line, not a traceback.
-            raise CommandError(f"the database failed: {first_line(exc)}"[:500]) from exc
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if report_file is not None:
