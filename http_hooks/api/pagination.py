@@ -15,6 +15,7 @@ import binascii
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.settings import spectacular_settings
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
@@ -73,12 +74,18 @@ class BoundedPageSize:
         return parameters
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """DRF's page schema in OpenAPI 3.1 terms (``type: [string, null]``, not 3.0's
-        ``nullable``), with every key of the page required, as it always is there."""
+        """DRF's page schema with every key of the page required, as it always is there;
+        the links nullable in the terms of the schema's OpenAPI version (3.1's
+        ``type: [string, null]``, 3.0's ``nullable``: drf-spectacular's default, which
+        a project keeps unless it sets ``OAS_VERSION``)."""
         paginated = super().get_paginated_response_schema(schema)
+        if spectacular_settings.OAS_VERSION.startswith("3.0"):
+            nullable_text: dict[str, Any] = {"type": "string", "nullable": True}
+        else:
+            nullable_text = {"type": ["string", "null"]}
         for name in ("next", "previous"):
             paginated["properties"][name] = {
-                "type": ["string", "null"],
+                **nullable_text,
                 "format": "uri",
                 "description": f"The URL of the {name} page; null when there is none.",
             }
