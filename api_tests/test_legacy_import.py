@@ -2,19 +2,24 @@
 ``hooks``) moved into hooks of ours, refusals with their reason, a second run, the
 dry run, the waiting callbacks delivered, and the system check that asks for it."""
 
+import os
+import sqlite3
 import subprocess
 import sys
+import threading
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from http_hooks.checks import check_hooks
 from http_hooks.models import Callback, Hook
 from shop.models import Order
+
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "import_legacy_hooks"]
@@ -214,13 +219,156 @@ def test_a_second_run_imports_nothing_new(old_tables, receiver):
 
 
 @pytest.mark.django_db
-def test_a_changed_old_hook_is_imported_again(old_tables, receiver):
+def test_an_old_hook_is_imported_once_whatever_changes_after(old_tables, receiver):
+    """The imported hook moved to a new URL (it is ours now), the old row edited, a
+    refused hook fixed: the next run imports the fixed one only, and no waiting callback
+    goes out twice (each run copied them again once)."""
     old_data(receiver.url("/old"))
-    run()
+    run("--waiting-callbacks")
+    call_command("send_callbacks", stdout=StringIO())
+    Hook.objects.filter(name="orders").update(target_url=receiver.url("/moved"))
     sql("UPDATE hooks_hook SET headers = %s WHERE id = 1", ["X-Team: billing"])
+    sql("UPDATE hooks_hook SET payload_template = NULL, content_type = NULL WHERE id = 2")
+    output, _ = run("--waiting-callbacks")
+    lines = output.splitlines()
+    assert lines[0] == f"hook 1 'orders': skipped: already imported as hook {ours('orders').pk}"
+    assert lines[1] == f"hook 2 'tagged': imported as hook {ours('tagged').pk}"
+    call_command("send_callbacks", stdout=StringIO())
+    assert sorted(r.json()["id"] for r in receiver.requests if r.path == "/old") == ["1", "4"]
+    assert Hook.objects.filter(name="orders").count() == 1
+    ours("orders").delete()
     output, _ = run()
-    assert output.splitlines()[0].startswith("hook 1 'orders': imported as hook ")
+    assert output.splitlines()[0] == (
+        "hook 1 'orders': skipped: imported before (that hook was deleted since)"
+    )
+
+
+def ours(name: str) -> Hook:
+    return Hook.objects.get(name=name)
+
+
+@pytest.mark.django_db
+def test_two_identical_old_hooks_are_two_hooks_with_their_own_callbacks(old_tables, receiver):
+    """The old package sent each event twice then: so do the imported hooks, and each
+    keeps its own waiting callbacks (the second's were dropped as "already imported")."""
+    add_signal(1, POST_SAVE)
+    for hook_id in (1, 2):
+        add_hook(hook_id, name="orders", target_url=receiver.url("/o"))
+        add_callback(hook_id, hook_id, "waiting", receiver.url("/o"), f'{{"n": {hook_id}}}')
+    run("--waiting-callbacks")
     assert Hook.objects.filter(name="orders").count() == 2
+    assert sorted(Callback.objects.values_list("payload", flat=True)) == ['{"n": 1}', '{"n": 2}']
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_import_each_old_hook_once(old_tables, receiver):
+    """The second run waits on the first's record of the import, then finds it imported:
+    one hook, its waiting callback copied once."""
+    add_signal(1, POST_SAVE)
+    add_hook(1, name="orders", target_url=receiver.url("/o"))
+    add_callback(1, 1, "waiting", receiver.url("/o"), '{"n": 1}')
+    outputs = []
+
+    def second_run() -> None:
+        try:
+            outputs.append(run("--waiting-callbacks")[0])
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():  # the first run, its transaction held open
+        run("--waiting-callbacks")
+        other = threading.Thread(target=second_run)
+        other.start()
+        wait_until(lambda: waiting_on_a_lock() > 0, message="the second run did not wait")
+    other.join(60)
+    assert outputs and outputs[0].splitlines()[0].startswith("hook 1 'orders': skipped: ")
+    assert Hook.objects.count() == 1
+    assert Callback.objects.count() == 1
+
+
+def waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # read afresh in a transaction
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_model_is_read_by_its_name_in_the_old_database(tmp_path, same_db_env):
+    """``--database``: the old database numbered its content types otherwise (its
+    shop.order has the id of the new one's shop.customer); the hook is on shop.order."""
+    customer_id = ContentType.objects.get_by_natural_key("shop", "customer").pk
+    path = tmp_path / "legacy.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE django_content_type (id integer PRIMARY KEY, app_label text, model text)"
+        )
+        old.execute(
+            "INSERT INTO django_content_type VALUES (?, 'shop', 'order'), (?, 'shop', 'customer')",
+            [customer_id, customer_id + 1000],
+        )
+        for table, columns in OLD_TABLES.items():
+            old.execute(f'CREATE TABLE "{table}" ({columns})')
+        old.execute("INSERT INTO hooks_signal (id, signal) VALUES (1, ?)", [POST_SAVE])
+        old.execute(
+            "INSERT INTO hooks_hook (id, name, model_id, enabled, target_url, http_method) "
+            "VALUES (1, 'orders', ?, 1, 'http://127.0.0.1:9/o', 'POST')",
+            [customer_id],
+        )
+        old.execute("INSERT INTO hooks_hook_signals VALUES (1, 1, 1)")
+    (tmp_path / "legacy_settings.py").write_text(
+        "from demo.settings import *  # noqa\n"
+        f"DATABASES['legacy'] = {{'ENGINE': 'django.db.backends.sqlite3', 'NAME': {str(path)!r}}}\n"
+    )
+    env = {
+        **same_db_env,
+        "DJANGO_SETTINGS_MODULE": "legacy_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), same_db_env["PYTHONPATH"]]),
+    }
+    result = subprocess.run(
+        [*MANAGE, "--database", "legacy"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    hook = Hook.objects.get(name="orders")
+    assert (hook.model.app_label, hook.model.model) == ("shop", "order")
+
+
+def _a_table_of_another_shape() -> None:
+    sql("CREATE TABLE hooks_hook (id integer PRIMARY KEY, title varchar(20), url varchar(200))")
+    sql("INSERT INTO hooks_hook (id, title, url) VALUES (1, 't', 'u')")
+
+
+def _a_name_that_is_not_utf8() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite keeps text that is not UTF-8; PostgreSQL refuses it")
+    for table, columns in OLD_TABLES.items():
+        sql(f'CREATE TABLE "{table}" ({columns})')
+    add_signal(1, POST_SAVE)
+    add_hook(1)
+    sql("UPDATE hooks_hook SET name = CAST(x'6edcff80' AS TEXT) WHERE id = 1")
+
+
+@pytest.mark.parametrize(
+    "make", [_a_table_of_another_shape, _a_name_that_is_not_utf8], ids=["shape", "not-utf8"]
+)
+@pytest.mark.django_db
+def test_old_tables_that_cannot_be_imported_are_one_line_not_a_traceback(make):
+    """Neither the check (run by migrate) nor the command crash on them."""
+    try:
+        make()
+        with transaction.atomic():  # a savepoint: PostgreSQL's error would stay in it
+            check_hooks(databases=["default"])
+        with pytest.raises(CommandError) as error, transaction.atomic():
+            call_command("import_legacy_hooks", stdout=StringIO())
+        assert error.value.returncode == 2
+        assert "\n" not in str(error.value)
+    finally:
+        for table in OLD_TABLES:
+            sql(f"DROP TABLE IF EXISTS {connection.ops.quote_name(table)}")
 
 
 @pytest.mark.django_db

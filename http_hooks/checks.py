@@ -24,6 +24,7 @@ from .headers import parse_headers
 from .owner_fields import owner_paths, parse_owner_fields
 from .payloads import parse_hidden_field
 from .settings import DEFAULTS, LEGACY, hooks_settings
+from .text import first_line
 
 
 def _positive_number(value: Any, *, integer: bool = False) -> bool:
@@ -480,7 +481,7 @@ def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[CheckMe
     from django.db import connections
 
     from .legacy import HOOK_TABLE as LEGACY_HOOK_TABLE
-    from .models import Hook
+    from .models import Hook, LegacyImport
 
     errors: list[CheckMessage] = []
     for alias in databases:
@@ -489,21 +490,32 @@ def check_hooks(app_configs=None, databases=None, **kwargs: Any) -> list[CheckMe
         if Hook._meta.db_table in tables:
             errors += _own_model_hooks(Hook.objects.using(alias))
             errors += _owned_hooks_without_owner_field(Hook.objects.using(alias))
-        if LEGACY_HOOK_TABLE in tables and Hook._meta.db_table in tables:
+        if LEGACY_HOOK_TABLE in tables and LegacyImport._meta.db_table in tables:
             errors += _legacy_hooks_not_imported(alias)
     return errors
 
 
 def _legacy_hooks_not_imported(alias: str) -> list[CheckMessage]:
-    """The old package's hooks table holds hooks no hook of ours matches: the upgrade
-    is not done, and those hooks are silent. Two queries."""
-    from .legacy import HOOK_TABLE as LEGACY_HOOK_TABLE
-    from .legacy import LEGACY_APP, unimported_legacy_hooks
+    """The old package's hooks table holds hooks not imported yet: the upgrade is not
+    done, and those hooks are silent. A few cheap queries; silent when the tables are
+    not the old package's."""
+    from django.db import DatabaseError
 
-    # Another app labelled ``hooks`` has a table of that name too, not the old one's.
-    if any(c.label == "hooks" and c.name != LEGACY_APP for c in apps.get_app_configs()):
-        return []
-    missing = unimported_legacy_hooks(alias)
+    from .legacy import HOOK_TABLE as LEGACY_HOOK_TABLE
+    from .legacy import legacy_tables_problem, unimported_legacy_hooks
+
+    try:
+        if legacy_tables_problem(alias) is not None:
+            return []
+        missing = unimported_legacy_hooks(alias)
+    except DatabaseError as exc:
+        return [
+            Warning(
+                f"The tables of infi.django_http_hooks in database {alias!r} cannot be read: "
+                f"{first_line(exc)}"[:300],
+                id="http_hooks.W025",
+            )
+        ]
     if not missing:
         return []
     option = "" if alias == "default" else f" --database {alias}"

@@ -4,6 +4,8 @@ The old tables are read with plain SQL, so the old app need not be importable an
 more, only its tables present. Each old hook becomes a hook through
 ``services.create_hook``, validated as any other, in a transaction of its own: a
 hook that is refused is reported with the reason and the others still go in.
+Which old row became which hook is recorded (``models.LegacyImport``): a second
+run, or two at once, import nothing twice.
 """
 
 from __future__ import annotations
@@ -12,15 +14,24 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connections,
+    router,
+    transaction,
+)
 
 from .exceptions import HttpHooksError, InvalidFilterError, InvalidHookError, InvalidModelError
-from .models import Callback, CallbackStatus, ContentTypeChoice, Hook, HttpMethod
+from .models import Callback, CallbackStatus, ContentTypeChoice, Hook, HttpMethod, LegacyImport
 from .network import check_target_url
 from .outbox import record_copied_requests
 from .services import create_hook
-from .validators import MAX_URL_LENGTH, resolve_model, validate_hook
+from .text import first_line
+from .validators import MAX_URL_LENGTH, resolve_model
 
 # The old app, whose label ``hooks`` prefixes its tables.
 LEGACY_APP = "infi.django_http_hooks.hooks"
@@ -28,6 +39,25 @@ HOOK_TABLE = "hooks_hook"
 SIGNAL_TABLE = "hooks_signal"
 HOOK_SIGNALS_TABLE = "hooks_hook_signals"
 CALLBACK_TABLE = "hooks_callback"
+HOOK_COLUMNS = [
+    "id",
+    "name",
+    "model_id",
+    "enabled",
+    "target_url",
+    "http_method",
+    "headers",
+    "payload_template",
+    "serializer_class",
+    "content_type",
+]
+# The columns each old table must have, as its migrations made them.
+LEGACY_COLUMNS = {
+    HOOK_TABLE: set(HOOK_COLUMNS),
+    SIGNAL_TABLE: {"id", "signal"},
+    HOOK_SIGNALS_TABLE: {"hook_id", "signal_id"},
+    CALLBACK_TABLE: {"id", "hook_id", "status", "target_url", "http_method", "payload"},
+}
 
 IMPORTED, SKIPPED, REFUSED = "imported", "skipped", "refused"
 
@@ -52,8 +82,8 @@ class LegacyHook:
 @dataclass(frozen=True)
 class LegacyOutcome:
     """What became of one old hook: ``IMPORTED`` as ``hook_id`` (with ``callbacks``
-    waiting callbacks copied), ``SKIPPED`` (already imported as ``hook_id``) or
-    ``REFUSED`` for ``reason``."""
+    waiting callbacks copied), ``SKIPPED`` (imported before, as ``hook_id``: None if
+    that hook was deleted since) or ``REFUSED`` for ``reason``."""
 
     legacy: LegacyHook
     outcome: str
@@ -63,7 +93,7 @@ class LegacyOutcome:
 
 
 @dataclass
-class LegacyImport:
+class ImportReport:
     outcomes: list[LegacyOutcome] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
@@ -74,32 +104,54 @@ class LegacyImport:
         return sum(o.callbacks for o in self.outcomes)
 
 
-def legacy_tables_exist(using: str = DEFAULT_DB_ALIAS) -> bool:
-    return HOOK_TABLE in connections[using].introspection.table_names()
+def legacy_tables_problem(using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """Why the tables of database ``using`` are not the old package's to import (no
+    ``hooks_hook`` table, another app's, columns missing); None when they are."""
+    other = [c.name for c in apps.get_app_configs() if c.label == "hooks" and c.name != LEGACY_APP]
+    if other:
+        return f"the app labelled hooks is {other[0]}, not infi.django_http_hooks"
+    connection = connections[using]
+    tables = set(connection.introspection.table_names())
+    if HOOK_TABLE not in tables:
+        return f"no table {HOOK_TABLE} in database {using!r}: nothing to import"
+    with connection.cursor() as cursor:
+        for table, columns in LEGACY_COLUMNS.items():
+            if table not in tables:
+                return f"no table {table} in database {using!r}: not infi.django_http_hooks'"
+            found = {c.name for c in connection.introspection.get_table_description(cursor, table)}
+            missing = sorted(columns - found)
+            if missing:
+                return f"table {table} has no column {', '.join(missing)}: not the old package's"
+    return None
 
 
 def import_legacy_hooks(
     *, using: str = DEFAULT_DB_ALIAS, dry_run: bool = False, waiting_callbacks: bool = False
-) -> LegacyImport:
+) -> ImportReport:
     """Import every hook of the old tables on database ``using``, in id order.
 
-    A hook identical to one already stored (``_twin``) is skipped, so a second run
-    imports nothing new. ``waiting_callbacks`` copies the ``waiting`` callbacks of the
-    hooks imported in this run as new waiting callbacks, due at once; the old
-    ``sent`` and ``error`` ones are history and stay behind. ``dry_run`` does and
-    reports it all, then rolls it back. ``InvalidFilterError`` (field ``database``)
-    when ``using`` has no ``hooks_hook`` table; nothing is changed then.
+    An old hook imported before (``LegacyImport``) is skipped, whatever became of its
+    hook since. ``waiting_callbacks`` copies the ``waiting`` callbacks of the hooks
+    imported in this run as new waiting callbacks, due at once; the old ``sent`` and
+    ``error`` ones are history and stay behind. ``dry_run`` does and reports it all,
+    then rolls it back. ``InvalidFilterError`` (field ``database``) when ``using``
+    holds no tables of the old package; nothing is changed then.
     """
     if using not in connections:
         raise InvalidFilterError(f"no database {using!r} in DATABASES", field="database")
-    if not legacy_tables_exist(using):
+    problem = legacy_tables_problem(using)
+    if problem is not None:
+        raise InvalidFilterError(problem, field="database")
+    try:
+        old_hooks = read_legacy_hooks(using)
+    except DatabaseError as exc:  # text that is no UTF-8, in SQLite
         raise InvalidFilterError(
-            f"no table {HOOK_TABLE} in database {using!r}: nothing to import", field="database"
-        )
-    report = LegacyImport()
+            f"the old tables cannot be read: {first_line(exc)}"[:500], field="database"
+        ) from exc
+    report = ImportReport()
     write_db = router.db_for_write(Hook)
     with transaction.atomic(using=write_db) if dry_run else nullcontext():
-        for legacy in read_legacy_hooks(using):
+        for legacy in old_hooks:
             report.outcomes.append(
                 _import_hook(legacy, using=using, write_db=write_db, callbacks=waiting_callbacks)
             )
@@ -111,21 +163,9 @@ def import_legacy_hooks(
 def read_legacy_hooks(using: str) -> list[LegacyHook]:
     """The old hooks by id, with their signals: two queries."""
     qn = connections[using].ops.quote_name
-    columns = [
-        "id",
-        "name",
-        "model_id",
-        "enabled",
-        "target_url",
-        "http_method",
-        "headers",
-        "payload_template",
-        "serializer_class",
-        "content_type",
-    ]
     with connections[using].cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(map(qn, columns))} FROM {qn(HOOK_TABLE)} ORDER BY {qn('id')}"
+            f"SELECT {', '.join(map(qn, HOOK_COLUMNS))} FROM {qn(HOOK_TABLE)} ORDER BY {qn('id')}"
         )
         rows = cursor.fetchall()
         cursor.execute(
@@ -145,26 +185,51 @@ def read_legacy_hooks(using: str) -> list[LegacyHook]:
 def _import_hook(
     legacy: LegacyHook, *, using: str, write_db: str, callbacks: bool
 ) -> LegacyOutcome:
-    """One old hook in a transaction (a savepoint in a dry run) of its own."""
+    """One old hook in a transaction (a savepoint in a dry run) of its own. The record
+    of the import is written first: a run importing the same row at the same time
+    waits for it there, then finds it imported."""
     try:
         with transaction.atomic(using=write_db):
-            fields = _hook_fields(legacy)
-            twin = _twin(validate_hook(fields, owner=""), write_db)
-            if twin is not None:
-                return LegacyOutcome(legacy, SKIPPED, hook_id=twin.pk)
-            hook = create_hook(**fields, enabled=legacy.enabled, secret="")
+            imports = LegacyImport.objects.using(write_db)
+            earlier = imports.filter(source=using, legacy_id=legacy.id).first()
+            if earlier is not None:
+                return LegacyOutcome(legacy, SKIPPED, hook_id=earlier.hook_id)
+            record = imports.create(source=using, legacy_id=legacy.id)
+            hook = create_hook(**_hook_fields(legacy, using), enabled=legacy.enabled, secret="")
+            record.hook = hook
+            record.save(update_fields=["hook"])
             copied = _copy_waiting_callbacks(legacy, hook, using=using) if callbacks else 0
+    except IntegrityError:
+        earlier = LegacyImport.objects.using(write_db).filter(source=using, legacy_id=legacy.id)
+        return LegacyOutcome(
+            legacy, SKIPPED, hook_id=earlier.values_list("hook", flat=True).first()
+        )
     except HttpHooksError as exc:
         return LegacyOutcome(legacy, REFUSED, reason=exc.message)
     return LegacyOutcome(legacy, IMPORTED, hook_id=hook.pk, callbacks=copied)
 
 
-def _hook_fields(legacy: LegacyHook) -> dict[str, Any]:
+def _hook_fields(legacy: LegacyHook, using: str) -> dict[str, Any]:
+    """The arguments of ``create_hook`` for an old hook; its model is read by its natural
+    key from the old database's own content types (ids differ between databases)."""
+    qn = connections[using].ops.quote_name
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {qn('app_label')}, {qn('model')} FROM {qn(ContentType._meta.db_table)} "
+            f"WHERE {qn('id')} = %s",
+            [legacy.model_id],
+        )
+        natural_key = cursor.fetchone()
     try:
-        content_type = ContentType.objects.get_for_id(legacy.model_id)
+        if natural_key is None:
+            raise ContentType.DoesNotExist
+        content_type = ContentType.objects.db_manager(
+            router.db_for_read(ContentType)
+        ).get_by_natural_key(*natural_key)
     except ContentType.DoesNotExist:
         raise InvalidModelError(
             f"invalid model: no content type with id {legacy.model_id}"
+            + (f" ({'.'.join(natural_key)})" if natural_key else "")
         ) from None
     return {
         "signals": list(legacy.signals),
@@ -179,42 +244,22 @@ def _hook_fields(legacy: LegacyHook) -> dict[str, Any]:
     }
 
 
-def _twin(cleaned: dict[str, Any], using: str) -> Hook | None:
-    """A stored project hook (no owner) with every field the old hook has, as validated."""
-    candidates = Hook.objects.using(using).filter(
-        owner="",
-        model=cleaned["model"],
-        name=cleaned["name"],
-        target_url=cleaned["target_url"],
-        http_method=cleaned["http_method"],
-        content_type=cleaned["content_type"],
-        payload_template=cleaned["payload_template"],
-        serializer_class=cleaned["serializer_class"],
-    )
-    signals = set(cleaned["signals"])
-    for hook in candidates.prefetch_related("signals").order_by("pk"):
-        if (
-            hook.headers == cleaned["headers"]
-            and not hook.event_types
-            and {signal.signal for signal in hook.signals.all()} == signals
-        ):
-            return hook
-    return None
-
-
 def _copy_waiting_callbacks(legacy: LegacyHook, hook: Hook, *, using: str) -> int:
     """Copy the old hook's waiting callbacks to ``hook``: each request as the old one
     rendered it (its target URL, method, payload and content type), checked as a hook's
     fields are; the headers are the hook's, read when it goes out."""
     qn = connections[using].ops.quote_name
     columns = ["id", "target_url", "http_method", "payload", "content_type"]
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(map(qn, columns))} FROM {qn(CALLBACK_TABLE)} "
-            f"WHERE {qn('hook_id')} = %s AND {qn('status')} = %s ORDER BY {qn('id')}",
-            [legacy.id, CallbackStatus.WAITING.value],
-        )
-        rows = cursor.fetchall()
+    try:
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(map(qn, columns))} FROM {qn(CALLBACK_TABLE)} "
+                f"WHERE {qn('hook_id')} = %s AND {qn('status')} = %s ORDER BY {qn('id')}",
+                [legacy.id, CallbackStatus.WAITING.value],
+            )
+            rows = cursor.fetchall()
+    except DatabaseError as exc:
+        raise InvalidHookError(f"its waiting callbacks cannot be read: {first_line(exc)}") from exc
     requests = [_checked_request(hook, *row) for row in rows]
     return len(record_copied_requests(hook, requests, using=router.db_for_write(Callback)))
 
@@ -244,25 +289,16 @@ def _checked_request(
 
 
 def unimported_legacy_hooks(using: str) -> list[int]:
-    """Ids of the old hooks on ``using`` that no project hook matches by model, name,
-    target URL and method (a cheap likeness, for the system check; the import compares
-    every field): two queries."""
+    """Ids of the old hooks on ``using`` that were not imported yet: two queries."""
     qn = connections[using].ops.quote_name
-    columns = ["id", "model_id", "name", "target_url", "http_method"]
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(map(qn, columns))} FROM {qn(HOOK_TABLE)} ORDER BY {qn('id')}"
-        )
-        rows = cursor.fetchall()
-    if not rows:
+        cursor.execute(f"SELECT {qn('id')} FROM {qn(HOOK_TABLE)} ORDER BY {qn('id')}")
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
         return []
-    known = set(
-        Hook.objects.using(using)
-        .filter(owner="", model_id__in={row[1] for row in rows})
-        .values_list("model_id", "name", "target_url", "http_method")
+    imported = set(
+        LegacyImport.objects.using(router.db_for_read(LegacyImport))
+        .filter(source=using)
+        .values_list("legacy_id", flat=True)
     )
-    return [
-        hook_id
-        for hook_id, model_id, name, target_url, method in rows
-        if (model_id, name or "", target_url, (method or "").upper()) not in known
-    ]
+    return [pk for pk in ids if pk not in imported]

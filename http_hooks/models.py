@@ -523,3 +523,29 @@ class DeliveryStats(models.Model):
 for _name in DURATION_FIELDS:
     DeliveryStats.add_to_class(_name, models.PositiveIntegerField(default=0))
 del _name
+
+
+class LegacyImport(models.Model):
+    """An infi.django_http_hooks hook imported (``manage.py import_legacy_hooks``): which
+    old row became which hook. A run skips what is recorded here, and two runs at once
+    cannot both import a row (the unique constraint), so no hook and no waiting callback
+    is imported twice, however the imported hook is changed later."""
+
+    # The database alias the old tables were read from, and the old hook's id there.
+    source = models.CharField(_("source database"), max_length=100)
+    legacy_id = models.BigIntegerField(_("old hook id"))
+    # Null once the imported hook is deleted: the old row stays imported.
+    hook = models.ForeignKey(
+        Hook, verbose_name=_("hook"), on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    create_datetime = models.DateTimeField(_("imported"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("imported old hook")
+        verbose_name_plural = _("imported old hooks")
+        constraints = [
+            models.UniqueConstraint(fields=["source", "legacy_id"], name="legacy_import_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"old hook {self.legacy_id} ({self.source}) → {self.hook_id}"

@@ -20,6 +20,8 @@ def describe(outcome: LegacyOutcome) -> str:
         copied = f" ({outcome.callbacks} waiting callbacks copied)" if outcome.callbacks else ""
         return f"{line}imported as hook {outcome.hook_id}{copied}"
     if outcome.outcome == SKIPPED:
+        if outcome.hook_id is None:
+            return f"{line}skipped: imported before (that hook was deleted since)"
         return f"{line}skipped: already imported as hook {outcome.hook_id}"
     return f"{line}refused: {outcome.reason}"
 
