@@ -27,11 +27,10 @@ from django.db import (
 
 from .exceptions import HttpHooksError, InvalidFilterError, InvalidHookError, InvalidModelError
 from .models import Callback, CallbackStatus, ContentTypeChoice, Hook, HttpMethod, LegacyImport
-from .network import check_target_url
 from .outbox import record_copied_requests
 from .services import create_hook
 from .text import first_line
-from .validators import MAX_URL_LENGTH, resolve_model
+from .validators import resolve_model
 
 # The old app, whose label ``hooks`` prefixes its tables.
 LEGACY_APP = "infi.django_http_hooks.hooks"
@@ -245,11 +244,12 @@ def _hook_fields(legacy: LegacyHook, using: str) -> dict[str, Any]:
 
 
 def _copy_waiting_callbacks(legacy: LegacyHook, hook: Hook, *, using: str) -> int:
-    """Copy the old hook's waiting callbacks to ``hook``: each request as the old one
-    rendered it (its target URL, method, payload and content type), checked as a hook's
-    fields are; the headers are the hook's, read when it goes out."""
+    """Copy the old hook's waiting callbacks to ``hook``: each request's method, payload
+    and content type as the old package rendered them, checked as a hook's are. The URL,
+    headers and secret are the hook's, read when it goes out, as for any callback: the
+    callback records the hook's URL (the old one's is history, never sent to)."""
     qn = connections[using].ops.quote_name
-    columns = ["id", "target_url", "http_method", "payload", "content_type"]
+    columns = ["id", "http_method", "payload", "content_type"]
     try:
         with connections[using].cursor() as cursor:
             cursor.execute(
@@ -267,25 +267,21 @@ def _copy_waiting_callbacks(legacy: LegacyHook, hook: Hook, *, using: str) -> in
 def _checked_request(
     hook: Hook,
     callback_id: int,
-    target_url: str | None,
     http_method: str | None,
     payload: str | None,
     content_type: str | None,
 ) -> tuple[str, str, str, str]:
-    try:
-        target_url = target_url or hook.target_url
-        if len(target_url) > MAX_URL_LENGTH:
-            raise InvalidHookError(f"the target URL is longer than {MAX_URL_LENGTH} characters")
-        check_target_url(target_url)
-        method = (http_method or hook.http_method).upper()
-        if method not in HttpMethod.values:
-            raise InvalidHookError(f"invalid HTTP method {http_method!r}")
-        content_type = content_type or ""
-        if content_type not in ContentTypeChoice.values:
-            raise InvalidHookError(f"invalid content type {content_type!r}")
-    except HttpHooksError as exc:
-        raise type(exc)(f"waiting callback {callback_id}: {exc.message}", field=exc.field) from exc
-    return target_url, method, payload or "", content_type
+    method = (http_method or hook.http_method).upper()
+    if method not in HttpMethod.values:
+        raise InvalidHookError(
+            f"waiting callback {callback_id}: invalid HTTP method {http_method!r}"
+        )
+    content_type = content_type or ""
+    if content_type not in ContentTypeChoice.values:
+        raise InvalidHookError(
+            f"waiting callback {callback_id}: invalid content type {content_type!r}"
+        )
+    return hook.target_url, method, payload or "", content_type
 
 
 def unimported_legacy_hooks(using: str) -> list[int]:
