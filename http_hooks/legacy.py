@@ -270,7 +270,7 @@ def _checked_request(
     http_method: str | None,
     payload: str | None,
     content_type: str | None,
-) -> tuple[str, str, str, str]:
+) -> tuple[str, str, str]:
     method = (http_method or hook.http_method).upper()
     if method not in HttpMethod.values:
         raise InvalidHookError(
@@ -281,7 +281,7 @@ def _checked_request(
         raise InvalidHookError(
             f"waiting callback {callback_id}: invalid content type {content_type!r}"
         )
-    return hook.target_url, method, payload or "", content_type
+    return method, payload or "", content_type
 
 
 def unimported_legacy_hooks(using: str) -> list[int]:

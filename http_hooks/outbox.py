@@ -99,20 +99,23 @@ def record_explicit_event(
 
 
 def record_copied_requests(
-    hook: Hook, requests: Iterable[tuple[str, str, str, str]], *, using: str
+    hook: Hook, requests: Iterable[tuple[str, str, str]], *, using: str
 ) -> list[Callback]:
     """Insert one waiting callback of ``hook``, due now, per request rendered elsewhere
-    (``(target_url, http_method, payload, content_type)``, already checked): the waiting
-    callbacks of infi.django_http_hooks (``legacy``). No event type nor key: the old
-    callbacks did not keep them."""
+    (``(http_method, payload, content_type)``, already checked): the waiting callbacks
+    of infi.django_http_hooks (``legacy``). No event type nor key: the old callbacks
+    did not keep them."""
     now = timezone.now()
     model = hook.model.model_class() if hook.model_id else None
     object_type = model._meta.label_lower if model else ""
     callbacks = []
-    for target_url, http_method, payload, content_type in requests:
+    for http_method, payload, content_type in requests:
         callback = _new_callback(hook, "", object_type, "", now)
-        callback.target_url, callback.http_method = target_url, http_method
-        callback.payload, callback.content_type = payload, content_type
+        callback.http_method, callback.payload, callback.content_type = (
+            http_method,
+            payload,
+            content_type,
+        )
         callbacks.append(callback)
     return _store(callbacks, using)
 
