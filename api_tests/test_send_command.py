@@ -23,6 +23,8 @@ from django.core.management import CommandError, call_command
 from http_hooks.models import Callback
 from shop.models import Order
 
+from .waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"]
 
@@ -273,6 +275,41 @@ def test_a_stop_signal_finishes_the_transfers_in_flight_and_exits_0(
     assert sorted(statuses) == ["sent"] * 5 + ["waiting"] * 5
     assert len(receiver.requests) == 5
     assert "sent 5, retried 0, failed 0" in stdout
+
+
+def test_a_loop_worker_through_a_database_outage_logs_one_line_a_round(same_db_env):
+    """The database out of reach: each reconnection and each failed round is one line
+    (a traceback every 8 s filled the logs of an outage), and SIGTERM still stops it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    env = {
+        **same_db_env,
+        "HTTP_HOOKS_DB": "postgres",
+        "HTTP_HOOKS_PG_PORT": str(closed_port),
+        "HTTP_HOOKS_OVERRIDES": '{"LOOP_MAX_SLEEP": 0.2, "LOOP_LISTEN_MAX_SLEEP": 0.2}',
+    }
+    worker = subprocess.Popen(
+        [*MANAGE, "--loop"], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(worker.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_until(
+            lambda: any("the database failed" in line for line in lines),
+            message="no failed round logged",
+            alive=lambda: worker.poll() is None,
+            timeout=60,
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+        reader.join(10)
+    text = "".join(lines)
+    assert worker.returncode == 0, text
+    assert "Traceback" not in text, text
+    assert "reconnecting in" in text
 
 
 @pytest.mark.parametrize(
