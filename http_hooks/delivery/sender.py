@@ -307,6 +307,8 @@ class _Run:
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
         self.held: dict[int, datetime | None] = {}
         self.held_read_at = -CLAIM_INTERVAL
+        # When the hooks of the queued callbacks were last looked for (``drop_gone``).
+        self.gone_read_at = time.monotonic()
         self.settled_at = -SETTLE_INTERVAL
         self.stopping_failures = stopping_failures()
         self.window_ends = 0.0
@@ -353,6 +355,8 @@ class _Run:
                 # migration): what it brought goes back unstarted.
                 stopping = True
                 self.release_waiting()
+            if transport.free and queue.ready():
+                self.drop_gone()
             while transport.free and (
                 callback := queue.take(idle_only=transport.free <= self.reserve)
             ):
@@ -377,6 +381,48 @@ class _Run:
             ):
                 self.flush()
         self.flush()
+
+    def drop_gone(self) -> None:
+        """Look again at the hooks of the claimed callbacks not yet started: those of a
+        hook deleted since the claim (its callbacks went with it) are dropped, those of a
+        hook paused or disabled since (by another sender: a Retry-After, a breaker, a
+        410) go back to waiting, uncharged. So no request starts for such a hook later
+        than CLAIM_INTERVAL after the change, however many of its callbacks this run
+        holds: ``claim`` reads the held hooks too, but no claim is made while the queue
+        is full. One query at most every CLAIM_INTERVAL, only while claimed callbacks
+        wait for a transfer."""
+        now = time.monotonic()
+        if now < self.gone_read_at + CLAIM_INTERVAL or not self.queue.waiting:
+            return
+        self.gone_read_at = now
+        queued = set(self.queue.waiting)
+        rows = with_reconnect(
+            lambda: list(
+                Hook.objects.filter(pk__in=queued).values_list(
+                    "pk", "paused_until", "disabled_reason"
+                )
+            ),
+            what="reading the hooks of claimed callbacks",
+        )
+        gone = queued - {pk for pk, _, _ in rows}
+        if gone:
+            dropped = self.queue.remove(gone)
+            for pk in dropped:
+                self.token_taken.pop(pk, None)
+                self.probes.pop(pk, None)
+            logger.info(
+                "%s claimed callbacks of deleted hooks %s: not sent", len(dropped), sorted(gone)
+            )
+        moment = timezone.now()
+        probing = set(self.probes.values())
+        held = {
+            pk: None if reason else until
+            for pk, until, reason in rows
+            if pk not in probing and (reason or (until is not None and until > moment))
+        }
+        if held:
+            self.held.update(held)
+            self.release_waiting(held.keys())
 
     def release_waiting(self, hook_ids: Collection[int] | None = None) -> None:
         """Give back the claimed callbacks that were not started (of ``hook_ids`` only,
