@@ -7,14 +7,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from ..exceptions import TransportError
 from ..settings import hooks_settings
-from ..text import first_line
 from .claims import anything_due
 from .outcomes import DeliveryReport
-from .reconnect import with_reconnect
+from .reconnect import log_database_failure, with_reconnect
 from .sender import Sender
 from .wakeup import Waiter
 
@@ -56,18 +55,12 @@ def run_loop(
                     lambda: anything_due(hook_id=hook_id), what="looking for due callbacks"
                 )
                 report = sender.send(hook_id=hook_id, stop=stop.is_set) if due else DeliveryReport()
-            except (OperationalError, InterfaceError) as exc:
-                # The database is down or out of reach (each reconnection was logged):
-                # one line a round, not a traceback every few seconds of an outage.
-                logger.error(
-                    "send_callbacks loop: the database failed (%s); trying again in %g s",
-                    first_line(exc),
+            except DatabaseError:
+                log_database_failure(
+                    logger,
+                    "send_callbacks loop: the database failed; trying again in %g s",
                     max_sleep,
                 )
-                stop.wait(max_sleep)
-                continue
-            except DatabaseError:
-                logger.exception("send_callbacks loop: database error, trying again")
                 stop.wait(max_sleep)
                 continue
             except TransportError:

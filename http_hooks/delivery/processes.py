@@ -59,7 +59,7 @@ from ..settings import hooks_settings
 from ..text import ascii_digits
 from .claims import release_dead_claims
 from .outcomes import DeliveryReport
-from .reconnect import with_reconnect
+from .reconnect import log_database_failure, with_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +313,8 @@ class Supervisor:
                 lambda: release_dead_claims(token), what="giving back a dead sender's callbacks"
             )
         except DatabaseError:
-            logger.exception(
+            log_database_failure(
+                logger,
                 "could not give back what sender process %s (pid %s) held: it goes out "
                 "again when its lease runs out",
                 child.slot,

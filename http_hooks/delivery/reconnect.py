@@ -10,6 +10,7 @@ with an error in the middle of its run.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -18,6 +19,7 @@ from typing import TypeVar
 from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
 
 from ..models import Callback
+from ..text import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +56,15 @@ def with_reconnect(
                 db.close()
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def log_database_failure(log: logging.Logger, message: str, *args: object) -> None:
+    """In an ``except DatabaseError`` block: log ``message`` as an error, with the first
+    line of the error when the database is out of reach (each reconnection was logged
+    already, and a traceback at each round would fill the logs of an outage), with the
+    traceback for any other database error."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OperationalError | InterfaceError):
+        log.error(f"{message} (%s)", *args, first_line(exc))
+    else:
+        log.exception(message, *args)
