@@ -8,6 +8,7 @@ import datetime
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
@@ -28,7 +29,17 @@ SMALL = override_settings(
 )
 
 
-def start_sender() -> threading.Thread:
+def change_while_sending(make_hook, receiver, change: Callable[[Hook], object]) -> None:
+    """Ten callbacks of one hook: a sender claims them and starts two, which the receiver
+    holds; ``change(hook)`` is made; the sender has the time it may take to see it (it
+    looks again at the hooks of what it holds when a transfer ends, at most every
+    CLAIM_INTERVAL); then the two are answered and the sender runs to its end."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    hook = make_hook()
+    for n in range(10):
+        Order.objects.create(name=f"order {n}")
+
     def send() -> None:
         try:
             send_callbacks()
@@ -37,7 +48,14 @@ def start_sender() -> threading.Thread:
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
-    return sender
+    try:
+        receiver.wait_for(2)  # two in flight, eight claimed and not started
+        change(hook)
+        time.sleep(2 * CLAIM_INTERVAL)  # past that, no new request may start
+    finally:
+        hold.set()
+        sender.join(timeout=60)
+    assert not sender.is_alive()
 
 
 @SMALL
@@ -45,52 +63,28 @@ def test_a_deleted_hook_gets_no_new_request(make_hook, receiver, caplog):
     """Its callbacks went with it; a Celery worker went on with its whole claimed batch
     (464 of 500 requests started after the deletion, for 40 s)."""
     caplog.set_level(logging.INFO, logger="http_hooks.delivery.sender")
-    hold = threading.Event()
-    receiver.respond(hold=hold)
-    hook = make_hook()
-    for n in range(10):
-        Order.objects.create(name=f"order {n}")
-    sender = start_sender()
-    try:
-        receiver.wait_for(2)  # two in flight, eight claimed and not started
-        delete_hook(hook)
-        # The sender looks again at the hooks of what it holds when a transfer ends, at
-        # most every CLAIM_INTERVAL: past that, no new request may start.
-        time.sleep(2 * CLAIM_INTERVAL)
-    finally:
-        hold.set()
-        sender.join(timeout=60)
-    assert not sender.is_alive()
+    change_while_sending(make_hook, receiver, delete_hook)
     assert len(receiver.requests) == 2
     assert "8 claimed callbacks of deleted hooks" in caplog.text
 
 
 @SMALL
-@pytest.mark.parametrize("held", ["paused", "disabled"])
-def test_a_hook_held_elsewhere_gets_no_new_request(make_hook, receiver, held):
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"paused_until": timezone.now() + datetime.timedelta(hours=1)},
+        {"enabled": False, "disabled_reason": "gone"},
+    ],
+    ids=["paused", "disabled"],
+)
+def test_a_hook_held_elsewhere_gets_no_new_request(make_hook, receiver, change):
     """Paused (another sender's Retry-After or breaker) or disabled (a 410) while this
     sender holds claimed callbacks of it: they go back to waiting, uncharged, as the
     README promises. A sender whose queue was full read the held hooks only at its next
     claim, and sent its whole batch (252 of 300 requests after the pause, for 22 s)."""
-    hold = threading.Event()
-    receiver.respond(hold=hold)
-    hook = make_hook()
-    for n in range(10):
-        Order.objects.create(name=f"order {n}")
-    sender = start_sender()
-    try:
-        receiver.wait_for(2)
-        if held == "paused":
-            change = {"paused_until": timezone.now() + datetime.timedelta(hours=1)}
-        else:
-            change = {"enabled": False, "disabled_reason": "gone"}
-        Hook.objects.filter(pk=hook.pk).update(**change)
-        # As above.
-        time.sleep(2 * CLAIM_INTERVAL)
-    finally:
-        hold.set()
-        sender.join(timeout=60)
-    assert not sender.is_alive()
+    change_while_sending(
+        make_hook, receiver, lambda hook: Hook.objects.filter(pk=hook.pk).update(**change)
+    )
     assert len(receiver.requests) == 2
     statuses = sorted(Callback.objects.values_list("status", "attempts"))
     assert statuses == [("sent", 1)] * 2 + [("waiting", 0)] * 8, statuses
