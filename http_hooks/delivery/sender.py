@@ -307,8 +307,6 @@ class _Run:
         # CLAIM_INTERVAL: a hook paused by another sender is left out that much later.
         self.held: dict[int, datetime | None] = {}
         self.held_read_at = -CLAIM_INTERVAL
-        # When the hooks of the queued callbacks were last looked for (``drop_gone``).
-        self.gone_read_at = time.monotonic()
         self.settled_at = -SETTLE_INTERVAL
         self.stopping_failures = stopping_failures()
         self.window_ends = 0.0
@@ -356,7 +354,7 @@ class _Run:
                 stopping = True
                 self.release_waiting()
             if transport.free and queue.ready():
-                self.drop_gone()
+                self.look_again()
             while transport.free and (
                 callback := queue.take(idle_only=transport.free <= self.reserve)
             ):
@@ -382,29 +380,22 @@ class _Run:
                 self.flush()
         self.flush()
 
-    def drop_gone(self) -> None:
-        """Look again at the hooks of the claimed callbacks not yet started: those of a
-        hook deleted since the claim (its callbacks went with it) are dropped, those of a
-        hook paused or disabled since (by another sender: a Retry-After, a breaker, a
-        410) go back to waiting, uncharged. So no request starts for such a hook later
-        than CLAIM_INTERVAL after the change, however many of its callbacks this run
-        holds: ``claim`` reads the held hooks too, but no claim is made while the queue
-        is full. One query at most every CLAIM_INTERVAL, only while claimed callbacks
-        wait for a transfer."""
-        now = time.monotonic()
-        if now < self.gone_read_at + CLAIM_INTERVAL or not self.queue.waiting:
+    def look_again(self) -> None:
+        """Look again at the hooks of the claimed callbacks not yet started, when no claim
+        does (none is made while the queue is full): those of a hook deleted since the
+        claim (its callbacks went with it) are dropped, and the held hooks are read again
+        (``read_held``), so that a hook paused or disabled since by another sender gets
+        no request that starts later than CLAIM_INTERVAL after the change, however many
+        of its callbacks this run holds. At most every CLAIM_INTERVAL, only while claimed
+        callbacks wait for a transfer."""
+        if time.monotonic() < self.held_read_at + CLAIM_INTERVAL or not self.queue.waiting:
             return
-        self.gone_read_at = now
         queued = set(self.queue.waiting)
-        rows = with_reconnect(
-            lambda: list(
-                Hook.objects.filter(pk__in=queued).values_list(
-                    "pk", "paused_until", "disabled_reason"
-                )
-            ),
+        present = with_reconnect(
+            lambda: set(Hook.objects.filter(pk__in=queued).values_list("pk", flat=True)),
             what="reading the hooks of claimed callbacks",
         )
-        gone = queued - {pk for pk, _, _ in rows}
+        gone = queued - present
         if gone:
             dropped = self.queue.remove(gone)
             for pk in dropped:
@@ -413,16 +404,15 @@ class _Run:
             logger.info(
                 "%s claimed callbacks of deleted hooks %s: not sent", len(dropped), sorted(gone)
             )
-        moment = timezone.now()
-        probing = set(self.probes.values())
-        held = {
-            pk: None if reason else until
-            for pk, until, reason in rows
-            if pk not in probing and (reason or (until is not None and until > moment))
-        }
-        if held:
-            self.held.update(held)
-            self.release_waiting(held.keys())
+        self.read_held()
+
+    def read_held(self) -> None:
+        """Read the held hooks (``held_hooks``: paused, waiting for a probe, disabled by
+        http_hooks) and give back the claimed callbacks of theirs not started, but this
+        run's own probes (their hooks are held by this very run)."""
+        self.held = with_reconnect(held_hooks, what="reading paused hooks")
+        self.held_read_at = time.monotonic()
+        self.release_waiting(self.held.keys() - set(self.probes.values()))
 
     def release_waiting(self, hook_ids: Collection[int] | None = None) -> None:
         """Give back the claimed callbacks that were not started (of ``hook_ids`` only,
@@ -478,8 +468,7 @@ class _Run:
         leased_at = lease_clock()  # before the claims: their leases end later
         fresh = time.monotonic() >= self.held_read_at + CLAIM_INTERVAL
         if fresh:
-            self.held = with_reconnect(held_hooks, what="reading paused hooks")
-            self.held_read_at = time.monotonic()
+            self.read_held()
             # Not by a run of listed callbacks (a queued task's): it is not the one to look.
             if self.untried is None and time.monotonic() >= self.settled_at + SETTLE_INTERVAL:
                 with_reconnect(
@@ -487,8 +476,6 @@ class _Run:
                     what="settling what dead senders left behind",
                 )
                 self.settled_at = time.monotonic()
-            # Not this run's own probes: their hooks are held by this very run.
-            self.release_waiting(self.held.keys() - set(self.probes.values()))
         held = self.held
         provided = self.queue.provided()
         # Room up to BATCH_SIZE waiting, not counting hooks that have their share
