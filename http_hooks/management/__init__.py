@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from ..exceptions import HttpHooksError
 from ..text import ascii_digits, first_line
 
 # As argparse's own: 1 means what the command reports ("limit reached", a failed run).
@@ -24,17 +25,19 @@ def whole_number_argument(text: str) -> int:
 
 
 class Command(BaseCommand):
-    """A command whose argument errors are one line on stderr (argparse prints its
-    usage first), with exit status ``BAD_ARGUMENTS``, and whose database failures too
-    (a database down, a lost connection that reconnecting did not cure), with exit
-    status ``database_failed``: a cron job's mail or a monitor's alert gets one line,
-    not a traceback."""
+    """A command whose errors are one line on stderr, never a traceback (a cron job's
+    mail or a monitor's alert gets that line): argument errors (argparse prints its
+    usage first) and the service layer's refusals (``HttpHooksError``) with exit status
+    ``BAD_ARGUMENTS``; database failures (a database down, a lost connection that
+    reconnecting did not cure) with ``database_failed``."""
 
     database_failed = 1
 
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
+        except HttpHooksError as exc:
+            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         except DatabaseError as exc:
             raise CommandError(
                 f"the database failed: {first_line(exc)}"[:500], returncode=self.database_failed

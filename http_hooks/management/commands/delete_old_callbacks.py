@@ -7,7 +7,6 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.template.defaultfilters import pluralize
 
-from http_hooks.exceptions import HttpHooksError
 from http_hooks.management import BAD_ARGUMENTS, whole_number_argument
 from http_hooks.management import Command as HooksCommand
 from http_hooks.services import MAX_DELETE_BATCH, delete_old_callbacks
@@ -44,12 +43,9 @@ class Command(HooksCommand):
                 f"--batch-size must be a whole number from 1 to {MAX_DELETE_BATCH}",
                 returncode=BAD_ARGUMENTS,
             )
-        try:
-            deleted = delete_old_callbacks(
-                days=days, include_undelivered=include_undelivered, batch_size=batch_size
-            )
-        except HttpHooksError as exc:
-            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
+        deleted = delete_old_callbacks(
+            days=days, include_undelivered=include_undelivered, batch_size=batch_size
+        )
         self.stdout.write(
             f"deleted {deleted} callback{pluralize(deleted)} "
             f"created more than {days} day{pluralize(days)} ago"

@@ -7,9 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from http_hooks.exceptions import HttpHooksError
 from http_hooks.legacy import IMPORTED, REFUSED, SKIPPED, LegacyOutcome, import_legacy_hooks
-from http_hooks.management import BAD_ARGUMENTS
 from http_hooks.management import Command as HooksCommand
 
 
@@ -53,12 +51,9 @@ class Command(HooksCommand):
     def handle(
         self, *args: Any, database: str, dry_run: bool, waiting_callbacks: bool, **options
     ) -> None:
-        try:
-            report = import_legacy_hooks(
-                using=database, dry_run=dry_run, waiting_callbacks=waiting_callbacks
-            )
-        except HttpHooksError as exc:
-            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
+        report = import_legacy_hooks(
+            using=database, dry_run=dry_run, waiting_callbacks=waiting_callbacks
+        )
         for outcome in report.outcomes:
             self.stdout.write(describe(outcome))
         summary = (

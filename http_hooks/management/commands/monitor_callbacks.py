@@ -6,9 +6,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from http_hooks.exceptions import HttpHooksError
-from http_hooks.management import BAD_ARGUMENTS, whole_number_argument
 from http_hooks.management import Command as HooksCommand
+from http_hooks.management import whole_number_argument
 from http_hooks.models import CallbackStatus
 from http_hooks.services import MONITORED_STATUSES, monitor_callbacks
 
@@ -31,12 +30,9 @@ class Command(HooksCommand):
         parser.add_argument("--minutes_ago", type=whole_number_argument, default=None)
 
     def handle(self, *args: Any, status: str, callbacks_limit: int, minutes_ago, **options):
-        try:
-            result = monitor_callbacks(
-                status=status, callbacks_limit=callbacks_limit, minutes_ago=minutes_ago
-            )
-        except HttpHooksError as exc:
-            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
+        result = monitor_callbacks(
+            status=status, callbacks_limit=callbacks_limit, minutes_ago=minutes_ago
+        )
         if status == CallbackStatus.SENDING:
             counted = "stuck, their lease run out"
         elif result.minutes_ago is None:

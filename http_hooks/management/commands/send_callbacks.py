@@ -15,7 +15,7 @@ from django.core.checks import Tags
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from http_hooks.exceptions import HttpHooksError, TransportError
+from http_hooks.exceptions import TransportError
 from http_hooks.management import BAD_ARGUMENTS, whole_number_argument
 from http_hooks.management import Command as HooksCommand
 from http_hooks.services import (
@@ -180,8 +180,6 @@ class Command(HooksCommand):
                     )
         except TransportError as exc:
             raise CommandError(exc.message) from exc
-        except HttpHooksError as exc:
-            raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         if report_file is not None:
             try:
                 write_report(Path(report_file), report)
