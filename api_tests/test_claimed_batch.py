@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -16,7 +15,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from http_hooks.delivery.sender import CLAIM_INTERVAL
+from http_hooks.delivery import sender as sender_module
 from http_hooks.models import Callback, Hook
 from http_hooks.services import delete_hook, send_callbacks
 from shop.models import Order
@@ -29,11 +28,14 @@ SMALL = override_settings(
 )
 
 
-def change_while_sending(make_hook, receiver, change: Callable[[Hook], object]) -> None:
+def change_while_sending(
+    make_hook, receiver, monkeypatch, change: Callable[[Hook], object]
+) -> None:
     """Ten callbacks of one hook: a sender claims them and starts two, which the receiver
-    holds; ``change(hook)`` is made; the sender has the time it may take to see it (it
-    looks again at the hooks of what it holds when a transfer ends, at most every
-    CLAIM_INTERVAL); then the two are answered and the sender runs to its end."""
+    holds; ``change(hook)`` is made, then the two are answered and the sender runs to its
+    end. It looks again at the hooks of what it holds when a transfer ends, at most every
+    CLAIM_INTERVAL: 0 here, so that it looks when the two end, whatever the time taken."""
+    monkeypatch.setattr(sender_module, "CLAIM_INTERVAL", 0)
     hold = threading.Event()
     receiver.respond(hold=hold)
     hook = make_hook()
@@ -51,7 +53,6 @@ def change_while_sending(make_hook, receiver, change: Callable[[Hook], object]) 
     try:
         receiver.wait_for(2)  # two in flight, eight claimed and not started
         change(hook)
-        time.sleep(2 * CLAIM_INTERVAL)  # past that, no new request may start
     finally:
         hold.set()
         sender.join(timeout=60)
@@ -59,11 +60,11 @@ def change_while_sending(make_hook, receiver, change: Callable[[Hook], object]) 
 
 
 @SMALL
-def test_a_deleted_hook_gets_no_new_request(make_hook, receiver, caplog):
+def test_a_deleted_hook_gets_no_new_request(make_hook, receiver, monkeypatch, caplog):
     """Its callbacks went with it; a Celery worker went on with its whole claimed batch
     (464 of 500 requests started after the deletion, for 40 s)."""
     caplog.set_level(logging.INFO, logger="http_hooks.delivery.sender")
-    change_while_sending(make_hook, receiver, delete_hook)
+    change_while_sending(make_hook, receiver, monkeypatch, delete_hook)
     assert len(receiver.requests) == 2
     assert "8 claimed callbacks of deleted hooks" in caplog.text
 
@@ -77,13 +78,16 @@ def test_a_deleted_hook_gets_no_new_request(make_hook, receiver, caplog):
     ],
     ids=["paused", "disabled"],
 )
-def test_a_hook_held_elsewhere_gets_no_new_request(make_hook, receiver, change):
+def test_a_hook_held_elsewhere_gets_no_new_request(make_hook, receiver, monkeypatch, change):
     """Paused (another sender's Retry-After or breaker) or disabled (a 410) while this
     sender holds claimed callbacks of it: they go back to waiting, uncharged, as the
     README promises. A sender whose queue was full read the held hooks only at its next
     claim, and sent its whole batch (252 of 300 requests after the pause, for 22 s)."""
     change_while_sending(
-        make_hook, receiver, lambda hook: Hook.objects.filter(pk=hook.pk).update(**change)
+        make_hook,
+        receiver,
+        monkeypatch,
+        lambda hook: Hook.objects.filter(pk=hook.pk).update(**change),
     )
     assert len(receiver.requests) == 2
     statuses = sorted(Callback.objects.values_list("status", "attempts"))
