@@ -37,6 +37,7 @@ from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.settings import hooks_settings as live_settings
 from shop.models import Order
 
+from .backends import terminate_other_backends, terminate_this_backend
 from .receiver import Behaviour, Receiver
 from .waiting import wait_until
 
@@ -492,29 +493,6 @@ def test_a_killed_sender_repeats_only_what_was_in_flight(make_hook, receiver, sa
     assert len(counts) == 1000
     duplicates = sum(counts.values()) - len(counts)
     assert duplicates <= concurrency + OUTCOME_WINDOW_SIZE, f"{duplicates} sent twice"
-
-
-def terminate_other_backends() -> int:
-    """``pg_terminate_backend`` on every other connection to this test's database."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0]
-
-
-def terminate_this_backend() -> None:
-    """``pg_terminate_backend`` on this test's connection, from another one."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    other = connection.copy()
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    finally:
-        other.close()
 
 
 @pytest.mark.postgres

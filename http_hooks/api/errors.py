@@ -3,8 +3,9 @@
 Every view of the REST API uses ``exception_handler`` (through
 ``views.HttpHooksAPIMixin``), so the project's ``REST_FRAMEWORK`` settings
 need no change. The service layer's ``HttpHooksError`` becomes a 400 on the
-field it names (a failed HTTP transport, ``TransportError``, becomes a 503), a
-body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413; every error, DRF's
+field it names (a failed HTTP transport, ``TransportError``, becomes a 503, as
+does a database out of reach: a dropped connection, a refused one, a locked
+SQLite file), a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413; every error, DRF's
 own included, the 404 of an unknown URL under the API (``not_found``) and, with
 ``handler400 = "http_hooks.api.errors.bad_request"`` in the project's root
 URLconf, the 400s Django answers before any view (``bad_request``) get the same
@@ -16,6 +17,7 @@ body::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +28,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     TooManyFieldsSent,
 )
+from django.db import InterfaceError, OperationalError
 from django.http import (
     Http404,
     HttpRequest,
@@ -42,7 +45,10 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from ..delivery.reconnect import log_database_failure
 from ..exceptions import HttpHooksError, TransportError
+
+logger = logging.getLogger(__name__)
 
 
 class Conflict(exceptions.APIException):
@@ -55,6 +61,12 @@ class TransportUnavailable(exceptions.APIException):
     status_code = 503
     default_detail = "The HTTP transport failed; try again."
     default_code = "transport_error"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The database did not answer; try again."
+    default_code = "database_unavailable"
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -74,6 +86,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = TransportUnavailable(exc.message, code=exc.code)
     elif isinstance(exc, HttpHooksError):
         exc = as_validation_error(exc)
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # Out of reach, or busy (a lock, a deadlock, a statement timeout): a retry
+        # may pass, so a 503 in the API's body rather than the project's 500 page.
+        view = context.get("view")
+        log_database_failure(logger, "%s: the database did not answer", type(view).__name__)
+        exc = DatabaseUnavailable()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, RequestDataTooBig):

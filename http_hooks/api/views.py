@@ -82,7 +82,8 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the object's current state.",
     413: "The body is larger than the server accepts (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`).",
     415: "The body is not JSON (`Content-Type: application/json`).",
-    503: "The HTTP transport failed while sending; nothing was lost, try again.",
+    503: "Try again: the database did not answer (`database_unavailable`), or, for an "
+    "action that sends, the HTTP transport failed (`transport_error`; nothing was lost).",
 }
 
 
@@ -107,12 +108,13 @@ CALLBACK_ID = id_parameter("callback")
 def responses(ok: dict[int, Any], *errors: int) -> dict[int, Any]:
     """``ok`` plus the documented error answers: ``errors``, and those of every endpoint
     (400: a query string Django refuses, more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``
-    parameters; 401 and 403), all with the ``Error`` body. An operation that takes a
-    body (a 415 when it is not JSON) also answers 413 when it is too large."""
+    parameters; 401 and 403; 503: a database out of reach), all with the ``Error``
+    body. An operation that takes a body (a 415 when it is not JSON) also answers 413
+    when it is too large."""
     too_large = (413,) if 415 in errors else ()
     return ok | {
         code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
-        for code in sorted({400, *errors, *too_large, 401, 403})
+        for code in sorted({400, *errors, *too_large, 401, 403, 503})
     }
 
 

@@ -1,0 +1,29 @@
+"""Dropping the suite's own database connections on PostgreSQL, as an outage or a
+restart of the server would, for the tests of what comes after."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def terminate_other_backends() -> int:
+    """``pg_terminate_backend`` on every other connection to this test's database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def terminate_this_backend() -> None:
+    """``pg_terminate_backend`` on this test's connection, from another one."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    other = connection.copy()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()

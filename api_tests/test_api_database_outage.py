@@ -1,0 +1,108 @@
+"""A database out of reach while the API answers: a 503 in the API's error body
+(``database_unavailable``), one log line, nothing written, and the next request
+served once the database is back; never the project's HTML 500 page."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+
+from http_hooks.models import Hook
+
+from .backends import terminate_this_backend
+
+UNAVAILABLE = {
+    "code": "database_unavailable",
+    "detail": "The database did not answer; try again.",
+    "errors": [],
+}
+BASIC_AUTH = "Basic " + base64.b64encode(b"api:api-password").decode()
+
+
+@contextmanager
+def sqlite_locked() -> Iterator[None]:
+    """The test database's file locked by another connection, and this one's busy
+    timeout cut to 10 ms (20 s in the demo's settings), as under a long writer."""
+    options = connection.settings_dict["OPTIONS"]
+    timeout = options.get("timeout")
+    connection.close()
+    options["timeout"] = 0.01
+    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        connection.close()
+        if timeout is None:
+            options.pop("timeout")
+        else:
+            options["timeout"] = timeout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locked_database_is_a_503_and_changes_nothing(staff_client, receiver, caplog):
+    if connection.vendor != "sqlite":
+        pytest.skip("an SQLite file lock; PostgreSQL's dropped connection is the next test")
+    body = {
+        "target_url": receiver.url(),
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+    }
+    with caplog.at_level(logging.ERROR, logger="http_hooks.api.errors"), sqlite_locked():
+        response = staff_client.post("/api/hooks/", body, format="json")
+    assert response.status_code == 503, response.content
+    assert response.json() == UNAVAILABLE
+    (record,) = [r for r in caplog.records if r.name == "http_hooks.api.errors"]
+    assert record.getMessage() == ("HookViewSet: the database did not answer (database is locked)")
+    assert record.exc_info is None
+    assert not Hook.objects.exists()
+    created = staff_client.post("/api/hooks/", body, format="json")
+    assert created.status_code == 201, created.content
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_connection_is_a_503_and_the_next_request_reconnects(
+    make_hook, settings, monkeypatch
+):
+    """Through Django's WSGI handler, as a server calls it, with the connection kept
+    between requests (``CONN_MAX_AGE``), as in production: a restarted PostgreSQL
+    leaves it dead. (Django's test client never closes a broken connection between
+    requests; the handler does, at the end of the failed one.)"""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    User.objects.create_user("api", password="api-password", is_staff=True)
+    hook = make_hook()
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 600)
+    connection.close()
+    path = f"/api/hooks/{hook.pk}/"
+    assert served(path)[0] == 200
+    terminate_this_backend()
+    assert served(path) == (503, UNAVAILABLE)
+    status, body = served(path)
+    assert (status, body["id"]) == (200, hook.pk)
+
+
+def served(path: str) -> tuple[int, Any]:
+    """A GET of ``path`` through ``WSGIHandler``, closed as a server closes it."""
+    environ = {"PATH_INFO": path, "HTTP_AUTHORIZATION": BASIC_AUTH}
+    setup_testing_defaults(environ)
+    started = []
+    result = WSGIHandler()(environ, lambda status, headers: started.append(status))
+    try:
+        body = b"".join(result)
+    finally:
+        result.close()
+    return int(started[0].split()[0]), json.loads(body)
