@@ -3,6 +3,7 @@ hands) must never be able to do, and what ordered keys must survive."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -126,3 +127,53 @@ def test_options_on_another_owners_hook_answers_as_for_a_missing_one(make_hook, 
     theirs = client_of(alice).options(f"/api/hooks/{hook.pk}/")
     missing = client_of(alice).options("/api/hooks/999999/")
     assert (theirs.status_code, theirs.content) == (missing.status_code, missing.content)
+
+
+def halting(settings):
+    return override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "ORDERED_ON_FAILURE": "halt"})
+
+
+@pytest.mark.parametrize("head", ["waiting", "error", "sending"])
+def test_a_previous_owners_callbacks_never_halt_the_new_owners_keys(
+    make_hook, alice, bob, staff_client, receiver, settings, head
+):
+    """Alice's callbacks can never be resent through the hook once it is Bob's, so under
+    "halt" they must not head Bob's keys: he could neither see nor release them."""
+    with halting(settings):
+        hook, a, _ = keyed(make_hook, alice)
+        if head == "error":  # failed for good before the move
+            Callback.objects.filter(pk=a.pk).update(status=CallbackStatus.ERROR)
+        elif head == "sending":  # in flight at the move...
+            assert [c.pk for c in claim_batch()] == [a.pk]
+        response = staff_client.patch(
+            f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        if head == "sending":  # ...and its last try fails
+            Callback.objects.filter(pk=a.pk).update(status=CallbackStatus.ERROR)
+        order_of(bob, "k")
+        [bobs] = Callback.objects.filter(hook=hook, owner=str(bob.pk))
+        assert send_callbacks().sent == 1
+        bobs.refresh_from_db()
+        assert bobs.status == CallbackStatus.SENT
+        assert [r.json()["object_serialization"]["name"] for r in receiver.requests] == ["k"]
+
+
+def test_a_callback_stored_for_the_previous_owner_after_a_move_halts_nothing(
+    make_hook, alice, bob, receiver, settings
+):
+    """One stored under Alice by a process that had not seen the move yet: the sender
+    that claims it stops it, and Bob's callback of its key goes next."""
+    with halting(settings):
+        hook, a, _ = keyed(make_hook, alice)
+        services.update_hook(hook, owner=bob)
+        stale = Callback.objects.get(pk=a.pk)
+        stale.pk, stale.event_id = None, uuid.uuid4()
+        stale.status, stale.ordering_key = CallbackStatus.WAITING, "k"
+        stale.save()
+        order_of(bob, "k")
+        assert send_callbacks().sent == 1
+        stale.refresh_from_db()
+        assert (stale.status, stale.ordering_key) == (CallbackStatus.ERROR, "")
+        assert "moved to another owner" in stale.status_details
+        assert Callback.objects.get(hook=hook, owner=str(bob.pk)).status == CallbackStatus.SENT

@@ -268,19 +268,28 @@ def part_with_previous_owners(hook: Hook) -> int:
     """After ``hook`` changed hands: its callbacks stay with the owner whose data they
     hold (their ``owner``), and those still waiting end in ``error`` unsent: they would
     go out with the new owner's URL, secret and headers (``resend_callbacks`` passes
-    them over too). Returns how many were stopped."""
+    them over too). Returns how many were stopped.
+
+    None of them holds an ordering key of the hook any more (``delivery.ordering``):
+    they can never be resent through it, so with ``ORDERED_ON_FAILURE = "halt"`` one
+    in ``error`` (stopped here, failed before, or in flight now and failing) would
+    hold back the new owner's callbacks of its key for good, behind a row the new
+    owner cannot see, resend or delete. The ones in flight keep their
+    ``update_datetime``: it is their sender's claim stamp."""
     now = timezone.now()
-    return (
-        Callback.objects.filter(hook=hook, status=CallbackStatus.WAITING)
-        .exclude(owner=hook.owner)
-        .update(
-            status=CallbackStatus.ERROR,
-            status_details="not sent: its hook moved to another owner",
-            claimed_until=None,
-            claim_token=None,
-            update_datetime=now,
-        )
+    previous = Callback.objects.filter(hook=hook).exclude(owner=hook.owner)
+    stopped = previous.filter(status=CallbackStatus.WAITING).update(
+        status=CallbackStatus.ERROR,
+        status_details="not sent: its hook moved to another owner",
+        claimed_until=None,
+        claim_token=None,
+        ordering_key="",
+        update_datetime=now,
     )
+    previous.filter(status__in=[CallbackStatus.SENDING, CallbackStatus.ERROR]).exclude(
+        ordering_key=""
+    ).update(ordering_key="")
+    return stopped
 
 
 def _signal_rows(paths: Sequence[str]) -> list[Signal]:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from functools import partial, reduce
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -176,9 +176,13 @@ def claim_batch(
         # out with the new owner's URL, secret and headers.
         moved = [c.pk for c in batch if c.owner != c.hook.owner]
         if moved:
+            # Without its key: it can never be resent through this hook, and in error
+            # it would halt the new owner's callbacks of that key
+            # (``services.part_with_previous_owners``).
             stop_claimed(
                 Callback.objects.filter(pk__in=moved, claim_token=token),
                 "not sent: its hook moved to another owner",
+                ordering_key="",
             )
             batch = [c for c in batch if c.owner == c.hook.owner]
         if batch:
@@ -325,14 +329,15 @@ def with_hooks(callbacks: list[Callback]) -> list[Callback]:
     return kept
 
 
-def stop_claimed(callbacks: QuerySet[Callback], reason: str) -> None:
-    """End claimed ``callbacks`` unsent, as ``error`` with ``reason``."""
+def stop_claimed(callbacks: QuerySet[Callback], reason: str, **changes: Any) -> None:
+    """End claimed ``callbacks`` unsent, as ``error`` with ``reason`` (and ``changes``)."""
     callbacks.update(
         status=CallbackStatus.ERROR,
         status_details=reason,
         claimed_until=None,
         claim_token=None,
         update_datetime=timezone.now(),
+        **changes,
     )
 
 
