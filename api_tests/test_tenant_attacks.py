@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -15,7 +16,8 @@ from django.utils import timezone
 from http_hooks import services
 from http_hooks.api import send_callbacks
 from http_hooks.delivery import claim_batch
-from http_hooks.models import Callback, CallbackStatus
+from http_hooks.models import Callback, CallbackStatus, Hook
+from http_hooks.signing import verify
 from shop.models import Customer, Order
 
 from .test_tenants import client_of, tenant
@@ -177,3 +179,78 @@ def test_a_callback_stored_for_the_previous_owner_after_a_move_halts_nothing(
         assert (stale.status, stale.ordering_key) == (CallbackStatus.ERROR, "")
         assert "moved to another owner" in stale.status_details
         assert Callback.objects.get(hook=hook, owner=str(bob.pk)).status == CallbackStatus.SENT
+
+
+ALICES = {"Authorization": "Bearer ALICE-TOKEN", "X-Api-Key": "alice-key", "X-Team": "a"}
+
+
+def alices_signed_hook(make_hook, alice, receiver) -> Hook:
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"), headers=ALICES)
+    services.rotate_secret(hook)  # the old secret signs too, for the grace period
+    hook.refresh_from_db()
+    assert hook.previous_secret
+    return hook
+
+
+def assert_bob_gets_nothing_of_alices(hook, alice_secrets, bob, receiver):
+    """Bob points the hook he was given at his own server: none of Alice's credentials
+    goes there, and nothing it receives is signed with one of her secrets."""
+    bobs_url = {"target_url": receiver.url("/bob")}
+    response = client_of(bob).patch(f"/api/hooks/{hook.pk}/", bobs_url, format="json")
+    assert response.status_code == 200, response.content
+    order_of(bob, "chosen by bob")
+    assert send_callbacks().sent == 1
+    [request] = receiver.requests
+    assert request.path == "/bob"
+    assert not {"authorization", "x-api-key"} & {name.lower() for name in request.headers}
+    assert request.headers["x-team"] == "a"  # not a credential: it stays
+    assert request.headers["webhook-signature"]  # signed, with a secret of the hook's own
+    for secret in alice_secrets:
+        assert not verify(secret, request.headers, request.body)
+
+
+def test_a_hook_given_to_another_owner_keeps_none_of_the_previous_owners_credentials(
+    make_hook, alice, bob, staff_client, receiver
+):
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    alice_secrets = [hook.secret, hook.previous_secret]
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["headers"] == {"X-Team": "a"}
+    moved = Hook.objects.get(pk=hook.pk)
+    assert moved.secret and moved.secret not in alice_secrets
+    assert (moved.previous_secret, moved.previous_secret_expires_at) == ("", None)
+    assert_bob_gets_nothing_of_alices(hook, alice_secrets, bob, receiver)
+
+
+def test_the_admin_hands_over_no_credentials_either(make_hook, alice, bob, client, receiver):
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    alice_secrets = [hook.secret, hook.previous_secret]
+    client.force_login(User.objects.create_superuser("root"))
+    page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
+    form = page.context["adminform"].form
+    data = {
+        **{k: v for k, v in form.initial.items() if v is not None},
+        "model": hook.model_id,
+        "signals": [s.pk for s in hook.signals.all()],
+        "conditions": "{}",
+        "owner": str(bob.pk),
+    }
+    moved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
+    assert moved.status_code == 302, moved.context["adminform"].form.errors
+    moved = Hook.objects.get(pk=hook.pk)
+    assert (moved.owner, moved.headers) == (str(bob.pk), {"X-Team": "a"})
+    assert moved.secret not in alice_secrets and not moved.previous_secret
+    assert_bob_gets_nothing_of_alices(hook, alice_secrets, bob, receiver)
+
+
+def test_credentials_given_with_the_change_of_owner_are_the_new_owners(make_hook, alice, bob):
+    hook = make_hook(owner=alice, headers=ALICES)
+    secret = services.generate_secret()
+    bobs = {"Authorization": "Bearer BOB", "X-Api-Key": "********", "X-Team": "b"}
+    moved = services.update_hook(hook, owner=bob, headers=bobs, secret=secret)
+    assert moved.headers == {"Authorization": "Bearer BOB", "X-Team": "b"}
+    assert (moved.secret, moved.previous_secret) == (secret, "")
+    # Between the hands of one owner nothing changes.
+    assert services.update_hook(moved, name="renamed").secret == secret
+    assert Hook.objects.get(pk=hook.pk).headers == moved.headers

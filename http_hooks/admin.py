@@ -289,7 +289,12 @@ class HookAdmin(ModelAdmin):
             # rest must not be written back.
             columns = {field.name for field in obj._meta.concrete_fields}
             changed = [name for name in form.changed_data if name in columns]
-            obj.save(update_fields=[*changed, "update_datetime"])
+            if "owner" in changed:
+                # Handed over: none of the previous owner's credentials (the form's
+                # clean dropped the secret header values not given anew).
+                services.hand_over_secret(obj)
+                changed += ["headers", *services.HANDED_OVER_FIELDS]
+            obj.save(update_fields=[*dict.fromkeys(changed), "update_datetime"])
             if "owner" in changed:
                 services.part_with_previous_owners(obj)
         if change and obj.enabled and "enabled" in form.changed_data:

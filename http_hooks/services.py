@@ -213,7 +213,9 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     them as ``********``, and removed when given empty (see ``Hook``).
 
     A new ``owner`` (see ``create_hook``) takes the hook, not its callbacks: they
-    stay with the owner whose data they hold (``part_with_previous_owners``)."""
+    stay with the owner whose data they hold (``part_with_previous_owners``); nor the
+    previous owner's credentials: a new secret unless ``secret`` is given
+    (``hand_over_secret``), and only the secret header values given anew."""
     unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret", "owner"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
@@ -252,6 +254,10 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         if owner != hook.owner:
             hold_owner(owner)
             hook.owner = owner
+            if changes.get("secret") is None:
+                hand_over_secret(hook)
+            else:  # given with the change: it signs alone, with no grace for the old one
+                hook.previous_secret, hook.previous_secret_expires_at = "", None
             part_with_previous_owners(hook)
         hook.save(
             update_fields=[
@@ -262,6 +268,19 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         )
         hook.signals.set(_signal_rows(signal_paths))
     return hook
+
+
+# What ``hand_over_secret`` changes (the admin saves them with a change of owner).
+HANDED_OVER_FIELDS = ("secret", "previous_secret", "previous_secret_expires_at")
+
+
+def hand_over_secret(hook: Hook) -> None:
+    """After ``hook`` changed hands: a new signing secret (none for an unsigned hook),
+    and the previous owner's no longer signs, not even for ``SECRET_ROTATION_GRACE``.
+    Requests signed with it, of events the new owner chooses, would pass the previous
+    owner's receiver as genuine. The new owner learns the new one by rotating it."""
+    hook.secret = generate_secret() if hook.secret else ""
+    hook.previous_secret, hook.previous_secret_expires_at = "", None
 
 
 def part_with_previous_owners(hook: Hook) -> int:

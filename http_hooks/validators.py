@@ -25,6 +25,7 @@ from .exceptions import (
     InvalidSignalError,
 )
 from .headers import (
+    MASKED,
     check_hook_headers,
     keep_secret_values,
     parse_header_names,
@@ -284,8 +285,10 @@ def validate_hook(
     ``headers`` or given as the mask keeps its stored value
     (``headers.keep_secret_values``). ``owner`` is the owner key the hook will have
     (None: the one it has); an owned hook with a model must be on a model of
-    ``OWNER_FIELDS``. Raises the ``HttpHooksError`` subclass for the first field
-    that is wrong.
+    ``OWNER_FIELDS``. A hook that changes hands (``owner`` is not ``current``'s)
+    keeps no secret value: the previous owner's credentials are never the new
+    owner's, who could send them to a URL of their own; only values given anew
+    stay. Raises the ``HttpHooksError`` subclass for the first field that is wrong.
     """
     unknown = set(fields) - set(HOOK_FIELDS)
     if unknown:
@@ -330,6 +333,9 @@ def validate_hook(
     given = parse_headers(cleaned["headers"])
     stored = parse_headers(current.headers, stored=True) if current else {}
     was_marked = current.secret_headers if current else ()
+    if current is not None and owner is not None and owner != current.owner:
+        given = {name: value for name, value in given.items() if value != MASKED}
+        stored = {}
     refuse_unmasking(given, stored, was_marked, secret_headers)
     cleaned["headers"] = check_hook_headers(
         keep_secret_values(given, stored, {*secret_headers, *was_marked})

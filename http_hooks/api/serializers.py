@@ -524,7 +524,9 @@ class HookSerializer(ModelSerializer):
         '`OWNER_MODEL` (the user model by default); `""`: the project\'s own hook, seen by '
         "staff only. Set from the request on create: a user who acts for several owners "
         "names one of them, and may move a hook only between their own. Staff and users with "
-        "`http_hooks.view_all_hooks` may give any existing owner.",
+        "`http_hooks.view_all_hooks` may give any existing owner. A hook that changes hands "
+        "gets a new signing secret (unless `secret` is given with the change; the old one "
+        "stops signing at once) and keeps no credential header value not given anew.",
     )
 
     class Meta:
