@@ -254,3 +254,27 @@ def test_credentials_given_with_the_change_of_owner_are_the_new_owners(make_hook
     # Between the hands of one owner nothing changes.
     assert services.update_hook(moved, name="renamed").secret == secret
     assert Hook.objects.get(pk=hook.pk).headers == moved.headers
+
+
+def test_the_admin_moves_nothing_for_the_same_owner_written_otherwise(
+    make_hook, alice, client, receiver
+):
+    """``01`` names the owner ``1``: no change of hands, so the secret (and its grace)
+    and the credential headers stay; Django's form compared the text typed."""
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    before = (hook.secret, hook.previous_secret, hook.headers)
+    client.force_login(User.objects.create_superuser("root"))
+    page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
+    form = page.context["adminform"].form
+    data = {
+        **{k: v for k, v in form.initial.items() if v is not None},
+        "model": hook.model_id,
+        "signals": [s.pk for s in hook.signals.all()],
+        "conditions": "{}",
+        "owner": f"0{alice.pk}",
+    }
+    saved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    kept = Hook.objects.get(pk=hook.pk)
+    assert kept.owner == str(alice.pk)
+    assert (kept.secret, kept.previous_secret, kept.headers) == before

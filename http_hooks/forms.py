@@ -47,6 +47,19 @@ class JSONTextField(forms.JSONField):
         return super().prepare_value(value).encode("utf-8", "backslashreplace").decode()
 
 
+class OwnerFormField(forms.CharField):
+    """``Hook.owner``: changed only when it names another owner than the one stored.
+    Django compares the text typed: ``01`` for the owner ``1`` (or a UUID in capitals)
+    would count as a change of hands, and give the hook a new secret for nothing
+    (``admin.HookAdmin.save_model``)."""
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return owner_key(self.to_python(data), must_exist=False) != (initial or "")
+        except HttpHooksError:
+            return True
+
+
 class HookAdminForm(forms.ModelForm):
     model = forms.ModelChoiceField(
         queryset=ContentType.objects.exclude(app_label=APP_LABEL).order_by("app_label", "model"),
@@ -117,6 +130,7 @@ class HookAdminForm(forms.ModelForm):
     class Meta:
         model = Hook
         fields = [*HOOK_FIELDS, "enabled", "owner"]
+        field_classes = {"owner": OwnerFormField}
         help_texts = {
             "owner": "The primary key of the tenant (an instance of OWNER_MODEL, the user "
             "model by default) who sees and manages this hook in the REST API; empty: the "
