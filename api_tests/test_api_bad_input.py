@@ -233,6 +233,21 @@ def test_list_refuses_what_the_schema_does_not_allow(staff_client, url, query, f
     assert_error(staff_client.get(url, query), 400, code, field)
 
 
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/api/hooks/", "name__icontains"),
+        ("/api/hooks/", "target_url__icontains"),
+        ("/api/signals/", "signal__icontains"),
+    ],
+)
+def test_a_contains_filter_longer_than_its_column_is_a_400(staff_client, make_hook, url, name):
+    """Not the 503 "try again" of SQLite's refusal of a LIKE pattern over 50,000 bytes
+    (an OperationalError): asked again, it fails again."""
+    make_hook()
+    assert_error(staff_client.get(url, {name: "a" * 60_000}), 400, "max_length", name)
+
+
 @pytest.mark.parametrize("query", [{"page": "0"}, {"page": ""}, {"page": "x"}, {"page": "last"}])
 @pytest.mark.parametrize("url", ["/api/hooks/", "/api/signals/"])
 def test_page_numbers_are_whole_numbers_from_1(staff_client, url, query):

@@ -33,7 +33,7 @@ from ..exceptions import HttpHooksError
 from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, HttpMethod, Signal
 from ..owners import MAX_OWNER_LENGTH
 from ..text import ascii_digits
-from ..validators import resolve_model
+from ..validators import MAX_NAME_LENGTH, MAX_URL_LENGTH, resolve_model
 from .serializers import BLANK_MESSAGE, MAX_ID, NO_TIME, has_a_time
 
 FIELD_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -41,6 +41,10 @@ FIELD_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
 NO_NUL = "^[^\\x00]*$"
 MAX_SEARCH_LENGTH = 100
 # The filters that bound the creation time, and so order the list by it (without ``ordering``).
+# A pattern of "contains" is at most as long as the column it searches: a longer one
+# finds nothing, and SQLite refuses a LIKE pattern over 50,000 bytes with an
+# OperationalError, which the API answers as a 503 "try again".
+MAX_SIGNAL_PATH_LENGTH = Signal._meta.get_field("signal").max_length
 CREATION_BOUNDS = ("created_after", "created_before", "updated_before")
 
 
@@ -280,7 +284,10 @@ class HookFilter(django_filters.FilterSet):
     enabled = BooleanFilter(help_text="Enabled (`true`) or disabled (`false`) hooks.")
     name = django_filters.CharFilter(help_text="Hooks with exactly this name.")
     name__icontains = django_filters.CharFilter(
-        field_name="name", lookup_expr="icontains", help_text="Name contains (any case)."
+        field_name="name",
+        lookup_expr="icontains",
+        max_length=MAX_NAME_LENGTH,
+        help_text="Name contains (any case).",
     )
     rate_limited = BooleanFilter(
         field_name="rate_limit",
@@ -290,7 +297,10 @@ class HookFilter(django_filters.FilterSet):
     )
     target_url = django_filters.CharFilter(help_text="Hooks sending to exactly this URL.")
     target_url__icontains = django_filters.CharFilter(
-        field_name="target_url", lookup_expr="icontains", help_text="URL contains (any case)."
+        field_name="target_url",
+        lookup_expr="icontains",
+        max_length=MAX_URL_LENGTH,
+        help_text="URL contains (any case).",
     )
 
     has_model = BooleanFilter(
@@ -358,7 +368,10 @@ class HookFilter(django_filters.FilterSet):
 class SignalFilter(django_filters.FilterSet):
     signal = django_filters.CharFilter(help_text="The signal with exactly this path.")
     signal__icontains = django_filters.CharFilter(
-        field_name="signal", lookup_expr="icontains", help_text="Path contains (any case)."
+        field_name="signal",
+        lookup_expr="icontains",
+        max_length=MAX_SIGNAL_PATH_LENGTH,
+        help_text="Path contains (any case).",
     )
 
     class Meta:
