@@ -110,3 +110,20 @@ def served(path: str) -> tuple[int, Any]:
     finally:
         result.close()
     return int(started[0].split()[0]), json.loads(body)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/api/hooks/", "/api/callbacks/", "/api/signals/"])
+def test_the_browsable_api_answers_a_locked_database_in_json(client, path):
+    """A browser's ``Accept: text/html``: the 503 in the API's JSON body, not the
+    browsable page, whose rendering (the user, the forms) asked the database again
+    and failed outside the view as the project's HTML 500 page."""
+    if connection.vendor != "sqlite":
+        pytest.skip("an SQLite file lock")
+    client.raise_request_exception = False
+    client.force_login(User.objects.create_superuser("root"))
+    with sqlite_locked():
+        response = client.get(path, HTTP_ACCEPT="text/html")
+    assert (response.status_code, response["Content-Type"]) == (503, "application/json")
+    assert response.json() == UNAVAILABLE
+    assert client.get(path, HTTP_ACCEPT="text/html").status_code == 200

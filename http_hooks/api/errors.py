@@ -92,6 +92,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         view = context.get("view")
         log_database_failure(logger, "%s: the database did not answer", type(view).__name__)
         exc = DatabaseUnavailable()
+        # In JSON whatever the client accepts: the browsable API's page would ask the
+        # database again while it renders (the user, the forms), and fail as the
+        # project's 500 page, outside any view.
+        request = context.get("request")
+        if request is not None:
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, RequestDataTooBig):
