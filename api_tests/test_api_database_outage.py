@@ -16,7 +16,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from django.contrib.auth.models import User
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import connection
+from django.db import OperationalError, connection
 
 from http_hooks.models import Hook
 
@@ -27,6 +27,8 @@ UNAVAILABLE = {
     "detail": "The database did not answer; try again.",
     "errors": [],
 }
+# The read of a hook's answer (``hook.signals.all()``), not the one of ``signals.set()``.
+SIGNALS_OF_A_HOOK = 'SELECT "http_hooks_signal"."id", "http_hooks_signal"."signal"'
 BASIC_AUTH = "Basic " + base64.b64encode(b"api:api-password").decode()
 
 
@@ -127,3 +129,29 @@ def test_the_browsable_api_answers_a_locked_database_in_json(client, path):
     assert (response.status_code, response["Content-Type"]) == (503, "application/json")
     assert response.json() == UNAVAILABLE
     assert client.get(path, HTTP_ACCEPT="text/html").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_whose_answer_the_database_failed_to_read_is_not_created(staff_client, receiver):
+    """The database lost once the hook is stored, before its answer (the signals) is
+    read: the 503 says "try again", so nothing may stay behind; a retry would make a
+    second hook, and the first one's secret would never be shown."""
+    body = {
+        "target_url": receiver.url(),
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+    }
+    stored = []
+
+    def lost_after_the_insert(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "http_hooks_hook"'):
+            stored.append(sql)
+        elif stored and sql.startswith(SIGNALS_OF_A_HOOK) and "JOIN" in sql:
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(lost_after_the_insert):
+        response = staff_client.post("/api/hooks/", body, format="json")
+    assert stored, "the hook was not inserted"
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    assert not Hook.objects.exists()

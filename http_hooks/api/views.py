@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import router, transaction
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
@@ -238,11 +239,14 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        hook = serializer.save()
-        return Response(
-            HookWithSecretSerializer(hook, context=self.get_serializer_context()).data,
-            status=status.HTTP_201_CREATED,
-        )
+        # The answer is read in the transaction that stores the hook: a database lost
+        # before it is read (its signals) is a 503 "try again" that must have created
+        # nothing, or the retry would make a second hook, and the first one's secret
+        # would never be shown.
+        with transaction.atomic(using=router.db_for_write(Hook)):
+            hook = serializer.save()
+            data = HookWithSecretSerializer(hook, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Hook) -> None:
         services.delete_hook(instance)
