@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from http_hooks import services
 from http_hooks.api import send_callbacks
+from http_hooks.api.views import HookViewSet
 from http_hooks.delivery import claim_batch
 from http_hooks.models import Callback, CallbackStatus, Hook
 from http_hooks.signing import verify
@@ -278,3 +279,31 @@ def test_the_admin_moves_nothing_for_the_same_owner_written_otherwise(
     kept = Hook.objects.get(pk=hook.pk)
     assert kept.owner == str(alice.pk)
     assert (kept.secret, kept.previous_secret, kept.headers) == before
+
+
+def test_a_rotation_by_the_previous_owner_racing_the_move_gives_the_new_owner_nothing(
+    make_hook, alice, bob, staff_client, receiver, monkeypatch
+):
+    """Alice's ``rotate-secret`` found the hook hers; the move to Bob commits before it
+    writes: it must not give Bob's hook a secret Alice is shown, nor let her old one
+    sign for the grace period (her receiver would take what Bob chooses as genuine)."""
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    alice_secrets = {hook.secret, hook.previous_secret}
+    found = HookViewSet.get_object
+
+    def found_then_moved(view):
+        found_hook = found(view)
+        if view.action != "rotate_secret":
+            return found_hook
+        moved = staff_client.patch(f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json")
+        assert moved.status_code == 200, moved.content
+        return found_hook
+
+    monkeypatch.setattr(HookViewSet, "get_object", found_then_moved)
+    response = client_of(alice).post(f"/api/hooks/{hook.pk}/rotate-secret/", format="json")
+    monkeypatch.undo()
+    assert response.status_code == 404, response.content
+    bobs = Hook.objects.get(pk=hook.pk)
+    assert bobs.owner == str(bob.pk)
+    assert not {bobs.secret, bobs.previous_secret} & alice_secrets
+    assert not bobs.previous_secret

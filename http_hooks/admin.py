@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from . import services
 from .charts import hourly_bars
 from .delivery.stats import MAX_WINDOW_HOURS, WINDOWS
-from .exceptions import InvalidHeadersError, TooManyCallbacksError
+from .exceptions import HookChangedHandsError, InvalidHeadersError, TooManyCallbacksError
 from .forms import HookAdminForm, RecoverForm, SignalAdminForm
 from .headers import format_headers, mask_headers, parse_headers
 from .models import Attempt, Callback, CallbackStatus, Hook, Signal
@@ -383,7 +383,16 @@ class HookAdmin(ModelAdmin):
     @admin.action(description=_("Rotate signing secret (shown once)"), permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
-            secret = services.rotate_secret(hook)
+            try:
+                secret = services.rotate_secret(hook)
+            except HookChangedHandsError:
+                self.message_user(
+                    request,
+                    _("%(hook)s changed hands or was deleted meanwhile: not rotated.")
+                    % {"hook": hook},
+                    messages.ERROR,
+                )
+                continue
             self.message_user(
                 request,
                 _("New secret of %(hook)s (copy it now, it is not shown again): %(secret)s")

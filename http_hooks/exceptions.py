@@ -95,6 +95,14 @@ class TooManyCallbacksError(HttpHooksError):
     code = "too_many_callbacks"
 
 
+class HookChangedHandsError(HttpHooksError):
+    """The hook was given to another owner (or deleted) after the caller read it: what
+    the caller asked of it, on the strength of an owner it no longer has, is not done."""
+
+    code = "hook_changed_hands"
+    default_message = "The hook changed hands or was deleted meanwhile; nothing was done."
+
+
 class TransportError(HttpHooksError):
     """The HTTP engine itself failed (libcurl's multi interface), whatever the input.
 

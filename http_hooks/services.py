@@ -41,6 +41,7 @@ from .delivery.sweep import start_sweeper as start_sweeper
 from .delivery.sweep import stop_sweeper as stop_sweeper
 from .events import accepts, validate_event_type
 from .exceptions import (
+    HookChangedHandsError,
     InvalidEventError,
     InvalidFilterError,
     InvalidHookError,
@@ -413,12 +414,27 @@ def delete_owner_data(owner: Any) -> tuple[int, int]:
 
 
 def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
-    """Give ``hook`` a new secret; the old one keeps signing for ``SECRET_ROTATION_GRACE``."""
+    """Give ``hook`` a new secret; the old one keeps signing for ``SECRET_ROTATION_GRACE``.
+
+    Done on the row as it is, locked: the old secret is the row's, and a hook that
+    changed hands since ``hook`` was read (``HookChangedHandsError``, nothing done)
+    keeps the secret its new owner got: the caller, whom the new secret is shown to,
+    may be the previous owner, and the previous secret would sign on for the grace
+    period (``hand_over_secret``)."""
     new_secret = validate_secret(secret) if secret else generate_secret()
-    _take_secret(hook, new_secret)
-    hook.save(
-        update_fields=["secret", "previous_secret", "previous_secret_expires_at", "update_datetime"]
-    )
+    with transaction.atomic(using=router.db_for_write(Hook)):
+        current = (
+            Hook.objects.select_for_update()
+            .only(*HANDED_OVER_FIELDS, "owner")
+            .filter(pk=hook.pk)
+            .first()
+        )
+        if current is None or current.owner != hook.owner:
+            raise HookChangedHandsError()
+        for field in HANDED_OVER_FIELDS:
+            setattr(hook, field, getattr(current, field))
+        _take_secret(hook, new_secret)
+        hook.save(update_fields=[*HANDED_OVER_FIELDS, "update_datetime"])
     return new_secret
 
 

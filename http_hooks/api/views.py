@@ -23,13 +23,14 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from .. import selectors, services
+from ..exceptions import HookChangedHandsError
 from ..models import Callback, Hook, Signal
 from ..owners import Owners, owners_for, scope
 from ..settings import hooks_settings
@@ -339,7 +340,10 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         hook = self.get_object()
         serializer = RotateSecretSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        secret = services.rotate_secret(hook, secret=serializer.validated_data.get("secret"))
+        try:
+            secret = services.rotate_secret(hook, secret=serializer.validated_data.get("secret"))
+        except HookChangedHandsError:
+            raise NotFound() from None  # no longer one of the request's hooks
         return Response(
             SecretSerializer(
                 {"secret": secret, "previous_secret_expires_at": hook.previous_secret_expires_at}
