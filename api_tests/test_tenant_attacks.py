@@ -224,9 +224,8 @@ def test_a_hook_given_to_another_owner_keeps_none_of_the_previous_owners_credent
     assert_bob_gets_nothing_of_alices(hook, alice_secrets, bob, receiver)
 
 
-def test_the_admin_hands_over_no_credentials_either(make_hook, alice, bob, client, receiver):
-    hook = alices_signed_hook(make_hook, alice, receiver)
-    alice_secrets = [hook.secret, hook.previous_secret]
+def admin_sets_owner(client, hook: Hook, owner: str) -> None:
+    """A superuser saves ``hook``'s change form as it is shown, but for ``owner``."""
     client.force_login(User.objects.create_superuser("root"))
     page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
     form = page.context["adminform"].form
@@ -235,10 +234,16 @@ def test_the_admin_hands_over_no_credentials_either(make_hook, alice, bob, clien
         "model": hook.model_id,
         "signals": [s.pk for s in hook.signals.all()],
         "conditions": "{}",
-        "owner": str(bob.pk),
+        "owner": owner,
     }
-    moved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
-    assert moved.status_code == 302, moved.context["adminform"].form.errors
+    saved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+
+
+def test_the_admin_hands_over_no_credentials_either(make_hook, alice, bob, client, receiver):
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    alice_secrets = [hook.secret, hook.previous_secret]
+    admin_sets_owner(client, hook, str(bob.pk))
     moved = Hook.objects.get(pk=hook.pk)
     assert (moved.owner, moved.headers) == (str(bob.pk), {"X-Team": "a"})
     assert moved.secret not in alice_secrets and not moved.previous_secret
@@ -264,18 +269,7 @@ def test_the_admin_moves_nothing_for_the_same_owner_written_otherwise(
     and the credential headers stay; Django's form compared the text typed."""
     hook = alices_signed_hook(make_hook, alice, receiver)
     before = (hook.secret, hook.previous_secret, hook.headers)
-    client.force_login(User.objects.create_superuser("root"))
-    page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
-    form = page.context["adminform"].form
-    data = {
-        **{k: v for k, v in form.initial.items() if v is not None},
-        "model": hook.model_id,
-        "signals": [s.pk for s in hook.signals.all()],
-        "conditions": "{}",
-        "owner": f"0{alice.pk}",
-    }
-    saved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
-    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    admin_sets_owner(client, hook, f"0{alice.pk}")
     kept = Hook.objects.get(pk=hook.pk)
     assert kept.owner == str(alice.pk)
     assert (kept.secret, kept.previous_secret, kept.headers) == before
