@@ -17,6 +17,7 @@ from http_hooks import services
 from http_hooks.api import send_callbacks
 from http_hooks.api.views import HookViewSet
 from http_hooks.delivery import claim_batch
+from http_hooks.exceptions import HookChangedHandsError
 from http_hooks.models import Callback, CallbackStatus, Hook
 from http_hooks.signing import verify
 from shop.models import Customer, Order
@@ -275,6 +276,25 @@ def test_the_admin_moves_nothing_for_the_same_owner_written_otherwise(
     assert (kept.secret, kept.previous_secret, kept.headers) == before
 
 
+def moved_after_read(monkeypatch, staff_client, hook: Hook, owner) -> None:
+    """The next request that reads ``hook`` finds it as it is, then, before it writes,
+    staff give it to ``owner`` (committed)."""
+    found = HookViewSet.get_object
+    pending = [True]
+
+    def found_then_moved(view):
+        found_hook = found(view)
+        if pending:
+            pending.clear()
+            moved = staff_client.patch(
+                f"/api/hooks/{hook.pk}/", {"owner": str(owner.pk)}, format="json"
+            )
+            assert moved.status_code == 200, moved.content
+        return found_hook
+
+    monkeypatch.setattr(HookViewSet, "get_object", found_then_moved)
+
+
 def test_a_rotation_by_the_previous_owner_racing_the_move_gives_the_new_owner_nothing(
     make_hook, alice, bob, staff_client, receiver, monkeypatch
 ):
@@ -283,21 +303,45 @@ def test_a_rotation_by_the_previous_owner_racing_the_move_gives_the_new_owner_no
     sign for the grace period (her receiver would take what Bob chooses as genuine)."""
     hook = alices_signed_hook(make_hook, alice, receiver)
     alice_secrets = {hook.secret, hook.previous_secret}
-    found = HookViewSet.get_object
-
-    def found_then_moved(view):
-        found_hook = found(view)
-        if view.action != "rotate_secret":
-            return found_hook
-        moved = staff_client.patch(f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json")
-        assert moved.status_code == 200, moved.content
-        return found_hook
-
-    monkeypatch.setattr(HookViewSet, "get_object", found_then_moved)
+    moved_after_read(monkeypatch, staff_client, hook, bob)
     response = client_of(alice).post(f"/api/hooks/{hook.pk}/rotate-secret/", format="json")
-    monkeypatch.undo()
     assert response.status_code == 404, response.content
     bobs = Hook.objects.get(pk=hook.pk)
     assert bobs.owner == str(bob.pk)
     assert not {bobs.secret, bobs.previous_secret} & alice_secrets
     assert not bobs.previous_secret
+
+
+def test_a_change_by_the_previous_owner_racing_the_move_takes_nothing_back(
+    make_hook, alice, bob, staff_client, receiver, monkeypatch
+):
+    """Alice's ``PATCH`` read the hook as hers; the move to Bob commits before it writes:
+    her copy must not write the hook back as hers (nor anything else of it)."""
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    moved_after_read(monkeypatch, staff_client, hook, bob)
+    response = client_of(alice).patch(
+        f"/api/hooks/{hook.pk}/", {"name": "still mine"}, format="json"
+    )
+    assert response.status_code == 404, response.content
+    bobs = Hook.objects.get(pk=hook.pk)
+    assert (bobs.owner, bobs.name) == (str(bob.pk), hook.name)
+
+
+def test_staff_whose_change_races_a_move_are_told_and_change_nothing(
+    make_hook, alice, bob, staff_client, receiver, monkeypatch
+):
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    moved_after_read(monkeypatch, staff_client, hook, bob)
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"name": "renamed"}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "hook_changed_hands"
+    bobs = Hook.objects.get(pk=hook.pk)
+    assert (bobs.owner, bobs.name) == (str(bob.pk), hook.name)
+
+
+def test_a_change_of_a_deleted_hook_is_refused_by_name(make_hook):
+    hook = make_hook()
+    Hook.objects.filter(pk=hook.pk).delete()
+    with pytest.raises(HookChangedHandsError):
+        services.update_hook(hook, name="renamed")
+    assert not Hook.objects.exists()

@@ -216,12 +216,18 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     A new ``owner`` (see ``create_hook``) takes the hook, not its callbacks: they
     stay with the owner whose data they hold (``part_with_previous_owners``); nor the
     previous owner's credentials: a new secret unless ``secret`` is given
-    (``hand_over_secret``), and only the secret header values given anew."""
+    (``hand_over_secret``), and only the secret header values given anew.
+
+    ``HookChangedHandsError``, nothing changed, when the hook was deleted or given to
+    another owner since ``hook`` was read."""
     unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret", "owner"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
     merged = {field: getattr(hook, field) for field in HOOK_FIELDS if field != "signals"}
     merged["signals"] = [s.signal for s in hook.signals.all()]
+    if not merged["signals"] and not Hook.objects.filter(pk=hook.pk).exists():
+        # Deleted since it was read: said so, rather than "needs a signal".
+        raise HookChangedHandsError()
     # Headers left out are as the caller sees them, secret values masked: kept as they
     # are, but never shown by a change that unmarks them (``refuse_unmasking``).
     merged["headers"] = mask_headers(hook.headers or {}, hook.secret_headers)
@@ -238,12 +244,12 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     # stale copy never overwrites them.
     kept = set(HEALTH_FIELDS) - ({"enabled"} if "enabled" in changes else set())
     with transaction.atomic():
+        current = _locked_row(hook, "owner", *HEALTH_FIELDS)
         for field, value in cleaned.items():
             setattr(hook, field, value)
         if "enabled" in changes:
             # Whether the hook is disabled is the row's: the sender may have disabled it
             # since ``hook`` was loaded.
-            current = Hook.objects.select_for_update().only(*HEALTH_FIELDS).get(pk=hook.pk)
             for field in HEALTH_FIELDS:
                 setattr(hook, field, getattr(current, field))
             if changes["enabled"] and not hook.enabled:
@@ -269,6 +275,18 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         )
         hook.signals.set(_signal_rows(signal_paths))
     return hook
+
+
+def _locked_row(hook: Hook, *fields: str) -> Hook:
+    """``fields`` of ``hook``'s row as it is now, locked for the caller's transaction.
+    ``HookChangedHandsError`` when the row is gone or has another owner than ``hook``
+    says: what the caller was about to write was decided on a copy read before that
+    change (a stale copy of the previous owner's would take the hook back, or give the
+    new owner's hook a secret the previous owner is shown)."""
+    current = Hook.objects.select_for_update().only(*fields).filter(pk=hook.pk).first()
+    if current is None or current.owner != hook.owner:
+        raise HookChangedHandsError()
+    return current
 
 
 # What ``hand_over_secret`` changes (the admin saves them with a change of owner).
@@ -423,14 +441,7 @@ def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
     period (``hand_over_secret``)."""
     new_secret = validate_secret(secret) if secret else generate_secret()
     with transaction.atomic(using=router.db_for_write(Hook)):
-        current = (
-            Hook.objects.select_for_update()
-            .only(*HANDED_OVER_FIELDS, "owner")
-            .filter(pk=hook.pk)
-            .first()
-        )
-        if current is None or current.owner != hook.owner:
-            raise HookChangedHandsError()
+        current = _locked_row(hook, "owner", *HANDED_OVER_FIELDS)
         for field in HANDED_OVER_FIELDS:
             setattr(hook, field, getattr(current, field))
         _take_secret(hook, new_secret)

@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -81,7 +81,8 @@ ERROR_DESCRIPTIONS = {
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
     404: "No such object, or one of an owner the user does not act for (or, for a list, "
     "no such page or cursor).",
-    409: "Conflict with the object's current state.",
+    409: "Conflict with the object's current state (for a hook: it changed hands after "
+    "the request read it, `hook_changed_hands`; nothing was changed).",
     413: "The body is larger than the server accepts (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`).",
     415: "The body is not JSON (`Content-Type: application/json`).",
     503: "Try again: the database did not answer (`database_unavailable`), or, for an "
@@ -200,7 +201,7 @@ class HttpHooksAPIMixin:
         "headers it marks were never shown, so a client could not give them again). "
         "Headers left out keep their credentials, as a change of `headers` does. To change "
         "some fields only, use `PATCH`.",
-        responses=responses({200: HookSerializer}, 400, 404, 415),
+        responses=responses({200: HookSerializer}, 400, 404, 409, 415),
         examples=[NEW_HOOK_EXAMPLE],
     ),
     partial_update=extend_schema(
@@ -208,7 +209,7 @@ class HttpHooksAPIMixin:
         parameters=[HOOK_ID],
         summary="Change some fields of a hook",
         description="The whole hook is validated again with the changes.",
-        responses=responses({200: HookSerializer}, 400, 404, 415),
+        responses=responses({200: HookSerializer}, 400, 404, 409, 415),
         examples=[
             OpenApiExample("Disable", value={"enabled": False}, request_only=True),
         ],
@@ -248,6 +249,20 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
             hook = serializer.save()
             data = HookWithSecretSerializer(hook, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: HookSerializer) -> None:
+        try:
+            serializer.save()
+        except HookChangedHandsError as exc:
+            raise self.changed_hands(exc) from None
+
+    def changed_hands(self, error: HookChangedHandsError) -> APIException:
+        """What a write answers when the hook was deleted or changed hands after the
+        request read it: a 404 to a request that can no longer see it, as for any
+        hook not its own; a 409 to one that still can (staff)."""
+        if self.get_queryset().filter(pk=self.kwargs["pk"]).exists():
+            return Conflict(error.message, code=error.code)
+        return NotFound()
 
     def perform_destroy(self, instance: Hook) -> None:
         services.delete_hook(instance)
@@ -333,7 +348,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         description="Gives the hook a new secret (the one given, or a random one). The old "
         "secret keeps signing too during the grace period (`SECRET_ROTATION_GRACE`).",
         request=RotateSecretSerializer,
-        responses=responses({200: SecretSerializer}, 400, 404, 415),
+        responses=responses({200: SecretSerializer}, 400, 404, 409, 415),
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
@@ -342,8 +357,8 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         try:
             secret = services.rotate_secret(hook, secret=serializer.validated_data.get("secret"))
-        except HookChangedHandsError:
-            raise NotFound() from None  # no longer one of the request's hooks
+        except HookChangedHandsError as exc:
+            raise self.changed_hands(exc) from None
         return Response(
             SecretSerializer(
                 {"secret": secret, "previous_secret_expires_at": hook.previous_secret_expires_at}
