@@ -277,7 +277,10 @@ class _Slot:
             outcome.error = self.error
         elif errno:
             outcome.error = transport.describe(self, errno, message)
-            outcome.invalid = errno in INVALID_REQUEST_ERRORS
+            # libcurl gives E_UNSUPPORTED_PROTOCOL for a response it cannot read too (an
+            # unknown HTTP version, HTTP/0.9, a status that is no number): only a try
+            # that never connected is the request's fault, not the receiver's.
+            outcome.invalid = errno in INVALID_REQUEST_ERRORS and not self.connected
         elif len(self.raw_headers) > HEADER_LIMIT:
             outcome.error = f"response headers too large (more than {HEADER_LIMIT} bytes)"
         else:
@@ -584,7 +587,7 @@ class Transport:
         if errno in TLS_ERRORS:
             return f"TLS error: {message}"
         if errno in INVALID_REQUEST_ERRORS:
-            return f"invalid request: {message}"
+            return f"invalid {'response' if slot.connected else 'request'}: {message}"
         os_errno = slot.curl.getinfo(pycurl.OS_ERRNO)
         if os_errno and errno == pycurl.E_COULDNT_CONNECT:
             return f"connection error: {os.strerror(os_errno)} ({message})"

@@ -1,0 +1,130 @@
+"""Receivers that break HTTP on the wire: each try is recorded as what the receiver did.
+
+A raw-socket server on 127.0.0.1 (not ``http.server``, which cannot misbehave this
+way) reads each request whole, records its ``webhook-id``, then answers with the
+bytes a test gives it, or closes the connection without a word.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from http_hooks.api import send_callbacks
+from http_hooks.models import Attempt, Callback, CallbackStatus, Hook
+from shop.models import Order
+
+pytestmark = pytest.mark.django_db
+
+# What the server sends for a request: the bytes of its answer, or None to close the
+# connection without one. Told the request's number on its connection (0, 1, ...).
+Answer = Callable[[int], bytes | None]
+
+
+class RawServer:
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.ids: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.open.append(conn)
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def read_request(self, conn: socket.socket, buffer: bytes) -> tuple[bool, bytes]:
+        while b"\r\n\r\n" not in buffer:
+            data = conn.recv(65536)
+            if not data:
+                return False, b""
+            buffer += data
+        head, rest = buffer.split(b"\r\n\r\n", 1)
+        headers = dict(
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+        )
+        length = int(headers.get(b"content-length", b"0"))
+        while len(rest) < length:
+            data = conn.recv(65536)
+            if not data:
+                return False, b""
+            rest += data
+        self.ids.append(headers.get(b"webhook-id", b"").decode())
+        return True, rest[length:]
+
+    def serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            try:
+                for number in range(1000):
+                    complete, buffer = self.read_request(conn, buffer)
+                    if not complete:
+                        return
+                    answer = self.answer(number)
+                    if answer is None:
+                        return
+                    conn.sendall(answer)
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self.sock.close()
+        for conn in self.open:
+            conn.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers: list[RawServer] = []
+
+    def start(answer: Answer) -> RawServer:
+        server = RawServer(answer)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def hooks_settings(**overrides):
+    return override_settings(HTTP_HOOKS={**django_settings.HTTP_HOOKS, **overrides})
+
+
+def always(answer: bytes) -> Answer:
+    return lambda number: answer
+
+
+@pytest.mark.parametrize(
+    "status_line",
+    [b"HTTP/1.1 abc", b"HTTP/1.1 20 OK", b"HTTP/1.1 099 Low", b"NOT HTTP AT ALL"],
+)
+def test_an_unreadable_answer_is_the_receivers_failure_not_an_invalid_request(
+    make_hook, raw_server, status_line
+):
+    """libcurl reports such answers with the error it gives a URL it will not take
+    (E_UNSUPPORTED_PROTOCOL): they once were logged as "invalid request" and left
+    the hook's health alone, so a receiver answering garbage never paused its hook."""
+    server = raw_server(always(status_line + b"\r\nContent-Length: 0\r\n\r\n"))
+    hook = make_hook(target_url=server.url())
+    Order.objects.create(name="Tea")
+    send_callbacks()
+    attempt = Attempt.objects.get()
+    assert attempt.error.startswith("invalid response: "), attempt.error
+    assert Callback.objects.get().status == CallbackStatus.WAITING
+    assert Hook.objects.get(pk=hook.pk).consecutive_failures == 1
