@@ -128,3 +128,41 @@ def test_an_unreadable_answer_is_the_receivers_failure_not_an_invalid_request(
     assert attempt.error.startswith("invalid response: "), attempt.error
     assert Callback.objects.get().status == CallbackStatus.WAITING
     assert Hook.objects.get(pk=hook.pk).consecutive_failures == 1
+
+
+@pytest.mark.parametrize(
+    "status_line", [b"HTTP/1.1 2000 OK", b"HTTP/2 200", b"HTTP/1.1 2001", b"HTTP/1.1 200OK"]
+)
+def test_a_status_line_libcurl_reads_leniently_is_no_success(make_hook, raw_server, status_line):
+    """libcurl takes "HTTP/1.1 2000 OK" and "HTTP/2 200" (on an HTTP/1.1 connection)
+    for a 200: the callback was marked sent on an answer that is not HTTP."""
+    server = raw_server(always(status_line + b"\r\nContent-Length: 0\r\n\r\n"))
+    make_hook(target_url=server.url())
+    Order.objects.create(name="Tea")
+    send_callbacks()
+    attempt = Attempt.objects.get()
+    assert attempt.error == f"invalid response: malformed status line {status_line.decode()!r}"
+    assert attempt.response_status is None
+    assert Callback.objects.get().status == CallbackStatus.WAITING
+
+
+@pytest.mark.parametrize(
+    "status_line", [b"HTTP/1.1 200 OK", b"HTTP/1.1 200", b"HTTP/1.0 204 ", b"HTTP/1.1 201 A b"]
+)
+def test_well_formed_status_lines_still_succeed(make_hook, raw_server, status_line):
+    server = raw_server(always(status_line + b"\r\nContent-Length: 0\r\n\r\n"))
+    make_hook(target_url=server.url())
+    Order.objects.create(name="Tea")
+    send_callbacks()
+    assert Attempt.objects.get().error == ""
+    assert Callback.objects.get().status == CallbackStatus.SENT
+
+
+def test_a_status_line_after_a_1xx_is_the_one_judged(make_hook, raw_server):
+    server = raw_server(
+        always(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    )
+    make_hook(target_url=server.url())
+    Order.objects.create(name="Tea")
+    send_callbacks()
+    assert Callback.objects.get().status == CallbackStatus.SENT

@@ -283,6 +283,11 @@ class _Slot:
             outcome.invalid = errno in INVALID_REQUEST_ERRORS and not self.connected
         elif len(self.raw_headers) > HEADER_LIMIT:
             outcome.error = f"response headers too large (more than {HEADER_LIMIT} bytes)"
+        elif (line := malformed_status_line(self.raw_headers[:HEADER_LIMIT])) is not None:
+            # libcurl reads "HTTP/1.1 2000" as 200 and "HTTP/2 200" on an HTTP/1.1
+            # connection as 200: a status it made up is no answer to count.
+            outcome.status_code = None
+            outcome.error = f"invalid response: malformed status line {line!r}"
         else:
             outcome.error = status_error(code, headers)
         outcome.error = one_line(outcome.error)
@@ -306,6 +311,22 @@ def parse_response_headers(raw: bytes | bytearray) -> dict[str, str]:
             old = headers.get(name)
             headers[name] = value if old is None else f"{old}, {value}"
     return headers
+
+
+# The status line of an HTTP/1.x response (RFC 9112, section 4), its reason phrase
+# and the space before it optional, as many servers leave them out.
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [^\r\n]*)?\r?")
+
+
+def malformed_status_line(raw: bytes | bytearray) -> str | None:
+    """The last status line of ``raw`` (the final response's, after any 1xx) when it
+    is not an HTTP/1.x status line, else None."""
+    start = raw.rfind(b"\nHTTP/") + 1  # 0 when the first line is the last status line
+    end = raw.find(b"\n", start)
+    line = bytes(raw[start : end if end >= 0 else len(raw)])
+    if not line.startswith(b"HTTP/") or _STATUS_LINE.fullmatch(line):
+        return None
+    return line.decode("latin-1").rstrip("\r")[:100]
 
 
 def status_error(code: int, headers: Mapping[str, str]) -> str:
