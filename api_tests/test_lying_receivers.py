@@ -166,3 +166,24 @@ def test_a_status_line_after_a_1xx_is_the_one_judged(make_hook, raw_server):
     Order.objects.create(name="Tea")
     send_callbacks()
     assert Callback.objects.get().status == CallbackStatus.SENT
+
+
+def test_every_request_a_receiver_gets_is_an_attempt_when_it_drops_a_kept_alive_connection(
+    make_hook, raw_server
+):
+    """The receiver answers the first request of each connection and, on the second,
+    reads it and closes without answering. libcurl used to send that request again on a
+    new connection by itself: the receiver got the event twice, one attempt was logged."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    server = raw_server(lambda number: ok if number == 0 else None)
+    make_hook(target_url=server.url())
+    with hooks_settings(CONCURRENCY=1, HOOK_CONCURRENCY=1, MAX_ATTEMPTS=1):
+        for name in ("Tea", "Coffee", "Milk"):
+            Order.objects.create(name=name)
+        send_callbacks()
+    assert len(server.ids) == Attempt.objects.count() == 3
+    assert len(set(server.ids)) == 3
+    dropped = Attempt.objects.get(response_status=None)
+    assert "closed a kept-alive connection without answering" in dropped.error
+    assert dropped.callback.status == CallbackStatus.ERROR
+    assert Callback.objects.filter(status=CallbackStatus.SENT).count() == 2

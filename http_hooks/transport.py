@@ -240,6 +240,17 @@ class _Slot:
 
     def on_connected(self, peer: str, local: str, peer_port: int, local_port: int) -> int:
         self.close_opened()
+        if self.connected:
+            # A second request in one transfer: the kept-alive connection the first went
+            # out on closed before any byte of an answer, and libcurl would send it
+            # again on a new one, unseen. The receiver may have had the first (it read
+            # it, then closed), so that would be a duplicate without an attempt of its
+            # own: the try fails instead, and the retry is a try of its own, logged.
+            self.error = (
+                "connection error: the receiver closed a kept-alive connection without "
+                "answering; the request may have arrived, so it is not sent again in this try"
+            )
+            return pycurl.PREREQFUNC_ABORT
         if self.refuses(peer):
             return pycurl.PREREQFUNC_ABORT
         # An address refused before may have been passed over for an allowed one.
