@@ -553,6 +553,87 @@ def test_a_database_blip_loses_no_outcome(make_hook, receiver, same_db_env, loop
     assert sum(counts.values()) - len(counts) <= concurrency
 
 
+@contextmanager
+def database_closed() -> Iterator[None]:
+    """This test's database refuses new connections, and every other one is ended,
+    until the block exits (this test's own connection stays)."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    name = connection.ops.quote_name(params.pop("dbname"))
+    # From another database: PostgreSQL will not close the current one.
+    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
+        server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        try:
+            terminate_other_backends()
+            yield
+        finally:
+            server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+
+def stderr_lines(process: subprocess.Popen) -> list[str]:
+    """The lines of ``process``'s stderr as they come (read by a thread)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in process.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+@pytest.mark.postgres
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_an_outage_longer_than_reconnecting_loses_no_outcome_of_a_loop_worker(
+    make_hook, receiver, same_db_env
+):
+    """The database refuses connections until the loop worker has given up
+    reconnecting, with requests answered meanwhile: their outcomes, once thrown away
+    (the callbacks sent again after the lease, the first tries never logged, the
+    claimed ones not started left ``sending`` for the lease), are written once the
+    database is back, and each callback reaches the receiver once."""
+    make_hook()
+    save_orders(40)
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    concurrency = 4
+    sender = start_sender(
+        same_db_env,
+        "--loop",
+        CONCURRENCY=concurrency,
+        HOOK_CONCURRENCY=concurrency,
+        LEASE_SECONDS=2,
+        LOOP_MIN_SLEEP=0.1,
+        LOOP_MAX_SLEEP=0.2,
+    )
+    errors = stderr_lines(sender)
+    try:
+        receiver.wait_for(concurrency, timeout=60)
+        with database_closed():
+            hold.set()  # the requests in flight are answered while the database is away
+            wait_until(
+                lambda: any("send_callbacks loop: the database failed" in e for e in errors),
+                message=lambda: f"the loop to give up reconnecting: {''.join(errors)}",
+                alive=lambda: sender.poll() is None,
+            )
+        wait_until(
+            lambda: Callback.objects.filter(status="sent").count() == 40,
+            message=lambda: f"every callback sent: {''.join(errors)}",
+            alive=lambda: sender.poll() is None,
+        )
+    finally:
+        sender.send_signal(signal.SIGTERM)
+        sender.wait(timeout=60)
+    counts = deliveries(receiver)
+    assert len(counts) == 40
+    assert sum(counts.values()) == 40, f"{sum(counts.values()) - 40} sent twice"
+    assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert Attempt.objects.count() == 40
+    assert not any("Traceback" in line for line in errors), "".join(errors)
+
+
 @pytest.mark.postgres
 @pytest.mark.multiprocess
 @pytest.mark.django_db(transaction=True)

@@ -51,7 +51,9 @@ def run_loop(
         while not stop.is_set():
             close_old_connections()
             try:
-                due = with_reconnect(
+                # What a run left unwritten when the database went away is written by
+                # the next one, due or not: its callbacks are this sender's until then.
+                due = sender.behind or with_reconnect(
                     lambda: anything_due(hook_id=hook_id), what="looking for due callbacks"
                 )
                 report = sender.send(hook_id=hook_id, stop=stop.is_set) if due else DeliveryReport()

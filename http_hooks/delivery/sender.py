@@ -32,9 +32,15 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from ..exceptions import InvalidFilterError, InvalidHeadersError, InvalidTargetURLError
+from ..exceptions import (
+    InvalidFilterError,
+    InvalidHeadersError,
+    InvalidTargetURLError,
+    TransportError,
+)
 from ..headers import parse_headers
 from ..models import TEST_EVENT_TYPE, Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
@@ -51,7 +57,7 @@ from .claims import (
 from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
-from .outcomes import DeliveryReport, record_outcomes
+from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
 from .processes import new_claim_token
 from .rates import RateLimits
 from .reconnect import with_reconnect
@@ -76,6 +82,11 @@ SETTLE_INTERVAL = 10.0
 # was taken: a token spent later would go out beside the fresh ones of the time it
 # is spent, over the limit. Such a callback goes back, uncharged, for a fresh token.
 TOKEN_LIFETIME = 0.1
+
+
+# The database is out of reach (``with_reconnect`` gave up): what a run could not write
+# then is kept for the next run of its sender (``Sender.behind``).
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
 # The hooks whose last try in this process was slow (``_Run.end``), or whose row
@@ -206,6 +217,21 @@ class Sender:
     def __init__(self) -> None:
         self.transport = Transport()
         self.rates = RateLimits()
+        # What a run could not write because the database was out of reach once
+        # reconnecting had given up: windows of outcomes (the callbacks, their
+        # outcomes, the probes among them), and claimed callbacks never started (the
+        # claim's token, their ids, the hooks whose probe they hold). The next run
+        # writes them before it claims anything (a loop worker's next poll, once the
+        # database is back), while the lease still holds the callbacks for this sender:
+        # thrown away, the outcomes' callbacks would be sent again after the lease, and
+        # the unstarted ones wait for it.
+        self.unwritten: list[tuple[tuple[Callback, ...], tuple[Outcome, ...], set[int]]] = []
+        self.unreleased: list[tuple[uuid.UUID, list[int], set[int]]] = []
+
+    @property
+    def behind(self) -> bool:
+        """True when an earlier run left outcomes or claims to write (``unwritten``)."""
+        return bool(self.unwritten or self.unreleased)
 
     def __enter__(self) -> Sender:
         return self
@@ -237,7 +263,7 @@ class Sender:
         callbacks not yet started are given back.
         """
         run = _Run(
-            self.transport, self.rates, hook_id, callback_ids, due_only, limit, progress, stop
+            self, self.transport, self.rates, hook_id, callback_ids, due_only, limit, progress, stop
         )
         return run.go()
 
@@ -247,6 +273,7 @@ class _Run:
 
     def __init__(
         self,
+        sender: Sender,
         transport: Transport,
         rates: RateLimits,
         hook_id: int | None,
@@ -258,6 +285,7 @@ class _Run:
     ) -> None:
         self.transport = transport
         self.rates = rates
+        self.unwritten, self.unreleased = sender.unwritten, sender.unreleased
         self.hook_id = hook_id
         self.untried = None if callback_ids is None else set(callback_ids)
         self.due_only = due_only
@@ -314,11 +342,19 @@ class _Run:
 
     def go(self) -> DeliveryReport:
         started = time.monotonic()
+        self.catch_up()
         keeper = self.keeper = LeaseKeeper(self.token, self.probes)
         keeper.start()
         try:
             with fewer_collections():
                 self.pump()
+        except CONNECTION_ERRORS:
+            # The database is out of reach, and reconnecting gave up: the transfers in
+            # flight finish, and what the run could not write is kept for the next run
+            # (``Sender.unwritten``), instead of being sent again after the lease.
+            self.finish_in_flight()
+            self.keep_for_later()
+            raise
         except BaseException:
             # What ended is written if the database lets us; what was in flight
             # is sent again after the lease.
@@ -326,6 +362,8 @@ class _Run:
             try:
                 self.flush()
                 self.release_waiting()
+            except CONNECTION_ERRORS:
+                self.keep_for_later()
             except Exception:
                 logger.exception("sender: could not write what it had done before failing")
             raise
@@ -333,6 +371,75 @@ class _Run:
             keeper.stop()
         self.report.duration = time.monotonic() - started
         return self.report
+
+    def catch_up(self) -> None:
+        """Write what an earlier run of this sender could not (``Sender.unwritten``),
+        oldest first; each is dropped from the list once written."""
+        while self.unwritten:
+            callbacks, outcomes, probes = self.unwritten[0]
+            try:
+                self.record(callbacks, outcomes, probes)
+            except CONNECTION_ERRORS:
+                raise  # still away: kept for the next run
+            except DatabaseError:
+                # Never in the way of every run after it: dropped, its callbacks are
+                # sent again after the lease.
+                logger.exception("sender: could not write the outcomes kept from a run")
+            del self.unwritten[0]
+        while self.unreleased:
+            token, ids, probed = self.unreleased[0]
+            with_reconnect(
+                lambda token=token, ids=ids, probed=probed: release_claims(
+                    token, ids, probed_hooks=probed
+                ),
+                what="releasing claims",
+            )
+            del self.unreleased[0]
+
+    def record(
+        self,
+        callbacks: tuple[Callback, ...],
+        outcomes: tuple[Outcome, ...],
+        probes: Collection[int],
+    ) -> set[int]:
+        """``record_outcomes``; when it fails, the callbacks are as they were before it,
+        so that a later try applies the outcomes once."""
+        # As loaded, deferred fields left deferred: reading one would be a query.
+        fields = CALLBACK_RESULT_FIELDS
+        before = [{n: c.__dict__[n] for n in fields if n in c.__dict__} for c in callbacks]
+        try:
+            return record_outcomes(callbacks, outcomes, self.report, probes=probes)
+        except BaseException:
+            for callback, values in zip(callbacks, before, strict=True):
+                for name in fields:
+                    callback.__dict__.pop(name, None)
+                callback.__dict__.update(values)
+            raise
+
+    def finish_in_flight(self) -> None:
+        """Let the transfers in flight end (within their timeouts) and keep their outcomes."""
+        try:
+            while self.transport.busy:
+                for key, outcome in self.transport.poll(1.0):
+                    callback, outcome.request_headers = self.in_flight.pop(key)
+                    self.queue.done(callback.hook_id)
+                    self.end(callback, outcome)
+        except TransportError:
+            logger.exception("sender: the HTTP transport failed while the database was away")
+            self.transport.abandon()
+
+    def keep_for_later(self) -> None:
+        """Keep the outcomes not written and the claimed callbacks not started for the
+        next run (``Sender.unwritten``)."""
+        if self.ended:
+            callbacks, outcomes = zip(*self.ended, strict=True)
+            self.ended = []
+            probes = {callback.pk for callback in callbacks if callback.pk in self.probes}
+            self.unwritten.append((callbacks, outcomes, probes))
+        ids, self.to_give_back = self.queue.drain() + self.to_give_back, []
+        if ids:
+            probed = {self.probes[pk] for pk in ids if pk in self.probes}
+            self.unreleased.append((self.token, ids, probed))
 
     def pump(self) -> None:
         transport, queue = self.transport, self.queue
@@ -429,10 +536,14 @@ class _Run:
         for pk in ids:
             self.token_taken.pop(pk, None)
         if ids:
-            with_reconnect(
-                lambda: release_claims(self.token, ids, probed_hooks=unsent),
-                what="releasing claims",
-            )
+            try:
+                with_reconnect(
+                    lambda: release_claims(self.token, ids, probed_hooks=unsent),
+                    what="releasing claims",
+                )
+            except CONNECTION_ERRORS:
+                self.unreleased.append((self.token, ids, unsent))
+                raise
 
     def exhausted(self) -> bool:
         """True when this run may claim nothing more."""
@@ -673,11 +784,18 @@ class _Run:
         """Write the outcomes that ended, in bulk; give back the callbacks whose
         rate-limit token expired before a transfer was free."""
         if self.ended:
-            # Taken first: outcomes that could not be written are not tried again
-            # (their callbacks are sent again after the lease).
+            # Taken first: outcomes that could not be written are not tried again in
+            # this run; when the database was out of reach, they are kept for the
+            # sender's next run (``Sender.unwritten``), otherwise their callbacks are
+            # sent again after the lease.
             callbacks, outcomes = zip(*self.ended, strict=True)
             self.ended = []
-            paused = record_outcomes(callbacks, outcomes, self.report, probes=self.probes)
+            try:
+                paused = self.record(callbacks, outcomes, self.probes)
+            except CONNECTION_ERRORS:
+                probes = {callback.pk for callback in callbacks if callback.pk in self.probes}
+                self.unwritten.append((callbacks, outcomes, probes))
+                raise
             self.follow_keys(callbacks)
             probed = [callback.pk for callback in callbacks if callback.pk in self.probes]
             if probed:
