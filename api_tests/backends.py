@@ -3,6 +3,9 @@ restart of the server would, for the tests of what comes after."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import connection
 
 
@@ -27,3 +30,21 @@ def terminate_this_backend() -> None:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:
         other.close()
+
+
+@contextmanager
+def database_closed() -> Iterator[None]:
+    """This test's database refuses new connections, and every other one is ended,
+    until the block exits (this test's own connection stays)."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    name = connection.ops.quote_name(params.pop("dbname"))
+    # From another database: PostgreSQL will not close the current one.
+    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
+        server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        try:
+            terminate_other_backends()
+            yield
+        finally:
+            server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")

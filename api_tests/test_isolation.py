@@ -37,7 +37,7 @@ from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.settings import hooks_settings as live_settings
 from shop.models import Order
 
-from .backends import terminate_other_backends, terminate_this_backend
+from .backends import database_closed, terminate_other_backends, terminate_this_backend
 from .receiver import Behaviour, Receiver
 from .waiting import wait_until
 
@@ -551,24 +551,6 @@ def test_a_database_blip_loses_no_outcome(make_hook, receiver, same_db_env, loop
     counts = deliveries(receiver)
     assert len(counts) == 600
     assert sum(counts.values()) - len(counts) <= concurrency
-
-
-@contextmanager
-def database_closed() -> Iterator[None]:
-    """This test's database refuses new connections, and every other one is ended,
-    until the block exits (this test's own connection stays)."""
-    import psycopg
-
-    params = connection.get_connection_params()
-    name = connection.ops.quote_name(params.pop("dbname"))
-    # From another database: PostgreSQL will not close the current one.
-    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
-        server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-        try:
-            terminate_other_backends()
-            yield
-        finally:
-            server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
 
 
 def stderr_lines(process: subprocess.Popen) -> list[str]:
