@@ -30,6 +30,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from ..models import Callback
 from ..settings import hooks_settings
+from ..text import first_line
 
 try:
     import psycopg
@@ -118,7 +119,7 @@ class Waiter:
         try:
             self.listener = listen_connection(self.using)
         except psycopg.Error as exc:
-            logger.warning("send_callbacks loop: cannot LISTEN (%s); polling", exc)
+            logger.warning("send_callbacks loop: cannot LISTEN (%s); polling", first_line(exc))
             self.listener = None
         return self.listener is not None
 
@@ -156,7 +157,9 @@ class Waiter:
                     self.notified = True
                     return
             except (psycopg.Error, OSError) as exc:
-                logger.warning("send_callbacks loop: lost the LISTEN connection (%s); polling", exc)
+                logger.warning(
+                    "send_callbacks loop: lost the LISTEN connection (%s); polling", first_line(exc)
+                )
                 self.listener.close()
                 self.listener = None
                 stop.wait(max(0.0, deadline - time.monotonic()))
