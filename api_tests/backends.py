@@ -3,7 +3,7 @@ restart of the server would, for the tests of what comes after."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.db import connection
@@ -33,18 +33,30 @@ def terminate_this_backend() -> None:
 
 
 @contextmanager
-def database_closed() -> Iterator[None]:
-    """This test's database refuses new connections, and every other one is ended,
-    until the block exits (this test's own connection stays)."""
+def database_closed(*, this_one_too: bool = False) -> Iterator[Callable[[], None]]:
+    """This test's database refuses new connections, and every other one is ended
+    (this test's own too with ``this_one_too``), until the block exits or calls the
+    function it is given."""
     import psycopg
 
     params = connection.get_connection_params()
-    name = connection.ops.quote_name(params.pop("dbname"))
+    dbname = params.pop("dbname")
+    name = connection.ops.quote_name(dbname)
     # From another database: PostgreSQL will not close the current one.
     with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
+
+        def reopen() -> None:
+            server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
         server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         try:
-            terminate_other_backends()
-            yield
+            if this_one_too:
+                server.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    [dbname],
+                )
+            else:
+                terminate_other_backends()
+            yield reopen
         finally:
-            server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            reopen()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
-from http_hooks.delivery import claim_batch
+from http_hooks.delivery import claim_batch, reconnect
 from http_hooks.delivery.claims import renew_lease
 from http_hooks.delivery.outcomes import insert_attempts
 from http_hooks.delivery.reconnect import with_reconnect
@@ -349,20 +350,47 @@ def test_a_failed_lease_renewal_is_tried_again_long_before_the_next_period(monke
     """A renewal that failed (a dropped connection) is tried again after LEASE_RETRY,
     not a whole LEASE_SECONDS / 3 later: a second failure would let the lease run out.
     The keeper's waits are recorded instead of waited."""
-    from http_hooks.delivery.claims import LEASE_RETRY, LeaseKeeper
+    from http_hooks.delivery.claims import LEASE_RETRY
 
-    outcomes = iter([OperationalError("server closed the connection"), None, None])
+    keeper = scripted_keeper(monkeypatch, [OperationalError("server closed the connection")])
+    keeper.run()
+    assert keeper.stopped == [100.0, LEASE_RETRY, 100.0, 100.0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failed_lease_renewals_are_said_once_and_their_end_too(monkeypatch, caplog):
+    """A renewal is tried every second while the database is away: the first failure
+    is a warning, the next ones DEBUG, and the renewal that goes through again a
+    warning with their number."""
+    failure = OperationalError("server closed the connection\nThis probably means...")
+    keeper = scripted_keeper(monkeypatch, [failure] * 3)
+    with caplog.at_level(logging.DEBUG, logger="http_hooks.delivery.claims"):
+        keeper.run()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "lease" in r.getMessage()]
+    assert [level for level, _ in lines] == ["WARNING", "DEBUG", "DEBUG", "WARNING"], lines
+    assert lines[0][1] == (
+        f"renewing lease {keeper.token} failed (server closed the connection); "
+        "trying again every 1 s"
+    )
+    assert lines[-1][1] == f"renewed lease {keeper.token} after 3 failures"
+
+
+def scripted_keeper(monkeypatch, failures: list[Exception]):
+    """A ``LeaseKeeper`` whose renewals raise ``failures`` in turn, then go through,
+    and whose waits are recorded instead of waited (``stopped``); it stops at the
+    wait after the third renewal that went through."""
+    from http_hooks.delivery.claims import LeaseKeeper
+
+    outcomes = iter([*failures, None, None, None])
 
     def renewal(token, probes):
         if (failure := next(outcomes)) is not None:
             raise failure
 
     class Waits(list):
-        """``stopped``: each wait is recorded and returns at once; the fourth stops."""
-
         def wait(self, timeout):
             self.append(timeout)
-            return len(self) > 3
+            return len(self) > len(failures) + 2
 
         def set(self):
             pass
@@ -371,8 +399,7 @@ def test_a_failed_lease_renewal_is_tried_again_long_before_the_next_period(monke
     with hooks_settings(LEASE_SECONDS=300):
         keeper = LeaseKeeper(uuid.uuid4())
     keeper.stopped = Waits()
-    keeper.run()
-    assert keeper.stopped == [100.0, LEASE_RETRY, 100.0, 100.0]
+    return keeper
 
 
 @pytest.mark.django_db(transaction=True)
@@ -551,6 +578,33 @@ def test_a_database_blip_loses_no_outcome(make_hook, receiver, same_db_env, loop
     counts = deliveries(receiver)
     assert len(counts) == 600
     assert sum(counts.values()) - len(counts) <= concurrency
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_reconnections_are_said_when_they_begin_and_when_they_end(monkeypatch, caplog):
+    """While the database is away, a sender's work reconnects six times in about 8 s,
+    round after round: the first reconnection is a warning, the next ones DEBUG, and
+    the database answering again after several is a warning too."""
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.01,) * 6)
+    tries = []
+    with database_closed(this_one_too=True) as reopen:
+
+        def work() -> int:
+            tries.append(None)
+            if len(tries) == 4:
+                reopen()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                return cursor.fetchone()[0]
+
+        with caplog.at_level(logging.DEBUG, logger=reconnect.__name__):
+            assert with_reconnect(work, what="writing outcomes") == 1
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == reconnect.__name__]
+    assert [level for level, _ in lines] == ["WARNING", "DEBUG", "DEBUG", "WARNING"], lines
+    assert lines[0][1].startswith("writing outcomes: database error (")
+    assert "\n" not in lines[0][1]
+    assert lines[-1][1] == "writing outcomes: the database answers again, after 3 reconnections"
 
 
 def stderr_lines(process: subprocess.Popen) -> list[str]:

@@ -515,6 +515,7 @@ class LeaseKeeper(threading.Thread):
 
     def run(self) -> None:
         wait = self.period
+        failures = 0
         try:
             while not self.stopped.wait(wait):
                 try:
@@ -524,13 +525,19 @@ class LeaseKeeper(threading.Thread):
                         self.lapsed_before = began - self.lease
                     self.renewed = began
                     wait = self.period
+                    if failures:
+                        logger.warning("renewed lease %s after %d failures", self.token, failures)
+                    failures = 0
                 except DatabaseError as exc:
                     # Tried again soon, on a new connection: a second failure a whole
-                    # period later would leave the lease to run out. One line: a
-                    # database restart is no bug to trace.
+                    # period later would leave the lease to run out. One line, for the
+                    # first failure of a series only (a try a second while the database
+                    # is away): a database restart is no bug to trace.
                     wait = min(self.period, LEASE_RETRY)
-                    logger.warning(
-                        "renewing lease %s failed (%s); trying again in %g s",
+                    failures += 1
+                    logger.log(
+                        logging.WARNING if failures == 1 else logging.DEBUG,
+                        "renewing lease %s failed (%s); trying again every %g s",
                         self.token,
                         first_line(exc),
                         wait,

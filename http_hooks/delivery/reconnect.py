@@ -47,14 +47,26 @@ def with_reconnect(
         try:
             if number and undo is not None:
                 undo()
-            return work()
+            result = work()
         except (OperationalError, InterfaceError) as exc:
             if delay is None or db.in_atomic_block:
                 raise
-            logger.warning("%s: database error (%s); reconnecting in %g s", what, exc, delay)
+            # The first reconnection says so; the next ones of the same work (six in
+            # about 8 s, round after round while the database is away) go to DEBUG.
+            logger.log(
+                logging.WARNING if number == 0 else logging.DEBUG,
+                "%s: database error (%s); reconnecting in %g s",
+                what,
+                first_line(exc),
+                delay,
+            )
             with suppress(DatabaseError):
                 db.close()
             time.sleep(delay)
+            continue
+        if number > 1:
+            logger.warning("%s: the database answers again, after %d reconnections", what, number)
+        return result
     raise AssertionError("unreachable")
 
 
