@@ -155,3 +155,20 @@ def test_a_hook_whose_answer_the_database_failed_to_read_is_not_created(staff_cl
     assert stored, "the hook was not inserted"
     assert (response.status_code, response.json()) == (503, UNAVAILABLE)
     assert not Hook.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_table_is_no_outage_to_try_again(staff_client):
+    """SQLite says "no such table" (a migration not run) with an ``OperationalError``,
+    as it says "database is locked": that one is the project's error, whenever it is
+    tried, not a 503 "try again"."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's missing table is a ProgrammingError, never taken for one")
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE http_hooks_signal RENAME TO http_hooks_signal_away")
+    try:
+        with pytest.raises(OperationalError, match="no such table"):
+            staff_client.get("/api/signals/")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE http_hooks_signal_away RENAME TO http_hooks_signal")

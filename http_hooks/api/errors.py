@@ -28,7 +28,6 @@ from django.core.exceptions import (
     RequestDataTooBig,
     TooManyFieldsSent,
 )
-from django.db import InterfaceError, OperationalError
 from django.http import (
     Http404,
     HttpRequest,
@@ -45,7 +44,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..delivery.reconnect import log_database_failure
+from ..delivery.reconnect import log_database_failure, out_of_reach
 from ..exceptions import HttpHooksError, TransportError
 
 logger = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = TransportUnavailable(exc.message, code=exc.code)
     elif isinstance(exc, HttpHooksError):
         exc = as_validation_error(exc)
-    elif isinstance(exc, OperationalError | InterfaceError):
+    elif out_of_reach(exc):
         # Out of reach, or busy (a lock, a deadlock, a statement timeout): a retry
         # may pass, so a 503 in the API's body rather than the project's 500 page.
         view = context.get("view")

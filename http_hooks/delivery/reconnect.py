@@ -10,6 +10,7 @@ with an error in the middle of its run.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -49,7 +50,7 @@ def with_reconnect(
                 undo()
             result = work()
         except (OperationalError, InterfaceError) as exc:
-            if delay is None or db.in_atomic_block:
+            if delay is None or db.in_atomic_block or not out_of_reach(exc):
                 raise
             # The first reconnection says so; the next ones of the same work (six in
             # about 8 s, round after round while the database is away) go to DEBUG.
@@ -70,13 +71,25 @@ def with_reconnect(
     raise AssertionError("unreachable")
 
 
+def out_of_reach(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the database is out of reach or busy, so that the same work
+    may pass later: a dropped or refused connection, a lock, a deadlock, a timeout
+    (Django's ``OperationalError`` and ``InterfaceError``). Not SQLite's plain
+    ``SQLITE_ERROR``, an ``OperationalError`` too, which says the statement is wrong
+    ("no such table": a migration not run), whenever it is tried."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    code = getattr(exc.__cause__, "sqlite_errorcode", None)
+    return code is None or code & 0xFF != sqlite3.SQLITE_ERROR
+
+
 def log_database_failure(log: logging.Logger, message: str, *args: object) -> None:
     """In an ``except DatabaseError`` block: log ``message`` as an error, with the first
     line of the error when the database is out of reach (each reconnection was logged
     already, and a traceback at each round would fill the logs of an outage), with the
     traceback for any other database error."""
     exc = sys.exc_info()[1]
-    if isinstance(exc, OperationalError | InterfaceError):
+    if out_of_reach(exc):
         log.error(f"{message} (%s)", *args, first_line(exc))
     else:
         log.exception(message, *args)
