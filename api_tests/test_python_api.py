@@ -207,3 +207,25 @@ def test_create_signal_by_position_and_create_false_stores_nothing():
     assert not Signal.objects.filter(signal="shop.signals.order_shipped").exists()
     with pytest.raises(InvalidSignalError):
         create_signal("dummy.signal", create=False)
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"], ids=["nul", "lone-surrogate"])
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("name", "{}", InvalidHookError),
+        ("target_url", "https://example.com/{}", InvalidTargetURLError),
+        ("payload_template", '{{"a": "{}"}}', InvalidPayloadError),
+        ("ordering_key", "{{{{instance.pk}}}}{}", InvalidHookError),
+    ],
+)
+def test_text_no_database_can_store_is_refused_before_the_insert(field, value, error, bad):
+    """A NUL (PostgreSQL) or a lone surrogate (any driver) reached the insert: a
+    DataError or a UnicodeEncodeError, or on SQLite a NUL stored as given."""
+    hook = create_hook(**GOOD, name="kept")
+    with pytest.raises(error) as raised:
+        create_hook(**{**GOOD, field: value.format(bad)})
+    assert raised.value.field == field
+    with pytest.raises(error):
+        update_hook(hook, **{field: value.format(bad)})
+    assert list(Hook.objects.values_list("name", flat=True)) == ["kept"]

@@ -23,6 +23,7 @@ from .exceptions import (
     InvalidModelError,
     InvalidPayloadError,
     InvalidSignalError,
+    InvalidTargetURLError,
 )
 from .headers import (
     MASKED,
@@ -46,6 +47,7 @@ from .payloads import (
     validate_template,
 )
 from .signing import SECRET_PREFIX
+from .text import storable_text
 
 APP_LABEL = "http_hooks"
 _B64 = "[A-Za-z0-9+/]"
@@ -297,6 +299,7 @@ def validate_hook(
     for field in ("content_type", "payload_template", "serializer_class"):
         if cleaned[field] is not None and not isinstance(cleaned[field], str):
             raise InvalidHookError(f"{field} must be a string", field=field)
+    check_storable_text(cleaned)
     name = "" if cleaned["name"] is None else cleaned["name"]
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
         raise InvalidHookError(
@@ -392,6 +395,29 @@ def validate_hook(
     cleaned["conditions"] = cleaned["conditions"] or {}
     cleaned["ordering_key"] = validate_ordering_key(cleaned["ordering_key"], model, names)
     return cleaned
+
+
+# A hook's text columns, and the error each one's refusal is.
+TEXT_FIELD_ERRORS = {
+    "name": InvalidHookError,
+    "target_url": InvalidTargetURLError,
+    "content_type": InvalidHookError,
+    "payload_template": InvalidPayloadError,
+    "serializer_class": InvalidPayloadError,
+    "ordering_key": InvalidHookError,
+}
+
+
+def check_storable_text(fields: Mapping[str, Any]) -> None:
+    """Refuse a NUL (PostgreSQL's text cannot hold it) or a lone surrogate (no UTF-8,
+    which no database driver can send) in a text field: left to the database, the
+    insert failed as a ``DataError`` or a ``UnicodeEncodeError``."""
+    for field, error in TEXT_FIELD_ERRORS.items():
+        value = fields.get(field)
+        if isinstance(value, str) and not storable_text(value):
+            raise error(
+                f"{field} must be valid text: no NUL character or lone surrogate", field=field
+            )
 
 
 def _check_kinds(
