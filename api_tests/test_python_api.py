@@ -3,10 +3,18 @@
 import pytest
 from django.contrib.auth.models import User
 
-from http_hooks.api import create_hook, create_signal, update_hook
+from http_hooks.api import (
+    create_hook,
+    create_signal,
+    resend_callbacks,
+    send_callbacks,
+    send_event,
+    update_hook,
+)
 from http_hooks.exceptions import (
     BlockedNetworkError,
     HttpHooksError,
+    InvalidFilterError,
     InvalidHeadersError,
     InvalidHookError,
     InvalidModelError,
@@ -14,7 +22,7 @@ from http_hooks.exceptions import (
     InvalidSignalError,
     InvalidTargetURLError,
 )
-from http_hooks.models import Hook, Signal
+from http_hooks.models import Callback, CallbackStatus, Hook, Signal
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +237,47 @@ def test_text_no_database_can_store_is_refused_before_the_insert(field, value, e
     with pytest.raises(error):
         update_hook(hook, **{field: value.format(bad)})
     assert list(Hook.objects.values_list("name", flat=True)) == ["kept"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"limit": float("nan")},  # was no limit: every due callback went
+        {"limit": 1.5},  # was Django's EmptyResultSet
+        {"limit": 0},
+        {"limit": -1},
+        {"limit": True},
+        {"ids": [2**63]},  # was the driver's OverflowError
+        {"ids": [10**100]},
+        {"ids": [True]},  # was callback 1
+        {"ids": [1.0]},
+        {"ids": ["1"]},
+        {"ids": 1},  # was a TypeError
+        {"ids": "12"},
+        {"hook_id": True},  # was hook 1
+        {"hook_id": 1.0},
+        {"hook_id": "1"},
+        {"hook_id": 2**63},
+    ],
+    ids=repr,
+)
+def test_send_callbacks_refuses_what_is_no_id_or_limit(receiver, arguments):
+    # On SQLite (ids start at 1 in each test) True, 1.0 and "1" named this hook.
+    create_hook(event_types=["order.paid"], target_url=receiver.url())
+    for _ in range(2):
+        send_event("order.paid", {})
+    with pytest.raises(InvalidFilterError) as raised:
+        send_callbacks(**arguments)
+    assert raised.value.field == next(iter(arguments))
+    assert receiver.requests == []
+    assert set(Callback.objects.values_list("status", flat=True)) == {CallbackStatus.WAITING}
+
+
+@pytest.mark.parametrize("ids", [[2**63], [True], ["1"], 1, "1"], ids=repr)
+def test_resend_callbacks_refuses_what_is_no_id(ids):
+    create_hook(event_types=["order.paid"], target_url="https://example.com/hook")
+    send_event("order.paid", {})
+    Callback.objects.update(status=CallbackStatus.ERROR)
+    with pytest.raises(InvalidFilterError):
+        resend_callbacks(ids=ids)
+    assert set(Callback.objects.values_list("status", flat=True)) == {CallbackStatus.ERROR}

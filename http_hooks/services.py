@@ -15,7 +15,7 @@ import json
 import secrets as secrets_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,7 @@ from .signing import SECRET_PREFIX
 from .text import storable_text
 from .validators import (
     HOOK_FIELDS,
+    MAX_ID,
     import_signal,
     resolve_model,
     validate_hook,
@@ -480,8 +481,14 @@ def send_callbacks(
     listed ones (due or not, unless ``due_only``); at most ``limit`` when given.
 
     ``progress(n)`` is called as callbacks finish; ``stop()`` is asked before
-    each batch. Raises ``InvalidFilterError`` for a hook that does not exist.
+    each batch. Raises ``InvalidFilterError`` for a hook that does not exist, and for
+    a ``hook_id``, ``ids`` or ``limit`` that is not whole numbers of 1 or more (ids of
+    at most 2^63-1).
     """
+    hook_id = check_id(hook_id, "hook_id")
+    ids = check_ids(ids)
+    if limit is not None:
+        whole_number(limit, "limit", minimum=1)
     return delivery.send_callbacks(
         hook_id=hook_id,
         callback_ids=ids,
@@ -525,7 +532,23 @@ DRAIN_SECONDS = 10.0
 
 def count_due(*, hook_id: int | None = None, ids: Sequence[int] | None = None) -> int:
     """How many callbacks ``send_callbacks`` would take now."""
-    return delivery.count_due(hook_id=hook_id, callback_ids=ids)
+    return delivery.count_due(hook_id=check_id(hook_id, "hook_id"), callback_ids=check_ids(ids))
+
+
+def check_id(value: Any, field: str) -> int | None:
+    """None, or a row's id: a whole number from 1 to ``MAX_ID`` (``InvalidFilterError``
+    otherwise: a larger one was an ``OverflowError`` of the driver, a bool or a float
+    was read as a number)."""
+    return None if value is None else whole_number(value, field, minimum=1, maximum=MAX_ID)
+
+
+def check_ids(ids: Any, field: str = "ids") -> list[int] | None:
+    """None, or a collection of ids (``check_id``) as a list: a generator is read once."""
+    if ids is None:
+        return None
+    if isinstance(ids, str | bytes | Mapping) or not isinstance(ids, Iterable):
+        raise InvalidFilterError(f"{field} must be a list of ids", field=field)
+    return [whole_number(pk, field, minimum=1, maximum=MAX_ID) for pk in ids]
 
 
 def run_sender(
@@ -804,9 +827,10 @@ def resend_callbacks(
     With ``owners`` only their callbacks are resent; others are passed over as
     ids that do not exist are.
     """
+    ids = check_ids(ids)
     callbacks = scope(queryset if queryset is not None else Callback.objects.all(), owners)
     if ids is not None:
-        callbacks = callbacks.filter(pk__in=list(ids))
+        callbacks = callbacks.filter(pk__in=ids)
     # Not the ones a sender holds right now: its result would overwrite ours; nor those
     # of a hook that has changed hands since (``part_with_previous_owners``). Tested
     # with EXISTS, not a join: with a join Django would move the whole condition into
