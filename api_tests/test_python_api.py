@@ -281,3 +281,46 @@ def test_resend_callbacks_refuses_what_is_no_id(ids):
     with pytest.raises(InvalidFilterError):
         resend_callbacks(ids=ids)
     assert set(Callback.objects.values_list("status", flat=True)) == {CallbackStatus.ERROR}
+
+
+def _hook_calls():
+    from django.utils import timezone
+
+    from http_hooks.api import delete_hook, enable_hook, recover_hook, rotate_secret
+    from http_hooks.api import send_test_event as test_event
+
+    return {
+        "update_hook": lambda hook: update_hook(hook, name="changed"),
+        "update_hook enabled": lambda hook: update_hook(hook, enabled=False),
+        "enable_hook": enable_hook,
+        "rotate_secret": rotate_secret,
+        "recover_hook": lambda hook: recover_hook(hook, since=timezone.now()),
+        "send_test_event": test_event,
+        "delete_hook": delete_hook,
+    }
+
+
+@pytest.mark.parametrize("call", list(_hook_calls()))
+def test_a_hook_argument_of_another_model_changes_nothing(call):
+    """delete_hook(user) deleted the user; the others failed deep inside
+    (AttributeError, ValueError)."""
+    user = User.objects.create(username="not-a-hook")
+    for wrong in (user, User(username="unsaved"), Hook(target_url="https://example.com/")):
+        with pytest.raises(InvalidHookError) as raised:
+            _hook_calls()[call](wrong)
+        assert raised.value.field == "hook"
+    assert User.objects.filter(pk=user.pk).exists()
+
+
+@pytest.mark.parametrize("call", ["update_hook", "update_hook enabled", "enable_hook"])
+def test_a_deleted_hook_is_a_hook_that_changed_hands(call):
+    """Was Django's DatabaseError ("Save with update_fields did not affect any rows"),
+    DoesNotExist, or a hook on a model 'needs at least one signal' (its signals went
+    with it)."""
+    from http_hooks.exceptions import HookChangedHandsError
+
+    hook = create_hook(**GOOD)
+    Hook.objects.filter(pk=hook.pk).delete()
+    with pytest.raises(HookChangedHandsError):
+        _hook_calls()[call](hook)
+    assert not Hook.objects.exists()

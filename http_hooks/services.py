@@ -105,6 +105,10 @@ def _clean_signals(signals: Iterable[Any]) -> list[str]:
 def delete_signal(*, signal: Signal, owners: Owners = None) -> None:
     """Delete a signal no hook listens to; one in use is refused, to leave no hook deaf.
     The refusal names the hooks ``owners`` may see, never another owner's."""
+    if not isinstance(signal, Signal) or signal.pk is None:
+        raise InvalidSignalError(
+            f"expected a saved Signal, not {described(signal)}", field="signal"
+        )
     if signal.hooks.exists():
         hook_ids = sorted(scope(signal.hooks.all(), owners).values_list("pk", flat=True))
         used_by = f"hooks {', '.join(map(str, hook_ids))}" if hook_ids else "other owners' hooks"
@@ -224,11 +228,13 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     unknown = set(changes) - set(HOOK_FIELDS) - {"enabled", "secret", "owner"}
     if unknown:
         raise TypeError(f"update_hook() got unknown fields: {', '.join(sorted(unknown))}")
+    check_hook_argument(hook)
     merged = {field: getattr(hook, field) for field in HOOK_FIELDS if field != "signals"}
     merged["signals"] = [s.signal for s in hook.signals.all()]
-    if not merged["signals"] and not Hook.objects.filter(pk=hook.pk).exists():
-        # Deleted since it was read: said so, rather than "needs a signal".
-        raise HookChangedHandsError()
+    if not merged["signals"]:
+        # Deleted since it was read (its signals went with it)? Said so, rather than
+        # "needs a signal".
+        check_not_deleted(hook)
     # Headers left out are as the caller sees them, secret values masked: kept as they
     # are, but never shown by a change that unmarks them (``refuse_unmasking``).
     merged["headers"] = mask_headers(hook.headers or {}, hook.secret_headers)
@@ -245,7 +251,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     # stale copy never overwrites them.
     kept = set(HEALTH_FIELDS) - ({"enabled"} if "enabled" in changes else set())
     with transaction.atomic():
-        current = _locked_row(hook, "owner", *HEALTH_FIELDS)
+        current = _locked_row(hook, *HEALTH_FIELDS)
         for field, value in cleaned.items():
             setattr(hook, field, value)
         if "enabled" in changes:
@@ -284,7 +290,7 @@ def _locked_row(hook: Hook, *fields: str) -> Hook:
     says: what the caller was about to write was decided on a copy read before that
     change (a stale copy of the previous owner's would take the hook back, or give the
     new owner's hook a secret the previous owner is shown)."""
-    current = Hook.objects.select_for_update().only(*fields).filter(pk=hook.pk).first()
+    current = Hook.objects.select_for_update().only("owner", *fields).filter(pk=hook.pk).first()
     if current is None or current.owner != hook.owner:
         raise HookChangedHandsError()
     return current
@@ -340,8 +346,11 @@ def set_hook_enabled(hook: Hook, enabled: bool) -> Hook:
     """Enable (``enable_hook``) or disable ``hook``."""
     if enabled:
         return enable_hook(hook)
-    hook.enabled = False
-    hook.save(update_fields=["enabled", "update_datetime"])
+    check_hook_argument(hook)
+    with transaction.atomic():
+        _locked_row(hook)
+        hook.enabled = False
+        hook.save(update_fields=["enabled", "update_datetime"])
     return hook
 
 
@@ -349,11 +358,36 @@ def enable_hook(hook: Hook) -> Hook:
     """Enable ``hook`` with a clean bill of health: no disabled reason, no pause,
     the circuit breaker closed and its failure count reset. Callbacks it kept
     waiting while disabled or paused go out at the next send."""
-    hook.clear_health()
-    # Only what it clears: the rest of the hook's health is the sender's, and ``hook``
-    # may be a copy older than what the sender wrote since.
-    hook.save(update_fields=[*CLEARED_HEALTH, "update_datetime"])
+    check_hook_argument(hook)
+    with transaction.atomic():
+        _locked_row(hook)
+        hook.clear_health()
+        # Only what it clears: the rest of the hook's health is the sender's, and ``hook``
+        # may be a copy older than what the sender wrote since.
+        hook.save(update_fields=[*CLEARED_HEALTH, "update_datetime"])
     return hook
+
+
+def check_hook_argument(hook: Any) -> None:
+    """``hook`` is a saved ``Hook``: ``InvalidHookError`` (field ``hook``) for anything
+    else (another model's instance was deleted by ``delete_hook``, an unsaved hook or
+    an object failed deep inside)."""
+    if not isinstance(hook, Hook) or hook.pk is None:
+        raise InvalidHookError(f"expected a saved Hook, not {described(hook)}", field="hook")
+
+
+def check_not_deleted(hook: Hook) -> None:
+    """``HookChangedHandsError`` for a hook deleted since it was read."""
+    if not Hook.objects.filter(pk=hook.pk).exists():
+        raise HookChangedHandsError()
+
+
+def described(value: Any) -> str:
+    """What a value of the wrong kind is, for an error message: its type, never its
+    text (a model's ``__str__`` may query, or show what it holds)."""
+    if isinstance(value, Hook | Signal) and value.pk is None:
+        return f"an unsaved {type(value).__name__}"
+    return f"a {type(value).__module__}.{type(value).__qualname__}"
 
 
 def hold_owner(owner: str) -> None:
@@ -373,7 +407,8 @@ def hold_owner(owner: str) -> None:
 
 
 def delete_hook(hook: Hook) -> None:
-    """Delete a hook and its callbacks."""
+    """Delete a hook and its callbacks (one already deleted: nothing)."""
+    check_hook_argument(hook)
     hook.delete()
 
 
@@ -440,9 +475,10 @@ def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
     keeps the secret its new owner got: the caller, whom the new secret is shown to,
     may be the previous owner, and the previous secret would sign on for the grace
     period (``hand_over_secret``)."""
+    check_hook_argument(hook)
     new_secret = validate_secret(secret) if secret else generate_secret()
     with transaction.atomic(using=router.db_for_write(Hook)):
-        current = _locked_row(hook, "owner", *HANDED_OVER_FIELDS)
+        current = _locked_row(hook, *HANDED_OVER_FIELDS)
         for field in HANDED_OVER_FIELDS:
             setattr(hook, field, getattr(current, field))
         _take_secret(hook, new_secret)
@@ -581,6 +617,8 @@ def run_sender_processes(
 
 def send_test_event(hook: Hook) -> Attempt:
     """Send a synthetic ``http_hooks.test`` event to ``hook`` now, once; return its attempt."""
+    check_hook_argument(hook)
+    check_not_deleted(hook)
     return delivery.send_test_event(hook)
 
 
@@ -879,6 +917,7 @@ def recover_hook(hook: Hook, *, since: datetime.datetime, confirm: bool = False)
     disabled (410 Gone, failing) or paused wait until it is enabled or its pause
     ends. Returns how many were queued.
     """
+    check_hook_argument(hook)
     failed = Callback.objects.filter(
         hook=hook, status=CallbackStatus.ERROR, create_datetime__gte=check_since(since)
     )

@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -250,19 +250,16 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
             data = HookWithSecretSerializer(hook, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
 
-    def perform_update(self, serializer: HookSerializer) -> None:
-        try:
-            serializer.save()
-        except HookChangedHandsError as exc:
-            raise self.changed_hands(exc) from None
-
-    def changed_hands(self, error: HookChangedHandsError) -> APIException:
-        """What a write answers when the hook was deleted or changed hands after the
-        request read it: a 404 to a request that can no longer see it, as for any
-        hook not its own; a 409 to one that still can (staff)."""
-        if self.get_queryset().filter(pk=self.kwargs["pk"]).exists():
-            return Conflict(error.message, code=error.code)
-        return NotFound()
+    def handle_exception(self, exc: Exception) -> Response:
+        """A write to a hook that was deleted or changed hands after the request read it
+        (``HookChangedHandsError``, from any action): a 404 to a request that can no
+        longer see it, as for any hook not its own; a 409 to one that still can."""
+        if isinstance(exc, HookChangedHandsError):
+            if self.get_queryset().filter(pk=self.kwargs.get("pk")).exists():
+                exc = Conflict(exc.message, code=exc.code)
+            else:
+                exc = NotFound()
+        return super().handle_exception(exc)
 
     def perform_destroy(self, instance: Hook) -> None:
         services.delete_hook(instance)
@@ -275,7 +272,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         "signed like any other request, and returns the attempt (the receiver's answer "
         "or the error).",
         request=None,
-        responses=responses({200: AttemptSerializer}, 404, 415, 503),
+        responses=responses({200: AttemptSerializer}, 404, 409, 415, 503),
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
@@ -294,7 +291,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         "`disabled_at`, the circuit breaker (`consecutive_failures`) and any pause "
         "(`paused_until`). Callbacks it kept waiting go out at the next send. Returns the hook.",
         request=None,
-        responses=responses({200: HookSerializer}, 404, 415),
+        responses=responses({200: HookSerializer}, 404, 409, 415),
     )
     @action(detail=True, methods=["post"])
     def enable(self, request: Request, pk: str | None = None) -> Response:
@@ -355,10 +352,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         hook = self.get_object()
         serializer = RotateSecretSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            secret = services.rotate_secret(hook, secret=serializer.validated_data.get("secret"))
-        except HookChangedHandsError as exc:
-            raise self.changed_hands(exc) from None
+        secret = services.rotate_secret(hook, secret=serializer.validated_data.get("secret"))
         return Response(
             SecretSerializer(
                 {"secret": secret, "previous_secret_expires_at": hook.previous_secret_expires_at}
