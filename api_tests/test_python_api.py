@@ -324,3 +324,32 @@ def test_a_deleted_hook_is_a_hook_that_changed_hands(call):
     with pytest.raises(HookChangedHandsError):
         _hook_calls()[call](hook)
     assert not Hook.objects.exists()
+
+
+@pytest.mark.parametrize("secret", [False, 0, [], b""], ids=repr)
+def test_a_secret_that_is_no_text_does_not_make_the_hook_unsigned(secret):
+    """A falsy secret of another type was read as "": the hook lost its signature."""
+    from http_hooks.api import rotate_secret
+
+    hook = create_hook(**GOOD, name="kept")
+    signed_with = hook.secret
+    with pytest.raises(InvalidHookError) as raised:
+        create_hook(**GOOD, secret=secret)
+    assert raised.value.field == "secret"
+    with pytest.raises(InvalidHookError):
+        update_hook(Hook.objects.get(pk=hook.pk), secret=secret)
+    with pytest.raises(InvalidHookError):
+        rotate_secret(Hook.objects.get(pk=hook.pk), secret=secret)
+    assert list(Hook.objects.values_list("name", "secret")) == [("kept", signed_with)]
+
+
+@pytest.mark.parametrize("enabled", ["false", "no", None, 0, 1], ids=repr)
+def test_enabled_that_is_no_bool_is_refused(enabled):
+    """bool() of it was taken: "false" and "no" enabled the hook."""
+    hook = create_hook(**GOOD, name="kept", enabled=False)
+    with pytest.raises(InvalidHookError) as raised:
+        create_hook(**GOOD, enabled=enabled)
+    assert raised.value.field == "enabled"
+    with pytest.raises(InvalidHookError):
+        update_hook(Hook.objects.get(pk=hook.pk), enabled=enabled)
+    assert list(Hook.objects.values_list("name", "enabled")) == [("kept", False)]

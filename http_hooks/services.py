@@ -133,7 +133,23 @@ def new_hook_secret(secret: str | None = None) -> str:
     itself once validated, or "" (unsigned) for ""."""
     if secret is None:
         return generate_secret()
-    return validate_secret(secret) if secret else ""
+    return validate_secret(secret) if check_secret_type(secret) else ""
+
+
+def check_secret_type(secret: Any) -> Any:
+    """``secret`` if it is None or text; ``InvalidHookError`` otherwise: a False, 0 or
+    [] read as "" made the hook unsigned."""
+    if secret is not None and not isinstance(secret, str):
+        raise InvalidHookError("the secret must be text (or None)", field="secret")
+    return secret
+
+
+def check_enabled(enabled: Any) -> bool:
+    """``enabled`` if it is a bool; ``InvalidHookError`` otherwise: "false" or "no"
+    were true, and enabled the hook."""
+    if not isinstance(enabled, bool):
+        raise InvalidHookError("enabled must be True or False", field="enabled")
+    return enabled
 
 
 def create_hook(
@@ -186,6 +202,7 @@ def create_hook(
     owner = owner_key(owner)
     cleaned = validate_hook(fields, owner=owner)
     secret = new_hook_secret(secret)
+    check_enabled(enabled)
     signal_paths = cleaned.pop("signals")
     with transaction.atomic():
         hold_owner(owner)
@@ -246,6 +263,9 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     cleaned = validate_hook(merged, current=hook, owner=owner)
     if changes.get("secret"):
         validate_secret(changes["secret"])
+    check_secret_type(changes.get("secret"))
+    if "enabled" in changes:
+        check_enabled(changes["enabled"])
     signal_paths = cleaned.pop("signals")
     # The sender writes the health fields and the rate limit's bucket at any time: a
     # stale copy never overwrites them.
@@ -476,7 +496,7 @@ def rotate_secret(hook: Hook, *, secret: str | None = None) -> str:
     may be the previous owner, and the previous secret would sign on for the grace
     period (``hand_over_secret``)."""
     check_hook_argument(hook)
-    new_secret = validate_secret(secret) if secret else generate_secret()
+    new_secret = validate_secret(secret) if check_secret_type(secret) else generate_secret()
     with transaction.atomic(using=router.db_for_write(Hook)):
         current = _locked_row(hook, *HANDED_OVER_FIELDS)
         for field in HANDED_OVER_FIELDS:
