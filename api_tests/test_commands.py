@@ -320,3 +320,44 @@ def test_delete_old_callbacks_in_a_real_process_reclaims_space(make_hook, same_d
         "",
     )
     assert Callback.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["send_callbacks"], 1),
+        (["send_callbacks", "--quiet", "--processes", "1"], 0),  # prints nothing
+        (["delete_old_callbacks", "1"], 1),
+        (["monitor_callbacks", "--status", "error"], 3),  # not 1, "limit reached"
+    ],
+    ids=["send", "send-quiet", "delete", "monitor"],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_closed_output_is_one_line_not_a_traceback(
+    make_hook, receiver, same_db_env, args, status
+):
+    """``| head -0``: the summary's write was a BrokenPipeError's traceback."""
+    import os
+
+    make_hook()
+    Order.objects.create(name="x")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails
+    try:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "demo" / "manage.py"), *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=same_db_env,
+        )
+    finally:
+        os.close(write_end)
+    expected = (
+        "" if status == 0 else "CommandError: the output was closed before it was all written"
+    )
+    assert (result.returncode, result.stderr.strip()) == (status, expected)
+    if args[0] == "send_callbacks":
+        assert len(receiver.requests) == 1  # the work is done, only its report lost
+        assert Callback.objects.get().status == CallbackStatus.SENT

@@ -4,6 +4,8 @@ arguments, and whole numbers read strictly."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
@@ -32,10 +34,20 @@ class Command(BaseCommand):
     reconnecting did not cure) with ``database_failed``."""
 
     database_failed = 1
+    # The exit status when the output cannot be written (its reader went away: a pipe
+    # closed, ``| head -0``): the work is done, its report lost.
+    output_closed = 1
 
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
+        except BrokenPipeError as exc:
+            # Whatever is still buffered for the closed pipe would fail again when Python
+            # flushes it at exit ("Exception ignored ... BrokenPipeError" on stderr).
+            _discard_stdout()
+            raise CommandError(
+                "the output was closed before it was all written", returncode=self.output_closed
+            ) from exc
         except HttpHooksError as exc:
             raise CommandError(exc.message, returncode=BAD_ARGUMENTS) from exc
         except DatabaseError as exc:
@@ -53,3 +65,13 @@ class Command(BaseCommand):
 
         parser.error = error
         return parser
+
+
+def _discard_stdout() -> None:
+    """Send what is left for standard output to the null device."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor: a StringIO
+        pass

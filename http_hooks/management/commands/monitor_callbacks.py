@@ -21,6 +21,8 @@ class Command(HooksCommand):
     )
     # Not 1: an alert on "too many errors" must not stand for a database that is down.
     database_failed = 3
+    # Nor for an "ok" line its reader did not wait for: the result is not known to it.
+    output_closed = 3
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
