@@ -353,3 +353,37 @@ def test_enabled_that_is_no_bool_is_refused(enabled):
     with pytest.raises(InvalidHookError):
         update_hook(Hook.objects.get(pk=hook.pk), enabled=enabled)
     assert list(Hook.objects.values_list("name", "enabled")) == [("kept", False)]
+
+
+@pytest.mark.parametrize("owners", ["12", b"12", 12, {"12": True}, [None], [1.5], [True]], ids=repr)
+def test_owners_that_are_no_collection_of_keys_are_refused(owners):
+    """A string was read as its characters: owners="12" counted, resent and deleted
+    the callbacks of owners "1" and "2", and left owner "12"'s."""
+    from http_hooks.api import delete_old_callbacks, monitor_callbacks
+
+    users = [User.objects.create(username=f"user{i}") for i in range(12)]
+    for user in users:
+        create_hook(event_types=["order.paid"], target_url="https://example.com/", owner=user)
+        send_event("order.paid", {}, owner=user)
+    Callback.objects.update(status=CallbackStatus.ERROR)
+    for call in (
+        lambda: monitor_callbacks(status="error", owners=owners),
+        lambda: resend_callbacks(owners=owners),
+        lambda: delete_old_callbacks(days=0, owners=owners),
+    ):
+        with pytest.raises(InvalidFilterError) as raised:
+            call()
+        assert raised.value.field == "owners"
+    assert Callback.objects.filter(status=CallbackStatus.ERROR).count() == 12
+
+
+def test_owners_given_as_instances_or_numbers_are_their_keys():
+    from http_hooks.api import monitor_callbacks
+
+    users = [User.objects.create(username=f"user{i}") for i in range(3)]
+    for user in users:
+        create_hook(event_types=["order.paid"], target_url="https://example.com/", owner=user)
+        send_event("order.paid", {}, owner=user)
+    chosen = (users[0], users[1].pk)
+    assert monitor_callbacks(status="waiting", owners=chosen).count == 2
+    assert monitor_callbacks(status="waiting", owners=(u for u in chosen)).count == 2

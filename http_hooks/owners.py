@@ -12,7 +12,7 @@ perhaps empty, and every read and write of the API is narrowed to it
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -25,7 +25,7 @@ from django.db.models.signals import post_delete
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-from .exceptions import InvalidHookError
+from .exceptions import InvalidFilterError, InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
 from .text import storable_text
@@ -131,7 +131,29 @@ def scope(queryset: Scoped, owners: Owners) -> Scoped:
     ``owners`` may see; all of them for None."""
     if owners is None:
         return queryset
-    return queryset.filter(owner__in=list(owners)) if owners else queryset.none()
+    keys = owner_keys(owners)
+    return queryset.filter(owner__in=keys) if keys else queryset.none()
+
+
+def owner_keys(owners: Any) -> list[str]:
+    """The keys of ``owners``, a collection of owner keys (text, or a whole number or
+    UUID) or saved instances of ``OWNER_MODEL``; ``InvalidFilterError`` (field
+    ``owners``) for anything else. A string was read as its characters ("12": owners
+    "1" and "2", whose callbacks ``delete_old_callbacks`` then deleted), an instance
+    as its text (``str(user)``: a username)."""
+    message = "owners must be a list of owner keys or owners (None: every owner)"
+    if isinstance(owners, str | bytes | Mapping) or not isinstance(owners, Iterable):
+        raise InvalidFilterError(message, field="owners")
+    keys = []
+    for owner in owners:
+        if isinstance(owner, Model):
+            if not isinstance(owner, owner_model()) or owner.pk is None:
+                raise InvalidFilterError(message, field="owners")
+            owner = owner.pk
+        if isinstance(owner, bool) or not isinstance(owner, str | int | uuid.UUID):
+            raise InvalidFilterError(message, field="owners")
+        keys.append(str(owner))
+    return keys
 
 
 def owner_key(owner: Any, *, must_exist: bool = True) -> str:
