@@ -387,3 +387,37 @@ def test_owners_given_as_instances_or_numbers_are_their_keys():
     chosen = (users[0], users[1].pk)
     assert monitor_callbacks(status="waiting", owners=chosen).count == 2
     assert monitor_callbacks(status="waiting", owners=(u for u in chosen)).count == 2
+
+
+@pytest.mark.parametrize("flag", ["no", "false", 0, 1, None], ids=repr)
+def test_flags_that_are_no_bool_are_refused(flag):
+    """bool() of them was taken: include_undelivered="no" deleted the callbacks not
+    delivered yet, confirm="no" confirmed a resend past RESEND_LIMIT."""
+    from django.test import override_settings
+
+    from http_hooks.api import delete_old_callbacks, recover_hook
+    from http_hooks.exceptions import InvalidEventError
+
+    hook = create_hook(event_types=["order.paid"], target_url="https://example.com/")
+    for _ in range(2):
+        send_event("order.paid", {})
+    with pytest.raises(InvalidFilterError) as raised:
+        delete_old_callbacks(days=0, include_undelivered=flag)
+    assert raised.value.field == "include_undelivered"
+    with pytest.raises(InvalidFilterError):
+        delete_old_callbacks(days=0, vacuum=flag)
+    assert Callback.objects.count() == 2
+    Callback.objects.update(status=CallbackStatus.ERROR)
+    with override_settings(HTTP_HOOKS={"RESEND_LIMIT": 1}):
+        for call in (
+            lambda: resend_callbacks(confirm=flag),
+            lambda: recover_hook(hook, since=hook.create_datetime, confirm=flag),
+        ):
+            with pytest.raises(InvalidFilterError) as raised:
+                call()
+            assert raised.value.field == "confirm"
+    assert set(Callback.objects.values_list("status", flat=True)) == {CallbackStatus.ERROR}
+    with pytest.raises(InvalidEventError) as raised:
+        send_event("order.paid", {}, shared=flag)
+    assert raised.value.field == "shared"
+    assert Callback.objects.count() == 2

@@ -591,6 +591,14 @@ def count_due(*, hook_id: int | None = None, ids: Sequence[int] | None = None) -
     return delivery.count_due(hook_id=check_id(hook_id, "hook_id"), callback_ids=check_ids(ids))
 
 
+def check_flag(value: Any, field: str) -> bool:
+    """``value`` if it is a bool; ``InvalidFilterError`` otherwise: "no" or "false" were
+    true, and confirmed a resend or deleted the callbacks not delivered yet."""
+    if not isinstance(value, bool):
+        raise InvalidFilterError(f"{field} must be True or False", field=field)
+    return value
+
+
 def check_id(value: Any, field: str) -> int | None:
     """None, or a row's id: a whole number from 1 to ``MAX_ID`` (``InvalidFilterError``
     otherwise: a larger one was an ``OverflowError`` of the driver, a bool or a float
@@ -738,6 +746,8 @@ def send_event(
     the API reaches only their own hooks, never the project's).
     """
     event_type = validate_event_type(event_type)
+    if not isinstance(shared, bool):
+        raise InvalidEventError("shared must be True or False", field="shared")
     data = plain_json(payload)
     key = _event_key(key)
     try:
@@ -885,6 +895,7 @@ def resend_callbacks(
     With ``owners`` only their callbacks are resent; others are passed over as
     ids that do not exist are.
     """
+    check_flag(confirm, "confirm")
     ids = check_ids(ids)
     callbacks = scope(queryset if queryset is not None else Callback.objects.all(), owners)
     if ids is not None:
@@ -1051,6 +1062,8 @@ def delete_old_callbacks(
     """
     whole_number(days, "days", minimum=0, maximum=MAX_DAYS)
     whole_number(batch_size, "batch_size", minimum=1, maximum=MAX_DELETE_BATCH)
+    check_flag(include_undelivered, "include_undelivered")
+    check_flag(vacuum, "vacuum")
     now = timezone.now()
     if owners is None:
         delete_old_stats(now)
