@@ -361,3 +361,43 @@ def test_a_closed_output_is_one_line_not_a_traceback(
     if args[0] == "send_callbacks":
         assert len(receiver.requests) == 1  # the work is done, only its report lost
         assert Callback.objects.get().status == CallbackStatus.SENT
+
+
+INTERRUPTED_RUN = """
+import signal, sys
+import django
+django.setup()
+from django.core.management import execute_from_command_line
+from http_hooks import services
+
+def deleting(*args, **kwargs):
+    signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of a batch
+    return real(*args, **kwargs)
+
+real, services._delete_callbacks = services._delete_callbacks, deleting
+execute_from_command_line(["manage.py", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_is_one_line_and_rolls_the_batch_back(make_hook, same_db_env):
+    """SIGINT was a KeyboardInterrupt's traceback."""
+    make_hook()
+    Order.objects.create(name="x")
+    Callback.objects.update(
+        status=CallbackStatus.SENT, create_datetime=timezone.now() - datetime.timedelta(days=3)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_RUN, "delete_old_callbacks", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=same_db_env,
+        cwd=ROOT / "demo",
+    )
+    assert (result.returncode, result.stdout, result.stderr.strip()) == (
+        130,
+        "",
+        "CommandError: interrupted: what was done before stays done",
+    )
+    assert Callback.objects.count() == 1

@@ -16,6 +16,8 @@ from ..text import ascii_digits, first_line
 
 # As argparse's own: 1 means what the command reports ("limit reached", a failed run).
 BAD_ARGUMENTS = 2
+# The exit status of a command stopped by SIGINT: 128 + its number, as a shell reports it.
+INTERRUPTED = 130
 
 
 def whole_number_argument(text: str) -> int:
@@ -41,6 +43,13 @@ class Command(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute(*args, **options)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C (SIGINT) of a command that does not stop on it by itself: what was
+            # committed stays, the transaction it was in is rolled back (each command
+            # says which), and the shell sees 128 + SIGINT, as for a process it killed.
+            raise CommandError(
+                "interrupted: what was done before stays done", returncode=INTERRUPTED
+            ) from exc
         except BrokenPipeError as exc:
             # Whatever is still buffered for the closed pipe would fail again when Python
             # flushes it at exit ("Exception ignored ... BrokenPipeError" on stderr).
