@@ -29,7 +29,7 @@ from .exceptions import HttpHooksError, InvalidFilterError, InvalidHookError, In
 from .models import Callback, CallbackStatus, ContentTypeChoice, Hook, HttpMethod, LegacyImport
 from .outbox import record_copied_requests
 from .services import create_hook
-from .text import first_line
+from .text import first_line, storable_text
 from .validators import resolve_model
 
 # The old app, whose label ``hooks`` prefixes its tables.
@@ -271,6 +271,13 @@ def _checked_request(
     payload: str | None,
     content_type: str | None,
 ) -> tuple[str, str, str]:
+    if payload is not None and not (isinstance(payload, str) and storable_text(payload)):
+        # A BLOB (SQLite keeps what it is given) was copied as bytes, and every send that
+        # claimed the callback failed on it; a NUL was PostgreSQL's DataError.
+        raise InvalidHookError(
+            f"waiting callback {callback_id}: its payload is not text a database can "
+            "store (bytes, a NUL character or a lone surrogate)"
+        )
     method = (http_method or hook.http_method).upper()
     if method not in HttpMethod.values:
         raise InvalidHookError(
