@@ -421,3 +421,26 @@ def test_flags_that_are_no_bool_are_refused(flag):
         send_event("order.paid", {}, shared=flag)
     assert raised.value.field == "shared"
     assert Callback.objects.count() == 2
+
+
+@pytest.mark.parametrize("model", ["AbstractUser", "AbstractBaseUser", "Model"])
+def test_an_abstract_model_is_refused_and_leaves_no_content_type(model):
+    """An abstract model class was taken: a content type row made for it, and a hook
+    that could never fire (no save has an abstract model as its sender); ``Model``
+    itself was an AttributeError."""
+    from django.contrib.auth import base_user
+    from django.contrib.auth import models as auth_models
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import models
+
+    cls = {
+        "AbstractUser": auth_models.AbstractUser,
+        "AbstractBaseUser": base_user.AbstractBaseUser,
+        "Model": models.Model,
+    }[model]
+    content_types = ContentType.objects.count()
+    with pytest.raises(InvalidModelError) as raised:
+        create_hook(**{**GOOD, "model": cls})
+    assert raised.value.field == "model"
+    assert ContentType.objects.count() == content_types
+    assert not Hook.objects.exists()

@@ -189,7 +189,7 @@ def resolve_model(value: Any) -> ContentType:
     if isinstance(value, ContentType):
         model = value.model_class()
     elif isinstance(value, type) and issubclass(value, models.Model):
-        model = value
+        model = _installed_model(value)
     elif isinstance(value, str) and value.strip():
         model = _model_from_name(value.strip())
     else:
@@ -201,6 +201,26 @@ def resolve_model(value: Any) -> ContentType:
             f"hooks on {model._meta.label} are refused: http_hooks' own models would loop"
         )
     return ContentType.objects.get_for_model(model, for_concrete_model=False)
+
+
+def _installed_model(model: type[models.Model]) -> type[models.Model]:
+    """The model of the app registry that ``model`` is (a historical model of a
+    migration is the installed one of its label): not ``Model`` itself or an abstract
+    model (a content type was made for it, and a hook that could never fire), nor a
+    swapped one (``auth.User`` under a custom user model): their saves send no signal."""
+    meta = getattr(model, "_meta", None)
+    if meta is None or meta.abstract:
+        name = getattr(model, "__qualname__", "?")
+        raise InvalidModelError(f"invalid model {name}: an abstract model sends no signals")
+    try:
+        installed = apps.get_model(meta.app_label, meta.model_name)
+    except LookupError:
+        raise InvalidModelError(f"invalid model {meta.label}: it is not installed") from None
+    if installed._meta.swapped:
+        raise InvalidModelError(
+            f"invalid model {meta.label}: it is swapped for {installed._meta.swapped}"
+        )
+    return installed
 
 
 def _model_from_name(name: str) -> type[models.Model] | None:
