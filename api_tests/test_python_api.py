@@ -444,3 +444,39 @@ def test_an_abstract_model_is_refused_and_leaves_no_content_type(model):
     assert raised.value.field == "model"
     assert ContentType.objects.count() == content_types
     assert not Hook.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"hooks": [1]}, "hooks"),  # was an AttributeError
+        ({"hooks": "12"}, "hooks"),
+        ({"hooks": [None]}, "hooks"),
+        ({"now": "2026-01-01"}, "now"),  # was an AttributeError
+        ({"now": 0}, "now"),
+    ],
+    ids=repr,
+)
+def test_hooks_health_refuses_what_is_no_hook_or_time(arguments, field):
+    from http_hooks.api import hooks_health
+
+    create_hook(**GOOD)
+    with pytest.raises(InvalidFilterError) as raised:
+        hooks_health(hours=1, **arguments)
+    assert raised.value.field == field
+
+
+def test_hooks_health_takes_a_naive_time_in_the_current_time_zone():
+    import datetime
+
+    from django.utils import timezone
+
+    from http_hooks.api import hooks_health
+
+    hook = create_hook(**GOOD)
+    now = timezone.now()
+    naive = timezone.make_naive(now)
+    assert hooks_health(hours=2, hooks=[hook], now=naive) == hooks_health(
+        hours=2, hooks=[hook], now=now
+    )
+    assert isinstance(naive, datetime.datetime)

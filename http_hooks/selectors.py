@@ -7,7 +7,7 @@ import datetime
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -20,6 +20,7 @@ from .delivery.health import breaker_state, held_hooks, pause_reason
 from .delivery.sender import TEST_EVENT_TYPE
 from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, hour_start, percentile
 from .events import is_event_type, model_event_types
+from .exceptions import InvalidFilterError
 from .models import Attempt, Callback, CallbackStatus, DeliveryStats, DisabledReason, Hook, Signal
 from .outbox import SAVE_SIGNALS
 from .owners import Owners
@@ -96,10 +97,23 @@ def hooks_health(
     Reads the hooks and their hourly counts (``DeliveryStats``), never the
     callbacks or their attempts: three queries, whatever their number."""
     whole_number(hours, "hours", minimum=1, maximum=MAX_WINDOW_HOURS)
-    now = now or timezone.now()
+    if now is None:
+        now = timezone.now()
+    elif not isinstance(now, datetime.datetime):
+        raise InvalidFilterError("now must be a date and time", field="now")
+    elif timezone.is_naive(now):
+        now = timezone.make_aware(now)
     last_hour = hour_of(now)
     first_hour = last_hour - (hours - 1)
-    chosen = list(Hook.objects.order_by("pk")) if hooks is None else list(hooks)
+    if hooks is None:
+        chosen = list(Hook.objects.order_by("pk"))
+    elif isinstance(hooks, str | bytes) or not isinstance(hooks, Iterable):
+        raise InvalidFilterError("hooks must be a list of saved hooks", field="hooks")
+    else:
+        chosen = list(hooks)
+        if not all(isinstance(hook, Hook) and hook.pk is not None for hook in chosen):
+            # An id or another model's instance failed deep inside (AttributeError).
+            raise InvalidFilterError("hooks must be a list of saved hooks", field="hooks")
     # Not past the current hour: a sender whose clock is ahead, or that writes just
     # after the hour turns, may have counted the next one.
     stats = DeliveryStats.objects.filter(hour__gte=first_hour, hour__lte=last_hour)
