@@ -480,3 +480,23 @@ def test_hooks_health_takes_a_naive_time_in_the_current_time_zone():
         hours=2, hooks=[hook], now=now
     )
     assert isinstance(naive, datetime.datetime)
+
+
+@pytest.mark.parametrize("written", [" {}", "{}\n", "+{}", "{}_0", "\u0661{}"], ids=repr)
+def test_an_owner_key_written_otherwise_is_no_owner(written):
+    """int() read " 10", "10\\n", "+10", "1_0" and Arabic-Indic digits as owner 10:
+    delete_owner_data(" 10") deleted owner 10's hooks, send_event reached them."""
+    from http_hooks.api import delete_owner_data
+
+    owner = User.objects.create(username="owner")
+    create_hook(event_types=["order.paid"], target_url="https://example.com/", owner=owner)
+    key = written.format(owner.pk)
+    with pytest.raises(InvalidHookError) as raised:
+        delete_owner_data(key)
+    assert raised.value.field == "owner"
+    with pytest.raises(HttpHooksError):
+        send_event("order.paid", {}, owner=key)
+    with pytest.raises(InvalidHookError):
+        create_hook(event_types=["order.paid"], target_url="https://example.com/", owner=key)
+    assert list(Hook.objects.values_list("owner", flat=True)) == [str(owner.pk)]
+    assert not Callback.objects.exists()

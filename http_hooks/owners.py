@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from .exceptions import InvalidFilterError, InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
-from .text import storable_text
+from .text import ascii_digits, storable_text
 
 # None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
 Owners = Collection[str] | None
@@ -180,7 +180,11 @@ def owner_key(owner: Any, *, must_exist: bool = True) -> str:
         )
     try:
         pk = model._meta.pk.to_python(owner)
-        found = not must_exist or model._default_manager.filter(pk=pk).exists()
+        # A whole number's text in ASCII digits: int() also reads " 10", "1_0", "+10" and
+        # Arabic-Indic digits as 10, and delete_owner_data(" 10") deleted owner 10's hooks.
+        found = not (
+            isinstance(owner, str) and isinstance(pk, int) and not ascii_digits(owner, signed=True)
+        ) and (not must_exist or model._default_manager.filter(pk=pk).exists())
     except (ValidationError, ValueError, TypeError, OverflowError):
         found = False
     if not found:
