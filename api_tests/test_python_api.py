@@ -500,3 +500,47 @@ def test_an_owner_key_written_otherwise_is_no_owner(written):
         create_hook(event_types=["order.paid"], target_url="https://example.com/", owner=key)
     assert list(Hook.objects.values_list("owner", flat=True)) == [str(owner.pk)]
     assert not Callback.objects.exists()
+
+
+def _fails_on_call(number):
+    calls = []
+
+    def call(*args):
+        calls.append(args)
+        if len(calls) >= number:
+            raise RuntimeError("the caller's function failed")
+        return False
+
+    return call
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"progress": _fails_on_call(1)}, {"stop": _fails_on_call(3)}],
+    ids=["progress", "stop"],
+)
+def test_a_failing_progress_or_stop_leaves_no_callback_sent_but_unrecorded(receiver, arguments):
+    """Raised in the middle of the run, the caller's exception left the callbacks in
+    flight ``sending``: delivered, but unrecorded, and sent again once their lease ran
+    out. The run now stops as if asked, then raises it."""
+    create_hook(event_types=["order.paid"], target_url=receiver.url())
+    for _ in range(3):
+        send_event("order.paid", {})
+    with pytest.raises(RuntimeError, match="the caller's function failed"):
+        send_callbacks(**arguments)
+    statuses = list(Callback.objects.values_list("status", flat=True))
+    assert CallbackStatus.SENDING not in statuses
+    assert statuses.count(CallbackStatus.SENT) == len(receiver.requests)
+
+
+@pytest.mark.parametrize(
+    "arguments", [{"progress": 5}, {"stop": "x"}, {"due_only": "no"}], ids=repr
+)
+def test_send_callbacks_refuses_a_progress_or_stop_that_is_no_function(receiver, arguments):
+    create_hook(event_types=["order.paid"], target_url=receiver.url())
+    send_event("order.paid", {})
+    with pytest.raises(InvalidFilterError) as raised:
+        send_callbacks(**arguments)
+    assert raised.value.field == next(iter(arguments))
+    assert receiver.requests == []
+    assert Callback.objects.get().status == CallbackStatus.WAITING

@@ -545,6 +545,10 @@ def send_callbacks(
     ids = check_ids(ids)
     if limit is not None:
         whole_number(limit, "limit", minimum=1)
+    check_flag(due_only, "due_only")
+    for name, given in (("progress", progress), ("stop", stop)):
+        if given is not None and not callable(given):
+            raise InvalidFilterError(f"{name} must be a function (or None)", field=name)
     return delivery.send_callbacks(
         hook_id=hook_id,
         callback_ids=ids,

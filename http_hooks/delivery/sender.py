@@ -291,7 +291,12 @@ class _Run:
         self.due_only = due_only
         self.left = limit  # callbacks this run may still claim (None: any number)
         self.progress = progress
-        self.stop = stop or (lambda: False)
+        self.asked_stop = stop
+        # What the caller's ``progress`` or ``stop`` raised: the run stops as if asked
+        # (the transfers in flight finish and are recorded, the rest go back), then raises
+        # it. Raised where it happened, it left the callbacks in flight ``sending``, sent
+        # but unrecorded, to go out again once their lease ran out.
+        self.caller_failed: BaseException | None = None
         self.token = new_claim_token()
         self.queue = FairQueue(hooks_settings.hook_concurrency, SLOW_HOOKS)
         self.concurrency = int(hooks_settings.CONCURRENCY)
@@ -348,6 +353,8 @@ class _Run:
         try:
             with fewer_collections():
                 self.pump()
+            if self.caller_failed is not None:
+                raise self.caller_failed
         except CONNECTION_ERRORS:
             # The database is out of reach, and reconnecting gave up: the transfers in
             # flight finish, and what the run could not write is kept for the next run
@@ -355,7 +362,9 @@ class _Run:
             self.finish_in_flight()
             self.keep_for_later()
             raise
-        except BaseException:
+        except BaseException as exc:
+            if exc is self.caller_failed:
+                raise
             # What ended is written if the database lets us; what was in flight
             # is sent again after the lease.
             self.transport.abandon()
@@ -440,6 +449,16 @@ class _Run:
         if ids:
             probed = {self.probes[pk] for pk in ids if pk in self.probes}
             self.unreleased.append((self.token, ids, probed))
+
+    def stop(self) -> bool:
+        """Whether the run is to stop: the caller's ``stop()``, or its ``progress`` or
+        ``stop`` failed."""
+        if self.caller_failed is None and self.asked_stop is not None:
+            try:
+                return bool(self.asked_stop())
+            except Exception as exc:
+                self.caller_failed = exc
+        return self.caller_failed is not None
 
     def pump(self) -> None:
         transport, queue = self.transport, self.queue
@@ -763,8 +782,11 @@ class _Run:
             # once their outcomes are written, not a window later.
             self.window_ends = 0.0
         self.ended.append((callback, outcome))
-        if self.progress:
-            self.progress(1)
+        if self.progress and self.caller_failed is None:
+            try:
+                self.progress(1)
+            except Exception as exc:
+                self.caller_failed = exc
 
     def follow_keys(self, written: Collection[Callback]) -> None:
         """After the outcomes of keyed callbacks are written, their keys' next callbacks
