@@ -544,3 +544,23 @@ def test_send_callbacks_refuses_a_progress_or_stop_that_is_no_function(receiver,
     assert raised.value.field == next(iter(arguments))
     assert receiver.requests == []
     assert Callback.objects.get().status == CallbackStatus.WAITING
+
+
+def test_more_ids_than_a_statement_holds_are_refused_before_any_query(receiver):
+    """SQLite takes 32,766 or 250,000 parameters a statement: 300,000 ids were its
+    OperationalError ("too many SQL variables"), a database failure."""
+    from http_hooks.services import count_due
+
+    create_hook(event_types=["order.paid"], target_url=receiver.url())
+    send_event("order.paid", {})
+    too_many = range(1, 300_001)
+    for call in (
+        lambda: send_callbacks(ids=too_many),
+        lambda: count_due(ids=too_many),
+        lambda: resend_callbacks(ids=too_many, confirm=True),
+    ):
+        with pytest.raises(InvalidFilterError, match="at most 10,000 ids"):
+            call()
+    assert receiver.requests == []
+    everything = [*range(1, 10_000), Callback.objects.get().pk]  # at the limit
+    assert send_callbacks(ids=everything).sent == 1

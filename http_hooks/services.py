@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime
 import inspect
+import itertools
 import json
 import secrets as secrets_module
 import threading
@@ -539,7 +540,7 @@ def send_callbacks(
     ``progress(n)`` is called as callbacks finish; ``stop()`` is asked before
     each batch. Raises ``InvalidFilterError`` for a hook that does not exist, and for
     a ``hook_id``, ``ids`` or ``limit`` that is not whole numbers of 1 or more (ids of
-    at most 2^63-1).
+    at most 2^63-1, ``MAX_LISTED_IDS`` of them at most).
     """
     hook_id = check_id(hook_id, "hook_id")
     ids = check_ids(ids)
@@ -610,13 +611,26 @@ def check_id(value: Any, field: str) -> int | None:
     return None if value is None else whole_number(value, field, minimum=1, maximum=MAX_ID)
 
 
+# Ids a call lists at most: its queries hold them, some twice, and SQLite takes 32,766
+# or 250,000 parameters a statement, depending on its build (more was its
+# OperationalError, "too many SQL variables", as a database failure).
+MAX_LISTED_IDS = 10_000
+
+
 def check_ids(ids: Any, field: str = "ids") -> list[int] | None:
-    """None, or a collection of ids (``check_id``) as a list: a generator is read once."""
+    """None, or a collection of at most ``MAX_LISTED_IDS`` ids (``check_id``) as a
+    list: a generator is read once."""
     if ids is None:
         return None
     if isinstance(ids, str | bytes | Mapping) or not isinstance(ids, Iterable):
         raise InvalidFilterError(f"{field} must be a list of ids", field=field)
-    return [whole_number(pk, field, minimum=1, maximum=MAX_ID) for pk in ids]
+    listed = list(itertools.islice(ids, MAX_LISTED_IDS + 1))
+    if len(listed) > MAX_LISTED_IDS:
+        raise InvalidFilterError(
+            f"{field} lists at most {MAX_LISTED_IDS:,} ids: send or resend more in several calls",
+            field=field,
+        )
+    return [whole_number(pk, field, minimum=1, maximum=MAX_ID) for pk in listed]
 
 
 def run_sender(
