@@ -416,7 +416,9 @@ BAD_URLS = [
     pytest.param("http://example.com/a\nb", "control", id="lf"),
     pytest.param("http://example.com/a b", "SPACE", id="space"),
     pytest.param("http://example.com/a\tb", "control", id="tab"),
-    pytest.param("http://example.com/a\x00b", ("control", "Null characters"), id="nul"),
+    pytest.param(
+        "http://example.com/a\x00b", ("control", "Null characters", "NUL character"), id="nul"
+    ),
     pytest.param("http://example.com/a\x7fb", "control", id="del"),
     pytest.param("http://example.com/a\u0085b", "control", id="next-line"),
     pytest.param("http://example.com/a\u2028b", "LINE SEPARATOR", id="line-separator"),

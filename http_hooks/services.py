@@ -43,6 +43,7 @@ from .delivery.sweep import stop_sweeper as stop_sweeper
 from .events import accepts, validate_event_type
 from .exceptions import (
     HookChangedHandsError,
+    HttpHooksError,
     InvalidEventError,
     InvalidFilterError,
     InvalidHookError,
@@ -145,14 +146,6 @@ def check_secret_type(secret: Any) -> Any:
     return secret
 
 
-def check_enabled(enabled: Any) -> bool:
-    """``enabled`` if it is a bool; ``InvalidHookError`` otherwise: "false" or "no"
-    were true, and enabled the hook."""
-    if not isinstance(enabled, bool):
-        raise InvalidHookError("enabled must be True or False", field="enabled")
-    return enabled
-
-
 def create_hook(
     signals: Iterable[Any] | str = (),
     model: Any = None,
@@ -203,7 +196,7 @@ def create_hook(
     owner = owner_key(owner)
     cleaned = validate_hook(fields, owner=owner)
     secret = new_hook_secret(secret)
-    check_enabled(enabled)
+    check_flag(enabled, "enabled", InvalidHookError)
     signal_paths = cleaned.pop("signals")
     with transaction.atomic():
         hold_owner(owner)
@@ -266,7 +259,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
         validate_secret(changes["secret"])
     check_secret_type(changes.get("secret"))
     if "enabled" in changes:
-        check_enabled(changes["enabled"])
+        check_flag(changes["enabled"], "enabled", InvalidHookError)
     signal_paths = cleaned.pop("signals")
     # The sender writes the health fields and the rate limit's bucket at any time: a
     # stale copy never overwrites them.
@@ -596,11 +589,12 @@ def count_due(*, hook_id: int | None = None, ids: Sequence[int] | None = None) -
     return delivery.count_due(hook_id=check_id(hook_id, "hook_id"), callback_ids=check_ids(ids))
 
 
-def check_flag(value: Any, field: str) -> bool:
-    """``value`` if it is a bool; ``InvalidFilterError`` otherwise: "no" or "false" were
-    true, and confirmed a resend or deleted the callbacks not delivered yet."""
+def check_flag(value: Any, field: str, error: type[HttpHooksError] = InvalidFilterError) -> bool:
+    """``value`` if it is a bool; ``error`` on ``field`` otherwise: "no" or "false" were
+    true, and enabled a hook, confirmed a resend or deleted the callbacks not
+    delivered yet."""
     if not isinstance(value, bool):
-        raise InvalidFilterError(f"{field} must be True or False", field=field)
+        raise error(f"{field} must be True or False", field=field)
     return value
 
 
@@ -764,8 +758,7 @@ def send_event(
     the API reaches only their own hooks, never the project's).
     """
     event_type = validate_event_type(event_type)
-    if not isinstance(shared, bool):
-        raise InvalidEventError("shared must be True or False", field="shared")
+    check_flag(shared, "shared", InvalidEventError)
     data = plain_json(payload)
     key = _event_key(key)
     try:
