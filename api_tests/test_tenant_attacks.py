@@ -345,3 +345,25 @@ def test_a_change_of_a_deleted_hook_is_refused_by_name(make_hook):
     with pytest.raises(HookChangedHandsError):
         services.update_hook(hook, name="renamed")
     assert not Hook.objects.exists()
+
+
+def test_a_delete_by_the_previous_owner_racing_the_move_deletes_nothing(
+    make_hook, alice, bob, staff_client, receiver, monkeypatch
+):
+    """Alice's ``DELETE`` found the hook hers; the move to Bob commits before it deletes:
+    Bob's hook (and his callbacks with it) must stay."""
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    moved_after_read(monkeypatch, staff_client, hook, bob)
+    response = client_of(alice).delete(f"/api/hooks/{hook.pk}/")
+    assert response.status_code == 404, response.content
+    assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+
+
+def test_a_stale_copy_deletes_no_hook_that_changed_hands(make_hook, alice, bob):
+    hook = make_hook(owner=alice)
+    services.update_hook(Hook.objects.get(pk=hook.pk), owner=bob)
+    with pytest.raises(HookChangedHandsError):
+        services.delete_hook(hook)
+    assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+    Hook.objects.filter(pk=hook.pk).delete()
+    services.delete_hook(hook)  # a hook deleted already: nothing, as before

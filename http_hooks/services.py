@@ -421,9 +421,20 @@ def hold_owner(owner: str) -> None:
 
 
 def delete_hook(hook: Hook) -> None:
-    """Delete a hook and its callbacks (one already deleted: nothing)."""
+    """Delete a hook and its callbacks (one already deleted: nothing).
+
+    ``HookChangedHandsError``, nothing deleted, when the hook was given to another owner
+    since ``hook`` was read: the row is locked and its owner compared first, as a change
+    does (``_locked_row``). Django deletes by primary key, so the previous owner's
+    delete racing a move deleted the new owner's hook and every callback of it."""
     check_hook_argument(hook)
-    hook.delete()
+    with transaction.atomic(using=router.db_for_write(Hook)):
+        current = Hook.objects.select_for_update().only("owner").filter(pk=hook.pk).first()
+        if current is None:
+            return
+        if current.owner != hook.owner:
+            raise HookChangedHandsError()
+        hook.delete()
 
 
 # Callbacks a statement pair when an owner's are deleted.

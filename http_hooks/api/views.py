@@ -218,7 +218,7 @@ class HttpHooksAPIMixin:
         operation_id="delete_hook",
         parameters=[HOOK_ID],
         summary="Delete a hook and its callbacks",
-        responses=responses({204: None}, 404),
+        responses=responses({204: None}, 404, 409),
     ),
 )
 class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
