@@ -367,3 +367,34 @@ def test_a_stale_copy_deletes_no_hook_that_changed_hands(make_hook, alice, bob):
     assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
     Hook.objects.filter(pk=hook.pk).delete()
     services.delete_hook(hook)  # a hook deleted already: nothing, as before
+
+
+def test_a_test_event_by_the_previous_owner_racing_the_move_sends_nothing(
+    make_hook, alice, bob, staff_client, receiver, monkeypatch
+):
+    """Alice's ``test`` found the hook hers; the move to Bob commits before it sends: her
+    copy (her URL, her old secret) must not send a test event through Bob's hook, whose
+    outcome lands in his hook's health and attempt log."""
+    hook = alices_signed_hook(make_hook, alice, receiver)
+    moved_after_read(monkeypatch, staff_client, hook, bob)
+    response = client_of(alice).post(f"/api/hooks/{hook.pk}/test/", format="json")
+    assert response.status_code == 404, response.content
+    assert not Callback.objects.filter(hook=hook).exists()
+    assert receiver.requests == []
+
+
+def test_a_recover_by_the_previous_owner_racing_the_move_queues_none_of_the_new_owners(
+    make_hook, alice, bob
+):
+    """Alice's copy of the hook, read before the move to Bob: recovering through it must
+    not queue Bob's failed callbacks again (nor count them to her)."""
+    hook = make_hook(owner=alice)
+    since = timezone.now()
+    services.update_hook(Hook.objects.get(pk=hook.pk), owner=bob)
+    order_of(bob, "bob's")
+    Callback.objects.filter(hook=hook).update(status=CallbackStatus.ERROR)
+    with pytest.raises(HookChangedHandsError):
+        services.recover_hook(hook, since=since)
+    assert set(Callback.objects.filter(hook=hook).values_list("status", flat=True)) == {
+        CallbackStatus.ERROR
+    }

@@ -396,6 +396,13 @@ def check_not_deleted(hook: Hook) -> None:
         raise HookChangedHandsError()
 
 
+def check_same_hands(hook: Hook) -> None:
+    """``HookChangedHandsError`` for a hook deleted or given to another owner since it
+    was read (``_locked_row``, without the lock: for work that is no write of the row)."""
+    if not Hook.objects.filter(pk=hook.pk, owner=hook.owner).exists():
+        raise HookChangedHandsError()
+
+
 def described(value: Any) -> str:
     """What a value of the wrong kind is, for an error message: its type, never its
     text (a model's ``__str__`` may query, or show what it holds)."""
@@ -669,7 +676,9 @@ def run_sender_processes(
 def send_test_event(hook: Hook) -> Attempt:
     """Send a synthetic ``http_hooks.test`` event to ``hook`` now, once; return its attempt."""
     check_hook_argument(hook)
-    check_not_deleted(hook)
+    # The previous owner's copy, read before a move: its URL, headers and secret must
+    # not send through the new owner's hook (whose health and log the outcome joins).
+    check_same_hands(hook)
     return delivery.send_test_event(hook)
 
 
@@ -971,8 +980,12 @@ def recover_hook(hook: Hook, *, since: datetime.datetime, confirm: bool = False)
     ends. Returns how many were queued.
     """
     check_hook_argument(hook)
+    since = check_since(since)
+    # A copy read before the hook changed hands recovers none of the new owner's
+    # callbacks (the previous owner's own are never resent through it anyway).
+    check_same_hands(hook)
     failed = Callback.objects.filter(
-        hook=hook, status=CallbackStatus.ERROR, create_datetime__gte=check_since(since)
+        hook=hook, owner=hook.owner, status=CallbackStatus.ERROR, create_datetime__gte=since
     )
     return resend_callbacks(queryset=failed, confirm=confirm)
 

@@ -309,7 +309,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         "not enable the hook: a hook disabled by http_hooks keeps them waiting until it is "
         "enabled (`POST /hooks/{id}/enable/`), a paused one until its pause ends.",
         request=RecoverSerializer,
-        responses=responses({200: ResendResultSerializer}, 400, 404, 415),
+        responses=responses({200: ResendResultSerializer}, 400, 404, 409, 415),
     )
     @action(detail=True, methods=["post"])
     def recover(self, request: Request, pk: str | None = None) -> Response:
