@@ -427,3 +427,39 @@ def test_a_nul_character_in_a_list_filter_is_a_bad_lookup_not_a_500(admin_client
     page = admin_client.get(f"{url}?{query}&e=1")
     assert page.status_code == 200
     assert b"Database error" in page.content
+
+
+@pytest.mark.parametrize("action", ["enable_hooks", "disable_hooks", "send_test_events"])
+def test_a_bulk_action_says_which_hook_was_deleted_meanwhile(
+    admin_client, make_hook, receiver, monkeypatch, action
+):
+    """The hooks an action goes through were read when it began; one deleted meanwhile
+    (another request, while the test events before it were sent) is named, and the
+    others are done: not a server error page that leaves the rest undone."""
+    from http_hooks import services
+
+    first, second = make_hook(name="first"), make_hook(name="second")
+    work = {
+        "enable_hooks": "set_hook_enabled",
+        "disable_hooks": "set_hook_enabled",
+        "send_test_events": "send_test_event",
+    }[action]
+    original = getattr(services, work)
+
+    calls = []
+
+    def deleting_the_other(hook, *args):
+        if not calls:  # the first hook's work: meanwhile, the other one is deleted
+            Hook.objects.exclude(pk=hook.pk).delete()
+        calls.append(hook.pk)
+        return original(hook, *args)
+
+    monkeypatch.setattr(services, work, deleting_the_other)
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_changelist"),
+        {"action": action, "_selected_action": [first.pk, second.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "changed hands or was deleted meanwhile" in response.content.decode()
+    assert Hook.objects.count() == 1

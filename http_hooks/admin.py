@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -371,14 +373,30 @@ class HookAdmin(ModelAdmin):
     )
     def enable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
-            services.set_hook_enabled(hook, True)
+            self._unless_changed_hands(request, hook, services.set_hook_enabled, hook, True)
         self.message_user(request, _("Hooks enabled."))
 
     @admin.action(description=_("Disable selected hooks"), permissions=["change"])
     def disable_hooks(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
-            services.set_hook_enabled(hook, False)
+            self._unless_changed_hands(request, hook, services.set_hook_enabled, hook, False)
         self.message_user(request, _("Hooks disabled."))
+
+    def _unless_changed_hands(
+        self, request: HttpRequest, hook: Hook, work: Callable[..., Any], *args: Any
+    ) -> tuple[bool, Any]:
+        """``(True, work(*args))``; ``(False, None)``, said to the user, when ``hook`` was
+        deleted or changed hands since the action read it (``HookChangedHandsError``):
+        a bulk action goes on with the other hooks rather than fail as a 500 page."""
+        try:
+            return True, work(*args)
+        except HookChangedHandsError:
+            self.message_user(
+                request,
+                _("%(hook)s changed hands or was deleted meanwhile: not done.") % {"hook": hook},
+                messages.ERROR,
+            )
+            return False, None
 
     @admin.action(description=_("Rotate signing secret (shown once)"), permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
@@ -403,7 +421,11 @@ class HookAdmin(ModelAdmin):
     @admin.action(description=_("Send a test event now"), permissions=["change"])
     def send_test_events(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
         for hook in queryset:
-            attempt = services.send_test_event(hook)
+            done, attempt = self._unless_changed_hands(
+                request, hook, services.send_test_event, hook
+            )
+            if not done:
+                continue
             level = messages.SUCCESS if attempt.succeeded else messages.ERROR
             outcome = attempt.response_status or attempt.error
             self.message_user(request, f"{hook}: {outcome}", level)
