@@ -172,3 +172,25 @@ def test_a_missing_table_is_no_outage_to_try_again(staff_client):
     finally:
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE http_hooks_signal_away RENAME TO http_hooks_signal")
+
+
+@pytest.mark.django_db
+def test_text_sqlite_cannot_decode_is_no_outage_to_try_again(staff_client, make_hook):
+    """A row whose text is no UTF-8 (written by another program, or copied from an old
+    table as bytes) is an ``OperationalError`` that Python's sqlite3 raises itself,
+    without SQLite's error code: it fails whenever it is read, so it is no 503 "try
+    again", and nothing reconnects on it (8 s of retries at each read)."""
+    from http_hooks.delivery.reconnect import out_of_reach
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's text is whatever bytes were stored; PostgreSQL checks it")
+    hook = make_hook()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE http_hooks_hook SET name = CAST(X'FF80' AS TEXT) WHERE id = %s", [hook.pk]
+        )
+    with pytest.raises(OperationalError, match="Could not decode") as raised:
+        Hook.objects.get(pk=hook.pk)
+    assert not out_of_reach(raised.value)
+    with pytest.raises(OperationalError, match="Could not decode"):
+        staff_client.get(f"/api/hooks/{hook.pk}/")

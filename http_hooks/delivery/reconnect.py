@@ -76,11 +76,16 @@ def out_of_reach(exc: BaseException | None) -> bool:
     may pass later: a dropped or refused connection, a lock, a deadlock, a timeout
     (Django's ``OperationalError`` and ``InterfaceError``). Not SQLite's plain
     ``SQLITE_ERROR``, an ``OperationalError`` too, which says the statement is wrong
-    ("no such table": a migration not run), whenever it is tried."""
+    ("no such table": a migration not run), whenever it is tried; nor one that Python's
+    ``sqlite3`` raises itself, without SQLite's error code ("Could not decode to UTF-8":
+    a row whose text is no UTF-8), which fails whenever that row is read."""
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
-    code = getattr(exc.__cause__, "sqlite_errorcode", None)
-    return code is None or code & 0xFF != sqlite3.SQLITE_ERROR
+    cause = exc.__cause__
+    if not isinstance(cause, sqlite3.Error):
+        return True
+    code = getattr(cause, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF != sqlite3.SQLITE_ERROR
 
 
 def log_database_failure(log: logging.Logger, message: str, *args: object) -> None:
