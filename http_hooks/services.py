@@ -245,7 +245,7 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     if not merged["signals"]:
         # Deleted since it was read (its signals went with it)? Said so, rather than
         # "needs a signal".
-        check_not_deleted(hook)
+        check_same_hands(hook)
     # Headers left out are as the caller sees them, secret values masked: kept as they
     # are, but never shown by a change that unmarks them (``refuse_unmasking``).
     merged["headers"] = mask_headers(hook.headers or {}, hook.secret_headers)
@@ -298,13 +298,16 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
     return hook
 
 
-def _locked_row(hook: Hook, *fields: str) -> Hook:
+def _locked_row(hook: Hook, *fields: str, missing_ok: bool = False) -> Hook | None:
     """``fields`` of ``hook``'s row as it is now, locked for the caller's transaction.
-    ``HookChangedHandsError`` when the row is gone or has another owner than ``hook``
-    says: what the caller was about to write was decided on a copy read before that
-    change (a stale copy of the previous owner's would take the hook back, or give the
-    new owner's hook a secret the previous owner is shown)."""
+    ``HookChangedHandsError`` when the row has another owner than ``hook`` says, or is
+    gone (None then with ``missing_ok``): what the caller was about to write was decided
+    on a copy read before that change (a stale copy of the previous owner's would take
+    the hook back, give the new owner's hook a secret the previous owner is shown, or
+    delete it)."""
     current = Hook.objects.select_for_update().only("owner", *fields).filter(pk=hook.pk).first()
+    if current is None and missing_ok:
+        return None
     if current is None or current.owner != hook.owner:
         raise HookChangedHandsError()
     return current
@@ -390,12 +393,6 @@ def check_hook_argument(hook: Any) -> None:
         raise InvalidHookError(f"expected a saved Hook, not {described(hook)}", field="hook")
 
 
-def check_not_deleted(hook: Hook) -> None:
-    """``HookChangedHandsError`` for a hook deleted since it was read."""
-    if not Hook.objects.filter(pk=hook.pk).exists():
-        raise HookChangedHandsError()
-
-
 def check_same_hands(hook: Hook) -> None:
     """``HookChangedHandsError`` for a hook deleted or given to another owner since it
     was read (``_locked_row``, without the lock: for work that is no write of the row)."""
@@ -436,12 +433,8 @@ def delete_hook(hook: Hook) -> None:
     delete racing a move deleted the new owner's hook and every callback of it."""
     check_hook_argument(hook)
     with transaction.atomic(using=router.db_for_write(Hook)):
-        current = Hook.objects.select_for_update().only("owner").filter(pk=hook.pk).first()
-        if current is None:
-            return
-        if current.owner != hook.owner:
-            raise HookChangedHandsError()
-        hook.delete()
+        if _locked_row(hook, missing_ok=True) is not None:
+            hook.delete()
 
 
 # Callbacks a statement pair when an owner's are deleted.
