@@ -195,14 +195,20 @@ def test_the_send_endpoint_hands_the_work_to_the_workers(make_hook, receiver, wo
     assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_the_callbacks_of_one_transaction_are_queued_in_batch_size_chunks(make_hook):
+@pytest.mark.parametrize(("batch_size", "sizes"), [(4, [4, 4, 2]), (20_000, [5, 5])])
+def test_the_callbacks_of_one_transaction_are_queued_in_batch_size_chunks(
+    make_hook, monkeypatch, batch_size, sizes
+):
+    """Never more than a call may list (``MAX_LISTED_IDS``, 5 here): a task of more
+    would be refused by the worker's ``send_callbacks``."""
+    monkeypatch.setattr("http_hooks.dispatch.MAX_LISTED_IDS", 5)
     make_hook()
-    with tasks_mode(BATCH_SIZE=4), transaction.atomic():
+    with tasks_mode(BATCH_SIZE=batch_size), transaction.atomic():
         for number in range(10):
             Order.objects.create(name=f"order {number}")
         assert queued_ids() == []  # not before the commit
     chunks = queued_ids()
-    assert [len(chunk) for chunk in chunks] == [4, 4, 2]
+    assert [len(chunk) for chunk in chunks] == sizes
     assert [pk for chunk in chunks for pk in chunk] == list(
         Callback.objects.order_by("pk").values_list("pk", flat=True)
     )

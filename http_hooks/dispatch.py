@@ -30,6 +30,7 @@ from types import ModuleType
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .delivery.ids import MAX_LISTED_IDS
 from .delivery.wakeup import can_notify, notify
 from .settings import hooks_settings
 
@@ -52,11 +53,11 @@ def _engine() -> ModuleType:
 
 
 def enqueue_callbacks(ids: Sequence[int]) -> None:
-    """Queue the listed callbacks now, ``BATCH_SIZE`` ids a task. After an error the
-    rest are not tried: a broker or backend that failed once would make each chunk
-    wait for it again."""
+    """Queue the listed callbacks now, ``BATCH_SIZE`` ids a task (``MAX_LISTED_IDS`` at
+    most: a task of more would be refused). After an error the rest are not tried: a
+    broker or backend that failed once would make each chunk wait for it again."""
     ids = list(ids)
-    size = int(hooks_settings.BATCH_SIZE)
+    size = min(int(hooks_settings.BATCH_SIZE), MAX_LISTED_IDS)
     for start in range(0, len(ids), size):
         try:
             _engine().queue_listed(ids[start : start + size])

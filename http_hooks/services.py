@@ -30,6 +30,7 @@ from .context import hooks_disabled
 from .delivery import DeliveryReport
 from .delivery.claims import held_by_a_sender
 from .delivery.health import HEALTH_FIELDS
+from .delivery.ids import MAX_LISTED_IDS
 from .delivery.ordering import HALT
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
 from .delivery.processes import Supervision, check_processes, run_processes
@@ -614,12 +615,6 @@ def check_id(value: Any, field: str) -> int | None:
     otherwise: a larger one was an ``OverflowError`` of the driver, a bool or a float
     was read as a number)."""
     return None if value is None else whole_number(value, field, minimum=1, maximum=MAX_ID)
-
-
-# Ids a call lists at most: its queries hold them, some twice, and SQLite takes 32,766
-# or 250,000 parameters a statement, depending on its build (more was its
-# OperationalError, "too many SQL variables", as a database failure).
-MAX_LISTED_IDS = 10_000
 
 
 def check_ids(ids: Any, field: str = "ids") -> list[int] | None:

@@ -30,6 +30,13 @@ class AnyOf(Lookup):
         return f"{lhs} = ANY(%s::{array_type}[])", [*lhs_params, values]
 
 
+# Ids a call lists at most (``services.check_ids``; a task's chunk, ``dispatch``): its
+# queries hold them, some twice, and SQLite takes 32,766 or 250,000 parameters a
+# statement, depending on its build (more was its OperationalError, "too many SQL
+# variables", as a database failure).
+MAX_LISTED_IDS = 10_000
+
+
 def ids_among(ids: Collection[int], *, using: str = "default") -> Q | AnyOf:
     """The primary key is one of ``ids``: one array parameter on PostgreSQL, else ``pk__in``."""
     if connections[using].vendor == "postgresql":
