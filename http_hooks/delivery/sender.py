@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from ..exceptions import (
@@ -60,7 +60,7 @@ from .ordering import next_heads
 from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
 from .processes import new_claim_token
 from .rates import RateLimits
-from .reconnect import with_reconnect
+from .reconnect import out_of_reach, with_reconnect
 from .request import RequestShape, logged_headers, requests_for
 
 logger = logging.getLogger(__name__)
@@ -82,11 +82,6 @@ SETTLE_INTERVAL = 10.0
 # was taken: a token spent later would go out beside the fresh ones of the time it
 # is spent, over the limit. Such a callback goes back, uncharged, for a fresh token.
 TOKEN_LIFETIME = 0.1
-
-
-# The database is out of reach (``with_reconnect`` gave up): what a run could not write
-# then is kept for the next run of its sender (``Sender.behind``).
-CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 
 # The hooks whose last try in this process was slow (``_Run.end``), or whose row
@@ -355,15 +350,15 @@ class _Run:
                 self.pump()
             if self.caller_failed is not None:
                 raise self.caller_failed
-        except CONNECTION_ERRORS:
-            # The database is out of reach, and reconnecting gave up: the transfers in
-            # flight finish, and what the run could not write is kept for the next run
-            # (``Sender.unwritten``), instead of being sent again after the lease.
-            self.finish_in_flight()
-            self.keep_for_later()
-            raise
         except BaseException as exc:
             if exc is self.caller_failed:
+                raise
+            if out_of_reach(exc):
+                # Reconnecting gave up: the transfers in flight finish, and what the run
+                # could not write is kept for the next run (``Sender.unwritten``), instead
+                # of being sent again after the lease.
+                self.finish_in_flight()
+                self.keep_for_later()
                 raise
             # What ended is written if the database lets us; what was in flight
             # is sent again after the lease.
@@ -371,10 +366,11 @@ class _Run:
             try:
                 self.flush()
                 self.release_waiting()
-            except CONNECTION_ERRORS:
-                self.keep_for_later()
-            except Exception:
-                logger.exception("sender: could not write what it had done before failing")
+            except Exception as failure:
+                if out_of_reach(failure):
+                    self.keep_for_later()
+                else:
+                    logger.exception("sender: could not write what it had done before failing")
             raise
         finally:
             keeper.stop()
@@ -388,9 +384,9 @@ class _Run:
             callbacks, outcomes, probes = self.unwritten[0]
             try:
                 self.record(callbacks, outcomes, probes)
-            except CONNECTION_ERRORS:
-                raise  # still away: kept for the next run
-            except DatabaseError:
+            except DatabaseError as exc:
+                if out_of_reach(exc):
+                    raise  # still away: kept for the next run
                 # Never in the way of every run after it: dropped, its callbacks are
                 # sent again after the lease.
                 logger.exception("sender: could not write the outcomes kept from a run")
@@ -560,8 +556,9 @@ class _Run:
                     lambda: release_claims(self.token, ids, probed_hooks=unsent),
                     what="releasing claims",
                 )
-            except CONNECTION_ERRORS:
-                self.unreleased.append((self.token, ids, unsent))
+            except DatabaseError as exc:
+                if out_of_reach(exc):
+                    self.unreleased.append((self.token, ids, unsent))
                 raise
 
     def exhausted(self) -> bool:
@@ -807,16 +804,16 @@ class _Run:
         rate-limit token expired before a transfer was free."""
         if self.ended:
             # Taken first: outcomes that could not be written are not tried again in
-            # this run; when the database was out of reach, they are kept for the
-            # sender's next run (``Sender.unwritten``), otherwise their callbacks are
-            # sent again after the lease.
-            callbacks, outcomes = zip(*self.ended, strict=True)
-            self.ended = []
+            # this run; when the database was out of reach, they stay, for
+            # ``keep_for_later`` to keep for the sender's next run, otherwise their
+            # callbacks are sent again after the lease.
+            ended, self.ended = self.ended, []
+            callbacks, outcomes = zip(*ended, strict=True)
             try:
                 paused = self.record(callbacks, outcomes, self.probes)
-            except CONNECTION_ERRORS:
-                probes = {callback.pk for callback in callbacks if callback.pk in self.probes}
-                self.unwritten.append((callbacks, outcomes, probes))
+            except DatabaseError as exc:
+                if out_of_reach(exc):
+                    self.ended = ended + self.ended
                 raise
             self.follow_keys(callbacks)
             probed = [callback.pk for callback in callbacks if callback.pk in self.probes]
