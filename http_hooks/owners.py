@@ -12,7 +12,7 @@ perhaps empty, and every read and write of the API is narrowed to it
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
 from typing import Any, TypeVar
 
@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from .exceptions import InvalidFilterError, InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
-from .text import ascii_digits, storable_text
+from .text import ascii_digits, is_listing, storable_text
 
 # None: every owner (staff and ``view_all_hooks``); a collection: only these keys.
 Owners = Collection[str] | None
@@ -142,7 +142,7 @@ def owner_keys(owners: Any) -> list[str]:
     "1" and "2", whose callbacks ``delete_old_callbacks`` then deleted), an instance
     as its text (``str(user)``: a username)."""
     message = "owners must be a list of owner keys or owners (None: every owner)"
-    if isinstance(owners, str | bytes | Mapping) or not isinstance(owners, Iterable):
+    if not is_listing(owners):
         raise InvalidFilterError(message, field="owners")
     keys = []
     for owner in owners:

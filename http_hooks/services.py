@@ -16,7 +16,7 @@ import json
 import secrets as secrets_module
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,7 @@ from .registry import registry
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
-from .text import storable_text
+from .text import is_listing, storable_text
 from .validators import (
     HOOK_FIELDS,
     MAX_ID,
@@ -108,10 +108,7 @@ def _clean_signals(signals: Iterable[Any]) -> list[str]:
 def delete_signal(*, signal: Signal, owners: Owners = None) -> None:
     """Delete a signal no hook listens to; one in use is refused, to leave no hook deaf.
     The refusal names the hooks ``owners`` may see, never another owner's."""
-    if not isinstance(signal, Signal) or signal.pk is None:
-        raise InvalidSignalError(
-            f"expected a saved Signal, not {described(signal)}", field="signal"
-        )
+    check_saved(signal, Signal, InvalidSignalError)
     if signal.hooks.exists():
         hook_ids = sorted(scope(signal.hooks.all(), owners).values_list("pk", flat=True))
         used_by = f"hooks {', '.join(map(str, hook_ids))}" if hook_ids else "other owners' hooks"
@@ -390,8 +387,15 @@ def check_hook_argument(hook: Any) -> None:
     """``hook`` is a saved ``Hook``: ``InvalidHookError`` (field ``hook``) for anything
     else (another model's instance was deleted by ``delete_hook``, an unsaved hook or
     an object failed deep inside)."""
-    if not isinstance(hook, Hook) or hook.pk is None:
-        raise InvalidHookError(f"expected a saved Hook, not {described(hook)}", field="hook")
+    check_saved(hook, Hook, InvalidHookError)
+
+
+def check_saved(value: Any, model: type[Hook | Signal], error: type[HttpHooksError]) -> None:
+    """``value`` is a saved instance of ``model``: ``error`` on the model's field
+    (``hook``, ``signal``) otherwise."""
+    if not isinstance(value, model) or value.pk is None:
+        name = model.__name__
+        raise error(f"expected a saved {name}, not {described(value)}", field=name.lower())
 
 
 def check_same_hands(hook: Hook) -> None:
@@ -622,7 +626,7 @@ def check_ids(ids: Any, field: str = "ids") -> list[int] | None:
     list: a generator is read once."""
     if ids is None:
         return None
-    if isinstance(ids, str | bytes | Mapping) or not isinstance(ids, Iterable):
+    if not is_listing(ids):
         raise InvalidFilterError(f"{field} must be a list of ids", field=field)
     listed = list(itertools.islice(ids, MAX_LISTED_IDS + 1))
     if len(listed) > MAX_LISTED_IDS:

@@ -1,5 +1,6 @@
 """Rules on text: what every database can store, what is a whole number."""
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -41,3 +42,9 @@ def text_items(value: Any) -> list[str]:
     if isinstance(value, list | tuple):
         return [item for item in value if isinstance(item, str)]
     return []
+
+
+def is_listing(value: Any) -> bool:
+    """Whether ``value`` lists items: an iterable that is not text (read as a list, a
+    string is its characters: ``"12"`` was the ids or owners 1 and 2) nor a mapping."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
