@@ -37,6 +37,7 @@ Run it with ``make bench`` or::
                                        [--hanging 1000]          # 0 skips step 4
                                        [--hanging-hooks 1]
                                        [--isolation-seconds 10] [--restarted]
+                                       [--on-disk]               # SQLite on disk
 
 The receiver is nginx answering 204 on 127.0.0.1, started by this script with
 a temporary configuration and stopped at the end (Debian:
@@ -45,7 +46,11 @@ small Python server in another process instead, which is slower and holds both
 rates down.
 
 It uses a throwaway database: a temporary SQLite file, or a database named
-``http_hooks_bench_delivery`` on the PostgreSQL of ``HTTP_HOOKS_PG_*``.
+``http_hooks_bench_delivery`` on the PostgreSQL of ``HTTP_HOOKS_PG_*``. The
+SQLite file is in memory (``/dev/shm``) unless ``--on-disk`` puts it in the
+system's temporary folder, where a project's database lives: there each of the
+old way's UPDATEs waits for its own flush to the disk, and each of the sender's
+batches for one.
 """
 
 from __future__ import annotations
@@ -412,9 +417,10 @@ def main() -> None:
     parser.add_argument("--hanging-hooks", type=int, default=1)
     parser.add_argument("--isolation-seconds", type=float, default=10.0)
     parser.add_argument("--restarted", action="store_true")
+    parser.add_argument("--on-disk", action="store_true")
     args = parser.parse_args()
 
-    env = database_env(args.db, name=PG_NAME)
+    env = database_env(args.db, name=PG_NAME, on_disk=args.on_disk)
     setup_django(env)
     from django.conf import settings
 
