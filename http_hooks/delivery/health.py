@@ -142,14 +142,15 @@ def held_hooks() -> dict[int, datetime | None]:
             "pk", "paused_until", "disabled_reason"
         )
     )
-    passed = [pk for pk, until, reason in rows if not reason and until <= now]
     with_due: set[int] = set()
-    if passed:
+    if any(not reason and until <= now for _, until, reason in rows):
         callbacks = Callback.objects.filter(hook=OuterRef("pk"))
         due = Exists(
             callbacks.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=now)
         ) | Exists(callbacks.filter(status=CallbackStatus.SENDING, claimed_until__lt=now))
-        with_due = set(Hook.objects.filter(due, pk__in=passed).values_list("pk", flat=True))
+        # The passed pauses as a condition, not as their ids: they have no bound.
+        passed = Hook.objects.filter(due, paused_until__lte=now, disabled_reason="")
+        with_due = set(passed.values_list("pk", flat=True))
     return {
         pk: None if reason else until
         for pk, until, reason in rows

@@ -1,14 +1,17 @@
-"""``WHERE id IN (...)`` for the sender's long id lists, at the cost of one parameter.
+"""``WHERE id IN (...)`` for long id lists, at the cost of one parameter.
 
 Why: a claim or an outcome window names hundreds of callbacks, and Django's
 ``pk__in`` makes a placeholder of each, which Django and psycopg then handle one
 by one (``bench/delivery.py`` showed it as a tenth of the sender's CPU). On
-PostgreSQL the list goes as one array, ``id = ANY(%s)``; elsewhere ``pk__in``
-is kept.
+PostgreSQL the list goes as one array, ``id = ANY(%s)``. The hooks a claim
+leaves out (paused, disabled: ``health.held_hooks``) have no bound at all, and a
+statement takes 65,535 parameters on PostgreSQL, 32,766 on SQLite by default:
+there they go as one JSON array (``json_each``). Elsewhere ``__in`` is kept.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 
 from django.db import connections
@@ -30,6 +33,19 @@ class AnyOf(Lookup):
         return f"{lhs} = ANY(%s::{array_type}[])", [*lhs_params, values]
 
 
+class InJSONArray(Lookup):
+    """SQLite's ``field IN (SELECT value FROM json_each(array))``, the array one JSON
+    text; used as an expression, never registered."""
+
+    lookup_name = "in_json_array"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = [self.lhs.output_field.get_db_prep_value(v, connection) for v in self.rhs]
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*lhs_params, json.dumps(values)]
+
+
 # Ids a call lists at most (``services.check_ids``; a task's chunk, ``dispatch``): its
 # queries hold them, some twice, and SQLite takes 32,766 or 250,000 parameters a
 # statement, depending on its build (more was its OperationalError, "too many SQL
@@ -42,3 +58,14 @@ def ids_among(ids: Collection[int], *, using: str = "default") -> Q | AnyOf:
     if connections[using].vendor == "postgresql":
         return AnyOf(F("pk"), list(ids))
     return Q(pk__in=list(ids))
+
+
+def hooks_among(hook_ids: Collection[int], *, using: str = "default") -> Q:
+    """The ``hook_id`` of a callback is one of ``hook_ids``, however many: one
+    parameter on PostgreSQL and SQLite."""
+    vendor = connections[using].vendor
+    if vendor == "postgresql":
+        return Q(AnyOf(F("hook_id"), list(hook_ids)))
+    if vendor == "sqlite":
+        return Q(InJSONArray(F("hook_id"), list(hook_ids)))
+    return Q(hook_id__in=list(hook_ids))
