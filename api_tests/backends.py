@@ -1,10 +1,12 @@
 """Dropping the suite's own database connections on PostgreSQL, as an outage or a
-restart of the server would, for the tests of what comes after."""
+restart of the server would, and locking SQLite's file, as a long writer would, for
+the tests of what comes after."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from django.db import connection
 
@@ -60,3 +62,42 @@ def database_closed(*, this_one_too: bool = False) -> Iterator[Callable[[], None
             yield reopen
         finally:
             reopen()
+
+
+@contextmanager
+def sqlite_locked() -> Iterator[None]:
+    """The test database's file locked by another connection, and this one's busy
+    timeout cut to 10 ms (20 s in the demo's settings), as under a long writer."""
+    options = connection.settings_dict["OPTIONS"]
+    timeout = options.get("timeout")
+    connection.close()
+    options["timeout"] = 0.01
+    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        connection.close()
+        if timeout is None:
+            options.pop("timeout")
+        else:
+            options["timeout"] = timeout
+
+
+@contextmanager
+def outage_on_call() -> Iterator[Callable[[], None]]:
+    """The database goes away when the block calls the function it is given (once),
+    and comes back when the block exits: on PostgreSQL it refuses connections and ends
+    every one, this test's too (``database_closed``); on SQLite another connection
+    holds the file's lock (``sqlite_locked``)."""
+    with ExitStack() as stack:
+
+        def go_away() -> None:
+            if connection.vendor == "postgresql":
+                stack.enter_context(database_closed(this_one_too=True))
+            else:
+                stack.enter_context(sqlite_locked())
+
+        yield go_away

@@ -7,9 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -20,7 +17,7 @@ from django.db import OperationalError, connection
 
 from http_hooks.models import Hook
 
-from .backends import terminate_this_backend
+from .backends import sqlite_locked, terminate_this_backend
 
 UNAVAILABLE = {
     "code": "database_unavailable",
@@ -30,28 +27,6 @@ UNAVAILABLE = {
 # The read of a hook's answer (``hook.signals.all()``), not the one of ``signals.set()``.
 SIGNALS_OF_A_HOOK = 'SELECT "http_hooks_signal"."id", "http_hooks_signal"."signal"'
 BASIC_AUTH = "Basic " + base64.b64encode(b"api:api-password").decode()
-
-
-@contextmanager
-def sqlite_locked() -> Iterator[None]:
-    """The test database's file locked by another connection, and this one's busy
-    timeout cut to 10 ms (20 s in the demo's settings), as under a long writer."""
-    options = connection.settings_dict["OPTIONS"]
-    timeout = options.get("timeout")
-    connection.close()
-    options["timeout"] = 0.01
-    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
-    try:
-        other.execute("BEGIN EXCLUSIVE")
-        yield
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
-        connection.close()
-        if timeout is None:
-            options.pop("timeout")
-        else:
-            options["timeout"] = timeout
 
 
 @pytest.mark.django_db(transaction=True)

@@ -24,6 +24,8 @@ from http_hooks.exceptions import (
 )
 from http_hooks.models import Callback, CallbackStatus, Hook, Signal
 
+from .backends import outage_on_call
+
 pytestmark = pytest.mark.django_db
 
 GOOD = {
@@ -531,6 +533,40 @@ def test_a_failing_progress_or_stop_leaves_no_callback_sent_but_unrecorded(recei
     statuses = list(Callback.objects.values_list("status", flat=True))
     assert CallbackStatus.SENDING not in statuses
     assert statuses.count(CallbackStatus.SENT) == len(receiver.requests)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failing", ["progress", "stop"])
+def test_the_callers_exception_is_raised_when_the_database_fails_too(
+    receiver, settings, monkeypatch, caplog, failing
+):
+    """The caller's progress or stop raises as the database goes away: the run stops,
+    cannot give back the callbacks it holds and not started, and raised the database's
+    OperationalError in place of the caller's exception. The caller's is raised, the
+    database's error logged."""
+    from http_hooks.delivery import reconnect
+
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.01,))
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "CONCURRENCY": 1, "HOOK_CONCURRENCY": 1}
+    create_hook(event_types=["order.paid"], target_url=receiver.url())
+    for _ in range(3):
+        send_event("order.paid", {})
+    with outage_on_call() as go_away:
+
+        def fail(*args):
+            if not receiver.requests:
+                return False
+            go_away()
+            raise RuntimeError("the caller's function failed")
+
+        with pytest.raises(RuntimeError, match="the caller's function failed") as raised:
+            send_callbacks(**{failing: fail})
+    assert raised.value.__context__ is None
+    (logged,) = [r for r in caplog.records if r.name == "http_hooks.delivery.sender"]
+    assert logged.getMessage().startswith(
+        "sender: stopping for an error of the caller's, the run failed too ("
+    )
+    assert logged.exc_info is None  # the first line of an outage, not its traceback
 
 
 @pytest.mark.parametrize(

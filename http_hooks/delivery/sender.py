@@ -60,7 +60,7 @@ from .ordering import next_heads
 from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
 from .processes import new_claim_token
 from .rates import RateLimits
-from .reconnect import out_of_reach, with_reconnect
+from .reconnect import log_database_failure, out_of_reach, with_reconnect
 from .request import RequestShape, logged_headers, requests_for
 
 logger = logging.getLogger(__name__)
@@ -348,34 +348,42 @@ class _Run:
         try:
             with fewer_collections():
                 self.pump()
-            if self.caller_failed is not None:
-                raise self.caller_failed
         except BaseException as exc:
-            if exc is self.caller_failed:
+            self.wind_up(exc)
+            # A run stopping for the caller's error (``caller_failed``) that failed on
+            # the way, the database away say, raises the caller's error, this one logged.
+            if self.caller_failed is None or not isinstance(exc, Exception):
                 raise
-            if out_of_reach(exc):
-                # Reconnecting gave up: the transfers in flight finish, and what the run
-                # could not write is kept for the next run (``Sender.unwritten``), instead
-                # of being sent again after the lease.
-                self.finish_in_flight()
-                self.keep_for_later()
-                raise
-            # What ended is written if the database lets us; what was in flight
-            # is sent again after the lease.
-            self.transport.abandon()
-            try:
-                self.flush()
-                self.release_waiting()
-            except Exception as failure:
-                if out_of_reach(failure):
-                    self.keep_for_later()
-                else:
-                    logger.exception("sender: could not write what it had done before failing")
-            raise
+            log_database_failure(
+                logger, "sender: stopping for an error of the caller's, the run failed too"
+            )
         finally:
             keeper.stop()
+        if self.caller_failed is not None:
+            raise self.caller_failed
         self.report.duration = time.monotonic() - started
         return self.report
+
+    def wind_up(self, exc: BaseException) -> None:
+        """After ``exc`` ended the run: keep or write what it holds."""
+        if out_of_reach(exc):
+            # Reconnecting gave up: the transfers in flight finish, and what the run
+            # could not write is kept for the next run (``Sender.unwritten``), instead
+            # of being sent again after the lease.
+            self.finish_in_flight()
+            self.keep_for_later()
+            return
+        # What ended is written if the database lets us; what was in flight
+        # is sent again after the lease.
+        self.transport.abandon()
+        try:
+            self.flush()
+            self.release_waiting()
+        except Exception as failure:
+            if out_of_reach(failure):
+                self.keep_for_later()
+            else:
+                logger.exception("sender: could not write what it had done before failing")
 
     def catch_up(self) -> None:
         """Write what an earlier run of this sender could not (``Sender.unwritten``),
