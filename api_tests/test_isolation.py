@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -668,6 +669,102 @@ def test_an_outage_longer_than_reconnecting_loses_no_outcome_of_a_loop_worker(
     assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
     assert Attempt.objects.count() == 40
     assert not any("Traceback" in line for line in errors), "".join(errors)
+
+
+@contextmanager
+def worker_past_reconnecting(make_hook, receiver, same_db_env) -> Iterator[tuple]:
+    """A loop worker that claimed 40 callbacks and sent 4, whose database went away
+    (``database_closed``) while their answers came, and that gave up reconnecting: it
+    holds their outcomes and its other claims, and waits a minute before it polls again.
+    Yields it, the lines of its stderr, and the function that reopens the database (the
+    block's end does too)."""
+    make_hook()
+    save_orders(40)
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    concurrency = 4
+    worker = start_sender(
+        same_db_env,
+        "--loop",
+        CONCURRENCY=concurrency,
+        HOOK_CONCURRENCY=concurrency,
+        LOOP_MIN_SLEEP=0.1,
+        LOOP_MAX_SLEEP=60,
+    )
+    errors = stderr_lines(worker)
+    try:
+        receiver.wait_for(concurrency, timeout=60)
+        with database_closed() as reopen:
+            hold.set()
+            wait_until(
+                lambda: any("send_callbacks loop: the database failed" in e for e in errors),
+                message=lambda: f"the loop to give up reconnecting: {''.join(errors)}",
+                alive=lambda: worker.poll() is None,
+            )
+            yield worker, errors, reopen
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+
+
+def stopped(worker: subprocess.Popen) -> str:
+    """SIGTERM to ``worker``, which must end at once (with exit status 0); its stdout."""
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 0
+    return worker.stdout.read()
+
+
+@pytest.mark.postgres
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_during_an_outage_says_what_it_could_not_write(
+    make_hook, receiver, same_db_env
+):
+    """SIGTERM while the database is still away: the worker tries once more, ends at
+    once, and says in one line how many outcomes and claims it could not write (they
+    were dropped without a word). Those callbacks stay ``sending`` for their lease,
+    then any sender takes them over, as a killed worker's: the ones whose outcome was
+    lost are sent again, the others sent."""
+    with worker_past_reconnecting(make_hook, receiver, same_db_env) as (worker, errors, _):
+        stopped(worker)
+        wait_until(lambda: any("ending without writing" in e for e in errors), timeout=10)
+    (line,) = [e for e in errors if "ending without writing" in e]
+    found = re.search(r"without writing (\d+) outcome\(s\) and (\d+) claimed callback", line)
+    assert found, line
+    outcomes, claims = map(int, found.groups())
+    assert (outcomes + claims, outcomes >= 4) == (40, True)
+    assert len(deliveries(receiver)) == outcomes
+    assert Callback.objects.filter(status="sending").count() == 40
+    expired = timezone.now() - datetime.timedelta(seconds=1)
+    Callback.objects.update(claimed_until=expired)  # the lease run out, rather than waited for
+    assert send_callbacks().sent == 40
+    counts = deliveries(receiver)
+    assert (len(counts), sum(counts.values())) == (40, 40 + outcomes)
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.postgres
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_once_the_database_is_back_writes_what_it_held(
+    make_hook, receiver, same_db_env
+):
+    """SIGTERM once the database is back, before the worker's next poll: it writes the
+    outcomes it held and gives its other claims back before it ends (they were
+    dropped: each answered callback left ``sending``, to be sent again after the
+    lease, the others waiting for it), and counts them in its summary."""
+    with worker_past_reconnecting(make_hook, receiver, same_db_env) as (worker, errors, reopen):
+        reopen()
+        summary = stopped(worker)
+    sent = len(receiver.requests)
+    assert sum(deliveries(receiver).values()) == len(deliveries(receiver)) == sent
+    assert summary.splitlines()[-1].startswith(f"sent {sent}, retried 0, failed 0")
+    assert Counter(Callback.objects.values_list("status", flat=True)) == {
+        "sent": sent,
+        "waiting": 40 - sent,
+    }
+    assert Attempt.objects.count() == sent
+    assert not any("ending without writing" in e for e in errors), "".join(errors)
 
 
 @pytest.mark.postgres

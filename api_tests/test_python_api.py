@@ -562,7 +562,7 @@ def test_the_callers_exception_is_raised_when_the_database_fails_too(
         with pytest.raises(RuntimeError, match="the caller's function failed") as raised:
             send_callbacks(**{failing: fail})
     assert raised.value.__context__ is None
-    (logged,) = [r for r in caplog.records if r.name == "http_hooks.delivery.sender"]
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("sender: stopping")]
     assert logged.getMessage().startswith(
         "sender: stopping for an error of the caller's, the run failed too ("
     )

@@ -37,7 +37,9 @@ def run_loop(
     is due (``claims.anything_due``), so that idling costs one query a poll. Setting ``stop``
     finishes the transfers in flight and gives back the claimed callbacks not
     yet started. A database error that reconnecting did not cure (a restart, a failover) is
-    logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying;
+    logged and the worker tries again after ``LOOP_MAX_SLEEP`` instead of dying
+    (what a run could not write meanwhile is written by the next one, or, when the
+    worker is asked to stop first, tried once more before it ends: ``Sender.let_go``);
     a failed HTTP transport is replaced by a new one (the transfers it held are
     sent again when their lease runs out).
     """
@@ -78,4 +80,5 @@ def run_loop(
             waiter.wait(sleep, stop)
             if not report.total:
                 sleep = min(sleep * 2, waiter.longest_pause())
+        total.add(sender.let_go())
     return total

@@ -148,6 +148,7 @@ def record_outcomes(
     *,
     max_attempts: int | None = None,
     probes: Collection[int] = (),
+    reconnect_delays: Sequence[float] | None = None,
 ) -> set[int]:
     """Write the callbacks' new state, their attempts, their hooks' hourly counts
     (``stats.record_stats``) and health (``health.record_health``; ``probes`` are
@@ -158,7 +159,8 @@ def record_outcomes(
     while it was being sent (the sender stalled for longer than
     ``LEASE_SECONDS``) may have been taken by another sender, and that
     sender's result is the one that counts. A dropped database connection is
-    reconnected and the write tried again (``with_reconnect``).
+    reconnected and the write tried again (``with_reconnect``, after each of
+    ``reconnect_delays``).
     """
     now = timezone.now()
     token = batch[0].claim_token
@@ -223,7 +225,7 @@ def record_outcomes(
             )
             return held, paused
 
-    held, paused = with_reconnect(write, what="recording outcomes")
+    held, paused = with_reconnect(write, what="recording outcomes", delays=reconnect_delays)
     for callback in batch:
         if callback.pk in held:
             report.sent += callback.status == CallbackStatus.SENT

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TypeVar
 
@@ -28,13 +28,20 @@ T = TypeVar("T")
 
 # Seconds to wait before each new try: about 8 s in all, then the error stands.
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0)
+# A sender that stops with work it could not write (``Sender.let_go``) tries once more,
+# and once on a new connection: a worker asked to stop must stop soon.
+LAST_TRY_DELAYS = (0.5,)
 
 
 def with_reconnect(
-    work: Callable[[], T], *, what: str, undo: Callable[[], object] | None = None
+    work: Callable[[], T],
+    *,
+    what: str,
+    undo: Callable[[], object] | None = None,
+    delays: Sequence[float] | None = None,
 ) -> T:
     """``work()``; when the database connection fails under it, reconnect and try
-    again after each of ``RECONNECT_DELAYS``. ``work`` must be one transaction
+    again after each of ``delays`` (``RECONNECT_DELAYS``). ``work`` must be one transaction
     (or none), so that a failed try left nothing behind, or come with an ``undo``,
     called before each new try: a connection lost while the answer to a COMMIT
     (or to a statement in autocommit) was on its way leaves the work done, and
@@ -44,7 +51,7 @@ def with_reconnect(
     is retried: closing the connection would lose that transaction.
     """
     db = connections[router.db_for_write(Callback)]
-    for number, delay in enumerate((*RECONNECT_DELAYS, None)):
+    for number, delay in enumerate((*(RECONNECT_DELAYS if delays is None else delays), None)):
         try:
             if number and undo is not None:
                 undo()

@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,7 +60,7 @@ from .ordering import next_heads
 from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
 from .processes import new_claim_token
 from .rates import RateLimits
-from .reconnect import log_database_failure, out_of_reach, with_reconnect
+from .reconnect import LAST_TRY_DELAYS, log_database_failure, out_of_reach, with_reconnect
 from .request import RequestShape, logged_headers, requests_for
 
 logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class Sender:
         # writes them before it claims anything (a loop worker's next poll, once the
         # database is back), while the lease still holds the callbacks for this sender:
         # thrown away, the outcomes' callbacks would be sent again after the lease, and
-        # the unstarted ones wait for it.
+        # the unstarted ones wait for it. A sender that ends tries once more (``let_go``).
         self.unwritten: list[tuple[tuple[Callback, ...], tuple[Outcome, ...], set[int]]] = []
         self.unreleased: list[tuple[uuid.UUID, list[int], set[int]]] = []
 
@@ -232,7 +232,65 @@ class Sender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.transport.close()
+        try:
+            self.let_go()
+        finally:
+            self.transport.close()
+
+    def catch_up(self, report: DeliveryReport, *, delays: Sequence[float] | None = None) -> None:
+        """Write what an earlier run could not (``unwritten``), oldest first, counted in
+        ``report``; each is dropped from the lists once written. Raises the database's
+        error while it is still out of reach (reconnecting after each of ``delays``)."""
+        while self.unwritten:
+            callbacks, outcomes, probes = self.unwritten[0]
+            try:
+                record(callbacks, outcomes, report, probes, reconnect_delays=delays)
+            except DatabaseError as exc:
+                if out_of_reach(exc):
+                    raise  # still away: kept for the next run
+                # Never in the way of every run after it: dropped, its callbacks are
+                # sent again after the lease.
+                logger.exception("sender: could not write the outcomes kept from a run")
+            del self.unwritten[0]
+        while self.unreleased:
+            token, ids, probed = self.unreleased[0]
+            with_reconnect(
+                lambda token=token, ids=ids, probed=probed: release_claims(
+                    token, ids, probed_hooks=probed
+                ),
+                what="releasing claims",
+                delays=delays,
+            )
+            del self.unreleased[0]
+
+    def let_go(self) -> DeliveryReport:
+        """Before the sender ends (a loop worker asked to stop, a run that failed): one
+        last, short try (``LAST_TRY_DELAYS``) to write what earlier runs could not
+        (``unwritten``); what it writes is counted in the report returned.
+
+        What the database still refuses is said in one line and dropped: its callbacks
+        stay ``sending`` until their lease runs out (nothing renews it once the run
+        is over), then any sender's claim takes them over, as a killed sender's. Those
+        whose outcome was lost are sent again; the unstarted ones are sent then."""
+        report = DeliveryReport()
+        if not self.behind:
+            return report
+        try:
+            self.catch_up(report, delays=LAST_TRY_DELAYS)
+        except DatabaseError:
+            outcomes = sum(len(callbacks) for callbacks, _, _ in self.unwritten)
+            claims = sum(len(ids) for _, ids, _ in self.unreleased)
+            self.unwritten.clear()
+            self.unreleased.clear()
+            log_database_failure(
+                logger,
+                "sender: ending without writing %s outcome(s) and %s claimed callback(s) "
+                "not started; they are sent once their lease runs out (LEASE_SECONDS=%s)",
+                outcomes,
+                claims,
+                hooks_settings.LEASE_SECONDS,
+            )
+        return report
 
     def restart(self) -> None:
         """A new transport in place of one that failed."""
@@ -278,6 +336,7 @@ class _Run:
         progress: Callable[[int], Any] | None,
         stop: Callable[[], bool] | None,
     ) -> None:
+        self.sender = sender
         self.transport = transport
         self.rates = rates
         self.unwritten, self.unreleased = sender.unwritten, sender.unreleased
@@ -342,7 +401,7 @@ class _Run:
 
     def go(self) -> DeliveryReport:
         started = time.monotonic()
-        self.catch_up()
+        self.sender.catch_up(self.report)
         keeper = self.keeper = LeaseKeeper(self.token, self.probes)
         keeper.start()
         try:
@@ -384,50 +443,6 @@ class _Run:
                 self.keep_for_later()
             else:
                 logger.exception("sender: could not write what it had done before failing")
-
-    def catch_up(self) -> None:
-        """Write what an earlier run of this sender could not (``Sender.unwritten``),
-        oldest first; each is dropped from the list once written."""
-        while self.unwritten:
-            callbacks, outcomes, probes = self.unwritten[0]
-            try:
-                self.record(callbacks, outcomes, probes)
-            except DatabaseError as exc:
-                if out_of_reach(exc):
-                    raise  # still away: kept for the next run
-                # Never in the way of every run after it: dropped, its callbacks are
-                # sent again after the lease.
-                logger.exception("sender: could not write the outcomes kept from a run")
-            del self.unwritten[0]
-        while self.unreleased:
-            token, ids, probed = self.unreleased[0]
-            with_reconnect(
-                lambda token=token, ids=ids, probed=probed: release_claims(
-                    token, ids, probed_hooks=probed
-                ),
-                what="releasing claims",
-            )
-            del self.unreleased[0]
-
-    def record(
-        self,
-        callbacks: tuple[Callback, ...],
-        outcomes: tuple[Outcome, ...],
-        probes: Collection[int],
-    ) -> set[int]:
-        """``record_outcomes``; when it fails, the callbacks are as they were before it,
-        so that a later try applies the outcomes once."""
-        # As loaded, deferred fields left deferred: reading one would be a query.
-        fields = CALLBACK_RESULT_FIELDS
-        before = [{n: c.__dict__[n] for n in fields if n in c.__dict__} for c in callbacks]
-        try:
-            return record_outcomes(callbacks, outcomes, self.report, probes=probes)
-        except BaseException:
-            for callback, values in zip(callbacks, before, strict=True):
-                for name in fields:
-                    callback.__dict__.pop(name, None)
-                callback.__dict__.update(values)
-            raise
 
     def finish_in_flight(self) -> None:
         """Let the transfers in flight end (within their timeouts) and keep their outcomes."""
@@ -818,7 +833,7 @@ class _Run:
             ended, self.ended = self.ended, []
             callbacks, outcomes = zip(*ended, strict=True)
             try:
-                paused = self.record(callbacks, outcomes, self.probes)
+                paused = record(callbacks, outcomes, self.report, self.probes)
             except DatabaseError as exc:
                 if out_of_reach(exc):
                     self.ended = ended + self.ended
@@ -844,6 +859,31 @@ class _Run:
                 )
                 self.lapsed = 0
             self.give_back(expired)
+
+
+def record(
+    callbacks: tuple[Callback, ...],
+    outcomes: tuple[Outcome, ...],
+    report: DeliveryReport,
+    probes: Collection[int],
+    *,
+    reconnect_delays: Sequence[float] | None = None,
+) -> set[int]:
+    """``record_outcomes``; when it fails, the callbacks are as they were before it,
+    so that a later try applies the outcomes once."""
+    # As loaded, deferred fields left deferred: reading one would be a query.
+    fields = CALLBACK_RESULT_FIELDS
+    before = [{n: c.__dict__[n] for n in fields if n in c.__dict__} for c in callbacks]
+    try:
+        return record_outcomes(
+            callbacks, outcomes, report, probes=probes, reconnect_delays=reconnect_delays
+        )
+    except BaseException:
+        for callback, values in zip(callbacks, before, strict=True):
+            for name in fields:
+                callback.__dict__.pop(name, None)
+            callback.__dict__.update(values)
+        raise
 
 
 def send(transport: Transport, batch: list[Callback]) -> list[Outcome]:
