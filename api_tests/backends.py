@@ -5,6 +5,7 @@ the tests of what comes after."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -72,7 +73,10 @@ def sqlite_locked() -> Iterator[None]:
     timeout = options.get("timeout")
     connection.close()
     options["timeout"] = 0.01
-    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    # Unlocked by whichever thread ends the block (``outage_on_call``).
+    other = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
+    )
     try:
         other.execute("BEGIN EXCLUSIVE")
         yield
@@ -88,13 +92,16 @@ def sqlite_locked() -> Iterator[None]:
 
 @contextmanager
 def outage_on_call() -> Iterator[Callable[[], None]]:
-    """The database goes away when the block calls the function it is given (once),
-    and comes back when the block exits: on PostgreSQL it refuses connections and ends
-    every one, this test's too (``database_closed``); on SQLite another connection
-    holds the file's lock (``sqlite_locked``)."""
+    """The database goes away when the function the block is given is first called (in
+    any thread), and comes back when the block exits: on PostgreSQL it refuses
+    connections and ends every one, this test's too (``database_closed``); on SQLite
+    another connection holds the file's lock (``sqlite_locked``)."""
     with ExitStack() as stack:
+        gone = threading.Lock()
 
         def go_away() -> None:
+            if not gone.acquire(blocking=False):
+                return
             if connection.vendor == "postgresql":
                 stack.enter_context(database_closed(this_one_too=True))
             else:

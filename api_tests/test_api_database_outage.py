@@ -5,6 +5,7 @@ served once the database is back; never the project's HTML 500 page."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import logging
 from typing import Any
@@ -14,10 +15,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import OperationalError, connection
+from django.utils import timezone
 
 from http_hooks.models import Hook
 
-from .backends import sqlite_locked, terminate_this_backend
+from .backends import outage_on_call, sqlite_locked, terminate_this_backend
 
 UNAVAILABLE = {
     "code": "database_unavailable",
@@ -169,3 +171,43 @@ def test_text_sqlite_cannot_decode_is_no_outage_to_try_again(staff_client, make_
     assert not out_of_reach(raised.value)
     with pytest.raises(OperationalError, match="Could not decode"):
         staff_client.get(f"/api/hooks/{hook.pk}/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_whose_database_goes_away_after_its_requests_leaves_nothing_stuck(
+    staff_client, make_hook, receiver, settings, monkeypatch, caplog
+):
+    """``POST /callbacks/send/``: the database goes away once the first request is out.
+    The answer is a 503, and what the batch held (the outcomes of the requests that went
+    out, the claims of those not started) is left to the lease, in one line of the log:
+    once it has run out, the next sender takes each callback over, and nothing stays
+    ``sending``."""
+    from http_hooks.api import send_callbacks
+    from http_hooks.delivery import reconnect
+    from http_hooks.models import Callback
+    from shop.models import Order
+
+    from .receiver import Behaviour
+
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.01,))
+    if connection.vendor == "sqlite":
+        # The sender's connection waits 10 ms for the lock, as ``sqlite_locked``'s does.
+        monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.01)
+        connection.close()
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "CONCURRENCY": 1, "HOOK_CONCURRENCY": 1}
+    make_hook()
+    for n in range(3):
+        Order.objects.create(name=f"order {n}")
+    with outage_on_call() as go_away:
+        receiver.respond(pick=lambda request: go_away() or Behaviour())
+        response = staff_client.post("/api/callbacks/send/", {}, format="json")
+        receiver.respond()
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    went_out = len(receiver.requests)
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
+    said = [r.getMessage() for r in caplog.records if "ending without writing" in r.getMessage()]
+    assert len(said) == 1 and f"{went_out} outcome(s) and {3 - went_out} claimed" in said[0]
+    Callback.objects.update(claimed_until=timezone.now() - datetime.timedelta(seconds=1))
+    assert send_callbacks().sent == 3
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(receiver.requests) == went_out + 3
