@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime
 import html
 import re
+import threading
 
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
@@ -309,6 +311,43 @@ def test_a_callback_whose_hook_changed_hands_meanwhile_is_never_sent_with_the_ne
         callback = Callback.objects.get(pk=pk)
         assert (callback.status, callback.owner) == ("error", str(alice.pk))
         assert "moved to another owner" in callback.status_details
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("status", [500, 410, 200], ids=["breaker", "gone", "success"])
+def test_the_former_owners_try_in_flight_leaves_the_new_owners_health_alone(
+    make_hook, alice, bob, receiver, settings, status
+):
+    """Alice's try is in flight when her hook moves to Bob (and to his URL): its answer
+    says how Alice's endpoint answered, not Bob's. A failure opened the breaker of Bob's
+    hook (one failure is enough here), or, a 410, disabled it; a success would reset
+    the count of Bob's failed tries."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BREAKER_FAILURES": 2}
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
+    Hook.objects.filter(pk=hook.pk).update(consecutive_failures=1)  # one more trips it
+    hold = threading.Event()
+    receiver.respond("/alice", status=status, hold=hold)
+    Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
+
+    def sender() -> None:
+        try:
+            send_callbacks()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        receiver.wait_for(1)
+        update_hook(hook, owner=bob, target_url=receiver.url("/bob"))
+    finally:
+        hold.set()
+        thread.join(timeout=30)
+    assert Callback.objects.get().last_response_status == status  # written, as Alice's
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason, hook.paused_until) == (True, "", None)
+    assert (hook.consecutive_failures, hook.breaker_trips, hook.last_failure_at) == (1, 0, None)
+    assert hook.last_success_at is None
 
 
 def test_a_paused_hooks_probe_stops_a_callback_of_its_former_owner_for_good(

@@ -23,9 +23,11 @@ transaction, and only for hooks whose state changes.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import reduce
 
 from django.db import transaction
 from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, Value, When
@@ -198,6 +200,11 @@ def record_health(
     succeeded take one conditional UPDATE that matches nothing while they stay
     healthy (the fast path). Hooks with a failure or a probe are locked, read,
     brought through the window's outcomes in order, and written when changed.
+
+    A try of a callback stored for another owner than the hook's now (in flight when
+    the hook changed hands, ``services.part_with_previous_owners``) went out with the
+    previous owner's URL, secret and headers: it says nothing of the new owner's
+    endpoint, and counts toward no health of the hook, failed or not.
     """
     # A request that could not be made (``Outcome.invalid``) says nothing of the receiver.
     troubled = {
@@ -206,7 +213,7 @@ def record_health(
         if (not outcome.ok and not outcome.invalid) or callback.pk in probes
     }
     succeeded = {
-        callback.hook_id: callback.hook
+        (callback.hook_id, callback.owner): callback.hook
         for callback, outcome in zip(batch, outcomes, strict=True)
         if outcome.ok and callback.hook_id not in troubled
     }
@@ -222,7 +229,7 @@ def record_health(
         for hook in Hook.objects.select_for_update()
         .filter(pk__in=troubled | speed.keys())
         .order_by("pk")
-        .only("pk", "name", "target_url", *HEALTH_FIELDS)
+        .only("pk", "name", "target_url", "owner", *HEALTH_FIELDS)
     }
     _record_speed(speed, locked, now)
     hooks = {pk: hook for pk, hook in locked.items() if pk in troubled}
@@ -234,7 +241,7 @@ def record_health(
             continue
         if callback.pk in probes:
             hook.paused_until = None  # the probe's hold ends with its answer
-        if outcome.invalid:
+        if outcome.invalid or callback.owner != hook.owner:
             continue
         if outcome.ok:
             _succeeded(hook, now)
@@ -301,16 +308,19 @@ def _state(hook: Hook) -> tuple[object, ...]:
     return tuple(getattr(hook, name) for name in HEALTH_FIELDS)
 
 
-def _record_successes(hooks: dict[int, Hook | None], now: datetime) -> None:
+def _record_successes(hooks: dict[tuple[int, str], Hook | None], now: datetime) -> None:
     """A success closes the breaker, ends a pause that has passed and resets the
-    failure count; a pause a receiver asked for (Retry-After) still runs.
+    failure count; a pause a receiver asked for (Retry-After) still runs. ``hooks``
+    are by id and the owner of the callbacks that succeeded: the hook's row only
+    while it is still theirs (``record_health``).
 
     The condition is the database's: a healthy hook's row is written at most once
     per ``LAST_SUCCESS_RESOLUTION``, not once per window, and the sender's copy of
     the hook (loaded when its callbacks were claimed, perhaps before failures that
     this or another sender wrote since) decides nothing.
     """
-    Hook.objects.filter(pk__in=list(hooks)).filter(
+    owned = reduce(operator.or_, (Q(pk=pk, owner=owner) for pk, owner in hooks))
+    Hook.objects.filter(owned).filter(
         Q(last_success_at__isnull=True)
         | Q(last_success_at__lt=now - LAST_SUCCESS_RESOLUTION)
         | Q(consecutive_failures__gt=0)
