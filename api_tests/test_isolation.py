@@ -613,8 +613,9 @@ def stderr_lines(process: subprocess.Popen) -> list[str]:
     lines: list[str] = []
 
     def read() -> None:
-        for line in process.stderr:
-            lines.append(line)
+        with process.stderr:
+            for line in process.stderr:
+                lines.append(line)
 
     threading.Thread(target=read, daemon=True).start()
     return lines
@@ -663,6 +664,7 @@ def test_an_outage_longer_than_reconnecting_loses_no_outcome_of_a_loop_worker(
     finally:
         sender.send_signal(signal.SIGTERM)
         sender.wait(timeout=60)
+        sender.stdout.close()
     counts = deliveries(receiver)
     assert len(counts) == 40
     assert sum(counts.values()) == 40, f"{sum(counts.values()) - 40} sent twice"
@@ -705,6 +707,7 @@ def worker_past_reconnecting(make_hook, receiver, same_db_env) -> Iterator[tuple
     finally:
         worker.kill()
         worker.wait(timeout=10)
+        worker.stdout.close()
 
 
 def stopped(worker: subprocess.Popen) -> str:
