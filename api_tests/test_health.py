@@ -1091,3 +1091,14 @@ def test_more_held_hooks_than_a_statement_has_parameters_hold_back_no_claim(
     assert send_callbacks().sent == 1
     assert len(receiver.requests) == 1
     assert Callback.objects.get().hook_id == healthy.pk
+
+
+def test_more_rate_limited_hooks_than_a_statement_has_parameters_hold_back_no_claim(
+    make_hook, receiver, statement_parameters
+):
+    """Rate-limited hooks beyond the parameters of one statement, none with a callback
+    due: the first claim looks for their due callbacks with a parameter each."""
+    healthy = callbacks_of(make_hook, 1)
+    copies_of(healthy, statement_parameters + 1, rate_limit=10)
+    assert send_callbacks().sent == 1
+    assert len(receiver.requests) == 1

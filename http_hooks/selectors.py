@@ -17,7 +17,7 @@ from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .delivery.health import breaker_state, held_hooks, pause_reason
-from .delivery.ids import hooks_among
+from .delivery.ids import among
 from .delivery.sender import TEST_EVENT_TYPE
 from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, hour_start, percentile
 from .events import is_event_type, model_event_types
@@ -313,7 +313,7 @@ def delivery_state(*, exact_up_to: int) -> DeliveryState:
         status: count_rows(Callback.objects.filter(status=status), exact_up_to=exact_up_to)
         for status in CallbackStatus.values
     }
-    deliverable = Callback.objects.exclude(hooks_among(held_hooks()))
+    deliverable = Callback.objects.exclude(among("hook_id", held_hooks()))
     due = [
         deliverable.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=now)
         .order_by("next_attempt_at")

@@ -32,7 +32,7 @@ from django.utils import timezone
 from ..models import TEST_EVENT_TYPE, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..text import first_line
-from .ids import hooks_among, ids_among
+from .ids import among, ids_among
 from .ordering import heads, heads_only, unordered
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _claimable(
     """
     scope = Q()
     if exclude_hooks:
-        scope &= ~hooks_among(exclude_hooks)
+        scope &= ~among("hook_id", exclude_hooks)
     if hook_id is not None:
         scope &= Q(hook_id=hook_id)
     if callback_ids is not None:
@@ -419,7 +419,7 @@ def settle_left_behind(held_hooks: Collection[int]) -> None:
     now = timezone.now()
     left = Callback.objects.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
     if held_hooks:
-        left.filter(hooks_among(held_hooks)).exclude(event_type=TEST_EVENT_TYPE).update(
+        left.filter(among("hook_id", held_hooks)).exclude(event_type=TEST_EVENT_TYPE).update(
             status=CallbackStatus.WAITING, claimed_until=None
         )
     stop_claimed(
@@ -615,5 +615,5 @@ def hooks_with_claimable(
     claimable = Callback.objects.filter(
         reduce(operator.or_, (condition for condition, _ in conditions)), hook=OuterRef("pk")
     )
-    hooks = Hook.objects.filter(Exists(claimable), pk__in=list(hook_ids))
+    hooks = Hook.objects.filter(Exists(claimable), among("pk", hook_ids))
     return set(hooks.values_list("pk", flat=True))

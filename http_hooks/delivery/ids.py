@@ -4,9 +4,10 @@ Why: a claim or an outcome window names hundreds of callbacks, and Django's
 ``pk__in`` makes a placeholder of each, which Django and psycopg then handle one
 by one (``bench/delivery.py`` showed it as a tenth of the sender's CPU). On
 PostgreSQL the list goes as one array, ``id = ANY(%s)``. The hooks a claim
-leaves out (paused, disabled: ``health.held_hooks``) have no bound at all, and a
-statement takes 65,535 parameters on PostgreSQL, 32,766 on SQLite by default:
-there they go as one JSON array (``json_each``). Elsewhere ``__in`` is kept.
+leaves out (paused, disabled: ``health.held_hooks``; rate-limited) have no bound,
+and a statement takes 32,766 parameters on SQLite by default (65,535 on
+PostgreSQL with server-side binding): on SQLite they go as one JSON array
+(``json_each``). Elsewhere ``__in`` is kept.
 """
 
 from __future__ import annotations
@@ -60,12 +61,12 @@ def ids_among(ids: Collection[int], *, using: str = "default") -> Q | AnyOf:
     return Q(pk__in=list(ids))
 
 
-def hooks_among(hook_ids: Collection[int], *, using: str = "default") -> Q:
-    """The ``hook_id`` of a callback is one of ``hook_ids``, however many: one
-    parameter on PostgreSQL and SQLite."""
+def among(field: str, ids: Collection[int], *, using: str = "default") -> Q:
+    """``field`` is one of ``ids``, however many (hooks: ``health.held_hooks``, the
+    rate-limited ones): one parameter on PostgreSQL and SQLite."""
     vendor = connections[using].vendor
     if vendor == "postgresql":
-        return Q(AnyOf(F("hook_id"), list(hook_ids)))
+        return Q(AnyOf(F(field), list(ids)))
     if vendor == "sqlite":
-        return Q(InJSONArray(F("hook_id"), list(hook_ids)))
-    return Q(hook_id__in=list(hook_ids))
+        return Q(InJSONArray(F(field), list(ids)))
+    return Q(**{f"{field}__in": list(ids)})

@@ -45,7 +45,7 @@ from ..models import Callback, CallbackStatus
 from ..settings import hooks_settings
 from .claims import settle_left_behind
 from .health import held_hooks
-from .ids import hooks_among
+from .ids import among
 from .outcomes import DeliveryReport
 from .processes import stop_grace
 from .sender import send_callbacks
@@ -70,7 +70,7 @@ def overdue() -> bool:
     now = timezone.now()
     late = now - timedelta(seconds=float(hooks_settings.SWEEP_SECONDS))
     held = [pk for pk, until in held_hooks().items() if until is None or until > now]
-    callbacks = Callback.objects.exclude(hooks_among(held))
+    callbacks = Callback.objects.exclude(among("hook_id", held))
     waiting = callbacks.filter(status=CallbackStatus.WAITING, next_attempt_at__lte=late)
     expired = callbacks.filter(status=CallbackStatus.SENDING, claimed_until__lt=now)
     return waiting.exists() or expired.exists()
