@@ -391,6 +391,15 @@ def test_owners_given_as_instances_or_numbers_are_their_keys():
     assert monitor_callbacks(status="waiting", owners=(u for u in chosen)).count == 2
 
 
+@pytest.mark.parametrize("create", ["no", "false", 0, 1, None], ids=repr)
+def test_create_signal_refuses_a_create_that_is_no_bool(create):
+    """bool() of it was taken: create="no" stored the signal, create=None did not."""
+    with pytest.raises(InvalidSignalError) as raised:
+        create_signal("shop.signals.order_shipped", create=create)
+    assert raised.value.field == "create"
+    assert not Signal.objects.filter(signal="shop.signals.order_shipped").exists()
+
+
 @pytest.mark.parametrize("flag", ["no", "false", 0, 1, None], ids=repr)
 def test_flags_that_are_no_bool_are_refused(flag):
     """bool() of them was taken: include_undelivered="no" deleted the callbacks not

@@ -90,6 +90,7 @@ def create_signal(signal: str, create: bool = True) -> Signal | DjangoSignal:
     With ``create=False`` (the old package's option) nothing is stored: the
     path is checked and the ``django.dispatch.Signal`` it names is returned.
     """
+    check_flag(create, "create", InvalidSignalError)
     (path,) = _clean_signals([signal])
     if not create:
         return import_signal(path)
