@@ -9,6 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from http_hooks.api import send_callbacks
+from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import Attempt, Callback, CallbackStatus
 from shop.models import Order
 
@@ -235,6 +237,111 @@ def test_a_report_file_that_cannot_be_written_is_refused_before_sending(
     result = run_manage("send_callbacks", "--report-file", path, env=same_db_env)
     assert (result.returncode, result.stderr.strip()) == (2, f"CommandError: cannot write {path!r}")
     assert Callback.objects.get().status == CallbackStatus.WAITING
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param("/nonexistent/token", id="missing-folder"),
+        pytest.param("a folder", id="folder"),
+        pytest.param("x" * 300, id="name-too-long"),
+        pytest.param("/proc/self/comm", id="folder-without-room-beside-it"),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_token_file_that_cannot_be_written_is_refused_before_sending(
+    make_hook, same_db_env, tmp_path, where
+):
+    """A name too long for the system was a traceback; so was a file whose folder takes
+    no new file, as the token is written beside it first (``processes.new_claim_token``)."""
+    if where == "/proc/self/comm" and not Path(where).is_file():
+        pytest.skip("no /proc")
+    path = {"a folder": str(tmp_path), "x" * 300: str(tmp_path / where)}.get(where, where)
+    make_hook()
+    Order.objects.create(name="x")
+    result = run_manage("send_callbacks", "--token-file", path, env=same_db_env)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"CommandError: cannot write {path[:200]!r}",
+    )
+    assert Callback.objects.get().status == CallbackStatus.WAITING
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        pytest.param({"token_file": "a\x00b"}, id="token-file-nul"),
+        pytest.param({"report_file": "a\x00b"}, id="report-file-nul"),
+        pytest.param({"token_file": 5}, id="token-file-number"),
+        pytest.param({"report_file": b"/tmp/report"}, id="report-file-bytes"),
+    ],
+)
+def test_a_file_option_given_to_call_command_that_is_no_path_is_refused(callbacks, option):
+    with pytest.raises(CommandError, match=r"^cannot write ") as raised:
+        call_command("send_callbacks", **option)
+    assert raised.value.returncode == 2
+    assert Callback.objects.filter(status=CallbackStatus.WAITING).count() == 1
+
+
+def test_a_claim_token_that_cannot_be_written_stops_the_run_before_it_claims(
+    callbacks, tmp_path, monkeypatch
+):
+    """Its folder gone after the command checked it: the run's ``OSError`` was a traceback."""
+    from http_hooks.delivery import processes
+
+    monkeypatch.setattr(processes, "_token_file", None)
+    processes.write_tokens_to(tmp_path / "gone" / "token")
+    with pytest.raises(InvalidFilterError, match=r"^cannot write the claim token to ") as raised:
+        send_callbacks()
+    assert raised.value.field == "token_file"
+    assert Callback.objects.filter(status=CallbackStatus.WAITING).count() == 1
+
+
+def test_a_token_file_is_written_by_that_command_only(callbacks, tmp_path, monkeypatch):
+    """The file stayed the process's: a later send, of another caller, wrote its token
+    there too."""
+    from http_hooks.delivery import processes
+
+    monkeypatch.setattr(processes, "_token_file", None)
+    token = tmp_path / "token"
+    call_command("send_callbacks", "--quiet", token_file=str(token))
+    token.unlink()
+    send_callbacks()
+    assert not token.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        pytest.param(["send_callbacks"], {"loop": "no"}, id="send-loop"),
+        pytest.param(["send_callbacks"], {"quiet": 1}, id="send-quiet"),
+        pytest.param(["delete_old_callbacks", "0"], {"include_undelivered": "no"}, id="delete"),
+        pytest.param(["import_legacy_hooks"], {"dry_run": "no"}, id="import-dry-run"),
+        pytest.param(["monitor_callbacks", "--status", "error"], {"no_color": "x"}, id="color"),
+    ],
+)
+def test_a_switch_given_to_call_command_that_is_no_bool_is_refused(callbacks, command, option):
+    """``call_command`` hands switches over as given: loop="no" ran a worker."""
+    with pytest.raises(CommandError, match=f"^{next(iter(option))} must be True or False"):
+        call_command(*command, **option)
+    assert Callback.objects.count() == 6
+
+
+@pytest.mark.parametrize("supervisor", ["abc", "0", -1], ids=repr)
+def test_a_supervisor_that_is_no_process_id_is_refused(callbacks, supervisor):
+    """It was taken as a supervisor gone at once: nothing sent, and exit status 0."""
+    with pytest.raises(CommandError, match=r"^--supervisor takes ") as raised:
+        call_command("send_callbacks", supervisor=supervisor)
+    assert raised.value.returncode == 2
+
+
+def test_one_callback_id_given_to_call_command_is_that_id(callbacks, receiver):
+    """Not its digits: callbacks="12" sent callbacks 1 and 2."""
+    Callback.objects.update(status=CallbackStatus.WAITING)
+    call_command("send_callbacks", "--quiet", callbacks=str(callbacks[1]))
+    assert list(
+        Callback.objects.exclude(status=CallbackStatus.WAITING).values_list("pk", flat=True)
+    ) == [callbacks[1]]
 
 
 def test_options_given_to_call_command_as_text_are_checked_too(callbacks, tmp_path):

@@ -34,6 +34,7 @@ from .delivery.ids import MAX_LISTED_IDS
 from .delivery.ordering import HALT
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
 from .delivery.processes import Supervision, check_processes, run_processes
+from .delivery.processes import partial_token_file as partial_token_file
 from .delivery.processes import stop_when_orphaned as stop_when_orphaned
 from .delivery.processes import write_report as write_report
 from .delivery.processes import write_tokens_to as write_tokens_to

@@ -126,21 +126,34 @@ def stop_when_orphaned(supervisor: int, stop: threading.Event) -> None:
 _token_file: Path | None = None
 
 
-def write_tokens_to(path: Path) -> None:
-    """In a child of ``--processes``: have every run write its claim token to ``path``."""
+def write_tokens_to(path: Path | None) -> None:
+    """In a child of ``--processes``: have every run write its claim token to ``path``
+    (None: to no file again)."""
     global _token_file
     _token_file = path
+
+
+def partial_token_file(path: Path) -> Path:
+    """Where a claim token is written before it replaces ``path``."""
+    return path.with_name(path.name + ".new")
 
 
 def new_claim_token() -> uuid.UUID:
     """A run's claim token, written first where the supervisor reads it (in a child):
     replaced whole (``os.replace``), so that a child killed while writing leaves the
-    last token, never half of one."""
+    last token, never half of one. ``InvalidFilterError`` (field ``token_file``), before
+    anything is claimed, when it cannot be written."""
     token = uuid.uuid4()
     if _token_file is not None:
-        partial = _token_file.with_name(_token_file.name + ".new")
-        partial.write_text(str(token))
-        os.replace(partial, _token_file)
+        partial = partial_token_file(_token_file)
+        try:
+            partial.write_text(str(token))
+            os.replace(partial, _token_file)
+        except OSError as exc:
+            raise InvalidFilterError(
+                f"cannot write the claim token to {str(exc.filename)[:200]!r}: {exc.strerror}",
+                field="token_file",
+            ) from exc
     return token
 
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from ..exceptions import HttpHooksError
+from ..services import check_flag
 from ..text import ascii_digits, first_line
 
 # As argparse's own: 1 means what the command reports ("limit reached", a failed run).
@@ -42,6 +43,7 @@ class Command(BaseCommand):
 
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
+            self.check_flags(options)
             return super().execute(*args, **options)
         except KeyboardInterrupt as exc:
             # Ctrl-C (SIGINT) of a command that does not stop on it by itself: what was
@@ -63,6 +65,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"the database failed: {first_line(exc)}"[:500], returncode=self.database_failed
             ) from exc
+
+    def check_flags(self, options: dict[str, Any]) -> None:
+        """The switches (``--loop``, ``--dry-run``, ...) are True or False: ``call_command``
+        hands them over as given, and ``loop="no"`` ran a worker."""
+        for action in self.create_parser("manage.py", "")._actions:
+            if action.nargs == 0 and isinstance(action.default, bool):
+                check_flag(options.get(action.dest, action.default), action.dest)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)

@@ -23,6 +23,7 @@ from http_hooks.services import (
     DeliveryReport,
     check_processes,
     count_due,
+    partial_token_file,
     run_sender,
     run_sender_processes,
     send_callbacks,
@@ -30,7 +31,7 @@ from http_hooks.services import (
     write_report,
     write_tokens_to,
 )
-from http_hooks.text import ascii_digits
+from http_hooks.text import ascii_digits, is_listing
 from http_hooks.validators import MAX_ID
 
 # SIGHUP (the terminal closed) where there is one: not on Windows.
@@ -49,12 +50,19 @@ def parse_id(value: Any, option: str) -> int:
     return int(text)
 
 
-def writable(path: Path) -> bool:
+def writable(path: Any) -> bool:
     """Whether a file can be written at ``path`` (checked before sending, as its
-    counts are written after)."""
-    if path.exists():
-        return path.is_file() and os.access(path, os.W_OK)
-    return path.parent.is_dir() and os.access(path.parent, os.W_OK)
+    counts are written after): not a name too long for the system, a NUL (from
+    ``call_command``) nor anything but a path."""
+    if not isinstance(path, str | os.PathLike) or "\x00" in str(path):
+        return False
+    path = Path(path)
+    try:
+        if path.exists():
+            return path.is_file() and os.access(path, os.W_OK)
+        return path.parent.is_dir() and os.access(path.parent, os.W_OK)
+    except (OSError, ValueError):
+        return False
 
 
 def summary(report: DeliveryReport) -> str:
@@ -142,9 +150,12 @@ class Command(HooksCommand):
         **options,
     ) -> None:
         hook_id = None if hook_id is None else parse_id(hook_id, "--hook_id")
+        if callbacks is not None and not is_listing(callbacks):
+            callbacks = [callbacks]  # one id, from call_command: "12" is 12, not 1 and 2
         callback_ids = (
             None if callbacks is None else [parse_id(c, "--callbacks") for c in callbacks]
         )
+        supervisor = None if supervisor is None else parse_id(supervisor, "--supervisor")
         for option, given in (("--loop", loop), ("--processes", processes is not None)):
             if given and callback_ids is not None:
                 raise CommandError(
@@ -152,15 +163,18 @@ class Command(HooksCommand):
                     returncode=BAD_ARGUMENTS,
                 )
         for path in (report_file, token_file):
-            if path is not None and not writable(Path(path)):
-                raise CommandError(f"cannot write {str(path)!r}", returncode=BAD_ARGUMENTS)
+            # A claim token is written beside its file first, then moved over it.
+            if path is not None and not (
+                writable(path) and (path is report_file or writable(partial_token_file(Path(path))))
+            ):
+                raise CommandError(f"cannot write {str(path)[:200]!r}", returncode=BAD_ARGUMENTS)
         failures: list[str] = []
         try:
             with stop_on_signals() as stop:
                 if supervisor is not None:
                     stop_when_orphaned(supervisor, stop)
                 if token_file is not None:
-                    write_tokens_to(token_file)
+                    write_tokens_to(Path(token_file))
                 if processes is not None:
                     processes = check_processes(processes)  # before the banner
                     if loop and not quiet:
@@ -180,6 +194,8 @@ class Command(HooksCommand):
                     )
         except TransportError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            write_tokens_to(None)
         if report_file is not None:
             try:
                 write_report(Path(report_file), report)
