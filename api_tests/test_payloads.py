@@ -403,6 +403,15 @@ def test_bad_serializer_paths_are_payload_errors(path, words):
         )
 
 
+def test_default_payload_writes_decimals_with_every_digit():
+    """DRF's encoder made them floats: 12345678901234567.89 became 1.2345678901234568e+16."""
+    order = Order(pk=9, name="Tea", total=decimal.Decimal("12345678901234567.89"))
+    payload = default_payload(order, "updated", Order)
+    assert '"total": 12345678901234567.89' in payload
+    total = json.loads(payload, parse_float=decimal.Decimal)["object_serialization"]["total"]
+    assert total == order.total
+
+
 def test_default_payload_has_type_id_event_and_every_field():
     order = Order(
         pk=9, name="Tea", total=decimal.Decimal("3.50"), placed_on=datetime.date(2026, 1, 1)

@@ -233,6 +233,65 @@ def test_the_default_body_is_the_standard_webhooks_shape(event_hook):
     assert callback.content_type == "application/json"
 
 
+def test_a_decimal_keeps_every_digit_in_the_body_templates_and_conditions(event_hook):
+    """It was a float: 12345678901234567.89 arrived as 1.2345678901234568e+16, and 9.90
+    as 9.9 (a payment of 9.90 reads as is, in its digits)."""
+    event_hook("order.paid")
+    event_hook(
+        "order.paid",
+        content_type="text/plain",
+        payload_template="{{payload.total}} {{payload.big}}",
+        conditions={"total": 9.9},
+    )
+    body, text = send_event(
+        "order.paid",
+        {"total": decimal.Decimal("9.90"), "big": decimal.Decimal("12345678901234567.89")},
+    )
+    assert '"data": {"total": 9.90, "big": 12345678901234567.89}' in body.payload
+    assert json.loads(body.payload, parse_float=decimal.Decimal)["data"]["big"] == decimal.Decimal(
+        "12345678901234567.89"
+    )
+    assert text.payload == "9.90 12345678901234567.89"
+    assert len(send_event("order.paid", {"total": decimal.Decimal("9.91")})) == 1
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_a_decimal_json_has_no_number_for_is_refused(event_hook, number):
+    event_hook("order.paid")
+    with pytest.raises(InvalidEventError) as raised:
+        send_event("order.paid", {"total": decimal.Decimal(number)})
+    assert raised.value.field == "payload"
+    assert not Callback.objects.exists()
+
+
+@pytest.mark.parametrize("where", ["payload", "value"])
+def test_an_endless_iterable_in_the_payload_is_refused_after_a_bounded_read(event_hook, where):
+    """DRF's encoder read it whole: an endless generator hung the caller, a huge one
+    filled the memory."""
+    from http_hooks.payloads import MAX_ITERATED_ITEMS
+
+    event_hook("order.paid")
+    read = []
+
+    def endless():
+        while len(read) <= 2 * MAX_ITERATED_ITEMS:  # stops, so that a failing test ends
+            read.append(1)
+            yield 1
+
+    payload = endless() if where == "payload" else {"items": endless()}
+    with pytest.raises(InvalidEventError, match="more than 100,000 items") as raised:
+        send_event("order.paid", payload)
+    assert raised.value.field == "payload"
+    assert len(read) == MAX_ITERATED_ITEMS + 1
+    assert not Callback.objects.exists()
+
+
+def test_iterables_of_the_payload_are_lists(event_hook):
+    event_hook("order.paid")
+    (callback,) = send_event("order.paid", {"set": {3}, "generator": (n for n in range(2))})
+    assert json.loads(callback.payload)["data"] == {"set": [3], "generator": [0, 1]}
+
+
 def test_a_template_naming_a_key_the_payload_lacks_stores_an_error_callback(event_hook):
     event_hook("order.*", content_type="text/plain", payload_template="{{payload.nope}}")
     (callback,) = send_event("order.paid", {"yes": 1})

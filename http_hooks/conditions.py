@@ -409,7 +409,8 @@ def _field_value(key: str, lookup: str, field: models.Field | None, value: Any) 
             raise _error(f"{key!r}: {lookup} takes a string")
         return value.casefold() if lookup in CASELESS_LOOKUPS else value
     if field is None:
-        return value
+        # A payload's fractions are decimals (``services.plain_json``): 9.9 is their 9.90.
+        return Decimal(repr(value)) if isinstance(value, float) else value
     try:
         converted = field.to_python(value)
     except ValidationError as exc:

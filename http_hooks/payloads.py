@@ -16,6 +16,7 @@ import datetime
 import decimal
 import functools
 import inspect
+import itertools
 import json
 import math
 import re
@@ -37,6 +38,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from .exceptions import InvalidPayloadError
 from .imports import RefusedPath, project_object, shown
 from .settings import hooks_settings
+from .text import is_listing
 
 JSON_TYPES = frozenset({"application/json"})
 # Twice what the REST API takes in a request body (``api.parsers.MAX_DEPTH``): an
@@ -79,15 +81,56 @@ DATA_TYPES = (
 )
 
 
+# Items an iterable that is no list or tuple (a generator, a set, a queryset) gives a
+# payload at most: DRF's encoder reads it whole, and an endless one never ended.
+MAX_ITERATED_ITEMS = 100_000
+
+
 class PayloadEncoder(JSONEncoder):
-    """DRF's encoder, plus model instances (as their pk) and files (as their name)."""
+    """DRF's encoder, plus model instances (as their pk), files (as their name),
+    decimals as exact JSON numbers, and iterables of ``MAX_ITERATED_ITEMS`` items at
+    most (``ValueError`` beyond).
+
+    DRF's encoder makes a decimal a float: 12345678901234567.89 lost its cents, and
+    0.1 could be written 0.1000000000000000055511151231257827 by another float
+    printer. ``json`` cannot write a number it does not know, so a decimal goes in
+    as a marker string unique to the call and its digits replace the marker once
+    the text is written. NaN and infinities are null (``json_literal``), or a
+    ``ValueError`` with ``allow_nan=False``, as for a float."""
+
+    def encode(self, o: Any) -> str:
+        self._decimals: list[str] = []
+        self._marker = ""
+        text = super().encode(o)
+        if self._decimals:
+            text = re.sub(
+                rf'"{self._marker}(\d+)"', lambda match: self._decimals[int(match[1])], text
+            )
+        return text
 
     def default(self, obj: Any) -> Any:
+        if isinstance(obj, decimal.Decimal):
+            return self._exact(obj)
         if isinstance(obj, models.Model):
             return obj.pk
         if isinstance(obj, FieldFile):
             return obj.name or None
+        if is_listing(obj) and not hasattr(obj, "tolist"):
+            items = list(itertools.islice(obj, MAX_ITERATED_ITEMS + 1))
+            if len(items) > MAX_ITERATED_ITEMS:
+                raise ValueError(f"an iterable of more than {MAX_ITERATED_ITEMS:,} items")
+            return items
         return super().default(obj)
+
+    def _exact(self, number: decimal.Decimal) -> str | None:
+        if not number.is_finite():
+            if self.allow_nan:
+                return None
+            raise ValueError(f"{number} is no JSON number")
+        if not self._marker:
+            self._marker = f"decimal-{uuid.uuid4().hex}-"
+        self._decimals.append(str(number))
+        return f"{self._marker}{len(self._decimals) - 1}"
 
 
 def to_json(value: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import decimal
 import inspect
 import itertools
 import json
@@ -827,12 +828,14 @@ def _event_key(key: Any) -> str:
 
 def plain_json(payload: Any) -> Any:
     """``payload`` as the JSON a receiver gets back would parse: dicts, lists, text,
-    numbers, booleans and nulls. ``InvalidEventError`` (field ``payload``) for a value
-    that JSON cannot carry (an object, NaN, a NUL or a lone surrogate in a string)."""
+    numbers (a fraction as a ``Decimal``, to be written with the digits it was given),
+    booleans and nulls. ``InvalidEventError`` (field ``payload``) for a value that JSON
+    cannot carry (an object, NaN, a NUL or a lone surrogate in a string, an iterable
+    of more than ``MAX_ITERATED_ITEMS`` items)."""
     try:
         text = json.dumps(payload, cls=PayloadEncoder, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
-        data = json.loads(text)
+        data = json.loads(text, parse_float=decimal.Decimal)
     except (TypeError, ValueError, RecursionError) as exc:
         reason = "a lone surrogate" if isinstance(exc, UnicodeEncodeError) else exc
         raise InvalidEventError(
