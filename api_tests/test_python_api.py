@@ -1,5 +1,7 @@
 """create_hook / create_signal / update_hook: validation at once, nothing half-written."""
 
+import itertools
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -377,6 +379,67 @@ def test_owners_that_are_no_collection_of_keys_are_refused(owners):
             call()
         assert raised.value.field == "owners"
     assert Callback.objects.filter(status=CallbackStatus.ERROR).count() == 12
+
+
+@pytest.mark.parametrize(
+    ("owners", "message"),
+    [
+        pytest.param(itertools.count(), "owners lists at most 10,000 owners", id="endless"),
+        pytest.param(["1\x00"], "an owner key holds a NUL", id="nul"),
+        pytest.param(["\ud800"], "an owner key holds a NUL or a lone surrogate", id="surrogate"),
+    ],
+)
+def test_owners_are_read_to_a_bound_and_must_be_storable_keys(owners, message):
+    """An endless iterable of owners hung the call; a NUL failed in PostgreSQL's driver."""
+    from http_hooks.api import delete_old_callbacks, monitor_callbacks
+
+    create_hook(event_types=["order.paid"], target_url="https://example.com/")
+    send_event("order.paid", {})
+    for call in (
+        lambda: monitor_callbacks(status="waiting", owners=owners),
+        lambda: resend_callbacks(owners=owners),
+        lambda: delete_old_callbacks(days=0, include_undelivered=True, owners=owners),
+    ):
+        with pytest.raises(InvalidFilterError, match=message) as raised:
+            call()
+        assert raised.value.field == "owners"
+    assert Callback.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        pytest.param([1], id="list"),
+        pytest.param(lambda: Hook.objects.all(), id="hooks"),
+    ],
+)
+def test_resend_callbacks_refuses_a_queryset_that_is_no_queryset_of_callbacks(queryset):
+    """A list was an AttributeError, a queryset of hooks a FieldError."""
+    if callable(queryset):
+        queryset = queryset()
+    with pytest.raises(InvalidFilterError, match=r"^queryset must be a QuerySet of callbacks"):
+        resend_callbacks(queryset=queryset)
+
+
+def test_set_hook_enabled_refuses_what_is_no_bool():
+    from http_hooks.services import set_hook_enabled
+
+    hook = create_hook(**GOOD, enabled=False)
+    with pytest.raises(InvalidHookError):
+        set_hook_enabled(hook, "no")
+    assert Hook.objects.get().enabled is False
+
+
+def test_import_legacy_hooks_refuses_flags_and_databases_that_are_wrong():
+    from http_hooks.legacy import import_legacy_hooks
+
+    for flags in ({"dry_run": "no"}, {"waiting_callbacks": 1}):
+        with pytest.raises(InvalidFilterError, match="must be True or False"):
+            import_legacy_hooks(**flags)
+    for using in ("x" * 1_000_000, ["default"]):
+        with pytest.raises(InvalidFilterError, match=r"^no database ") as raised:
+            import_legacy_hooks(using=using)
+        assert len(raised.value.message) < 200
 
 
 def test_owners_given_as_instances_or_numbers_are_their_keys():

@@ -26,9 +26,10 @@ from django.db import (
 )
 
 from .exceptions import HttpHooksError, InvalidFilterError, InvalidHookError, InvalidModelError
+from .imports import shown
 from .models import Callback, CallbackStatus, ContentTypeChoice, Hook, HttpMethod, LegacyImport
 from .outbox import record_copied_requests
-from .services import create_hook
+from .services import check_flag, create_hook
 from .text import first_line, storable_text
 from .validators import resolve_model
 
@@ -136,8 +137,10 @@ def import_legacy_hooks(
     then rolls it back. ``InvalidFilterError`` (field ``database``) when ``using``
     holds no tables of the old package; nothing is changed then.
     """
-    if using not in connections:
-        raise InvalidFilterError(f"no database {using!r} in DATABASES", field="database")
+    check_flag(dry_run, "dry_run")
+    check_flag(waiting_callbacks, "waiting_callbacks")
+    if not isinstance(using, str) or using not in connections:
+        raise InvalidFilterError(f"no database {shown(using)} in DATABASES", field="database")
     problem = legacy_tables_problem(using)
     if problem is not None:
         raise InvalidFilterError(problem, field="database")

@@ -11,6 +11,7 @@ perhaps empty, and every read and write of the API is narrowed to it
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
@@ -25,6 +26,7 @@ from django.db.models.signals import post_delete
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
+from .delivery.ids import MAX_LISTED_IDS
 from .exceptions import InvalidFilterError, InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
@@ -144,14 +146,20 @@ def owner_keys(owners: Any) -> list[str]:
     message = "owners must be a list of owner keys or owners (None: every owner)"
     if not is_listing(owners):
         raise InvalidFilterError(message, field="owners")
+    listed = list(itertools.islice(owners, MAX_LISTED_IDS + 1))
+    if len(listed) > MAX_LISTED_IDS:
+        raise InvalidFilterError(f"owners lists at most {MAX_LISTED_IDS:,} owners", field="owners")
     keys = []
-    for owner in owners:
+    for owner in listed:
         if isinstance(owner, Model):
             if not isinstance(owner, owner_model()) or owner.pk is None:
                 raise InvalidFilterError(message, field="owners")
             owner = owner.pk
         if isinstance(owner, bool) or not isinstance(owner, str | int | uuid.UUID):
             raise InvalidFilterError(message, field="owners")
+        if not storable_text(str(owner)):
+            # No row's key: PostgreSQL refused the query's NUL with a driver's error.
+            raise InvalidFilterError("an owner key holds a NUL or a lone surrogate", field="owners")
         keys.append(str(owner))
     return keys
 

@@ -362,6 +362,7 @@ def _signal_rows(paths: Sequence[str]) -> list[Signal]:
 
 def set_hook_enabled(hook: Hook, enabled: bool) -> Hook:
     """Enable (``enable_hook``) or disable ``hook``."""
+    check_flag(enabled, "enabled", InvalidHookError)
     if enabled:
         return enable_hook(hook)
     check_hook_argument(hook)
@@ -925,6 +926,11 @@ def resend_callbacks(
     """
     check_flag(confirm, "confirm")
     ids = check_ids(ids)
+    if queryset is not None and not (isinstance(queryset, QuerySet) and queryset.model is Callback):
+        raise InvalidFilterError(
+            f"queryset must be a QuerySet of callbacks (or None), not {described(queryset)}",
+            field="queryset",
+        )
     callbacks = scope(queryset if queryset is not None else Callback.objects.all(), owners)
     if ids is not None:
         callbacks = callbacks.filter(pk__in=ids)
