@@ -36,6 +36,26 @@ def assert_error(response, status: int, code: str | None, field: str | None = No
 # --- user text is quoted in messages, never used as a format string ----------------
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("http_method", "P" * 1_000_000),
+        ("content_type", "x" * 1_000_000),
+        ("model", "app.Model" * 100_000),
+        ("headers", {"a b" * 3000: "x"}),
+    ],
+)
+def test_a_huge_value_is_quoted_cut_short_in_the_error(staff_client, field, value):
+    """DRF's "... is not a valid choice" quoted a megabyte of ``http_method`` twice
+    (``detail`` and ``errors``); our own messages quoted a model name whole."""
+    hook = {"model": "shop.order", "signals": [POST_SAVE], "target_url": "https://example.com/"}
+    response = staff_client.post(
+        "/api/hooks/", {**hook, field: value}, format="json", HTTP_ACCEPT="application/json"
+    )
+    assert_error(response, 400, None, field)
+    assert len(response.content) < 3000
+
+
 @pytest.mark.parametrize("text", PERCENT_TEXTS)
 def test_percent_signs_in_a_filter_value_are_quoted_in_the_error(staff_client, text):
     body = assert_error(

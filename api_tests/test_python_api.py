@@ -442,6 +442,51 @@ def test_import_legacy_hooks_refuses_flags_and_databases_that_are_wrong():
         assert len(raised.value.message) < 200
 
 
+HUGE = "x" * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        pytest.param({"model": "app.Model" * 100_000}, InvalidModelError, id="model"),
+        pytest.param({"model": "Model" * 200_000}, InvalidModelError, id="model-name"),
+        pytest.param({"model": [HUGE]}, InvalidModelError, id="model-list"),
+        pytest.param({"http_method": HUGE}, InvalidHookError, id="http-method"),
+        pytest.param({"content_type": HUGE}, InvalidHookError, id="content-type"),
+        pytest.param({"changed_fields": [HUGE]}, InvalidHookError, id="changed-field"),
+        pytest.param({"headers": {"a b" * 3000: "x"}}, InvalidHeadersError, id="header-name"),
+        pytest.param({"headers": "a" * 10_000}, InvalidHeadersError, id="header-line"),
+        pytest.param({"secret_headers": ["a b" * 300_000]}, InvalidHeadersError, id="secret"),
+        pytest.param({"conditions": {"placed_on": HUGE}}, InvalidHookError, id="condition"),
+        pytest.param(
+            {"payload_template": "{{instance." + "a" * 99_000 + "}}"},
+            InvalidPayloadError,
+            id="template",
+        ),
+        pytest.param(
+            {"target_url": "http://" + "%41" * 600 + "/"}, InvalidTargetURLError, id="host"
+        ),
+    ],
+)
+def test_an_error_quotes_what_it_refuses_cut_short(changes, error):
+    """The whole value was in the message: a megabyte of model name came back in the
+    400, the log line and the command's error line."""
+    arguments = {**GOOD, "model": "shop.order", **changes}
+    with pytest.raises(error) as raised:
+        create_hook(**arguments)
+    assert len(raised.value.message) <= 1000
+    assert len(str(raised.value)) <= 1000
+    assert not Hook.objects.exists()
+
+
+def test_monitor_callbacks_quotes_a_status_it_refuses_cut_short():
+    from http_hooks.api import monitor_callbacks
+
+    with pytest.raises(InvalidFilterError) as raised:
+        monitor_callbacks(status=HUGE)
+    assert len(raised.value.message) < 200
+
+
 def test_owners_given_as_instances_or_numbers_are_their_keys():
     from http_hooks.api import monitor_callbacks
 

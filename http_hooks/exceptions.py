@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+# The longest message an error keeps: each quotes what it refuses cut short
+# (``imports.shown``), and this is for any that does not, so that a megabyte of input
+# does not come back in a 400, a log line or a command's error line.
+MAX_MESSAGE_LENGTH = 1000
+
+
+def cut_short(message: str) -> str:
+    """``message`` in ``MAX_MESSAGE_LENGTH`` characters at most."""
+    if len(message) <= MAX_MESSAGE_LENGTH:
+        return message
+    return message[: MAX_MESSAGE_LENGTH - 3] + "..."
+
 
 class HttpHooksError(Exception):
     """Base class of every error this app raises on purpose."""
@@ -17,7 +29,7 @@ class HttpHooksError(Exception):
     default_message = "Invalid input."
 
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
-        self.message = message or self.default_message
+        self.message = cut_short(message or self.default_message)
         if field is not None:
             self.field = field
         super().__init__(self.message)

@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from .exceptions import InvalidHeadersError
+from .imports import shown
 
 # RFC 9110 token characters, and nothing after them (``$`` would let a last line
 # break through: a name "X-A\n" once reached the wire as such).
@@ -94,7 +95,8 @@ def parse_headers(value: Any, *, stored: bool = False) -> dict[str, str]:
         name, colon, header_value = line.partition(":")
         if not colon:
             raise InvalidHeadersError(
-                f"invalid headers: line {number} ({line.strip()!r}) is not of the form 'Key: value'"
+                f"invalid headers: line {number} ({shown(line.strip())}) is not of the form "
+                "'Key: value'"
             )
         pairs.append((name.strip(), header_value.strip()))
     return _normalise(pairs, stored=stored)
@@ -112,32 +114,34 @@ def _normalise(pairs, *, stored: bool) -> dict[str, str]:
         if not isinstance(name, str) or not name:
             raise InvalidHeadersError("invalid headers: a header name is empty")
         if not _TOKEN.match(name):
-            raise InvalidHeadersError(f"invalid headers: {name!r} is not a valid header name")
+            raise InvalidHeadersError(f"invalid headers: {shown(name)} is not a valid header name")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidHeadersError(f"invalid headers: the value of {name!r} must be a string")
+            raise InvalidHeadersError(
+                f"invalid headers: the value of {shown(name)} must be a string"
+            )
         try:
             text = str(value)
         except ValueError as exc:  # an int past Python's limit of digits
             raise InvalidHeadersError(
-                f"invalid headers: the value of {name!r} is too long"
+                f"invalid headers: the value of {shown(name)} is too long"
             ) from exc
         if _FORBIDDEN_IN_VALUE.search(text):
             raise InvalidHeadersError(
-                f"invalid headers: the value of {name!r} contains a line break or another "
+                f"invalid headers: the value of {shown(name)} contains a line break or another "
                 "control character"
             )
         try:
             text.encode("latin-1")
         except UnicodeEncodeError as exc:
             raise InvalidHeadersError(
-                f"invalid headers: the value of {name!r} has characters HTTP headers cannot "
+                f"invalid headers: the value of {shown(name)} has characters HTTP headers cannot "
                 "carry (use ASCII)"
             ) from exc
         earlier = names.get(name.lower())
         if earlier is not None:
             if not stored:
                 raise InvalidHeadersError(
-                    f"invalid headers: {name!r} is given twice"
+                    f"invalid headers: {shown(name)} is given twice"
                     + ("" if earlier == name else f" (as {earlier!r}: names ignore case)")
                 )
             del headers[earlier]
@@ -158,7 +162,7 @@ def check_hook_headers(headers: Mapping[str, str]) -> dict[str, str]:
     for name in headers:
         reason = reserved_reason(name)
         if reason:
-            raise InvalidHeadersError(f"invalid headers: {name!r} cannot be set: {reason}")
+            raise InvalidHeadersError(f"invalid headers: {shown(name)} cannot be set: {reason}")
     size = sum(len(name) + len(value) for name, value in headers.items())
     if len(headers) > MAX_HEADERS or size > MAX_HEADERS_SIZE:
         raise _too_large()
@@ -256,7 +260,7 @@ def parse_header_names(value: Any) -> list[str]:
     for name in value:
         if not isinstance(name, str) or not _TOKEN.match(name):
             raise InvalidHeadersError(
-                f"invalid secret headers: {name!r} is not a valid header name",
+                f"invalid secret headers: {shown(name)} is not a valid header name",
                 field="secret_headers",
             )
         if name.lower() not in names:
@@ -285,7 +289,7 @@ def keep_secret_values(
         if value == MASKED:
             if name.lower() not in stored_by_name:
                 raise InvalidHeadersError(
-                    f"invalid headers: {name!r} has no stored value to keep: give its real "
+                    f"invalid headers: {shown(name)} has no stored value to keep: give its real "
                     f"value instead of {MASKED!r}"
                 )
             headers[name] = stored_by_name[name.lower()][1]
@@ -313,7 +317,7 @@ def refuse_unmasking(
             continue
         if given_by_name.get(name.lower(), MASKED) == MASKED:
             raise InvalidHeadersError(
-                f"invalid headers: {name!r} is no longer in secret_headers: give its value "
+                f"invalid headers: {shown(name)} is no longer in secret_headers: give its value "
                 "again to store it in the clear, or remove the header",
                 field="secret_headers",
             )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import idna
 
 from .exceptions import BlockedNetworkError, InvalidTargetURLError
+from .imports import shown
 from .settings import hooks_settings
 
 # Not public, though some Python versions call them global.
@@ -127,13 +128,13 @@ def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[s
         return [host]
     if "%" in host:
         raise InvalidTargetURLError(
-            f"invalid host name {host!r}: a host name cannot be percent-encoded"
+            f"invalid host name {shown(host)}: a host name cannot be percent-encoded"
         )
     # Judged as it goes on the wire: mapped by UTS #46 first (``localhost。`` and
     # fullwidth digits are ``localhost.`` and ASCII digits there).
     name = ascii_host(host).rstrip(".").lower()
     if not name:
-        raise InvalidTargetURLError(f"invalid host name {host!r}")
+        raise InvalidTargetURLError(f"invalid host name {shown(host)}")
     if _is_ip(name):
         return [name]
     if name == "localhost" or name.endswith(".localhost"):
@@ -162,10 +163,12 @@ def _legacy_ipv4(name: str) -> str | None:
     try:
         numbers = [_ipv4_number(label) for label in labels]
     except ValueError:
-        raise InvalidTargetURLError(f"invalid host name {name!r}: not an IPv4 address") from None
+        raise InvalidTargetURLError(
+            f"invalid host name {shown(name)}: not an IPv4 address"
+        ) from None
     *high, last = numbers
     if len(labels) > 4 or any(n > 255 for n in high) or last >= 256 ** (5 - len(labels)):
-        raise InvalidTargetURLError(f"invalid host name {name!r}: not an IPv4 address")
+        raise InvalidTargetURLError(f"invalid host name {shown(name)}: not an IPv4 address")
     value = last
     for position, number in enumerate(high):
         value += number << (8 * (3 - position))
@@ -193,7 +196,7 @@ def ascii_host(host: str) -> str:
     try:
         return idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise InvalidTargetURLError(f"invalid host name {host!r}: {exc}") from exc
+        raise InvalidTargetURLError(f"invalid host name {shown(host)}: {exc}") from exc
 
 
 def resolve(host: str, port: int) -> list[str]:

@@ -54,6 +54,7 @@ from .exceptions import (
     TooManyCallbacksError,
 )
 from .headers import mask_headers
+from .imports import shown
 from .models import (
     CLEARED_HEALTH,
     Attempt,
@@ -1044,7 +1045,7 @@ def monitor_callbacks(
     (it died, or stalls), which no sender or sweep has taken back yet."""
     if status not in MONITORED_STATUSES:
         raise InvalidFilterError(
-            f"invalid status {status!r}: use one of {', '.join(MONITORED_STATUSES)}",
+            f"invalid status {shown(status)}: use one of {', '.join(MONITORED_STATUSES)}",
             field="status",
         )
     whole_number(callbacks_limit, "callbacks_limit", minimum=1)

@@ -193,9 +193,9 @@ def resolve_model(value: Any) -> ContentType:
     elif isinstance(value, str) and value.strip():
         model = _model_from_name(value.strip())
     else:
-        raise InvalidModelError(f"invalid model {value!r}: give 'app_label.model'")
+        raise InvalidModelError(f"invalid model {shown(value)}: give 'app_label.model'")
     if model is None:
-        raise InvalidModelError(f"invalid model {value!r}: it is not installed")
+        raise InvalidModelError(f"invalid model {shown(value)}: it is not installed")
     if model._meta.app_label == APP_LABEL:
         raise InvalidModelError(
             f"hooks on {model._meta.label} are refused: http_hooks' own models would loop"
@@ -228,10 +228,10 @@ def _model_from_name(name: str) -> type[models.Model] | None:
         try:
             return apps.get_model(name)
         except (LookupError, ValueError) as exc:
-            raise InvalidModelError(f"invalid model {name!r}: no such model") from exc
+            raise InvalidModelError(f"invalid model {shown(name)}: no such model") from exc
     matches = [m for m in apps.get_models() if m._meta.model_name == name.lower()]
     if not matches:
-        raise InvalidModelError(f"invalid model {name!r}: no such model")
+        raise InvalidModelError(f"invalid model {shown(name)}: no such model")
     if len(matches) > 1:
         labels = ", ".join(sorted(m._meta.label_lower for m in matches))
         raise InvalidModelError(f"model {name!r} is ambiguous: use one of {labels}")
@@ -279,12 +279,12 @@ def validate_changed_fields(names: Any, model: type[models.Model] | None) -> lis
             field = model._meta.get_field(name)
         except FieldDoesNotExist:
             raise InvalidHookError(
-                f"{model._meta.label} has no field {name!r} (changed_fields)",
+                f"{model._meta.label} has no field {shown(name)} (changed_fields)",
                 field="changed_fields",
             ) from None
         if field.name != name:
             raise InvalidHookError(
-                f"changed_fields takes field names: {field.name!r}, not {name!r}",
+                f"changed_fields takes field names: {field.name!r}, not {shown(name)}",
                 field="changed_fields",
             )
         if not getattr(field, "concrete", False) or field.many_to_many:
@@ -341,7 +341,7 @@ def validate_hook(
     method = http_method.upper() if isinstance(http_method, str) else ""
     if method not in HttpMethod.values:
         raise InvalidHookError(
-            f"invalid HTTP method {http_method!r}: use one of {', '.join(HttpMethod.values)}",
+            f"invalid HTTP method {shown(http_method)}: use one of {', '.join(HttpMethod.values)}",
             field="http_method",
         )
     cleaned["http_method"] = method
@@ -349,7 +349,7 @@ def validate_hook(
     if content_type not in ContentTypeChoice.values:
         allowed = ", ".join(v for v in ContentTypeChoice.values if v)
         raise InvalidHookError(
-            f"invalid content type {content_type!r}: use one of {allowed} or none",
+            f"invalid content type {shown(content_type)}: use one of {allowed} or none",
             field="content_type",
         )
     secret_headers = cleaned["secret_headers"] = parse_header_names(cleaned["secret_headers"])

@@ -45,7 +45,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..delivery.reconnect import log_database_failure, out_of_reach
-from ..exceptions import HttpHooksError, TransportError
+from ..exceptions import HttpHooksError, TransportError, cut_short
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +190,11 @@ def error_body(exc: exceptions.APIException) -> dict[str, Any]:
 
 
 def encodable(text: str) -> str:
-    """``text`` as UTF-8 can carry it: a message may quote the client's input, and a
-    lone surrogate (``"\\ud800"`` in JSON) would make the renderer fail with a 500."""
-    return text.encode("utf-8", "replace").decode("utf-8")
+    """``text`` as UTF-8 can carry it, cut short: a message may quote the client's
+    input, a lone surrogate (``"\\ud800"`` in JSON) would make the renderer fail with
+    a 500, and DRF's own messages quote all of it (a megabyte long ``http_method`` came
+    back twice in the 400: "... is not a valid choice")."""
+    return cut_short(text).encode("utf-8", "replace").decode("utf-8")
 
 
 def _code_of(exc: exceptions.APIException) -> str:
