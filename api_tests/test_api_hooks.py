@@ -632,3 +632,65 @@ def test_test_event_goes_with_the_hooks_method_as_documented(
     (request,) = receiver.requests
     assert request.method == method
     assert request.json()["event_type"] == "http_hooks.test"
+
+
+# --- text stored before the rules that now refuse it --------------------------------
+
+
+@pytest.fixture
+def stored_before(db, settings):
+    """A hook whose ``field`` holds what ``check_storable_text`` refuses now, as SQLite
+    kept it before the rule (PostgreSQL never could)."""
+    from django.db import connection
+
+    from http_hooks.api import create_hook
+
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stores a NUL in text")
+
+    def make(field: str, value: str) -> Hook:
+        hook = create_hook(
+            signals=[POST_SAVE], model="shop.order", target_url="https://example.com/", name="n"
+        )
+        Hook.objects.filter(pk=hook.pk).update(**{field: value})
+        return hook
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "a\x00b"), ("payload_template", "x\x00"), ("ordering_key", "\x00")],
+)
+def test_a_nul_stored_before_the_rule_does_not_block_a_change_of_another_field(
+    staff_client, stored_before, field, value
+):
+    """Every field was checked, the stored ones too: a PATCH of ``enabled`` was a 400
+    on a field the client did not send."""
+    hook = stored_before(field, value)
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"enabled": False}, format="json")
+    assert response.status_code == 200, response.content
+    hook.refresh_from_db()
+    assert (hook.enabled, getattr(hook, field)) == (False, value)
+
+
+def test_a_nul_given_anew_is_refused_still(staff_client, stored_before):
+    hook = stored_before("name", "a\x00b")
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"name": "c\x00d"}, format="json")
+    assert response.status_code == 400
+    assert Hook.objects.get().name == "a\x00b"
+
+
+def test_a_stored_value_that_cannot_be_sent_is_refused_on_its_field(staff_client, stored_before):
+    """A URL with a NUL cannot be sent: what a value means is checked on the whole hook,
+    and the error names the field, for the client to mend it in the same request."""
+    hook = stored_before("target_url", "https://example.com/\x00")
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"enabled": False}, format="json")
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["target_url"]
+    response = staff_client.patch(
+        f"/api/hooks/{hook.pk}/",
+        {"enabled": False, "target_url": "https://example.com/ok"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
