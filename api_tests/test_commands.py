@@ -311,6 +311,21 @@ def test_a_token_file_is_written_by_that_command_only(callbacks, tmp_path, monke
 
 
 @pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param(["monitor_callbacks", "--status", "x" * 100_000], id="choice"),
+        pytest.param(["send_callbacks", "--" + "x" * 100_000], id="unknown-option"),
+    ],
+)
+def test_an_argument_error_quotes_the_argument_cut_short(same_db_env, arguments):
+    """argparse quotes a bad value whole: a line of 100,000 characters for a cron mail."""
+    result = run_manage(*arguments, env=same_db_env)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr) < 1200
+
+
+@pytest.mark.parametrize(
     ("command", "option"),
     [
         pytest.param(["send_callbacks"], {"loop": "no"}, id="send-loop"),

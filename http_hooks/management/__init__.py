@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from ..exceptions import HttpHooksError
+from ..exceptions import HttpHooksError, cut_short
 from ..services import check_flag
 from ..text import ascii_digits, first_line
 
@@ -77,6 +77,7 @@ class Command(BaseCommand):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
 
         def error(message: str) -> NoReturn:
+            message = cut_short(message)  # argparse quotes a bad value whole
             if not parser.called_from_command_line:
                 raise CommandError(f"Error: {message}", returncode=BAD_ARGUMENTS)
             parser.exit(BAD_ARGUMENTS, f"{parser.prog}: error: {message} (see --help)\n")
