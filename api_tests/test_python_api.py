@@ -585,6 +585,26 @@ def test_hooks_health_refuses_what_is_no_hook_or_time(arguments, field):
     assert raised.value.field == field
 
 
+def test_an_owner_key_with_a_nul_is_refused_for_what_it_is():
+    """The message said the key was too long."""
+    from http_hooks.api import delete_owner_data
+
+    with pytest.raises(InvalidHookError, match="no NUL or lone surrogate"):
+        delete_owner_data("1\x00")
+
+
+def test_hooks_health_reads_hooks_to_a_bound():
+    """They were read whole: an endless iterable of hooks filled the memory."""
+    from http_hooks.api import hooks_health
+    from http_hooks.delivery.ids import MAX_LISTED_IDS
+
+    hook = create_hook(**GOOD)
+    with pytest.raises(InvalidFilterError, match="hooks lists at most 10,000 hooks") as raised:
+        hooks_health(hours=1, hooks=itertools.repeat(hook, MAX_LISTED_IDS + 1))
+    assert raised.value.field == "hooks"
+    assert len(hooks_health(hours=1, hooks=itertools.repeat(hook, 3))) == 3
+
+
 def test_hooks_health_takes_a_naive_time_in_the_current_time_zone():
     import datetime
 

@@ -11,7 +11,6 @@ perhaps empty, and every read and write of the API is narrowed to it
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from contextlib import suppress
@@ -26,7 +25,7 @@ from django.db.models.signals import post_delete
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
-from .delivery.ids import MAX_LISTED_IDS
+from .delivery.ids import listed
 from .exceptions import InvalidFilterError, InvalidHookError
 from .models import Hook
 from .settings import hooks_settings
@@ -146,11 +145,8 @@ def owner_keys(owners: Any) -> list[str]:
     message = "owners must be a list of owner keys or owners (None: every owner)"
     if not is_listing(owners):
         raise InvalidFilterError(message, field="owners")
-    listed = list(itertools.islice(owners, MAX_LISTED_IDS + 1))
-    if len(listed) > MAX_LISTED_IDS:
-        raise InvalidFilterError(f"owners lists at most {MAX_LISTED_IDS:,} owners", field="owners")
     keys = []
-    for owner in listed:
+    for owner in listed(owners, "owners", what="owners"):
         if isinstance(owner, Model):
             if not isinstance(owner, owner_model()) or owner.pk is None:
                 raise InvalidFilterError(message, field="owners")
@@ -184,7 +180,9 @@ def owner_key(owner: Any, *, must_exist: bool = True) -> str:
         )
     if len(str(owner)) > MAX_OWNER_LENGTH or not storable_text(str(owner)):
         raise InvalidHookError(
-            f"the owner's key must be at most {MAX_OWNER_LENGTH} characters", field="owner"
+            f"the owner's key must be at most {MAX_OWNER_LENGTH} characters, with no NUL or "
+            "lone surrogate",
+            field="owner",
         )
     try:
         pk = model._meta.pk.to_python(owner)

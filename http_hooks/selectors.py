@@ -17,7 +17,7 @@ from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from .delivery.health import breaker_state, held_hooks, pause_reason
-from .delivery.ids import among
+from .delivery.ids import among, listed
 from .delivery.sender import TEST_EVENT_TYPE
 from .delivery.stats import COUNT_FIELDS, MAX_WINDOW_HOURS, hour_of, hour_start, percentile
 from .events import is_event_type, model_event_types
@@ -111,7 +111,7 @@ def hooks_health(
     elif isinstance(hooks, str | bytes) or not isinstance(hooks, Iterable):
         raise InvalidFilterError("hooks must be a list of saved hooks", field="hooks")
     else:
-        chosen = list(hooks)
+        chosen = listed(hooks, "hooks", what="hooks")
         if not all(isinstance(hook, Hook) and hook.pk is not None for hook in chosen):
             # An id or another model's instance failed deep inside (AttributeError).
             raise InvalidFilterError("hooks must be a list of saved hooks", field="hooks")

@@ -12,7 +12,6 @@ import base64
 import datetime
 import decimal
 import inspect
-import itertools
 import json
 import secrets as secrets_module
 import threading
@@ -31,7 +30,7 @@ from .context import hooks_disabled
 from .delivery import DeliveryReport
 from .delivery.claims import held_by_a_sender
 from .delivery.health import HEALTH_FIELDS
-from .delivery.ids import MAX_LISTED_IDS
+from .delivery.ids import listed
 from .delivery.ordering import HALT
 from .delivery.processes import MAX_PROCESSES as MAX_PROCESSES
 from .delivery.processes import Supervision, check_processes, run_processes
@@ -633,13 +632,7 @@ def check_ids(ids: Any, field: str = "ids") -> list[int] | None:
         return None
     if not is_listing(ids):
         raise InvalidFilterError(f"{field} must be a list of ids", field=field)
-    listed = list(itertools.islice(ids, MAX_LISTED_IDS + 1))
-    if len(listed) > MAX_LISTED_IDS:
-        raise InvalidFilterError(
-            f"{field} lists at most {MAX_LISTED_IDS:,} ids: send or resend more in several calls",
-            field=field,
-        )
-    return [whole_number(pk, field, minimum=1, maximum=MAX_ID) for pk in listed]
+    return [whole_number(pk, field, minimum=1, maximum=MAX_ID) for pk in listed(ids, field)]
 
 
 def run_sender(

@@ -12,11 +12,15 @@ PostgreSQL with server-side binding): on SQLite they go as one JSON array
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from typing import Any
 
 from django.db import connections
 from django.db.models import F, Lookup, Q
+
+from ..exceptions import InvalidFilterError
 
 
 class AnyOf(Lookup):
@@ -52,6 +56,18 @@ class InJSONArray(Lookup):
 # statement, depending on its build (more was its OperationalError, "too many SQL
 # variables", as a database failure).
 MAX_LISTED_IDS = 10_000
+
+
+def listed(items: Iterable[Any], field: str, *, what: str = "ids") -> list[Any]:
+    """``items`` as a list of ``MAX_LISTED_IDS`` at most, read no further than one more:
+    ``InvalidFilterError`` on ``field`` beyond (an endless iterable never ended)."""
+    taken = list(itertools.islice(items, MAX_LISTED_IDS + 1))
+    if len(taken) > MAX_LISTED_IDS:
+        raise InvalidFilterError(
+            f"{field} lists at most {MAX_LISTED_IDS:,} {what}: give more in several calls",
+            field=field,
+        )
+    return taken
 
 
 def ids_among(ids: Collection[int], *, using: str = "default") -> Q | AnyOf:
