@@ -85,6 +85,13 @@ def test_invalid_headers_raise(value):
         parse_headers(value)
 
 
+@pytest.mark.parametrize("name", [1, None, b"X"], ids=repr)
+def test_a_name_that_is_no_text_says_so(name):
+    """It was called empty."""
+    with pytest.raises(InvalidHeadersError, match="a header name must be text, not "):
+        parse_headers({name: "x"})
+
+
 def test_a_name_given_twice_says_which():
     with pytest.raises(InvalidHeadersError, match=r"'x-a' is given twice \(as 'X-A': names ignore"):
         parse_headers({"X-A": "1", "x-a": "2"})

@@ -111,7 +111,11 @@ def _normalise(pairs, *, stored: bool) -> dict[str, str]:
     headers: dict[str, str] = {}
     names: dict[str, str] = {}
     for name, value in pairs:
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str):
+            raise InvalidHeadersError(
+                f"invalid headers: a header name must be text, not {type(name).__name__}"
+            )
+        if not name:
             raise InvalidHeadersError("invalid headers: a header name is empty")
         if not _TOKEN.match(name):
             raise InvalidHeadersError(f"invalid headers: {shown(name)} is not a valid header name")
