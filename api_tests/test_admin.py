@@ -74,6 +74,20 @@ def test_adding_a_hook_in_the_admin_makes_it_fire(admin_client, receiver):
     assert Callback.objects.get().hook == hook
 
 
+@pytest.mark.parametrize("rate_limit", ["\u0661\u0662", " 12", "1_2", "+12", "12.0"], ids=repr)
+def test_a_rate_limit_that_is_no_ascii_whole_number_is_a_form_error(
+    admin_client, receiver, rate_limit
+):
+    """Django's field read Arabic-Indic digits, a sign, a space and "12.0" as 12; the REST
+    API refuses them."""
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), hook_form(receiver, rate_limit=rate_limit)
+    )
+    assert response.status_code == 200
+    assert "rate_limit" in response.context["adminform"].form.errors
+    assert not Hook.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "words"),
     [

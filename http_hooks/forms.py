@@ -8,6 +8,7 @@ from django import forms
 from django.contrib.contenttypes.models import ContentType
 from django.forms.fields import InvalidJSONInput
 
+from .api.filters import StrictIntegerFormField
 from .api.parsers import MAX_DEPTH
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
@@ -95,7 +96,7 @@ class HookAdminForm(forms.ModelForm):
         ),
     )
     # Checked by validate_hook: a ModelForm's own minimum would answer 0 and -1 apart.
-    rate_limit = forms.IntegerField(
+    rate_limit = StrictIntegerFormField(
         label="Rate limit",
         required=False,
         help_text=Hook._meta.get_field("rate_limit").help_text,
