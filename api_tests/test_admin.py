@@ -7,6 +7,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from http_hooks.delivery.stats import MAX_WINDOW_HOURS
 from http_hooks.models import Callback, CallbackStatus, Hook, Signal
 from shop.models import Customer, Order
 
@@ -255,6 +256,27 @@ def test_rotate_secret_action_shows_the_new_secret_once(admin_client, make_hook)
     assert hook.secret in response.content.decode()
     page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[hook.pk]))
     assert hook.secret not in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("hours", "shown"),
+    [
+        ("12", 12),
+        ("99999999", MAX_WINDOW_HOURS),
+        ("9" * 5000, 24),
+        ("\u0661\u0662", 24),
+        (" 12", 24),
+        ("1_2", 24),
+        ("x", 24),
+    ],
+    ids=repr,
+)
+def test_the_overview_window_is_ascii_hours_or_the_default(admin_client, make_hook, hours, shown):
+    """int() took Arabic-Indic digits, " 12" and "1_2" as 12."""
+    make_hook()
+    response = admin_client.get(reverse("admin:http_hooks_callback_overview"), {"hours": hours})
+    assert response.status_code == 200
+    assert response.context["hours"] == shown
 
 
 def test_users_without_permission_cannot_see_the_overview(client, make_hook):

@@ -43,7 +43,7 @@ from .selectors import (
     recovery_start,
 )
 from .settings import hooks_settings
-from .text import text_items
+from .text import ascii_digits, text_items
 
 
 def _time(value: datetime.datetime | None) -> str:
@@ -717,10 +717,11 @@ class CallbackAdmin(ModelAdmin):
         from the hourly counts (``DeliveryStats``) and the hooks, not the callbacks."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        try:
-            hours = max(1, min(MAX_WINDOW_HOURS, int(request.GET.get("hours", 24))))
-        except ValueError:
-            hours = 24
+        # ASCII digits: int() reads Arabic-Indic ones, " 12" and "1_2" too.
+        text = request.GET.get("hours", "")
+        hours = 24
+        if ascii_digits(text) and len(text) <= 20:
+            hours = max(1, min(MAX_WINDOW_HOURS, int(text)))
         health = hooks_health(hours=hours)
         context = {
             **self.admin_site.each_context(request),
