@@ -593,6 +593,19 @@ def test_an_owner_key_with_a_nul_is_refused_for_what_it_is():
         delete_owner_data("1\x00")
 
 
+def test_delete_old_callbacks_refuses_an_on_batch_that_is_no_function():
+    """It was called after the first batch was deleted: a TypeError, half done."""
+    from http_hooks.api import delete_old_callbacks
+
+    create_hook(event_types=["order.paid"], target_url="https://example.com/")
+    send_event("order.paid", {})
+    Callback.objects.update(status=CallbackStatus.SENT)
+    with pytest.raises(InvalidFilterError) as raised:
+        delete_old_callbacks(days=0, on_batch=5)
+    assert raised.value.field == "on_batch"
+    assert Callback.objects.count() == 1
+
+
 def test_hooks_health_reads_hooks_to_a_bound():
     """They were read whole: an endless iterable of hooks filled the memory."""
     from http_hooks.api import hooks_health

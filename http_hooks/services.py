@@ -560,9 +560,8 @@ def send_callbacks(
     if limit is not None:
         whole_number(limit, "limit", minimum=1)
     check_flag(due_only, "due_only")
-    for name, given in (("progress", progress), ("stop", stop)):
-        if given is not None and not callable(given):
-            raise InvalidFilterError(f"{name} must be a function (or None)", field=name)
+    check_function(progress, "progress")
+    check_function(stop, "stop")
     return delivery.send_callbacks(
         hook_id=hook_id,
         callback_ids=ids,
@@ -616,6 +615,13 @@ def check_flag(value: Any, field: str, error: type[HttpHooksError] = InvalidFilt
     if not isinstance(value, bool):
         raise error(f"{field} must be True or False", field=field)
     return value
+
+
+def check_function(value: Any, field: str) -> None:
+    """``value`` is None or callable: ``InvalidFilterError`` on ``field`` otherwise, before
+    any work (called late, it failed after the first batch was done)."""
+    if value is not None and not callable(value):
+        raise InvalidFilterError(f"{field} must be a function (or None)", field=field)
 
 
 def check_id(value: Any, field: str) -> int | None:
@@ -1096,6 +1102,7 @@ def delete_old_callbacks(
     whole_number(batch_size, "batch_size", minimum=1, maximum=MAX_DELETE_BATCH)
     check_flag(include_undelivered, "include_undelivered")
     check_flag(vacuum, "vacuum")
+    check_function(on_batch, "on_batch")
     now = timezone.now()
     if owners is None:
         delete_old_stats(now)
