@@ -17,6 +17,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.validators import UniqueValidator
 
 from ..conditions import MAX_DEPTH, MAX_LOOKUPS, MAX_SIZE
@@ -621,6 +622,21 @@ class RequestSerializer(serializers.Serializer):
                     {key[:100]: ["unknown field"] for key in unknown}, code="unknown_field"
                 )
         return super().to_internal_value(data)
+
+    def get_initial(self) -> dict[str, Any]:
+        """The browsable API's raw form starts from this: the fields a client must give
+        and those with a default, never an optional one as ``""`` or ``null`` (a
+        rotation's ``"secret": ""`` would leave the hook unsigned, an event's
+        ``"owner": ""`` is refused)."""
+        return {
+            name: value
+            for name, value in super().get_initial().items()
+            if self.fields[name].required or self.fields[name].default is not empty
+        }
+
+
+class NoBodySerializer(RequestSerializer):
+    """The body of an action that takes none: ``{}`` (``views.take_no_body``)."""
 
 
 class RotateSecretSerializer(RequestSerializer):

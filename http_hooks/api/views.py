@@ -61,6 +61,7 @@ from .serializers import (
     HookWithSecretSerializer,
     MonitorQuerySerializer,
     MonitorResultSerializer,
+    NoBodySerializer,
     RecoverSerializer,
     ResendManySerializer,
     ResendResultSerializer,
@@ -134,7 +135,9 @@ class HttpHooksAPIMixin:
     in their place is a JSON 404, not the project's HTML one), permissions from the
     app's settings, the one exception handler, and the owners the request acts for
     (``owners``; None: every owner). A view of hooks or callbacks lists and finds only
-    their rows, so another owner's are 404 in every action."""
+    their rows, so another owner's are 404 in every action. Each action that takes a
+    body names its serializer (``serializer_class``): the browsable API's raw form and
+    ``OPTIONS`` start from it, not from the ViewSet's model."""
 
     parser_classes = [JSONParser]
     # ASCII digits, no leading zero (not \d, which takes any Unicode digit): "+1", " 1",
@@ -274,7 +277,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         request=None,
         responses=responses({200: AttemptSerializer}, 404, 409, 415, 503),
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], serializer_class=NoBodySerializer)
     def test(self, request: Request, pk: str | None = None) -> Response:
         take_no_body(request)
         hook = self.get_object()
@@ -293,11 +296,11 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         request=None,
         responses=responses({200: HookSerializer}, 404, 409, 415),
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], serializer_class=NoBodySerializer)
     def enable(self, request: Request, pk: str | None = None) -> Response:
         take_no_body(request)
         hook = services.enable_hook(self.get_object())
-        return Response(self.get_serializer(hook).data)
+        return Response(HookSerializer(hook, context=self.get_serializer_context()).data)
 
     @extend_schema(
         operation_id="recover_hook",
@@ -311,7 +314,7 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         request=RecoverSerializer,
         responses=responses({200: ResendResultSerializer}, 400, 404, 409, 415),
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], serializer_class=RecoverSerializer)
     def recover(self, request: Request, pk: str | None = None) -> Response:
         hook = self.get_object()
         serializer = RecoverSerializer(data=request.data)
@@ -347,7 +350,12 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         request=RotateSecretSerializer,
         responses=responses({200: SecretSerializer}, 400, 404, 409, 415),
     )
-    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="rotate-secret",
+        serializer_class=RotateSecretSerializer,
+    )
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
         hook = self.get_object()
         serializer = RotateSecretSerializer(data=request.data)
@@ -482,7 +490,7 @@ class CallbackViewSet(
         request=None,
         responses=responses({200: CallbackSerializer}, 404, 409, 415),
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], serializer_class=NoBodySerializer)
     def resend(self, request: Request, pk: str | None = None) -> Response:
         take_no_body(request)
         callback = self.get_object()
@@ -493,7 +501,7 @@ class CallbackViewSet(
                 code="callback_sending",
             )
         callback.refresh_from_db()
-        return Response(self.get_serializer(callback).data)
+        return Response(CallbackSerializer(callback, context=self.get_serializer_context()).data)
 
     @extend_schema(
         operation_id="resend_callbacks",
@@ -514,6 +522,7 @@ class CallbackViewSet(
         url_path="resend",
         url_name="resend-many",
         filter_backends=[FilterBackend],
+        serializer_class=ResendManySerializer,
     )
     def resend_many(self, request: Request) -> Response:
         serializer = ResendManySerializer(data=request.data)
@@ -548,7 +557,7 @@ class CallbackViewSet(
         request=SendRequestSerializer,
         responses=responses({200: SendResultSerializer}, 400, 415, 503),
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], serializer_class=SendRequestSerializer)
     def send(self, request: Request) -> Response:
         serializer = SendRequestSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
@@ -605,7 +614,9 @@ class CallbackViewSet(
         request=DeleteOldSerializer,
         responses=responses({200: DeletedSerializer}, 400, 415),
     )
-    @action(detail=False, methods=["post"], url_path="delete-old")
+    @action(
+        detail=False, methods=["post"], url_path="delete-old", serializer_class=DeleteOldSerializer
+    )
     def delete_old(self, request: Request) -> Response:
         serializer = DeleteOldSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
