@@ -8,6 +8,8 @@ import base64
 import datetime
 import json
 import logging
+import sqlite3
+import threading
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -50,6 +52,33 @@ def test_a_locked_database_is_a_503_and_changes_nothing(staff_client, receiver, 
     assert not Hook.objects.exists()
     created = staff_client.post("/api/hooks/", body, format="json")
     assert created.status_code == 201, created.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_during_another_connection_s_write_waits_its_turn(make_hook, staff_client):
+    """SQLite: a transaction that reads, then writes (a rotation reads the hook's row
+    first) could not wait for another connection's write, as the sender makes all the
+    time: its upgrade to a writer was refused at once, whatever the busy timeout, and
+    the request a 503 "database is locked". The demo's transactions begin
+    ``IMMEDIATE`` (as the README advises), so they queue for the write lock."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's locks; PostgreSQL's rows wait for each other already")
+    hook = make_hook()
+    other = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
+    )
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE http_hooks_hook SET name = 'renamed' WHERE id = ?", [hook.pk])
+    commit = threading.Timer(0.5, other.execute, ["COMMIT"])
+    commit.start()
+    try:
+        response = staff_client.post(f"/api/hooks/{hook.pk}/rotate-secret/", format="json")
+    finally:
+        commit.join()
+        other.close()
+    assert response.status_code == 200, response.content
+    hook.refresh_from_db()
+    assert (hook.name, hook.secret) == ("renamed", response.json()["secret"])
 
 
 @pytest.mark.postgres

@@ -90,7 +90,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("HTTP_HOOKS_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            "OPTIONS": {"timeout": 20},
+            # IMMEDIATE: a transaction takes the write lock when it begins, so it waits
+            # (up to the timeout) for the sender's writes; one begun as a reader that
+            # then writes is refused at once ("database is locked") while another writes.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
             # A file, not memory, so that tests can start other processes on the same
             # database; one per test run, so that runs side by side do not collide.
             "TEST": {
