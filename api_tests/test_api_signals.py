@@ -73,14 +73,12 @@ def test_a_signal_in_use_is_not_deleted(staff_client, make_hook):
     hook = make_hook(signals=[CUSTOM])
     signal = Signal.objects.get(signal=CUSTOM)
     response = staff_client.delete(f"/api/signals/{signal.pk}/")
-    assert response.status_code == 400
-    assert response.json()["errors"] == [
-        {
-            "field": "signal",
-            "code": "invalid_signal",
-            "message": f"signal {CUSTOM} is used by hooks {hook.pk}: remove it from them first",
-        }
-    ]
+    assert response.status_code == 409  # a conflict with the hooks, not bad input
+    assert response.json() == {
+        "code": "signal_in_use",
+        "detail": f"signal {CUSTOM} is used by hooks {hook.pk}: remove it from them first",
+        "errors": [],
+    }
     assert Signal.objects.filter(signal=CUSTOM).exists()
 
 

@@ -845,7 +845,7 @@ def test_deleting_a_used_signal_names_no_other_owners_hook(world, alice):
     signal = Signal.objects.create(signal="shop.signals.order_shipped")
     world["hooks"]["bob"].signals.add(signal)
     response = client_of(alice).delete(f"/api/signals/{signal.pk}/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert str(world["hooks"]["bob"].pk) not in response.json()["detail"]
     assert Signal.objects.filter(pk=signal.pk).exists()
 

@@ -51,6 +51,14 @@ class InvalidSignalError(HttpHooksError):
     default_message = "Invalid signal."
 
 
+class SignalInUseError(InvalidSignalError):
+    """A signal that hooks listen to, which is not deleted: a conflict with the hooks
+    (409 in the REST API), not bad input."""
+
+    field = "signal"
+    code = "signal_in_use"
+
+
 class InvalidHeadersError(HttpHooksError):
     field = "headers"
     code = "invalid_headers"

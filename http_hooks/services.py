@@ -50,6 +50,7 @@ from .exceptions import (
     InvalidFilterError,
     InvalidHookError,
     InvalidSignalError,
+    SignalInUseError,
     TooManyCallbacksError,
 )
 from .headers import mask_headers
@@ -115,9 +116,8 @@ def delete_signal(*, signal: Signal, owners: Owners = None) -> None:
     if signal.hooks.exists():
         hook_ids = sorted(scope(signal.hooks.all(), owners).values_list("pk", flat=True))
         used_by = f"hooks {', '.join(map(str, hook_ids))}" if hook_ids else "other owners' hooks"
-        raise InvalidSignalError(
-            f"signal {signal.signal} is used by {used_by}: remove it from them first",
-            field="signal",
+        raise SignalInUseError(
+            f"signal {signal.signal} is used by {used_by}: remove it from them first"
         )
     signal.delete()
 

@@ -30,7 +30,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from .. import selectors, services
-from ..exceptions import HookChangedHandsError
+from ..exceptions import HookChangedHandsError, SignalInUseError
 from ..models import Callback, Hook, Signal
 from ..owners import Owners, owners_for, scope
 from ..settings import hooks_settings
@@ -393,8 +393,9 @@ class HookViewSet(HttpHooksAPIMixin, viewsets.ModelViewSet):
         operation_id="delete_signal",
         parameters=[SIGNAL_ID],
         summary="Delete a signal",
-        description="Only a signal no hook listens to can be deleted (400 otherwise).",
-        responses=responses({204: None}, 400, 404),
+        description="Only a signal no hook listens to can be deleted (409 `signal_in_use` "
+        "otherwise).",
+        responses=responses({204: None}, 404, 409),
     ),
 )
 class SignalViewSet(
@@ -417,7 +418,10 @@ class SignalViewSet(
     ordering_fields = ["id", "signal", "create_datetime"]
 
     def perform_destroy(self, instance: Signal) -> None:
-        services.delete_signal(signal=instance, owners=self.owners)
+        try:
+            services.delete_signal(signal=instance, owners=self.owners)
+        except SignalInUseError as error:
+            raise Conflict(error.message, code=error.code) from None
 
 
 # --- callbacks -----------------------------------------------------------------
