@@ -136,6 +136,22 @@ def test_schema_endpoint_serves_the_committed_schema():
     assert yaml.safe_load(response.content) == yaml.safe_load(COMMITTED.read_text())
 
 
+@pytest.mark.django_db
+def test_the_schema_says_a_send_s_limit_is_batch_size_at_most(settings, staff_client):
+    """A larger ``limit`` is refused (400), so the schema says so: schemathesis sent
+    953866299 as valid by the schema."""
+    limit = yaml.safe_load(COMMITTED.read_text())["components"]["schemas"]["SendRequestRequest"]
+    assert limit["properties"]["limit"]["maximum"] == 500  # BATCH_SIZE by default
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BATCH_SIZE": 7}
+    served = yaml.safe_load(Client().get("/api/schema/").content)
+    assert served["components"]["schemas"]["SendRequestRequest"]["properties"]["limit"] == {
+        **limit["properties"]["limit"],
+        "maximum": 7,
+    }
+    assert staff_client.post("/api/callbacks/send/", {"limit": 7}, format="json").status_code == 200
+    assert staff_client.post("/api/callbacks/send/", {"limit": 8}, format="json").status_code == 400
+
+
 # drf-spectacular's defaults: its assets from a CDN, as in a project that never set them.
 CDN_DEFAULTS = {key: SPECTACULAR_DEFAULTS[key] for key in DIST_SETTINGS}
 

@@ -65,6 +65,7 @@ from ..services import (
     new_hook_fields,
     update_hook,
 )
+from ..settings import hooks_settings
 from ..text import ascii_digits, text_items
 from ..validators import (
     HOOK_FIELDS,
@@ -919,6 +920,12 @@ class SendRequestSerializer(RequestSerializer):
         min_value=1,
         help_text="Send at most this many callbacks (at most, and by default, `BATCH_SIZE`).",
     )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # The schema's maximum: the setting as it is now (check_send_limit refuses more).
+        fields["limit"].max_value = int(hooks_settings.BATCH_SIZE)
+        return fields
 
     def validate_limit(self, limit: int) -> int:
         with field_errors():
