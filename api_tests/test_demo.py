@@ -89,6 +89,14 @@ def demo_env(directory: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.django_db
+def test_the_demo_has_a_favicon(client):
+    """Not a 404 in the browser's console on each first page of the admin or the API."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+
+
 def test_run_demo_on_a_busy_port_fails_before_the_banner(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
