@@ -1,12 +1,14 @@
 """An SDK generated from the committed openapi.yaml with openapi-python-client
 drives a running server (pytest-django's live_server) through the whole
 workflow: create a hook, see the callback a model save makes, send it, resend
-it, read the monitor."""
+it, read the monitor; change a hook, test it, rotate its secret, and read the
+errors."""
 
 from __future__ import annotations
 
 import base64
 import importlib
+import json
 import subprocess
 import sys
 
@@ -121,3 +123,57 @@ def test_generated_client_runs_the_whole_workflow(sdk, client, receiver):
     )
     assert isinstance(refused, Error)
     assert refused.errors[0].field == "callbacks_limit"
+
+
+def test_generated_client_manages_a_hook_and_parses_its_errors(sdk, client, receiver):
+    """Retrieve, replace and change a hook, send it a test event, rotate its secret
+    (the receiver verifies with either secret during the grace), and every error answer
+    parses into the generated ``Error``: code, detail and the field-level errors."""
+    from hooks_client.api.hooks import (
+        create_hook,
+        get_hook,
+        partial_update_hook,
+        rotate_hook_secret,
+        test_hook,
+        update_hook,
+    )
+    from hooks_client.api.signals import delete_signal, list_signals
+    from hooks_client.models import (
+        Attempt,
+        Error,
+        Hook,
+        HookRequest,
+        PatchedHookRequest,
+        RotateSecretRequest,
+        Secret,
+    )
+
+    body = HookRequest(model="shop.customer", signals=[POST_SAVE], target_url=receiver.url())
+    hook = create_hook.sync(client=client, body=body)
+    fetched = get_hook.sync(hook.id, client=client)
+    assert isinstance(fetched, Hook) and fetched.has_secret
+    body.name = "replaced"
+    assert update_hook.sync(hook.id, client=client, body=body).name == "replaced"
+    changed = partial_update_hook.sync(
+        hook.id, client=client, body=PatchedHookRequest(enabled=False)
+    )
+    assert (changed.name, changed.enabled) == ("replaced", False)
+
+    attempt = test_hook.sync(hook.id, client=client)
+    assert isinstance(attempt, Attempt) and attempt.succeeded
+    rotated = rotate_hook_secret.sync(hook.id, client=client, body=RotateSecretRequest())
+    assert isinstance(rotated, Secret) and rotated.secret != hook.secret
+    test_hook.sync(hook.id, client=client)
+    _, after = receiver.wait_for(2)
+    for secret in (rotated.secret, hook.secret):
+        assert Webhook(secret).verify(after.body, after.headers) == json.loads(after.body)
+
+    bad = create_hook.sync(client=client, body=HookRequest(target_url=receiver.url(), headers="x"))
+    assert isinstance(bad, Error) and bad.code == "invalid_headers"
+    assert [(item.field, item.code) for item in bad.errors] == [("headers", "invalid_headers")]
+    missing = get_hook.sync(hook.id + 1000, client=client)
+    assert isinstance(missing, Error) and (missing.code, missing.errors) == ("not_found", [])
+    (post_save,) = [s for s in list_signals.sync(client=client).results if s.signal == POST_SAVE]
+    in_use = delete_signal.sync_detailed(post_save.id, client=client)
+    assert in_use.status_code == 409
+    assert isinstance(in_use.parsed, Error) and in_use.parsed.code == "signal_in_use"
