@@ -137,6 +137,12 @@ def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[s
         raise InvalidTargetURLError(f"invalid host name {shown(host)}")
     if _is_ip(name):
         return [name]
+    if len(name) > 253 or not all(0 < len(label) <= 63 for label in name.split(".")):
+        # DNS's limits: Python's resolver refuses such a name with a UnicodeError.
+        raise InvalidTargetURLError(
+            f"invalid host name {host!r}: a name has labels of 1 to 63 characters "
+            "and at most 253 in all"
+        )
     if name == "localhost" or name.endswith(".localhost"):
         return ["127.0.0.1", "::1"]
     ipv4 = _legacy_ipv4(name)
