@@ -499,3 +499,50 @@ def test_a_bulk_action_says_which_hook_was_deleted_meanwhile(
     assert response.status_code == 200
     assert "changed hands or was deleted meanwhile" in response.content.decode()
     assert Hook.objects.count() == 1
+
+
+NOT_IDS = [
+    pytest.param("abc", id="text"),
+    pytest.param("", id="empty"),
+    pytest.param("9" * 30, id="past-64-bits"),
+    pytest.param("1\x00", id="nul"),
+    pytest.param("-1", id="negative"),
+]
+
+
+@pytest.mark.parametrize("selected", NOT_IDS)
+@pytest.mark.parametrize(
+    ("model", "action"),
+    [
+        ("hook", "disable_hooks"),
+        ("hook", "delete_selected"),
+        ("callback", "resend_selected"),
+        ("callback", "delete_selected"),
+    ],
+)
+def test_a_bulk_action_on_a_selection_of_no_ids_is_refused_not_a_500(
+    admin_client, make_hook, model, action, selected
+):
+    hook = make_hook()
+    Order.objects.create(name="x")
+    url = reverse(f"admin:http_hooks_{model}_changelist")
+    response = admin_client.post(
+        url, {"action": action, "_selected_action": [hook.pk, selected], "index": "0"}
+    )
+    assert response.status_code == 302
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "No action was taken" in page
+    hook.refresh_from_db()
+    assert hook.enabled
+    assert Callback.objects.get().status == CallbackStatus.WAITING
+
+
+@pytest.mark.parametrize("value", ["abc", "9" * 30, "1.5"])
+def test_a_model_filter_value_that_is_no_id_is_a_bad_lookup_not_a_500(
+    admin_client, make_hook, value
+):
+    make_hook()  # the filter shows when a model has hooks
+    url = reverse("admin:http_hooks_callback_changelist")
+    response = admin_client.get(url, {"hook__model": value})
+    assert response.status_code == 302
+    assert response["Location"] == f"{url}?e=1"

@@ -44,6 +44,7 @@ from .selectors import (
 )
 from .settings import hooks_settings
 from .text import ascii_digits, text_items
+from .validators import is_row_id
 
 
 def _time(value: datetime.datetime | None) -> str:
@@ -79,6 +80,20 @@ class ModelAdmin(admin.ModelAdmin):
             raise IncorrectLookupParameters("a NUL character in the list's parameters")
         return super().get_changelist_instance(request)
 
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """A selection that holds anything but ids of rows is refused, with a message:
+        Django filtered the rows by it, a 500 ("abc", an empty value, a number past
+        64 bits)."""
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(is_row_id(value) for value in selected):
+            self.message_user(
+                request,
+                _("No action was taken: the selection holds something that is no row's id."),
+                messages.ERROR,
+            )
+            return None
+        return super().response_action(request, queryset)
+
 
 class HookModelFilter(admin.SimpleListFilter):
     """The models that have hooks, read from the hooks: Django's filter on
@@ -93,6 +108,8 @@ class HookModelFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
+        if not is_row_id(self.value()):
+            raise IncorrectLookupParameters(f"{self.parameter_name} takes a model's id")
         return queryset.filter(hook__model_id=self.value())
 
 

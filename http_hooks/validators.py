@@ -47,7 +47,7 @@ from .payloads import (
     validate_template,
 )
 from .signing import SECRET_PREFIX
-from .text import storable_text
+from .text import ascii_digits, storable_text
 
 APP_LABEL = "http_hooks"
 _B64 = "[A-Za-z0-9+/]"
@@ -483,6 +483,13 @@ def validate_ordering_key(
             f"invalid ordering key: {exc.message}", field="ordering_key"
         ) from exc
     return template
+
+
+def is_row_id(text: str) -> bool:
+    """``text`` (as a form or a query string gives it) is a row's id: a whole number
+    from 1 to ``MAX_ID`` in ASCII digits. Anything else matches no row, and a database
+    refuses it (a ValueError, or an OverflowError on SQLite) rather than find nothing."""
+    return ascii_digits(text) and len(text) < 20 and 1 <= int(text) <= MAX_ID
 
 
 def whole_number(value: Any, field: str, *, minimum: int, maximum: int | None = None) -> int:
