@@ -537,6 +537,16 @@ def test_a_bulk_action_on_a_selection_of_no_ids_is_refused_not_a_500(
     assert Callback.objects.get().status == CallbackStatus.WAITING
 
 
+@pytest.mark.parametrize("signal", ["abc", "9" * 30, "-1"])
+def test_a_signal_choice_that_is_no_id_is_a_form_error(admin_client, receiver, signal):
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), hook_form(receiver, signals=[signal])
+    )
+    assert response.status_code == 200
+    assert "is not a valid value" in " ".join(response.context["adminform"].form.errors["signals"])
+    assert Hook.objects.count() == 0
+
+
 @pytest.mark.parametrize("value", ["abc", "9" * 30, "1.5"])
 def test_a_model_filter_value_that_is_no_id_is_a_bad_lookup_not_a_500(
     admin_client, make_hook, value

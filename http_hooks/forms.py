@@ -18,7 +18,14 @@ from .payloads import TOO_DEEP, load_within
 from .services import check_since, hold_owner
 from .settings import hooks_settings
 from .text import text_items
-from .validators import APP_LABEL, HOOK_FIELDS, MAX_URL_LENGTH, import_signal, validate_hook
+from .validators import (
+    APP_LABEL,
+    HOOK_FIELDS,
+    MAX_URL_LENGTH,
+    import_signal,
+    is_row_id,
+    validate_hook,
+)
 
 
 class JSONTextField(forms.JSONField):
@@ -59,6 +66,21 @@ class OwnerFormField(forms.CharField):
             return owner_key(self.to_python(data), must_exist=False) != (initial or "")
         except HttpHooksError:
             return True
+
+
+class SignalsFormField(forms.ModelMultipleChoiceField):
+    """``Hook.signals``: a value that is no row's id is an invalid choice. Django's field
+    looked each one up (``pk__in``): a number past 64 bits was a 500 on SQLite."""
+
+    def _check_values(self, value: Any) -> Any:
+        for pk in value:
+            if not is_row_id(str(pk)):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": str(pk)[:30]},
+                )
+        return super()._check_values(value)
 
 
 class HookAdminForm(forms.ModelForm):
@@ -131,7 +153,7 @@ class HookAdminForm(forms.ModelForm):
     class Meta:
         model = Hook
         fields = [*HOOK_FIELDS, "enabled", "owner"]
-        field_classes = {"owner": OwnerFormField}
+        field_classes = {"owner": OwnerFormField, "signals": SignalsFormField}
         help_texts = {
             "owner": "The primary key of the tenant (an instance of OWNER_MODEL, the user "
             "model by default) who sees and manages this hook in the REST API; empty: the "
