@@ -74,12 +74,28 @@ order.delete()
 User.objects.filter(username="api-tester").update(is_superuser=True)
 """
 
+# Words with no place to break a line, where an author or a receiver writes text: a
+# hook's name, and an answer's body and headers.
+LONG_WORDS_SEED = """
+from http_hooks.api import create_hook
+from http_hooks.models import Attempt, Callback
+from shop.models import Order
+
+hook = create_hook(name="N" * 150, model="shop.order",
+                   signals=["django.db.models.signals.post_save"],
+                   target_url="http://127.0.0.1:9/long-words")
+Order.objects.create(name="long words")
+Attempt.objects.create(callback=Callback.objects.get(hook=hook), number=1, response_status=500,
+                       response_headers={"X-Trace": "T" * 400}, response_body="Z" * 5000)
+"""
+
 
 @pytest.fixture(scope="module")
 def admin_server(tmp_path_factory):
     chromium()  # skips (or fails) before the server is built
     server = DemoServer(tmp_path_factory.mktemp("admin"), settings=SETTINGS).start()
     server.manage("shell", "-c", SEED)
+    server.manage("shell", "-c", LONG_WORDS_SEED)
     yield server
     server.stop()
 
@@ -92,6 +108,16 @@ def test_change_list_fits_a_1400_pixel_window(admin_server, tmp_path, model):
     page_overflow = re.search(r'data-page-overflow="(-?\d+)"', dom)
     assert overflow and page_overflow, dom[-2000:]
     assert max(int(overflow.group(1)), int(page_overflow.group(1))) <= 0, dom[-600:]
+
+
+def test_a_callback_page_with_a_long_answer_fits_a_1400_pixel_window(admin_server, tmp_path):
+    changelist = f"{admin_server.url}/admin/http_hooks/callback/"
+    dom, _ = render(f"{changelist}?q=long-words", tmp_path / "list")
+    callback = re.search(r"/admin/http_hooks/callback/(\d+)/change/", dom).group(1)
+    dom, _ = render(f"{changelist}{callback}/change/", tmp_path / "page")
+    assert "Z" * 5000 in dom and "T" * 400 in dom, dom[:2000]  # the try is there
+    page_overflow = re.search(r'data-page-overflow="(-?\d+)"', dom)
+    assert page_overflow and int(page_overflow.group(1)) <= 0, dom[-600:]
 
 
 # Three hooks of a day: a busy one failing now and then, one paused by its receiver

@@ -61,8 +61,13 @@ def _time(value: datetime.datetime | None) -> str:
 
 
 def _short(text: str, length: int) -> str:
-    """At most ``length`` characters; the whole text in the tooltip."""
-    return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(length))
+    """At most ``length`` characters, broken anywhere when they hold no space (a long
+    word would widen its column past the window); the whole text in the tooltip."""
+    return format_html(
+        '<span title="{}" style="overflow-wrap: anywhere">{}</span>',
+        text,
+        Truncator(text).chars(length),
+    )
 
 
 def _short_signal(path: str) -> str:
