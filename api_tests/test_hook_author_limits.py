@@ -694,3 +694,9 @@ def test_a_request_that_cannot_be_made_spares_the_hooks_health(make_hook, receiv
     odd.refresh_from_db()
     assert (odd.consecutive_failures, odd.failing_since, odd.paused_until) == (0, None, None)
     assert receiver.requests == []
+
+
+def test_a_secret_header_name_past_200_characters_is_refused(refuse):
+    """The REST API's limit, through every entry point: the admin and the Python API
+    stored a name of 300,000 characters."""
+    assert "200" in refuse("secret_headers", secret_headers=["x" * 201])

@@ -216,6 +216,7 @@ SECRET_NAME_PARTS = (
     "bearer",
 )
 MAX_SECRET_HEADER_NAMES = 100
+MAX_HEADER_NAME_LENGTH = 200
 
 
 @lru_cache(maxsize=1024)
@@ -265,6 +266,12 @@ def parse_header_names(value: Any) -> list[str]:
         if not isinstance(name, str) or not _TOKEN.match(name):
             raise InvalidHeadersError(
                 f"invalid secret headers: {shown(name)} is not a valid header name",
+                field="secret_headers",
+            )
+        if len(name) > MAX_HEADER_NAME_LENGTH:
+            raise InvalidHeadersError(
+                f"invalid secret headers: a header name has at most {MAX_HEADER_NAME_LENGTH} "
+                f"characters, not {len(name):,}",
                 field="secret_headers",
             )
         if name.lower() not in names:

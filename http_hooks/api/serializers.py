@@ -34,6 +34,7 @@ from ..events import (
 from ..exceptions import HttpHooksError
 from ..headers import (
     MASKED,
+    MAX_HEADER_NAME_LENGTH,
     MAX_HEADERS,
     MAX_HEADERS_SIZE,
     MAX_SECRET_HEADER_NAMES,
@@ -450,7 +451,7 @@ class HookSerializer(ModelSerializer):
     target_url = TargetURLField()
     headers = HeadersField(required=False, initial=dict)
     secret_headers = TextListField(
-        child=StringField(max_length=200),
+        child=StringField(max_length=MAX_HEADER_NAME_LENGTH),
         required=False,
         max_length=MAX_SECRET_HEADER_NAMES,
         help_text="Names of further headers whose values are credentials, shown as "
