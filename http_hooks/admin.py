@@ -85,10 +85,12 @@ class ModelAdmin(admin.ModelAdmin):
             raise IncorrectLookupParameters("a NUL character in the list's parameters")
         return super().get_changelist_instance(request)
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet, **kwargs: Any
+    ) -> HttpResponse | None:
         """A selection that holds anything but ids of rows is refused, with a message:
         Django filtered the rows by it, a 500 ("abc", an empty value, a number past
-        64 bits)."""
+        64 bits). ``kwargs``: what Django 6.1 adds (``action_location``)."""
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         if not all(is_row_id(value) for value in selected):
             self.message_user(
@@ -97,7 +99,7 @@ class ModelAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
             return None
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, **kwargs)
 
 
 class HookModelFilter(admin.SimpleListFilter):
