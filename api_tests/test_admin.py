@@ -556,3 +556,12 @@ def test_a_model_filter_value_that_is_no_id_is_a_bad_lookup_not_a_500(
     response = admin_client.get(url, {"hook__model": value})
     assert response.status_code == 302
     assert response["Location"] == f"{url}?e=1"
+
+
+def test_the_callback_list_counts_its_filter_choices(admin_client, make_hook):
+    """Django's "Show counts" passes each choice of the model filter as it listed it."""
+    make_hook()
+    Order.objects.create(name="x")
+    response = admin_client.get(reverse("admin:http_hooks_callback_changelist"), {"_facets": "1"})
+    assert response.status_code == 200
+    assert "shop.order (1)" in response.content.decode()

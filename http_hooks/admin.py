@@ -115,7 +115,7 @@ class HookModelFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        if not is_row_id(self.value()):
+        if not is_row_id(str(self.value())):  # an int when the facets count each choice
             raise IncorrectLookupParameters(f"{self.parameter_name} takes a model's id")
         return queryset.filter(hook__model_id=self.value())
 
