@@ -31,8 +31,8 @@ from http_hooks.services import (
     write_report,
     write_tokens_to,
 )
-from http_hooks.text import ascii_digits, is_listing
-from http_hooks.validators import MAX_ID
+from http_hooks.text import is_listing
+from http_hooks.validators import MAX_ID, is_row_id
 
 # SIGHUP (the terminal closed) where there is one: not on Windows.
 STOP_SIGNALS = tuple(
@@ -42,7 +42,7 @@ STOP_SIGNALS = tuple(
 
 def parse_id(value: Any, option: str) -> int:
     text = str(value).strip()
-    if not (ascii_digits(text) and len(text) < 20) or not 1 <= int(text) <= MAX_ID:
+    if not is_row_id(text):
         raise CommandError(
             f"{option} takes ids (whole numbers from 1 to {MAX_ID}), not {value!r}"[:300],
             returncode=BAD_ARGUMENTS,
