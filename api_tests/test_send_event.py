@@ -2,6 +2,7 @@
 
 import datetime
 import decimal
+import io
 import json
 import logging
 import math
@@ -290,6 +291,25 @@ def test_iterables_of_the_payload_are_lists(event_hook):
     event_hook("order.paid")
     (callback,) = send_event("order.paid", {"set": {3}, "generator": (n for n in range(2))})
     assert json.loads(callback.payload)["data"] == {"set": [3], "generator": [0, 1]}
+
+
+def test_a_lazy_text_of_the_payload_is_text(event_hook):
+    """A lazy translation iterates over its characters: read as an iterable (as the
+    bounded read of generators first did), it went out as a list of them."""
+    from django.utils.translation import gettext_lazy
+
+    event_hook("order.paid")
+    (callback,) = send_event("order.paid", {"label": gettext_lazy("Paid"), "tags": ("a",)})
+    assert json.loads(callback.payload)["data"] == {"label": "Paid", "tags": ["a"]}
+
+
+def test_the_payload_encoder_writes_decimals_exactly_through_dump_too():
+    """``json.dump`` writes the chunks of ``iterencode``, not ``encode``'s text."""
+    from http_hooks.payloads import PayloadEncoder
+
+    out = io.StringIO()
+    json.dump({"total": decimal.Decimal("12345678901234567.89")}, out, cls=PayloadEncoder)
+    assert out.getvalue() == '{"total": 12345678901234567.89}'
 
 
 def test_a_template_naming_a_key_the_payload_lacks_stores_an_error_callback(event_hook):

@@ -22,6 +22,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -38,7 +39,6 @@ from rest_framework.utils.encoders import JSONEncoder
 from .exceptions import InvalidPayloadError
 from .imports import RefusedPath, project_object, shown
 from .settings import hooks_settings
-from .text import is_listing
 
 JSON_TYPES = frozenset({"application/json"})
 # Twice what the REST API takes in a request body (``api.parsers.MAX_DEPTH``): an
@@ -98,15 +98,16 @@ class PayloadEncoder(JSONEncoder):
     the text is written. NaN and infinities are null (``json_literal``), or a
     ``ValueError`` with ``allow_nan=False``, as for a float."""
 
-    def encode(self, o: Any) -> str:
+    def iterencode(self, o: Any, _one_shot: bool = False) -> list[str]:
+        # The text whole, as the markers are replaced in it (``dumps`` and ``dump`` alike).
         self._decimals: list[str] = []
         self._marker = ""
-        text = super().encode(o)
+        text = "".join(super().iterencode(o, _one_shot))
         if self._decimals:
             text = re.sub(
                 rf'"{self._marker}(\d+)"', lambda match: self._decimals[int(match[1])], text
             )
-        return text
+        return [text]
 
     def default(self, obj: Any) -> Any:
         if isinstance(obj, decimal.Decimal):
@@ -115,7 +116,9 @@ class PayloadEncoder(JSONEncoder):
             return obj.pk
         if isinstance(obj, FieldFile):
             return obj.name or None
-        if is_listing(obj) and not hasattr(obj, "tolist"):
+        # What DRF's encoder reads whole: iterators (generators) and sets. Not every
+        # iterable: a lazy string, a mapping or a NumPy array is DRF's to write.
+        if isinstance(obj, Iterator | AbstractSet):
             items = list(itertools.islice(obj, MAX_ITERATED_ITEMS + 1))
             if len(items) > MAX_ITERATED_ITEMS:
                 raise ValueError(f"an iterable of more than {MAX_ITERATED_ITEMS:,} items")
@@ -129,7 +132,7 @@ class PayloadEncoder(JSONEncoder):
             raise ValueError(f"{number} is no JSON number")
         if not self._marker:
             self._marker = f"decimal-{uuid.uuid4().hex}-"
-        self._decimals.append(str(number))
+        self._decimals.append(decimal.Decimal.__str__(number))
         return f"{self._marker}{len(self._decimals) - 1}"
 
 
