@@ -279,6 +279,26 @@ def test_bad_secret_header_names_are_refused(make_hook, staff_client, secret_hea
     assert response.json()["errors"][0]["field"].startswith("secret_headers")
 
 
+def test_a_long_secret_header_name_stored_before_the_limit_blocks_no_other_change(
+    make_hook, staff_client
+):
+    """Names over ``MAX_HEADER_NAME_LENGTH`` were stored (the admin and the Python API
+    took them) before the limit: a change of another field must not fail on one, as
+    it did (a PATCH of ``enabled`` was a 400 ``invalid_headers``); a new one is refused."""
+    from http_hooks.headers import MAX_HEADER_NAME_LENGTH
+
+    hook = make_hook()
+    stored = "X-" + "a" * MAX_HEADER_NAME_LENGTH
+    Hook.objects.filter(pk=hook.pk).update(secret_headers=[stored])
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", {"enabled": False}, format="json")
+    assert response.status_code == 200, response.content
+    assert Hook.objects.get(pk=hook.pk).enabled is False
+    longer = {"secret_headers": [stored, "X-" + "b" * MAX_HEADER_NAME_LENGTH]}
+    response = staff_client.patch(f"/api/hooks/{hook.pk}/", longer, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"].startswith("secret_headers")
+
+
 def test_admin_form_keeps_credentials_masked_or_left_out(secret_hook, admin_client, receiver):
     from .test_admin import hook_form
 

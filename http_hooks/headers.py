@@ -246,8 +246,10 @@ def mask_headers(headers: Mapping[str, Any], marked: Collection[str] = ()) -> di
     }
 
 
-def parse_header_names(value: Any) -> list[str]:
+def parse_header_names(value: Any, stored: Collection[str] = ()) -> list[str]:
     """Header names as a hook's ``secret_headers``: lower-case, each once.
+    A name longer than ``MAX_HEADER_NAME_LENGTH`` is refused unless the hook
+    ``stored`` it before the limit (a change of its other fields must not fail on it).
 
     Accepts ``None``/empty, a list of names or a string of names separated by
     commas, spaces or lines. Raises ``InvalidHeadersError`` (field ``secret_headers``).
@@ -261,6 +263,7 @@ def parse_header_names(value: Any) -> list[str]:
             f"invalid secret headers: expected a list of header names, got {type(value).__name__}",
             field="secret_headers",
         )
+    kept = {name.lower() for name in stored if isinstance(name, str)}
     names: list[str] = []
     for name in value:
         if not isinstance(name, str) or not _TOKEN.match(name):
@@ -268,7 +271,7 @@ def parse_header_names(value: Any) -> list[str]:
                 f"invalid secret headers: {shown(name)} is not a valid header name",
                 field="secret_headers",
             )
-        if len(name) > MAX_HEADER_NAME_LENGTH:
+        if len(name) > MAX_HEADER_NAME_LENGTH and name.lower() not in kept:
             raise InvalidHeadersError(
                 f"invalid secret headers: a header name has at most {MAX_HEADER_NAME_LENGTH} "
                 f"characters, not {len(name):,}",

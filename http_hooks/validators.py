@@ -352,10 +352,12 @@ def validate_hook(
             f"invalid content type {shown(content_type)}: use one of {allowed} or none",
             field="content_type",
         )
-    secret_headers = cleaned["secret_headers"] = parse_header_names(cleaned["secret_headers"])
+    was_marked = current.secret_headers if current else ()
+    secret_headers = cleaned["secret_headers"] = parse_header_names(
+        cleaned["secret_headers"], stored=was_marked
+    )
     given = parse_headers(cleaned["headers"])
     stored = parse_headers(current.headers, stored=True) if current else {}
-    was_marked = current.secret_headers if current else ()
     if current is not None and owner is not None and owner != current.owner:
         given = {name: value for name, value in given.items() if value != MASKED}
         stored = {}
