@@ -1102,3 +1102,23 @@ def test_more_rate_limited_hooks_than_a_statement_has_parameters_hold_back_no_cl
     copies_of(healthy, statement_parameters + 1, rate_limit=10)
     assert send_callbacks().sent == 1
     assert len(receiver.requests) == 1
+
+
+def test_a_window_of_successes_over_many_hooks_resets_them_all(make_hook):
+    """The successes of a window (up to 511 outcomes and a poll's, so as many hooks
+    with a large ``CONCURRENCY``) took one condition a hook, ORed: past 925 hooks
+    SQLite refused the statement ("Expression tree is too large"), the window's
+    outcomes were dropped and its callbacks sent again after the lease, for ever."""
+    first = make_hook()
+    fields = [f.attname for f in Hook._meta.concrete_fields if not f.primary_key]
+    Hook.objects.bulk_create(
+        Hook(**{**{name: getattr(first, name) for name in fields}, "name": f"copy {n}"})
+        for n in range(1199)
+    )
+    Hook.objects.update(consecutive_failures=3)
+    hooks = list(Hook.objects.all())
+    batch = [Callback(pk=n + 1, hook=hook, owner=hook.owner) for n, hook in enumerate(hooks)]
+    outcomes = [Outcome(status_code=200, duration_ms=3)] * len(batch)
+    with transaction.atomic():
+        health.record_health(batch, outcomes, timezone.now())
+    assert set(Hook.objects.values_list("consecutive_failures", flat=True)) == {0}

@@ -38,6 +38,7 @@ from ..settings import hooks_settings
 from ..signals import hook_disabled
 from ..text import ascii_digits
 from ..transport import Outcome, printable
+from .ids import among
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +320,14 @@ def _record_successes(hooks: dict[tuple[int, str], Hook | None], now: datetime) 
     the hook (loaded when its callbacks were claimed, perhaps before failures that
     this or another sender wrote since) decides nothing.
     """
-    owned = reduce(operator.or_, (Q(pk=pk, owner=owner) for pk, owner in hooks))
+    by_owner: dict[str, list[int]] = {}
+    for pk, owner in hooks:
+        by_owner.setdefault(owner, []).append(pk)
+    # One condition an owner (a window holds few), not one a hook: SQLite takes an
+    # expression of at most 1,000 levels, and a hook each was one OR more each.
+    owned = reduce(
+        operator.or_, (Q(owner=owner) & among("pk", ids) for owner, ids in by_owner.items())
+    )
     Hook.objects.filter(owned).filter(
         Q(last_success_at__isnull=True)
         | Q(last_success_at__lt=now - LAST_SUCCESS_RESOLUTION)
