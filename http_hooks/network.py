@@ -140,7 +140,7 @@ def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[s
     if len(name) > 253 or not all(0 < len(label) <= 63 for label in name.split(".")):
         # DNS's limits: Python's resolver refuses such a name with a UnicodeError.
         raise InvalidTargetURLError(
-            f"invalid host name {host!r}: a name has labels of 1 to 63 characters "
+            f"invalid host name {shown(host)}: a name has labels of 1 to 63 characters "
             "and at most 253 in all"
         )
     if name == "localhost" or name.endswith(".localhost"):
