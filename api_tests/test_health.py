@@ -185,6 +185,30 @@ def test_a_429_without_retry_after_does_not_pause_the_hook(make_hook, receiver):
     assert len(receiver.requests) == 2
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Fri, 31 Dec 99999999999999999999 23:59:59 GMT",
+        "Fri, 31 Dec 2030 23:59:99999999999999999999 GMT",
+        "Fri, 31 Dec 2030 25:00:00 GMT",
+        "Fri, 31 Dec 2030 23:59:59 +9999",
+    ],
+)
+def test_a_retry_after_date_that_is_no_date_is_a_429_without_one(make_hook, receiver, value):
+    """A year or a second past a C long made ``parsedate_to_datetime`` raise an
+    OverflowError: the sender crashed on writing the outcome (and ``send_callbacks
+    --loop`` with it, every hook's deliveries stopped), a test event was a 500."""
+    receiver.respond(status=429, headers={"Retry-After": value})
+    hook = callbacks_of(make_hook, 1)
+    with health_settings():
+        report = send_callbacks()
+    assert report.retried == 1
+    hook.refresh_from_db()
+    assert hook.paused_until is None
+    (attempt,) = Attempt.objects.all()
+    assert (attempt.response_status, attempt.error) == (429, "HTTP 429")
+
+
 def test_when_the_pause_ends_one_probe_decides_and_the_rest_follow(make_hook, receiver):
     receiver.respond(status=429, headers={"Retry-After": "60"})
     hook = callbacks_of(make_hook, 3)

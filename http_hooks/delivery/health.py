@@ -93,7 +93,7 @@ def _seconds_after(value: str, now: datetime) -> float | None:
         return longest if len(digits) > 12 else min(float(digits), longest)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
