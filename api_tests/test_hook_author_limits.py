@@ -20,6 +20,7 @@ from http_hooks.api import create_hook, create_signal, send_callbacks, update_ho
 from http_hooks.exceptions import HttpHooksError, InvalidSignalError
 from http_hooks.headers import format_headers
 from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
+from http_hooks.transport import Request, Transport
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -436,6 +437,19 @@ BAD_URLS = [
     pytest.param("http://@example.com/", "credentials", id="empty-credentials"),
     pytest.param("http://:@example.com/", "credentials", id="empty-user-and-password"),
     pytest.param("http://example.com:0/", "port 0", id="port-0"),
+    # libcurl's "Bad hostname", "Bad IPv6 address" or "Port number was not a decimal
+    # number": Python's urlsplit takes them, and the hook failed every try.
+    pytest.param("http://a!b.example.com/", "contains '!'", id="bang-in-host"),
+    pytest.param("http://127.0.0.1\\.example.com/", "contains '\\\\'", id="backslash-in-host"),
+    pytest.param("http://a,b.example.com/", "contains ','", id="comma-in-host"),
+    pytest.param("http://[v1.x]/", "IPv6", id="ipv-future"),
+    pytest.param("http://[2001:db8::1]x/", "nothing but a port", id="after-ipv6-literal"),
+    pytest.param("http://[2001:db8::1]]/", "nothing but a port", id="ipv6-two-brackets"),
+    pytest.param("http://x[2001:db8::1]/", "IPv6", id="before-ipv6-literal"),
+    pytest.param("http://[fe80::1%25]/", "zone", id="ipv6-empty-zone"),
+    pytest.param(f"http://[fe80::1%25{'e' * 16}]/", "zone", id="ipv6-zone-too-long"),
+    pytest.param("http://[fe80::1%25a!b]/", "zone", id="ipv6-zone-bad-character"),
+    pytest.param("http://[fe80::1%25\u00e9]/", "zone", id="ipv6-zone-not-ascii"),
 ]
 
 
@@ -443,6 +457,30 @@ BAD_URLS = [
 def test_target_urls_libcurl_would_not_send_are_refused(refuse, url, words):
     message = refuse("target_url", target_url=url)
     assert any(word in message for word in ([words] if isinstance(words, str) else words))
+
+
+# Hosts of the last BAD_URLS, and their neighbours libcurl takes (port 9 on ::1: a
+# refused connection at once).
+CURL_REFUSES = [param.values[0] for param in BAD_URLS[-11:]]
+CURL_TAKES = [
+    "http://[::1%25lo]:9/",
+    "http://[::1%lo]:9/",
+    f"http://[::1%25{'e' * 15}]:9/",
+    "http://[::1%25a.b_c~d-e]:9/",
+    "http://[::1]:/",
+    "http://a_b~c.invalid/",
+]
+
+
+@pytest.mark.parametrize("url", CURL_REFUSES + CURL_TAKES)
+def test_what_is_refused_at_save_is_what_libcurl_will_not_send(settings, url):
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BLOCK_PRIVATE_NETWORKS": False}
+    with Transport(1) as transport:
+        (outcome,) = transport.send_all(1, lambda index: Request("POST", url, {}, b"{}"))
+    refused = url in CURL_REFUSES
+    assert outcome.invalid is refused, outcome.error
+    if not refused:
+        assert create_hook(**{**good_hook(), "target_url": url}).target_url == url
 
 
 LOOPBACK_SPELLINGS = [

@@ -29,6 +29,15 @@ EXTRA_BLOCKED = (
 )
 # IPv6 prefixes that carry an IPv4 address in their last 32 bits.
 NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# An IPv6 literal's authority as libcurl takes it: hex digits, colons and dots, an
+# optional zone ("%25" or "%", then 1 to 15 unreserved characters), nothing after the
+# bracket but a port.
+_IPV6_AUTHORITY = re.compile(
+    r"\[[0-9A-Fa-f:.]+(?:%(?:25)?(?P<zone>[A-Za-z0-9._~-]*))?\](?::[0-9]*)?"
+)
+# Characters libcurl refuses in a host name ("Bad hostname"); spaces, controls, "%",
+# "@" and the URL's delimiters are refused before.
+_NOT_IN_HOST_NAMES = frozenset("!\"$&'()*+,;<=>\\^`{|}")
 
 
 @lru_cache(maxsize=4096)
@@ -105,11 +114,22 @@ def check_target_url(url: str, *, resolve_host: bool = True) -> None:
         raise InvalidTargetURLError("the target URL must not contain credentials")
     if port == 0:
         raise InvalidTargetURLError("invalid target URL: port 0 is no port to connect to")
+    if "[" in parts.netloc and not _is_ipv6_authority(parts.netloc):
+        raise InvalidTargetURLError(
+            f"invalid target URL: {shown(parts.netloc)} is no [IPv6 address] as libcurl takes "
+            "it (a zone after %25 has 1 to 15 letters, digits, '.', '_', '~' or '-'), "
+            "followed by nothing but a port"
+        )
     addresses = host_addresses(parts.hostname, port or 443, resolve_name=resolve_host)
     if not hooks_settings.BLOCK_PRIVATE_NETWORKS:
         return
     for address in addresses:
         check_address(address, host=parts.hostname)
+
+
+def _is_ipv6_authority(netloc: str) -> bool:
+    match = _IPV6_AUTHORITY.fullmatch(netloc)
+    return match is not None and (match["zone"] is None or 0 < len(match["zone"]) <= 15)
 
 
 def _is_space_or_control(char: str) -> bool:
@@ -135,6 +155,9 @@ def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[s
     name = ascii_host(host).rstrip(".").lower()
     if not name:
         raise InvalidTargetURLError(f"invalid host name {shown(host)}")
+    bad = next((char for char in name if char in _NOT_IN_HOST_NAMES), None)
+    if bad is not None:
+        raise InvalidTargetURLError(f"invalid host name {shown(host)}: it contains {bad!r}")
     if _is_ip(name):
         return [name]
     if len(name) > 253 or not all(0 < len(label) <= 63 for label in name.split(".")):
