@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 
 import pytest
 from django.conf import settings as django_settings
@@ -21,9 +22,10 @@ from shop.models import Order
 
 pytestmark = pytest.mark.django_db
 
-# What the server sends for a request: the bytes of its answer, or None to close the
-# connection without one. Told the request's number on its connection (0, 1, ...).
-Answer = Callable[[int], bytes | None]
+# What the server sends for a request: the bytes of its answer (or pieces of it, sent
+# as they come), or None to close the connection without one. Told the request's
+# number on its connection (0, 1, ...).
+Answer = Callable[[int], bytes | Iterable[bytes] | None]
 
 
 class RawServer:
@@ -78,7 +80,8 @@ class RawServer:
                     answer = self.answer(number)
                     if answer is None:
                         return
-                    conn.sendall(answer)
+                    for piece in [answer] if isinstance(answer, bytes) else answer:
+                        conn.sendall(piece)
             except OSError:
                 return
 
@@ -187,3 +190,31 @@ def test_every_request_a_receiver_gets_is_an_attempt_when_it_drops_a_kept_alive_
     assert "closed a kept-alive connection without answering" in dropped.error
     assert dropped.callback.status == CallbackStatus.ERROR
     assert Callback.objects.filter(status=CallbackStatus.SENT).count() == 2
+
+
+def continuing() -> Iterable[bytes]:
+    """100 Continue ten times a second, for ten seconds."""
+    for _ in range(100):
+        yield b"HTTP/1.1 100 Continue\r\n\r\n"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (always(b"HTTP/1.1 100 Continue\r\n\r\n" * 3), "read timeout (0.5 s)"),
+        (lambda number: continuing(), "the response did not arrive within 1.5 s"),
+    ],
+)
+def test_an_interim_answer_alone_is_no_response_status(make_hook, raw_server, answer, error):
+    """A receiver that sends 100 Continue, then nothing (or 100 Continue for ever):
+    the try was logged with status 100, and as "the response body did not arrive"."""
+    server = raw_server(answer)
+    make_hook(target_url=server.url())
+    Order.objects.create(name="Tea")
+    with hooks_settings(TIMEOUT=(1.0, 0.5)):
+        send_callbacks()
+    attempt = Attempt.objects.get()
+    assert (attempt.response_status, attempt.error) == (None, error)
+    callback = Callback.objects.get()
+    assert (callback.status, callback.last_response_status) == (CallbackStatus.WAITING, None)

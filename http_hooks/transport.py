@@ -272,7 +272,8 @@ class _Slot:
         code = self.curl.getinfo(pycurl.RESPONSE_CODE) if self.connected else 0
         headers = parse_response_headers(self.raw_headers[:HEADER_LIMIT])
         outcome = Outcome(
-            status_code=code or None,
+            # An interim answer (100 Continue) that no final one followed is no response.
+            status_code=code if code >= 200 else None,
             response_headers=headers,
             response_body=printable(
                 self.body[: transport.body_limit].decode("utf-8", errors="replace")
@@ -610,7 +611,7 @@ class Transport:
         if errno == pycurl.E_OPERATION_TIMEDOUT:
             if not slot.connected:
                 return f"connect timeout ({self.connect_timeout:g} s)"
-            what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) else "response"
+            what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) >= 200 else "response"
             total = self.connect_timeout + self.read_timeout
             return f"the {what} did not arrive within {total:g} s"
         # libcurl leaves its message empty for some errors (a response header too
