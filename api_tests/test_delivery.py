@@ -208,6 +208,26 @@ def test_a_certificate_from_the_configured_ca_bundle_is_trusted(
     assert len(tls_receiver.requests) == 1
 
 
+def test_a_certificate_of_the_trusted_ca_for_another_host_is_a_failed_try(
+    make_hook, tls_ca, tmp_path
+):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("example.org").configure_cert(context)
+    server = Receiver(tls=context).start()
+    bundle = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(bundle))
+    one_callback(make_hook, target_url=server.url())
+    try:
+        with hooks_settings(CA_BUNDLE=str(bundle)):
+            report = send_callbacks()
+    finally:
+        server.stop()
+    assert report.retried == 1
+    assert "TLS error" in Attempt.objects.get().error
+    assert "no alternative certificate subject name matches" in Attempt.objects.get().error
+    assert server.requests == []
+
+
 def test_the_last_failed_try_sets_error(make_hook, receiver):
     receiver.respond(status=503)
     callback = one_callback(make_hook)
