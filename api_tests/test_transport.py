@@ -355,10 +355,11 @@ def test_a_closed_transport_refuses_to_send(receiver):
         transport.send_all(1, lambda index: Request("POST", receiver.url(), {}, b""))
 
 
-def _failing_once(monkeypatch):
-    """The next transfer fails to start as libcurl's multi interface can (an internal error)."""
+def _failing_once(monkeypatch, error: Exception | None = None):
+    """The next transfer fails to start as libcurl's multi interface can (an internal
+    error), or with ``error``."""
     original = Transport.start
-    failures = [TransportError("the HTTP transport failed: (11) internal")]
+    failures = [error or TransportError("the HTTP transport failed: (11) internal")]
 
     def start(self, *args, **kwargs):
         if failures:
@@ -369,8 +370,15 @@ def _failing_once(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_loop_worker_survives_a_failed_transport(make_hook, receiver, monkeypatch):
-    _failing_once(monkeypatch)
+@pytest.mark.parametrize(
+    "error",
+    [None, RuntimeError("a bug")],
+    ids=["failed_transport", "unexpected_error"],
+)
+def test_the_loop_worker_survives_a_failed_run(make_hook, receiver, monkeypatch, caplog, error):
+    """A run that fails, for a transport libcurl gave up on or for a bug, is logged and
+    the worker goes on: the callback in flight goes out once its lease ends."""
+    _failing_once(monkeypatch, error)
     make_hook()
     Order.objects.create(name="Tea")
     stop = threading.Event()
@@ -395,6 +403,8 @@ def test_the_loop_worker_survives_a_failed_transport(make_hook, receiver, monkey
     assert [r.sent for r in reports] == [1]
     assert len(receiver.requests) == 1
     assert Callback.objects.get().status == "sent"
+    failures = [r for r in caplog.records if r.name == "http_hooks.delivery.loop"]
+    assert len(failures) == 1 and failures[0].exc_info
 
 
 def test_a_failed_transport_is_a_503_in_the_api(make_hook, receiver, staff_client, monkeypatch):

@@ -41,7 +41,8 @@ def run_loop(
     (what a run could not write meanwhile is written by the next one, or, when the
     worker is asked to stop first, tried once more before it ends: ``Sender.let_go``);
     a failed HTTP transport is replaced by a new one (the transfers it held are
-    sent again when their lease runs out).
+    sent again when their lease runs out), and so is the transport of a run that
+    failed for any other error, logged with its traceback, after ``LOOP_MAX_SLEEP``.
     """
     total = DeliveryReport()
     min_sleep, max_sleep = (
@@ -71,6 +72,15 @@ def run_loop(
                 logger.exception("send_callbacks loop: the HTTP transport failed; restarting it")
                 sender.restart()
                 stop.wait(min_sleep)
+                continue
+            except Exception:
+                # A bug, say in writing an outcome: logged whole, and the worker goes on,
+                # so that one bad callback does not stop every hook's deliveries.
+                logger.exception(
+                    "send_callbacks loop: the run failed; trying again in %g s", max_sleep
+                )
+                sender.restart()
+                stop.wait(max_sleep)
                 continue
             total.add(report)
             if report.total:
