@@ -21,6 +21,7 @@ import idna
 from .exceptions import BlockedNetworkError, InvalidTargetURLError
 from .imports import shown
 from .settings import hooks_settings
+from .text import is_hidden
 
 # Not public, though some Python versions call them global.
 EXTRA_BLOCKED = (
@@ -133,7 +134,7 @@ def _is_ipv6_authority(netloc: str) -> bool:
 
 
 def _is_space_or_control(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp", "Zs"}
+    return char.isspace() or is_hidden(char)
 
 
 def host_addresses(host: str, port: int, *, resolve_name: bool = True) -> list[str]:

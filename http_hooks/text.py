@@ -1,7 +1,29 @@
-"""Rules on text: what every database can store, what is a whole number."""
+"""Rules on text: what every database can store, what a label may hold, what is a
+whole number."""
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+# Controls (C0 with TAB, CR and LF, DEL, C1), invisible format characters (bidi
+# overrides and isolates, zero-width space, word joiner, BOM, tags, ...) and the line
+# and paragraph separators.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# Format characters that text in Persian, Indic scripts and emoji sequences needs
+# (RFC 8264's join controls), and that move nothing on a screen or in a log line.
+JOINERS = frozenset({"\u200c", "\u200d"})
+# What a label may not hold, as the messages and help texts say it.
+LABEL_RULE = (
+    "no control character, line break or invisible formatting character (bidi control, "
+    "zero-width space)"
+)
+# ``label_problem`` as a JSON Schema ``pattern`` of a label that is not empty (the
+# schema gives "" apart): a few of the characters it refuses, each one whatever the
+# Unicode version, so that the schema may take more than the server, never less.
+LABEL_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b\u200e\u200f"
+    r"\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]+$"
+)
 
 
 def storable_text(text: str) -> bool:
@@ -13,6 +35,25 @@ def storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def is_hidden(char: str) -> bool:
+    """Whether ``char`` is a control, an invisible format character or a line or
+    paragraph separator (see ``HIDDEN_CATEGORIES``)."""
+    return unicodedata.category(char) in HIDDEN_CATEGORIES
+
+
+def label_problem(text: str) -> str | None:
+    """What keeps ``text`` from being a label (a hook's name, an ordering key, an
+    event's key), or None: a character that a log line, a terminal or a page would
+    act on rather than show (a line break, an escape sequence, a bidi override that
+    reverses what follows, a zero-width space that makes two names look alike). The
+    joiners (``JOINERS``) are taken."""
+    bad = next((char for char in text if is_hidden(char) and char not in JOINERS), None)
+    if bad is None:
+        return None
+    name = unicodedata.name(bad, "")
+    return f"it contains U+{ord(bad):04X}{f' {name}' if name else ''}: {LABEL_RULE}"
 
 
 def ascii_digits(text: str, *, signed: bool = False) -> bool:
