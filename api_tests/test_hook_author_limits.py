@@ -653,6 +653,114 @@ def test_a_hook_has_at_most_50_signals_in_python_as_in_rest(staff_client):
     assert Hook.objects.count() == 0
 
 
+# --- 5. labels that would act on a log line, a terminal or a page -----------------
+
+HIDDEN_CHARACTERS = [
+    pytest.param("\n", "000A", id="line-feed"),
+    pytest.param("\r\n", "000D", id="cr-lf"),
+    pytest.param("\t", "0009", id="tab"),
+    pytest.param("\x1b[31m", "001B", id="terminal-escape"),
+    pytest.param("\x01", "0001", id="c0-control"),
+    pytest.param("\x7f", "007F", id="del"),
+    pytest.param("\x9b31m", "009B", id="c1-csi"),
+    pytest.param("\x85", "0085", id="c1-next-line"),
+    pytest.param("\u2028", "2028 LINE SEPARATOR", id="line-separator"),
+    pytest.param("\u2029", "2029 PARAGRAPH SEPARATOR", id="paragraph-separator"),
+    pytest.param("\u202e", "202E RIGHT-TO-LEFT OVERRIDE", id="bidi-override"),
+    pytest.param("\u2066", "2066 LEFT-TO-RIGHT ISOLATE", id="bidi-isolate"),
+    pytest.param("\u2069", "2069 POP DIRECTIONAL ISOLATE", id="bidi-pop-isolate"),
+    pytest.param("\u200f", "200F RIGHT-TO-LEFT MARK", id="rtl-mark"),
+    pytest.param("\u200b", "200B ZERO WIDTH SPACE", id="zero-width-space"),
+    pytest.param("\u2060", "2060 WORD JOINER", id="word-joiner"),
+    pytest.param("\ufeff", "FEFF ZERO WIDTH NO-BREAK SPACE", id="byte-order-mark"),
+    pytest.param("\U000e0041", "E0041 TAG LATIN CAPITAL LETTER A", id="tag-character"),
+]
+
+
+@pytest.mark.parametrize(("hidden", "code"), HIDDEN_CHARACTERS)
+def test_a_name_with_a_control_or_invisible_character_is_refused(refuse, hidden, code):
+    message = refuse("name", name=f"orders{hidden}paid")
+    assert f"U+{code}" in message and "invalid name" in message
+
+
+@pytest.mark.parametrize("hidden", ["\n", "\u202e"], ids=["line-feed", "bidi-override"])
+def test_an_ordering_key_with_a_control_or_invisible_character_is_refused(refuse, hidden):
+    message = refuse("ordering_key", ordering_key=f"{{{{instance.pk}}}}{hidden}{{{{instance.id}}}}")
+    assert "invalid ordering_key" in message
+
+
+GOOD_NAMES = [
+    pytest.param("Bestellungen \u2192 Slack", id="arrow"),
+    pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", id="persian-zwnj"),
+    pytest.param("\U0001f469\u200d\U0001f4bb devs", id="emoji-zwj-sequence"),
+    pytest.param("a\u00a0b", id="no-break-space"),
+    pytest.param("\u05e9\u05dc\u05d5\u05dd orders", id="hebrew-without-controls"),
+]
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_names_in_any_script_are_taken_as_given_everywhere(staff_client, admin_client, name):
+    """The joiners Persian, Indic scripts and emoji need are text, not controls."""
+    python = create_hook(**{**good_hook(), "name": name})
+    response = staff_client.post("/api/hooks/", {**good_hook(), "name": name}, format="json")
+    assert response.status_code == 201, response.content
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), admin_form({**good_hook(), "name": name})
+    )
+    assert response.status_code == 302
+    assert [hook.name for hook in Hook.objects.order_by("pk")] == [name] * 3
+    assert update_hook(python, name=name + "!").name == name + "!"
+
+
+STORED_NAME = "a\x1b[31m\r\nINFO forged\u202eb\u200bc"
+
+
+def test_a_name_stored_before_the_rule_is_shown_and_blocks_no_other_change(
+    make_hook, receiver, staff_client, admin_client
+):
+    """Not checked again on a change of other fields (as a NUL stored before its rule):
+    a PATCH of ``enabled`` is no 400 on a field the client did not send."""
+    odd = make_hook(name="odd", ordering_key="{{instance.pk}}")
+    written_around_validation(odd, name=STORED_NAME, ordering_key="{{instance.pk}}\u202e")
+    assert staff_client.get("/api/hooks/").json()["results"][0]["name"] == STORED_NAME
+    assert staff_client.get(f"/api/hooks/{odd.pk}/").json()["name"] == STORED_NAME
+    assert admin_client.get(reverse("admin:http_hooks_hook_changelist")).status_code == 200
+    assert (
+        admin_client.get(reverse("admin:http_hooks_hook_change", args=[odd.pk])).status_code == 200
+    )
+
+    response = staff_client.post(f"/api/hooks/{odd.pk}/test/")
+    assert response.status_code == 200, response.content
+    assert receiver.requests[0].json()["hook_name"] == STORED_NAME
+
+    response = staff_client.patch(f"/api/hooks/{odd.pk}/", {"enabled": False}, format="json")
+    assert response.status_code == 200, response.content
+    body = {**staff_client.get(f"/api/hooks/{odd.pk}/").json(), "enabled": True}
+    for read_only in ("id", "has_secret", "headers", "create_datetime", "update_datetime"):
+        body.pop(read_only)
+    response = staff_client.put(f"/api/hooks/{odd.pk}/", body, format="json")
+    assert response.status_code == 200, response.content
+    odd.refresh_from_db()
+    update_hook(odd, http_method="PUT")
+    form = admin_form({**good_hook(), "name": STORED_NAME, "target_url": odd.target_url})
+    form["ordering_key"] = odd.ordering_key
+    response = admin_client.post(reverse("admin:http_hooks_hook_change", args=[odd.pk]), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    odd.refresh_from_db()
+    assert (odd.name, odd.ordering_key) == (STORED_NAME, "{{instance.pk}}\u202e")
+
+
+def test_a_name_stored_before_the_rule_is_refused_when_given_anew(make_hook, staff_client):
+    odd = make_hook(name="odd")
+    written_around_validation(odd, name=STORED_NAME)
+    response = staff_client.patch(f"/api/hooks/{odd.pk}/", {"name": "b\x1b[0m"}, format="json")
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["name"]
+    response = staff_client.patch(f"/api/hooks/{odd.pk}/", {"name": "mended"}, format="json")
+    assert response.status_code == 200, response.content
+    assert Hook.objects.get().name == "mended"
+
+
 # --- rows written around validation ----------------------------------------------
 
 

@@ -203,6 +203,23 @@ def test_a_name_longer_than_ours_is_refused(old_tables):
 
 
 @pytest.mark.django_db
+def test_a_name_with_a_terminal_escape_is_refused_and_shown_escaped(old_tables):
+    """The old package took any name: the command says which hook was refused, on one
+    line whose name rewrites nothing on the operator's terminal."""
+    add_signal(1, POST_SAVE)
+    add_hook(1, name="ok\x1b[2J\x1b[H\r\nhook 1 imported\u202e")
+    output, error = run()
+    (line,) = output.splitlines()[:-1]
+    assert line.startswith(
+        "hook 1 'ok\\x1b[2J\\x1b[H\\r\\nhook 1 imported\\u202e': refused: invalid name: "
+        "it contains U+001B"
+    )
+    assert not any(char in output for char in "\x1b\r\u202e")
+    assert error.returncode == 1
+    assert not Hook.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_second_run_imports_nothing_new(old_tables, receiver):
     old_data(receiver.url("/old"))
     run("--waiting-callbacks")

@@ -17,7 +17,7 @@ from .owners import owner_key
 from .payloads import TOO_DEEP, load_within
 from .services import check_since, hold_owner
 from .settings import hooks_settings
-from .text import text_items
+from .text import LABEL_RULE, text_items
 from .validators import (
     APP_LABEL,
     HOOK_FIELDS,
@@ -155,6 +155,7 @@ class HookAdminForm(forms.ModelForm):
         fields = [*HOOK_FIELDS, "enabled", "owner"]
         field_classes = {"owner": OwnerFormField, "signals": SignalsFormField}
         help_texts = {
+            "name": f"A name for people: {LABEL_RULE}.",
             "owner": "The primary key of the tenant (an instance of OWNER_MODEL, the user "
             "model by default) who sees and manages this hook in the REST API; empty: the "
             "project's own hook, seen by staff only. Its callbacks follow it.",

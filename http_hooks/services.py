@@ -70,7 +70,7 @@ from .registry import registry
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
 from .signing import SECRET_PREFIX
-from .text import is_listing, storable_text
+from .text import is_listing, label_problem, storable_text
 from .validators import (
     HOOK_FIELDS,
     MAX_ID,
@@ -824,6 +824,9 @@ def _event_key(key: Any) -> str:
             "(no NUL, valid UTF-8)",
             field="key",
         )
+    problem = label_problem(key)
+    if problem:
+        raise InvalidEventError(f"invalid key: {problem}", field="key")
     return key
 
 

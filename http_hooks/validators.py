@@ -47,7 +47,7 @@ from .payloads import (
     validate_template,
 )
 from .signing import SECRET_PREFIX
-from .text import ascii_digits, storable_text
+from .text import ascii_digits, label_problem, storable_text
 
 APP_LABEL = "http_hooks"
 _B64 = "[A-Za-z0-9+/]"
@@ -430,10 +430,16 @@ TEXT_FIELD_ERRORS = {
 }
 
 
+# The text columns that label a hook, shown in lists, logs and terminals: what
+# ``text.label_problem`` refuses is refused in them too.
+LABEL_FIELDS = frozenset({"name", "ordering_key"})
+
+
 def check_storable_text(fields: Mapping[str, Any], current: Hook | None = None) -> None:
     """Refuse a NUL (PostgreSQL's text cannot hold it) or a lone surrogate (no UTF-8,
     which no database driver can send) in a text field: left to the database, the
-    insert failed as a ``DataError`` or a ``UnicodeEncodeError``.
+    insert failed as a ``DataError`` or a ``UnicodeEncodeError``. In the labels
+    (``LABEL_FIELDS``), refuse what ``text.label_problem`` refuses as well.
 
     Only in text given anew, not in what ``current`` (the hook being changed) stores:
     a NUL that SQLite took before this rule made every change of the hook a 400 on a
@@ -448,6 +454,9 @@ def check_storable_text(fields: Mapping[str, Any], current: Hook | None = None) 
             raise error(
                 f"{field} must be valid text: no NUL character or lone surrogate", field=field
             )
+        problem = label_problem(value) if field in LABEL_FIELDS and isinstance(value, str) else None
+        if problem:
+            raise error(f"invalid {field}: {problem}", field=field)
 
 
 def _check_kinds(

@@ -67,11 +67,12 @@ from ..services import (
     update_hook,
 )
 from ..settings import hooks_settings
-from ..text import ascii_digits, text_items
+from ..text import LABEL_PATTERN, LABEL_RULE, ascii_digits, text_items
 from ..validators import (
     HOOK_FIELDS,
     MAX_CHANGED_FIELDS,
     MAX_ID,
+    MAX_NAME_LENGTH,
     MAX_RATE_LIMIT,
     MAX_SIGNALS,
     MAX_TEMPLATE_LENGTH,
@@ -132,6 +133,14 @@ class PatternField(StringField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
+
+
+@extend_schema_field({"type": "string", "pattern": LABEL_PATTERN})
+class LabelField(PatternField):
+    """Text that labels something (a hook's name, an ordering key, an event's key),
+    shown in lists, logs and terminals: what ``text.label_problem`` refuses (a control
+    character, a line break, a bidi control, a zero-width space) is refused by the
+    service layer, which knows what the hook stores already."""
 
 
 class WholeNumberField(JSONTyped, serializers.IntegerField):
@@ -440,6 +449,12 @@ HEALTH_FIELDS = ["paused_until", "consecutive_failures", "disabled_reason", "dis
 
 
 class HookSerializer(ModelSerializer):
+    name = LabelField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_NAME_LENGTH,
+        help_text=f"A name for people, taken as sent: {LABEL_RULE}.",
+    )
     model = ModelLabelField(
         required=False,
         allow_null=True,
@@ -489,7 +504,7 @@ class HookSerializer(ModelSerializer):
         "Concrete fields only: no many-to-many or reverse relation. Empty: every save fires.",
     )
     conditions = ConditionsField(required=False)
-    ordering_key = StringField(
+    ordering_key = LabelField(
         required=False,
         allow_blank=True,
         max_length=MAX_ORDERING_KEY_LENGTH,
@@ -497,7 +512,7 @@ class HookSerializer(ModelSerializer):
         "stored: callbacks of this hook with the same key are delivered one at a time, in "
         "the order they were created (a failing one holds back its key only; "
         "`ORDERED_ON_FAILURE` says what its final error does). Names as in "
-        "`payload_template`. Empty: no order.",
+        f"`payload_template`; {LABEL_RULE}. Empty: no order.",
     )
     secret = SecretField(
         write_only=True,
@@ -863,12 +878,12 @@ class SendEventSerializer(RequestSerializer):
         help_text="Any JSON value: the `data` of the default body, `payload` in templates "
         "and what the hooks' conditions test.",
     )
-    key = StringField(
+    key = LabelField(
         required=False,
         allow_blank=True,
         max_length=MAX_EVENT_KEY_LENGTH,
         help_text="The event's key (e.g. the id of the object it is about): `event.key` in "
-        "templates, the callbacks' `object_id`.",
+        f"templates, the callbacks' `object_id`; {LABEL_RULE}.",
     )
     owner = StringField(
         required=False,
