@@ -3,6 +3,7 @@
 import datetime
 import decimal
 import json
+import math
 import time
 import uuid
 from xml.etree import ElementTree
@@ -16,6 +17,7 @@ from http_hooks.payloads import (
     default_payload,
     parse_template,
     render_template,
+    to_json,
     validate_template,
 )
 from shop.models import Customer, Order, Parcel
@@ -478,6 +480,14 @@ def test_bare_decimals_keep_every_digit_and_non_finite_numbers_are_null():
     )
     assert payload == '{"t": 12345678901234567.89, "nan": null, "inf": null}'
     assert json.loads(payload, parse_float=decimal.Decimal)["t"] == order.total
+
+
+def test_non_finite_floats_are_null_in_lists_and_objects_and_iterators_read_once():
+    """Written refusing them first, then again: a generator must give its items to both."""
+    value = {"s": "NaN -Infinity", "g": (x for x in [1.5, math.nan, decimal.Decimal("2.50")])}
+    assert to_json({**value, "nan": [math.nan, math.inf, -math.inf]}) == (
+        '{"s": "NaN -Infinity", "g": [1.5, null, 2.50], "nan": [null, null, null]}'
+    )
 
 
 def test_nan_in_a_template_is_not_valid_json():

@@ -18,7 +18,6 @@ import functools
 import inspect
 import itertools
 import json
-import math
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -86,6 +85,11 @@ DATA_TYPES = (
 MAX_ITERATED_ITEMS = 100_000
 
 
+# A JSON string (kept whole: a word inside is text), or the word ``json`` writes for
+# a float NaN or infinity.
+_NON_FINITE = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")|-?Infinity|NaN')
+
+
 class PayloadEncoder(JSONEncoder):
     """DRF's encoder, plus model instances (as their pk), files (as their name),
     decimals as exact JSON numbers, and iterables of ``MAX_ITERATED_ITEMS`` items at
@@ -95,19 +99,40 @@ class PayloadEncoder(JSONEncoder):
     0.1 could be written 0.1000000000000000055511151231257827 by another float
     printer. ``json`` cannot write a number it does not know, so a decimal goes in
     as a marker string unique to the call and its digits replace the marker once
-    the text is written. NaN and infinities are null (``json_literal``), or a
-    ``ValueError`` with ``allow_nan=False``, as for a float."""
+    the text is written.
+
+    NaN and infinities, float or decimal, are null, as JavaScript's
+    ``JSON.stringify`` writes them (``json`` would write ``NaN`` and ``Infinity``,
+    which no strict parser takes), or a ``ValueError`` with ``allow_nan=False``.
+    ``json``'s encoder in C has no hook for floats: the text is written refusing
+    them, which costs nothing, and only when that fails written again with
+    ``json``'s words, which are then replaced outside its strings. Iterators are
+    read once, for both (``_read``)."""
 
     def iterencode(self, o: Any, _one_shot: bool = False) -> list[str]:
         # The text whole, as the markers are replaced in it (``dumps`` and ``dump`` alike).
-        self._decimals: list[str] = []
         self._marker = ""
+        self._read: dict[int, tuple[Any, list]] = {}
+        if not self.allow_nan:
+            return [self._text(o, _one_shot)]
+        self.allow_nan = False
+        try:
+            return [self._text(o, _one_shot)]
+        except ValueError:
+            self.allow_nan = True
+            text = self._text(o, _one_shot)
+            return [_NON_FINITE.sub(lambda match: match[1] or "null", text)]
+        finally:
+            self.allow_nan = True
+
+    def _text(self, o: Any, _one_shot: bool) -> str:
+        self._decimals: list[str] = []
         text = "".join(super().iterencode(o, _one_shot))
         if self._decimals:
             text = re.sub(
                 rf'"{self._marker}(\d+)"', lambda match: self._decimals[int(match[1])], text
             )
-        return [text]
+        return text
 
     def default(self, obj: Any) -> Any:
         if isinstance(obj, decimal.Decimal):
@@ -119,7 +144,9 @@ class PayloadEncoder(JSONEncoder):
         # What DRF's encoder reads whole: iterators (generators) and sets. Not every
         # iterable: a lazy string, a mapping or a NumPy array is DRF's to write.
         if isinstance(obj, Iterator | AbstractSet):
-            items = list(itertools.islice(obj, MAX_ITERATED_ITEMS + 1))
+            if id(obj) not in self._read:
+                self._read[id(obj)] = (obj, list(itertools.islice(obj, MAX_ITERATED_ITEMS + 1)))
+            items = self._read[id(obj)][1]
             if len(items) > MAX_ITERATED_ITEMS:
                 raise ValueError(f"an iterable of more than {MAX_ITERATED_ITEMS:,} items")
             return items
@@ -368,11 +395,10 @@ def _format(value: Any, content_type: str, in_json_string: bool) -> str:
 
 def json_literal(value: Any) -> str:
     """A bare JSON value. Decimals keep every digit (a float would round
-    12345678901234567.89); NaN and infinities, which JSON has no words for, are null."""
-    if isinstance(value, decimal.Decimal | float) and not math.isfinite(value):
-        return "null"
+    12345678901234567.89); NaN and infinities, which JSON has no words for, are null,
+    here and in lists and objects (``PayloadEncoder``)."""
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return str(value) if value.is_finite() else "null"
     return to_json(value)
 
 

@@ -63,6 +63,8 @@ class Parcel(models.Model):
     nested_attribute = models.ForeignKey(
         Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="parcels"
     )
+    # A float, as a scale reports it: NaN or an infinity when it could not weigh.
+    weight = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name

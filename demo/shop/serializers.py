@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import Order
+from .models import Order, Parcel
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -9,3 +9,9 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["id", "name", "total", "reference", "customer_name", "paid"]
+
+
+class ParcelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Parcel
+        fields = ["id", "name", "weight"]
