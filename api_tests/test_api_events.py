@@ -126,10 +126,26 @@ def test_a_body_that_is_not_json_is_a_400_or_415(staff_client):
     error(response, 415)
 
 
-@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
-def test_a_body_over_the_upload_limit_is_a_413(staff_client, event_hook):
+@pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("shape", ['{{"x": {}}}', "[1, {}]", "{}"], ids=["object", "list", "bare"])
+def test_a_non_finite_number_in_a_payload_is_a_400(staff_client, event_hook, word, shape):
+    """JSON has no such words: no strict receiver could parse the body they would make."""
     event_hook("*")
-    body = json.dumps({"event_type": "order.paid", "payload": {"x": "y" * 1000}})
+    body = '{"event_type": "order.paid", "payload": ' + shape.format(word) + "}"
+    response = staff_client.post("/api/events/", body, content_type="application/json")
+    assert error(response, 400)["code"] == "parse_error"
+    assert not Callback.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+@pytest.mark.parametrize(
+    "payload", [{"x": "y" * 1000}, ["y" * 1000], "y" * 1000], ids=["object", "list", "text"]
+)
+def test_a_body_over_the_upload_limit_is_a_413_whatever_the_payloads_shape(
+    staff_client, event_hook, payload
+):
+    event_hook("*")
+    body = json.dumps({"event_type": "order.paid", "payload": payload})
     response = staff_client.post("/api/events/", body, content_type="application/json")
     assert error(response, 413)["code"] == "request_too_large"
     assert not Callback.objects.exists()

@@ -500,13 +500,26 @@ def nested(depth):
         Opaque(),
         {"x": math.nan},
         {"x": math.inf},
+        [1, -math.inf],
+        math.nan,
         {"x": "\ud800"},
         {"x": "a\x00b"},
         {"a\x00": 1},
         nested(100_000),
         {1j: 2},
     ],
-    ids=["object", "nan", "infinity", "lone-surrogate", "nul", "nul-key", "deep", "complex-key"],
+    ids=[
+        "object",
+        "nan",
+        "infinity",
+        "-infinity-in-a-list",
+        "bare-nan",
+        "lone-surrogate",
+        "nul",
+        "nul-key",
+        "deep",
+        "complex-key",
+    ],
 )
 def test_payloads_json_cannot_carry_are_refused(event_hook, payload):
     event_hook("*")
