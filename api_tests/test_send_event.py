@@ -17,7 +17,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from http_hooks import disable_hooks
-from http_hooks.api import create_hook, send_event, update_hook
+from http_hooks.api import create_hook, send_callbacks, send_event, update_hook
 from http_hooks.events import EventIndex, covering
 from http_hooks.exceptions import InvalidEventError, InvalidHookError, InvalidModelError
 from http_hooks.models import Callback, Hook
@@ -254,6 +254,19 @@ def test_a_decimal_keeps_every_digit_in_the_body_templates_and_conditions(event_
     )
     assert text.payload == "9.90 12345678901234567.89"
     assert len(send_event("order.paid", {"total": decimal.Decimal("9.91")})) == 1
+
+
+def test_a_float_arrives_spelled_as_json_writes_it(event_hook, receiver):
+    """Read back as a decimal (for conditions and templates), 1e+20 was written 1E+20 and
+    1e-05 0.00001: the same numbers, not the same text."""
+    event_hook("order.paid")
+    event_hook("order.paid")
+    send_event("order.paid", {"big": 1e20, "small": 1.5e-07, "tiny": 1e-05, "d": 0.1})
+    send_callbacks()
+
+    bodies = [request.text for request in receiver.wait_for(2)]
+    data = '"data": {"big": 1e+20, "small": 1.5e-07, "tiny": 1e-05, "d": 0.1}}'
+    assert [body[body.index('"data"') :] for body in bodies] == [data, data]
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
@@ -507,6 +520,8 @@ def nested(depth):
         {"a\x00": 1},
         nested(100_000),
         {1j: 2},
+        {"a": [{1: "one", "1": "un"}]},
+        {None: 1, "null": 2},
     ],
     ids=[
         "object",
@@ -519,6 +534,8 @@ def nested(depth):
         "nul-key",
         "deep",
         "complex-key",
+        "1-and-text-1",
+        "none-and-text-null",
     ],
 )
 def test_payloads_json_cannot_carry_are_refused(event_hook, payload):

@@ -69,11 +69,17 @@ def record_event(hooks: Iterable[Hook], signal_path: str, kwargs: dict[str, Any]
 
 
 def record_explicit_event(
-    hooks: Iterable[Hook], event_type: str, payload: Any, key: str, *, using: str
+    hooks: Iterable[Hook],
+    event_type: str,
+    payload: Any,
+    key: str,
+    *,
+    payload_json: str,
+    using: str,
 ) -> list[Callback]:
     """Insert one Callback per hook for an explicit event (``services.send_event``):
-    ``event_type`` its type, ``payload`` plain JSON data, ``key`` stored as the
-    callback's ``object_id``."""
+    ``event_type`` its type, ``payload`` plain JSON data (``payload_json`` as text),
+    ``key`` stored as the callback's ``object_id``."""
     now = timezone.now()
     context = {
         "event": {"type": event_type, "key": key},
@@ -92,6 +98,7 @@ def record_explicit_event(
                 content_type=hook.content_type,
                 context=context,
                 timestamp=now,
+                data_json=payload_json,
             ),
         )
         callbacks.append(callback)

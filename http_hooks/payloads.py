@@ -759,16 +759,22 @@ def rendered_template(
 
 
 def build_event_payload(
-    *, template: str, content_type: str, context: Mapping[str, Any], timestamp: datetime.datetime
+    *,
+    template: str,
+    content_type: str,
+    context: Mapping[str, Any],
+    timestamp: datetime.datetime,
+    data_json: str,
 ) -> tuple[str, str]:
     """``(payload, content_type)`` of an explicit event: the hook's template, or the
-    Standard Webhooks body ``{"type", "timestamp", "data"}`` (the event's payload
-    as ``data``, ``timestamp`` when it was sent)."""
+    Standard Webhooks body ``{"type", "timestamp", "data"}`` (``data_json``, the
+    event's payload as JSON, as ``data``; ``timestamp`` when it was sent). The text
+    as written, not the payload's data written again: a fraction there is a decimal,
+    which would spell 1e+20 1E+20 and 1e-05 0.00001."""
     if template:
         return rendered_template(template, content_type, context)
-    body = to_json(
-        {"type": context["event"]["type"], "timestamp": timestamp, "data": context["payload"]}
-    )
+    event_type, sent_at = to_json(context["event"]["type"]), to_json(timestamp)
+    body = f'{{"type": {event_type}, "timestamp": {sent_at}, "data": {data_json}}}'
     if content_type and content_type not in JSON_TYPES:
         validate_payload(body, content_type)
     return body, content_type or "application/json"

@@ -775,7 +775,7 @@ def send_event(
     """
     event_type = validate_event_type(event_type)
     check_flag(shared, "shared", InvalidEventError)
-    data = plain_json(payload)
+    data, text = plain_json(payload)
     key = _event_key(key)
     try:
         owner = owner_key(owner, must_exist=False)
@@ -788,7 +788,9 @@ def send_event(
         for hook in registry.event_hooks(event_type, owner)
         if (shared or hook.owner) and accepts(hook, data)
     ]
-    return record_explicit_event(hooks, event_type, data, key, using=router.db_for_write(Callback))
+    return record_explicit_event(
+        hooks, event_type, data, key, payload_json=text, using=router.db_for_write(Callback)
+    )
 
 
 def send_event_for(
@@ -830,16 +832,16 @@ def _event_key(key: Any) -> str:
     return key
 
 
-def plain_json(payload: Any) -> Any:
-    """``payload`` as the JSON a receiver gets back would parse: dicts, lists, text,
-    numbers (a fraction as a ``Decimal``, to be written with the digits it was given),
+def plain_json(payload: Any) -> tuple[Any, str]:
+    """``payload`` as JSON text, and as the data a receiver parses from it: dicts,
+    lists, text, numbers (a fraction as a ``Decimal``, with the digits it was given),
     booleans and nulls. ``InvalidEventError`` (field ``payload``) for a value that JSON
     cannot carry (an object, NaN, a NUL or a lone surrogate in a string, an iterable
-    of more than ``MAX_ITERATED_ITEMS`` items)."""
+    of more than ``MAX_ITERATED_ITEMS`` items, two keys one text in JSON)."""
     try:
         text = json.dumps(payload, cls=PayloadEncoder, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
-        data = json.loads(text, parse_float=decimal.Decimal)
+        data = json.loads(text, parse_float=decimal.Decimal, object_pairs_hook=_unique_keys)
     except (TypeError, ValueError, RecursionError) as exc:
         reason = "a lone surrogate" if isinstance(exc, UnicodeEncodeError) else exc
         raise InvalidEventError(
@@ -847,6 +849,19 @@ def plain_json(payload: Any) -> Any:
         ) from None
     if "\\u0000" in text and _has_nul(data):
         raise InvalidEventError("the payload holds a NUL character", field="payload")
+    return data, text
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object of the payload, whose keys ``json`` wrote as text: 1 and "1" (or None
+    and "null") would be one name twice in the body, and one value lost where it is read."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"two of its keys are {shown(name)} as JSON text")
+            seen.add(name)
     return data
 
 
