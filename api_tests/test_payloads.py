@@ -490,6 +490,12 @@ def test_non_finite_floats_are_null_in_lists_and_objects_and_iterators_read_once
     )
 
 
+def test_text_shaped_like_a_decimals_marker_stays_text():
+    """A decimal goes through ``json`` as a marker: only this call's markers are numbers."""
+    text = "decimal-" + "0" * 32 + "-0"
+    assert to_json([decimal.Decimal("1.10"), text]) == f'[1.10, "{text}"]'
+
+
 def test_nan_in_a_template_is_not_valid_json():
     with pytest.raises(InvalidPayloadError, match="NaN is not JSON"):
         validate_template('{"x": NaN}', "application/json", Order)

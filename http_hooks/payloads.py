@@ -90,6 +90,11 @@ MAX_ITERATED_ITEMS = 100_000
 _NON_FINITE = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*")|-?Infinity|NaN')
 
 
+# A decimal's marker, as ``PayloadEncoder`` writes it: one pattern, compiled once (a
+# pattern made of each call's own marker was compiled at each call, a save's main cost).
+_DECIMAL_MARKER = re.compile(r'"decimal-([0-9a-f]{32})-(\d+)"')
+
+
 class PayloadEncoder(JSONEncoder):
     """DRF's encoder, plus model instances (as their pk), files (as their name),
     decimals as exact JSON numbers, and iterables of ``MAX_ITERATED_ITEMS`` items at
@@ -129,10 +134,12 @@ class PayloadEncoder(JSONEncoder):
         self._decimals: list[str] = []
         text = "".join(super().iterencode(o, _one_shot))
         if self._decimals:
-            text = re.sub(
-                rf'"{self._marker}(\d+)"', lambda match: self._decimals[int(match[1])], text
-            )
+            text = _DECIMAL_MARKER.sub(self._digits, text)
         return text
+
+    def _digits(self, match: re.Match) -> str:
+        """A marker's decimal; text that only looks like one (another call's) stays."""
+        return self._decimals[int(match[2])] if match[1] == self._marker else match[0]
 
     def default(self, obj: Any) -> Any:
         if isinstance(obj, decimal.Decimal):
@@ -158,9 +165,9 @@ class PayloadEncoder(JSONEncoder):
                 return None
             raise ValueError(f"{number} is no JSON number")
         if not self._marker:
-            self._marker = f"decimal-{uuid.uuid4().hex}-"
+            self._marker = uuid.uuid4().hex
         self._decimals.append(decimal.Decimal.__str__(number))
-        return f"{self._marker}{len(self._decimals) - 1}"
+        return f"decimal-{self._marker}-{len(self._decimals) - 1}"
 
 
 def to_json(value: Any) -> str:
