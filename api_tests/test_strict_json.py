@@ -7,9 +7,11 @@ import json
 import math
 
 import pytest
+from django.urls import reverse
 
 from http_hooks.api import send_callbacks, send_event
 from http_hooks.delivery import send_test_event
+from http_hooks.models import Callback
 from shop.models import Order, Parcel
 from shop.signals import order_shipped
 
@@ -112,3 +114,20 @@ def test_an_explicit_event_and_the_test_event_are_strict_json(make_hook, receive
     receiver.requests.clear()
     assert send_test_event(hook).response_status == 200
     assert strict(receiver.requests[0].body)["hook_id"] == hook.pk
+
+
+def test_a_stored_payload_holding_nan_is_shown_as_text_never_a_500(
+    make_hook, staff_client, admin_client
+):
+    """A payload is stored as text (one copied from the old package may hold NaN): the
+    API and the admin show it as it is and parse it nowhere; the JSON fields of hooks
+    and attempts cannot hold NaN (SQLite's JSON_VALID constraint, PostgreSQL's jsonb)."""
+    make_hook()
+    Order.objects.create(name="Tea")
+    callback = Callback.objects.get()
+    Callback.objects.filter(pk=callback.pk).update(payload='{"x": NaN}')
+
+    response = staff_client.get(f"/api/callbacks/{callback.pk}/")
+    assert strict(response.content)["payload"] == '{"x": NaN}'
+    change = reverse("admin:http_hooks_callback_change", args=[callback.pk])
+    assert admin_client.get(change).status_code == 200
