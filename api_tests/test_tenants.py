@@ -22,7 +22,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from http_hooks import checks
-from http_hooks.api import create_hook, delete_owner_data, send_callbacks, update_hook
+from http_hooks.api import (
+    create_hook,
+    delete_owner_data,
+    send_callbacks,
+    send_test_event,
+    update_hook,
+)
 from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
 from http_hooks.owners import watch_owner_deletions
@@ -324,9 +330,129 @@ def test_the_former_owners_try_in_flight_leaves_the_new_owners_health_alone(
     the count of Bob's failed tries."""
     settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BREAKER_FAILURES": 2}
     hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
-    Hook.objects.filter(pk=hook.pk).update(consecutive_failures=1)  # one more trips it
     hold = threading.Event()
     receiver.respond("/alice", status=status, hold=hold)
+    Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
+
+    def sender() -> None:
+        try:
+            send_callbacks()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        receiver.wait_for(1)
+        update_hook(hook, owner=bob, target_url=receiver.url("/bob"))
+        # Bob's own failed try: one more trips the breaker.
+        Hook.objects.filter(pk=hook.pk).update(consecutive_failures=1)
+    finally:
+        hold.set()
+        thread.join(timeout=30)
+    assert Callback.objects.get().last_response_status == status  # written, as Alice's
+    hook.refresh_from_db()
+    assert (hook.enabled, hook.disabled_reason, hook.paused_until) == (True, "", None)
+    assert (hook.consecutive_failures, hook.breaker_trips, hook.last_failure_at) == (1, 0, None)
+    assert hook.last_success_at is None
+
+
+# What the health endpoint shows of a hook's tries and of the state they left on its row.
+PREVIOUS_TRIES = [
+    "sent",
+    "failed",
+    "success_rate",
+    "hourly",
+    "duration_p50_ms",
+    "last_success_at",
+    "last_failure_at",
+    "last_failure_reason",
+    "breaker",
+    "consecutive_failures",
+    "paused_until",
+    "paused_reason",
+    "disabled_reason",
+    "disabled_at",
+    "slow_since",
+]
+NO_TRIES = {
+    **dict.fromkeys(PREVIOUS_TRIES),
+    "sent": 0,
+    "failed": 0,
+    "hourly": [],
+    "last_failure_reason": "",
+    "breaker": "closed",
+    "consecutive_failures": 0,
+    "paused_reason": "",
+    "disabled_reason": "",
+}
+
+
+def seen_by(user: User, hook: Hook) -> dict:
+    response = client_of(user).get(f"/api/hooks/{hook.pk}/health/", {"window": "30d"})
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def give_in_the_admin(hook: Hook, owner: User, client) -> None:
+    client.force_login(User.objects.create_superuser("root"))
+    page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
+    form = page.context["adminform"].form
+    data = {
+        **{k: v for k, v in form.initial.items() if v is not None},
+        "model": hook.model_id,
+        "signals": [s.pk for s in hook.signals.all()],
+        "conditions": "{}",
+        "owner": owner.pk,
+    }
+    moved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
+    assert moved.status_code == 302, moved.context["adminform"].form.errors
+
+
+@pytest.mark.parametrize("answer", [500, 410], ids=["failing", "disabled-gone"])
+@pytest.mark.parametrize("how", ["api", "python", "admin"])
+def test_a_hook_that_changes_hands_shows_nothing_of_the_previous_owners_tries(
+    make_hook, alice, bob, receiver, staff_client, client, settings, answer, how
+):
+    """Alice's tries (a success, then failures: a breaker open, or a 410 that disabled
+    the hook; a slow receiver) are hers: Bob, given the hook, sees no count, time, error
+    or state of them; a hook http_hooks disabled stays disabled until he enables it."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "BREAKER_FAILURES": 2}
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
+    send_test_event(hook)
+    receiver.respond("/alice", status=answer, body=b"alice's receiver says no")
+    send_test_event(hook)
+    send_test_event(hook)
+    Hook.objects.filter(pk=hook.pk).update(slow_since=timezone.now())
+    before = seen_by(alice, hook)
+    assert (before["sent"], before["failed"], before["slow_since"] is not None) == (1, 2, True)
+    assert before["breaker"] == "open" if answer == 500 else before["disabled_reason"] == "gone"
+    if how == "api":
+        moved = staff_client.patch(f"/api/hooks/{hook.pk}/", {"owner": str(bob.pk)}, format="json")
+        assert moved.status_code == 200, moved.json()
+    elif how == "python":
+        update_hook(hook, owner=bob)
+    else:
+        give_in_the_admin(hook, bob, client)
+    after = seen_by(bob, hook)
+    assert {name: after[name] for name in PREVIOUS_TRIES} == NO_TRIES
+    assert after["enabled"] is (answer != 410)
+    row = Hook.objects.get(pk=hook.pk)
+    assert (row.breaker_trips, row.failing_since) == (0, None)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("status", [200, 500], ids=["success", "failure"])
+def test_the_former_owners_slow_try_in_flight_is_in_none_of_the_new_owners_counts(
+    make_hook, alice, bob, receiver, settings, status
+):
+    """Alice's try, slow (0.3 s past its hold, the slow mark 0.2 s), is in flight when
+    her hook moves to Bob: it neither counts in the hook's tries Bob is shown nor marks
+    the hook slow."""
+    settings.HTTP_HOOKS = {**settings.HTTP_HOOKS, "TIMEOUT": (0.2, 10)}
+    hook = make_hook(owner=alice, target_url=receiver.url("/alice"))
+    hold = threading.Event()
+    receiver.respond("/alice", status=status, hold=hold, delay=0.3)
     Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
 
     def sender() -> None:
@@ -343,11 +469,10 @@ def test_the_former_owners_try_in_flight_leaves_the_new_owners_health_alone(
     finally:
         hold.set()
         thread.join(timeout=30)
-    assert Callback.objects.get().last_response_status == status  # written, as Alice's
-    hook.refresh_from_db()
-    assert (hook.enabled, hook.disabled_reason, hook.paused_until) == (True, "", None)
-    assert (hook.consecutive_failures, hook.breaker_trips, hook.last_failure_at) == (1, 0, None)
-    assert hook.last_success_at is None
+    callback = Callback.objects.get()
+    assert callback.last_response_status == status  # written, as Alice's
+    assert callback.attempt_log.get().duration_ms >= 200
+    assert {name: seen_by(bob, hook)[name] for name in PREVIOUS_TRIES} == NO_TRIES
 
 
 def test_a_paused_hooks_probe_stops_a_callback_of_its_former_owner_for_good(

@@ -317,9 +317,15 @@ class HookAdmin(ModelAdmin):
             changed = [name for name in form.changed_data if name in columns]
             if "owner" in changed:
                 # Handed over: none of the previous owner's credentials (the form's
-                # clean dropped the secret header values not given anew).
+                # clean dropped the secret header values not given anew), nor what their
+                # tries left.
                 services.hand_over_secret(obj)
-                changed += ["headers", *services.HANDED_OVER_FIELDS]
+                services.forget_previous_owners_tries(obj)
+                changed += [
+                    "headers",
+                    *services.HANDED_OVER_FIELDS,
+                    *services.PREVIOUS_TRIES_FIELDS,
+                ]
             obj.save(update_fields=[*dict.fromkeys(changed), "update_datetime"])
             if "owner" in changed:
                 services.part_with_previous_owners(obj)

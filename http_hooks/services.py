@@ -60,6 +60,7 @@ from .models import (
     Attempt,
     Callback,
     CallbackStatus,
+    DeliveryStats,
     Hook,
     Signal,
 )
@@ -288,6 +289,8 @@ def update_hook(hook: Hook, **changes: Any) -> Hook:
             else:  # given with the change: it signs alone, with no grace for the old one
                 hook.previous_secret, hook.previous_secret_expires_at = "", None
             part_with_previous_owners(hook)
+            forget_previous_owners_tries(hook)
+            kept -= set(PREVIOUS_TRIES_FIELDS)
         hook.save(
             update_fields=[
                 field.name
@@ -325,6 +328,24 @@ def hand_over_secret(hook: Hook) -> None:
     owner's receiver as genuine. The new owner learns the new one by rotating it."""
     hook.secret = generate_secret() if hook.secret else ""
     hook.previous_secret, hook.previous_secret_expires_at = "", None
+
+
+# What ``forget_previous_owners_tries`` clears: the health the sender writes, but
+# ``enabled``.
+PREVIOUS_TRIES_FIELDS = tuple(field for field in HEALTH_FIELDS if field != "enabled")
+
+
+def forget_previous_owners_tries(hook: Hook) -> None:
+    """After ``hook`` changed hands: what the previous owner's tries left is theirs, as
+    the answers to their tries in flight at the change count toward no health of the
+    hook (``health.record_health``). The hook's counts per hour (``DeliveryStats``) are
+    deleted, and its health state (``PREVIOUS_TRIES_FIELDS``: failures in a row, the
+    breaker, a pause, the last success and failure with its error, ``slow_since``, why
+    and when http_hooks disabled it) set as a new hook's, for the caller to save. A
+    hook http_hooks disabled stays disabled: the new owner enables it when they choose."""
+    for field in PREVIOUS_TRIES_FIELDS:
+        setattr(hook, field, Hook._meta.get_field(field).get_default())
+    DeliveryStats.objects.filter(hook=hook).delete()
 
 
 def part_with_previous_owners(hook: Hook) -> int:

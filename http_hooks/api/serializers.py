@@ -544,7 +544,9 @@ class HookSerializer(ModelSerializer):
         "names one of them, and may move a hook only between their own. Staff and users with "
         "`http_hooks.view_all_hooks` may give any existing owner. A hook that changes hands "
         "gets a new signing secret (unless `secret` is given with the change; the old one "
-        "stops signing at once) and keeps no credential header value not given anew.",
+        "stops signing at once), keeps no credential header value not given anew, and starts "
+        "with the health and hourly counts of a new hook: nothing of the previous owner's "
+        "tries (a hook http_hooks disabled stays disabled until enabled).",
     )
 
     class Meta:

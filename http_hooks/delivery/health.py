@@ -287,9 +287,11 @@ def _record_speed(
     met it, not found out by a timeout in each. A hook that stays quick (or slow)
     costs no write; the claimed copies learn the value once it is committed."""
     turned: dict[bool, list[int]] = {True: [], False: []}
-    for pk, (_, slow) in changes.items():
+    for pk, (copy, slow) in changes.items():
         row = locked.get(pk)
-        if row is not None and slow == (row.slow_since is None):
+        # A copy of another owner's: claimed before the hook changed hands, its tries
+        # say nothing of the new owner's receiver (``record_health``).
+        if row is not None and row.owner == copy.owner and slow == (row.slow_since is None):
             turned[slow].append(pk)
             row.slow_since = now if slow else None
     for slow, pks in turned.items():

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from django.db import connections, router
 
-from ..models import DURATION_BOUNDS_MS, DURATION_FIELDS, Callback, DeliveryStats
+from ..models import DURATION_BOUNDS_MS, DURATION_FIELDS, Callback, DeliveryStats, Hook
 from ..transport import Outcome
 
 # The longest window the health endpoint and the overview show; older rows are deleted
@@ -48,31 +48,52 @@ def record_stats(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: da
     replace the counts, not add to them. Runs in the caller's transaction. The rows
     go in hook id order, as every sender writes them: two windows of the same hooks
     never wait for each other's rows in a circle (a deadlock PostgreSQL would break).
+
+    A try counts only while its callback's owner is its hook's (the statement's
+    condition, no read more): one in flight when the hook changed hands was the
+    previous owner's (``services.forget_previous_owners_tries``), as for its health
+    (``health.record_health``).
     """
-    counts: dict[int, list[int]] = {}
+    counts: dict[tuple[int, str], list[int]] = {}
     for callback, outcome in zip(batch, outcomes, strict=True):
-        row = counts.setdefault(callback.hook_id, [0] * len(COUNT_FIELDS))
+        row = counts.setdefault((callback.hook_id, callback.owner), [0] * len(COUNT_FIELDS))
         row[0 if outcome.ok else 1] += 1
         row[2 + duration_bucket(outcome.duration_ms)] += 1
     if not counts:
         return
     db = connections[router.db_for_write(DeliveryStats)]
-    meta = DeliveryStats._meta
+    meta, hook_meta = DeliveryStats._meta, Hook._meta
     quote = db.ops.quote_name
     table = quote(meta.db_table)
     keys = [quote(meta.get_field(name).column) for name in ("hook", "hour")]
     added = [quote(meta.get_field(name).column) for name in COUNT_FIELDS]
+    columns = [*keys, *added]
     hour = hour_of(now)
-    row_sql = "({})".format(", ".join(["%s"] * (len(keys) + len(added))))
-    sql = "INSERT INTO {table} ({columns}) VALUES {rows} ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-    sql = sql.format(
+    # The VALUES' columns are named column1, column2, ... on PostgreSQL and SQLite alike;
+    # the last one is the owner.
+    row_sql = "({})".format(", ".join(["%s"] * (len(columns) + 1)))
+    sql = (
+        "INSERT INTO {table} ({columns}) SELECT {picked} FROM (VALUES {rows}) AS counted "
+        "WHERE EXISTS (SELECT 1 FROM {hooks} WHERE {hooks}.{pk} = counted.column1 "
+        "AND {hooks}.{owner} = counted.column{owner_at}) ORDER BY counted.column1 "
+        "ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    ).format(
         table=table,
-        columns=", ".join([*keys, *added]),
+        columns=", ".join(columns),
+        picked=", ".join(f"counted.column{i}" for i in range(1, len(columns) + 1)),
         rows=", ".join([row_sql] * len(counts)),
+        hooks=quote(hook_meta.db_table),
+        pk=quote(hook_meta.pk.column),
+        owner=quote(hook_meta.get_field("owner").column),
+        owner_at=len(columns) + 1,
         keys=", ".join(keys),
         sets=", ".join(f"{column} = {table}.{column} + EXCLUDED.{column}" for column in added),
     )
-    params = [value for hook_id, row in sorted(counts.items()) for value in (hook_id, hour, *row)]
+    params = [
+        value
+        for (hook_id, owner), row in sorted(counts.items())
+        for value in (hook_id, hour, *row, owner)
+    ]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
 
