@@ -8,15 +8,24 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from http_hooks.delivery import processes
-from http_hooks.delivery.processes import new_claim_token, read_token, write_tokens_to
-from http_hooks.models import Callback
+from http_hooks.delivery.processes import (
+    new_claim_token,
+    read_tokens,
+    run_failed,
+    write_tokens_to,
+)
+from http_hooks.models import Attempt, Callback
 
 from .test_claims import assert_each_delivered_once, save_orders
 from .waiting import wait_until
@@ -251,6 +260,77 @@ def test_a_bad_number_of_processes_exits_2_with_one_line(same_db_env, loop):
     assert result.stdout == ""  # no banner of workers that never start
 
 
+@contextmanager
+def attempts_refused(status: int) -> Iterator[None]:
+    """The database refuses to log an attempt answered ``status`` (a trigger: as a full
+    disk or a constraint would), so that a sender's run fails writing its outcomes."""
+    table = connection.ops.quote_name(Attempt._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'attempt refused'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_attempt BEFORE INSERT ON {table} FOR EACH ROW "
+                f"WHEN (NEW.response_status = {status}) EXECUTE FUNCTION refuse_attempt()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER refuse_attempt BEFORE INSERT ON {table} "
+                f"WHEN NEW.response_status = {status} "
+                "BEGIN SELECT RAISE(ABORT, 'attempt refused'); END"
+            )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER refuse_attempt ON {table}")
+                cursor.execute("DROP FUNCTION refuse_attempt()")
+            else:
+                cursor.execute("DROP TRIGGER refuse_attempt")
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_loop_process_that_stops_after_a_failed_run_gives_back_what_that_run_held(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    """A worker's run fails: the database refuses to log its 3 outcomes. The worker goes
+    on, and a later run (with a claim token of its own) sends a new callback; then
+    SIGTERM, and the worker exits normally. The 3 that the failed run held go back to
+    waiting at once, not after their lease (LEASE_SECONDS, 300 s here)."""
+    receiver.respond(status=418)
+    make_hook()
+    with attempts_refused(418):
+        save_orders(3)
+        supervisor = start(same_db_env, tmp_path, "--processes", "1", "--loop")
+        try:
+            wait_until(
+                lambda: "loop: the database failed" in stderr_of(tmp_path),
+                timeout=60,
+                message="the run did not fail",
+            )
+            receiver.respond(status=200)
+            save_orders(1)
+            wait_until(
+                lambda: Callback.objects.filter(status="sent").exists(),
+                timeout=60,
+                message="the later run did not send",
+            )
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            stdout, _ = supervisor.communicate(timeout=120)
+    assert supervisor.returncode == 0, stderr_of(tmp_path)
+    assert stdout.splitlines()[-1].startswith("sent 1, retried 0, failed 0 in "), stdout
+    assert "held 3 callback(s): due again" in stderr_of(tmp_path)
+    assert sorted(Callback.objects.values_list("status", "claimed_until", "attempts")) == [
+        ("sent", None, 1),
+        *[("waiting", None, 0)] * 3,
+    ]
+
+
 def gone(pid: int) -> bool:
     """Whether the process ``pid`` has exited (a zombie not yet reaped counts)."""
     try:
@@ -288,12 +368,22 @@ def test_children_stop_when_their_supervisor_is_killed_with_sigkill(
 
 
 def test_each_run_of_a_child_writes_its_claim_token_for_the_supervisor(tmp_path, monkeypatch):
+    """After the tokens of the runs that failed less than LEASE_SECONDS ago: what they
+    held waits for its lease, and the supervisor gives it back once the child ends."""
     token_file = tmp_path / "1-1.token"
-    assert read_token(token_file) is None
+    assert read_tokens(token_file) == []
     monkeypatch.setattr(processes, "_token_file", None)
     write_tokens_to(token_file)
     first = new_claim_token()
-    assert read_token(token_file) == first
+    assert read_tokens(token_file) == [first]
     second = new_claim_token()
-    assert second != first and read_token(token_file) == second
+    assert second != first and read_tokens(token_file) == [second]
+    run_failed(second)
+    assert read_tokens(token_file) == [second]
+    third = new_claim_token()
+    assert read_tokens(token_file) == [second, third]
+    later = time.monotonic() + 301  # the lease of the failed run has run out
+    monkeypatch.setattr(processes.time, "monotonic", lambda: later)
+    fourth = new_claim_token()
+    assert read_tokens(token_file) == [fourth]
     assert [p.name for p in tmp_path.iterdir()] == ["1-1.token"]

@@ -462,14 +462,14 @@ def lost_claims(token: uuid.UUID) -> Callable[[], int]:
     ).update(status=CallbackStatus.WAITING, claimed_until=None)
 
 
-def release_dead_claims(token: uuid.UUID) -> int:
-    """Give back, due as they were, the callbacks still ``sending`` under ``token``, the
-    claim token of a sender that is known to be dead (``processes``: its supervisor
+def release_dead_claims(tokens: Collection[uuid.UUID]) -> int:
+    """Give back, due as they were, the callbacks still ``sending`` under ``tokens``, the
+    claim tokens of a sender that is known to have ended (``processes``: its supervisor
     waited for it), whose lease would otherwise hold them. Its probe's hold on a
     paused hook ends with its lease, as it would have. Returns how many."""
-    return Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING).update(
-        status=CallbackStatus.WAITING, claimed_until=None
-    )
+    return Callback.objects.filter(
+        claim_token__in=list(tokens), status=CallbackStatus.SENDING
+    ).update(status=CallbackStatus.WAITING, claimed_until=None)
 
 
 # Seconds before a failed lease renewal is tried again.

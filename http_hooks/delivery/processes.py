@@ -23,13 +23,16 @@ The supervisor:
 - on ``stop`` sends SIGTERM to every child (each finishes its requests in
   flight and gives back what it claimed and did not start), waits
   ``stop_grace()`` seconds, then sends SIGKILL to what is left;
-- gives back at once what a child that died held: each run of a child writes
-  its claim token to a file of the supervisor's (``--token-file``) before it
-  claims, and once the child is known dead (it has been waited for, so it
-  holds nothing any more) its callbacks still ``sending`` under that token go
-  back to waiting, instead of waiting out their lease (``LEASE_SECONDS``, 5
-  minutes by default) after an OOM kill or a crash. Its requests in flight are
-  sent again, as after a lease: delivery is at-least-once;
+- gives back at once what a child held when it ended, however it ended: each run
+  of a child writes its claim token to a file of the supervisor's
+  (``--token-file``) before it claims, after the tokens of its runs that failed
+  (``run_failed``: what such a run held, its requests in flight and its outcomes
+  unwritten, waits for its lease), and once the child is known to have ended (it
+  has been waited for, so it holds nothing any more) its callbacks still
+  ``sending`` under those tokens go back to waiting, instead of waiting out their
+  lease (``LEASE_SECONDS``, 5 minutes by default) after an OOM kill, a crash, or
+  a run that failed before a normal exit. Its requests in flight are sent again,
+  as after a lease: delivery is at-least-once;
 - sums the children's reports: each writes its own as JSON to a file of the
   supervisor's (``--report-file``) as it exits. A child that dies without
   writing one is a failure, and what it sent is missing from the sum.
@@ -122,8 +125,10 @@ def stop_when_orphaned(supervisor: int, stop: threading.Event) -> None:
     threading.Thread(target=watch, name="http_hooks supervisor watch", daemon=True).start()
 
 
-# In a child: where each run writes its claim token for the supervisor (``--token-file``).
+# In a child: where each run writes its claim token for the supervisor (``--token-file``),
+# and the tokens of its runs that failed, with when (``time.monotonic()``).
 _token_file: Path | None = None
+_failed_runs: dict[uuid.UUID, float] = {}
 
 
 def write_tokens_to(path: Path | None) -> None:
@@ -131,38 +136,67 @@ def write_tokens_to(path: Path | None) -> None:
     (None: to no file again)."""
     global _token_file
     _token_file = path
+    _failed_runs.clear()
 
 
 def partial_token_file(path: Path) -> Path:
-    """Where a claim token is written before it replaces ``path``."""
+    """Where the claim tokens are written before they replace ``path``."""
     return path.with_name(path.name + ".new")
 
 
+def write_tokens(current: uuid.UUID) -> None:
+    """In a child: write, one a line, the tokens of its runs that failed less than
+    ``LEASE_SECONDS`` ago (what they held may still be ``sending``; later, any sender's
+    claim takes it) and ``current``, the token of the run going on. Replaced whole
+    (``os.replace``), so that a child killed while writing leaves the last tokens,
+    never half of them. Raises ``OSError``."""
+    if _token_file is None:
+        return
+    oldest = time.monotonic() - int(hooks_settings.LEASE_SECONDS)
+    for token, failed in list(_failed_runs.items()):
+        if failed < oldest:
+            del _failed_runs[token]
+    tokens = [*(token for token in _failed_runs if token != current), current]
+    partial = partial_token_file(_token_file)
+    partial.write_text("".join(f"{token}\n" for token in tokens))
+    os.replace(partial, _token_file)
+
+
 def new_claim_token() -> uuid.UUID:
-    """A run's claim token, written first where the supervisor reads it (in a child):
-    replaced whole (``os.replace``), so that a child killed while writing leaves the
-    last token, never half of one. ``InvalidFilterError`` (field ``token_file``), before
-    anything is claimed, when it cannot be written."""
+    """A run's claim token, written first where the supervisor reads it (in a child:
+    ``write_tokens``). ``InvalidFilterError`` (field ``token_file``), before anything
+    is claimed, when it cannot be written."""
     token = uuid.uuid4()
-    if _token_file is not None:
-        partial = partial_token_file(_token_file)
-        try:
-            partial.write_text(str(token))
-            os.replace(partial, _token_file)
-        except OSError as exc:
-            raise InvalidFilterError(
-                f"cannot write the claim token to {str(exc.filename)[:200]!r}: {exc.strerror}",
-                field="token_file",
-            ) from exc
+    try:
+        write_tokens(token)
+    except OSError as exc:
+        raise InvalidFilterError(
+            f"cannot write the claim token to {str(exc.filename)[:200]!r}: {exc.strerror}",
+            field="token_file",
+        ) from exc
     return token
 
 
-def read_token(path: Path) -> uuid.UUID | None:
-    """The claim token of a child's last run, or None if it wrote none."""
+def run_failed(token: uuid.UUID) -> None:
+    """In a child: the run of ``token`` failed, and what it could not write or give back
+    waits for its lease. Its token stays in the file (``write_tokens``) through the runs
+    after it, so that the supervisor gives that back once the child has ended, however
+    it ends (a loop worker that goes on and is asked to stop exits normally)."""
+    if _token_file is None:
+        return
+    _failed_runs[token] = time.monotonic()
     try:
-        return uuid.UUID(path.read_text())
+        write_tokens(token)
+    except OSError:
+        logger.warning("could not write the claim token of a failed run", exc_info=True)
+
+
+def read_tokens(path: Path) -> list[uuid.UUID]:
+    """The claim tokens a child wrote (``write_tokens``), none if it wrote none."""
+    try:
+        return [uuid.UUID(line) for line in path.read_text().split()]
     except (OSError, ValueError):
-        return None
+        return []
 
 
 def child_environment() -> dict[str, str]:
@@ -301,7 +335,7 @@ class Supervisor:
         child.restart_at = time.monotonic() + delay
 
     def ended(self, child: Child, code: int) -> None:
-        """Count what an exited child did, and its failure."""
+        """Count what an exited child did, and its failure; give back what it held."""
         assert child.process is not None and child.report_file is not None
         report = read_report(child.report_file)
         if report is not None:
@@ -310,20 +344,20 @@ class Supervisor:
             self.result.failures.append(
                 f"sender process {child.slot} (pid {child.process.pid}) {describe_exit(code)}"
             )
-            self.give_back(child)
+        self.give_back(child)
         if not self.loop:
             child.process = None
 
     def give_back(self, child: Child) -> None:
-        """Make what a dead child held due again (see the module's docstring). A database
-        that fails here only leaves it to the lease, as without a supervisor."""
+        """Make what an ended child held due again (see the module's docstring). A
+        database that fails here only leaves it to the lease, as without a supervisor."""
         assert child.process is not None and child.token_file is not None
-        token = read_token(child.token_file)
-        if token is None:
+        tokens = read_tokens(child.token_file)
+        if not tokens:
             return
         try:
             released = with_reconnect(
-                lambda: release_dead_claims(token), what="giving back a dead sender's callbacks"
+                lambda: release_dead_claims(tokens), what="giving back a dead sender's callbacks"
             )
         except DatabaseError:
             log_database_failure(

@@ -58,7 +58,7 @@ from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
 from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
-from .processes import new_claim_token
+from .processes import new_claim_token, run_failed
 from .rates import RateLimits
 from .reconnect import LAST_TRY_DELAYS, log_database_failure, out_of_reach, with_reconnect
 from .request import RequestShape, logged_headers, requests_for
@@ -408,6 +408,7 @@ class _Run:
             with fewer_collections():
                 self.pump()
         except BaseException as exc:
+            run_failed(self.token)
             self.wind_up(exc)
             # A run stopping for the caller's error (``caller_failed``) that failed on
             # the way, the database away say, raises the caller's error, this one logged.

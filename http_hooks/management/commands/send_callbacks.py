@@ -131,8 +131,8 @@ class Command(HooksCommand):
         parser.add_argument("--quiet", action="store_true", help="Print nothing but errors.")
         # Where a child of --processes writes its counts for the parent to sum.
         parser.add_argument("--report-file", type=Path, help=argparse.SUPPRESS)
-        # Where it writes each run's claim token, for the parent to give back what it
-        # held if it dies.
+        # Where it writes each run's claim token (and those of its runs that failed), for
+        # the parent to give back what it held once it has ended.
         parser.add_argument("--token-file", type=Path, help=argparse.SUPPRESS)
         parser.add_argument("--supervisor", type=whole_number_argument, help=argparse.SUPPRESS)
 
