@@ -13,6 +13,8 @@ from http_hooks.delivery import TEST_EVENT_TYPE, send_test_event
 from http_hooks.models import Callback
 from http_hooks.settings import hooks_settings
 
+from .test_delivery import refused_url
+
 pytestmark = pytest.mark.django_db
 
 
@@ -36,6 +38,42 @@ def test_failed_test_event_is_not_retried(make_hook, receiver):
     assert attempt.response_status == 500
     assert attempt.error == "HTTP 500"
     assert Callback.objects.get().status == "error"
+
+
+@pytest.mark.parametrize(
+    "receiver_does, error",
+    [
+        ({"status": 503}, "HTTP 503"),
+        ({"status": 503, "headers": {"Retry-After": "120"}}, "HTTP 503"),
+        ({"hold": "until the read timeout"}, "read timeout (1 s)"),
+        ({"refuse": True}, "connection error: Connection refused"),
+    ],
+    ids=["503", "503-retry-after", "hangs", "refuses"],
+)
+def test_a_failed_test_event_ends_in_error_with_its_attempt_through_the_api(
+    make_hook, receiver, staff_client, receiver_does, error
+):
+    """Tried once: whatever the receiver does, the callback ends ``error`` (never left
+    ``sending``, nor waiting for a retry or a Retry-After), its one attempt logged, and
+    the API answers 200 with that attempt."""
+    hold = threading.Event()
+    target = refused_url() if receiver_does.pop("refuse", False) else receiver.url()
+    if receiver_does.pop("hold", None):
+        receiver_does["hold"] = hold
+    receiver.respond(**receiver_does)
+    hook = make_hook(target_url=target)
+    try:
+        with override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "TIMEOUT": (5, 1)}):
+            response = staff_client.post(f"/api/hooks/{hook.pk}/test/")
+    finally:
+        hold.set()
+    assert response.status_code == 200, response.json()
+    assert response.json()["error"].startswith(error)
+    callback = Callback.objects.get()
+    assert (callback.status, callback.attempts, callback.claimed_until) == ("error", 1, None)
+    assert callback.status_details.startswith(error)
+    (attempt,) = callback.attempt_log.all()
+    assert attempt.pk == response.json()["id"]
 
 
 def test_a_test_events_answer_counts_for_the_hooks_health(make_hook, receiver):
@@ -132,3 +170,34 @@ def test_a_test_event_is_leased_past_its_one_try_however_short_the_lease(make_ho
     (attempt,) = attempts
     assert attempt.response_status == 200
     assert Callback.objects.get().status == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hook_deleted_while_its_test_event_is_out_is_a_404_not_a_500(
+    make_hook, receiver, staff_client
+):
+    """Its callback goes with it, so no attempt is kept: the API says the hook is gone,
+    as for any deleted hook, instead of failing to return the attempt."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    hook = make_hook()
+    staff_client.raise_request_exception = False  # a 500 is an answer here
+    responses = []
+
+    def test_in_a_thread() -> None:
+        try:
+            responses.append(staff_client.post(f"/api/hooks/{hook.pk}/test/"))
+        finally:
+            connection.close()
+
+    tester = threading.Thread(target=test_in_a_thread)
+    tester.start()
+    try:
+        receiver.wait_for(1)
+        hook.delete()
+    finally:
+        hold.set()
+        tester.join(timeout=30)
+    (response,) = responses
+    assert response.status_code == 404, response.content
+    assert not Callback.objects.exists()

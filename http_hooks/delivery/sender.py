@@ -36,6 +36,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from ..exceptions import (
+    HookChangedHandsError,
     InvalidFilterError,
     InvalidHeadersError,
     InvalidTargetURLError,
@@ -941,6 +942,8 @@ def send_test_event(hook: Hook) -> Attempt:
     The event is a stored callback delivered by the same code as any other
     (signed, policy-checked, logged), but tried once only: a test answers "does
     the receiver work now?", and a retry an hour later would answer nothing.
+    ``HookChangedHandsError`` when the hook was deleted while the request was out (its
+    callback went with it, and the answer has nowhere to be kept).
     """
     now = timezone.now()
     payload = {
@@ -974,4 +977,9 @@ def send_test_event(hook: Hook) -> Attempt:
     with Transport(concurrency=1) as transport:
         outcomes = send(transport, [callback])
     record_outcomes([callback], outcomes, DeliveryReport(), max_attempts=1)
-    return callback.attempt_log.get()
+    attempt = callback.attempt_log.first()
+    if attempt is None:
+        raise HookChangedHandsError(
+            "The hook was deleted while its test event was out; its answer was not kept."
+        )
+    return attempt
