@@ -214,25 +214,66 @@ def test_a_worker_killed_mid_task_loses_nothing_and_the_sweep_recovers_all(
     assert delivered == {str(event) for event in events}
 
 
-def save_script(saves: int) -> str:
-    """A process that saves ``saves`` orders in one transaction, then ``saves`` more
-    one by one (autocommit), and prints how long each of the two took."""
-    return (
-        "import time, django; django.setup()\n"
-        "from django.db import transaction\n"
-        "from shop.models import Order\n"
-        "started = time.perf_counter()\n"
-        "with transaction.atomic():\n"
-        f"    for _ in range({saves}): Order.objects.create()\n"
-        "in_one = time.perf_counter() - started\n"
-        "started = time.perf_counter()\n"
-        f"for _ in range({saves}): Order.objects.create()\n"
-        "print(in_one, time.perf_counter() - started)\n"
-    )
+# Saves ``argv[1]`` orders in one transaction, then as many one by one (autocommit),
+# and prints, as JSON, the seconds each commit spent in the broker path on the thread
+# that saves (``dispatch.enqueue_callbacks``, which every commit of the celery mode
+# runs), whether that thread touched the broker's socket (refused at once: waiting for
+# the broker there would only make the failure slow), and whether another thread did.
+SAVE_SCRIPT = """
+import json, os, sys, threading, time, urllib.parse, django
+django.setup()
+from django.db import transaction
+from http_hooks import dispatch
+from shop.models import Order
+
+saves = int(sys.argv[1])
+broker_port = urllib.parse.urlsplit(os.environ["CELERY_BROKER_URL"]).port
+saving_thread = threading.get_ident()
+on_saving_thread = []
+elsewhere = threading.Event()
+
+def audit(event, args):
+    if event == "socket.getaddrinfo":
+        port = args[1]
+    elif event == "socket.connect" and isinstance(args[1], tuple):
+        port = args[1][1]
+    else:
+        return
+    if port != broker_port:
+        return
+    if threading.get_ident() != saving_thread:
+        elsewhere.set()
+        return
+    on_saving_thread.append(event)
+    raise RuntimeError("the broker was asked on the thread that saves")
+
+sys.addaudithook(audit)
+spent = []
+enqueue = dispatch.enqueue_callbacks
+
+def timed(ids):
+    started = time.perf_counter()
+    try:
+        enqueue(ids)
+    finally:
+        spent.append(time.perf_counter() - started)
+
+dispatch.enqueue_callbacks = timed
+with transaction.atomic():
+    for _ in range(saves):
+        Order.objects.create()
+for _ in range(saves):
+    Order.objects.create()
+print(json.dumps({
+    "spent": spent,
+    "on_saving_thread": on_saving_thread,
+    "elsewhere": elsewhere.wait(30),
+}))
+"""
 
 
 def save(env: dict[str, str], saves: int) -> subprocess.CompletedProcess:
-    run = [sys.executable, "-c", save_script(saves)]
+    run = [sys.executable, "-c", SAVE_SCRIPT, str(saves)]
     result = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result
@@ -261,27 +302,32 @@ def closed_broker():
 def test_a_broker_that_does_not_answer_never_slows_the_save(
     make_hook, same_db_env, queue, broker, request
 ):
-    """Nothing listening, or a server that never answers: a transaction of 100 saves and
-    100 single saves take about what they take with no broker at all (waiting for the
-    broker they took 60 s, or never returned), the callbacks wait for the sweep, and
-    the log has a line, not a traceback per save."""
+    """Nothing listening, or a server that never answers: the commits of a transaction of
+    100 saves and of 100 single saves spend next to nothing on the broker on the thread
+    that saves, which never asks the broker itself (waiting for it, the saves took 60 s,
+    or never returned); the publishing thread asks it. The callbacks wait for the sweep,
+    and the log has a line, not a traceback per save.
+
+    Measured on the saving thread, not as the saves' wall time against a run without a
+    broker: on a loaded machine two runs of the same saves differ by seconds."""
     pytest.importorskip("celery")
     make_hook()
-    without_broker = save(same_db_env, 100)
     env = {
         **same_db_env,
         "HTTP_HOOKS_OVERRIDES": json.dumps({"DISPATCH": "celery", "CELERY_QUEUE": queue}),
         "CELERY_BROKER_URL": request.getfixturevalue(broker),
     }
     result = save(env, 100)
-    for seconds, baseline in zip(
-        map(float, result.stdout.split()), map(float, without_broker.stdout.split()), strict=True
-    ):
-        # A loaded machine's noise allowed for, far below 100 waits for the broker.
-        assert seconds < 2 * baseline + 1.0, (result.stdout, without_broker.stdout)
+    measured = json.loads(result.stdout)
+    assert measured["on_saving_thread"] == [], result.stderr
+    assert measured["elsewhere"], "nothing asked the broker"
+    assert len(measured["spent"]) == 101  # each commit measured
+    # A few ms a commit at most, however loaded the machine (0.04 s for all 101 under
+    # load); one wait for the broker takes 0.9 s (refused) or 5.5 s (silent).
+    assert sum(measured["spent"]) < 0.5, measured["spent"]
     assert "Traceback" not in result.stderr
     assert set(Callback.objects.values_list("status", flat=True)) == {"waiting"}
-    assert Callback.objects.count() == 400
+    assert Callback.objects.count() == 200
 
 
 @pytest.mark.celery
