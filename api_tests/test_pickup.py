@@ -6,8 +6,10 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 from django.conf import settings
@@ -124,14 +126,26 @@ def test_a_resend_notifies_once_per_chunk(make_hook):
 # --- an idle worker -----------------------------------------------------------------
 
 
-def start_loop(env: dict, **overrides) -> subprocess.Popen:
+def start_loop(env: dict, *, stdout: int = subprocess.DEVNULL, **overrides) -> subprocess.Popen:
     return subprocess.Popen(
         MANAGE,
-        env={**env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides)},
-        stdout=subprocess.DEVNULL,
+        env={**env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides), "PYTHONUNBUFFERED": "1"},
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def lines_as_they_come(stream: IO[str]) -> list[str]:
+    """The lines of ``stream``, appended by a thread as the process writes them."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
 
 
 def stop(worker: subprocess.Popen) -> str:
@@ -196,15 +210,22 @@ def test_a_commit_that_sends_no_notify_is_taken_by_the_woken_worker(
         LOOP_MAX_SLEEP=60,
         LOOP_LISTEN_MAX_SLEEP=60,
         NOTIFY_INTERVAL=1,
+        stdout=subprocess.PIPE,
     )
+    output = lines_as_they_come(worker.stdout)
     try:
         wait_until(listening_backends, alive=lambda: worker.poll() is None)
         pickup(receiver, "first")
         latencies = []
         with CaptureQueriesContext(connection) as queries:
             for n in range(3):
-                # Past the send that took the last one: the worker waits again.
-                time.sleep(0.3)
+                # The run that sent the last one has ended (it prints its summary just
+                # before the pause): the worker waits again.
+                wait_until(
+                    lambda n=n: sum(line.startswith("sent ") for line in output) > n,
+                    message=lambda: f"the run that sent the last one went on: {output}",
+                    alive=lambda: worker.poll() is None,
+                )
                 latencies.append(pickup(receiver, f"order {n}"))
     finally:
         stop(worker)
