@@ -803,10 +803,17 @@ def test_a_sender_stalled_past_its_lease_never_sends_what_it_had_not_started(
         receiver.respond()
         with hooks_settings(LEASE_SECONDS=2):
             assert send_callbacks().sent == 20  # another sender takes them over
-        stalled.send_signal(signal.SIGCONT)
         # Its lease keeper wakes with it and renews (what is still its own: nothing)
         # before the answers it waits for come: that renewal must not hide the lapse.
-        time.sleep(1)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE http_hooks_callback IN EXCLUSIVE MODE")
+            stalled.send_signal(signal.SIGCONT)
+            (keeper,) = wait_until(
+                lambda: waiting_on_a_lock('UPDATE "http_hooks_callback" SET "claimed_until" %'),
+                message="the lease keeper did not renew on waking",
+            )
+        wait_until(lambda: idle(keeper), message="the renewal did not end")
     finally:
         hold.set()
         stalled.send_signal(signal.SIGCONT)
@@ -846,13 +853,23 @@ def test_a_claim_that_ends_after_sigterm_starts_nothing(make_hook, receiver, sam
     assert list(Callback.objects.values_list("status", "attempts")) == [("waiting", 0)]
 
 
-def waiting_on_a_lock() -> bool:
-    """Whether another connection to this database waits for a lock (read afresh: a
-    transaction sees one snapshot of ``pg_stat_activity`` unless told otherwise)."""
+def waiting_on_a_lock(statement: str = "%") -> list[int]:
+    """The other connections to this database that wait for a lock, running a statement
+    ``LIKE statement`` (read afresh: a transaction sees one snapshot of
+    ``pg_stat_activity`` unless told otherwise)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE %s",
+            [statement],
         )
-        return cursor.fetchone()[0] > 0
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def idle(pid: int) -> bool:
+    """Whether that connection is idle: its last transaction ended."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() == ("idle",)
