@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -22,7 +21,7 @@ from http_hooks.models import Callback, CallbackStatus, Hook
 from http_hooks.signing import verify
 from shop.models import Customer, Order
 
-from .test_tenants import client_of, tenant
+from .test_tenants import admin_sets_owner, client_of, tenant
 
 pytestmark = pytest.mark.django_db
 POST_INIT = "django.db.models.signals.post_init"
@@ -223,22 +222,6 @@ def test_a_hook_given_to_another_owner_keeps_none_of_the_previous_owners_credent
     assert moved.secret and moved.secret not in alice_secrets
     assert (moved.previous_secret, moved.previous_secret_expires_at) == ("", None)
     assert_bob_gets_nothing_of_alices(hook, alice_secrets, bob, receiver)
-
-
-def admin_sets_owner(client, hook: Hook, owner: str) -> None:
-    """A superuser saves ``hook``'s change form as it is shown, but for ``owner``."""
-    client.force_login(User.objects.create_superuser("root"))
-    page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
-    form = page.context["adminform"].form
-    data = {
-        **{k: v for k, v in form.initial.items() if v is not None},
-        "model": hook.model_id,
-        "signals": [s.pk for s in hook.signals.all()],
-        "conditions": "{}",
-        "owner": owner,
-    }
-    saved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
-    assert saved.status_code == 302, saved.context["adminform"].form.errors
 
 
 def test_the_admin_hands_over_no_credentials_either(make_hook, alice, bob, client, receiver):

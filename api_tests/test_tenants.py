@@ -10,6 +10,8 @@ import datetime
 import html
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.apps import apps
@@ -319,6 +321,27 @@ def test_a_callback_whose_hook_changed_hands_meanwhile_is_never_sent_with_the_ne
         assert "moved to another owner" in callback.status_details
 
 
+@contextmanager
+def try_in_flight(receiver, hold: threading.Event) -> Iterator[None]:
+    """A sender in another thread, its try held by the receiver (``hold``) while the
+    block runs; then the answer comes and the sender ends."""
+
+    def sender() -> None:
+        try:
+            send_callbacks()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        receiver.wait_for(1)
+        yield
+    finally:
+        hold.set()
+        thread.join(timeout=30)
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("status", [500, 410, 200], ids=["breaker", "gone", "success"])
 def test_the_former_owners_try_in_flight_leaves_the_new_owners_health_alone(
@@ -334,22 +357,10 @@ def test_the_former_owners_try_in_flight_leaves_the_new_owners_health_alone(
     receiver.respond("/alice", status=status, hold=hold)
     Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
 
-    def sender() -> None:
-        try:
-            send_callbacks()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=sender)
-    thread.start()
-    try:
-        receiver.wait_for(1)
+    with try_in_flight(receiver, hold):
         update_hook(hook, owner=bob, target_url=receiver.url("/bob"))
         # Bob's own failed try: one more trips the breaker.
         Hook.objects.filter(pk=hook.pk).update(consecutive_failures=1)
-    finally:
-        hold.set()
-        thread.join(timeout=30)
     assert Callback.objects.get().last_response_status == status  # written, as Alice's
     hook.refresh_from_db()
     assert (hook.enabled, hook.disabled_reason, hook.paused_until) == (True, "", None)
@@ -394,7 +405,8 @@ def seen_by(user: User, hook: Hook) -> dict:
     return response.json()
 
 
-def give_in_the_admin(hook: Hook, owner: User, client) -> None:
+def admin_sets_owner(client, hook: Hook, owner: str) -> None:
+    """A superuser saves ``hook``'s change form as it is shown, but for ``owner``."""
     client.force_login(User.objects.create_superuser("root"))
     page = client.get(f"/admin/http_hooks/hook/{hook.pk}/change/")
     form = page.context["adminform"].form
@@ -403,10 +415,10 @@ def give_in_the_admin(hook: Hook, owner: User, client) -> None:
         "model": hook.model_id,
         "signals": [s.pk for s in hook.signals.all()],
         "conditions": "{}",
-        "owner": owner.pk,
+        "owner": owner,
     }
-    moved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
-    assert moved.status_code == 302, moved.context["adminform"].form.errors
+    saved = client.post(f"/admin/http_hooks/hook/{hook.pk}/change/", data)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
 
 
 @pytest.mark.parametrize("answer", [500, 410], ids=["failing", "disabled-gone"])
@@ -433,7 +445,7 @@ def test_a_hook_that_changes_hands_shows_nothing_of_the_previous_owners_tries(
     elif how == "python":
         update_hook(hook, owner=bob)
     else:
-        give_in_the_admin(hook, bob, client)
+        admin_sets_owner(client, hook, str(bob.pk))
     after = seen_by(bob, hook)
     assert {name: after[name] for name in PREVIOUS_TRIES} == NO_TRIES
     assert after["enabled"] is (answer != 410)
@@ -455,20 +467,8 @@ def test_the_former_owners_slow_try_in_flight_is_in_none_of_the_new_owners_count
     receiver.respond("/alice", status=status, hold=hold, delay=0.3)
     Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
 
-    def sender() -> None:
-        try:
-            send_callbacks()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=sender)
-    thread.start()
-    try:
-        receiver.wait_for(1)
+    with try_in_flight(receiver, hold):
         update_hook(hook, owner=bob, target_url=receiver.url("/bob"))
-    finally:
-        hold.set()
-        thread.join(timeout=30)
     callback = Callback.objects.get()
     assert callback.last_response_status == status  # written, as Alice's
     assert callback.attempt_log.get().duration_ms >= 200
