@@ -3,13 +3,16 @@
 import datetime
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
+from http_hooks.delivery import run_loop
 from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import Attempt, Callback, CallbackStatus
 from shop.models import Order
@@ -295,6 +298,35 @@ def test_a_claim_token_that_cannot_be_written_stops_the_run_before_it_claims(
         send_callbacks()
     assert raised.value.field == "token_file"
     assert Callback.objects.filter(status=CallbackStatus.WAITING).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_loop_worker_whose_claim_token_cannot_be_written_stops(make_hook, tmp_path, monkeypatch):
+    """Not an error of one run to log and go past: every run would fail the same way, and a
+    worker that went on would send nothing, its supervisor none the wiser."""
+    from http_hooks.delivery import processes
+
+    make_hook()
+    Order.objects.create(name="x")
+    monkeypatch.setattr(processes, "_token_file", None)
+    processes.write_tokens_to(tmp_path / "gone" / "token")
+    stop, raised = threading.Event(), []
+
+    def work() -> None:
+        try:
+            run_loop(stop=stop)
+        except Exception as exc:
+            raised.append(exc)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=30)
+    stop.set()
+    worker.join()
+    assert [type(exc) for exc in raised] == [InvalidFilterError]
+    assert Callback.objects.get().status == CallbackStatus.WAITING
 
 
 def test_a_token_file_is_written_by_that_command_only(callbacks, tmp_path, monkeypatch):

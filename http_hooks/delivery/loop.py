@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import DatabaseError, close_old_connections
 
-from ..exceptions import TransportError
+from ..exceptions import HttpHooksError, TransportError
 from ..settings import hooks_settings
 from .claims import anything_due
 from .outcomes import DeliveryReport
@@ -73,6 +73,8 @@ def run_loop(
                 sender.restart()
                 stop.wait(min_sleep)
                 continue
+            except HttpHooksError:
+                raise  # what the worker was given cannot work (a token file it cannot write)
             except Exception:
                 # A bug, say in writing an outcome: logged whole, and the worker goes on,
                 # so that one bad callback does not stop every hook's deliveries.
