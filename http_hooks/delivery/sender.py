@@ -942,8 +942,8 @@ def send_test_event(hook: Hook) -> Attempt:
     The event is a stored callback delivered by the same code as any other
     (signed, policy-checked, logged), but tried once only: a test answers "does
     the receiver work now?", and a retry an hour later would answer nothing.
-    ``HookChangedHandsError`` when the hook was deleted while the request was out (its
-    callback went with it, and the answer has nowhere to be kept).
+    ``HookChangedHandsError`` when the hook, or the callback, was deleted while the
+    request was out (the answer has nowhere to be kept).
     """
     now = timezone.now()
     payload = {
@@ -980,6 +980,7 @@ def send_test_event(hook: Hook) -> Attempt:
     attempt = callback.attempt_log.first()
     if attempt is None:
         raise HookChangedHandsError(
-            "The hook was deleted while its test event was out; its answer was not kept."
+            "The hook or its test callback was deleted while the test event was out; "
+            "its answer was not kept."
         )
     return attempt
