@@ -427,6 +427,70 @@ def test_a_blocked_lease_renewal_never_blocks_transfers(make_hook, receiver, mon
     assert set(Attempt.objects.values_list("error", flat=True)) == {""}
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
+    make_hook, receiver, monkeypatch
+):
+    """Windows of successes are written on a thread of their own: while one waits for
+    the database (here a lock on the attempt log), the next window's requests go out;
+    once the database answers, every outcome is written, once."""
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 1.0)
+    make_hook()
+    save_orders(300)
+    locker = connection.copy()
+    result = {}
+    with locker.cursor() as cursor:
+        cursor.execute("BEGIN")
+        # Readers pass; the attempts' COPY waits.
+        cursor.execute("LOCK TABLE http_hooks_attempt IN SHARE ROW EXCLUSIVE MODE")
+
+        def send() -> None:
+            try:
+                with hooks_settings(CONCURRENCY=4):
+                    result["report"] = send_callbacks()
+            finally:
+                connection.close()
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            wait_until(
+                waits_for_the_attempt_log,
+                timeout=30,
+                message="an outcome write waiting for the attempt log",
+            )
+            blocked_at = len(receiver.requests)
+            # Blocked in the sender's thread, at most the CONCURRENCY in flight would come.
+            wait_until(
+                lambda: len(receiver.requests) >= blocked_at + 30,
+                timeout=30,
+                message=lambda: (
+                    f"requests after the write blocked at {blocked_at}: "
+                    f"{len(receiver.requests) - blocked_at}"
+                ),
+            )
+        finally:
+            cursor.execute("COMMIT")
+            sender.join(60)
+            locker.close()
+    assert result["report"].sent == 300
+    assert Attempt.objects.count() == 300
+    assert len(deliveries(receiver)) == 300
+    assert not Callback.objects.exclude(status="sent").exists()
+    # The run's writer ended with it, its connection closed.
+    assert not [t for t in threading.enumerate() if t.name.startswith("http_hooks outcome")]
+
+
+def waits_for_the_attempt_log() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted "
+            "AND relation = 'http_hooks_attempt'::regclass"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 @pytest.mark.django_db
 def test_renewing_a_lease_moves_every_callback_the_sender_holds(make_hook):
     make_hook()

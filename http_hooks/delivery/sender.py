@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +64,8 @@ from .processes import new_claim_token, run_failed
 from .rates import RateLimits
 from .reconnect import LAST_TRY_DELAYS, log_database_failure, out_of_reach, with_reconnect
 from .request import RequestShape, logged_headers, requests_for
+from .writer import OutcomeWriter
+from .writer import usable as writer_usable
 
 logger = logging.getLogger(__name__)
 # Outcomes are written at the latest this many seconds after the first unwritten
@@ -379,6 +382,10 @@ class _Run:
         # claim (which loads the hooks afresh).
         self.shapes: dict[tuple[int, str], RequestShape] = {}
         self.ended: list[tuple[Callback, Outcome]] = []
+        # Windows of plain successes are written beside the transfers (``writer``), when
+        # another connection may: the one being written, and what it holds.
+        self.writer = OutcomeWriter() if writer_usable() else None
+        self.writing: tuple[Future[set[int]], list[tuple[Callback, Outcome]]] | None = None
         # This run's probes of paused hooks (callback id: hook id) until their outcome
         # is written, and each failing hook's failed tries in a row as far as this run
         # knows (``health``).
@@ -420,6 +427,8 @@ class _Run:
             )
         finally:
             keeper.stop()
+            if self.writer is not None:
+                self.writer.close()
         if self.caller_failed is not None:
             raise self.caller_failed
         self.report.duration = time.monotonic() - started
@@ -461,6 +470,12 @@ class _Run:
     def keep_for_later(self) -> None:
         """Keep the outcomes not written and the claimed callbacks not started for the
         next run (``Sender.unwritten``)."""
+        try:
+            self.join_writing()
+        except DatabaseError:
+            # Out of reach: its outcomes are back in ``ended``. Otherwise they are lost,
+            # and their callbacks sent again after the lease.
+            log_database_failure(logger, "sender: a window of outcomes was not written")
         if self.ended:
             callbacks, outcomes = zip(*self.ended, strict=True)
             self.ended = []
@@ -524,7 +539,7 @@ class _Run:
             if self.ended and (
                 len(self.ended) >= OUTCOME_WINDOW_SIZE or time.monotonic() >= self.window_ends
             ):
-                self.flush()
+                self.flush(beside=True)
         self.flush()
 
     def look_again(self) -> None:
@@ -824,9 +839,13 @@ class _Run:
                 with_reconnect(lambda: next_heads(written), what="finding the keys' next callbacks")
             )
 
-    def flush(self) -> None:
+    def flush(self, *, beside: bool = False) -> None:
         """Write the outcomes that ended, in bulk; give back the callbacks whose
-        rate-limit token expired before a transfer was free."""
+        rate-limit token expired before a transfer was free. With ``beside``, a window
+        of plain successes is written on the writer's thread while this one goes on
+        sending (``writer``); the others wait for it: whatever may pause a hook, resume
+        one or free a key is written before anything more starts."""
+        self.join_writing()
         if self.ended:
             # Taken first: outcomes that could not be written are not tried again in
             # this run; when the database was out of reach, they stay, for
@@ -834,21 +853,20 @@ class _Run:
             # callbacks are sent again after the lease.
             ended, self.ended = self.ended, []
             callbacks, outcomes = zip(*ended, strict=True)
-            try:
-                paused = record(callbacks, outcomes, self.report, self.probes)
-            except DatabaseError as exc:
-                if out_of_reach(exc):
-                    self.ended = ended + self.ended
-                raise
-            self.follow_keys(callbacks)
-            probed = [callback.pk for callback in callbacks if callback.pk in self.probes]
-            if probed:
-                # A probe's answer may have resumed its hook: the next claim reads again.
-                for pk in probed:
-                    del self.probes[pk]
-                self.held_read_at = -CLAIM_INTERVAL
-            self.held.update(dict.fromkeys(paused))
-            self.release_waiting(paused)
+            if beside and self.writer is not None and self.plain(ended):
+                report = self.report
+                self.writing = (
+                    self.writer.submit(lambda: record(callbacks, outcomes, report, ())),
+                    ended,
+                )
+            else:
+                try:
+                    paused = record(callbacks, outcomes, self.report, self.probes)
+                except DatabaseError as exc:
+                    if out_of_reach(exc):
+                        self.ended = ended + self.ended
+                    raise
+                self.written(callbacks, paused)
         if self.to_give_back:
             expired, self.to_give_back = self.to_give_back, []
             if self.lapsed:
@@ -861,6 +879,42 @@ class _Run:
                 )
                 self.lapsed = 0
             self.give_back(expired)
+
+    def plain(self, ended: list[tuple[Callback, Outcome]]) -> bool:
+        """Whether a window holds only successes of callbacks with no key, none a probe."""
+        probes = self.probes
+        return all(
+            outcome.ok and not callback.ordering_key and callback.pk not in probes
+            for callback, outcome in ended
+        )
+
+    def join_writing(self) -> None:
+        """Wait for the window being written beside the transfers, if any; when the
+        database was out of reach, its outcomes go back to ``ended``."""
+        if self.writing is None:
+            return
+        future, ended = self.writing
+        self.writing = None
+        try:
+            paused = future.result()
+        except DatabaseError as exc:
+            if out_of_reach(exc):
+                self.ended = ended + self.ended
+            raise
+        self.written([callback for callback, _ in ended], paused)
+
+    def written(self, callbacks: Sequence[Callback], paused: set[int]) -> None:
+        """After a window's outcomes were written: free its keys, end its probes, give
+        back the waiting callbacks of the hooks it paused."""
+        self.follow_keys(callbacks)
+        probed = [callback.pk for callback in callbacks if callback.pk in self.probes]
+        if probed:
+            # A probe's answer may have resumed its hook: the next claim reads again.
+            for pk in probed:
+                del self.probes[pk]
+            self.held_read_at = -CLAIM_INTERVAL
+        self.held.update(dict.fromkeys(paused))
+        self.release_waiting(paused)
 
 
 def record(
