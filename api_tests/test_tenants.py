@@ -511,7 +511,8 @@ def test_a_hook_is_not_given_to_an_owner_deleted_since_it_was_checked(alice):
 
 
 def waiting_on_a_lock() -> bool:
-    """Whether another backend of this database waits for a row lock."""
+    """Whether another backend of this database waits for a row lock (read afresh: a
+    transaction sees the backends of its first read of ``pg_stat_activity`` only)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -521,6 +522,7 @@ def waiting_on_a_lock() -> bool:
         )
         return cursor.fetchone()[0] > 0
 
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
 
 def in_another_transaction(work, then_wait_for):
     """Run ``work()`` in a transaction of a thread of its own and commit once
