@@ -30,13 +30,19 @@ from django.test import override_settings
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
-from http_hooks.delivery import claim_batch, reconnect
-from http_hooks.delivery.claims import renew_lease
-from http_hooks.delivery.outcomes import insert_attempts
+from http_hooks.delivery import claim_batch, outcomes, reconnect
+from http_hooks.delivery.claims import claim_probe, renew_lease
+from http_hooks.delivery.outcomes import (
+    DeliveryReport,
+    insert_attempts,
+    record_outcomes,
+    write_states,
+)
 from http_hooks.delivery.reconnect import with_reconnect
 from http_hooks.delivery.sender import OUTCOME_WINDOW_SIZE
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.settings import hooks_settings as live_settings
+from http_hooks.transport import Outcome
 from shop.models import Order
 
 from .backends import database_closed, terminate_other_backends, terminate_this_backend
@@ -531,6 +537,53 @@ def test_a_renewal_skips_the_rows_an_outcome_write_holds_instead_of_waiting(make
         with connection.cursor() as ours:
             ours.execute("SET lock_timeout = 0")
     assert renew_lease(batch[0].claim_token) == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_renewal_of_a_probes_hold_waits_for_its_hook_before_taking_callbacks(
+    make_hook, monkeypatch
+):
+    """The outcome write of a paused hook's probe locks the hook, then the probe's row;
+    the renewal, which moves the hook's hold forward, takes the hook first too. Taking
+    the callbacks first, it held the probe's row and waited for the hook, while the
+    write waited for the probe's row: a deadlock, PostgreSQL failing the renewal."""
+    hook = make_hook()
+    save_orders(1)
+    paused_until = timezone.now() - datetime.timedelta(seconds=1)
+    Hook.objects.filter(pk=hook.pk).update(paused_until=paused_until)
+    token = uuid.uuid4()
+    (probe,) = claim_probe(hook_id=hook.pk, paused_until=paused_until, token=token)
+    hooks_locked, failed = threading.Event(), []
+
+    def states_once_the_renewal_waits(*args):
+        hooks_locked.set()
+        wait_until(
+            lambda: waiting_on_a_lock('UPDATE "http_hooks_hook" SET "paused_until"%'),
+            message="the renewal never waited for the probe's hook",
+        )
+        return write_states(*args)
+
+    monkeypatch.setattr(outcomes, "write_states", states_once_the_renewal_waits)
+
+    def writer() -> None:
+        try:
+            outcome = Outcome(status_code=200)
+            record_outcomes([probe], [outcome], DeliveryReport(), probes={probe.pk})
+        except BaseException as exc:
+            failed.append(exc)
+            hooks_locked.set()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    assert hooks_locked.wait(30)
+    assert renew_lease(token, [probe.pk]) == 0  # the probe was written meanwhile
+    thread.join(30)
+    assert failed == []
+    assert Callback.objects.get().status == "sent"
+    assert Hook.objects.get(pk=hook.pk).paused_until is None  # the probe's success ended it
 
 
 def start_sender(env: dict, *args: str, **overrides) -> subprocess.Popen:

@@ -23,7 +23,7 @@ from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from http_hooks import checks
+from http_hooks import checks, services
 from http_hooks.api import (
     create_hook,
     delete_owner_data,
@@ -31,9 +31,15 @@ from http_hooks.api import (
     send_test_event,
     update_hook,
 )
+from http_hooks.delivery import outcomes
+from http_hooks.delivery.claims import claim_batch
+from http_hooks.delivery.health import record_health
+from http_hooks.delivery.outcomes import DeliveryReport, record_outcomes
 from http_hooks.exceptions import InvalidHookError
 from http_hooks.models import Attempt, Callback, CallbackStatus, Hook, Signal
 from http_hooks.owners import watch_owner_deletions
+from http_hooks.services import forget_previous_owners_tries
+from http_hooks.transport import Outcome
 from http_hooks.urls import urlpatterns
 from shop.models import Customer, Order
 
@@ -516,13 +522,13 @@ def waiting_on_a_lock() -> bool:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0] > 0
 
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
 
 def in_another_transaction(work, then_wait_for):
     """Run ``work()`` in a transaction of a thread of its own and commit once
@@ -606,6 +612,119 @@ def test_a_hook_moved_to_alice_while_she_is_deleted_goes_with_her(make_hook, ali
     mover.join(30)
     assert mover.failed == []
     assert not Hook.objects.exists()
+
+
+# --- a sender recording outcomes while the hook changes hands (PostgreSQL's row locks) --
+
+
+@pytest.fixture
+def alices_window(make_hook, alice):
+    """Alice's hook with a try of hers counted this hour, and a callback of hers claimed
+    by a sender, its answer a failure: (hook, the claimed callback, its outcome)."""
+    hook = make_hook(owner=alice)
+    send_test_event(hook)
+    assert seen_by(alice, hook)["sent"] == 1
+    Order.objects.create(name="alice-secret", customer=Customer.objects.create(account=alice))
+    (claimed,) = claim_batch(size=10)
+    return hook, claimed, Outcome(status_code=500, error="HTTP 500")
+
+
+def shows_bob_none_of_alices_tries(hook: Hook, bob: User, claimed: Callback) -> None:
+    """Alice's try was written, as hers, and Bob's counts hold none of her tries."""
+    assert Hook.objects.get(pk=hook.pk).owner == str(bob.pk)
+    assert Attempt.objects.get(callback=claimed).response_status == 500
+    seen = seen_by(bob, hook)
+    assert (seen["sent"], seen["failed"], seen["hourly"]) == (0, 0, [])
+
+
+def move_to_bob(how: str, hook: Hook, bob: User, client) -> None:
+    if how == "python":
+        update_hook(Hook.objects.get(pk=hook.pk), owner=bob)
+    else:
+        admin_sets_owner(client, hook, str(bob.pk))
+
+
+def in_a_sender(work, failed: list) -> threading.Thread:
+    """``work()`` in a thread of its own, as a sender; what it raises goes to ``failed``."""
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["python", "admin"])
+def test_a_window_recorded_while_the_hook_changes_hands_waits_and_counts_for_no_one(
+    alices_window, bob, client, monkeypatch, how
+):
+    """The move has deleted Alice's counts, not yet committed: the sender's window
+    waits for it (the move goes on only once a backend waits), then sees Bob as the
+    owner and adds Alice's try to no count. Checked against Alice, still the committed
+    owner, her window's counts outlived the deletion, in Bob's; with the row of the
+    counts taken before the hook's, the two deadlocked."""
+    hook, claimed, failure = alices_window
+    forgotten, failed = threading.Event(), []
+
+    def forget_then_wait_for_the_sender(moved: Hook) -> None:
+        forget_previous_owners_tries(moved)
+        forgotten.set()
+        wait_until(waiting_on_a_lock, message="the sender never waited for the move")
+
+    monkeypatch.setattr(services, "forget_previous_owners_tries", forget_then_wait_for_the_sender)
+
+    def sender() -> None:
+        assert forgotten.wait(30)
+        record_outcomes([claimed], [failure], DeliveryReport(), reconnect_delays=())
+
+    thread = in_a_sender(sender, failed)
+    move_to_bob(how, hook, bob, client)
+    thread.join(30)
+    assert failed == []
+    shows_bob_none_of_alices_tries(hook, bob, claimed)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["python", "admin"])
+def test_a_window_counted_before_the_hook_changes_hands_holds_the_move_no_deadlock(
+    alices_window, bob, client, monkeypatch, how
+):
+    """The sender has added its window to the hook's counts of the hour and is about to
+    write its health: the move waits for it, then deletes those counts with Alice's
+    others. With the counts' row locked before the hook's, the move took the hook and
+    waited for the counts, the sender waited for the hook, and PostgreSQL failed the
+    move as a deadlock."""
+    hook, claimed, failure = alices_window
+    counted, failed = threading.Event(), []
+
+    def health_once_the_move_waits(*args, **kwargs):
+        counted.set()
+        wait_until(waiting_on_a_lock, message="the move never waited for the sender")
+        return record_health(*args, **kwargs)
+
+    monkeypatch.setattr(outcomes, "record_health", health_once_the_move_waits)
+
+    def sender() -> None:
+        try:
+            record_outcomes([claimed], [failure], DeliveryReport(), reconnect_delays=())
+        finally:
+            counted.set()
+
+    thread = in_a_sender(sender, failed)
+    assert counted.wait(30)
+    move_to_bob(how, hook, bob, client)
+    thread.join(30)
+    assert failed == []
+    shows_bob_none_of_alices_tries(hook, bob, claimed)
 
 
 # --- every route of the API -----------------------------------------------------------

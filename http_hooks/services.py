@@ -342,7 +342,15 @@ def forget_previous_owners_tries(hook: Hook) -> None:
     deleted, and its health state (``PREVIOUS_TRIES_FIELDS``: failures in a row, the
     breaker, a pause, the last success and failure with its error, ``slow_since``, why
     and when http_hooks disabled it) set as a new hook's, for the caller to save. A
-    hook http_hooks disabled stays disabled: the new owner enables it when they choose."""
+    hook http_hooks disabled stays disabled: the new owner enables it when they choose.
+
+    In the caller's transaction, which saves the new owner, with the hook's row locked
+    before its counts are deleted (``update_hook`` holds it already; the admin does
+    not), as a sender's write of outcomes locks it before their counts
+    (``outcomes.lock_hooks``): a window written meanwhile waits for the change, then
+    counts nothing of the previous owner's for the new one; in the other order, each
+    side waited for what the other held."""
+    list(Hook.objects.select_for_update().filter(pk=hook.pk).values_list("pk", flat=True))
     for field in PREVIOUS_TRIES_FIELDS:
         setattr(hook, field, Hook._meta.get_field(field).get_default())
     DeliveryStats.objects.filter(hook=hook).delete()

@@ -361,18 +361,20 @@ def renew_lease(token: uuid.UUID, probes: Collection[int] = ()) -> int:
     lease = timezone.now() + timedelta(seconds=int(hooks_settings.LEASE_SECONDS))
     held = Callback.objects.filter(claim_token=token, status=CallbackStatus.SENDING)
     with transaction.atomic():
-        # Rows the sender's outcome write has locked are skipped, not waited for: they
-        # are being written (their lease no longer matters), and two transactions that
-        # each wait for the other's rows (PostgreSQL takes each UPDATE's row locks in its
-        # own order) are a deadlock that stalls both for a second before one fails.
-        locked = held.select_for_update(skip_locked=True).values("pk")
-        renewed = Callback.objects.filter(pk__in=locked).update(claimed_until=lease)
+        # The hooks first, as the sender's outcome write locks them
+        # (``outcomes.lock_hooks``) before its callbacks: callbacks of its window taken
+        # here would have it wait for them, and this renewal for its hooks.
         if probes:
             probing = held.filter(ids_among(probes), hook=OuterRef("pk"))
             Hook.objects.filter(Exists(probing), paused_until__isnull=False).update(
                 paused_until=lease
             )
-    return renewed
+        # Rows the sender's outcome write has locked are skipped, not waited for: they
+        # are being written (their lease no longer matters), and two transactions that
+        # each wait for the other's rows (PostgreSQL takes each UPDATE's row locks in its
+        # own order) are a deadlock that stalls both for a second before one fails.
+        locked = held.select_for_update(skip_locked=True).values("pk")
+        return Callback.objects.filter(pk__in=locked).update(claimed_until=lease)
 
 
 def release_claims(

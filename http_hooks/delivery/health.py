@@ -225,9 +225,10 @@ def record_health(
         return set()
     locked = {
         hook.pk: hook
-        # Locked in id order, as every sender locks them: two senders never wait
-        # for each other's hooks in a circle (a deadlock PostgreSQL would break).
-        for hook in Hook.objects.select_for_update()
+        # Read anew under the lock the caller took first (``outcomes.lock_hooks``: in id
+        # order, before the window's callbacks and counts), and no stronger one: a lock
+        # to upgrade would be one more to wait for.
+        for hook in Hook.objects.select_for_update(no_key=True)
         .filter(pk__in=troubled | speed.keys())
         .order_by("pk")
         .only("pk", "name", "target_url", "owner", *HEALTH_FIELDS)

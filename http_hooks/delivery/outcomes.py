@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .. import metrics
 from ..bulk import row_preparer, table_and_columns
-from ..models import Attempt, Callback, CallbackStatus
+from ..models import Attempt, Callback, CallbackStatus, Hook
 from ..settings import hooks_settings
 from ..transport import Outcome, printable
 from .health import is_gone, record_health, retry_after
@@ -141,6 +141,32 @@ def write_states(batch: Sequence[Callback], token: uuid.UUID | None, now: dateti
     return updated
 
 
+def lock_hooks(batch: Sequence[Callback]) -> None:
+    """Lock the rows of the hooks of ``batch`` (a window of outcomes) for the
+    transaction that records them: first, in one statement, in id order.
+
+    Why: a hook given to another owner (``services.update_hook``) has its row locked,
+    then its counts deleted (``forget_previous_owners_tries``). A window that wrote
+    its counts without waiting for that row (``stats.record_stats``) checked them
+    against the previous owner, not yet committed away, and they outlived the
+    deletion: the new owner was shown a window of the previous owner's tries. With
+    the counts locked before the row (``health.record_health``), each side also
+    waited for what the other held, a deadlock PostgreSQL broke by failing one.
+    Locked first, the row makes the window wait for the change and then see the new
+    owner, and every transaction that writes a hook and its callbacks or counts
+    takes the hook first (``update_hook``, ``delete_hook``, ``delete_owner_data``,
+    ``claims.claim_probe``, ``claims.renew_lease``). ``FOR NO KEY UPDATE``: what the
+    window writes of the row needs no more, and a foreign key's check of a row
+    inserted for the hook does not wait for it. In id order, as every sender locks
+    hooks: two windows never wait for each other's in a circle. SQLite locks the
+    whole database for a write transaction: nothing to lock there.
+    """
+    db = connections[router.db_for_write(Hook)]
+    if db.features.has_select_for_update:
+        hooks = Hook.objects.filter(ids_among({callback.hook_id for callback in batch}))
+        list(hooks.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
+
+
 def record_outcomes(
     batch: Sequence[Callback],
     outcomes: Sequence[Outcome],
@@ -182,6 +208,7 @@ def record_outcomes(
 
     def write() -> tuple[set[int], set[int]]:
         with transaction.atomic():
+            lock_hooks(batch)
             if write_states(batch, token, now) == len(batch):
                 insert_attempts(list(attempts.values()))
                 record_stats(batch, outcomes, now)

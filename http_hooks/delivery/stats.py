@@ -52,7 +52,9 @@ def record_stats(batch: Sequence[Callback], outcomes: Sequence[Outcome], now: da
     A try counts only while its callback's owner is its hook's (the statement's
     condition, no read more): one in flight when the hook changed hands was the
     previous owner's (``services.forget_previous_owners_tries``), as for its health
-    (``health.record_health``).
+    (``health.record_health``). The caller has locked the hooks' rows first
+    (``outcomes.lock_hooks``): a change of hands under way is committed, and seen
+    here, before these rows are written.
     """
     counts: dict[tuple[int, str], list[int]] = {}
     for callback, outcome in zip(batch, outcomes, strict=True):
