@@ -22,6 +22,20 @@ def terminate_other_backends() -> int:
         return cursor.fetchone()[0]
 
 
+def waiting_on_a_lock(statement: str = "%") -> list[int]:
+    """The other connections to this test's database that wait for a lock, running a
+    statement ``LIKE statement`` (read afresh: a transaction sees one snapshot of
+    ``pg_stat_activity`` unless told otherwise)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE %s",
+            [statement],
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
 def terminate_this_backend() -> None:
     """``pg_terminate_backend`` on this test's connection, from another one."""
     with connection.cursor() as cursor:

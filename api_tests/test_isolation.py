@@ -45,7 +45,12 @@ from http_hooks.settings import hooks_settings as live_settings
 from http_hooks.transport import Outcome
 from shop.models import Order
 
-from .backends import database_closed, terminate_other_backends, terminate_this_backend
+from .backends import (
+    database_closed,
+    terminate_other_backends,
+    terminate_this_backend,
+    waiting_on_a_lock,
+)
 from .receiver import Behaviour, Receiver
 from .waiting import wait_until
 
@@ -462,7 +467,7 @@ def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
         sender.start()
         try:
             wait_until(
-                waits_for_the_attempt_log,
+                lambda: waiting_on_a_lock('COPY "http_hooks_attempt"%'),
                 timeout=30,
                 message="an outcome write waiting for the attempt log",
             )
@@ -486,15 +491,6 @@ def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
     assert not Callback.objects.exclude(status="sent").exists()
     # The run's writer ended with it, its connection closed.
     assert not [t for t in threading.enumerate() if t.name.startswith("http_hooks outcome")]
-
-
-def waits_for_the_attempt_log() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted "
-            "AND relation = 'http_hooks_attempt'::regclass"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 @pytest.mark.django_db
@@ -968,20 +964,6 @@ def test_a_claim_that_ends_after_sigterm_starts_nothing(make_hook, receiver, sam
     assert worker.returncode == 0, stderr
     assert receiver.requests == []
     assert list(Callback.objects.values_list("status", "attempts")) == [("waiting", 0)]
-
-
-def waiting_on_a_lock(statement: str = "%") -> list[int]:
-    """The other connections to this database that wait for a lock, running a statement
-    ``LIKE statement`` (read afresh: a transaction sees one snapshot of
-    ``pg_stat_activity`` unless told otherwise)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE %s",
-            [statement],
-        )
-        return [pid for (pid,) in cursor.fetchall()]
 
 
 def idle(pid: int) -> bool:

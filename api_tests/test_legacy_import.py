@@ -19,6 +19,7 @@ from http_hooks.checks import check_hooks
 from http_hooks.models import Callback, Hook
 from shop.models import Order
 
+from .backends import waiting_on_a_lock
 from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,21 +298,11 @@ def test_two_runs_at_once_import_each_old_hook_once(old_tables, receiver):
         run("--waiting-callbacks")
         other = threading.Thread(target=second_run)
         other.start()
-        wait_until(lambda: waiting_on_a_lock() > 0, message="the second run did not wait")
+        wait_until(waiting_on_a_lock, message="the second run did not wait")
     other.join(60)
     assert outputs and outputs[0].splitlines()[0].startswith("hook 1 'orders': skipped: ")
     assert Hook.objects.count() == 1
     assert Callback.objects.count() == 1
-
-
-def waiting_on_a_lock() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")  # read afresh in a transaction
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
 
 
 @pytest.mark.django_db(transaction=True)

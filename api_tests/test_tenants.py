@@ -43,6 +43,7 @@ from http_hooks.transport import Outcome
 from http_hooks.urls import urlpatterns
 from shop.models import Customer, Order
 
+from .backends import waiting_on_a_lock
 from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
@@ -514,20 +515,6 @@ def test_a_hook_is_not_given_to_an_owner_deleted_since_it_was_checked(alice):
 
 
 # --- an owner's deletion racing a sender or a staff member (PostgreSQL's row locks) ----
-
-
-def waiting_on_a_lock() -> bool:
-    """Whether another backend of this database waits for a row lock (read afresh: a
-    transaction sees the backends of its first read of ``pg_stat_activity`` only)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def in_another_transaction(work, then_wait_for):
