@@ -1,6 +1,7 @@
 """The sender: a continuous claim, send and record pipeline (and the test event).
 
-How a run goes, in one thread over one ``Transport``:
+How a run goes, in one thread over one ``Transport`` (with a thread beside it
+for the lease, and one for outcome writes):
 
 - Claimed callbacks wait in a ``FairQueue``: one queue per hook, served
   round-robin, and no hook gets more than ``HOOK_CONCURRENCY`` transfers at
@@ -13,6 +14,9 @@ How a run goes, in one thread over one ``Transport``:
   seconds have passed since the first unwritten one or ``OUTCOME_WINDOW_SIZE``
   are waiting. A crash therefore sends again only what was in flight and the
   unwritten window, and memory stays flat however many callbacks are due.
+  Windows of successes are written on a thread of their own (``writer``) while
+  the transfers go on, in halves: the one written and the one collecting hold no
+  more than one window did.
 - Callbacks with an ordering key are claimed only when they head their key
   (``ordering``); keyed outcomes are written, and their keys' next callbacks
   claimed, as soon as nothing claimed may start.
@@ -69,7 +73,9 @@ from .writer import usable as writer_usable
 
 logger = logging.getLogger(__name__)
 # Outcomes are written at the latest this many seconds after the first unwritten
-# one ended, or as soon as this many are waiting.
+# one ended, or as soon as this many are waiting: with windows written beside the
+# transfers (``writer``), half as many, so that the window being written and the one
+# collecting hold no more (what a crash loses).
 OUTCOME_WINDOW = 0.1
 OUTCOME_WINDOW_SIZE = 512
 # Seconds before a claim that found less than it asked for is repeated, while
@@ -385,6 +391,7 @@ class _Run:
         # Windows of plain successes are written beside the transfers (``writer``), when
         # another connection may: the one being written, and what it holds.
         self.writer = OutcomeWriter() if writer_usable() else None
+        self.window_size = OUTCOME_WINDOW_SIZE // (2 if self.writer else 1)
         self.writing: tuple[Future[set[int]], list[tuple[Callback, Outcome]]] | None = None
         # This run's probes of paused hooks (callback id: hook id) until their outcome
         # is written, and each failing hook's failed tries in a row as far as this run
@@ -537,7 +544,7 @@ class _Run:
                 queue.done(callback.hook_id)
                 self.end(callback, outcome)
             if self.ended and (
-                len(self.ended) >= OUTCOME_WINDOW_SIZE or time.monotonic() >= self.window_ends
+                len(self.ended) >= self.window_size or time.monotonic() >= self.window_ends
             ):
                 self.flush(beside=True)
         self.flush()
