@@ -39,7 +39,7 @@ from http_hooks.delivery.outcomes import (
     write_states,
 )
 from http_hooks.delivery.reconnect import with_reconnect
-from http_hooks.delivery.sender import OUTCOME_WINDOW_SIZE
+from http_hooks.delivery.sender import OUTCOME_WINDOW_SIZE, Sender
 from http_hooks.models import Attempt, Callback, Hook
 from http_hooks.settings import hooks_settings as live_settings
 from http_hooks.transport import Outcome
@@ -491,6 +491,80 @@ def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
     assert not Callback.objects.exclude(status="sent").exists()
     # The run's writer ended with it, its connection closed.
     assert not [t for t in threading.enumerate() if t.name.startswith("http_hooks outcome")]
+
+
+class Interrupted(Exception):
+    """What a signal handler raises in the sender's thread: Celery's soft time limit
+    (``SoftTimeLimitExceeded``), or a ``KeyboardInterrupt`` where nothing handles SIGINT."""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_interrupted_while_it_waits_for_a_window_keeps_that_window(
+    make_hook, receiver, monkeypatch
+):
+    """A signal's exception raised while the sender waits for the window being written
+    beside it: the run waits for that window again on its way out, and when the
+    database was out of reach, keeps its outcomes with the others for the next run
+    (``Sender.unwritten``) instead of losing them (sent again after the lease)."""
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 1.0)
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.01,) * 3)
+    make_hook()
+    save_orders(300)
+    sender_thread = threading.main_thread()
+    locker = connection.copy()
+    with locker.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute("LOCK TABLE http_hooks_attempt IN SHARE ROW EXCLUSIVE MODE")
+
+    def joining() -> bool:
+        frame = sys._current_frames().get(sender_thread.ident)
+        while frame is not None and frame.f_code.co_name != "join_writing":
+            frame = frame.f_back
+        return frame is not None
+
+    def interrupt() -> None:
+        try:
+            wait_until(
+                lambda: waiting_on_a_lock('COPY "http_hooks_attempt"%'),
+                timeout=30,
+                message="a window waiting",
+            )
+            wait_until(joining, timeout=30, message="the sender waiting for that window")
+            signal.pthread_kill(sender_thread.ident, signal.SIGUSR1)
+            # The window's write fails for good: its connection (and the lock) ended,
+            # new ones refused until the run is over.
+            with database_closed():
+                wait_until(
+                    lambda: not writer_threads(), timeout=30, message="the run's writer ended"
+                )
+        finally:
+            connection.close()
+
+    def raise_interrupted(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, raise_interrupted)
+    interrupter = threading.Thread(target=interrupt)
+    try:
+        with Sender() as sender, hooks_settings(CONCURRENCY=4):
+            interrupter.start()
+            with pytest.raises(Interrupted):
+                sender.send()
+            interrupter.join(60)
+            kept = sum(len(callbacks) for callbacks, _, _ in sender.unwritten)
+            report = sender.send()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        locker.close()
+    # Only the transfers in flight when the signal came (abandoned) wait for the lease.
+    assert Callback.objects.filter(status="sending").count() <= 4, kept
+    assert report.sent + Callback.objects.filter(status="sending").count() == 300
+    assert Attempt.objects.count() == Callback.objects.filter(status="sent").count()
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("http_hooks outcome")]
 
 
 @pytest.mark.django_db

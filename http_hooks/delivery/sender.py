@@ -901,13 +901,18 @@ class _Run:
         if self.writing is None:
             return
         future, ended = self.writing
-        self.writing = None
         try:
             paused = future.result()
-        except DatabaseError as exc:
-            if out_of_reach(exc):
-                self.ended = ended + self.ended
+        except BaseException as exc:
+            # Not the write's own error but one raised while waiting (a signal's: Ctrl-C,
+            # Celery's soft time limit): the window stays, for the run's way out to wait
+            # for again (``wind_up``) and to keep its outcomes if the write fails.
+            if future.done() and future.exception() is exc:
+                self.writing = None
+                if out_of_reach(exc):
+                    self.ended = ended + self.ended
             raise
+        self.writing = None
         self.written([callback for callback, _ in ended], paused)
 
     def written(self, callbacks: Sequence[Callback], paused: set[int]) -> None:
