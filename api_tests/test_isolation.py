@@ -490,7 +490,7 @@ def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
     assert len(deliveries(receiver)) == 300
     assert not Callback.objects.exclude(status="sent").exists()
     # The run's writer ended with it, its connection closed.
-    assert not [t for t in threading.enumerate() if t.name.startswith("http_hooks outcome")]
+    assert not writer_threads()
 
 
 class Interrupted(Exception):
@@ -564,6 +564,7 @@ def test_a_run_interrupted_while_it_waits_for_a_window_keeps_that_window(
 
 
 def writer_threads() -> list[threading.Thread]:
+    """The outcome writers' threads alive (``delivery.writer``)."""
     return [t for t in threading.enumerate() if t.name.startswith("http_hooks outcome")]
 
 
