@@ -66,8 +66,8 @@ from .reconnect import log_database_failure, with_reconnect
 
 logger = logging.getLogger(__name__)
 
-# More would mostly wait on each other and on the database (up to four connections each:
-# its own, its lease keeper's, its outcome writer's, with --loop on PostgreSQL its listener's).
+# More would mostly wait on each other and on the database (up to four connections each: its
+# own, its lease keeper's and, on PostgreSQL, its outcome writer's and with --loop its listener's).
 MAX_PROCESSES = 64
 RESTART_DELAY = 1.0
 RESTART_DELAY_MAX = 60.0
