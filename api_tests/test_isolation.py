@@ -493,6 +493,37 @@ def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
     assert not writer_threads()
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_run_with_autocommit_turned_off_writes_its_outcomes_on_its_own_connection(
+    make_hook, receiver
+):
+    """With the caller's autocommit off, the claims are the caller's transaction's
+    until it commits: a writer on another connection found none of its callbacks
+    held and dropped their outcomes as taken over (6 of 600 counted), or would wait
+    for their row locks while the sender waited for it."""
+    make_hook()
+    save_orders(600)
+    result = {}
+
+    def send() -> None:
+        try:
+            connection.set_autocommit(False)
+            result["report"] = send_callbacks()
+            connection.commit()
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    sender.join(60)
+    if sender.is_alive():
+        terminate_other_backends()  # its locks, which would hold the test's teardown
+        pytest.fail("the run waited for its own writer, which waited for the run's locks")
+    assert result["report"].sent == 600
+    assert Attempt.objects.count() == 600
+
+
 class Interrupted(Exception):
     """What a signal handler raises in the sender's thread: Celery's soft time limit
     (``SoftTimeLimitExceeded``), or a ``KeyboardInterrupt`` where nothing handles SIGINT."""

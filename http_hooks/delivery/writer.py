@@ -27,14 +27,15 @@ T = TypeVar("T")
 
 def usable() -> bool:
     """Whether outcomes are written on another connection: not inside the caller's
-    transaction (a test case's, an ``atomic`` around ``send_callbacks``), which
-    another connection cannot see into, nor on SQLite. There one connection at a
+    transaction (a test case's, an ``atomic`` around ``send_callbacks``, autocommit
+    turned off), which another connection cannot see into and whose row locks it
+    would wait for while the sender waits for it, nor on SQLite. There one connection at a
     time may write: the sender's claims waited for the writer's commits, in the
     sleeps of SQLite's busy handler, and runs were slower with the writer than
     without (``bench/engines.py``: 0.88x in memory, 0.94x on disk; 1.15x on
     PostgreSQL)."""
     db = connections[router.db_for_write(Callback)]
-    return db.vendor != "sqlite" and not db.in_atomic_block
+    return db.vendor != "sqlite" and db.get_autocommit() and not db.in_atomic_block
 
 
 class OutcomeWriter:
