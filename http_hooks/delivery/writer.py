@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from typing import TypeVar
 
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 
 from ..models import Callback
 
@@ -26,14 +27,16 @@ T = TypeVar("T")
 
 
 def usable() -> bool:
-    """Whether outcomes are written on another connection: not inside the caller's
-    transaction (a test case's, an ``atomic`` around ``send_callbacks``, autocommit
-    turned off), which another connection cannot see into and whose row locks it
-    would wait for while the sender waits for it, nor on SQLite. There one connection at a
-    time may write: the sender's claims waited for the writer's commits, in the
-    sleeps of SQLite's busy handler, and runs were slower with the writer than
-    without (``bench/engines.py``: 0.88x in memory, 0.94x on disk; 1.15x on
-    PostgreSQL)."""
+    """Whether outcomes are written on another connection.
+
+    Not inside the caller's transaction (a test case's, an ``atomic`` around
+    ``send_callbacks``, autocommit turned off): another connection cannot see
+    its claims, and would wait for their row locks while the sender waited for
+    it. Not on SQLite, where one connection at a time may write: the sender's
+    claims waited for the writer's commits, in the sleeps of SQLite's busy
+    handler, and runs were slower with the writer than without
+    (``bench/engines.py``: 0.88x in memory, 0.94x on disk; 1.15x on PostgreSQL).
+    """
     db = connections[router.db_for_write(Callback)]
     return db.vendor != "sqlite" and db.get_autocommit() and not db.in_atomic_block
 
@@ -51,8 +54,11 @@ class OutcomeWriter:
         return self._executor.submit(work)
 
     def close(self) -> None:
-        """Wait for the work given, then close the thread's database connection and the thread."""
+        """Wait for the work given, then close the thread's database connection and the
+        thread. A connection that fails as it closes is closed all the same: the run's
+        own outcome, or error, is what the caller hears of."""
         if self._executor is not None:
-            self._executor.submit(connections.close_all).result()
+            with suppress(DatabaseError):
+                self._executor.submit(connections.close_all).result()
             self._executor.shutdown()
             self._executor = None
