@@ -72,6 +72,13 @@ def test_a_public_address_is_accepted_when_saved():
         ("2001:0:4136:e378:8000:63bf:f5ff:fffe", True),  # Teredo, client 10.0.0.1
         ("64:ff9b::a00:1", True),  # NAT64 of 10.0.0.1
         ("64:ff9b::808:808", False),  # NAT64 of 8.8.8.8
+        # Local-use NAT64 (64:ff9b:1::/48), whose translator may use a prefix of /48, /56,
+        # /64 or /96: each address below is 10.1.1.1 for one length, public for the others.
+        ("64:ff9b:1:a01:1:101:808:808", True),  # /48
+        ("64:ff9b:1:80a:1:101:808:808", True),  # /56
+        ("64:ff9b:1:808:a:101:108:808", True),  # /64
+        ("64:ff9b:1:808:8:808:a01:101", True),  # /96
+        ("64:ff9b:1:808:8:808:808:808", False),  # 8.8.8.8 whatever the length
         ("fec0::1", True),  # site-local
         ("192.0.0.8", True),  # IETF protocol assignments
     ],

@@ -28,8 +28,19 @@ EXTRA_BLOCKED = (
     ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
     ipaddress.ip_network("fec0::/10"),  # site-local (deprecated, still routed privately)
 )
-# IPv6 prefixes that carry an IPv4 address in their last 32 bits.
-NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# IPv6 prefixes of NAT64 (RFC 6052): the well-known one carries the IPv4 address in
+# its last 32 bits; the local-use one (RFC 8215) is split into networks of any prefix
+# length from /48, each carrying its IPv4 address where its own length puts it.
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+# Where an IPv4 address sits after a NAT64 prefix of each length (RFC 6052, section
+# 2.2): its bits, high to low, as (first bit, bit count) pairs; bits 64-71 are never used.
+NAT64_LAYOUTS = {
+    48: ((48, 16), (72, 16)),
+    56: ((56, 8), (72, 24)),
+    64: ((72, 32),),
+    96: ((96, 32),),
+}
 # An IPv6 literal's authority as libcurl takes it: hex digits, colons and dots, an
 # optional zone ("%25" or "%", then 1 to 15 unreserved characters), nothing after the
 # bracket but a port.
@@ -51,8 +62,8 @@ def is_blocked_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return is_blocked_address(str(embedded))
+        if embedded:
+            return any(is_blocked_address(str(ipv4)) for ipv4 in embedded)
     return (
         not ip.is_global
         or ip.is_multicast
@@ -62,16 +73,29 @@ def is_blocked_address(address: str) -> bool:
     )
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses ``ip`` may lead to. Several for a local-use NAT64 address:
+    which prefix length the network's translator uses is not known here, so each
+    one's reading must be a public address."""
     if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+        return [ip.ipv4_mapped]
     if ip.sixtofour is not None:
-        return ip.sixtofour
+        return [ip.sixtofour]
     if ip.teredo is not None:
-        return ip.teredo[1]
-    if any(ip in prefix for prefix in NAT64_PREFIXES):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
+        return [ip.teredo[1]]
+    if ip in NAT64_WELL_KNOWN:
+        return [_nat64_ipv4(ip, 96)]
+    if ip in NAT64_LOCAL_USE:
+        return [_nat64_ipv4(ip, length) for length in NAT64_LAYOUTS]
+    return []
+
+
+def _nat64_ipv4(ip: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    bits = int(ip)
+    ipv4 = 0
+    for first, count in NAT64_LAYOUTS[prefix_length]:
+        ipv4 = (ipv4 << count) | (bits >> (128 - first - count)) & ((1 << count) - 1)
+    return ipaddress.IPv4Address(ipv4)
 
 
 def check_address(address: str, *, host: str = "") -> None:
