@@ -1,8 +1,15 @@
 """The admin, through Django's test client: pages, validation as form errors, actions."""
 
+import base64
+import html
+import logging
+import re
+from urllib.parse import urlencode
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -244,18 +251,94 @@ def test_disable_and_enable_actions(admin_client, make_hook):
     assert Callback.objects.count() == 1
 
 
-def test_rotate_secret_action_shows_the_new_secret_once(admin_client, make_hook):
-    hook = make_hook()
-    response = admin_client.post(
-        reverse("admin:http_hooks_hook_changelist"),
-        {"action": "rotate_secrets", "_selected_action": [hook.pk]},
-        follow=True,
-    )
-    hook.refresh_from_db()
-    assert hook.secret.startswith("whsec_")
-    assert hook.secret in response.content.decode()
-    page = admin_client.get(reverse("admin:http_hooks_hook_change", args=[hook.pk]))
-    assert hook.secret not in page.content.decode()
+MESSAGE_STORAGES = [
+    "django.contrib.messages.storage.fallback.FallbackStorage",
+    "django.contrib.messages.storage.cookie.CookieStorage",
+    "django.contrib.messages.storage.session.SessionStorage",
+]
+
+
+def continue_link(response) -> str:
+    """Where the "Continue" link of the page showing secrets leads."""
+    match = re.search(r'<a href="([^"]*)" class="button default" id="continue">', response.text)
+    assert match, "no Continue link"
+    return html.unescape(match[1])
+
+
+def assert_shown_once(client, response, secrets, caplog):
+    """``secrets`` are in the body of ``response``, which is not to be stored, and in no
+    cookie it sets (the messages cookie decoded as the storage does: it is base64),
+    the session, the log, nor the page its "Continue" link leads to."""
+    stored = [caplog.text, str(dict(client.session.items()))]
+    for name, morsel in response.cookies.items():
+        stored.append(morsel.OutputString())
+        if name == CookieStorage.cookie_name and morsel.value:
+            messages = CookieStorage(response.wsgi_request)._decode(morsel.value) or []
+            stored += [str(message) for message in messages]
+    for secret in secrets:
+        ways = [
+            secret,
+            secret.removeprefix("whsec_"),
+            base64.b64encode(secret.encode()).decode(),
+            base64.urlsafe_b64encode(secret.encode()).decode(),
+        ]
+        assert not [way for way in ways for text in stored if way in text]
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert all(secret in response.text for secret in secrets)
+    after = client.get(continue_link(response))
+    assert after.status_code == 200
+    assert not [secret for secret in secrets if secret in after.text]
+
+
+@pytest.mark.parametrize("storage", MESSAGE_STORAGES)
+def test_a_new_hooks_secret_is_in_the_answer_only(admin_client, receiver, caplog, storage):
+    caplog.set_level(logging.DEBUG)
+    with override_settings(MESSAGE_STORAGE=storage):
+        response = admin_client.post(
+            reverse("admin:http_hooks_hook_add"), hook_form(receiver, sign="on")
+        )
+        assert_shown_once(admin_client, response, [Hook.objects.get().secret], caplog)
+
+
+@pytest.mark.parametrize(
+    ("button", "query", "to"),
+    [
+        pytest.param({"_save": "Save"}, "", "admin:http_hooks_hook_changelist", id="save"),
+        pytest.param(
+            {"_save": "Save"}, "enabled__exact=1", "admin:http_hooks_hook_changelist", id="filtered"
+        ),
+        pytest.param({"_continue": "1"}, "", "admin:http_hooks_hook_change", id="continue"),
+        pytest.param({"_addanother": "1"}, "", "admin:http_hooks_hook_add", id="add-another"),
+    ],
+)
+def test_the_secret_pages_continue_link_leads_where_saving_went(
+    admin_client, receiver, button, query, to
+):
+    add = reverse("admin:http_hooks_hook_add")
+    if query:
+        add += "?" + urlencode({"_changelist_filters": query})
+    response = admin_client.post(add, {**hook_form(receiver, sign="on"), **button})
+    hook = Hook.objects.get()
+    expected = reverse(to, args=[hook.pk] if to.endswith("_change") else [])
+    assert continue_link(response) == expected + (f"?{query}" if query else "")
+    assert "was added successfully" in response.text
+
+
+@pytest.mark.parametrize("storage", MESSAGE_STORAGES)
+def test_rotated_secrets_are_in_the_answer_only(admin_client, make_hook, caplog, storage):
+    caplog.set_level(logging.DEBUG)
+    hooks = [make_hook(name="first"), make_hook(name="second")]
+    changelist = reverse("admin:http_hooks_hook_changelist") + "?enabled__exact=1"
+    with override_settings(MESSAGE_STORAGE=storage):
+        response = admin_client.post(
+            changelist,
+            {"action": "rotate_secrets", "_selected_action": [hook.pk for hook in hooks]},
+        )
+        new = [Hook.objects.get(pk=hook.pk).secret for hook in hooks]
+        assert [hook.secret for hook in hooks] != new and all(new)
+        assert_shown_once(admin_client, response, new, caplog)
+    assert continue_link(response) == changelist
 
 
 @pytest.mark.parametrize(
@@ -465,7 +548,9 @@ def test_a_nul_character_in_a_list_filter_is_a_bad_lookup_not_a_500(admin_client
     assert b"Database error" in page.content
 
 
-@pytest.mark.parametrize("action", ["enable_hooks", "disable_hooks", "send_test_events"])
+@pytest.mark.parametrize(
+    "action", ["enable_hooks", "disable_hooks", "send_test_events", "rotate_secrets"]
+)
 def test_a_bulk_action_says_which_hook_was_deleted_meanwhile(
     admin_client, make_hook, receiver, monkeypatch, action
 ):
@@ -479,6 +564,7 @@ def test_a_bulk_action_says_which_hook_was_deleted_meanwhile(
         "enable_hooks": "set_hook_enabled",
         "disable_hooks": "set_hook_enabled",
         "send_test_events": "send_test_event",
+        "rotate_secrets": "rotate_secret",
     }[action]
     original = getattr(services, work)
 

@@ -15,14 +15,16 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import dateformat, timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import services
 from .charts import hourly_bars
@@ -304,8 +306,8 @@ class HookAdmin(ModelAdmin):
         ]
 
     def save_model(self, request: HttpRequest, obj: Hook, form, change: bool) -> None:
-        """A new hook gets its secret from the service layer, as from every entry point,
-        and the secret is shown once, as the rotate action does."""
+        """A new hook gets its secret from the service layer, as from every entry point;
+        ``response_add`` shows it."""
         if not change:
             obj.secret = services.new_hook_secret(None if form.cleaned_data.get("sign") else "")
             super().save_model(request, obj, form, change)
@@ -331,13 +333,35 @@ class HookAdmin(ModelAdmin):
                 services.part_with_previous_owners(obj)
         if change and obj.enabled and "enabled" in form.changed_data:
             services.enable_hook(obj)
-        if not change and obj.secret:
-            self.message_user(
-                request,
-                _("Signing secret of %(hook)s (copy it now, it is not shown again): %(secret)s")
-                % {"hook": obj, "secret": obj.secret},
-                messages.WARNING,
-            )
+
+    def response_add(
+        self, request: HttpRequest, obj: Hook, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """A signed new hook: its secret on a page of its own, in place of the redirect
+        Django answers with (its "Continue" leads there), as the rotate action does."""
+        response = super().response_add(request, obj, post_url_continue)
+        if not obj.secret or not isinstance(response, HttpResponseRedirect):
+            return response
+        return self._secrets_page(request, [(obj, obj.secret)], response["Location"])
+
+    def _secrets_page(
+        self, request: HttpRequest, secrets: list[tuple[Hook, str]], continue_url: str
+    ) -> HttpResponse:
+        """The secrets in this response's body only, never cached: in a message they
+        would go back to the browser in Django's ``messages`` cookie (signed, not
+        encrypted) or into the session table, and stay there until the next page."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": ngettext(
+                "Signing secret (shown once)", "Signing secrets (shown once)", len(secrets)
+            ),
+            "secrets": secrets,
+            "continue_url": continue_url,
+        }
+        response = TemplateResponse(request, "admin/http_hooks/hook/secrets.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.display(description=_("headers"))
     def shown_headers(self, obj: Hook) -> str:
@@ -429,10 +453,13 @@ class HookAdmin(ModelAdmin):
             return False, None
 
     @admin.action(description=_("Rotate signing secret (shown once)"), permissions=["change"])
-    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Hook]) -> HttpResponse | None:
+        """The new secrets on a page of their own; its "Continue" leads back to the page
+        the action was run from, where Django redirects after an action."""
+        secrets = []
         for hook in queryset:
             try:
-                secret = services.rotate_secret(hook)
+                secrets.append((hook, services.rotate_secret(hook)))
             except HookChangedHandsError:
                 self.message_user(
                     request,
@@ -440,13 +467,9 @@ class HookAdmin(ModelAdmin):
                     % {"hook": hook},
                     messages.ERROR,
                 )
-                continue
-            self.message_user(
-                request,
-                _("New secret of %(hook)s (copy it now, it is not shown again): %(secret)s")
-                % {"hook": hook, "secret": secret},
-                messages.WARNING,
-            )
+        if not secrets:
+            return None
+        return self._secrets_page(request, secrets, request.get_full_path())
 
     @admin.action(description=_("Send a test event now"), permissions=["change"])
     def send_test_events(self, request: HttpRequest, queryset: QuerySet[Hook]) -> None:
