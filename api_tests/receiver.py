@@ -5,7 +5,8 @@ a status, a delay, a redirect, a connection reset, an endless, trickling or
 oversized body, or not before the test releases it (``hold=threading.Event()``,
 then ``hold.set()``). Each request is recorded with its method, path, headers,
 body, the client's port (one port per connection, so keep-alive reuse shows) and when it
-arrived (``time.monotonic()``).
+arrived (``time.monotonic()``); ``handled`` counts those whose answer (if any) is
+written.
 ``Receiver(tls=context)`` serves HTTPS with that ``ssl.SSLContext``.
 """
 
@@ -56,6 +57,8 @@ class Behaviour:
     trickle: float = 0.0
     # Answer (or, with ``stall``, go on after the headers) only once the test sets this event.
     hold: threading.Event | None = None
+    # Read the request's body only once the test sets this event.
+    read_hold: threading.Event | None = None
     # Send the headers and one byte of body, then nothing more until ``hold`` is set.
     stall: bool = False
     # Called with each request (in the request's thread) to choose its answer instead.
@@ -76,6 +79,7 @@ class Receiver:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.tls = tls
         self.requests: list[ReceivedRequest] = []
+        self.handled = 0
         self._behaviours: dict[str, Behaviour] = {}
         self._default = Behaviour()
         self._lock = threading.Lock()
@@ -90,9 +94,17 @@ class Receiver:
                 pass
 
             def _handle(self) -> None:
+                self._answer()
+                with receiver._cond:
+                    receiver.handled += 1
+
+            def _answer(self) -> None:
+                path = self.path.split("?", 1)[0]
+                read_hold = receiver.behaviour_for(path).read_hold
+                if read_hold is not None:
+                    receiver._held(read_hold)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
                 request = ReceivedRequest(
                     self.command,
                     path,
@@ -218,3 +230,4 @@ class Receiver:
     def clear(self) -> None:
         with self._cond:
             self.requests.clear()
+            self.handled = 0
