@@ -31,6 +31,7 @@ from http_hooks.transport import Request, Transport, ascii_url
 from shop.models import Order
 
 from .receiver import Receiver
+from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -476,3 +477,89 @@ def test_sockets_opened_for_libcurl_are_closed_not_left_to_the_collector(receive
     assert outcomes[0].status_code == 200
     assert outcomes[1].status_code is None and "connect" in outcomes[1].error.lower()
     assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+def _held_up(until: float) -> None:
+    """The sender's thread held up between two polls (a claim or an outcome write
+    waiting on a database lock) until ``until``: the stall is what is under test."""
+    time.sleep(max(0.0, until - time.monotonic()))
+
+
+def _poll_until_idle(transport: Transport) -> dict:
+    outcomes: dict = {}
+    deadline = time.monotonic() + 60
+    while transport.busy:
+        assert time.monotonic() < deadline, "the transfers never ended"
+        outcomes.update(transport.poll(1.0))
+    return outcomes
+
+
+@pytest.mark.parametrize("connections", ["new", "kept-alive"])
+def test_an_answer_that_arrived_while_the_sender_was_held_up_counts(receiver, connections):
+    """The requests went out and were answered while the sender's thread was held up
+    past their whole try's deadline: the answers, there to be read, count. libcurl
+    checked its deadline before reading them: the tries were failed ("the response
+    did not arrive within 0.5 s") and retried, the receiver had each twice."""
+    hold = threading.Event()
+    request = Request("POST", receiver.url(), {}, b"{}")
+    with hooks_settings(TIMEOUT=(0.2, 0.3)), Transport(concurrency=4) as transport:
+        if connections == "kept-alive":
+            assert transport.send_all(4, lambda index: request)[0].status_code == 200
+            kept = {received.client_port for received in receiver.requests}
+            wait_until(lambda: receiver.handled == 4)
+            receiver.clear()
+        receiver.respond(hold=hold)
+        started = time.monotonic()
+        for index in range(4):
+            assert transport.start(index, request) is None
+        ended = []
+        wait_until(
+            lambda: ended.extend(transport.poll(0.05)) or ended or len(receiver.requests) == 4
+        )
+        assert ended == []
+        hold.set()
+        wait_until(lambda: receiver.handled == 4)
+        _held_up(started + 1.0)
+        outcomes = _poll_until_idle(transport)
+    assert [(outcomes[i].status_code, outcomes[i].error) for i in range(4)] == [(200, "")] * 4
+    ports = {received.client_port for received in receiver.requests}
+    assert len(ports) == 4
+    if connections == "kept-alive":
+        assert ports == kept
+
+
+def test_a_request_held_up_half_sent_goes_out_and_counts(receiver):
+    """A wait of the sender's thread between polls, beyond an ordinary pass of its
+    loop, is not counted against the whole try: a request it held up half-sent
+    goes out after it and its answer counts. Counted, the try was failed once the
+    rest had gone out, and the retry sent the request again."""
+    reading = threading.Event()
+    receiver.respond(read_hold=reading)
+    body = b"x" * (16 << 20)  # more than the socket buffers hold while nothing is read
+    with hooks_settings(TIMEOUT=(1.0, 1.0)), Transport(concurrency=1) as transport:
+        transport.start(0, Request("POST", receiver.url(), {}, body))
+        started = time.monotonic()
+        curl = transport.running[0].curl
+        ended = []
+        wait_until(
+            lambda: (
+                ended.extend(transport.poll(0.05)) or ended or curl.getinfo(pycurl.SIZE_UPLOAD_T)
+            )
+        )
+        assert ended == [] and 0 < curl.getinfo(pycurl.SIZE_UPLOAD_T) < len(body)
+        reading.set()
+        _held_up(started + 3.0)
+        (outcome,) = _poll_until_idle(transport).values()
+    assert (outcome.status_code, outcome.error) == (200, "")
+    assert len(receiver.wait_for(1)[0].body) == len(body)
+
+
+def test_a_late_answer_is_failed_at_the_whole_try_deadline(receiver):
+    """Headers and a byte after 1.05 s, then nothing: the try ends at its whole-try
+    deadline (2.1 s), not at its read deadline (3.05 s), however long the poll may wait."""
+    receiver.respond(stall=True, delay=1.05)
+    with hooks_settings(TIMEOUT=(0.1, 2.0)), Transport(concurrency=1) as transport:
+        transport.start(0, Request("POST", receiver.url(), {}, b"{}"))
+        (outcome,) = _poll_until_idle(transport).values()
+    assert outcome.error == "the response body did not arrive within 2.1 s"
+    assert 2100 <= outcome.duration_ms < 2800

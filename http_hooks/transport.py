@@ -21,6 +21,15 @@ What a try may do is decided here and by the hook alone:
   for the next bytes (of the request going out or the response coming in) the
   read timeout; and a whole try never lasts longer than both together, so a
   receiver trickling one byte a second cannot hold a transfer for hours.
+  That is the receiver's time, not the sender's: when the sender's thread is
+  held up between two ``poll()`` calls (a claim or an outcome write waiting
+  on a database lock), what arrived meanwhile is read before any deadline is
+  checked, so an answer that came is not failed for having waited to be read,
+  and the wait, beyond what an ordinary pass of the sender's loop takes
+  (``COUNTED_GAP``), is not counted against a whole try, so a request it held
+  up half-sent goes out and is answered, instead of being failed once sent
+  and then sent again. libcurl times the connect only (it would check a
+  deadline before reading what arrived); the rest is timed in ``poll()``.
 - Response headers beyond 64 KB fail the try; libcurl's connection cache keeps
   at most twice ``CONCURRENCY`` idle connections.
 - At most ``RESPONSE_BODY_LIMIT`` bytes of a body are read. When a longer body
@@ -77,6 +86,10 @@ SOCKET_EVENTS = {
 HEADER_LIMIT = 64 * 1024
 # Headers libcurl adds on its own unless told not to; a request carries only ours.
 SUPPRESSED_HEADERS = ("Accept", "Expect", "Content-Type")
+# Seconds of a gap between two ``poll()`` calls counted against the whole tries in
+# flight: an ordinary pass of the sender's loop takes milliseconds; the rest of a
+# longer gap is its thread held up elsewhere, none of the receivers' time.
+COUNTED_GAP = 0.1
 
 
 class Request(NamedTuple):
@@ -184,7 +197,7 @@ class _Slot:
     def reset(self) -> None:
         self.close_opened()
         self.url = ""
-        self.started = self.activity = 0.0
+        self.started = self.activity = self.deadline = 0.0
         self.connected = self.too_large = False
         self.blocked = self.error = ""
         del self.raw_headers[:]
@@ -203,7 +216,9 @@ class _Slot:
         else:
             curl.setopt(pycurl.HTTPGET, 1)
         curl.setopt(pycurl.CUSTOMREQUEST, request.method)
-        self.started = self.activity = time.monotonic()
+        self.started = self.activity = now = time.monotonic()
+        transport = self.transport
+        self.deadline = transport.clock(now) + transport.connect_timeout + transport.read_timeout
 
     def close_opened(self) -> None:
         while self.opened:
@@ -408,8 +423,12 @@ class Transport:
             (pycurl.PROXY, ""),
             (pycurl.NETRC, pycurl.NETRC_IGNORED),
             (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1),
+            # libcurl's own: older versions share it out among the addresses of a
+            # name (a dead first one gets half, then the next is tried). So a connect
+            # that completed while the sender's thread was held up past it still
+            # fails, before the request is sent. No TIMEOUT_MS: the whole try is
+            # timed in ``poll``.
             (pycurl.CONNECTTIMEOUT_MS, int(self.connect_timeout * 1000)),
-            (pycurl.TIMEOUT_MS, int((self.connect_timeout + self.read_timeout) * 1000)),
             (pycurl.CAINFO, hooks_settings.CA_BUNDLE or certifi.where()),
             (pycurl.SSL_VERIFYPEER, 1),
             (pycurl.SSL_VERIFYHOST, 2),
@@ -426,6 +445,11 @@ class Transport:
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self.timer_at: float | None = None
+        # The whole-try deadlines (``_Slot.deadline``) are on a clock that stops
+        # while a gap between two polls runs past COUNTED_GAP (``clock``): ``away``
+        # is how long it stood still before the last poll, which ended at ``looked_at``.
+        self.away = 0.0
+        self.looked_at = time.monotonic()
         size = int(concurrency or hooks_settings.CONCURRENCY)
         # Idle keep-alive connections kept, least recently used dropped first: a
         # worker that meets many receivers must not pile up open sockets.
@@ -476,6 +500,11 @@ class Transport:
     def _on_timer(self, milliseconds: int) -> None:
         self.timer_at = None if milliseconds < 0 else time.monotonic() + milliseconds / 1000
 
+    def clock(self, now: float) -> float:
+        """``now`` (between polls) on the clock of the whole-try deadlines:
+        ``time.monotonic()`` less the gaps between polls beyond COUNTED_GAP."""
+        return now - self.away - max(0.0, now - self.looked_at - COUNTED_GAP)
+
     @property
     def free(self) -> int:
         """How many more transfers ``start()`` takes now."""
@@ -523,6 +552,9 @@ class Transport:
 
         try:
             now = time.monotonic()
+            self.away = now - self.clock(now)
+            # Every ready socket goes to libcurl before any deadline of ours is
+            # checked: after a long gap, what arrived meanwhile is read first.
             for fd, mask in self.poller.poll(min(timeout, self._wait(now))):
                 multi.socket_action(fd, curl_action(mask))
             if self.timer_at is not None and time.monotonic() >= self.timer_at:
@@ -537,11 +569,16 @@ class Transport:
                 if not queued:
                     break
             now = time.monotonic()
+            clock = now - self.away
             for slot in [s for s in self.running if s.connected]:
-                if slot.moved(now) or now - slot.activity < self.read_timeout:
+                if clock >= slot.deadline:
+                    slot.error = self.overdue(slot)
+                elif slot.moved(now) or now - slot.activity < self.read_timeout:
                     continue
-                slot.error = f"read timeout ({self.read_timeout:g} s)"
+                else:
+                    slot.error = f"read timeout ({self.read_timeout:g} s)"
                 finish(slot)
+            self.looked_at = now
         except pycurl.error as exc:
             raise TransportError(f"the HTTP transport failed: {exc}") from exc
         return ended
@@ -597,23 +634,33 @@ class Transport:
         return outcomes  # type: ignore[return-value]
 
     def _wait(self, now: float) -> float:
-        """How long to wait for sockets: until libcurl's timer or a read deadline."""
-        wait = 1.0
-        if self.timer_at is not None:
-            wait = min(wait, self.timer_at - now)
+        """How long to wait for sockets: until libcurl's timer, a read deadline or
+        a whole try's (compared in line: a ``min()`` call per slot costs several
+        times as much, on every poll)."""
+        soonest = now + 1.0
+        if self.timer_at is not None and self.timer_at < soonest:
+            soonest = self.timer_at
+        read, away = self.read_timeout, self.away
         for slot in self.running:
             if slot.connected:
-                wait = min(wait, slot.activity + self.read_timeout - now)
-        return max(wait, 0.0)
+                due = slot.activity + read
+                if due < soonest:
+                    soonest = due
+                due = slot.deadline + away
+                if due < soonest:
+                    soonest = due
+        return max(soonest - now, 0.0)
+
+    def overdue(self, slot: _Slot) -> str:
+        """The error of a try past its whole-try deadline."""
+        what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) >= 200 else "response"
+        return f"the {what} did not arrive within {self.connect_timeout + self.read_timeout:g} s"
 
     def describe(self, slot: _Slot, errno: int, message: str) -> str:
         """A short, readable error for a try libcurl gave up on."""
         if errno == pycurl.E_OPERATION_TIMEDOUT:
-            if not slot.connected:
-                return f"connect timeout ({self.connect_timeout:g} s)"
-            what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) >= 200 else "response"
-            total = self.connect_timeout + self.read_timeout
-            return f"the {what} did not arrive within {total:g} s"
+            # libcurl times the connect only (CONNECTTIMEOUT_MS).
+            return f"connect timeout ({self.connect_timeout:g} s)"
         # libcurl leaves its message empty for some errors (a response header too
         # large, error 100): its text for the code says at least what kind.
         message = message or pycurl.easy_strerror(errno)
