@@ -626,7 +626,7 @@ def validate_payload(payload: str, content_type: str) -> None:
     if content_type in JSON_TYPES:
         try:
             data = load_within(
-                lambda: json.loads(payload, parse_constant=_refuse_constant), MAX_PAYLOAD_DEPTH
+                lambda: json.loads(payload, parse_constant=refuse_constant), MAX_PAYLOAD_DEPTH
             )
         except ValueError as exc:
             raise InvalidPayloadError(f"invalid JSON: {exc}") from exc
@@ -666,8 +666,24 @@ def depth_exceeds(data: Any, limit: int) -> bool:
     return False
 
 
-def _refuse_constant(name: str) -> None:
+def refuse_constant(name: str) -> None:
+    """``parse_constant`` of ``json``: ``NaN``, ``Infinity`` and ``-Infinity`` are no JSON."""
     raise ValueError(f"{name} is not JSON")
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of ``json``: an object with one key twice is refused. In a
+    request body ``json`` would keep the last value silently (a receiver may keep the
+    first); in a payload written from Python they are two keys JSON writes alike (1
+    and "1", None and "null"), one value lost where it is read."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"an object has the key {shown(name)} twice in JSON")
+            seen.add(name)
+    return data
 
 
 def validate_template(

@@ -66,7 +66,7 @@ from .models import (
 )
 from .outbox import record_explicit_event
 from .owners import Owners, owner_for_write, owner_key, owner_model, scope
-from .payloads import PayloadEncoder
+from .payloads import PayloadEncoder, unique_keys
 from .registry import registry
 from .selectors import callbacks_updated_since
 from .settings import hooks_settings
@@ -870,7 +870,7 @@ def plain_json(payload: Any) -> tuple[Any, str]:
     try:
         text = json.dumps(payload, cls=PayloadEncoder, ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
-        data = json.loads(text, parse_float=decimal.Decimal, object_pairs_hook=_unique_keys)
+        data = json.loads(text, parse_float=decimal.Decimal, object_pairs_hook=unique_keys)
     except (TypeError, ValueError, RecursionError) as exc:
         reason = "a lone surrogate" if isinstance(exc, UnicodeEncodeError) else exc
         raise InvalidEventError(
@@ -879,19 +879,6 @@ def plain_json(payload: Any) -> tuple[Any, str]:
     if "\\u0000" in text and _has_nul(data):
         raise InvalidEventError("the payload holds a NUL character", field="payload")
     return data, text
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object of the payload, whose keys ``json`` wrote as text: 1 and "1" (or None
-    and "null") would be one name twice in the body, and one value lost where it is read."""
-    data = dict(pairs)
-    if len(data) < len(pairs):
-        seen = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise ValueError(f"two of its keys are {shown(name)} as JSON text")
-            seen.add(name)
-    return data
 
 
 def _has_nul(data: Any) -> bool:
