@@ -12,7 +12,7 @@ import pytest
 from django.test import override_settings
 
 from http_hooks.forms import SignalAdminForm
-from http_hooks.models import Callback, CallbackStatus
+from http_hooks.models import Callback, CallbackStatus, Hook, Signal
 from shop.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -149,6 +149,65 @@ def test_json_nested_32_levels_is_parsed(staff_client):
     body = {"ids": json.loads("[" * 31 + "1" + "]" * 31)}
     response = staff_client.post("/api/callbacks/resend/", body, format="json")
     assert_error(response, 400, "invalid", "ids.0")  # a list, not an id: but parsed
+
+
+NEW_HOOK_JSON = (
+    f'{{"model": "shop.order", "signals": ["{POST_SAVE}"], "target_url": "http://127.0.0.1:9/"'
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "key"),
+    [
+        ("post", "/api/hooks/", NEW_HOOK_JSON + ', "enabled": true, "enabled": false}', "enabled"),
+        ("patch", "/api/hooks/{hook}/", '{"headers": {"X-Team": "a", "X-Team": "b"}}', "X-Team"),
+        (
+            "post",
+            "/api/signals/",
+            '{"signal": "x.y", "signal": "shop.signals.order_shipped"}',
+            "signal",
+        ),
+        ("post", "/api/callbacks/send/", '{"hook_id": 999999, "hook_id": {hook}}', "hook_id"),
+        (
+            "post",
+            "/api/callbacks/delete-old/",
+            '{"days": 9, "days": 0, "include_undelivered": true}',
+            "days",
+        ),
+    ],
+    ids=["create-hook", "headers", "signal", "send", "delete-old"],
+)
+def test_a_key_given_twice_in_any_body_is_a_400(staff_client, make_hook, method, url, body, key):
+    """Python's ``json`` kept the last value without a word: a hook created disabled, a
+    header's first value dropped, callbacks sent or deleted by the second value."""
+    hook = make_hook(headers={"X-Team": "a"})
+    Order.objects.create(name="one")
+    url, body = (text.replace("{hook}", str(hook.pk)) for text in (url, body))
+    response = getattr(staff_client, method)(url, body, content_type="application/json")
+    assert assert_error(response, 400, "parse_error")["detail"] == (
+        f"JSON parse error - an object has the key '{key}' twice in JSON"
+    )
+    assert list(Hook.objects.values_list("headers", "enabled")) == [({"X-Team": "a"}, True)]
+    assert not Signal.objects.filter(signal="shop.signals.order_shipped").exists()
+    callback = Callback.objects.get()
+    assert (callback.status, callback.attempts) == (CallbackStatus.WAITING, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        NEW_HOOK_JSON + ', "conditions": {"total__gte": 1e400}}',
+        NEW_HOOK_JSON + ', "rate_limit": -1E+400}',
+        '{"days": 1e400}',
+    ],
+    ids=["conditions", "rate-limit", "days"],
+)
+def test_a_number_no_double_holds_is_a_400_in_any_body(staff_client, body):
+    """Read as infinity, it was refused by whichever field took it, each in its words."""
+    url = "/api/callbacks/delete-old/" if body.startswith('{"days"') else "/api/hooks/"
+    response = staff_client.post(url, body, content_type="application/json")
+    assert "is out of range" in assert_error(response, 400, "parse_error")["detail"]
+    assert not Hook.objects.exists()
 
 
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
@@ -382,6 +441,7 @@ def test_a_lone_surrogate_in_a_body_is_a_400(staff_client, field):
         "signals": ["django.db.models.signals.post_save"],
         "target_url": "http://127.0.0.1:9/",
     }
+    valid.pop(field, None)  # given twice, the body would be refused before any field
     body = json.dumps(valid)[:-1] + f', "{field}": "\\ud800"}}'
     response = staff_client.post("/api/hooks/", body, content_type="application/json")
     assert response.status_code == 400

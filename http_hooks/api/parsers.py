@@ -1,28 +1,69 @@
-"""The one parser of the REST API: JSON, with a bound on nesting."""
+"""The parsers of the REST API: strict JSON, with a bound on nesting."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from ..payloads import TOO_DEEP, load_within
+from ..imports import shown
+from ..payloads import TOO_DEEP, load_within, refuse_constant, unique_keys
 
 # No input of this API nests deeper than a few levels (a list of ids, an object
 # of headers); Python's parser fails at about 1,000 with a RecursionError.
 MAX_DEPTH = 32
 
 
+def _in_range(text: str) -> str:
+    """The text of a JSON number a double holds: Python reads ``1e400`` as infinity,
+    which JSON cannot carry and no receiver can read back."""
+    if math.isinf(float(text)):
+        raise ValueError(
+            f"the number {shown(text)} is out of range (a double's largest is about 1.8e308)"
+        )
+    return text
+
+
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser; a body nested deeper than ``MAX_DEPTH`` levels is a 400."""
+    """DRF's JSON parser, with a 400 (``parse_error``) for what ``json`` would take
+    silently: an object with one key twice (``json`` keeps the last value), ``NaN``
+    and ``Infinity`` (whatever ``STRICT_JSON`` says), a number out of a double's range
+    and nesting deeper than ``MAX_DEPTH`` levels.
+
+    A fraction is a float (``number``), as the fields take it: ``5.0`` is a whole
+    number, and a hook's conditions are stored as JSON, which has no decimals."""
+
+    number: Callable[[str], Any] = float
 
     def parse(
         self, stream: Any, media_type: str | None = None, parser_context: Mapping | None = None
     ) -> Any:
-        parse = super().parse
-        data = load_within(lambda: parse(stream, media_type, parser_context), MAX_DEPTH)
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            # Text codecs only: ``bytes.decode`` refuses one such as bz2_codec, which
+            # would expand a small body past the upload limit.
+            text = stream.read().decode(encoding)
+        except LookupError:
+            raise ParseError(f"Unsupported charset {shown(encoding)} in the Content-Type") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        try:
+            data = load_within(lambda: self.load(text), MAX_DEPTH)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
         if data is TOO_DEEP:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels")
         return data
+
+    def load(self, text: str) -> Any:
+        return json.loads(
+            text,
+            parse_float=lambda number: self.number(_in_range(number)),
+            parse_constant=refuse_constant,
+            object_pairs_hook=unique_keys,
+        )

@@ -76,8 +76,9 @@ from .serializers import (
 
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: `errors` lists each field at fault (empty when the body is not "
-    "valid JSON or nests deeper than 32 levels, or the query string has more parameters "
-    "than Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`).",
+    "valid JSON, nests deeper than 32 levels, gives an object a key twice or holds a "
+    "number beyond a double's range, or the query string has more parameters than "
+    "Django's `DATA_UPLOAD_MAX_NUMBER_FIELDS`).",
     401: "Not authenticated.",
     403: "Not authenticated, or not allowed (staff or the model permission is needed).",
     404: "No such object, or one of an owner the user does not act for (or, for a list, "
