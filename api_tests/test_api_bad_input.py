@@ -210,6 +210,45 @@ def test_a_number_no_double_holds_is_a_400_in_any_body(staff_client, body):
     assert not Hook.objects.exists()
 
 
+def test_fractions_outside_an_events_payload_are_read_as_before(staff_client, make_hook):
+    """Only an event's payload reads fractions as decimals (``ExactJSONParser``). Other
+    bodies read floats, as their fields take them: 5.0 and 1e2 are whole numbers, and
+    conditions are stored as JSON (which has no decimal type, as the Python API's)."""
+    response = staff_client.post(
+        "/api/hooks/",
+        NEW_HOOK_JSON + ', "rate_limit": 5.0, "conditions": {"total__gte": 9.90}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert (response.json()["rate_limit"], response.json()["conditions"]) == (
+        5,
+        {"total__gte": 9.9},
+    )
+    hook = Hook.objects.get()
+    response = staff_client.patch(
+        f"/api/hooks/{hook.pk}/",
+        '{"rate_limit": 1e2, "conditions": {"total__lt": 2.5e3}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    hook.refresh_from_db()
+    assert (hook.rate_limit, hook.conditions) == (100, {"total__lt": 2500.0})
+    events = staff_client.post(
+        "/api/hooks/",
+        '{"event_types": ["order.*"], "target_url": "http://127.0.0.1:9/", '
+        '"conditions": {"amount__gte": 0.10, "rate__in": [0.5, 1.25]}}',
+        content_type="application/json",
+    )
+    assert events.status_code == 201, events.content
+    assert events.json()["conditions"] == {"amount__gte": 0.1, "rate__in": [0.5, 1.25]}
+    response = staff_client.post(
+        "/api/callbacks/resend/",
+        '{"ids": [1.0], "confirm": false}',
+        content_type="application/json",
+    )
+    assert (response.status_code, response.json()) == (200, {"count": 0})
+
+
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
 @pytest.mark.parametrize("url", ["/api/hooks/", "/api/signals/", "/api/callbacks/send/"])
 def test_body_over_the_upload_limit_is_a_413(staff_client, url):

@@ -1,16 +1,18 @@
 """The REST API of explicit events: POST /api/events/, GET /api/event-types/, and a
 hook's event_types through /api/hooks/ and the admin."""
 
+import decimal
 import json
 
 import pytest
+import requests
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from http_hooks.api import create_hook
+from http_hooks.api import create_hook, send_event
 from http_hooks.models import Callback, Hook
 
 pytestmark = pytest.mark.django_db
@@ -134,6 +136,120 @@ def test_a_non_finite_number_in_a_payload_is_a_400(staff_client, event_hook, wor
     body = '{"event_type": "order.paid", "payload": ' + shape.format(word) + "}"
     response = staff_client.post("/api/events/", body, content_type="application/json")
     assert error(response, 400)["code"] == "parse_error"
+    assert not Callback.objects.exists()
+
+
+# Fractions no float holds as written, and how the payload's JSON writes them back: the
+# same digits (``Decimal``'s spelling of an exponent, 1E-400, and the sign of -0.0 kept).
+EXACT = (
+    '{"amount": 12345678901234567.89, "rate": 0.10, "fine": 0.1000000000000000000000000001, '
+    '"list": [2.50, -0.0, 1e-400]}'
+)
+EXACT_AS_SENT = EXACT.replace("1e-400", "1E-400")
+
+
+def test_a_payloads_fractions_keep_the_clients_digits(staff_client, event_hook):
+    """DRF's parser made them floats: 12345678901234567.89 was stored (and sent) as
+    1.2345678901234568e+16, 0.10 as 0.1. The same payload from Python (``send_event``
+    with decimals) is stored alike."""
+    event_hook("*")
+    body = '{"event_type": "order.paid", "payload": ' + EXACT + "}"
+    response = staff_client.post("/api/events/", body, content_type="application/json")
+    assert response.status_code == 202, response.content
+    from_rest = Callback.objects.get(pk=response.json()["ids"][0])
+    assert f'"data": {EXACT_AS_SENT}}}' in from_rest.payload
+    (from_python,) = send_event("order.paid", json.loads(EXACT, parse_float=decimal.Decimal))
+    assert from_python.payload.split('"data": ')[1] == from_rest.payload.split('"data": ')[1]
+
+
+def test_conditions_on_a_payload_test_its_exact_fractions(staff_client, event_hook):
+    """A condition sees the payload as the receiver will: 0.30 is 0.3, and
+    12345678901234567.89 is not 12345678901234568 (as a float it was)."""
+    event_hook("*", conditions={"rate": 0.3, "amount__lt": 12345678901234568})
+    for amount, taken in [("12345678901234567.89", True), ("12345678901234568.00", False)]:
+        payload = '{"rate": 0.30, "amount": ' + amount + "}"
+        body = '{"event_type": "order.paid", "payload": ' + payload + "}"
+        response = staff_client.post("/api/events/", body, content_type="application/json")
+        assert (response.status_code, len(response.json()["ids"])) == (202, int(taken))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_rest_events_fractions_reach_the_receiver_as_the_client_wrote_them(
+    live_server, receiver, settings
+):
+    """Over real HTTP at both ends: the event's bytes posted to the running server, sent
+    by ``POST /api/callbacks/send/``, and the bytes the receiver got hold the client's
+    digits, in the default body and where a template places the payload's values."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    User.objects.create_user("sender", password="sender-password", is_staff=True)
+    create_hook(event_types=["order.paid"], target_url=receiver.url("/default"))
+    create_hook(
+        event_types=["order.paid"],
+        target_url=receiver.url("/template"),
+        content_type="application/json",
+        payload_template='{"amount": {{payload.amount}}, "rate": "{{payload.rate}}", '
+        '"list": {{payload.list}}}',
+    )
+    body = '{"event_type": "order.paid", "payload": ' + EXACT + "}"
+    with requests.Session() as session:
+        session.auth = ("sender", "sender-password")
+        response = session.post(
+            f"{live_server.url}/api/events/",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 202, response.text
+        response = session.post(f"{live_server.url}/api/callbacks/send/", json={}, timeout=30)
+        assert (response.status_code, response.json()["sent"]) == (200, 2), response.text
+
+    received = {request.path: request.body for request in receiver.wait_for(2)}
+    assert f'"data": {EXACT_AS_SENT}}}'.encode() in received["/default"]
+    assert received["/template"] == (
+        b'{"amount": 12345678901234567.89, "rate": "0.10", "list": [2.50, -0.0, 1E-400]}'
+    )
+
+
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ('{"event_type": "order.paid", "payload": {"a": 1, "a": 2}}', "a"),
+        ('{"event_type": "order.paid", "payload": [{"x": {"a": 1, "b": 2, "a": 1}}]}', "a"),
+        ('{"event_type": "order.paid", "payload": {}, "key": "1", "key": "2"}', "key"),
+        (
+            '{"event_type": "order.paid", "event_type": "order.refunded", "payload": {}}',
+            "event_type",
+        ),
+    ],
+    ids=["payload", "nested-same-value", "key", "event-type"],
+)
+def test_a_key_given_twice_is_a_400(staff_client, event_hook, body, key):
+    """Python's ``json`` kept the last value and dropped the other without a word."""
+    event_hook("*")
+    response = staff_client.post("/api/events/", body, content_type="application/json")
+    assert error(response, 400) == {
+        "code": "parse_error",
+        "detail": f"JSON parse error - an object has the key '{key}' twice in JSON",
+        "errors": [],
+    }
+    assert not Callback.objects.exists()
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.8e308", "1e9999999999999999999"])
+@pytest.mark.parametrize("shape", ['{{"x": {}}}', "[1, {}]", "{}"], ids=["object", "list", "bare"])
+def test_a_number_no_double_holds_is_a_400(staff_client, event_hook, number, shape):
+    """A float read it as infinity (a 400 that blamed the payload's JSON); a decimal
+    would keep it, and send a number that receivers read as infinity."""
+    event_hook("*")
+    body = '{"event_type": "order.paid", "payload": ' + shape.format(number) + "}"
+    response = staff_client.post("/api/events/", body, content_type="application/json")
+    assert error(response, 400) == {
+        "code": "parse_error",
+        "detail": f"JSON parse error - the number '{number}' is out of range (a double's "
+        "largest is about 1.8e308)",
+        "errors": [],
+    }
     assert not Callback.objects.exists()
 
 

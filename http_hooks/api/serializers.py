@@ -54,6 +54,7 @@ from ..models import (
 )
 from ..network import check_target_url
 from ..owners import MAX_OWNER_LENGTH, owner_for_write, scope
+from ..payloads import PayloadEncoder
 from ..services import (
     MAX_DAYS,
     MAX_EVENT_KEY_LENGTH,
@@ -846,7 +847,12 @@ class RecoverSerializer(RequestSerializer):
 class AnyJSONField(serializers.JSONField):
     """Any JSON value, null included: ``{}`` in the schema. DRF's JSONField with
     ``allow_null`` would be ``oneOf: [{}, {type: null}]`` there, which no null
-    matches (a null matches both branches)."""
+    matches (a null matches both branches). Its fractions are decimals
+    (``parsers.ExactJSONParser``), checked as a payload is written."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("encoder", PayloadEncoder)
+        super().__init__(**kwargs)
 
     def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
         if data is None:
@@ -878,7 +884,8 @@ class SendEventSerializer(RequestSerializer):
     )
     payload = AnyJSONField(
         help_text="Any JSON value: the `data` of the default body, `payload` in templates "
-        "and what the hooks' conditions test.",
+        "and what the hooks' conditions test. A fraction goes out with the digits sent "
+        "(`0.10`, `12345678901234567.89`), never rounded to a float.",
     )
     key = LabelField(
         required=False,

@@ -46,7 +46,7 @@ from .filters import (
     SignalFilter,
 )
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
-from .parsers import JSONParser
+from .parsers import ExactJSONParser, JSONParser
 from .serializers import (
     NEW_HOOK,
     AttemptSerializer,
@@ -639,6 +639,7 @@ class EventViewSet(HttpHooksAPIMixin, viewsets.GenericViewSet):
 
     queryset = Callback.objects.none()
     serializer_class = SendEventSerializer
+    parser_classes = [ExactJSONParser]
     action_permissions = {"create": "http_hooks.send_event"}
 
     @extend_schema(
