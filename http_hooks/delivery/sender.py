@@ -63,10 +63,11 @@ from .claims import (
 from .collector import fewer_collections
 from .health import held_hooks, slow_ms, stopping_failures, stops_hook
 from .ordering import next_heads
-from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
+from .outcomes import DeliveryReport, record_outcomes
 from .processes import new_claim_token, run_failed
 from .rates import RateLimits
 from .reconnect import LAST_TRY_DELAYS, log_database_failure, out_of_reach, with_reconnect
+from .recording import record
 from .request import RequestShape, logged_headers, requests_for
 from .writer import OutcomeWriter
 from .writer import usable as writer_usable
@@ -927,31 +928,6 @@ class _Run:
             self.held_read_at = -CLAIM_INTERVAL
         self.held.update(dict.fromkeys(paused))
         self.release_waiting(paused)
-
-
-def record(
-    callbacks: tuple[Callback, ...],
-    outcomes: tuple[Outcome, ...],
-    report: DeliveryReport,
-    probes: Collection[int],
-    *,
-    reconnect_delays: Sequence[float] | None = None,
-) -> set[int]:
-    """``record_outcomes``; when it fails, the callbacks are as they were before it,
-    so that a later try applies the outcomes once."""
-    # As loaded, deferred fields left deferred: reading one would be a query.
-    fields = CALLBACK_RESULT_FIELDS
-    before = [{n: c.__dict__[n] for n in fields if n in c.__dict__} for c in callbacks]
-    try:
-        return record_outcomes(
-            callbacks, outcomes, report, probes=probes, reconnect_delays=reconnect_delays
-        )
-    except BaseException:
-        for callback, values in zip(callbacks, before, strict=True):
-            for name in fields:
-                callback.__dict__.pop(name, None)
-            callback.__dict__.update(values)
-        raise
 
 
 def send(transport: Transport, batch: list[Callback]) -> list[Outcome]:
