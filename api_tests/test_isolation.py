@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, ProgrammingError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -491,6 +491,101 @@ def test_a_window_of_outcomes_waiting_for_the_database_never_stops_transfers(
     assert not Callback.objects.exclude(status="sent").exists()
     # The run's writer ended with it, its connection closed.
     assert not writer_threads()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_whose_outcome_cannot_be_written_never_holds_back_its_window(
+    make_hook, receiver, monkeypatch, caplog
+):
+    """One callback of a window whose outcome cannot be stored (here its attempt number,
+    past what the column holds: a DataError on PostgreSQL, Python's OverflowError on
+    SQLite) failed the whole window: its callbacks stayed ``sending``, went out again
+    after the lease, and failed again, forever. The others are written, once; that one
+    ends as ``error``, logged, and is not sent again. On PostgreSQL the window is
+    written beside the transfers (``writer``), on SQLite by the sender's thread."""
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 60.0)
+    # All ten outcomes make one window: beside, its size is half this.
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW_SIZE", 20)
+    make_hook()
+    save_orders(10)
+    poison = Callback.objects.order_by("pk")[4]
+    largest = 2**31 - 1 if connection.vendor == "postgresql" else 2**63 - 1
+    Callback.objects.filter(pk=poison.pk).update(earlier_attempts=largest)
+    with caplog.at_level(logging.ERROR):
+        first = send_callbacks()
+        # The lease of what the run left ``sending`` (nothing, now) run out, rather than
+        # waited for: the next run takes it over.
+        expired = timezone.now() - datetime.timedelta(seconds=1)
+        Callback.objects.filter(status="sending").update(claimed_until=expired)
+        second = send_callbacks()
+    assert (first.sent, first.failed, second.total) == (9, 1, 0)
+    counts = deliveries(receiver)
+    assert (len(counts), set(counts.values())) == (10, {1})
+    others = Callback.objects.exclude(pk=poison.pk)
+    assert set(others.values_list("status", "attempts")) == {("sent", 1)}
+    assert sorted(Attempt.objects.values_list("callback", flat=True)) == sorted(
+        others.values_list("pk", flat=True)
+    )
+    poison.refresh_from_db()
+    error = "DataError" if connection.vendor == "postgresql" else "OverflowError"
+    assert (poison.status, poison.attempts, poison.claimed_until) == ("error", 1, None)
+    assert poison.status_details == (
+        f"http_hooks could not record the outcome of its last try ({error}, see the "
+        "sender's log); not sent again unless resent"
+    )
+    (logged,) = [r for r in caplog.records if r.name == "http_hooks.delivery.recording"]
+    assert f"callback {poison.pk} of hook {poison.hook_id}:" in logged.getMessage()
+    assert logged.exc_info[0].__name__ == error
+    writer = connection.vendor == "postgresql"
+    assert logged.threadName.startswith("http_hooks outcome writer") == writer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_window_that_failed_once_is_written_and_its_error_stands(
+    make_hook, receiver, monkeypatch
+):
+    """A window's write that fails once, for none of its callbacks (an exception a
+    signal raised in the middle of it, say): the window is written one callback at a
+    time, none ends in ``error``, and the run still fails with that error."""
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 60.0)
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW_SIZE", 20)
+    record_stats, calls = outcomes.record_stats, []
+
+    def failing_once(*args, **kwargs):
+        calls.append(None)
+        if len(calls) == 1:
+            raise Interrupted
+        return record_stats(*args, **kwargs)
+
+    monkeypatch.setattr(outcomes, "record_stats", failing_once)
+    make_hook()
+    save_orders(10)
+    with pytest.raises(Interrupted):
+        send_callbacks()
+    expired = timezone.now() - datetime.timedelta(seconds=1)
+    Callback.objects.filter(status="sending").update(claimed_until=expired)
+    assert send_callbacks().total == 0
+    assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert Attempt.objects.count() == 10
+    assert set(deliveries(receiver).values()) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_table_ends_no_callback_as_error(make_hook, receiver):
+    """The attempt log's table missing (a migration not run) fails every callback's
+    outcome alike: that is the run's error, as it was, and no callback is ended as
+    ``error`` for it after one try; they are sent again once it is fixed."""
+    make_hook()
+    save_orders(3)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE http_hooks_attempt RENAME TO http_hooks_attempt_away")
+    try:
+        with pytest.raises((OperationalError, ProgrammingError)):
+            send_callbacks()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE http_hooks_attempt_away RENAME TO http_hooks_attempt")
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
 
 
 @pytest.mark.postgres

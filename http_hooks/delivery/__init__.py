@@ -6,8 +6,9 @@ its ``--loop`` worker, the admin, the REST API and the Celery tasks all call
 
 The pipeline (fair share between hooks, outcomes written in small windows) is
 ``sender``'s; claims and their lease are ``claims``'; a try's outcome and the
-attempt log are ``outcomes``'; the request of a try is ``request``'; surviving
-a dropped database connection is ``reconnect``'s.
+attempt log are ``outcomes``'; a window of them that one callback cannot stop is
+``recording``'s; the request of a try is ``request``'; surviving a dropped
+database connection is ``reconnect``'s.
 
 Why no redirects: a redirect would send the payload, signed, to an address
 nobody configured, around the network policy; a 3xx is a failed try that says

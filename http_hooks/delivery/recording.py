@@ -1,13 +1,46 @@
-"""Writing a window of outcomes (``record_outcomes``) for the sender, the callbacks
-as they were when it fails."""
+"""A window of outcomes written so that no one callback's outcome stops the others'.
+
+Why: ``record_outcomes`` writes a window (up to ``OUTCOME_WINDOW_SIZE`` callbacks)
+in one transaction. A database out of reach is waited for (``with_reconnect``) or
+the window kept for a later run (``Sender.unwritten``). An error that writing the
+window again would meet again, though (a bug, a row whose outcome cannot be
+stored: an attempt number out of the column's range), failed the whole window:
+its callbacks stayed ``sending`` until their lease ran out, were claimed and sent
+again, and failed again at the same place. Every receiver of the window got its
+events over and over, and nothing was recorded.
+
+Such a window is written again one callback at a time, each in its own
+transaction, so that the others' outcomes land. Not for an error no row brings
+about (``NOT_ONE_CALLBACKS``: the database away, or a statement wrong for it, a
+table or column missing when a migration was not run): every callback would meet
+it, and each would end as ``error`` after one try. A callback whose own write fails
+too is logged with the traceback and ends as ``error`` (a plain UPDATE, under the
+claim's token as any outcome), never sent again unless someone resends it. When
+each callback's own write went through, none of them is to blame (an exception a
+signal raised, say, or a bug of windows only): the window is written all the same,
+and its error stands for the caller.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 
-from ..models import Callback
+from django.db import InterfaceError, NotSupportedError, OperationalError, ProgrammingError
+from django.db.models import F
+from django.utils import timezone
+
+from ..models import Callback, CallbackStatus
+from ..text import first_line
 from ..transport import Outcome
 from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
+from .reconnect import with_reconnect
+
+logger = logging.getLogger(__name__)
+
+# What says the database is away or busy (``out_of_reach``) or the statement wrong for
+# it: never one callback's doing. SQLite says "no such table" with an OperationalError.
+NOT_ONE_CALLBACKS = (InterfaceError, OperationalError, ProgrammingError, NotSupportedError)
 
 
 def record(
@@ -17,6 +50,49 @@ def record(
     probes: Collection[int],
     *,
     reconnect_delays: Sequence[float] | None = None,
+) -> set[int]:
+    """``record_outcomes``; a window that fails for an error a row may bring about is
+    written again one callback at a time (see the module's docstring).
+    Return the hooks the written outcomes paused or disabled."""
+    try:
+        return record_restoring(callbacks, outcomes, report, probes, reconnect_delays)
+    except NOT_ONE_CALLBACKS:
+        raise
+    except Exception as exc:
+        failure = exc
+    logger.warning(
+        "writing a window of %s outcome(s) failed (%s: %s); writing them one at a time",
+        len(callbacks),
+        type(failure).__name__,
+        first_line(failure),
+    )
+    paused: set[int] = set()
+    blamed = False
+    for callback, outcome in zip(callbacks, outcomes, strict=True):
+        try:
+            paused |= record_restoring((callback,), (outcome,), report, probes, reconnect_delays)
+        except NOT_ONE_CALLBACKS:
+            raise
+        except Exception as exc:
+            blamed = True
+            logger.exception(
+                "callback %s of hook %s: the outcome of its try could not be recorded; "
+                "it ends as error and is not sent again unless resent",
+                callback.pk,
+                callback.hook_id,
+            )
+            report.failed += end_unrecorded(callback, exc, reconnect_delays)
+    if not blamed:
+        raise failure
+    return paused
+
+
+def record_restoring(
+    callbacks: Sequence[Callback],
+    outcomes: Sequence[Outcome],
+    report: DeliveryReport,
+    probes: Collection[int],
+    reconnect_delays: Sequence[float] | None,
 ) -> set[int]:
     """``record_outcomes``; when it fails, the callbacks are as they were before it,
     so that a later try applies the outcomes once."""
@@ -33,3 +109,30 @@ def record(
                 callback.__dict__.pop(name, None)
             callback.__dict__.update(values)
         raise
+
+
+def end_unrecorded(
+    callback: Callback, exc: Exception, reconnect_delays: Sequence[float] | None
+) -> int:
+    """End ``callback``, whose outcome could not be written, as ``error``, its try
+    counted; 1 when this sender still held it, else 0. A plain UPDATE: none of the
+    code that failed (the outcome's state, the attempt log, the counts, health)."""
+    now = timezone.now()
+    details = (
+        f"http_hooks could not record the outcome of its last try "
+        f"({type(exc).__name__}, see the sender's log); not sent again unless resent"
+    )
+    held = Callback.objects.filter(
+        pk=callback.pk, claim_token=callback.claim_token, status=CallbackStatus.SENDING
+    )
+    return with_reconnect(
+        lambda: held.update(
+            status=CallbackStatus.ERROR,
+            status_details=details,
+            attempts=F("attempts") + 1,
+            claimed_until=None,
+            update_datetime=now,
+        ),
+        what="ending a callback whose outcome could not be recorded",
+        delays=reconnect_delays,
+    )

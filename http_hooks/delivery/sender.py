@@ -260,7 +260,8 @@ class Sender:
                 if out_of_reach(exc):
                     raise  # still away: kept for the next run
                 # Never in the way of every run after it: dropped, its callbacks are
-                # sent again after the lease.
+                # sent again after the lease, but those ``record`` could write one at a
+                # time (``recording``).
                 logger.exception("sender: could not write the outcomes kept from a run")
             del self.unwritten[0]
         while self.unreleased:
@@ -858,7 +859,8 @@ class _Run:
             # Taken first: outcomes that could not be written are not tried again in
             # this run; when the database was out of reach, they stay, for
             # ``keep_for_later`` to keep for the sender's next run, otherwise their
-            # callbacks are sent again after the lease.
+            # callbacks are sent again after the lease, but those ``record`` could
+            # write one at a time (``recording``).
             ended, self.ended = self.ended, []
             callbacks, outcomes = zip(*ended, strict=True)
             if beside and self.writer is not None and self.plain(ended):
