@@ -516,3 +516,49 @@ def test_many_sender_processes_are_added_up_in_multiprocess_mode(
     assert value(samples, "http_hooks_deliveries_total", outcome="sent", **labels) == 5
     assert value(samples, "http_hooks_attempt_duration_seconds_count", **labels) == 5
     assert value(samples, "http_hooks_callbacks", status="sent") == 5
+
+
+@pytest.mark.multiprocess
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_whose_metrics_files_cannot_be_written_still_sends_everything(
+    make_hook, receiver, same_db_env, tmp_path
+):
+    """A ``PROMETHEUS_MULTIPROC_DIR`` that is missing (not created yet, removed, a
+    typo) made the sender stop with a traceback after its first window of outcomes.
+    The counting is left out, said once, and the run goes on."""
+    make_hook()
+    orders(3)
+    env = {
+        **same_db_env,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "gone"),
+        "HTTP_HOOKS_OVERRIDES": json.dumps({"BATCH_SIZE": 1, "CONCURRENCY": 1}),
+    }
+    manage = [sys.executable, str(ROOT / "demo" / "manage.py"), "send_callbacks"]
+    result = subprocess.run(manage, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "not counted" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "gone" in warnings[0]
+    assert sorted(Callback.objects.values_list("status", flat=True)) == ["sent"] * 3
+    assert len(receiver.requests) == 3
+
+
+@pytest.mark.parametrize("fault", ["directory-gone", "truncated-file"])
+def test_metrics_files_that_cannot_be_read_leave_out_the_counters_only(
+    fault, make_hook, staff_client, tmp_path, monkeypatch, caplog
+):
+    """The endpoint answered these with the project's HTML 500 page; now, as for a
+    database that fails, the scrape shows what it could read, with a warning."""
+    make_hook()
+    orders(2)
+    directory = tmp_path / "metrics"
+    if fault == "truncated-file":
+        directory.mkdir()
+        (directory / "counter_4242.db").write_bytes(b"\x10\x00\x00\x00")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    samples = scrape(staff_client)
+    assert value(samples, "http_hooks_callbacks", status="waiting") == 2
+    assert not any(name.startswith("http_hooks_deliveries") for name, _ in samples)
+    (record,) = [r for r in caplog.records if "PROMETHEUS_MULTIPROC_DIR" in r.getMessage()]
+    assert record.levelname == "WARNING"

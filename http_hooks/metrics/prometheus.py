@@ -69,6 +69,13 @@ ATTEMPT_DURATION = Histogram(
     buckets=DURATION_BUCKETS,
     registry=None,
 )
+# Set while counting fails, so that it is logged once, not at every window of outcomes.
+# Counting comes after the outcomes are committed and must never end a run: in
+# multiprocess mode prometheus_client writes each process's counts to a file in
+# ``PROMETHEUS_MULTIPROC_DIR``, and a directory that is missing (not created yet,
+# removed, a typo) or a file it cannot read made the sender stop with a
+# traceback, its other claimed callbacks left ``sending`` until their lease ran out.
+COUNTING_FAILED = threading.Event()
 
 
 def record_attempts(
@@ -84,12 +91,25 @@ def record_attempts(
             hook = str(callback.hook_id) if by_hook else ""
             tally[hook, OUTCOMES[callback.status]] += 1
             durations[hook].append(outcome.duration_ms / 1000)
-    for (hook, label), count in tally.items():
-        DELIVERIES.labels(hook, label).inc(count)
-    for hook, seconds in durations.items():
-        child = ATTEMPT_DURATION.labels(hook)
-        for value in seconds:
-            child.observe(value)
+    try:
+        for (hook, label), count in tally.items():
+            DELIVERIES.labels(hook, label).inc(count)
+        for hook, seconds in durations.items():
+            child = ATTEMPT_DURATION.labels(hook)
+            for value in seconds:
+                child.observe(value)
+    except Exception as exc:  # whatever the file or the library failed with: see above
+        if not COUNTING_FAILED.is_set():
+            COUNTING_FAILED.set()
+            logger.warning(
+                "http_hooks metrics: tries not counted until this is fixed: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+        return
+    if COUNTING_FAILED.is_set():
+        COUNTING_FAILED.clear()
+        logger.info("http_hooks metrics: tries are counted again")
 
 
 class StateCollector(Collector):
@@ -185,10 +205,25 @@ def read_state() -> DeliveryState:
 
 class ProcessFiles(Collector):
     """http_hooks' counters and histograms of every process (``PROMETHEUS_MULTIPROC_DIR``),
-    without the other metrics of the project found there."""
+    without the other metrics of the project found there.
+
+    A directory that is gone or a file that cannot be read leaves them out of that
+    scrape, with a warning, as a database that fails leaves out the gauges: the
+    endpoint answered a 500 page instead, without the figures it could read."""
 
     def collect(self) -> Iterator[Metric]:
-        for family in MultiProcessCollector(None).collect():
+        try:
+            families = MultiProcessCollector(None).collect()  # reads every file now
+        except Exception as exc:  # a bad file fails the parser in many ways
+            logger.warning(
+                "http_hooks metrics: the files of PROMETHEUS_MULTIPROC_DIR %r could not be "
+                "read: %s: %s",
+                os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+                type(exc).__name__,
+                exc,
+            )
+            return
+        for family in families:
             if family.name.startswith(PREFIX):
                 yield family
 
