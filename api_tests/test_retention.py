@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def aged(make_hook):
     """13 callbacks: 10 old and sent (ages 31 to 40 days, one attempt each), one old
-    waiting, one old sending, and one new; returns the old sent ones' ids and the kept."""
+    waiting, one old sending left by a sender whose lease ran out, and one new; returns
+    the old sent ones' ids and the kept."""
     make_hook()
     for i in range(13):
         Order.objects.create(name=f"o{i}")
@@ -30,7 +31,9 @@ def aged(make_hook):
             status=CallbackStatus.SENT, create_datetime=now - datetime.timedelta(days=40 - age)
         )
     Callback.objects.filter(pk=ids[10]).update(status=CallbackStatus.WAITING)
-    Callback.objects.filter(pk=ids[11]).update(status=CallbackStatus.SENDING)
+    Callback.objects.filter(pk=ids[11]).update(
+        status=CallbackStatus.SENDING, claimed_until=now - datetime.timedelta(hours=1)
+    )
     Attempt.objects.bulk_create(Attempt(callback_id=pk, number=1) for pk in ids)
     return ids[:10], ids[10:]
 
@@ -130,3 +133,42 @@ def test_a_resend_during_a_batch_keeps_its_callback(aged):
     remaining = sorted(Callback.objects.values_list("id", flat=True))
     assert remaining == [old[0], *kept]
     assert sorted(Attempt.objects.values_list("callback_id", flat=True)) == remaining
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_in_flight_is_kept_even_with_the_undelivered(make_hook, receiver):
+    """``include_undelivered`` deleted a callback a sender was sending: its outcome
+    was dropped, and the next callback of its ordering key could go while it was in
+    flight. As ``delete_callback`` does, one a sender holds is kept (one whose lease
+    ran out is not held: ``test_callbacks_created_at_the_same_moment_are_all_deleted``)."""
+    import threading
+
+    from http_hooks.api import send_callbacks
+
+    hold = threading.Event()
+    receiver.respond("/held", hold=hold)
+    make_hook(target_url=receiver.url("/held"))
+    Order.objects.create(name="in flight")
+    Callback.objects.update(create_datetime=timezone.now() - datetime.timedelta(days=40))
+    (in_flight,) = Callback.objects.values_list("pk", flat=True)
+    result = {}
+
+    def send():
+        try:
+            result["report"] = send_callbacks()
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        receiver.wait_for(1, timeout=60)
+        deleted = delete_old_callbacks(days=30, include_undelivered=True, vacuum=False)
+    finally:
+        hold.set()
+        sender.join()
+    assert deleted == 0
+    assert result["report"].sent == 1
+    (kept,) = Callback.objects.all()
+    assert (kept.pk, kept.status) == (in_flight, CallbackStatus.SENT)
+    assert list(Attempt.objects.values_list("callback_id", flat=True)) == [in_flight]

@@ -1117,7 +1117,8 @@ def delete_old_callbacks(
 
     Callbacks not delivered yet (``waiting``, ``sending``) are kept unless
     ``include_undelivered``: an old callback still waiting for a retry is an
-    event a receiver has not had. Returns how many callbacks were deleted.
+    event a receiver has not had. Even then one a sender holds (``sending``, its
+    lease running) is kept. Returns how many callbacks were deleted.
 
     Each batch is one short transaction: it takes the next oldest callbacks by
     ``callback_retention_idx`` from where the last batch ended (no rescan of what
@@ -1145,6 +1146,10 @@ def delete_old_callbacks(
     old = scope(Callback.objects.using(using).filter(create_datetime__lt=cutoff), owners)
     if not include_undelivered:
         old = old.exclude(status__in=UNDELIVERED_STATUSES)
+    else:
+        # As ``delete_callback``: its outcome would be lost, and its key's next callback
+        # would go while it is in flight. A later run deletes it.
+        old = old.exclude(held_by_a_sender())
     if hooks_settings.ORDERED_ON_FAILURE == HALT:
         # A halted key's head waits for an operator's resend: deleting it would let the
         # callbacks queued behind it go on (``delivery.ordering``).

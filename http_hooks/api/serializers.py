@@ -1153,8 +1153,8 @@ class DeleteOldSerializer(RequestSerializer):
     )
     include_undelivered = BooleanField(
         default=False,
-        help_text="Delete old `waiting` and `sending` callbacks too (their events are lost); "
-        "without it they are kept.",
+        help_text="Delete old `waiting` and `sending` callbacks too (their events are lost), "
+        "but not one a sender holds now (its lease running); without it they are kept.",
     )
 
 

@@ -26,7 +26,8 @@ class Command(HooksCommand):
         parser.add_argument(
             "--include-undelivered",
             action="store_true",
-            help="Delete old waiting and sending callbacks too (their events are lost).",
+            help="Delete old waiting and sending callbacks too (their events are lost), but "
+            "not one a sender holds now (its lease running).",
         )
         parser.add_argument(
             "--batch-size",
