@@ -80,28 +80,30 @@ def database_closed(*, this_one_too: bool = False) -> Iterator[Callable[[], None
 
 
 @contextmanager
-def sqlite_locked() -> Iterator[None]:
+def sqlite_locked(*, begin: str = "EXCLUSIVE", timeout: float = 0.01) -> Iterator[None]:
     """The test database's file locked by another connection, and this one's busy
-    timeout cut to 10 ms (20 s in the demo's settings), as under a long writer."""
+    timeout cut to ``timeout`` (20 s in the demo's settings), as under a long writer.
+    ``begin="IMMEDIATE"``: the lock of a writer in the middle of its transaction,
+    which readers pass and other writers wait for."""
     options = connection.settings_dict["OPTIONS"]
-    timeout = options.get("timeout")
+    busy_timeout = options.get("timeout")
     connection.close()
-    options["timeout"] = 0.01
+    options["timeout"] = timeout
     # Unlocked by whichever thread ends the block (``outage_on_call``).
     other = sqlite3.connect(
         connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
     )
     try:
-        other.execute("BEGIN EXCLUSIVE")
+        other.execute(f"BEGIN {begin}")
         yield
     finally:
         other.execute("ROLLBACK")
         other.close()
         connection.close()
-        if timeout is None:
+        if busy_timeout is None:
             options.pop("timeout")
         else:
-            options["timeout"] = timeout
+            options["timeout"] = busy_timeout
 
 
 @contextmanager

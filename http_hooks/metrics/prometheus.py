@@ -188,17 +188,24 @@ class StateCollector(Collector):
 
 def read_state() -> DeliveryState:
     """``delivery_state``, each statement bounded by ``STATE_TIMEOUT`` on PostgreSQL
-    (in a transaction, or a savepoint of the request's, that takes the limit with it)."""
+    (in a transaction, or a savepoint of the request's, that takes the limit with it).
+
+    Elsewhere in no transaction of its own: SQLite's, begun ``IMMEDIATE`` as the README
+    advises, took the write lock for a read, so that a scrape waited for any sender's
+    or retention's write (up to the ``timeout``, 20 s in the demo) and then lost its
+    gauges, where a read goes on beside a write."""
     using = router.db_for_read(Callback)
+    db = connections[using]
+    exact_up_to = int(hooks_settings.METRICS_COUNT_LIMIT)
+    if db.vendor != "postgresql":
+        return delivery_state(exact_up_to=exact_up_to)
     with transaction.atomic(using=using):
-        db = connections[using]
-        if db.vendor == "postgresql":
-            with db.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('statement_timeout', %s, true)",
-                    [str(int(STATE_TIMEOUT * 1000))],
-                )
-        state = delivery_state(exact_up_to=int(hooks_settings.METRICS_COUNT_LIMIT))
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                [str(int(STATE_TIMEOUT * 1000))],
+            )
+        state = delivery_state(exact_up_to=exact_up_to)
         transaction.set_rollback(True, using=using)  # the limit goes; nothing was written
     return state
 
