@@ -262,14 +262,17 @@ def test_a_bad_number_of_processes_exits_2_with_one_line(same_db_env, loop):
 
 @contextmanager
 def attempts_refused(status: int) -> Iterator[None]:
-    """The database refuses to log an attempt answered ``status`` (a trigger: as a full
-    disk or a constraint would), so that a sender's run fails writing its outcomes."""
+    """The database fails to log an attempt answered ``status`` (a trigger), with an
+    error no one row brings about (a statement it cannot run, as after a migration not
+    run), so that a sender's run fails writing its outcomes: a row's own error (a
+    constraint) would end that callback as ``error`` (``delivery.recording``)."""
     table = connection.ops.quote_name(Attempt._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'attempt refused'; END $$"
+                "$$ BEGIN RAISE EXCEPTION 'attempt refused' USING ERRCODE = 'undefined_table'; "
+                "END $$"
             )
             cursor.execute(
                 f"CREATE TRIGGER refuse_attempt BEFORE INSERT ON {table} FOR EACH ROW "
@@ -279,7 +282,7 @@ def attempts_refused(status: int) -> Iterator[None]:
             cursor.execute(
                 f"CREATE TRIGGER refuse_attempt BEFORE INSERT ON {table} "
                 f"WHEN NEW.response_status = {status} "
-                "BEGIN SELECT RAISE(ABORT, 'attempt refused'); END"
+                "BEGIN SELECT json('attempt refused'); END"  # "malformed JSON", SQLITE_ERROR
             )
     try:
         yield
