@@ -25,7 +25,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import OperationalError, ProgrammingError, connection, transaction
+from django.db import (
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    transaction,
+)
 from django.test import override_settings
 from django.utils import timezone
 
@@ -586,6 +592,47 @@ def test_a_missing_table_ends_no_callback_as_error(make_hook, receiver):
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE http_hooks_attempt_away RENAME TO http_hooks_attempt")
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_log_that_refuses_every_row_ends_no_callback_as_error(make_hook, receiver):
+    """A CHECK constraint or trigger on the attempt log refusing every row (PostgreSQL
+    says so when a partitioned table has no partition for now) is an IntegrityError
+    like a row's own: written one at a time, each failed, and each callback ended as
+    ``error`` after one try, those the receiver answered 200 too. It is the run's
+    error; they are sent again once it is fixed."""
+    make_hook()
+    save_orders(5)
+    table = connection.ops.quote_name(Attempt._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION refuse_every_attempt() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'no partition of relation found for row' "
+                "USING ERRCODE = 'check_violation'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_every_attempt BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_every_attempt()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER refuse_every_attempt BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'no partition of relation found for row'); END"
+            )
+    try:
+        with pytest.raises(IntegrityError):
+            send_callbacks()
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER refuse_every_attempt ON {table}")
+                cursor.execute("DROP FUNCTION refuse_every_attempt()")
+            else:
+                cursor.execute("DROP TRIGGER refuse_every_attempt")
+    assert len(receiver.requests) == 5
+    assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
+    assert not Attempt.objects.exists()
 
 
 @pytest.mark.postgres

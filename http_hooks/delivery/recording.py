@@ -14,11 +14,15 @@ transaction, so that the others' outcomes land. Not for an error no row brings
 about (``NOT_ONE_CALLBACKS``: the database away, or a statement wrong for it, a
 table or column missing when a migration was not run): every callback would meet
 it, and each would end as ``error`` after one try. A callback whose own write fails
-too is logged with the traceback and ends as ``error`` (a plain UPDATE, under the
-claim's token as any outcome), never sent again unless someone resends it. When
-each callback's own write went through, none of them is to blame (an exception a
-signal raised, say, or a bug of windows only): the window is written all the same,
-and its error stands for the caller.
+too, while others' went through, is logged with the traceback and ends as ``error``
+(a plain UPDATE, under the claim's token as any outcome), never sent again unless
+someone resends it. When each callback's own write went through, none of them is
+to blame (an exception a signal raised, say, or a bug of windows only): the window
+is written all the same, and its error stands for the caller. When none went
+through, none is blamed either: what refuses every row (a CHECK constraint or a
+trigger on the attempt log, no partition for the rows of now: PostgreSQL's
+IntegrityError) is the run's error, as before; so is a window of one callback
+that cannot be written, sent again after each lease.
 """
 
 from __future__ import annotations
@@ -67,23 +71,29 @@ def record(
         first_line(failure),
     )
     paused: set[int] = set()
-    blamed = False
+    written = False
+    unwritten: list[tuple[Callback, Exception]] = []
     for callback, outcome in zip(callbacks, outcomes, strict=True):
         try:
             paused |= record_restoring((callback,), (outcome,), report, probes, reconnect_delays)
+            written = True
         except NOT_ONE_CALLBACKS:
             raise
         except Exception as exc:
-            blamed = True
-            logger.exception(
-                "callback %s of hook %s: the outcome of its try could not be recorded; "
-                "it ends as error and is not sent again unless resent",
-                callback.pk,
-                callback.hook_id,
-            )
-            report.failed += end_unrecorded(callback, exc, reconnect_delays)
-    if not blamed:
+            unwritten.append((callback, exc))
+    if not (written and unwritten):
+        # None to blame, or none written: what fails every row (a constraint or a
+        # trigger on the whole attempt log, a partition missing) is the run's error.
         raise failure
+    for callback, exc in unwritten:
+        logger.error(
+            "callback %s of hook %s: the outcome of its try could not be recorded; "
+            "it ends as error and is not sent again unless resent",
+            callback.pk,
+            callback.hook_id,
+            exc_info=exc,
+        )
+        report.failed += end_unrecorded(callback, exc, reconnect_delays)
     return paused
 
 
