@@ -9,7 +9,8 @@ PYTHON6 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.1/bin/python) pyt
 VENV6 ?= .venv6
 BIN6 := $(VENV6)/bin
 
-.PHONY: demo test test-postgres test-django6 test-django6-postgres lint format schema bench \
+.PHONY: demo test test-postgres test-rabbitmq test-django6 test-django6-postgres lint format \
+	schema bench \
 	install install-django6 clean
 
 $(BIN)/python:
@@ -41,6 +42,12 @@ test: install
 
 test-postgres: install
 	HTTP_HOOKS_DB=postgres $(BIN)/python -m pytest -n 2
+
+# The Celery tests again, on the RabbitMQ at 127.0.0.1:5672 (guest/guest) and PostgreSQL.
+RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672//
+test-rabbitmq: install
+	CELERY_BROKER_URL=$(RABBITMQ_URL) HTTP_HOOKS_DB=postgres $(BIN)/python -m pytest -n 2 \
+		api_tests/test_celery.py
 
 test-django6: install-django6
 	$(BIN6)/python -m pytest -n 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import urllib.parse
 from importlib.util import find_spec
 
 import pytest
@@ -16,8 +17,18 @@ from .receiver import Receiver
 # In CI the services are there, so a test that would skip for want of one fails instead.
 REQUIRE_SERVICES = os.environ.get("HTTP_HOOKS_REQUIRE_SERVICES") == "1"
 
+# The broker of the Celery tests, as the demo's Celery app reads it: Redis unless
+# ``CELERY_BROKER_URL`` names another (CI runs them on RabbitMQ too: make test-rabbitmq).
+BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+BROKER_PORTS = {"redis": 6379, "amqp": 5672, "pyamqp": 5672}
 
-def _port_open(port: int) -> bool:
+
+def broker_port(url: str = BROKER_URL) -> int:
+    parts = urllib.parse.urlsplit(url)
+    return parts.port or BROKER_PORTS[parts.scheme]
+
+
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -37,8 +48,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             import celery  # noqa: F401
         except ImportError:
             skip_or_fail("needs the celery extra installed")
-        if not _port_open(6379):
-            skip_or_fail("needs Redis on 127.0.0.1:6379 for the Celery broker")
+        if not port_open(broker_port()):
+            scheme = urllib.parse.urlsplit(BROKER_URL).scheme
+            skip_or_fail(f"needs the Celery broker ({scheme}) on 127.0.0.1:{broker_port()}")
     if item.get_closest_marker("tasks") and find_spec("django_tasks_db") is None:
         skip_or_fail("needs the tasks extra installed (django-tasks-db and its db_worker)")
 

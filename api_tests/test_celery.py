@@ -1,6 +1,9 @@
-"""The ``celery`` dispatch mode with a real Celery worker process on the Redis broker at
-127.0.0.1:6379, sharing this test's database: no ``send_callbacks`` is ever run here.
-And the app without Celery installed."""
+"""The ``celery`` dispatch mode with a real Celery worker process on the broker of
+``CELERY_BROKER_URL`` (the Redis at 127.0.0.1:6379 by default; ``make test-rabbitmq``
+runs this file on RabbitMQ), sharing this test's database: no ``send_callbacks`` is
+ever run here. Brokers that are down or hang are stand-ins speaking to the same
+client (their URLs keep the scheme of the broker under test). And the app without
+Celery installed."""
 
 import datetime
 import json
@@ -9,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -23,26 +27,44 @@ from http_hooks.services import resend_callbacks
 from http_hooks.tasks import send_due_callbacks
 from shop.models import Order
 
+from .conftest import BROKER_URL, broker_port, port_open
 from .waiting import wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.django_db(transaction=True)]
 
 
+def broker_url_on(port: int) -> str:
+    """The URL of the broker under test, its port replaced: a stand-in on 127.0.0.1."""
+    parts = urllib.parse.urlsplit(BROKER_URL)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
 @pytest.fixture
-def queue() -> str:
-    """A queue of this test's own, so that parallel runs on one Redis never meet."""
-    return f"http_hooks_test_{uuid.uuid4().hex}"
+def queue():
+    """A queue of this test's own, so that parallel runs on one broker never meet;
+    deleted afterwards (RabbitMQ keeps a declared queue, empty or not)."""
+    name = f"http_hooks_test_{uuid.uuid4().hex}"
+    yield name
+    if port_open(broker_port()):
+        from demo.celery import app
+
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(name)
 
 
 def start_worker(env: dict[str, str], queue: str, log: Path, **overrides) -> subprocess.Popen:
-    """A Celery worker process (solo pool) on ``queue`` of the Redis broker, with these
-    ``HTTP_HOOKS`` overrides, writing to ``log``."""
+    """A Celery worker process (solo pool) on ``queue`` of the broker under test, with
+    these ``HTTP_HOOKS`` overrides, writing to ``log``."""
     overrides = {"CELERY_QUEUE": queue, **overrides}
     with log.open("a") as output:
         return subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "demo", "worker"),
                 *("--queues", queue, "--pool", "solo", "--loglevel", "info"),
+                # A name of its own: RabbitMQ refuses a second worker of the same name.
+                *("--hostname", f"test-{uuid.uuid4().hex}@%h"),
                 *("--without-gossip", "--without-mingle", "--without-heartbeat"),
             ],
             env={**env, "HTTP_HOOKS_OVERRIDES": json.dumps(overrides)},
@@ -282,20 +304,20 @@ def save(env: dict[str, str], saves: int) -> subprocess.CompletedProcess:
 @pytest.fixture
 def silent_broker():
     """A TCP server on 127.0.0.1 that takes connections (into its backlog) and never
-    answers; its address as a Redis URL."""
+    answers; its address as the broker's URL."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(64)
-        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+        yield broker_url_on(server.getsockname()[1])
 
 
 @pytest.fixture
 def closed_broker():
-    """A Redis URL on a port of 127.0.0.1 where nothing listens."""
+    """The broker's URL on a port of 127.0.0.1 where nothing listens."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+    return broker_url_on(port)
 
 
 @pytest.mark.parametrize("broker", ["closed_broker", "silent_broker"])
@@ -351,7 +373,7 @@ def test_callbacks_saved_while_the_broker_was_down_go_out_once_it_is_back(
 
 
 class HangingThenForwardingBroker:
-    """A TCP proxy for the Redis on 127.0.0.1:6379: first it takes connections and never
+    """A TCP proxy for the broker under test: first it takes connections and never
     answers them, nor closes them (a broker that hangs, as one frozen behind a
     failover does); after ``forward()`` it relays the connections that come next."""
 
@@ -359,7 +381,7 @@ class HangingThenForwardingBroker:
         self.server = socket.socket()
         self.server.bind(("127.0.0.1", 0))
         self.server.listen(64)
-        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+        self.url = broker_url_on(self.server.getsockname()[1])
         self.forwarding = threading.Event()
         self.sockets: list[socket.socket] = []
         threading.Thread(target=self.accept, daemon=True).start()
@@ -375,7 +397,7 @@ class HangingThenForwardingBroker:
                 return  # closed
             self.sockets.append(client)
             if self.forwarding.is_set():
-                upstream = socket.create_connection(("127.0.0.1", 6379))
+                upstream = socket.create_connection(("127.0.0.1", broker_port()))
                 self.sockets.append(upstream)
                 for source, target in ((client, upstream), (upstream, client)):
                     threading.Thread(target=relay, args=(source, target), daemon=True).start()
