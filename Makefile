@@ -9,8 +9,8 @@ PYTHON6 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12.1/bin/python) pyt
 VENV6 ?= .venv6
 BIN6 := $(VENV6)/bin
 
-.PHONY: demo test test-postgres test-rabbitmq test-django6 test-django6-postgres lint format \
-	schema bench \
+.PHONY: demo test test-postgres test-rabbitmq test-django6 test-django6-postgres \
+	test-django6-tasks lint format schema bench \
 	install install-django6 clean
 
 $(BIN)/python:
@@ -54,6 +54,11 @@ test-django6: install-django6
 
 test-django6-postgres: install-django6
 	HTTP_HOOKS_DB=postgres $(BIN6)/python -m pytest -n 2
+
+# Django 6's own tasks framework with its worker, on SQLite (the whole suite of Django 6
+# runs on PostgreSQL in CI).
+test-django6-tasks: install-django6
+	$(BIN6)/python -m pytest -n 2 -m tasks
 
 lint: install
 	$(BIN)/ruff check .
