@@ -563,3 +563,27 @@ def test_a_late_answer_is_failed_at_the_whole_try_deadline(receiver):
         (outcome,) = _poll_until_idle(transport).values()
     assert outcome.error == "the response body did not arrive within 2.1 s"
     assert 2100 <= outcome.duration_ms < 2800
+
+
+def test_a_slow_loop_stretches_a_try_by_its_own_bound_at_most(receiver):
+    """A receiver trickling its body, and every pass of the sender's loop held up
+    half a second: of each gap only COUNTED_GAP counted, so the try (0.5 + 0.5 s)
+    ran about ten times its bound, and its error still said "within 1 s". The
+    time not counted stops at the try's own bound: it ends after 2 s, and says so."""
+    receiver.respond(trickle=0.05)
+    with hooks_settings(TIMEOUT=(0.5, 0.5)), Transport(concurrency=1) as transport:
+        transport.start(0, Request("POST", receiver.url(), {}, b"{}"))
+        started = time.monotonic()
+        slot = transport.running[0]
+        ended = []
+        wait_until(lambda: ended.extend(transport.poll(0.05)) or ended or slot.connected)
+        while not ended:
+            assert time.monotonic() < started + 30, "the try never ended"
+            ended = transport.poll(0.05)
+            _held_up(time.monotonic() + 0.5)
+    ((_, outcome),) = ended
+    assert outcome.error == (
+        "the response body did not arrive within 1 s"
+        " (nor in the 1.0 s more while the sender was held up)"
+    )
+    assert 2000 <= outcome.duration_ms < 3500

@@ -28,7 +28,8 @@ What a try may do is decided here and by the hook alone:
   and the wait, beyond what an ordinary pass of the sender's loop takes
   (``COUNTED_GAP``), is not counted against a whole try, so a request it held
   up half-sent goes out and is answered, instead of being failed once sent
-  and then sent again. libcurl times the connect only (it would check a
+  and then sent again; up to the try's own bound, so that a try never lasts
+  longer than twice it however slow the loop. libcurl times the connect only (it would check a
   deadline before reading what arrived); the rest is timed in ``poll()``.
 - Response headers beyond 64 KB fail the try; libcurl's connection cache keeps
   at most twice ``CONCURRENCY`` idle connections.
@@ -197,7 +198,7 @@ class _Slot:
     def reset(self) -> None:
         self.close_opened()
         self.url = ""
-        self.started = self.activity = self.deadline = 0.0
+        self.started = self.activity = self.away = 0.0
         self.connected = self.too_large = False
         self.blocked = self.error = ""
         del self.raw_headers[:]
@@ -217,8 +218,7 @@ class _Slot:
             curl.setopt(pycurl.HTTPGET, 1)
         curl.setopt(pycurl.CUSTOMREQUEST, request.method)
         self.started = self.activity = now = time.monotonic()
-        transport = self.transport
-        self.deadline = transport.clock(now) + transport.connect_timeout + transport.read_timeout
+        self.away = now - self.transport.clock(now)
 
     def close_opened(self) -> None:
         while self.opened:
@@ -412,6 +412,9 @@ class Transport:
     def __init__(self, concurrency: int | None = None) -> None:
         self.connect_timeout = hooks_settings.connect_timeout
         self.read_timeout = hooks_settings.read_timeout
+        # A whole try's own time; at most as much again is not counted for the
+        # sender's thread held up (``due``): no try lasts longer than twice this.
+        self.bound = self.connect_timeout + self.read_timeout
         self.body_limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
         self.block_private = bool(hooks_settings.BLOCK_PRIVATE_NETWORKS)
         web = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
@@ -445,11 +448,13 @@ class Transport:
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self.timer_at: float | None = None
-        # The whole-try deadlines (``_Slot.deadline``) are on a clock that stops
-        # while a gap between two polls runs past COUNTED_GAP (``clock``): ``away``
-        # is how long it stood still before the last poll, which ended at ``looked_at``.
+        # The whole-try deadlines (``due``) are on a clock that stops while a gap
+        # between two polls runs past COUNTED_GAP (``clock``): ``away`` is how long
+        # it stood still before the last poll, which ended at ``looked_at`` and saw
+        # no deadline of ours sooner than ``wake_at``.
         self.away = 0.0
         self.looked_at = time.monotonic()
+        self.wake_at = math.inf
         size = int(concurrency or hooks_settings.CONCURRENCY)
         # Idle keep-alive connections kept, least recently used dropped first: a
         # worker that meets many receivers must not pile up open sockets.
@@ -569,16 +574,23 @@ class Transport:
                 if not queued:
                     break
             now = time.monotonic()
-            clock = now - self.away
+            # The deadlines are compared in line: a ``min()`` call per slot costs
+            # several times as much, on every poll.
+            read, bound, wake = self.read_timeout, self.bound, math.inf
             for slot in [s for s in self.running if s.connected]:
-                if clock >= slot.deadline:
+                due = self.due(slot, bound)
+                if now >= due:
                     slot.error = self.overdue(slot)
-                elif slot.moved(now) or now - slot.activity < self.read_timeout:
+                elif slot.moved(now) or now - slot.activity < read:
+                    if due < wake:
+                        wake = due
+                    if slot.activity + read < wake:
+                        wake = slot.activity + read
                     continue
                 else:
-                    slot.error = f"read timeout ({self.read_timeout:g} s)"
+                    slot.error = f"read timeout ({read:g} s)"
                 finish(slot)
-            self.looked_at = now
+            self.looked_at, self.wake_at = now, wake
         except pycurl.error as exc:
             raise TransportError(f"the HTTP transport failed: {exc}") from exc
         return ended
@@ -634,27 +646,37 @@ class Transport:
         return outcomes  # type: ignore[return-value]
 
     def _wait(self, now: float) -> float:
-        """How long to wait for sockets: until libcurl's timer, a read deadline or
-        a whole try's (compared in line: a ``min()`` call per slot costs several
-        times as much, on every poll)."""
+        """How long to wait for sockets: until libcurl's timer or the soonest
+        deadline the last poll saw (``wake_at``; the time the sender is held up
+        since only puts the deadlines off)."""
         soonest = now + 1.0
+        if self.wake_at < soonest:
+            soonest = self.wake_at
         if self.timer_at is not None and self.timer_at < soonest:
             soonest = self.timer_at
-        read, away = self.read_timeout, self.away
-        for slot in self.running:
-            if slot.connected:
-                due = slot.activity + read
-                if due < soonest:
-                    soonest = due
-                due = slot.deadline + away
-                if due < soonest:
-                    soonest = due
         return max(soonest - now, 0.0)
+
+    def due(self, slot: _Slot, limit: float) -> float:
+        """When the try on ``slot`` has had ``limit`` seconds of its own: the time
+        the sender's thread was held up meanwhile (``clock``) is not counted, up
+        to ``bound`` seconds, so however slow the loop a try ends within twice
+        its bound (a receiver trickling bytes, with every pass of the loop past
+        COUNTED_GAP, would otherwise hold it without limit)."""
+        held = self.away - slot.away
+        return slot.started + limit + (held if held < self.bound else self.bound)
+
+    def held_up(self, slot: _Slot, limit: float) -> str:
+        """What the error of a try past its ``limit`` adds for the time it was given
+        beyond, the sender's thread held up: "" when none."""
+        held = self.due(slot, limit) - slot.started - limit
+        if held < 0.05:
+            return ""
+        return f" (nor in the {held:.1f} s more while the sender was held up)"
 
     def overdue(self, slot: _Slot) -> str:
         """The error of a try past its whole-try deadline."""
         what = "response body" if slot.curl.getinfo(pycurl.RESPONSE_CODE) >= 200 else "response"
-        return f"the {what} did not arrive within {self.connect_timeout + self.read_timeout:g} s"
+        return f"the {what} did not arrive within {self.bound:g} s{self.held_up(slot, self.bound)}"
 
     def describe(self, slot: _Slot, errno: int, message: str) -> str:
         """A short, readable error for a try libcurl gave up on."""
