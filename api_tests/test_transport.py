@@ -8,6 +8,7 @@ import os
 import resource
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from types import SimpleNamespace
 
 import pycurl
 import pytest
+import trustme
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import override_settings
@@ -587,3 +589,62 @@ def test_a_slow_loop_stretches_a_try_by_its_own_bound_at_most(receiver):
         " (nor in the 1.0 s more while the sender was held up)"
     )
     assert 2000 <= outcome.duration_ms < 3500
+
+
+@pytest.fixture
+def hung_url():
+    """A URL on 127.0.0.1 whose connects hang: the listener's queue is full (one
+    connection, never accepted), so the kernel drops their SYNs unanswered."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+
+@pytest.fixture
+def tls_receiver(tmp_path):
+    """An HTTPS receiver, and the CA bundle that trusts it."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = Receiver(tls=context).start()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    yield server, str(bundle)
+    server.stop()
+
+
+@pytest.mark.skipif(not transport.CONNECT_TIMED_IN_POLL, reason="libcurl times the connect")
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_connect_completed_while_the_sender_was_held_up_goes_on(receiver, tls_receiver, scheme):
+    """The sender's thread was held up past the connect timeout once the connect had
+    begun, and the connection (the TLS handshake too) could complete meanwhile: the
+    request goes out and its answer counts. libcurl timed the connect, before it
+    looked at the socket: the try failed ("connect timeout"), a mark on the hook's
+    health and a retry for a receiver that had answered at once."""
+    server, bundle = (receiver, "") if scheme == "http" else tls_receiver
+    with (
+        hooks_settings(TIMEOUT=(0.5, 1.0), CA_BUNDLE=bundle),
+        Transport(concurrency=1) as transport,
+    ):
+        transport.start(0, Request("POST", server.url(), {}, b"{}"))
+        started = time.monotonic()
+        slot = transport.running[0]
+        assert transport.poll(0) == []
+        assert slot.opened and not slot.connected  # the connect has begun
+        _held_up(started + 1.5)
+        (outcome,) = _poll_until_idle(transport).values()
+    assert (outcome.status_code, outcome.error) == (200, "")
+    assert len(server.requests) == 1
+
+
+def test_a_hung_connect_fails_at_the_connect_timeout(hung_url):
+    """libcurl's own connect timeout is far (twice the whole try) where ``poll``
+    times the connect: a connect that hangs while the sender is not held up still
+    ends at the connect timeout, however long the poll may wait."""
+    with hooks_settings(TIMEOUT=(0.3, 2.0)), Transport(concurrency=1) as transport:
+        transport.start(0, Request("POST", hung_url, {}, b"{}"))
+        (outcome,) = _poll_until_idle(transport).values()
+    assert (outcome.status_code, outcome.error) == (None, "connect timeout (0.3 s)")
+    assert 300 <= outcome.duration_ms < 800

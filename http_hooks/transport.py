@@ -29,8 +29,10 @@ What a try may do is decided here and by the hook alone:
   (``COUNTED_GAP``), is not counted against a whole try, so a request it held
   up half-sent goes out and is answered, instead of being failed once sent
   and then sent again; up to the try's own bound, so that a try never lasts
-  longer than twice it however slow the loop. libcurl times the connect only (it would check a
-  deadline before reading what arrived); the rest is timed in ``poll()``.
+  longer than twice it however slow the loop. The connect is timed the same
+  way, so one that completed meanwhile goes on to send; but with libcurl older
+  than 8.18 (``CONNECT_TIMED_IN_POLL``) it is libcurl's to time, and libcurl
+  checks its deadline before it reads what arrived.
 - Response headers beyond 64 KB fail the try; libcurl's connection cache keeps
   at most twice ``CONCURRENCY`` idle connections.
 - At most ``RESPONSE_BODY_LIMIT`` bytes of a body are read. When a longer body
@@ -91,6 +93,11 @@ SUPPRESSED_HEADERS = ("Accept", "Expect", "Content-Type")
 # flight: an ordinary pass of the sender's loop takes milliseconds; the rest of a
 # longer gap is its thread held up elsewhere, none of the receivers' time.
 COUNTED_GAP = 0.1
+# From libcurl 8.18 on, a name's addresses are tried a happy-eyeballs delay apart
+# whatever the connect timeout, which only ends them all; older versions give the
+# first of several addresses half of it before the next is tried, so with a far one a
+# dead first address would take all of ours. There the connect is libcurl's to time.
+CONNECT_TIMED_IN_POLL = pycurl.version_info()[2] >= 0x081200
 
 
 class Request(NamedTuple):
@@ -415,6 +422,14 @@ class Transport:
         # A whole try's own time; at most as much again is not counted for the
         # sender's thread held up (``due``): no try lasts longer than twice this.
         self.bound = self.connect_timeout + self.read_timeout
+        # The connect is timed in ``poll`` too (``CONNECT_TIMED_IN_POLL``), on the
+        # same clock as the whole try: one that completed while the sender's thread
+        # was held up goes on to send instead of failing (libcurl checks its own
+        # timeout before it looks at the socket). libcurl's is then the longest a
+        # try can last, for a transport that is not polled.
+        self.curl_connect_timeout = (
+            2 * self.bound if CONNECT_TIMED_IN_POLL else self.connect_timeout
+        )
         self.body_limit = int(hooks_settings.RESPONSE_BODY_LIMIT)
         self.block_private = bool(hooks_settings.BLOCK_PRIVATE_NETWORKS)
         web = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
@@ -426,12 +441,8 @@ class Transport:
             (pycurl.PROXY, ""),
             (pycurl.NETRC, pycurl.NETRC_IGNORED),
             (pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1),
-            # libcurl's own: older versions share it out among the addresses of a
-            # name (a dead first one gets half, then the next is tried). So a connect
-            # that completed while the sender's thread was held up past it still
-            # fails, before the request is sent. No TIMEOUT_MS: the whole try is
-            # timed in ``poll``.
-            (pycurl.CONNECTTIMEOUT_MS, int(self.connect_timeout * 1000)),
+            # No TIMEOUT_MS: the whole try is timed in ``poll``.
+            (pycurl.CONNECTTIMEOUT_MS, int(self.curl_connect_timeout * 1000)),
             (pycurl.CAINFO, hooks_settings.CA_BUNDLE or certifi.where()),
             (pycurl.SSL_VERIFYPEER, 1),
             (pycurl.SSL_VERIFYHOST, 2),
@@ -538,6 +549,9 @@ class Transport:
         except pycurl.error as exc:
             raise TransportError(f"the HTTP transport failed: {exc}") from exc
         self.running.append(self.idle.pop())
+        connected_by = slot.started + self.connect_timeout
+        if connected_by < self.wake_at:
+            self.wake_at = connected_by
         return None
 
     def poll(self, timeout: float) -> list[tuple[Any, Outcome]]:
@@ -577,18 +591,27 @@ class Transport:
             # The deadlines are compared in line: a ``min()`` call per slot costs
             # several times as much, on every poll.
             read, bound, wake = self.read_timeout, self.bound, math.inf
-            for slot in [s for s in self.running if s.connected]:
-                due = self.due(slot, bound)
-                if now >= due:
-                    slot.error = self.overdue(slot)
-                elif slot.moved(now) or now - slot.activity < read:
-                    if due < wake:
-                        wake = due
-                    if slot.activity + read < wake:
-                        wake = slot.activity + read
-                    continue
+            connect = self.connect_timeout
+            for slot in list(self.running):
+                if slot.connected:
+                    due = self.due(slot, bound)
+                    if now >= due:
+                        slot.error = self.overdue(slot)
+                    elif slot.moved(now) or now - slot.activity < read:
+                        if slot.activity + read < due:
+                            due = slot.activity + read
+                        if due < wake:
+                            wake = due
+                        continue
+                    else:
+                        slot.error = f"read timeout ({read:g} s)"
                 else:
-                    slot.error = f"read timeout ({read:g} s)"
+                    due = self.due(slot, connect)
+                    if now < due:
+                        if due < wake:
+                            wake = due
+                        continue
+                    slot.error = f"connect timeout ({connect:g} s){self.held_up(slot, connect)}"
                 finish(slot)
             self.looked_at, self.wake_at = now, wake
         except pycurl.error as exc:
@@ -681,8 +704,8 @@ class Transport:
     def describe(self, slot: _Slot, errno: int, message: str) -> str:
         """A short, readable error for a try libcurl gave up on."""
         if errno == pycurl.E_OPERATION_TIMEDOUT:
-            # libcurl times the connect only (CONNECTTIMEOUT_MS).
-            return f"connect timeout ({self.connect_timeout:g} s)"
+            # libcurl's only timeout: CONNECTTIMEOUT_MS.
+            return f"connect timeout ({self.curl_connect_timeout:g} s)"
         # libcurl leaves its message empty for some errors (a response header too
         # large, error 100): its text for the code says at least what kind.
         message = message or pycurl.easy_strerror(errno)
