@@ -648,3 +648,27 @@ def test_a_hung_connect_fails_at_the_connect_timeout(hung_url):
         (outcome,) = _poll_until_idle(transport).values()
     assert (outcome.status_code, outcome.error) == (None, "connect timeout (0.3 s)")
     assert 300 <= outcome.duration_ms < 800
+
+
+def test_a_dead_first_address_of_a_name_is_passed_over_within_the_connect_timeout(receiver):
+    """A name with two addresses, the first one's connects hanging: the second is
+    tried and answers within the connect timeout. libcurl paces a name's addresses by
+    its own connect timeout before 8.18 (half of it to the first), which is why it
+    stays libcurl's there, not the far one it gets where ``poll`` times the connect."""
+    port = receiver.port
+    with socket.socket() as listener, socket.socket() as filler:
+        try:
+            listener.bind(("127.0.0.2", port))
+        except OSError:
+            pytest.skip("no 127.0.0.2 on this machine")
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        with hooks_settings(TIMEOUT=(2.0, 1.0)), Transport(concurrency=1) as transport:
+            transport.idle[-1].curl.setopt(
+                pycurl.RESOLVE, [f"hooks.test:{port}:127.0.0.2,127.0.0.1"]
+            )
+            transport.start(0, Request("POST", f"http://hooks.test:{port}/hook", {}, b"{}"))
+            (outcome,) = _poll_until_idle(transport).values()
+    assert (outcome.status_code, outcome.error) == (200, "")
+    assert outcome.duration_ms < 1500
+    assert len(receiver.requests) == 1
