@@ -149,6 +149,29 @@ def test_bad_hooks_are_refused_with_a_form_error(admin_client, receiver, overrid
     assert Hook.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "text", "words"),
+    [
+        pytest.param("conditions", '{"paid": true, "paid": false}', "'paid' twice", id="key-twice"),
+        pytest.param("conditions", '{"any": [{"paid": true, "paid": false}]}', "twice", id="inner"),
+        pytest.param("conditions", '{"total__gte": NaN}', "NaN is not JSON", id="nan"),
+        pytest.param("conditions", '{"total__gte": 1e400}', "out of range", id="beyond-double"),
+        pytest.param("headers", '{"X-Team": NaN}', "NaN is not JSON", id="headers-nan"),
+        pytest.param("headers", '{"X-Team": -Infinity}', "Infinity is not JSON", id="headers-inf"),
+        pytest.param("headers", '{"X-Team": 1e400}', "out of range", id="headers-beyond-double"),
+    ],
+)
+def test_json_the_rest_api_refuses_is_a_form_error(admin_client, receiver, field, text, words):
+    """Django's field kept the last of two equal keys; the headers' JSON took NaN and
+    1e400 as the values "nan" and "inf". The REST API's parser refuses all of them."""
+    response = admin_client.post(
+        reverse("admin:http_hooks_hook_add"), hook_form(receiver, **{field: text})
+    )
+    assert response.status_code == 200
+    assert words in " ".join(response.context["adminform"].form.errors[field])
+    assert not Hook.objects.exists()
+
+
 def test_the_model_list_leaves_out_http_hooks_own_models(admin_client, receiver):
     own = ContentType.objects.get_for_model(Callback)
     response = admin_client.post(

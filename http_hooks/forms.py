@@ -14,7 +14,7 @@ from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
 from .owners import owner_key
-from .payloads import TOO_DEEP, load_within
+from .payloads import TOO_DEEP, StrictJSONDecoder, load_within
 from .services import check_since, hold_owner
 from .settings import hooks_settings
 from .text import LABEL_RULE, text_items
@@ -32,7 +32,13 @@ class JSONTextField(forms.JSONField):
     """Django's JSON field; a lone surrogate (``"\\ud800"`` in the JSON typed) is shown
     escaped again, as no UTF-8 page can carry it (the form would fail to render).
     JSON nested deeper than the REST API takes, or a number of more digits than
-    Python reads, is a form error (Django's field let their exceptions through: a 500)."""
+    Python reads, is a form error (Django's field let their exceptions through: a 500),
+    as is what the REST API's parser refuses (``payloads.StrictJSONDecoder``: a key
+    twice, of which Django's field kept the last value, NaN, a number beyond a double)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("decoder", StrictJSONDecoder)
+        super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> Any:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .exceptions import InvalidHeadersError
 from .imports import shown
+from .payloads import StrictJSONDecoder
 
 # RFC 9110 token characters, and nothing after them (``$`` would let a last line
 # break through: a name "X-A\n" once reached the wire as such).
@@ -82,7 +83,7 @@ def parse_headers(value: Any, *, stored: bool = False) -> dict[str, str]:
         return {}
     if text.startswith("{"):
         try:
-            loaded = json.loads(text, object_pairs_hook=_Pairs)
+            loaded = json.loads(text, cls=StrictJSONDecoder, object_pairs_hook=_Pairs)
         except ValueError as exc:
             raise InvalidHeadersError(f"invalid headers: not a valid JSON object ({exc})") from exc
         if not isinstance(loaded, _Pairs):

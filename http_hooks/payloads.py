@@ -18,6 +18,7 @@ import functools
 import inspect
 import itertools
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -684,6 +685,40 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise ValueError(f"an object has the key {shown(name)} twice in JSON")
             seen.add(name)
     return data
+
+
+def finite_number(text: str) -> str:
+    """The text of a JSON number a double holds: Python reads ``1e400`` as infinity,
+    which JSON cannot carry and no receiver can read back."""
+    if math.isinf(float(text)):
+        raise ValueError(
+            f"the number {shown(text)} is out of range (a double's largest is about 1.8e308)"
+        )
+    return text
+
+
+class StrictJSONDecoder(json.JSONDecoder):
+    """``json``'s decoder, refusing with a ``ValueError`` what it would take silently:
+    an object with one key twice (``unique_keys``; ``object_pairs_hook`` replaces it for
+    a caller that tells repeated names apart itself), ``NaN`` and ``Infinity``, and a
+    number beyond a double's range. ``number`` makes a fraction of its text: ``float``,
+    or ``Decimal`` to keep the digits as written. JSON typed into any entry point (a
+    request's body, a form's field, a hook's headers) is read with it, so that each
+    refuses the same text."""
+
+    def __init__(
+        self,
+        *,
+        number: Callable[[str], Any] = float,
+        object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] = unique_keys,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            parse_float=lambda text: number(finite_number(text)),
+            parse_constant=refuse_constant,
+            object_pairs_hook=object_pairs_hook,
+            **kwargs,
+        )
 
 
 def validate_template(

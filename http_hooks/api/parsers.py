@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import decimal
 import json
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,21 +12,11 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 from ..imports import shown
-from ..payloads import TOO_DEEP, load_within, refuse_constant, unique_keys
+from ..payloads import TOO_DEEP, StrictJSONDecoder, load_within
 
 # No input of this API nests deeper than a few levels (a list of ids, an object
 # of headers); Python's parser fails at about 1,000 with a RecursionError.
 MAX_DEPTH = 32
-
-
-def _in_range(text: str) -> str:
-    """The text of a JSON number a double holds: Python reads ``1e400`` as infinity,
-    which JSON cannot carry and no receiver can read back."""
-    if math.isinf(float(text)):
-        raise ValueError(
-            f"the number {shown(text)} is out of range (a double's largest is about 1.8e308)"
-        )
-    return text
 
 
 class JSONParser(parsers.JSONParser):
@@ -62,12 +51,7 @@ class JSONParser(parsers.JSONParser):
         return data
 
     def load(self, text: str) -> Any:
-        return json.loads(
-            text,
-            parse_float=lambda number: self.number(_in_range(number)),
-            parse_constant=refuse_constant,
-            object_pairs_hook=unique_keys,
-        )
+        return json.loads(text, cls=StrictJSONDecoder, number=self.number)
 
 
 class ExactJSONParser(JSONParser):
