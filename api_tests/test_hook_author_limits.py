@@ -689,6 +689,39 @@ def test_an_ordering_key_with_a_control_or_invisible_character_is_refused(refuse
     assert "invalid ordering_key" in message
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("name", "\torders", id="name-tab-before"),
+        pytest.param("name", "orders\n", id="name-line-feed-after"),
+        pytest.param("ordering_key", "{{instance.pk}}\r\n", id="ordering-key-cr-lf-after"),
+    ],
+)
+def test_a_control_character_around_a_label_is_refused_too(refuse, field, value):
+    """The admin trimmed it away before the check (Django's fields strip), the other
+    entry points refused it."""
+    assert f"invalid {field}" in refuse(field, **{field: value})
+
+
+def test_the_spaces_around_a_label_are_trimmed_through_every_entry_point(
+    staff_client, admin_client
+):
+    """The admin trimmed a name, the Python and REST APIs stored it as given."""
+    spaced = {**good_hook(), "name": "  orders\u3000", "ordering_key": " {{instance.pk}} "}
+    python = create_hook(**spaced)
+    response = staff_client.post("/api/hooks/", spaced, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "orders"
+    rest = Hook.objects.get(pk=response.json()["id"])
+    response = admin_client.post(reverse("admin:http_hooks_hook_add"), admin_form(spaced))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    labels = Hook.objects.order_by("pk").values_list("name", "ordering_key")
+    assert list(labels) == [("orders", "{{instance.pk}}")] * 3
+    assert update_hook(python, name=" paid ").name == "paid"
+    response = staff_client.patch(f"/api/hooks/{rest.pk}/", {"name": " paid "}, format="json")
+    assert response.json()["name"] == "paid"
+
+
 GOOD_NAMES = [
     pytest.param("Bestellungen \u2192 Slack", id="arrow"),
     pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", id="persian-zwnj"),

@@ -221,6 +221,15 @@ def test_a_name_with_a_terminal_escape_is_refused_and_shown_escaped(old_tables):
 
 
 @pytest.mark.django_db
+def test_an_imported_name_loses_the_spaces_around_it_as_a_new_hooks_does(old_tables, receiver):
+    add_signal(1, POST_SAVE)
+    add_hook(1, name="  orders ", target_url=receiver.url())
+    output, error = run()
+    assert error is None, output
+    assert Hook.objects.get().name == "orders"
+
+
+@pytest.mark.django_db
 def test_a_second_run_imports_nothing_new(old_tables, receiver):
     old_data(receiver.url("/old"))
     run("--waiting-callbacks")

@@ -21,6 +21,7 @@ from .text import LABEL_RULE, text_items
 from .validators import (
     APP_LABEL,
     HOOK_FIELDS,
+    LABEL_FIELDS,
     MAX_URL_LENGTH,
     import_signal,
     is_row_id,
@@ -59,6 +60,16 @@ class JSONTextField(forms.JSONField):
 
     def prepare_value(self, value: Any) -> str:
         return super().prepare_value(value).encode("utf-8", "backslashreplace").decode()
+
+
+class LabelFormField(forms.CharField):
+    """A label of the hook (``validators.LABEL_FIELDS``) as typed, as the REST API takes
+    it: the service layer refuses a control character anywhere in it, then trims the
+    spaces around it. Django's field trimmed first, and so took a tab or a line break
+    around a name that the REST API refuses."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "strip": False})
 
 
 class OwnerFormField(forms.CharField):
@@ -159,7 +170,11 @@ class HookAdminForm(forms.ModelForm):
     class Meta:
         model = Hook
         fields = [*HOOK_FIELDS, "enabled", "owner"]
-        field_classes = {"owner": OwnerFormField, "signals": SignalsFormField}
+        field_classes = {
+            "owner": OwnerFormField,
+            "signals": SignalsFormField,
+            **dict.fromkeys(LABEL_FIELDS, LabelFormField),
+        }
         help_texts = {
             "name": f"A name for people: {LABEL_RULE}.",
             "owner": "The primary key of the tenant (an instance of OWNER_MODEL, the user "

@@ -325,7 +325,7 @@ def validate_hook(
         raise InvalidHookError(
             f"the name must be a string of at most {MAX_NAME_LENGTH} characters", field="name"
         )
-    cleaned["name"] = name
+    cleaned["name"] = name.strip()
     signals = _resolve_signals(cleaned["signals"] or [])
     cleaned["signals"] = list(signals)
     event_types = cleaned["event_types"] = validate_subscriptions(cleaned["event_types"])
@@ -431,7 +431,9 @@ TEXT_FIELD_ERRORS = {
 
 
 # The text columns that label a hook, shown in lists, logs and terminals: what
-# ``text.label_problem`` refuses is refused in them too.
+# ``text.label_problem`` refuses is refused in them too, anywhere in the text; the
+# spaces around them are then trimmed (``validate_hook``, ``validate_ordering_key``),
+# whichever entry point they came through.
 LABEL_FIELDS = frozenset({"name", "ordering_key"})
 
 

@@ -141,7 +141,8 @@ class LabelField(PatternField):
     """Text that labels something (a hook's name, an ordering key, an event's key),
     shown in lists, logs and terminals: what ``text.label_problem`` refuses (a control
     character, a line break, a bidi control, a zero-width space) is refused by the
-    service layer, which knows what the hook stores already."""
+    service layer, which knows what the hook stores already, and which trims the spaces
+    around a hook's name or ordering key after that, as for every entry point."""
 
 
 class WholeNumberField(JSONTyped, serializers.IntegerField):
@@ -454,7 +455,7 @@ class HookSerializer(ModelSerializer):
         required=False,
         allow_blank=True,
         max_length=MAX_NAME_LENGTH,
-        help_text=f"A name for people, taken as sent: {LABEL_RULE}.",
+        help_text=f"A name for people, stored without the spaces around it: {LABEL_RULE}.",
     )
     model = ModelLabelField(
         required=False,
