@@ -535,6 +535,40 @@ def test_a_date_without_its_time_is_no_date_time(staff_client, make_hook, value)
     assert_error(response, 400, None, "since")
 
 
+TEXT_AFTER_THE_TIME = pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("2026-01-31T12:00:00Z\x00", id="nul"),
+        pytest.param("2026-01-31T12:00:00+01:00\x00junk", id="nul-then-text"),
+        pytest.param("2026-01-31T12:00:00Zjunk", id="text"),
+        pytest.param("2026-01-31T12:00:00.5\u0663", id="arabic-indic-digit"),
+    ],
+)
+
+
+@TEXT_AFTER_THE_TIME
+@pytest.mark.parametrize(
+    "name", ["created_after", "created_before", "updated_after", "updated_before"]
+)
+def test_text_after_a_filters_time_is_a_400_not_that_time(staff_client, name, value):
+    """Python's ISO parser stops at a NUL, and Django's regex reads any script's digits:
+    both were the time before them."""
+    body = assert_error(staff_client.get("/api/callbacks/", {name: value}), 400, None, name)
+    assert "nothing after it" in body["errors"][0]["message"]
+    response = staff_client.post(f"/api/callbacks/resend/?{urlencode({name: value})}")
+    assert_error(response, 400, None, name)
+
+
+@TEXT_AFTER_THE_TIME
+def test_text_after_recovers_time_is_a_400_not_that_time(staff_client, make_hook, value):
+    hook = make_hook()
+    response = staff_client.post(
+        f"/api/hooks/{hook.pk}/recover/", {"since": value, "confirm": True}, format="json"
+    )
+    body = assert_error(response, 400, None, "since")
+    assert "nothing after it" in body["errors"][0]["message"]
+
+
 def test_a_date_and_time_is_taken(staff_client, make_hook):
     moment = "2026-01-31T12:00:00Z"
     assert staff_client.get("/api/callbacks/", {"created_after": moment}).status_code == 200

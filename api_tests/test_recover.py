@@ -364,6 +364,15 @@ def test_admin_recover_shows_a_bad_since_as_a_form_error(admin_client, outage, s
     assert statuses() == ["error", "error"]
 
 
+def test_admin_recover_refuses_text_after_the_time(admin_client, outage):
+    """Django's field read ``...Z\\x00junk`` as the time before the NUL."""
+    since = an_hour_ago().astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ") + "\x00junk"
+    page = admin_recover(admin_client, [outage.pk], recover="Recover", since=since)
+    assert page.status_code == 200
+    assert "with nothing after it" in page.content.decode()
+    assert statuses() == ["error", "error"]
+
+
 @override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "RESEND_LIMIT": 1})
 def test_admin_recover_above_resend_limit_asks_to_confirm(admin_client, outage):
     form = {"recover": "Recover", "since": shown(an_hour_ago())}

@@ -10,6 +10,7 @@ from django.forms.fields import InvalidJSONInput
 
 from .api.filters import StrictIntegerFormField
 from .api.parsers import MAX_DEPTH
+from .api.serializers import TEXT_AFTER_TIME, text_after_time
 from .exceptions import HttpHooksError
 from .headers import MASKED, format_headers, mask_headers
 from .models import Hook, Signal
@@ -258,10 +259,20 @@ class SignalAdminForm(forms.ModelForm):
         return path
 
 
+class DateTimeFormField(forms.DateTimeField):
+    """Django's date-time field, refusing text after the time (``text_after_time``),
+    which its ISO parser read as that time. The formats of the locale are kept."""
+
+    def to_python(self, value: Any) -> Any:
+        if text_after_time(value):
+            raise forms.ValidationError(TEXT_AFTER_TIME, code="invalid")
+        return super().to_python(value)
+
+
 class RecoverForm(forms.Form):
     """The question of the admin's "Recover failed callbacks…" action."""
 
-    since = forms.DateTimeField(
+    since = DateTimeFormField(
         help_text="The hook's failed callbacks created at or after this time (in the "
         "server's time zone) are queued again.",
     )

@@ -34,7 +34,7 @@ from ..models import MAX_ORDERING_KEY_LENGTH, Callback, CallbackStatus, Hook, Ht
 from ..owners import MAX_OWNER_LENGTH
 from ..text import ascii_digits
 from ..validators import MAX_NAME_LENGTH, MAX_URL_LENGTH, resolve_model
-from .serializers import BLANK_MESSAGE, MAX_ID, NO_TIME, has_a_time
+from .serializers import BLANK_MESSAGE, MAX_ID, date_time_problem
 
 FIELD_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
 # Every text field refuses a NUL character (Django's forms, DRF's fields).
@@ -108,8 +108,9 @@ class UTCDateTimeFormField(IsoDateTimeField):
     """
 
     def to_python(self, value: Any) -> datetime | None:
-        if value not in self.empty_values and not has_a_time(value):
-            raise forms.ValidationError(NO_TIME, code="invalid")
+        problem = None if value in self.empty_values else date_time_problem(value)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
         moment = super().to_python(value)
         if moment is None:
             return None

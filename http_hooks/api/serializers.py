@@ -817,22 +817,46 @@ class ResendManySerializer(RequestSerializer):
     confirm = confirm_field()
 
 
-DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+# In ASCII digits: ``\d`` takes the digits of other scripts, which ``int()`` reads.
+DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+# The rest an ISO 8601 date-time may have: seconds and their fraction, an offset.
+WHOLE_DATE_AND_TIME = re.compile(
+    DATE_AND_TIME.pattern
+    + r"(?::[0-9]{2}(?:[.,][0-9]+)?)?[ \t]*"
+    + r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?)?"
+)
 NO_TIME = "Enter a date and a time (ISO 8601: 2026-01-31T12:00:00Z), not a date alone."
+TEXT_AFTER_TIME = "Enter a date and a time (ISO 8601: 2026-01-31T12:00:00Z) with nothing after it."
 
 
-def has_a_time(value: Any) -> bool:
-    """Whether a date-time given as text has its time: Python's ISO parser takes
-    ``2026-01-31`` alone as midnight, the schema's ``date-time`` does not."""
-    return not isinstance(value, str) or DATE_AND_TIME.match(value.strip()) is not None
+def text_after_time(value: Any) -> bool:
+    """Whether text that begins with a date and a time goes on past them (an offset
+    aside): Python's ISO parser stops at a NUL, so ``...T00:00:00Z\\x00junk`` was read as
+    that time, and Django's regex takes other scripts' digits in a fraction."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return DATE_AND_TIME.match(text) is not None and WHOLE_DATE_AND_TIME.fullmatch(text) is None
+
+
+def date_time_problem(value: Any) -> str | None:
+    """What keeps a date-time given as text from being one the schema's ``date-time``
+    describes, or None: a date alone (Python's ISO parser takes ``2026-01-31`` as
+    midnight), or text after the time (``text_after_time``)."""
+    if not isinstance(value, str):
+        return None
+    if DATE_AND_TIME.match(value.strip()) is None:
+        return NO_TIME
+    return TEXT_AFTER_TIME if text_after_time(value) else None
 
 
 class DateTimeField(serializers.DateTimeField):
-    """DRF's date-time, its time required (``has_a_time``)."""
+    """DRF's date-time, whole (``date_time_problem``)."""
 
     def to_internal_value(self, value: Any) -> Any:
-        if not has_a_time(value):
-            raise serializers.ValidationError(NO_TIME, code="invalid")
+        problem = date_time_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem, code="invalid")
         return super().to_internal_value(value)
 
 
