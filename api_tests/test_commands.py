@@ -527,25 +527,42 @@ django.setup()
 from django.core.management import execute_from_command_line
 from http_hooks import services
 
+batches = 0
+
 def deleting(*args, **kwargs):
-    signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of a batch
+    global batches
+    batches += 1
+    if batches == 2:  # in the middle of the second batch
+        signal.raise_signal(getattr(signal, sys.argv[1]))
     return real(*args, **kwargs)
 
 real, services._delete_callbacks = services._delete_callbacks, deleting
-execute_from_command_line(["manage.py", *sys.argv[1:]])
+execute_from_command_line(["manage.py", *sys.argv[2:]])
 """
 
 
 @pytest.mark.django_db(transaction=True)
-def test_ctrl_c_is_one_line_and_rolls_the_batch_back(make_hook, same_db_env):
-    """SIGINT was a KeyboardInterrupt's traceback."""
+@pytest.mark.parametrize(
+    ("stop", "status", "said"),
+    [
+        pytest.param("SIGINT", 130, "interrupted", id="ctrl-c"),
+        pytest.param("SIGTERM", 143, "terminated (SIGTERM)", id="sigterm"),
+    ],
+)
+def test_a_stop_is_one_line_and_rolls_only_its_batch_back(
+    make_hook, same_db_env, stop, status, said
+):
+    """SIGINT was a KeyboardInterrupt's traceback; SIGTERM ended the process where it
+    stood, with no word (exit status 143 from Python's default, -15 here)."""
     make_hook()
     Order.objects.create(name="x")
+    Order.objects.create(name="y")
     Callback.objects.update(
         status=CallbackStatus.SENT, create_datetime=timezone.now() - datetime.timedelta(days=3)
     )
+    command = ["delete_old_callbacks", "1", "--batch-size", "1"]
     result = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_RUN, "delete_old_callbacks", "1"],
+        [sys.executable, "-c", INTERRUPTED_RUN, stop, *command],
         capture_output=True,
         text=True,
         timeout=60,
@@ -553,8 +570,8 @@ def test_ctrl_c_is_one_line_and_rolls_the_batch_back(make_hook, same_db_env):
         cwd=ROOT / "demo",
     )
     assert (result.returncode, result.stdout, result.stderr.strip()) == (
-        130,
+        status,
         "",
-        "CommandError: interrupted: what was done before stays done",
+        f"CommandError: {said}: what was done before stays done",
     )
     assert Callback.objects.count() == 1

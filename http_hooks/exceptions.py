@@ -143,3 +143,11 @@ class DispatchError(HttpHooksError):
 
     code = "dispatch_error"
     default_message = "The callbacks could not be queued."
+
+
+class Terminated(BaseException):
+    """SIGTERM (a service manager stopping the process, ``kill``) in a command that
+    does not stop on it by itself: raised where the command is, as SIGINT raises
+    ``KeyboardInterrupt``, and for the same reason not an ``Exception``, which code
+    that carries on after a failure would catch. The transaction it interrupts is
+    rolled back; what was committed stays."""

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from ..exceptions import HttpHooksError, cut_short
+from ..exceptions import HttpHooksError, Terminated, cut_short
 from ..services import check_flag
 from ..text import ascii_digits, first_line
 
@@ -19,6 +23,8 @@ from ..text import ascii_digits, first_line
 BAD_ARGUMENTS = 2
 # The exit status of a command stopped by SIGINT: 128 + its number, as a shell reports it.
 INTERRUPTED = 130
+# And by SIGTERM (``Terminated``).
+TERMINATED = 143
 
 
 def whole_number_argument(text: str) -> int:
@@ -40,17 +46,24 @@ class Command(BaseCommand):
     # The exit status when the output cannot be written (its reader went away: a pipe
     # closed, ``| head -0``): the work is done, its report lost.
     output_closed = 1
+    # False for a command that stops on SIGTERM by itself (``send_callbacks``).
+    stopped_by_sigterm = True
 
     def execute(self, *args: Any, **options: Any) -> Any:
         try:
             self.check_flags(options)
-            return super().execute(*args, **options)
+            with self.sigterm_raised():
+                return super().execute(*args, **options)
         except KeyboardInterrupt as exc:
             # Ctrl-C (SIGINT) of a command that does not stop on it by itself: what was
             # committed stays, the transaction it was in is rolled back (each command
             # says which), and the shell sees 128 + SIGINT, as for a process it killed.
             raise CommandError(
                 "interrupted: what was done before stays done", returncode=INTERRUPTED
+            ) from exc
+        except Terminated as exc:
+            raise CommandError(
+                "terminated (SIGTERM): what was done before stays done", returncode=TERMINATED
             ) from exc
         except BrokenPipeError as exc:
             # Whatever is still buffered for the closed pipe would fail again when Python
@@ -65,6 +78,21 @@ class Command(BaseCommand):
             raise CommandError(
                 f"the database failed: {first_line(exc)}"[:500], returncode=self.database_failed
             ) from exc
+
+    @contextmanager
+    def sigterm_raised(self) -> Iterator[None]:
+        """SIGTERM raises ``Terminated`` while the command runs, as SIGINT raises
+        ``KeyboardInterrupt``: Python's default ended the process where it stood, with
+        no word and no rollback of its own. Only in the main thread, where Python lets
+        a handler be set (``call_command`` may run elsewhere)."""
+        if not self.stopped_by_sigterm or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def check_flags(self, options: dict[str, Any]) -> None:
         """The switches (``--loop``, ``--dry-run``, ...) are True or False: ``call_command``
@@ -84,6 +112,10 @@ class Command(BaseCommand):
 
         parser.error = error
         return parser
+
+
+def _raise_terminated(signum: int, frame: Any) -> NoReturn:
+    raise Terminated
 
 
 def _discard_stdout() -> None:

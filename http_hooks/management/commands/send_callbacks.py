@@ -105,6 +105,8 @@ class Command(HooksCommand):
     # A sender serves no pages: checking the URLs would import the whole web layer
     # (the REST API, its schema) into every sender process for nothing.
     requires_system_checks = [Tags.models, Tags.compatibility, Tags.signals, Tags.caches]
+    # It finishes its requests first (``stop_on_signals``).
+    stopped_by_sigterm = False
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--hook_id", metavar="ID", help="Only the callbacks of this hook.")
