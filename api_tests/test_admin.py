@@ -2,6 +2,7 @@
 
 import base64
 import html
+import json
 import logging
 import re
 from urllib.parse import urlencode
@@ -322,6 +323,53 @@ def test_a_new_hooks_secret_is_in_the_answer_only(admin_client, receiver, caplog
             reverse("admin:http_hooks_hook_add"), hook_form(receiver, sign="on")
         )
         assert_shown_once(admin_client, response, [Hook.objects.get().secret], caplog)
+
+
+def test_a_hook_added_in_a_popup_shows_its_secret_then_closes_the_popup(
+    admin_client, receiver, caplog
+):
+    """Django's answer closed the popup at once: the secret was shown nowhere."""
+    popup = {"_popup": "1", "_to_field": "id", "_source_model": "shop.order"}
+    response = admin_client.post(
+        f"{reverse('admin:http_hooks_hook_add')}?{urlencode(popup)}",
+        {**hook_form(receiver, sign="on"), **popup},
+    )
+    hook = Hook.objects.get()
+    assert_shown_once(admin_client, response, [hook.secret], caplog)
+    assert 'id="header"' not in response.text  # the popup's page, no admin header
+    closing = admin_client.get(continue_link(response))
+    assert closing.templates[0].name == "admin/popup_response.html"
+    data = json.loads(html.unescape(re.search(r'data-popup-response="([^"]*)"', closing.text)[1]))
+    assert (data["value"], data["obj"]) == (str(hook.pk), str(hook))
+
+
+def test_a_hook_added_unsigned_in_a_popup_closes_it_at_once(admin_client, receiver):
+    popup = {"_popup": "1"}
+    response = admin_client.post(
+        f"{reverse('admin:http_hooks_hook_add')}?{urlencode(popup)}",
+        {**hook_form(receiver), **popup},
+    )
+    assert response.templates[0].name == "admin/popup_response.html"
+    assert Hook.objects.get().secret == ""
+
+
+@pytest.mark.parametrize(
+    ("hook_id", "to_field", "status"),
+    [
+        pytest.param(None, "secret", 400, id="the-secret"),
+        pytest.param(None, "name", 400, id="a-field-nothing-points-to"),
+        pytest.param("999", "id", 404, id="no-such-hook"),
+        pytest.param("x" * 40, "id", 404, id="no-id"),
+    ],
+)
+def test_the_popups_closing_page_answers_only_with_a_field_django_would(
+    admin_client, make_hook, hook_id, to_field, status
+):
+    hook = make_hook(name="orders")
+    url = reverse("admin:http_hooks_hook_popup_added", args=[hook_id or hook.pk])
+    response = admin_client.get(f"{url}?{urlencode({'_popup': '1', '_to_field': to_field})}")
+    assert response.status_code == status
+    assert hook.secret not in response.content.decode()
 
 
 @pytest.mark.parametrize(

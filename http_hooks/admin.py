@@ -6,18 +6,20 @@ import datetime
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.exceptions import DisallowedModelAdminToField
+from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_list import _boolean_icon
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import dateformat, timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.functional import cached_property
@@ -75,6 +77,11 @@ def _short(text: str, length: int) -> str:
 def _short_signal(path: str) -> str:
     """``post_save`` for ``django.db.models.signals.post_save``."""
     return _short(path.rsplit(".", 1)[-1], 30)
+
+
+# What Django's answer to an add in a popup reads of its POST (``_source_model``:
+# Django 6.1's ``SOURCE_MODEL_VAR``, the model of the form that opened it).
+POPUP_PARAMETERS = (IS_POPUP_VAR, TO_FIELD_VAR, "_source_model")
 
 
 class ModelAdmin(admin.ModelAdmin):
@@ -338,11 +345,42 @@ class HookAdmin(ModelAdmin):
         self, request: HttpRequest, obj: Hook, post_url_continue: str | None = None
     ) -> HttpResponse:
         """A signed new hook: its secret on a page of its own, in place of the redirect
-        Django answers with (its "Continue" leads there), as the rotate action does."""
+        Django answers with (its "Continue" leads there), as the rotate action does.
+        Added in a popup (the "+" by a hook's field in another form), in place of the
+        page that closes the popup at once: its "Continue" leads to that page
+        (``popup_added_view``)."""
+        if obj.secret and IS_POPUP_VAR in request.POST:
+            popup = {name: request.POST[name] for name in POPUP_PARAMETERS if name in request.POST}
+            url = reverse("admin:http_hooks_hook_popup_added", args=[obj.pk])
+            return self._secrets_page(request, [(obj, obj.secret)], f"{url}?{urlencode(popup)}")
         response = super().response_add(request, obj, post_url_continue)
         if not obj.secret or not isinstance(response, HttpResponseRedirect):
             return response
         return self._secrets_page(request, [(obj, obj.secret)], response["Location"])
+
+    def popup_added_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Django's answer to an add in a popup, which closes it and puts the new hook in
+        the field that opened it, once its secret was shown. Django reads the popup's
+        parameters from the add's POST: they are this page's query. The field it answers
+        with is one Django would answer with (``to_field_allowed``: the secret is no
+        field another model points to)."""
+        obj = self.get_object(request, object_id) if is_row_id(object_id) else None
+        if obj is None:
+            raise Http404(f"No hook with the id {object_id[:30]!r}.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        to_field = request.GET.get(TO_FIELD_VAR)
+        if to_field and not self.to_field_allowed(request, to_field):
+            raise DisallowedModelAdminToField(f"The field {to_field[:50]!r} cannot be referenced.")
+        request.POST = request.GET.copy()
+        return super().response_add(request, obj)
+
+    def get_urls(self):
+        popup_added = self.admin_site.admin_view(self.popup_added_view)
+        return [
+            path("<path:object_id>/popup-added/", popup_added, name="http_hooks_hook_popup_added"),
+            *super().get_urls(),
+        ]
 
     def _secrets_page(
         self, request: HttpRequest, secrets: list[tuple[Hook, str]], continue_url: str
@@ -358,6 +396,7 @@ class HookAdmin(ModelAdmin):
             ),
             "secrets": secrets,
             "continue_url": continue_url,
+            "is_popup": IS_POPUP_VAR in request.POST,
         }
         response = TemplateResponse(request, "admin/http_hooks/hook/secrets.html", context)
         add_never_cache_headers(response)
