@@ -650,6 +650,34 @@ def test_a_hung_connect_fails_at_the_connect_timeout(hung_url):
     assert 300 <= outcome.duration_ms < 800
 
 
+@pytest.mark.skipif(not transport.CONNECT_TIMED_IN_POLL, reason="libcurl times the connect")
+def test_a_connect_seen_only_past_its_deadline_sends_nothing():
+    """The sender's thread held up between the start of a try and its first poll (where
+    the connect begins), then past the connect deadline and all the time ``due`` does
+    not count: libcurl's far connect timeout, counted from the connect's beginning,
+    had not run out. The request went out in the poll that then failed the try ("the
+    response did not arrive within 1 s"), to be sent again by its retry."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        with hooks_settings(TIMEOUT=(0.5, 0.5)), Transport(concurrency=1) as transport:
+            transport.start(0, Request("POST", url, {}, b"{}"))
+            started = time.monotonic()
+            _held_up(started + 0.9)
+            assert transport.poll(0) == []
+            assert transport.running[0].opened  # the connect has begun
+            _held_up(started + 2.5)
+            (outcome,) = _poll_until_idle(transport).values()
+        connection, _ = listener.accept()
+        with connection:
+            assert connection.recv(65536) == b""  # closed, nothing sent
+    assert (outcome.status_code, outcome.error) == (
+        None,
+        "connect timeout (0.5 s) (nor in the 1.0 s more while the sender was held up)",
+    )
+
+
 def test_a_dead_first_address_of_a_name_is_passed_over_within_the_connect_timeout(receiver):
     """A name with two addresses, the first one's connects hanging: the second is
     tried and answers within the connect timeout. libcurl paces a name's addresses by

@@ -30,9 +30,10 @@ What a try may do is decided here and by the hook alone:
   up half-sent goes out and is answered, instead of being failed once sent
   and then sent again; up to the try's own bound, so that a try never lasts
   longer than twice it however slow the loop. The connect is timed the same
-  way, so one that completed meanwhile goes on to send; but with libcurl older
-  than 8.18 (``CONNECT_TIMED_IN_POLL``) it is libcurl's to time, and libcurl
-  checks its deadline before it reads what arrived.
+  way, so one that completed meanwhile goes on to send (and one seen only past
+  its deadline sends nothing: the try would fail once sent); but with libcurl
+  older than 8.18 (``CONNECT_TIMED_IN_POLL``) it is libcurl's to time, and
+  libcurl checks its deadline before it reads what arrived.
 - Response headers beyond 64 KB fail the try; libcurl's connection cache keeps
   at most twice ``CONCURRENCY`` idle connections.
 - At most ``RESPONSE_BODY_LIMIT`` bytes of a body are read. When a longer body
@@ -277,6 +278,13 @@ class _Slot:
             return pycurl.PREREQFUNC_ABORT
         # An address refused before may have been passed over for an allowed one.
         self.blocked = ""
+        transport = self.transport
+        if time.monotonic() >= transport.due(self, transport.connect_timeout):
+            # Connected past the connect deadline, seen only now (the sender's thread
+            # held up longer than ``due`` allows, libcurl's far timeout not yet run out):
+            # sent, the request would be failed in this very poll, and sent again.
+            self.error = transport.late_connect(self)
+            return pycurl.PREREQFUNC_ABORT
         self.connected = True
         self.activity = time.monotonic()
         return pycurl.PREREQFUNC_OK
@@ -611,7 +619,7 @@ class Transport:
                         if due < wake:
                             wake = due
                         continue
-                    slot.error = f"connect timeout ({connect:g} s){self.held_up(slot, connect)}"
+                    slot.error = self.late_connect(slot)
                 finish(slot)
             self.looked_at, self.wake_at = now, wake
         except pycurl.error as exc:
@@ -695,6 +703,11 @@ class Transport:
         if held < 0.05:
             return ""
         return f" (nor in the {held:.1f} s more while the sender was held up)"
+
+    def late_connect(self, slot: _Slot) -> str:
+        """The error of a try not connected by its connect deadline (``due``)."""
+        connect = self.connect_timeout
+        return f"connect timeout ({connect:g} s){self.held_up(slot, connect)}"
 
     def overdue(self, slot: _Slot) -> str:
         """The error of a try past its whole-try deadline."""
