@@ -678,6 +678,22 @@ def test_a_connect_seen_only_past_its_deadline_sends_nothing():
     )
 
 
+@pytest.mark.skipif(not transport.CONNECT_TIMED_IN_POLL, reason="libcurl times the connect")
+def test_libcurls_far_connect_timeout_reports_the_configured_one(hung_url):
+    """A hung connect, the sender's thread held up past twice the whole try: libcurl's
+    far connect timeout ran out first, and the error gave it ("connect timeout (1 s)"),
+    a timeout no setting has."""
+    with hooks_settings(TIMEOUT=(0.2, 0.3)), Transport(concurrency=1) as transport:
+        transport.start(0, Request("POST", hung_url, {}, b"{}"))
+        started = time.monotonic()
+        assert transport.poll(0) == []
+        _held_up(started + 1.5)
+        (outcome,) = _poll_until_idle(transport).values()
+    assert outcome.error == (
+        "connect timeout (0.2 s) (nor in the 0.5 s more while the sender was held up)"
+    )
+
+
 def test_a_dead_first_address_of_a_name_is_passed_over_within_the_connect_timeout(receiver):
     """A name with two addresses, the first one's connects hanging: the second is
     tried and answers within the connect timeout. libcurl paces a name's addresses by

@@ -717,8 +717,11 @@ class Transport:
     def describe(self, slot: _Slot, errno: int, message: str) -> str:
         """A short, readable error for a try libcurl gave up on."""
         if errno == pycurl.E_OPERATION_TIMEDOUT:
-            # libcurl's only timeout: CONNECTTIMEOUT_MS.
-            return f"connect timeout ({self.curl_connect_timeout:g} s)"
+            # libcurl's only timeout, CONNECTTIMEOUT_MS. Set far, it runs out only
+            # once the sender's thread was held up past our own connect deadline.
+            if CONNECT_TIMED_IN_POLL:
+                return self.late_connect(slot)
+            return f"connect timeout ({self.connect_timeout:g} s)"
         # libcurl leaves its message empty for some errors (a response header too
         # large, error 100): its text for the code says at least what kind.
         message = message or pycurl.easy_strerror(errno)
