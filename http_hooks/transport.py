@@ -433,8 +433,9 @@ class Transport:
         # The connect is timed in ``poll`` too (``CONNECT_TIMED_IN_POLL``), on the
         # same clock as the whole try: one that completed while the sender's thread
         # was held up goes on to send instead of failing (libcurl checks its own
-        # timeout before it looks at the socket). libcurl's is then the longest a
-        # try can last, for a transport that is not polled.
+        # timeout before it looks at the socket). libcurl's then ends only a connect
+        # not polled again until that long after it began (``describe``): far past
+        # ours, which ``due`` puts off by the whole try's bound at most.
         self.curl_connect_timeout = (
             2 * self.bound if CONNECT_TIMED_IN_POLL else self.connect_timeout
         )
