@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from django.db import connection
 
@@ -54,13 +55,7 @@ def database_closed(*, this_one_too: bool = False) -> Iterator[Callable[[], None
     """This test's database refuses new connections, and every other one is ended
     (this test's own too with ``this_one_too``), until the block exits or calls the
     function it is given."""
-    import psycopg
-
-    params = connection.get_connection_params()
-    dbname = params.pop("dbname")
-    name = connection.ops.quote_name(dbname)
-    # From another database: PostgreSQL will not close the current one.
-    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
+    with on_the_server() as (server, dbname, name):
 
         def reopen() -> None:
             server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
@@ -68,15 +63,52 @@ def database_closed(*, this_one_too: bool = False) -> Iterator[Callable[[], None
         server.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         try:
             if this_one_too:
-                server.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    [dbname],
-                )
+                terminate_every_backend(server, dbname)
             else:
                 terminate_other_backends()
             yield reopen
         finally:
             reopen()
+
+
+@contextmanager
+def database_read_only() -> Iterator[Callable[[], None]]:
+    """This test's database answers as a standby would after a failover: every
+    connection is ended, this test's too, and the new ones refuse writes (SQLSTATE
+    25006, read_only_sql_transaction), until the block exits or calls the function it
+    is given (the new primary: connections made after it write again)."""
+    with on_the_server() as (server, dbname, name):
+
+        def writable() -> None:
+            server.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+
+        server.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        try:
+            terminate_every_backend(server, dbname)
+            connection.close()
+            yield writable
+        finally:
+            writable()
+            connection.close()  # made in the block, it would still refuse writes
+
+
+@contextmanager
+def on_the_server() -> Iterator[tuple[Any, str, str]]:
+    """A connection to the server, in autocommit, from another database (PostgreSQL
+    will not alter or close the current one); with this test's database's name, as
+    is and quoted."""
+    import psycopg
+
+    params = connection.get_connection_params()
+    dbname = params.pop("dbname")
+    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as server:
+        yield server, dbname, connection.ops.quote_name(dbname)
+
+
+def terminate_every_backend(server: Any, dbname: str) -> None:
+    server.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [dbname]
+    )
 
 
 @contextmanager

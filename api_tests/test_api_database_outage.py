@@ -21,7 +21,12 @@ from django.utils import timezone
 
 from http_hooks.models import Hook
 
-from .backends import outage_on_call, sqlite_locked, terminate_this_backend
+from .backends import (
+    database_read_only,
+    outage_on_call,
+    sqlite_locked,
+    terminate_this_backend,
+)
 
 UNAVAILABLE = {
     "code": "database_unavailable",
@@ -105,6 +110,35 @@ def test_a_dropped_connection_is_a_503_and_the_next_request_reconnects(
         assert served(path) == (503, UNAVAILABLE)
     status, body = served(path)
     assert (status, body["id"]) == (200, hook.pk)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_standby_refusing_a_write_is_a_503_and_changes_nothing(staff_client, receiver, caplog):
+    """A failover: the API's new connection lands on a standby, which refuses the write
+    (read_only_sql_transaction, an InternalError), as a later request's may not: a 503
+    "try again" in the API's body, said in one line, as for the database away. It was
+    an error the API did not handle, the project's 500 page."""
+    body = {
+        "target_url": receiver.url(),
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+    }
+    with caplog.at_level(logging.ERROR, logger="http_hooks.api.errors"):
+        with database_read_only():
+            response = staff_client.post("/api/hooks/", body, format="json")
+        connection.close()
+    assert response.status_code == 503, response.content
+    assert response.json() == UNAVAILABLE
+    (record,) = [r for r in caplog.records if r.name == "http_hooks.api.errors"]
+    assert record.getMessage() == (
+        "HookViewSet: the database did not answer "
+        "(cannot execute INSERT in a read-only transaction)"
+    )
+    assert record.exc_info is None
+    assert not Hook.objects.exists()
+    created = staff_client.post("/api/hooks/", body, format="json")
+    assert created.status_code == 201, created.content
 
 
 def served(path: str) -> tuple[int, Any]:

@@ -53,6 +53,7 @@ from shop.models import Order
 
 from .backends import (
     database_closed,
+    database_read_only,
     terminate_other_backends,
     terminate_this_backend,
     waiting_on_a_lock,
@@ -633,6 +634,56 @@ def test_an_attempt_log_that_refuses_every_row_ends_no_callback_as_error(make_ho
     assert len(receiver.requests) == 5
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
     assert not Attempt.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outcomes_met_by_a_standby_are_written_once_a_new_connection_writes(
+    make_hook, receiver, monkeypatch, caplog
+):
+    """A failover while requests are in flight: the sender's new connection lands on a
+    standby, which refuses the outcomes' write (read_only_sql_transaction, an
+    InternalError). It is waited for as the database away is, reconnecting until a
+    connection lands on the new primary: every outcome is written in the same run, and
+    nothing is sent twice. It failed the run at once."""
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.2,) * 50)
+    make_hook()
+    save_orders(5)
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    reports = []
+
+    def send() -> None:
+        try:
+            reports.append(send_callbacks())
+        finally:
+            connection.close()
+
+    def refused_as_read_only() -> bool:
+        messages = [r.getMessage() for r in caplog.records if r.name == reconnect.__name__]
+        return any("read-only transaction" in message for message in messages)
+
+    sender = threading.Thread(target=send)
+    with caplog.at_level(logging.DEBUG, logger=reconnect.__name__):
+        sender.start()
+        try:
+            receiver.wait_for(5)
+            with database_read_only() as writable:
+                hold.set()
+                wait_until(
+                    lambda: refused_as_read_only() or not sender.is_alive(),
+                    timeout=30,
+                    message="an outcome write refused by the standby",
+                )
+                writable()
+        finally:
+            hold.set()
+            sender.join(60)
+    connection.close()
+    assert [(report.sent, report.failed) for report in reports] == [(5, 0)]
+    assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert Attempt.objects.count() == 5
+    assert set(deliveries(receiver).values()) == {1}
 
 
 @pytest.mark.postgres

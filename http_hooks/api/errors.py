@@ -5,8 +5,9 @@ Every view of the REST API uses ``exception_handler`` (through
 need no change. The service layer's ``HttpHooksError`` becomes a 400 on the
 field it names (a failed HTTP transport, ``TransportError``, becomes a 503, as
 does a database out of reach: a dropped connection, a refused one, a locked
-SQLite file), a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413; every error, DRF's
-own included, the 404 of an unknown URL under the API (``not_found``) and, with
+SQLite file, a standby refusing writes after a failover), a body over Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` a 413; every error, DRF's own included, the 404
+of an unknown URL under the API (``not_found``) and, with
 ``handler400 = "http_hooks.api.errors.bad_request"`` in the project's root
 URLconf, the 400s Django answers before any view (``bad_request``) get the same
 body::
@@ -86,8 +87,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, HttpHooksError):
         exc = as_validation_error(exc)
     elif out_of_reach(exc):
-        # Out of reach, or busy (a lock, a deadlock, a statement timeout): a retry
-        # may pass, so a 503 in the API's body rather than the project's 500 page.
+        # Out of reach, busy (a lock, a deadlock, a statement timeout) or read-only (a
+        # standby): a retry may pass, so a 503 in the API's body rather than the
+        # project's 500 page.
         view = context.get("view")
         log_database_failure(logger, "%s: the database did not answer", type(view).__name__)
         exc = DatabaseUnavailable()

@@ -17,7 +17,14 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TypeVar
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    connections,
+    router,
+)
 
 from ..models import Callback
 from ..text import first_line
@@ -31,6 +38,9 @@ RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 4.0)
 # A sender that stops with work it could not write (``Sender.let_go``) tries once more,
 # and once on a new connection: a worker asked to stop must stop soon.
 LAST_TRY_DELAYS = (0.5,)
+# PostgreSQL's read_only_sql_transaction: a standby (a failover under way, a connection
+# that landed on a replica) or a database set read-only refusing a write.
+READ_ONLY_SQLSTATE = "25006"
 
 
 def with_reconnect(
@@ -40,8 +50,9 @@ def with_reconnect(
     undo: Callable[[], object] | None = None,
     delays: Sequence[float] | None = None,
 ) -> T:
-    """``work()``; when the database connection fails under it, reconnect and try
-    again after each of ``delays`` (``RECONNECT_DELAYS``). ``work`` must be one transaction
+    """``work()``; when the database is out of reach under it (``out_of_reach``: the
+    connection failed, a lock, a standby refusing writes), reconnect and try again
+    after each of ``delays`` (``RECONNECT_DELAYS``). ``work`` must be one transaction
     (or none), so that a failed try left nothing behind, or come with an ``undo``,
     called before each new try: a connection lost while the answer to a COMMIT
     (or to a statement in autocommit) was on its way leaves the work done, and
@@ -56,7 +67,7 @@ def with_reconnect(
             if number and undo is not None:
                 undo()
             result = work()
-        except (OperationalError, InterfaceError) as exc:
+        except DatabaseError as exc:
             if delay is None or db.in_atomic_block or not out_of_reach(exc):
                 raise
             # The first reconnection says so; the next ones of the same work (six in
@@ -79,13 +90,19 @@ def with_reconnect(
 
 
 def out_of_reach(exc: BaseException | None) -> bool:
-    """Whether ``exc`` says the database is out of reach or busy, so that the same work
-    may pass later: a dropped or refused connection, a lock, a deadlock, a timeout
-    (Django's ``OperationalError`` and ``InterfaceError``). Not SQLite's plain
+    """Whether ``exc`` says the database is out of reach, busy or read-only for now, so
+    that the same work may pass later, on a new connection: a dropped or refused
+    connection, a lock, a deadlock, a timeout (Django's ``OperationalError`` and
+    ``InterfaceError``), a write refused as read-only (PostgreSQL's ``InternalError``
+    of ``READ_ONLY_SQLSTATE``, where a new connection may reach the new primary;
+    SQLite's ``SQLITE_READONLY`` is an ``OperationalError``). Not SQLite's plain
     ``SQLITE_ERROR``, an ``OperationalError`` too, which says the statement is wrong
     ("no such table": a migration not run), whenever it is tried; nor one that Python's
     ``sqlite3`` raises itself, without SQLite's error code ("Could not decode to UTF-8":
-    a row whose text is no UTF-8), which fails whenever that row is read."""
+    a row whose text is no UTF-8), which fails whenever that row is read; nor any other
+    ``InternalError`` (XX000, the database's own failure)."""
+    if isinstance(exc, InternalError):
+        return sqlstate(exc.__cause__) == READ_ONLY_SQLSTATE
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
     cause = exc.__cause__
@@ -93,6 +110,12 @@ def out_of_reach(exc: BaseException | None) -> bool:
         return True
     code = getattr(cause, "sqlite_errorcode", None)
     return code is not None and code & 0xFF != sqlite3.SQLITE_ERROR
+
+
+def sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of a PostgreSQL driver's error (psycopg's ``sqlstate``, psycopg2's
+    ``pgcode``), None for any other."""
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
 
 
 def log_database_failure(log: logging.Logger, message: str, *args: object) -> None:
