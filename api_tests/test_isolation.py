@@ -27,6 +27,7 @@ import pytest
 from django.conf import settings
 from django.db import (
     IntegrityError,
+    InternalError,
     OperationalError,
     ProgrammingError,
     connection,
@@ -595,6 +596,50 @@ def test_a_missing_table_ends_no_callback_as_error(make_hook, receiver):
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
 
 
+@contextmanager
+def refused(
+    model, message: str, *, when: str = "true", sqlstate: str = "check_violation"
+) -> Iterator[None]:
+    """While the block runs, a trigger refuses the rows that ``model``'s table is given
+    (inserted or updated) for which ``when`` holds (of ``NEW``), with ``message``: on
+    PostgreSQL as an error of ``sqlstate``, on SQLite always an IntegrityError."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(
+                "CREATE FUNCTION refuse_a_row() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = '{sqlstate}'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER refuse_a_row BEFORE INSERT OR UPDATE ON {table} "
+                f"FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION refuse_a_row()"
+            )
+        else:
+            for event in ("INSERT", "UPDATE"):
+                cursor.execute(
+                    f"CREATE TRIGGER refuse_a_row_{event} BEFORE {event} ON {table} "
+                    f"FOR EACH ROW WHEN ({when}) BEGIN SELECT RAISE(ABORT, '{message}'); END"
+                )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if postgres:
+                cursor.execute(f"DROP TRIGGER refuse_a_row ON {table}")
+                cursor.execute("DROP FUNCTION refuse_a_row()")
+            else:
+                cursor.execute("DROP TRIGGER refuse_a_row_INSERT")
+                cursor.execute("DROP TRIGGER refuse_a_row_UPDATE")
+
+
+def lease_run_out() -> None:
+    """The lease of what a run left ``sending`` run out, rather than waited for: the
+    next run takes it over."""
+    expired = timezone.now() - datetime.timedelta(seconds=1)
+    Callback.objects.filter(status="sending").update(claimed_until=expired)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_attempt_log_that_refuses_every_row_ends_no_callback_as_error(make_hook, receiver):
     """A CHECK constraint or trigger on the attempt log refusing every row (PostgreSQL
@@ -604,36 +649,48 @@ def test_an_attempt_log_that_refuses_every_row_ends_no_callback_as_error(make_ho
     error; they are sent again once it is fixed."""
     make_hook()
     save_orders(5)
-    table = connection.ops.quote_name(Attempt._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "CREATE FUNCTION refuse_every_attempt() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'no partition of relation found for row' "
-                "USING ERRCODE = 'check_violation'; END $$"
-            )
-            cursor.execute(
-                f"CREATE TRIGGER refuse_every_attempt BEFORE INSERT ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_every_attempt()"
-            )
-        else:
-            cursor.execute(
-                f"CREATE TRIGGER refuse_every_attempt BEFORE INSERT ON {table} "
-                "BEGIN SELECT RAISE(ABORT, 'no partition of relation found for row'); END"
-            )
-    try:
-        with pytest.raises(IntegrityError):
-            send_callbacks()
-    finally:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(f"DROP TRIGGER refuse_every_attempt ON {table}")
-                cursor.execute("DROP FUNCTION refuse_every_attempt()")
-            else:
-                cursor.execute("DROP TRIGGER refuse_every_attempt")
+    with refused(Attempt, "no partition of relation found for row"), pytest.raises(IntegrityError):
+        send_callbacks()
     assert len(receiver.requests) == 5
     assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
     assert not Attempt.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("sqlstate", "message"),
+    [
+        ("25006", "cannot execute COPY in a read-only transaction"),
+        ("XX000", "could not read block 0 in file base/5/16384"),
+    ],
+    ids=["read-only", "internal-error"],
+)
+def test_a_database_wide_error_for_part_of_a_window_ends_no_callback_as_error(
+    make_hook, receiver, monkeypatch, sqlstate, message
+):
+    """The database refusing the writes of some of a window's callbacks for what is none
+    of theirs: turned read-only in the middle of it (a standby after a failover:
+    read_only_sql_transaction) or failing on its own (internal_error), both an
+    InternalError. Written one at a time, the others' outcomes went through, and each
+    refused one was ended as ``error`` after one try, never to be sent again. It is the
+    run's error, as the database away is: they are sent again after the lease."""
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.01, 0.01))
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 60.0)
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW_SIZE", 20)
+    make_hook()
+    save_orders(10)
+    later = Callback.objects.order_by("pk").values_list("pk", flat=True)[5:]
+    when = f"NEW.callback_id IN ({', '.join(map(str, later))})"
+    with refused(Attempt, message, when=when, sqlstate=sqlstate):
+        with pytest.raises(InternalError, match=message):
+            send_callbacks()
+        assert set(Callback.objects.values_list("status", flat=True)) == {"sending"}
+    lease_run_out()
+    assert send_callbacks().sent == 10
+    assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert Attempt.objects.count() == 10
+    assert set(deliveries(receiver).values()) == {2}
 
 
 @pytest.mark.postgres

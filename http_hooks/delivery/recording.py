@@ -10,19 +10,21 @@ again, and failed again at the same place. Every receiver of the window got its
 events over and over, and nothing was recorded.
 
 Such a window is written again one callback at a time, each in its own
-transaction, so that the others' outcomes land. Not for an error no row brings
-about (``NOT_ONE_CALLBACKS``: the database away, or a statement wrong for it, a
-table or column missing when a migration was not run): every callback would meet
-it, and each would end as ``error`` after one try. A callback whose own write fails
-too, while others' went through, is logged with the traceback and ends as ``error``
-(a plain UPDATE, under the claim's token as any outcome), never sent again unless
-someone resends it. When each callback's own write went through, none of them is
-to blame (an exception a signal raised, say, or a bug of windows only): the window
-is written all the same, and its error stands for the caller. When none went
-through, none is blamed either: what refuses every row (a CHECK constraint or a
-trigger on the attempt log, no partition for the rows of now: PostgreSQL's
-IntegrityError) is the run's error, as before; so is a window of one callback
-that cannot be written, sent again after each lease.
+transaction, so that the others' outcomes land. Only for an error one row may
+bring about (``of_one_callback``): not for one that says something of the whole
+database (away, busy or read-only, a statement wrong for it, its own failure),
+which every callback would meet, or some of them only while it lasts (a failover
+in the middle of the window), and each would end as ``error`` after one try. A
+callback whose own write fails too, while others' went through, is logged with the
+traceback and ends as ``error`` (a plain UPDATE, under the claim's token as any
+outcome), never sent again unless someone resends it. When each callback's
+own write went through, none of them is to blame (an exception a signal raised,
+say, or a bug of windows only): the window is written all the same, and its error
+stands for the caller. When none went through, none is blamed either: what
+refuses every row (a CHECK constraint or a trigger on the attempt log, no
+partition for the rows of now: PostgreSQL's IntegrityError) is the run's error, as
+before; so is a window of one callback that cannot be written, sent again after
+each lease.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 
-from django.db import InterfaceError, NotSupportedError, OperationalError, ProgrammingError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.db.models import F
 from django.utils import timezone
 
@@ -42,9 +44,20 @@ from .reconnect import with_reconnect
 
 logger = logging.getLogger(__name__)
 
-# What says the database is away or busy (``out_of_reach``) or the statement wrong for
-# it: never one callback's doing. SQLite says "no such table" with an OperationalError.
-NOT_ONE_CALLBACKS = (InterfaceError, OperationalError, ProgrammingError, NotSupportedError)
+
+def of_one_callback(exc: Exception) -> bool:
+    """Whether ``exc`` may be one callback's own doing, so that the others' outcomes may
+    be written without it: no database error at all (a bug, a value Python cannot
+    convert, an exception a signal raised), or the database's ``DataError`` (a value it
+    cannot store) or ``IntegrityError`` (a constraint, a trigger refusing a row).
+
+    Any other database error says something of the whole database, never of a row:
+    away, busy or read-only (``OperationalError``, ``InterfaceError``, a standby's
+    ``InternalError``: ``out_of_reach``), a statement wrong for it (``ProgrammingError``,
+    ``NotSupportedError``, SQLite's "no such table", an ``OperationalError``), its own
+    failure (``InternalError``: XX000, a transaction's state) or one Django has no
+    class for."""
+    return not isinstance(exc, DatabaseError) or isinstance(exc, DataError | IntegrityError)
 
 
 def record(
@@ -60,9 +73,9 @@ def record(
     Return the hooks the written outcomes paused or disabled."""
     try:
         return record_restoring(callbacks, outcomes, report, probes, reconnect_delays)
-    except NOT_ONE_CALLBACKS:
-        raise
     except Exception as exc:
+        if not of_one_callback(exc):
+            raise
         failure = exc
     logger.warning(
         "writing a window of %s outcome(s) failed (%s: %s); writing them one at a time",
@@ -77,9 +90,9 @@ def record(
         try:
             paused |= record_restoring((callback,), (outcome,), report, probes, reconnect_delays)
             written = True
-        except NOT_ONE_CALLBACKS:
-            raise
         except Exception as exc:
+            if not of_one_callback(exc):
+                raise
             unwritten.append((callback, exc))
     if not (written and unwritten):
         # None to blame, or none written: what fails every row (a constraint or a
