@@ -36,8 +36,9 @@ from django.db import (
 from django.test import override_settings
 from django.utils import timezone
 
+from http_hooks import metrics
 from http_hooks.api import send_callbacks
-from http_hooks.delivery import claim_batch, outcomes, reconnect
+from http_hooks.delivery import claim_batch, outcomes, reconnect, recording
 from http_hooks.delivery.claims import claim_probe, renew_lease
 from http_hooks.delivery.outcomes import (
     DeliveryReport,
@@ -633,6 +634,11 @@ def refused(
                 cursor.execute("DROP TRIGGER refuse_a_row_UPDATE")
 
 
+def said(caplog) -> list[logging.LogRecord]:
+    """What ``recording`` logged of callbacks whose outcome could not be written."""
+    return [r for r in caplog.records if r.name == recording.__name__]
+
+
 def lease_run_out() -> None:
     """The lease of what a run left ``sending`` run out, rather than waited for: the
     next run takes it over."""
@@ -691,6 +697,74 @@ def test_a_database_wide_error_for_part_of_a_window_ends_no_callback_as_error(
     assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
     assert Attempt.objects.count() == 10
     assert set(deliveries(receiver).values()) == {2}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_is_said_to_end_as_error_once_it_has(make_hook, receiver, monkeypatch, caplog):
+    """The database turning read-only (a standby after a failover) once the others of a
+    window were written one at a time, before the callback whose own outcome could not
+    be written was ended as ``error``: the run fails, as for the database away, and that
+    callback was said to end as error, though it was left ``sending``. It is said so only
+    once it has, after its next try (in a window with others)."""
+    monkeypatch.setattr(reconnect, "RECONNECT_DELAYS", (0.01, 0.01))
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 60.0)
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW_SIZE", 20)
+    make_hook()
+    save_orders(5)
+    poison = Callback.objects.order_by("pk")[2]
+    Callback.objects.filter(pk=poison.pk).update(earlier_attempts=2**31 - 1)
+    read_only = "cannot execute UPDATE in a read-only transaction"
+    with caplog.at_level(logging.ERROR, logger=recording.__name__):
+        with refused(Callback, read_only, when="NEW.status = 'error'", sqlstate="25006"):
+            with pytest.raises(InternalError, match=read_only):
+                send_callbacks()
+            assert not said(caplog)
+            assert Callback.objects.get(pk=poison.pk).status == "sending"
+        lease_run_out()
+        save_orders(2)  # a window of one that cannot be written is the run's error
+        second = send_callbacks()
+    assert (second.sent, second.failed) == (2, 1)
+    (logged,) = said(caplog)
+    assert logged.getMessage() == (
+        f"callback {poison.pk} of hook {poison.hook_id}: the outcome of its try could not be "
+        "recorded; it ends as error and is not sent again unless resent"
+    )
+    poison.refresh_from_db()
+    assert (poison.status, poison.attempts) == ("error", 1)
+    assert set(Callback.objects.exclude(pk=poison.pk).values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_written_before_its_window_failed_is_never_said_to_end_as_error(
+    make_hook, receiver, monkeypatch, caplog
+):
+    """Counting the tries (``metrics``) failing after a window's outcomes were committed,
+    and again after one callback's own: that callback was said to end as ``error``, not
+    to be sent again, though its outcome (``sent``) stood and the UPDATE ending it
+    changed nothing. It is said to be left as it is."""
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW", 60.0)
+    monkeypatch.setattr("http_hooks.delivery.sender.OUTCOME_WINDOW_SIZE", 20)
+    make_hook()
+    save_orders(5)
+    poison = Callback.objects.order_by("pk")[2]
+    record_attempts = metrics.record_attempts
+
+    def failing_for_poison(batch, outcomes, recorded):
+        if any(callback.pk == poison.pk for callback in batch):
+            raise Interrupted
+        record_attempts(batch, outcomes, recorded)
+
+    monkeypatch.setattr(metrics, "record_attempts", failing_for_poison)
+    with caplog.at_level(logging.ERROR, logger=recording.__name__):
+        report = send_callbacks()
+    assert (report.sent, report.failed) == (5, 0)
+    assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
+    (logged,) = said(caplog)
+    message = logged.getMessage()
+    assert message.startswith(f"callback {poison.pk} of hook {poison.hook_id}: writing the ")
+    assert message.endswith("it is left as it is")
+    assert logged.exc_info[0] is Interrupted
 
 
 @pytest.mark.postgres

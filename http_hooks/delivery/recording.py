@@ -15,9 +15,9 @@ bring about (``of_one_callback``): not for one that says something of the whole
 database (away, busy or read-only, a statement wrong for it, its own failure),
 which every callback would meet, or some of them only while it lasts (a failover
 in the middle of the window), and each would end as ``error`` after one try. A
-callback whose own write fails too, while others' went through, is logged with the
-traceback and ends as ``error`` (a plain UPDATE, under the claim's token as any
-outcome), never sent again unless someone resends it. When each callback's
+callback whose own write fails too, while others' went through, is ended as
+``error`` (a plain UPDATE, under the claim's token as any outcome) and logged with
+the traceback, never sent again unless someone resends it. When each callback's
 own write went through, none of them is to blame (an exception a signal raised,
 say, or a bug of windows only): the window is written all the same, and its error
 stands for the caller. When none went through, none is blamed either: what
@@ -43,6 +43,19 @@ from .outcomes import CALLBACK_RESULT_FIELDS, DeliveryReport, record_outcomes
 from .reconnect import with_reconnect
 
 logger = logging.getLogger(__name__)
+
+# What ``record`` says of a callback whose own write failed, once ``end_unrecorded`` has
+# ended it, or found it no longer this sender's (its outcome committed before the
+# failure, a count after it failing; or taken over once its lease ran out).
+UNRECORDED = (
+    "callback %s of hook %s: the outcome of its try could not be recorded; "
+    "it ends as error and is not sent again unless resent"
+)
+UNRECORDED_NOT_HELD = (
+    "callback %s of hook %s: writing the outcome of its try failed, and it is no longer "
+    "this sender's to end (its outcome written before the failure, or taken over by "
+    "another sender); it is left as it is"
+)
 
 
 def of_one_callback(exc: Exception) -> bool:
@@ -99,14 +112,14 @@ def record(
         # trigger on the whole attempt log, a partition missing) is the run's error.
         raise failure
     for callback, exc in unwritten:
+        ended = end_unrecorded(callback, exc, reconnect_delays)
+        report.failed += ended
         logger.error(
-            "callback %s of hook %s: the outcome of its try could not be recorded; "
-            "it ends as error and is not sent again unless resent",
+            UNRECORDED if ended else UNRECORDED_NOT_HELD,
             callback.pk,
             callback.hook_id,
             exc_info=exc,
         )
-        report.failed += end_unrecorded(callback, exc, reconnect_delays)
     return paused
 
 
@@ -138,8 +151,11 @@ def end_unrecorded(
     callback: Callback, exc: Exception, reconnect_delays: Sequence[float] | None
 ) -> int:
     """End ``callback``, whose outcome could not be written, as ``error``, its try
-    counted; 1 when this sender still held it, else 0. A plain UPDATE: none of the
-    code that failed (the outcome's state, the attempt log, the counts, health)."""
+    counted; 1 when this sender still held it, else 0 (its outcome committed before
+    what failed, or the callback taken over). A plain UPDATE: none of the code that
+    failed (the outcome's state, the attempt log, the counts, health). Said by the
+    caller once done, as done: an UPDATE that fails too (the database turned
+    read-only since) ended nothing."""
     now = timezone.now()
     details = (
         f"http_hooks could not record the outcome of its last try "
