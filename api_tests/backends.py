@@ -76,7 +76,13 @@ def database_read_only() -> Iterator[Callable[[], None]]:
     """This test's database answers as a standby would after a failover: every
     connection is ended, this test's too, and the new ones refuse writes (SQLSTATE
     25006, read_only_sql_transaction), until the block exits or calls the function it
-    is given (the new primary: connections made after it write again)."""
+    is given (the new primary: connections made after it write again). On SQLite, this
+    thread's connection refuses writes (``PRAGMA query_only``: SQLITE_READONLY, as a
+    read-only file), until then."""
+    if connection.vendor == "sqlite":
+        with sqlite_query_only() as writable:
+            yield writable
+        return
     with on_the_server() as (server, dbname, name):
 
         def writable() -> None:
@@ -90,6 +96,20 @@ def database_read_only() -> Iterator[Callable[[], None]]:
         finally:
             writable()
             connection.close()  # made in the block, it would still refuse writes
+
+
+@contextmanager
+def sqlite_query_only() -> Iterator[Callable[[], None]]:
+    def writable() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA query_only = OFF")
+
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA query_only = ON")
+    try:
+        yield writable
+    finally:
+        writable()
 
 
 @contextmanager
