@@ -810,7 +810,6 @@ def test_outcomes_met_by_a_standby_are_written_once_a_new_connection_writes(
         finally:
             hold.set()
             sender.join(60)
-    connection.close()
     assert [(report.sent, report.failed) for report in reports] == [(5, 0)]
     assert set(Callback.objects.values_list("status", "attempts")) == {("sent", 1)}
     assert Attempt.objects.count() == 5
