@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.messages import get_messages
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.test import override_settings
 from django.urls import reverse
@@ -370,6 +371,34 @@ def test_the_popups_closing_page_answers_only_with_a_field_django_would(
     response = admin_client.get(f"{url}?{urlencode({'_popup': '1', '_to_field': to_field})}")
     assert response.status_code == status
     assert hook.secret not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param({}, id="no-popup"),
+        pytest.param({"_continue": "1"}, id="save-and-continue"),
+        pytest.param({"_popup": "1", "_source_model": "order"}, id="a-source-model-without-a-dot"),
+    ],
+)
+def test_the_popups_closing_page_refuses_a_query_no_popup_sends(admin_client, make_hook, query):
+    """Django answered a plain add (a message that the hook was added, a redirect) to a
+    link without ``_popup``, and a 500 to a ``_source_model`` without a dot."""
+    hook = make_hook(name="orders")
+    url = reverse("admin:http_hooks_hook_popup_added", args=[hook.pk])
+    response = admin_client.get(f"{url}?{urlencode(query)}")
+    assert response.status_code == 400
+    assert not list(get_messages(response.wsgi_request))
+
+
+def test_an_add_in_a_popup_with_a_source_model_without_a_dot_is_refused(admin_client, receiver):
+    popup = {"_popup": "1", "_source_model": "order"}
+    response = admin_client.post(
+        f"{reverse('admin:http_hooks_hook_add')}?{urlencode(popup)}",
+        {**hook_form(receiver), **popup},
+    )
+    assert response.status_code == 400
+    assert not Hook.objects.exists()
 
 
 @pytest.mark.parametrize(

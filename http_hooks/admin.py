@@ -14,10 +14,10 @@ from django.contrib.admin.exceptions import DisallowedModelAdminToField
 from django.contrib.admin.options import IS_POPUP_VAR, TO_FIELD_VAR, IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_list import _boolean_icon
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import dateformat, timezone
@@ -81,7 +81,17 @@ def _short_signal(path: str) -> str:
 
 # What Django's answer to an add in a popup reads of its POST (``_source_model``:
 # Django 6.1's ``SOURCE_MODEL_VAR``, the model of the form that opened it).
-POPUP_PARAMETERS = (IS_POPUP_VAR, TO_FIELD_VAR, "_source_model")
+SOURCE_MODEL_VAR = "_source_model"
+POPUP_PARAMETERS = (IS_POPUP_VAR, TO_FIELD_VAR, SOURCE_MODEL_VAR)
+
+
+def check_source_model(query: QueryDict) -> None:
+    """A popup's ``_source_model`` is refused unless it is ``app_label.model_name``:
+    Django 6.1 unpacks it split at its first dot, and text with none was a 500 (the
+    popup's closing page takes it from a link anyone can craft)."""
+    name = query.get(SOURCE_MODEL_VAR)
+    if name and "." not in name:
+        raise BadRequest(f"{SOURCE_MODEL_VAR} must be app_label.model_name, not {name[:50]!r}.")
 
 
 class ModelAdmin(admin.ModelAdmin):
@@ -349,6 +359,8 @@ class HookAdmin(ModelAdmin):
         Added in a popup (the "+" by a hook's field in another form), in place of the
         page that closes the popup at once: its "Continue" leads to that page
         (``popup_added_view``)."""
+        if IS_POPUP_VAR in request.POST:
+            check_source_model(request.POST)
         if obj.secret and IS_POPUP_VAR in request.POST:
             popup = {name: request.POST[name] for name in POPUP_PARAMETERS if name in request.POST}
             url = reverse("admin:http_hooks_hook_popup_added", args=[obj.pk])
@@ -363,7 +375,12 @@ class HookAdmin(ModelAdmin):
         the field that opened it, once its secret was shown. Django reads the popup's
         parameters from the add's POST: they are this page's query. The field it answers
         with is one Django would answer with (``to_field_allowed``: the secret is no
-        field another model points to)."""
+        field another model points to). Without ``_popup`` the page is refused: Django
+        would answer a plain add, a message that the hook was added and a redirect, to
+        whoever followed a crafted link to it."""
+        if IS_POPUP_VAR not in request.GET:
+            raise BadRequest("This page closes the popup a hook was added in (_popup) only.")
+        check_source_model(request.GET)
         obj = self.get_object(request, object_id) if is_row_id(object_id) else None
         if obj is None:
             raise Http404(f"No hook with the id {object_id[:30]!r}.")
