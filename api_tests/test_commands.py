@@ -1,6 +1,7 @@
 """monitor_callbacks and delete_old_callbacks: arguments, output, exit status."""
 
 import datetime
+import signal
 import subprocess
 import sys
 import threading
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from http_hooks.api import send_callbacks
@@ -16,6 +17,8 @@ from http_hooks.delivery import run_loop
 from http_hooks.exceptions import InvalidFilterError
 from http_hooks.models import Attempt, Callback, CallbackStatus
 from shop.models import Order
+
+from .waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -574,4 +577,52 @@ def test_a_stop_is_one_line_and_rolls_only_its_batch_back(
         "",
         f"CommandError: {said}: what was done before stays done",
     )
+    assert Callback.objects.count() == 1
+
+
+def blocked_backends() -> list[int]:
+    """The other backends of this database waiting on a lock (read anew: a transaction
+    sees the statistics of its first look)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a query waiting in the server")
+def test_sigterm_cancels_the_query_the_command_waits_on(make_hook, same_db_env):
+    """A SIGTERM that came while the command waited on PostgreSQL left its query running
+    in the server (psycopg cancels one only for a ``KeyboardInterrupt`` or a
+    ``SystemExit``): the command exited, and its batch went on waiting on the lock, and
+    held what it had locked, until what it waited on was done."""
+    make_hook()
+    Order.objects.create(name="x")
+    Callback.objects.update(
+        status=CallbackStatus.SENT, create_datetime=timezone.now() - datetime.timedelta(days=3)
+    )
+    with transaction.atomic():
+        list(Callback.objects.select_for_update())
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "delete_old_callbacks", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=same_db_env,
+            cwd=ROOT / "demo",
+        )
+        try:
+            wait_until(blocked_backends, alive=lambda: process.poll() is None)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert (process.returncode, stderr.strip()) == (
+            143,
+            "CommandError: terminated (SIGTERM): what was done before stays done",
+        )
+        wait_until(lambda: not blocked_backends(), timeout=10, message="the query cancelled")
     assert Callback.objects.count() == 1

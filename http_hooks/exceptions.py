@@ -6,6 +6,8 @@ field-level 400 and the admin into a form error without guessing.
 
 from __future__ import annotations
 
+import signal
+
 from django.core.exceptions import ValidationError
 
 # The longest message an error keeps: each quotes what it refuses cut short
@@ -145,9 +147,16 @@ class DispatchError(HttpHooksError):
     default_message = "The callbacks could not be queued."
 
 
-class Terminated(BaseException):
+class Terminated(SystemExit):
     """SIGTERM (a service manager stopping the process, ``kill``) in a command that
     does not stop on it by itself: raised where the command is, as SIGINT raises
     ``KeyboardInterrupt``, and for the same reason not an ``Exception``, which code
     that carries on after a failure would catch. The transaction it interrupts is
-    rolled back; what was committed stays."""
+    rolled back; what was committed stays. A ``SystemExit`` (exit status 143, 128 +
+    SIGTERM's number): psycopg cancels the query it waits on for one, where the server
+    went on running it, and held its locks, after the process was gone; and one raised
+    again while the command unwinds (a second SIGTERM) still ends the process with that
+    status, not a traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)

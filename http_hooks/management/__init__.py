@@ -24,7 +24,7 @@ BAD_ARGUMENTS = 2
 # The exit status of a command stopped by SIGINT: 128 + its number, as a shell reports it.
 INTERRUPTED = 130
 # And by SIGTERM (``Terminated``).
-TERMINATED = 143
+TERMINATED = Terminated().code
 
 
 def whole_number_argument(text: str) -> int:
