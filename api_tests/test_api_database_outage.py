@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import io
 import json
 import logging
 import sqlite3
@@ -142,9 +143,43 @@ def test_a_standby_refusing_a_write_is_a_503_and_changes_nothing(staff_client, r
     assert created.status_code == 201, created.content
 
 
-def served(path: str) -> tuple[int, Any]:
-    """A GET of ``path`` through ``WSGIHandler``, closed as a server closes it."""
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_that_met_a_standby_is_closed_after_the_request(
+    receiver, settings, monkeypatch
+):
+    """Through Django's WSGI handler with connections kept (``CONN_MAX_AGE``): the
+    connection that met a standby was kept (it answers, so Django found it usable), and
+    every later write went to that standby, a 503, until it grew old, never with
+    ``CONN_MAX_AGE = None``; a new connection may reach the new primary."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    User.objects.create_user("api", password="api-password", is_staff=True)
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+    body = {
+        "target_url": receiver.url(),
+        "model": "shop.order",
+        "signals": ["django.db.models.signals.post_save"],
+    }
+    with database_read_only() as new_primary:
+        assert served("/api/hooks/", body) == (503, UNAVAILABLE)
+        new_primary()
+        status, created = served("/api/hooks/", body)
+    assert status == 201, created
+    assert Hook.objects.get().pk == created["id"]
+
+
+def served(path: str, body: Any = None) -> tuple[int, Any]:
+    """A GET of ``path`` (a POST of ``body`` in JSON) through ``WSGIHandler``, closed as
+    a server closes it."""
     environ = {"PATH_INFO": path, "HTTP_AUTHORIZATION": BASIC_AUTH}
+    if body is not None:
+        data = json.dumps(body).encode()
+        environ.update(
+            REQUEST_METHOD="POST",
+            CONTENT_TYPE="application/json",
+            CONTENT_LENGTH=str(len(data)),
+            **{"wsgi.input": io.BytesIO(data)},
+        )
     setup_testing_defaults(environ)
     started = []
     result = WSGIHandler()(environ, lambda status, headers: started.append(status))

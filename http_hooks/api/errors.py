@@ -19,6 +19,7 @@ body::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     TooManyFieldsSent,
 )
+from django.db import connections
 from django.http import (
     Http404,
     HttpRequest,
@@ -45,7 +47,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..delivery.reconnect import log_database_failure, out_of_reach
+from ..delivery.reconnect import log_database_failure, out_of_reach, read_only
 from ..exceptions import HttpHooksError, TransportError, cut_short
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # project's 500 page.
         view = context.get("view")
         log_database_failure(logger, "%s: the database did not answer", type(view).__name__)
+        if read_only(exc):
+            close_connections_after_the_request()
         exc = DatabaseUnavailable()
         # In JSON whatever the client accepts: the browsable API's page would ask the
         # database again while it renders (the user, the forms), and fail as the
@@ -112,6 +116,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is not None:
         response.data = error_body(exc)
     return response
+
+
+def close_connections_after_the_request() -> None:
+    """The open connections are closed at the end of the request (Django's
+    ``close_old_connections``), as if past their ``CONN_MAX_AGE``: one that met a standby
+    answers, so Django found it usable and kept it, and every later write went to that
+    standby, where a new connection may reach the new primary."""
+    for db in connections.all(initialized_only=True):
+        db.close_at = time.monotonic()
 
 
 class JSONErrorsMixin:

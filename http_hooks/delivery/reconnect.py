@@ -102,7 +102,7 @@ def out_of_reach(exc: BaseException | None) -> bool:
     a row whose text is no UTF-8), which fails whenever that row is read; nor any other
     ``InternalError`` (XX000, the database's own failure)."""
     if isinstance(exc, InternalError):
-        return sqlstate(exc.__cause__) == READ_ONLY_SQLSTATE
+        return read_only(exc)
     if not isinstance(exc, OperationalError | InterfaceError):
         return False
     cause = exc.__cause__
@@ -110,6 +110,12 @@ def out_of_reach(exc: BaseException | None) -> bool:
         return True
     code = getattr(cause, "sqlite_errorcode", None)
     return code is not None and code & 0xFF != sqlite3.SQLITE_ERROR
+
+
+def read_only(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a write as read-only (``READ_ONLY_SQLSTATE``):
+    the connection answers, on a standby, and only a new one may reach the primary."""
+    return isinstance(exc, InternalError) and sqlstate(exc.__cause__) == READ_ONLY_SQLSTATE
 
 
 def sqlstate(error: BaseException | None) -> str | None:
