@@ -626,3 +626,28 @@ def test_sigterm_cancels_the_query_the_command_waits_on(make_hook, same_db_env):
         )
         wait_until(lambda: not blocked_backends(), timeout=10, message="the query cancelled")
     assert Callback.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_call_command_leaves_sigterm_to_the_process_that_calls_it(monkeypatch):
+    """A command called from Python (a Celery task, a web worker calling
+    ``call_command``) runs under that process's own SIGTERM handler: raising
+    ``Terminated`` in its place would end the caller's task, not the caller."""
+    from http_hooks.management.commands import delete_old_callbacks
+
+    def callers_handler(signum, frame):
+        raise AssertionError("not to be called")
+
+    seen = []
+
+    def deleting(**kwargs):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return 0
+
+    monkeypatch.setattr(delete_old_callbacks, "delete_old_callbacks", deleting)
+    previous = signal.signal(signal.SIGTERM, callers_handler)
+    try:
+        call_command("delete_old_callbacks", "1")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [callers_handler]

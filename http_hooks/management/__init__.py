@@ -83,9 +83,15 @@ class Command(BaseCommand):
     def sigterm_raised(self) -> Iterator[None]:
         """SIGTERM raises ``Terminated`` while the command runs, as SIGINT raises
         ``KeyboardInterrupt``: Python's default ended the process where it stood, with
-        no word and no rollback of its own. Only in the main thread, where Python lets
-        a handler be set (``call_command`` may run elsewhere)."""
-        if not self.stopped_by_sigterm or threading.current_thread() is not threading.main_thread():
+        no word and no rollback of its own. Only for a command run from the command
+        line (``manage.py``), in its main thread: ``call_command`` in a process of its
+        own (a Celery worker's child, a web server's worker) leaves that process's
+        SIGTERM to that process."""
+        if not (
+            self.stopped_by_sigterm
+            and self._called_from_command_line
+            and threading.current_thread() is threading.main_thread()
+        ):
             yield
             return
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
