@@ -14,6 +14,8 @@ from http_hooks.models import Callback
 from http_hooks.signing import sign, signature_headers, verify
 from shop.models import Order
 
+from .demo_server import ROOT
+
 # The example of the Standard Webhooks specification and its reference libraries.
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -262,3 +264,33 @@ def test_a_secret_given_in_a_change_is_a_rotation_with_its_grace(
     response = staff_client.patch(f"/api/hooks/{hook.pk}/", body, format="json")
     hook.refresh_from_db()
     assert (hook.secret, hook.previous_secret) == (new_secret, SECRET)
+
+
+def readme_receiver():
+    """``receive`` of the README's "Verifying signatures on the receiving side"."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Verifying signatures on the receiving side") :]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
+    namespace = {"secret": SECRET}
+    exec(code.replace("...", "pass"), namespace)
+    return namespace["receive"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "template"),
+    [
+        ("application/json", '{"id": {{instance.id}}}'),
+        ("application/xml", "<order><id>{{instance.id}}</id></order>"),
+        ("text/plain", "order {{instance.id}}"),
+    ],
+)
+@pytest.mark.django_db
+def test_the_readmes_receiver_verifies_a_delivery_of_any_content_type(
+    make_hook, receiver, content_type, template
+):
+    make_hook(secret=SECRET, content_type=content_type, payload_template=template)
+    request = deliver_one(receiver)
+    readme_receiver()(request)  # raises for a request it refuses
+    request.headers["webhook-signature"] = "v1," + "A" * 44
+    with pytest.raises(WebhookVerificationError):
+        readme_receiver()(request)
