@@ -211,6 +211,14 @@ def test_ids_in_requests_start_at_1(schema):
     assert all(node.get("minimum", 0) >= 1 for node in found.values()), found
 
 
+def test_every_method_of_a_webhook_documents_the_body_it_carries(schema):
+    """A hook sending with GET or DELETE sends its body too (signed with it): a
+    receiver generating types from the schema needs it under every method."""
+    for name, methods in schema["webhooks"].items():
+        for method, operation in methods.items():
+            assert operation.get("requestBody") == methods["post"]["requestBody"], (name, method)
+
+
 def test_the_test_event_is_documented_with_every_method_a_hook_sends_with(schema):
     from http_hooks.models import HttpMethod
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
@@ -86,10 +87,28 @@ RECEIVER_RESPONSES = {
 }
 
 
+class WebhookSchema(AutoSchema):
+    """A webhook's body whatever its method: drf-spectacular documents a request body
+    for POST, PUT and PATCH only, but a hook sending with GET or DELETE sends the same
+    body, signed the same."""
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        method, self.method = self.method, "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = method
+
+
 def with_each_method(**kwargs: Any) -> dict[str, Any]:
     """A webhook under every method a hook may send with (its ``http_method``): the
     schema then says which methods a receiver must answer."""
-    return {method.lower(): extend_schema(**kwargs) for method in HttpMethod.values}
+
+    def decorate(view: type) -> type:
+        view.schema = WebhookSchema()
+        return extend_schema(**kwargs)(view)
+
+    return {method.lower(): decorate for method in HttpMethod.values}
 
 
 callback_webhook = OpenApiWebhook(
@@ -112,7 +131,7 @@ event_webhook = OpenApiWebhook(
         description="Sent with the hook's `http_method` (POST unless set otherwise) to the "
         "`target_url` of each hook whose `event_types` take the event. The body is the "
         "hook's rendered `payload_template` or (shown here) the Standard Webhooks shape "
-        f"`{{type, timestamp, data}}`. {SIGNING_DESCRIPTION}",
+        f"`{{type, timestamp, data}}`; a GET or DELETE carries it too. {SIGNING_DESCRIPTION}",
         request=ExplicitEventSerializer,
         responses=RECEIVER_RESPONSES,
     ),
