@@ -7,6 +7,7 @@ Celery installed."""
 
 import datetime
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -370,6 +371,10 @@ def test_callbacks_saved_while_the_broker_was_down_go_out_once_it_is_back(
     finally:
         stop(worker, log)
     assert len(receiver.requests) == 10
+    # The sweep's lines, each once: the demo logged every http_hooks line twice in a
+    # worker (its own handler, and Celery's on the root logger).
+    swept = re.findall(r"sweep: sent (\d+),", log.read_text())
+    assert sum(map(int, swept)) == 10, swept
 
 
 class HangingThenForwardingBroker:

@@ -157,9 +157,12 @@ HTTP_HOOKS = {
 # other settings through this variable: a JSON object merged into HTTP_HOOKS.
 HTTP_HOOKS.update(json.loads(os.environ.get("HTTP_HOOKS_OVERRIDES", "{}")))
 
+# The handler is the root logger's: a Celery worker replaces it with its own, and a
+# handler of http_hooks' own would write each of its lines there a second time.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"http_hooks": {"handlers": ["console"], "level": "INFO"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"http_hooks": {"level": "INFO"}},
 }
