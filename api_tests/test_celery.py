@@ -5,8 +5,10 @@ ever run here. Brokers that are down or hang are stand-ins speaking to the same
 client (their URLs keep the scheme of the broker under test). And the app without
 Celery installed."""
 
+import collections
 import datetime
 import json
+import os
 import re
 import signal
 import socket
@@ -55,15 +57,19 @@ def queue():
             connection.default_channel.queue_delete(name)
 
 
-def start_worker(env: dict[str, str], queue: str, log: Path, **overrides) -> subprocess.Popen:
-    """A Celery worker process (solo pool) on ``queue`` of the broker under test, with
-    these ``HTTP_HOOKS`` overrides, writing to ``log``."""
+def start_worker(
+    env: dict[str, str], queue: str, log: Path, *, prefork: int = 0, **overrides
+) -> subprocess.Popen:
+    """A Celery worker process (solo pool, or a prefork pool of ``prefork`` children) on
+    ``queue`` of the broker under test, with these ``HTTP_HOOKS`` overrides, writing to
+    ``log``."""
     overrides = {"CELERY_QUEUE": queue, **overrides}
+    pool = ("--pool", "prefork", "--concurrency", str(prefork)) if prefork else ("--pool", "solo")
     with log.open("a") as output:
         return subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "demo", "worker"),
-                *("--queues", queue, "--pool", "solo", "--loglevel", "info"),
+                *("--queues", queue, *pool, "--loglevel", "info"),
                 # A name of its own: RabbitMQ refuses a second worker of the same name.
                 *("--hostname", f"test-{uuid.uuid4().hex}@%h"),
                 *("--without-gossip", "--without-mingle", "--without-heartbeat"),
@@ -235,6 +241,70 @@ def test_a_worker_killed_mid_task_loses_nothing_and_the_sweep_recovers_all(
     delivered = {request.headers["webhook-id"] for request in receiver.requests}
     events = Callback.objects.values_list("event_id", flat=True)
     assert delivered == {str(event) for event in events}
+
+
+def pool_children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` and that still run (not zombies)."""
+    listed = subprocess.run(
+        ["ps", "-o", "pid=,stat=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout
+    return [int(child) for child, state in map(str.split, listed.splitlines()) if state[0] != "Z"]
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.celery
+def test_a_prefork_worker_whose_child_then_parent_are_killed_loses_nothing(
+    make_hook, receiver, same_db_env, queue, tmp_path
+):
+    """SIGKILL to a child of a prefork pool mid-task, then to the parent while the
+    children (the new one too) hold requests in flight: no child outlives the parent,
+    and the sweep of another worker sends every callback; twice only those whose
+    request was in flight at a kill (at least once)."""
+    hold = threading.Event()
+    receiver.respond(hold=hold)
+    make_hook()
+    fast = {"DISPATCH": "celery", "LEASE_SECONDS": 2, "SWEEP_SECONDS": 1, "CONCURRENCY": 2}
+    log = tmp_path / "worker.log"
+    victim = start_worker(same_db_env, queue, log, prefork=2, **fast)
+    first, _ = wait_until(
+        lambda: len(pool_children(victim.pid)) == 2 and pool_children(victim.pid),
+        alive=lambda: victim.poll() is None,
+        message="the pool did not start its children",
+    )
+    celery_mode = {**settings.HTTP_HOOKS, "DISPATCH": "celery", "CELERY_QUEUE": queue}
+    with override_settings(HTTP_HOOKS=celery_mode):
+        for batch in range(4):  # one task each
+            with transaction.atomic():
+                for index in range(5):
+                    Order.objects.create(name=f"order {batch}.{index}")
+    receiver.wait_for(2, timeout=60)
+    os.kill(first, signal.SIGKILL)
+    children = wait_until(
+        lambda: first not in (now := pool_children(victim.pid)) and len(now) == 2 and now,
+        alive=lambda: victim.poll() is None,
+        message="the pool did not replace the child killed",
+    )
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    wait_until(lambda: not any(map(running, children)), message="a child outlived its parent")
+    in_flight = {request.headers["webhook-id"] for request in receiver.requests}
+    hold.set()
+    survivor = start_worker(same_db_env, queue, log, **fast)
+    try:
+        wait_until_sent(20)
+    finally:
+        stop(survivor, log)
+    delivered = collections.Counter(request.headers["webhook-id"] for request in receiver.requests)
+    assert set(delivered) == {
+        str(event) for event in Callback.objects.values_list("event_id", flat=True)
+    }
+    assert {event for event, count in delivered.items() if count > 1} <= in_flight
 
 
 # Saves ``argv[1]`` orders in one transaction, then as many one by one (autocommit),
