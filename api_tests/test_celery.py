@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -25,7 +26,9 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from http_hooks import tasks
 from http_hooks.models import Callback
+from http_hooks.publishing import HUNG_SECONDS, publisher
 from http_hooks.services import resend_callbacks
 from http_hooks.tasks import send_due_callbacks
 from shop.models import Order
@@ -305,6 +308,37 @@ def test_a_prefork_worker_whose_child_then_parent_are_killed_loses_nothing(
         str(event) for event in Callback.objects.values_list("event_id", flat=True)
     }
     assert {event for event, count in delivered.items() if count > 1} <= in_flight
+
+
+@pytest.mark.celery
+def test_a_publishing_thread_given_up_as_hung_closes_its_connection_as_it_ends(queue):
+    """A publish that outlasted HUNG_SECONDS (a RabbitMQ blocking its publishers under a
+    memory alarm) and went out at last: its thread, given up meanwhile, ends and closes
+    its broker connection; it stayed open until a garbage collection."""
+    connections = []
+    broker_answers = threading.Event()
+
+    def hung_then_published() -> None:
+        broker_answers.wait(30)
+        tasks._publish(send_due_callbacks, queue=queue)
+        connections.append((threading.current_thread(), tasks._thread.connection))
+
+    try:
+        with override_settings(HTTP_HOOKS={**settings.HTTP_HOOKS, "SWEEP_SECONDS": 0.5}):
+            publisher.submit(hung_then_published, "a publish that hangs")
+            wait_until(
+                lambda: time.monotonic() - (publisher.busy_since or time.monotonic()) > HUNG_SECONDS
+            )
+            publisher.submit(lambda: None, "a publish that gives it up")
+            broker_answers.set()
+            wait_until(lambda: connections, message="the hung publish did not go out")
+            ((hung, connection),) = connections
+            hung.join(30)
+            assert not hung.is_alive()
+            assert not connection.connected
+            wait_until(lambda: time.monotonic() > publisher.paused_until)
+    finally:
+        broker_answers.set()
 
 
 # Saves ``argv[1]`` orders in one transaction, then as many one by one (autocommit),

@@ -48,6 +48,13 @@ class Publisher:
         # When the publish under way started (monotonic), None when idle.
         self.busy_since: float | None = None
         self.paused_until = 0.0
+        self.thread_end: list[Callable[[], None]] = []
+
+    def on_thread_end(self, release: Callable[[], None]) -> None:
+        """Have ``release()`` called by a publishing thread as it ends (given up as hung,
+        its publish done at last): what the thread holds of its own, a broker
+        connection, is let go then, not at a garbage collection."""
+        self.thread_end.append(release)
 
     def submit(self, publish: Callable[[], None], what: str) -> None:
         """Have ``publish()`` called soon, in the publishing thread; ``what`` names the
@@ -79,6 +86,13 @@ class Publisher:
         self.busy_since = None
 
     def _run(self) -> None:
+        try:
+            self._publish_while_current()
+        finally:
+            for release in self.thread_end:
+                release()
+
+    def _publish_while_current(self) -> None:
         me = threading.current_thread()
         while True:
             with self.lock:

@@ -109,9 +109,22 @@ def _publish(task: Any, **options: Any) -> None:
     try:
         task.apply_async(connection=connection, **options)
     except Exception:
-        _thread.connection = None
-        connection.collect()  # its sockets closed, without waiting for the broker
+        _close_connection()
         raise
+
+
+def _close_connection() -> None:
+    """Close the publishing thread's broker connection, its sockets without waiting for
+    the broker. A thread given up as hung whose publish went out at last (a RabbitMQ
+    that blocked publishers under a memory alarm) left it open until a garbage
+    collection: kombu's objects hold each other in a cycle."""
+    connection = getattr(_thread, "connection", None)
+    _thread.connection = None
+    if connection is not None:
+        connection.collect()
+
+
+publisher.on_thread_end(_close_connection)
 
 
 if shared_task is not None:
