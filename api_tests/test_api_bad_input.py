@@ -312,6 +312,27 @@ def test_too_many_query_parameters_are_a_json_400(staff_client, url):
 @pytest.mark.parametrize(
     "url",
     [
+        "/api/hooks/",
+        "/api/hooks/{hook}/",
+        "/api/callbacks/monitor/?status=waiting",
+        "/api/event-types/",
+    ],
+)
+def test_an_unknown_format_is_a_400_naming_the_formats_there_are(staff_client, make_hook, url):
+    """DRF answered 404 Not Found (a URL that exists, and a status the schema documents
+    for none of these) to a ``?format=`` that names no renderer; the known ones answer."""
+    url = url.format(hook=make_hook().pk) + ("&" if "?" in url else "?")
+    body = assert_error(staff_client.get(f"{url}format=-65"), 400, "invalid")
+    assert body["errors"][0]["field"] == "format"
+    assert body["errors"][0]["message"] == "Unknown format '-65': one of json, api."
+    assert staff_client.get(f"{url}format=json")["Content-Type"] == "application/json"
+    browsable = staff_client.get(f"{url}format=api")
+    assert (browsable.status_code, browsable["Content-Type"]) == (200, "text/html; charset=utf-8")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
         "/api/schema/?format=nope",
         "/api/?format=nope",
     ],

@@ -45,6 +45,7 @@ from .filters import (
     SearchFilter,
     SignalFilter,
 )
+from .negotiation import KnownFormats
 from .pagination import CallbackCursorPagination, HooksPageNumberPagination
 from .parsers import ExactJSONParser, JSONParser
 from .serializers import (
@@ -141,6 +142,7 @@ class HttpHooksAPIMixin:
     ``OPTIONS`` start from it, not from the ViewSet's model."""
 
     parser_classes = [JSONParser]
+    content_negotiation_class = KnownFormats
     # ASCII digits, no leading zero (not \d, which takes any Unicode digit): "+1", " 1",
     # "1_0" or an Arabic-Indic digit would otherwise reach int() and name a hook.
     lookup_value_regex = "[1-9][0-9]*"
