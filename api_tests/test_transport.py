@@ -678,6 +678,24 @@ def test_a_connect_seen_only_past_its_deadline_sends_nothing():
     )
 
 
+def test_a_kept_alive_connection_has_no_connect_deadline(receiver):
+    """A try on a kept-alive connection whose first poll came past the connect timeout
+    (a busy pass of the loop, each gap short of COUNTED_GAP): it has no connect to time,
+    and goes out. It failed as "connect timeout", and so did each retry while the loop
+    stayed busy (seen in CI: a hook's tries failing twelve times in a row)."""
+    url = receiver.url("/hook")
+    with hooks_settings(TIMEOUT=(0.05, 5.0)), Transport(concurrency=1) as transport:
+        transport.start(0, Request("POST", url, {}, b"{}"))
+        (first,) = _poll_until_idle(transport).values()
+        transport.start(1, Request("POST", url, {}, b"{}"))
+        busy_until = time.monotonic() + 0.09
+        while time.monotonic() < busy_until:  # busy, not held up: the time counts
+            pass
+        (second,) = _poll_until_idle(transport).values()
+    assert (first.status_code, second.status_code, second.error) == (200, 200, "")
+    assert len(receiver.requests) == 2
+
+
 @pytest.mark.skipif(not transport.CONNECT_TIMED_IN_POLL, reason="libcurl times the connect")
 def test_libcurls_far_connect_timeout_reports_the_configured_one(hung_url):
     """A hung connect, the sender's thread held up past twice the whole try: libcurl's

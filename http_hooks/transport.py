@@ -262,6 +262,8 @@ class _Slot:
         return opened
 
     def on_connected(self, peer: str, local: str, peer_port: int, local_port: int) -> int:
+        # A socket of this try's own: a new connection, not a kept-alive one reused.
+        connected_anew = bool(self.opened)
         self.close_opened()
         if self.connected:
             # A second request in one transfer: the kept-alive connection the first went
@@ -279,10 +281,12 @@ class _Slot:
         # An address refused before may have been passed over for an allowed one.
         self.blocked = ""
         transport = self.transport
-        if time.monotonic() >= transport.due(self, transport.connect_timeout):
+        if connected_anew and time.monotonic() >= transport.due(self, transport.connect_timeout):
             # Connected past the connect deadline, seen only now (the sender's thread
             # held up longer than ``due`` allows, libcurl's far timeout not yet run out):
-            # sent, the request would be failed in this very poll, and sent again.
+            # sent, the request would be failed in this very poll, and sent again. A
+            # kept-alive connection has no connect to time: a busy pass of the loop
+            # before the try's first poll failed it, again at each retry.
             self.error = transport.late_connect(self)
             return pycurl.PREREQFUNC_ABORT
         self.connected = True
